@@ -1,0 +1,85 @@
+"""Where the kit reads its settings: environment variables, with sensible per-user defaults.
+
+Notebooks, the CLI and the tests all configure the kit the same way, so a notebook executed by the test harness
+and one opened by a person in JupyterLab behave alike.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+#: The real API host; the only non-loopback host a credential may ever be sent to.
+LIVE_API_BASE = "https://api.anthropic.com"
+LIVE_HOSTS = frozenset({"api.anthropic.com", "claude.ai", "claude.com", "platform.claude.com", "console.anthropic.com"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+MODES = ("sim", "live")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (lib/lanelab/ -> ../..)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def data_dir() -> Path:
+    """The kit's data files (profiles, policies, taxonomies). ``LANELAB_DATA`` overrides, for tests."""
+    env = os.environ.get("LANELAB_DATA")
+    return Path(env) if env else repo_root() / "data"
+
+
+def default_home() -> Path:
+    """The kit's own credential store: ``$XDG_CONFIG_HOME/lanelab`` or ``~/.config/lanelab``."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".config") / "lanelab"
+
+
+def host_allowed(url: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
+    """True when ``url`` points at loopback or a known Anthropic host (never elsewhere: tokens go nowhere else)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host in LOOPBACK_HOSTS or host.startswith("127."):
+        return parts.scheme in ("http", "https")
+    return parts.scheme == "https" and (host in LIVE_HOSTS or host in extra_hosts)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The kit's configuration for one process."""
+
+    mode: str = "sim"
+    base_url: str | None = None
+    home: Path = field(default_factory=default_home)
+    out: Path = field(default_factory=lambda: repo_root() / "reports")
+    live_opt_in: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        mode = env.get("LANELAB_MODE", "sim").strip().lower() or "sim"
+        if mode not in MODES:
+            raise ConfigError(f"LANELAB_MODE must be one of {', '.join(MODES)}, not {mode!r}.")
+        base_url = env.get("LANELAB_BASE_URL") or None
+        if mode == "live" and base_url is None:
+            base_url = LIVE_API_BASE
+        if base_url is not None:
+            base_url = base_url.rstrip("/")
+            if not host_allowed(base_url):
+                raise ConfigError(
+                    f"LANELAB_BASE_URL={base_url!r} is neither loopback nor an Anthropic host; "
+                    "the kit refuses to send a credential there. Check for a typo."
+                )
+        home = Path(env["LANELAB_HOME"]) if env.get("LANELAB_HOME") else default_home()
+        out = Path(env["LANELAB_OUT"]) if env.get("LANELAB_OUT") else repo_root() / "reports"
+        opt_in = env.get("LANELAB_LIVE_OPT_IN", "").strip().lower() in ("1", "yes", "true")
+        return cls(mode=mode, base_url=base_url, home=home, out=out, live_opt_in=opt_in)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / "runs"
