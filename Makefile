@@ -1,0 +1,41 @@
+# lanelab: `make demo` runs every notebook against the embedded simulator; `make test` runs the tests.
+# Each target sets up what it needs itself (a .venv with the packages from PyPI) when it is missing or stale.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lanelab-installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint bench sync clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the kit with its test tools
+
+demo: $(STAMP) ## run every notebook headless against the simulator; results and reports land in reports/
+	$(BIN)/python -m lanelab demo
+
+test: $(STAMP) ## run the test suite (unit, simulator, notebooks executed headless)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## static checks
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check lib tests bench
+
+bench: $(STAMP) ## print the benchmark figures (ratios measured in one run)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+sync: $(STAMP) ## regenerate notebooks/*.ipynb from their reviewed py:percent twins, without outputs
+	$(BIN)/python -c "from lanelab.notebook_exec import sync_all; [print(p) for p in sync_all()]"
+
+clean: ## remove generated runs and reports (keeps .venv)
+	rm -rf reports/* data/runs/*.jsonl
+	@touch reports/.gitkeep

@@ -1,0 +1,38 @@
+"""`python -m lanelab --help` lists every subcommand with one line; errors are one clear line, exit 2, no traceback."""
+
+import subprocess
+import sys
+
+from lanelab import cli
+from lanelab.errors import UserError
+
+
+def test_help_lists_each_subcommand_with_one_line():
+    out = subprocess.run([sys.executable, "-m", "lanelab", "--help"], capture_output=True, text=True, check=True).stdout
+    modules = cli._command_modules()
+    assert {m.NAME for m in modules} >= {"demo"}
+    for mod in modules:
+        lines = [line for line in out.splitlines() if line.strip().startswith(mod.NAME + " ")]
+        assert lines, f"{mod.NAME} missing from --help"
+        assert "\n" not in mod.HELP and len(mod.HELP) < 120
+
+
+def test_every_subcommand_has_help():
+    for mod in cli._command_modules():
+        out = subprocess.run([sys.executable, "-m", "lanelab", mod.NAME, "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "usage:" in out.stdout
+
+
+def test_user_error_is_printed_redacted_with_exit_2(monkeypatch, capsys):
+    secret = "sk-ant-oat01-" + "leak" * 12
+
+    def boom(args):
+        raise UserError(f"token {secret} was rejected.", hint="Log in again.")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    ns_parser = parser._subparsers._group_actions[0].choices["demo"]
+    ns_parser.set_defaults(_run=boom)
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert secret not in err and "Log in again." in err and "Traceback" not in err

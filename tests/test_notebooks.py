@@ -1,0 +1,55 @@
+"""Every notebook executes headless, in reading order, against a simulator started here; failures keep the copy."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lanelab.config import repo_root
+from lanelab.notebook_exec import NotebookFailed, execute, notebooks_in_order
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+NOTEBOOKS = notebooks_in_order()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """One simulator and one kit home/output shared by the notebooks, as in a person's session."""
+    from lanelab.sim.server import running_simulator
+
+    root = tmp_path_factory.mktemp("notebooks")
+    with running_simulator(policy="2026-05-25") as sim:
+        yield {
+            "env": {"LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url, "LANELAB_HOME": str(root / "home"),
+                    "LANELAB_OUT": str(root / "out")},
+            "out": root / "out", "home": root / "home", "executed": root / "executed", "sim": sim,
+        }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_headless(path: Path, lab):
+    result = execute(path, lab["executed"], env=lab["env"], timeout=300, cwd=repo_root() / "notebooks")
+    nb = nbformat.read(result.executed_path, as_version=4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "the notebook displayed nothing"
+    stem = path.stem[:2]
+    if stem == "01":
+        assert list(lab["home"].rglob("*.json")), "notebook 01 should save a credential in LANELAB_HOME"
+    if stem == "02":
+        assert list((lab["out"] / "runs").glob("*.jsonl")), "notebook 02 should write a run"
+    if stem == "03":
+        assert (lab["out"] / "findings.html").exists() and (lab["out"] / "findings.md").exists()
+
+
+def test_a_failing_notebook_keeps_its_executed_copy(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('boom here')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, src)
+    with pytest.raises(NotebookFailed, match="cell 1 raised ValueError") as err:
+        execute(src, tmp_path / "out", timeout=60)
+    kept = tmp_path / "out" / "99_broken-err.ipynb"
+    assert kept.exists() and str(kept) in str(err.value)
