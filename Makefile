@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lanelab-installed
+TESTSTAMP := $(VENV)/.lanelab-test-installed
+CHROMIUM  := /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint bench sync clean
+.PHONY: help setup demo test lab lint bench sync clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,13 +20,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# The real-browser test needs Debian's chromium (Playwright's own browser download does not work here) and the
+# browser extra (Playwright's Python package, JupyterLab).
+$(TESTSTAMP): $(STAMP)
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(BIN)/python -m pip install --quiet -e '.[test,browser]'
+	@touch $(TESTSTAMP)
+
 setup: $(STAMP) ## create .venv and install the kit with its test tools
 
 demo: $(STAMP) ## run every notebook headless against the simulator; results and reports land in reports/
 	$(BIN)/python -m lanelab demo
 
-test: $(STAMP) ## run the test suite (unit, simulator, notebooks executed headless)
+test: $(TESTSTAMP) ## run the test suite (unit, simulator, notebooks headless, notebooks in a real browser)
 	$(BIN)/python -m pytest -q
+
+lab: $(TESTSTAMP) ## open the notebooks in JupyterLab with the simulator already running (offline)
+	$(BIN)/python -m lanelab lab
 
 lint: $(STAMP) ## static checks
 	$(BIN)/python -m pip install --quiet ruff

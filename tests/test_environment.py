@@ -9,7 +9,8 @@ from lanelab.config import repo_root
 
 def _pyproject_requirements() -> set[str]:
     project = tomllib.loads((repo_root() / "pyproject.toml").read_text())["project"]
-    return set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    return set(project["dependencies"]) | set(extras["test"]) | set(extras["browser"])
 
 
 def _environment_pip_requirements() -> set[str]:

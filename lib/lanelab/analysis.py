@@ -8,6 +8,7 @@ the outcome is an ordered categorical whose order and colours come from the outc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import tomllib
@@ -99,7 +100,7 @@ def _from_classify() -> list[OutcomeClass] | None:
                 return None
             out = []
             for it in items:
-                d = it if isinstance(it, Mapping) else getattr(it, "__dict__", {})
+                d = it if isinstance(it, Mapping) else dataclasses.asdict(it) if dataclasses.is_dataclass(it) else {}
                 oid = d.get("id") or d.get("name")
                 if oid:
                     out.append(OutcomeClass(str(oid), str(d.get("short") or d.get("label") or _short_label(str(oid))),
@@ -156,19 +157,19 @@ class RunData:
         return str(self.header.get("run_id") or self.path.stem)
 
 
-def _records_via_store(path: Path) -> list[dict[str, Any]] | None:
+def _records_via_store(path: Path) -> tuple[list[dict[str, Any]], int] | None:
+    """Records through :mod:`lanelab.store` (its loader drops torn lines and keeps a cell's latest record)."""
     try:
         from . import store
     except ImportError:
         return None
-    load_run, records = getattr(store, "load_run", None), getattr(store, "records", None)
-    if not (callable(load_run) and callable(records)):
+    load_run = getattr(store, "load_run", None)
+    if not callable(load_run):
         return None
     run = load_run(path)
-    out = []
-    for rec in records(run):
-        out.append(rec if isinstance(rec, dict) else getattr(rec, "to_dict", lambda: dict(rec.__dict__))())
-    return out
+    cells = list(run.cells.values())
+    rest = [e for e in run.entries if e.get("record") != "cell"]
+    return [dict(run.header), *cells, *rest], len(getattr(run, "warnings", []))
 
 
 def _records_from_file(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -191,13 +192,8 @@ def load(path: str | Path) -> RunData:
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"No run file at {path}.")
-    torn = 0
-    try:
-        recs = _records_via_store(path)
-    except Exception:  # noqa: BLE001 - the store may be stricter than needed for reading; fall back
-        recs = None
-    if recs is None:
-        recs, torn = _records_from_file(path)
+    via_store = _records_via_store(path)
+    recs, torn = via_store if via_store is not None else _records_from_file(path)
     header = next((r for r in recs if r.get("record") == "header"), None)
     if header is None and not any(r.get("record") == "cell" for r in recs):
         raise RunFileError(f"{path} holds no run header and no cell records; is it a lanelab run file?")

@@ -8,8 +8,10 @@ path), which is what lets a matrix attribute a changed verdict to one change.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import UserError
 from .wire import AUTH_STYLES, RequestSpec
@@ -57,9 +59,19 @@ def apply(spec: RequestSpec, kind: str, args: Mapping[str, Any], context: Transf
             f"No transformation kind {kind!r}.",
             hint=f"Use one of: {', '.join(kinds())}, or register a new kind in lanelab.transforms.",
         )
-    out = spec.copy()
+    out = _copy(spec)
     fn(out, args, context)
     return out
+
+
+def _copy(spec: RequestSpec) -> RequestSpec:
+    """A deep copy; JSON bodies round-trip through json, several times faster than copy.deepcopy."""
+    try:
+        body = json.loads(json.dumps(spec.body))
+    except (TypeError, ValueError):
+        return spec.copy()
+    return RequestSpec(method=spec.method, path=spec.path, query=dict(spec.query), headers=dict(spec.headers),
+                       body=body, auth=spec.auth, credential=spec.credential)
 
 
 # ----------------------------------------------------------------------------------------------- helpers

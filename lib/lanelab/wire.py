@@ -199,7 +199,10 @@ def observe_response(status: int, headers: Mapping[str, str], content: bytes, la
                 final = dict(data.get("message") or {})
             elif name == "error":
                 _fill_error(obs, data)
-        if obs.error_type is None and "message_stop" not in obs.stream_events and status < 400:
+        if obs.error_type is None and status >= 400:
+            obs.error_type = f"http_{status}"
+            obs.error_message = f"HTTP {status} with an event stream that carried no error event."
+        elif obs.error_type is None and "message_stop" not in obs.stream_events:
             obs.error_type = "stream_truncated"
             obs.error_message = "The event stream ended before message_stop."
         obs.body = redact.redact_obj(final) if final else None

@@ -1,0 +1,99 @@
+"""``python -m lanelab bisect --pass A --fail B``: the smallest difference that flips a request's verdict."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+from typing import Iterator
+
+import httpx
+
+from ..config import Settings
+from ..errors import BudgetExceeded, UserError
+
+NAME = "bisect"
+HELP = "delta-debug between a passing and a failing request to find the smallest difference that flips it"
+DESCRIPTION = (
+    "A and B are profile names or capture files. Without LANELAB_BASE_URL an embedded simulator is started; with a "
+    "simulator URL a fresh simulator credential is minted. Live mode (LANELAB_MODE=live) needs LANELAB_LIVE_OPT_IN=1, "
+    "--credential and --budget. Every probe is stored as a cell of a run under LANELAB_OUT/runs."
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pass", dest="passing", required=True, help="the request billed to the plan")
+    parser.add_argument("--fail", dest="failing", required=True, help="the request that fails")
+    parser.add_argument("--strategy", default="binary", choices=("binary", "ddmin", "one_at_a_time", "exhaustive"))
+    parser.add_argument("--budget", type=int, default=None, help="most requests to send")
+    parser.add_argument("--repeats", type=int, default=0,
+                        help="confirm each verdict and, on disagreement, re-send up to N more times (flaky servers)")
+    parser.add_argument("--pass-outcome", action="append", default=None,
+                        help="outcome id(s) that count as passing (default: served_plan)")
+    parser.add_argument("--policy", default="2026-05-25", help="embedded simulator policy (default: %(default)s)")
+    parser.add_argument("--credential", default=None, help="live mode: the credential label to use")
+    parser.add_argument("--prompt", default=None, help="replace the user prompt of both requests")
+
+
+@contextlib.contextmanager
+def _target(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str, str, str]]:
+    """(base_url, token, host label) for the probes."""
+    if settings.mode == "live":
+        if not settings.live_opt_in:
+            raise UserError("Live bisect spends your real account.", "Set LANELAB_LIVE_OPT_IN=1 to opt in.")
+        if not args.credential or not args.budget:
+            raise BudgetExceeded("Live bisect needs --credential LABEL and --budget N.",
+                                 "Choose a small budget; each probe is one real request.")
+        from ..credentials import resolve_token
+
+        yield str(settings.base_url), resolve_token(args.credential, settings), "live"
+        return
+    if settings.base_url:
+        yield settings.base_url, _sim_token(settings.base_url), settings.base_url
+        return
+    from ..sim.server import running_simulator
+
+    with running_simulator(policy=args.policy) as sim:
+        yield sim.base_url, sim.mint_token()["access_token"], f"sim:{args.policy}"
+
+
+def _sim_token(base_url: str) -> str:
+    try:
+        resp = httpx.post(base_url + "/_sim/tokens", json={"kind": "pkce"}, timeout=10)
+        resp.raise_for_status()
+        return str(resp.json()["access_token"])
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        raise UserError(f"Could not mint a simulator credential at {base_url} ({type(exc).__name__}).",
+                        "Is LANELAB_BASE_URL a running lanelab simulator? Start one with 'python -m lanelab sim'.")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import redact
+    from ..bisect import DEFAULT_PASS_OUTCOMES, bisect, http_probe
+    from ..capture_profile import load_request
+    from ..store import RunWriter, make_header, run_path
+
+    settings = Settings.from_env()
+    fail_label, failing = load_request(args.failing, args.prompt)
+    pass_label, passing = load_request(args.passing, args.prompt)
+    with _target(args, settings) as (base_url, token, host):
+        redact.register_secret(token)
+        key = hashlib.sha256(f"{fail_label}|{pass_label}|{host}|{args.strategy}".encode()).hexdigest()[:8]
+        run_id = f"bisect_{fail_label}_vs_{pass_label}_{key}".replace("/", "-").replace(" ", "-")
+        path = run_path(settings.runs_dir, "".join(c if c.isalnum() or c in "._-" else "-" for c in run_id))
+        if path.exists():
+            path.unlink()  # a bisect is a fresh experiment, not a resumable matrix
+        writer = RunWriter(path, make_header(path.stem, mode=settings.mode, host=host, policy=args.policy,
+                                             profile=fail_label, design="bisect", factors=[], credentials=[],
+                                             passing=pass_label))
+        with httpx.Client(timeout=30) as client:
+            result = bisect(failing, passing, http_probe(base_url, token, args.credential, client),
+                            strategy=args.strategy, budget=args.budget, repeats=args.repeats,
+                            pass_outcomes=tuple(args.pass_outcome or DEFAULT_PASS_OUTCOMES), store=writer,
+                            profile=fail_label)
+    print(f"bisect {fail_label} (fails) → {pass_label} (passes): {len(result.differences)} difference(s)")
+    print(result.summary())
+    if result.cause:
+        print(result.to_frame().to_markdown(index=False))
+    print(f"probes stored in {path}")
+    return 0 if result.found else 1

@@ -1,0 +1,69 @@
+"""``python -m lanelab capture``: a loopback recording proxy in front of the simulator (or, opted in, the real API)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import UserError
+
+NAME = "capture"
+HELP = "record what a client really sends: a loopback proxy that forwards byte for byte and logs redacted JSONL"
+DESCRIPTION = (
+    "Starts a reverse proxy on 127.0.0.1 and prints its base URL as the first line. Point a client at it "
+    "(ANTHROPIC_BASE_URL for Claude Code and the anthropic SDK, the provider base URL for Hermes). Each exchange is "
+    "forwarded unchanged to --upstream (default: LANELAB_BASE_URL) and recorded, redacted, as one JSON line with "
+    "timing. The real API is used only with LANELAB_LIVE_OPT_IN=1. With --to-profile NAME CAPTURE, turns the last "
+    "inference request of a capture file into data/profiles/NAME.toml instead."
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--upstream", default=None, help="where to forward (default: $LANELAB_BASE_URL)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="capture file (default: $LANELAB_OUT/captures/capture-<time>.jsonl)")
+    parser.add_argument("--to-profile", metavar="NAME", default=None,
+                        help="convert a capture file (positional CAPTURE) into a profile named NAME")
+    parser.add_argument("capture", nargs="?", type=Path, help="with --to-profile: the capture file to convert")
+    parser.add_argument("--prompt", default="ping", help="with --to-profile: the user prompt to put in")
+    parser.add_argument("--profiles-dir", type=Path, default=None, help="with --to-profile: where to write")
+
+
+def _to_profile(args: argparse.Namespace) -> int:
+    from ..capture_profile import profile_from_capture
+
+    if args.capture is None:
+        raise UserError("--to-profile needs the capture file to convert.",
+                        "Example: python -m lanelab capture --to-profile my-client reports/captures/x.jsonl")
+    path = profile_from_capture(args.capture, args.to_profile, prompt=args.prompt, out_dir=args.profiles_dir)
+    print(path)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.to_profile:
+        return _to_profile(args)
+    from ..capture import running_capture
+
+    settings = Settings.from_env()
+    upstream = args.upstream or settings.base_url
+    if not upstream:
+        raise UserError("No upstream to forward to.",
+                        "Start a simulator ('python -m lanelab sim') and pass --upstream with its URL, "
+                        "or set LANELAB_BASE_URL.")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or settings.out / "captures" / f"capture-{stamp}.jsonl"
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with running_capture(upstream, out, port=args.port, settings=settings) as proxy:
+        print(proxy.base_url, flush=True)
+        print(f"forwarding to {proxy.upstream}; recording to {out}. Ctrl-C stops.", flush=True)
+        stop.wait()
+    print(f"{len(proxy.exchanges())} exchange(s) recorded in {out}", flush=True)
+    return 0

@@ -1,0 +1,94 @@
+"""``python -m lanelab login``: the OAuth step-through in a terminal; prints the link, reads the paste, saves."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import oauth, redact
+from ..config import Settings
+from ..credentials import validate_label
+from ..errors import UserError
+from ..login_flow import LoginFlow
+
+NAME = "login"
+HELP = "walk through the Claude OAuth login (PKCE), paste the code, save the credential under a label"
+DESCRIPTION = (
+    "Prints the authorize URL, reads the value the callback page shows (code#state, or the callback URL) from "
+    "standard input, exchanges it for tokens and saves them (mode 0600) under --label in LANELAB_HOME. "
+    "Endpoint sets and client variants come from data/oauth.toml. In sim mode --auto fetches the paste value from "
+    "the simulator itself. Live mode needs LANELAB_MODE=live and LANELAB_LIVE_OPT_IN=1."
+)
+LIVE_NOTICE = (
+    "Live mode: this logs in to your real Claude account. Anthropic reserves subscription OAuth for its own apps; "
+    "the kit only diagnoses (it never disguises requests). Nothing is spent by logging in."
+)
+
+
+class NoPaste(UserError):
+    """Standard input ended, or too many bad pastes."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoints", metavar="NAME", help="endpoint set from data/oauth.toml "
+                        "(default: the first for this mode; sim mode: sim, live mode: live-claude-ai)")
+    parser.add_argument("--label", default="sim-pkce", help="save the credential under this label (default: %(default)s)")
+    parser.add_argument("--body", choices=("json", "form"), help="token POST body style (picks a client variant)")
+    parser.add_argument("--variant", metavar="NAME", help="token-endpoint client variant from data/oauth.toml "
+                        "(default: axios-json)")
+    parser.add_argument("--auto", action="store_true", help="sim mode only: read the paste value from the simulator")
+    parser.add_argument("--tries", type=int, default=3, help="how many pastes to accept before giving up (default: 3)")
+    parser.add_argument("--no-probe", action="store_true", help="skip the profile and usage probes")
+
+
+def _variant_name(args: argparse.Namespace) -> str:
+    if args.variant:
+        return args.variant
+    if args.body:
+        return oauth.variant_for_body(args.body).name
+    return "axios-json"
+
+
+def _read_paste(flow: LoginFlow, tries: int) -> None:
+    for attempt in range(1, max(tries, 1) + 1):
+        print("paste> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if line == "":
+            raise NoPaste("No value was pasted (standard input ended).",
+                          "Run the command again and paste the value the callback page shows.")
+        if flow.submit_paste(line):
+            return
+        left = tries - attempt
+        print(f"lanelab login: {flow.error}" + (f" ({left} more tries.)" if left else ""), file=sys.stderr)
+    raise NoPaste(f"No usable value after {tries} tries.", "Run 'python -m lanelab login' again for a new link.")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if settings.mode == "live":
+        print(LIVE_NOTICE, file=sys.stderr)
+        if not settings.live_opt_in:
+            raise UserError("Live login needs an explicit opt-in.", "Set LANELAB_LIVE_OPT_IN=1 and run it again.")
+    if args.auto and settings.mode != "sim":
+        raise UserError("--auto works only against the simulator (LANELAB_MODE=sim).",
+                        "Open the link yourself and paste the value the callback page shows.")
+    validate_label(args.label)  # before any network work
+    flow = LoginFlow(settings, endpoints=args.endpoints, variant=_variant_name(args), label=args.label)
+    url = flow.start()
+    print(f"Endpoint set: {flow.endpoints.name if flow.endpoints else '?'}; token POST: {flow.variant.name} "
+          f"({flow.variant.body} body)")
+    print("Open this link, approve, then paste the value the page shows (code#state):")
+    print(url, flush=True)
+    if args.auto:
+        value = flow.headless_paste(auto=True)
+        if not flow.submit_paste(value):
+            raise UserError(flow.error or "The simulator's paste value was refused.")
+    else:
+        _read_paste(flow, args.tries)
+    cred = flow.exchange()
+    print(redact.redact_text(repr(flow.summary())))
+    if not args.no_probe and settings.base_url:
+        print(redact.redact_text(repr(flow.inspect())))
+    path = flow.save()
+    print(f"Saved {cred.label!r} to {path}")
+    return 0

@@ -1,0 +1,104 @@
+"""``python -m lanelab matrix``: send one profile's request in many variants and record where each landed."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+from typing import Iterator
+
+from ..budget import Budget
+from ..config import LIVE_API_BASE, Settings
+from ..errors import UserError
+
+NAME = "matrix"
+HELP = "send a profile's request in many controlled variants and record each billing lane (a run)"
+DESCRIPTION = (
+    "Builds the cells of a design (one factor at a time, full factorial or pairwise) from a client profile and a set "
+    "of factors, sends every cell, classifies each response and appends it to LANELAB_OUT/runs/<run_id>.jsonl. "
+    "Running the same command again resumes: completed cells are not sent again. Offline against the embedded "
+    "simulator unless --live."
+)
+LIVE_NOTICE = (
+    "Live mode sends requests with your own credential to api.anthropic.com and spends your plan or extra usage. "
+    "The kit diagnoses; it does not evade: it will not disguise traffic as Claude Code."
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="hermes-0.14.0", help="client profile from data/profiles "
+                        "(default: %(default)s)")
+    parser.add_argument("--design", default="ofat", choices=["ofat", "full", "pairwise"],
+                        help="ofat = one factor at a time from the profile (default), full = every combination, "
+                        "pairwise = every pair of levels at least once")
+    parser.add_argument("--factors", default=None, metavar="A,B,…",
+                        help="factors from data/factors.toml to vary (default: all but credential)")
+    parser.add_argument("--credential", default="sim-pkce", metavar="LABEL",
+                        help="credential label (default: %(default)s; in sim mode minted when not saved)")
+    parser.add_argument("--run-id", default=None, help="run id (default: derived from profile, design, mode, "
+                        "policy, factors and credential, so the same command resumes)")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (default: %(default)s)")
+    parser.add_argument("--live", action="store_true", help="send to the real API (needs LANELAB_LIVE_OPT_IN=1)")
+    parser.add_argument("--budget", type=int, default=None, metavar="N",
+                        help="live: at most N inference requests, retries included (required with --live)")
+    parser.add_argument("--budget-tokens", type=int, default=None, metavar="N",
+                        help="live: at most N estimated tokens")
+    parser.add_argument("--policy", default="2026-05-25",
+                        help="policy of the simulator started when LANELAB_BASE_URL is unset (default: %(default)s)")
+    parser.add_argument("--dry-run", action="store_true", help="print the cells and their cost; send nothing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@contextlib.contextmanager
+def _server(settings: Settings, policy: str) -> Iterator[tuple[str, str | None]]:
+    """The base URL to send to; in sim mode without LANELAB_BASE_URL, a simulator started for this command."""
+    if settings.base_url:
+        yield settings.base_url, None
+        return
+    from ..sim.server import running_simulator
+    with running_simulator(policy=policy) as sim:
+        yield sim.base_url, f"started a simulator for this run at {sim.base_url} (policy {policy}); it stops on exit"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if args.live:
+        settings = dataclasses.replace(settings, mode="live", base_url=settings.base_url or LIVE_API_BASE)
+    if settings.mode == "live":
+        if args.budget is None:
+            raise UserError("A live run needs a budget.",
+                            "Add --budget N (the most inference requests to send, retries included).")
+        if not settings.live_opt_in:
+            raise UserError(LIVE_NOTICE, "To go ahead, set LANELAB_LIVE_OPT_IN=1 and run again.")
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..credentials import CredentialStore
+    from ..runner import MatrixPlan, TokenSource
+
+    settings = _settings(args)
+    names = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
+    labels = [lbl for lbl in CredentialStore(settings.home).labels() if lbl != args.credential]
+    plan = MatrixPlan.build(args.profile, args.design, names, settings, credential_labels=labels)
+    summary = plan.describe()
+    if args.dry_run:
+        from tabulate import tabulate
+        print(tabulate(summary.rows, headers="keys"))
+        print(summary)
+        return 0
+    budget = Budget(args.budget, args.budget_tokens) if (args.budget or args.budget_tokens) else None
+    if plan.live:
+        print(LIVE_NOTICE)
+    print(f"{args.profile} × {args.design} over {len(plan.factors)} factors: {summary}")
+    with _server(settings, args.policy) as (base_url, started):
+        if started:
+            print(started)
+        token_for = TokenSource(settings, base_url, args.credential)
+        result = plan.run(settings=settings, base_url=base_url, run_id=args.run_id, credential=args.credential,
+                          token_for=token_for, concurrency=args.concurrency, budget=budget,
+                          progress=not args.no_progress)
+    if token_for.where:
+        print(f"credential: {token_for.where}")
+    print(result.summary())
+    return 0

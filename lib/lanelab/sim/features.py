@@ -1,0 +1,301 @@
+"""What the simulator's policy rules look at: one request, reduced to plain, typed features.
+
+The app hands over whatever arrived on the wire (headers possibly repeated, a body that may be junk); this module
+derives every field a policy condition matches on, and never raises: a field that cannot be derived keeps its
+empty default. Keeping extraction apart from the rules means the rules stay declarative data (data/policies/).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from . import outcomes
+
+TOKEN_KINDS = ("oauth", "api_key", "unknown", "none")
+AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
+MODEL_FAMILIES = ("haiku", "sonnet", "opus", "other")
+BODY_SHAPES = ("anthropic", "openai", "none", "invalid")
+
+#: Paths whose bodies use the OpenAI chat shape (research/protocol.md §5).
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+
+_MCP_SERVER_TOOL = re.compile(r"^mcp__(?:[^_].*?__)?(?P<tool>.+)$")
+_MCP_SINGLE = re.compile(r"^mcp_(?!_)(?P<tool>.+)$")
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the simulator knows about the credential a request carried (never the credential itself)."""
+
+    kind: str = "none"
+    valid: bool = False
+    expired: bool = False
+    scopes: tuple[str, ...] = ()
+    source: str | None = None
+
+    @classmethod
+    def none(cls) -> TokenInfo:
+        return cls(kind="none", valid=False)
+
+
+@dataclass(frozen=True)
+class RequestFeatures:
+    """One request as the rules see it: the raw parts plus everything derived from them."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    token: TokenInfo
+    beta_query: bool = False
+    auth_style: str = "none"
+    betas: tuple[str, ...] = ()
+    user_agents: tuple[str, ...] = ()
+    x_app: str | None = None
+    anthropic_version: str | None = None
+    body_shape: str = "none"
+    model: str | None = None
+    model_family: str = "other"
+    stream: bool = False
+    max_tokens: int | None = None
+    system_texts: tuple[str, ...] = ()
+    first_system_is_identity: bool = False
+    system_chars: int = 0
+    tool_names: tuple[str, ...] = ()
+    tools_json_size: int = 0
+    tool_choice_type: str | None = None
+    tool_choice_name: str | None = None
+    has_metadata_user_id: bool = False
+    messages_count: int = 0
+    message_roles: tuple[str, ...] = field(default=())
+
+    @property
+    def user_agent(self) -> str | None:
+        """The last user-agent header (what most servers keep when a client sends two)."""
+        return self.user_agents[-1] if self.user_agents else None
+
+    @property
+    def tools_present(self) -> bool:
+        return bool(self.tool_names) or self.tools_json_size > 2
+
+    @property
+    def tool_base_names(self) -> tuple[str, ...]:
+        """Tool names with any ``mcp__server__`` / ``mcp__`` / ``mcp_`` wrapper removed (``mcp__memory`` → ``memory``)."""
+        return tuple(tool_base_name(n) for n in self.tool_names)
+
+    @property
+    def system_text(self) -> str:
+        return "\n".join(self.system_texts)
+
+
+def tool_base_name(name: str) -> str:
+    """The tool a wire name refers to, whichever MCP-style prefix a client wrapped it in."""
+    m = _MCP_SERVER_TOOL.match(name) or _MCP_SINGLE.match(name)
+    return m.group("tool") if m else name
+
+
+def model_family(model: Any) -> str:
+    """haiku / sonnet / opus from a model id; anything else (or junk) is "other"."""
+    if not isinstance(model, str):
+        return "other"
+    lowered = model.lower()
+    for fam in ("haiku", "sonnet", "opus"):
+        if fam in lowered:
+            return fam
+    return "other"
+
+
+def header_pairs(headers: Any) -> list[tuple[str, str]]:
+    """(lower-case name, value) pairs, keeping repeats, from a dict, Starlette ``Headers`` or a list of pairs."""
+    if headers is None:
+        return []
+    try:
+        if hasattr(headers, "multi_items"):
+            items: Iterable[Any] = headers.multi_items()
+        elif isinstance(headers, Mapping):
+            items = headers.items()
+        else:
+            items = headers
+        pairs = []
+        for item in items:
+            try:
+                name, value = item
+            except (TypeError, ValueError):
+                continue
+            if isinstance(name, bytes):
+                name = name.decode("latin-1")
+            if isinstance(value, bytes):
+                value = value.decode("latin-1")
+            pairs.append((str(name).lower(), "" if value is None else str(value)))
+        return pairs
+    except Exception:  # noqa: BLE001 - junk headers give no features, never an error
+        return []
+
+
+def _query_dict(query: Any) -> dict[str, str]:
+    if query is None:
+        return {}
+    try:
+        if isinstance(query, bytes):
+            query = query.decode("latin-1")
+        if isinstance(query, str):
+            return dict(parse_qsl(query.lstrip("?"), keep_blank_values=True))
+        if isinstance(query, Mapping):
+            return {str(k): str(v) for k, v in query.items()}
+    except Exception:  # noqa: BLE001 - junk query strings give no features, never an error
+        return {}
+    return {}
+
+
+def _parse_body(body: Any) -> Any:
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            return body
+    if isinstance(body, str):
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+    return body
+
+
+def _texts_of_content(content: Any) -> list[str]:
+    """Texts in an Anthropic/OpenAI content value: a string, or a list of blocks with ``text``."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        out = []
+        for block in content:
+            if isinstance(block, str):
+                out.append(block)
+            elif isinstance(block, Mapping) and isinstance(block.get("text"), str):
+                out.append(block["text"])
+        return out
+    return []
+
+
+def _tool_name(tool: Any) -> str | None:
+    if not isinstance(tool, Mapping):
+        return None
+    name = tool.get("name")
+    if isinstance(name, str):
+        return name
+    fn = tool.get("function")  # OpenAI shape
+    if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
+        return fn["name"]
+    return None
+
+
+def _json_size(value: Any) -> int:
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return int(value)
+    except (OverflowError, ValueError):  # inf, nan
+        return None
+
+
+def _auth_style(headers: dict[str, str]) -> str:
+    bearer = "authorization" in headers
+    api_key = "x-api-key" in headers
+    if bearer and api_key:
+        return "both"
+    return "bearer" if bearer else "x-api-key" if api_key else "none"
+
+
+def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: TokenInfo | None) -> RequestFeatures:
+    """Derive every feature the policy rules match on. Never raises: junk yields empty features."""
+    pairs = header_pairs(headers)
+    merged: dict[str, str] = {}
+    for name, value in pairs:
+        merged[name] = f"{merged[name]}, {value}" if name in merged else value
+    query_d = _query_dict(query)
+    betas = tuple(
+        b.strip() for name, value in pairs if name == "anthropic-beta" for b in value.split(",") if b.strip()
+    )
+    user_agents = tuple(value.strip() for name, value in pairs if name == "user-agent" and value.strip())
+    path_s = path if isinstance(path, str) else ""
+    path_s = path_s.split("?", 1)[0] or "/"
+
+    base: dict[str, Any] = {
+        "method": str(method or "").upper(),
+        "path": path_s,
+        "query": query_d,
+        "headers": merged,
+        "body": body,
+        "token": token if isinstance(token, TokenInfo) else TokenInfo.none(),
+        "beta_query": query_d.get("beta", "").lower() == "true",
+        "auth_style": _auth_style(merged),
+        "betas": betas,
+        "user_agents": user_agents,
+        "x_app": merged.get("x-app"),
+        "anthropic_version": merged.get("anthropic-version"),
+    }
+    parsed = _parse_body(body)
+    if parsed is None:
+        return RequestFeatures(**base, body_shape="none")
+    if not isinstance(parsed, Mapping):
+        return RequestFeatures(**base, body_shape="invalid")
+    openai = path_s in OPENAI_PATHS
+    base.update(_body_features(parsed, openai))
+    return RequestFeatures(**base)
+
+
+def _body_features(body: Mapping[str, Any], openai: bool) -> dict[str, Any]:
+    messages = body.get("messages")
+    messages = messages if isinstance(messages, list) else []
+    roles = tuple(m.get("role") for m in messages if isinstance(m, Mapping) and isinstance(m.get("role"), str))
+    if openai:
+        # OpenAI shape: system prompts are messages with role system/developer (research/protocol.md §5).
+        system_texts = [
+            t for m in messages if isinstance(m, Mapping) and m.get("role") in ("system", "developer")
+            for t in _texts_of_content(m.get("content"))
+        ]
+    else:
+        system_texts = _texts_of_content(body.get("system"))
+    tools = body.get("tools")
+    tools = tools if isinstance(tools, list) else []
+    names = tuple(n for n in (_tool_name(t) for t in tools) if n is not None)
+    choice = body.get("tool_choice")
+    choice_type = choice_name = None
+    if isinstance(choice, Mapping):
+        choice_type = choice.get("type") if isinstance(choice.get("type"), str) else None
+        choice_name = _tool_name(choice)
+    elif isinstance(choice, str):
+        choice_type = choice
+    metadata = body.get("metadata")
+    model = body.get("model") if isinstance(body.get("model"), str) else None
+    return {
+        "body_shape": "openai" if openai else "anthropic",
+        "model": model,
+        "model_family": model_family(model),
+        "stream": body.get("stream") is True,
+        "max_tokens": _int_or_none(body.get("max_tokens", body.get("max_completion_tokens"))),
+        "system_texts": tuple(system_texts),
+        "first_system_is_identity": bool(system_texts) and system_texts[0] == outcomes.identity_line(),
+        "system_chars": sum(len(t) for t in system_texts),
+        "tool_names": names,
+        "tools_json_size": _json_size(tools) if tools else 0,
+        "tool_choice_type": choice_type,
+        "tool_choice_name": choice_name,
+        "has_metadata_user_id": isinstance(metadata, Mapping) and metadata.get("user_id") not in (None, ""),
+        "messages_count": len(messages),
+        "message_roles": roles,
+    }

@@ -1,0 +1,140 @@
+"""The simulator's OAuth server: authorize (approves at once), the manual-paste callback page, the token endpoint.
+
+It checks what the real one is reported to check (research/protocol.md §1, hermes.md §3): the public client id,
+PKCE S256, an exact redirect_uri match, single-use codes and single-use rotating refresh tokens. Which body styles
+and user agents the token endpoint accepts is the active policy's call (``Policy.decide_token``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from .. import redact
+from .account import OAuthGrantError
+
+if TYPE_CHECKING:
+    from .app import Simulator
+
+#: The one public client id every peer uses (research/protocol.md §1.1).
+CLIENT_IDS = frozenset({"9d1c250a-e61b-44d9-88ed-5944d1962f5e"})
+#: Hosted "show the code" pages the real flow uses; the simulator serves its own instead (protocol.md §1.1).
+LIVE_MANUAL_REDIRECTS = frozenset({"https://platform.claude.com/oauth/code/callback",
+                                   "https://console.anthropic.com/oauth/code/callback"})
+CALLBACK_PATH = "/oauth/code/callback"
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+           f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    return HTMLResponse(doc, status_code=status)
+
+
+def _bad_authorize(message: str) -> HTMLResponse:
+    return _page("Authorization failed", f"<p id='error'>{html.escape(message)}</p>", status=400)
+
+
+def _is_loopback_callback(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1") and parts.port is not None \
+        and parts.path == "/callback"
+
+
+async def authorize(request: Request, sim: "Simulator") -> Response:
+    """``GET /oauth/authorize``: validate the request, approve it at once, redirect with ``code`` and ``state``."""
+    q = request.query_params
+    client_id = q.get("client_id", "")
+    if client_id not in CLIENT_IDS:
+        return _bad_authorize(f"Unknown client_id {client_id!r}. The simulator only knows Claude's public client id.")
+    if q.get("response_type") != "code":
+        return _bad_authorize("response_type must be 'code'.")
+    if not q.get("code_challenge") or q.get("code_challenge_method") != "S256":
+        return _bad_authorize("PKCE is required: send code_challenge with code_challenge_method=S256.")
+    if not q.get("state"):
+        return _bad_authorize("state is missing; send a random state and check it when the code comes back.")
+    scopes = tuple(q.get("scope", "").split())
+    if not scopes:
+        return _bad_authorize("scope is missing; ask for at least user:inference.")
+    redirect_uri = q.get("redirect_uri", "")
+    base = str(request.base_url).rstrip("/")
+    manual = redirect_uri in LIVE_MANUAL_REDIRECTS or redirect_uri == base + CALLBACK_PATH
+    if not manual and not _is_loopback_callback(redirect_uri):
+        return _bad_authorize(f"redirect_uri {redirect_uri!r} is not registered for this client.")
+    code = sim.state.issue_code(client_id, redirect_uri, q["code_challenge"], scopes, q["state"])
+    sim.state.count("oauth_authorize")
+    params = urlencode({"code": code, "state": q["state"]})
+    target = f"{base}{CALLBACK_PATH}?{params}" if manual else f"{redirect_uri}?{params}"
+    return RedirectResponse(target, status_code=302)
+
+
+async def code_callback(request: Request) -> Response:
+    """``GET /oauth/code/callback``: the page a user copies ``code#state`` from (manual-paste flows)."""
+    code, state = request.query_params.get("code"), request.query_params.get("state", "")
+    if not code:
+        return _page("Authorization failed", "<p id='error'>No authorization code in this URL.</p>", status=400)
+    value = html.escape(f"{code}#{state}")
+    return _page("Authentication code",
+                 "<p>Paste this code into the application you are signing in to:</p>"
+                 f"<code id=\"paste-value\">{value}</code>")
+
+
+def _oauth_error(error: str, description: str, status: int = 400,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": redact.redact_text(description)},
+                        status_code=status, headers=headers)
+
+
+async def _read_form_or_json(request: Request) -> tuple[dict[str, Any], str]:
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise OAuthGrantError("invalid_request", "The request body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise OAuthGrantError("invalid_request", "The request body must be a JSON object.")
+        return body, ctype
+    return dict(parse_qsl(raw, keep_blank_values=True)), ctype
+
+
+async def token(request: Request, sim: "Simulator") -> Response:
+    """``POST /v1/oauth/token``: ``authorization_code`` and ``refresh_token`` grants."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    decision = sim.policy.decide_token(headers, ctype)
+    if decision is not None:
+        reply = sim.render(decision.outcome)
+        sim.note(request, rule=decision.rule_id, outcome=decision.outcome, lane="none")
+        extra = {"retry-after": str(reply.retry_after)} if reply.retry_after else None
+        return _oauth_error(reply.error_type or "invalid_request", reply.message or "Error", reply.status, extra)
+    try:
+        body, _ = await _read_form_or_json(request)
+        for key in ("code", "code_verifier", "refresh_token"):
+            if isinstance(body.get(key), str):
+                redact.register_secret(body[key])
+        if body.get("client_id") not in CLIENT_IDS:
+            raise OAuthGrantError("invalid_client", "Unknown or missing client_id.")
+        grant_type = body.get("grant_type")
+        if grant_type == "authorization_code":
+            issued = sim.state.redeem_code(str(body.get("code") or ""), str(body.get("code_verifier") or ""),
+                                           str(body.get("redirect_uri") or ""), str(body["client_id"]))
+        elif grant_type == "refresh_token":
+            scope = body.get("scope")
+            issued = sim.state.rotate_refresh(str(body.get("refresh_token") or ""),
+                                              str(scope) if scope else None)
+        else:
+            raise OAuthGrantError("unsupported_grant_type",
+                                  f"grant_type {grant_type!r} is not supported; use authorization_code or "
+                                  "refresh_token.")
+    except OAuthGrantError as exc:
+        sim.note(request, rule="oauth", outcome=exc.error, lane="none")
+        return _oauth_error(exc.error, exc.description)
+    sim.state.count(f"oauth_{grant_type}")
+    sim.note(request, rule="oauth", outcome="token_issued", lane="none")
+    return JSONResponse(sim.state.token_response(issued), headers={"cache-control": "no-store"})

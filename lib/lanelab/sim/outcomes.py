@@ -1,0 +1,232 @@
+"""How each simulator outcome looks on the wire, and the account state that picks between its variants.
+
+A policy (lanelab.sim.policy) only names an outcome id; this module turns it into a concrete reply using the
+templates in data/sim_outcomes.toml, so the verbatim error strings live in one data file with their sources and
+the same request can answer differently as the account changes (extra usage enabled, credit left, Team plan).
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import data_dir
+from ..errors import UserError
+
+#: The account shape shared with the simulator's state (docs/contracts.md §1.1). Max 5x, nearly unused plan
+#: (#15080 probe: 5-hour 0.03, 7-day 0.0), extra usage enabled with a monthly limit of 0 (PR #75147: out_of_credits).
+DEFAULT_ACCOUNT: dict[str, Any] = {
+    "plan": "max_5x",
+    "rate_limit_tier": "default_claude_max_5x",
+    "five_hour_utilization": 0.03,
+    "seven_day_utilization": 0.0,
+    "extra_usage": {"is_enabled": True, "monthly_limit": 0.0, "used_credits": 0.0},
+}
+
+PLANS = ("max_5x", "max_20x", "pro", "team")
+LANES = ("plan", "extra_usage", "api", "none")
+EXTRA_USAGE_STATES = ("available", "exhausted", "disabled")
+ACCOUNT_CONDITIONS = frozenset({"extra_usage", "team", "window_exhausted"})
+REPLY_FIELDS = frozenset({"status", "error_type", "message", "error_code", "lane", "unified", "retry_after"})
+_META_FIELDS = frozenset({"source", "note", "description", "variant"})
+
+
+class OutcomeFileError(UserError):
+    """data/sim_outcomes.toml is missing or malformed."""
+
+    hint = "Fix the file (see the comment at its top for the format) or point LANELAB_DATA at a good data directory."
+
+
+class UnknownOutcome(UserError):
+    """A policy or caller named an outcome id the templates do not define."""
+
+    hint = "Use one of the outcome ids listed in docs/contracts.md §1.1 and data/sim_outcomes.toml."
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The simulator's answer for one outcome: what the app puts on the wire."""
+
+    status: int
+    error_type: str | None
+    message: str | None
+    error_code: str | None
+    lane: str
+    unified: bool
+    retry_after: int | None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def error_body(self, request_id: str | None = None) -> dict[str, Any]:
+        """The Messages API error JSON for this reply (``details.error_code`` when there is one)."""
+        error: dict[str, Any] = {"type": self.error_type or "api_error", "message": self.message or ""}
+        if self.error_code:
+            error["details"] = {"error_code": self.error_code}
+        body: dict[str, Any] = {"type": "error", "error": error}
+        if request_id:
+            body["request_id"] = request_id
+        return body
+
+
+def default_account() -> dict[str, Any]:
+    """A fresh, independent copy of DEFAULT_ACCOUNT."""
+    return copy.deepcopy(DEFAULT_ACCOUNT)
+
+
+def normalized_account(account: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``account`` merged over the default, so partial or junk dicts still render."""
+    out = default_account()
+    if isinstance(account, Mapping):
+        for key, value in account.items():
+            if key == "extra_usage":
+                if isinstance(value, Mapping):  # anything else is junk: keep the default
+                    out["extra_usage"].update(value)
+            else:
+                out[key] = value
+    return out
+
+
+def _num(value: Any, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def extra_usage_state(account: Mapping[str, Any] | None) -> str:
+    """available (enabled, credit left) / exhausted (enabled, no credit) / disabled (not enabled)."""
+    extra = normalized_account(account)["extra_usage"]
+    if not extra.get("is_enabled"):
+        return "disabled"
+    return "available" if _num(extra.get("used_credits")) < _num(extra.get("monthly_limit")) else "exhausted"
+
+
+def account_facts(account: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The account conditions variants match on."""
+    acc = normalized_account(account)
+    return {
+        "extra_usage": extra_usage_state(acc),
+        "team": acc.get("plan") == "team",
+        "window_exhausted": max(_num(acc.get("five_hour_utilization")), _num(acc.get("seven_day_utilization"))) >= 1.0,
+    }
+
+
+def _variant_matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
+    for key, wanted in when.items():
+        have = facts[key]
+        if isinstance(wanted, list):
+            if have not in wanted:
+                return False
+        elif have != wanted:
+            return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ loading
+_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+
+def outcomes_path() -> Path:
+    return data_dir() / "sim_outcomes.toml"
+
+
+def _check_reply_fields(where: str, table: Mapping[str, Any], path: Path) -> None:
+    unknown = set(table) - REPLY_FIELDS - _META_FIELDS - {"when"}
+    if unknown:
+        raise OutcomeFileError(f"{path}: {where} has unknown field(s) {sorted(unknown)}.")
+    if "lane" in table and table["lane"] not in LANES:
+        raise OutcomeFileError(f"{path}: {where} has lane {table['lane']!r}; expected one of {LANES}.")
+    if "status" in table and not (isinstance(table["status"], int) and 100 <= table["status"] <= 599):
+        raise OutcomeFileError(f"{path}: {where} has status {table['status']!r}; expected an HTTP status code.")
+
+
+def _validate(doc: Mapping[str, Any], path: Path) -> None:
+    outcomes = doc.get("outcome")
+    if not isinstance(outcomes, Mapping) or not outcomes:
+        raise OutcomeFileError(f"{path}: no [outcome.<id>] tables found.")
+    facts_line = doc.get("wire_facts", {}).get("identity_line")
+    if not isinstance(facts_line, str) or not facts_line:
+        raise OutcomeFileError(f"{path}: [wire_facts] identity_line is missing.")
+    for oid, table in outcomes.items():
+        _check_reply_fields(f"outcome {oid!r}", table, path)
+        for key in ("status", "lane", "source"):
+            if key not in table:
+                raise OutcomeFileError(f"{path}: outcome {oid!r} lacks {key!r}.")
+        for i, variant in enumerate(table.get("variant", [])):
+            where = f"outcome {oid!r} variant {i + 1}"
+            _check_reply_fields(where, variant, path)
+            when = variant.get("when")
+            if not isinstance(when, Mapping) or not when:
+                raise OutcomeFileError(f"{path}: {where} needs a non-empty `when` table.")
+            unknown = set(when) - ACCOUNT_CONDITIONS
+            if unknown:
+                raise OutcomeFileError(
+                    f"{path}: {where} uses unknown account condition(s) {sorted(unknown)}; "
+                    f"known: {sorted(ACCOUNT_CONDITIONS)}."
+                )
+            if "source" not in variant:
+                raise OutcomeFileError(f"{path}: {where} lacks 'source'.")
+
+
+def load_outcomes(path: Path | None = None) -> dict[str, Any]:
+    """The parsed and validated templates file (cached until the file changes)."""
+    path = Path(path) if path is not None else outcomes_path()
+    try:
+        mtime = path.stat().st_mtime
+    except OSError as exc:
+        raise OutcomeFileError(f"Cannot read the simulator outcome templates at {path} ({exc.strerror}).") from None
+    hit = _cache.get(path)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise OutcomeFileError(f"{path} is not valid TOML: {exc}.") from None
+    _validate(doc, path)
+    _cache[path] = (mtime, doc)
+    return doc
+
+
+def outcome_ids() -> tuple[str, ...]:
+    """Every outcome id the templates define (policies may name only these)."""
+    return tuple(load_outcomes()["outcome"])
+
+
+def identity_line() -> str:
+    """Claude Code's identity text, as the templates file records it (wire fact with its source)."""
+    return load_outcomes()["wire_facts"]["identity_line"]
+
+
+def template(outcome: str) -> dict[str, Any]:
+    """The raw template table of one outcome (with source and note), for reports and /_sim/policy."""
+    try:
+        return dict(load_outcomes()["outcome"][outcome])
+    except KeyError:
+        raise UnknownOutcome(f"Unknown simulator outcome {outcome!r}.") from None
+
+
+def render(outcome: str, account: Mapping[str, Any] | None = None) -> Reply:
+    """The reply for ``outcome`` given the account state (first matching variant overrides the defaults)."""
+    table = template(outcome)
+    fields = {k: v for k, v in table.items() if k in REPLY_FIELDS}
+    facts = account_facts(account)
+    for variant in table.get("variant", []):
+        if _variant_matches(variant["when"], facts):
+            fields.update({k: v for k, v in variant.items() if k in REPLY_FIELDS})
+            break
+    retry = fields.get("retry_after")
+    return Reply(
+        status=int(fields["status"]),
+        error_type=fields.get("error_type") or None,
+        message=fields.get("message") or None,
+        error_code=fields.get("error_code") or None,
+        lane=str(fields["lane"]),
+        unified=bool(fields.get("unified", False)),
+        retry_after=int(retry) if retry is not None else None,
+    )

@@ -1,0 +1,389 @@
+"""The simulator's policy engine: ordered, cited rules from data/policies/<name>.toml decide each request's outcome.
+
+A policy is a snapshot of how the real service behaved on a date, as public reports describe it. Rules are data
+(first match wins, every rule names its source), so updating the model after a new report means editing a TOML
+file, not code. This module owns the small condition vocabulary those files may use and checks every file on load.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import data_dir
+from ..errors import UserError
+from . import outcomes
+from .features import AUTH_STYLES, BODY_SHAPES, MODEL_FAMILIES, TOKEN_KINDS, RequestFeatures, header_pairs
+
+TOKEN_OUTCOMES = ("token_not_found", "token_rate_limited", "token_forbidden", "token_bad_request",
+                  "token_invalid_format")
+BODY_STYLES = ("json", "form", "other", "none")
+TOKEN_META_KEYS = frozenset({"body_styles_source", "body_styles_note", "body_style_outcome", "body_style_source"})
+
+
+class PolicyError(UserError):
+    """A policy file is missing or malformed; the message names the file and the rule."""
+
+    hint = "Fix the policy file (docs/contracts.md §1.1 and the comment at the top of each policy describe the format)."
+
+
+class PolicyNotFound(UserError):
+    """No policy of that name."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Which outcome a request gets, and which cited rule said so."""
+
+    outcome: str
+    rule_id: str
+    source: str
+
+
+# ------------------------------------------------------------------------------------------------ vocabulary
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _one_of(value: Any, have: Any) -> bool:
+    return have in _as_list(value)
+
+
+def _regex_any(pattern: str, texts: tuple[str, ...]) -> bool:
+    rx = re.compile(pattern)
+    return any(rx.search(t) for t in texts)
+
+
+def _lacks_all(needles: Any, haystack: tuple[str, ...]) -> bool:
+    return all(n not in haystack for n in _as_list(needles))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition key: what values it accepts (for validation) and how it matches a request."""
+
+    kind: str  # bool | int | str | strs (a string or a list of strings) | regex
+    match: Callable[[Any, Any], bool]
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+
+#: Request conditions. Keys in a rule's `when` are ANDed. "strs" accept a string or a list (any-of unless noted).
+CONDITIONS: dict[str, Condition] = {
+    "method_in": Condition("strs", lambda v, f: f.method in [m.upper() for m in _as_list(v)], doc="HTTP method"),
+    "path_in": Condition("strs", lambda v, f: f.path in _as_list(v), doc="exact path"),
+    "path_prefix": Condition("strs", lambda v, f: any(f.path.startswith(p) for p in _as_list(v))),
+    "beta_query": Condition("bool", lambda v, f: f.beta_query == v, doc="?beta=true present"),
+    "body_shape": Condition("strs", lambda v, f: _one_of(v, f.body_shape), BODY_SHAPES),
+    "auth_style": Condition("strs", lambda v, f: _one_of(v, f.auth_style), AUTH_STYLES),
+    "token_kind": Condition("strs", lambda v, f: _one_of(v, f.token.kind), TOKEN_KINDS),
+    "token_valid": Condition("bool", lambda v, f: f.token.valid == v),
+    "token_expired": Condition("bool", lambda v, f: f.token.expired == v),
+    "token_source_in": Condition("strs", lambda v, f: f.token.source in _as_list(v)),
+    "scopes_lack": Condition("strs", lambda v, f: _lacks_all(v, f.token.scopes), doc="has none of these scopes"),
+    "beta_has": Condition("strs", lambda v, f: all(b in f.betas for b in _as_list(v)), doc="has all of these"),
+    "beta_has_any": Condition("strs", lambda v, f: any(b in f.betas for b in _as_list(v))),
+    "beta_lacks": Condition("strs", lambda v, f: _lacks_all(v, f.betas), doc="has none of these"),
+    "ua_prefix": Condition("strs", lambda v, f: any(u.startswith(tuple(_as_list(v))) for u in f.user_agents),
+                           doc="some user-agent header starts with one of these"),
+    "ua_lacks_prefix": Condition("strs", lambda v, f: not any(u.startswith(tuple(_as_list(v))) for u in f.user_agents),
+                                 doc="no user-agent header starts with any of these"),
+    "ua_absent": Condition("bool", lambda v, f: (not f.user_agents) == v, doc="no non-empty user-agent"),
+    "x_app": Condition("strs", lambda v, f: f.x_app in _as_list(v)),
+    "x_app_absent": Condition("bool", lambda v, f: (f.x_app in (None, "")) == v),
+    "first_system_is_identity": Condition("bool", lambda v, f: f.first_system_is_identity == v),
+    "system_contains_any": Condition("strs", lambda v, f: any(s in f.system_text for s in _as_list(v))),
+    "system_contains_all": Condition("strs", lambda v, f: all(s in f.system_text for s in _as_list(v))),
+    "system_chars_over": Condition("int", lambda v, f: f.system_chars > v),
+    "tools_present": Condition("bool", lambda v, f: f.tools_present == v),
+    "tools_json_over": Condition("int", lambda v, f: f.tools_json_size > v),
+    "tool_name_regex": Condition("regex", lambda v, f: _regex_any(v, f.tool_names), doc="some wire tool name"),
+    "tool_named_any": Condition("strs", lambda v, f: any(n in _as_list(v) for n in f.tool_base_names),
+                                doc="some tool's base name (mcp_/mcp__ wrappers removed) is one of these"),
+    "tool_choice_type": Condition("strs", lambda v, f: f.tool_choice_type in _as_list(v)),
+    "model_family_in": Condition("strs", lambda v, f: _one_of(v, f.model_family), MODEL_FAMILIES),
+    "model_regex": Condition("regex", lambda v, f: _regex_any(v, (f.model or "",))),
+    "stream": Condition("bool", lambda v, f: f.stream == v),
+    "max_tokens_over": Condition("int", lambda v, f: (f.max_tokens or 0) > v),
+    "has_metadata_user_id": Condition("bool", lambda v, f: f.has_metadata_user_id == v),
+}
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What token-endpoint rules look at: the user agents and the body style."""
+
+    user_agents: tuple[str, ...]
+    body_style: str
+
+
+#: Token-endpoint conditions (rules under [[token_endpoint.rule]]).
+TOKEN_CONDITIONS: dict[str, Condition] = {
+    "ua_prefix": CONDITIONS["ua_prefix"],
+    "ua_lacks_prefix": CONDITIONS["ua_lacks_prefix"],
+    "ua_absent": CONDITIONS["ua_absent"],
+    "body_style_in": Condition("strs", lambda v, t: t.body_style in _as_list(v), BODY_STYLES),
+}
+
+
+def body_style(content_type: str | None) -> str:
+    """json / form / other / none, from a Content-Type header value."""
+    if not content_type or not content_type.strip():
+        return "none"
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return "json"
+    if media == "application/x-www-form-urlencoded":
+        return "form"
+    return "other"
+
+
+# ------------------------------------------------------------------------------------------------ rules
+@dataclass(frozen=True)
+class Rule:
+    """One cited rule: when all conditions hold, the request gets ``outcome``."""
+
+    id: str
+    when: dict[str, Any]
+    outcome: str
+    source: str
+    note: str = ""
+
+    def matches(self, subject: Any, vocabulary: Mapping[str, Condition]) -> bool:
+        return all(vocabulary[key].match(value, subject) for key, value in self.when.items())
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named snapshot: ordered inference rules plus token-endpoint rules, all from one TOML file."""
+
+    name: str
+    date: str
+    description: str
+    sources: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    token_rules: tuple[Rule, ...]
+    token_body_styles: tuple[str, ...]
+    path: Path
+    token_meta: dict[str, Any] = field(default_factory=dict)
+
+    def decide(self, features: RequestFeatures) -> Decision:
+        """The first matching rule's outcome (the file's final rule matches everything)."""
+        for rule in self.rules:
+            if rule.matches(features, CONDITIONS):
+                return Decision(rule.outcome, rule.id, rule.source)
+        last = self.rules[-1]  # validation guarantees an unconditional default; kept for safety
+        return Decision(last.outcome, last.id, last.source)
+
+    def decide_token(self, headers: Any, content_type: str | None) -> Decision | None:
+        """A token-endpoint refusal for this user agent / body style, or None to let the exchange proceed."""
+        uas = tuple(v.strip() for k, v in header_pairs(headers) if k == "user-agent" and v.strip())
+        req = TokenRequest(user_agents=uas, body_style=body_style(content_type))
+        for rule in self.token_rules:
+            if rule.matches(req, TOKEN_CONDITIONS):
+                return Decision(rule.outcome, rule.id, rule.source)
+        if req.body_style not in self.token_body_styles:
+            meta = self.token_meta
+            return Decision(meta["body_style_outcome"], "token_body_style", meta["body_style_source"])
+        return None
+
+    def rule(self, rule_id: str) -> Rule:
+        for r in (*self.rules, *self.token_rules):
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.rules)
+
+    @property
+    def token_rule_ids(self) -> tuple[str, ...]:
+        return (*(r.id for r in self.token_rules), "token_body_style")
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description (for GET /_sim/policy and reports)."""
+        return {
+            "name": self.name, "date": self.date, "description": self.description, "sources": list(self.sources),
+            "rules": [{"id": r.id, "when": r.when, "outcome": r.outcome, "source": r.source, "note": r.note}
+                      for r in self.rules],
+            "token_endpoint": {
+                "body_styles": list(self.token_body_styles),
+                "rules": [{"id": r.id, "when": r.when, "outcome": r.outcome, "source": r.source, "note": r.note}
+                          for r in self.token_rules],
+                **{k: v for k, v in self.token_meta.items() if k != "rule"},
+            },
+        }
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def policies_dir() -> Path:
+    return data_dir() / "policies"
+
+
+def list_policies() -> list[str]:
+    """Names of the policy snapshots shipped in data/policies/, oldest first."""
+    d = policies_dir()
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def _check_value(cond: Condition, value: Any) -> str | None:
+    """Why ``value`` does not suit ``cond``, or None."""
+    if cond.kind == "bool":
+        return None if isinstance(value, bool) else "expects true or false"
+    if cond.kind == "int":
+        return None if isinstance(value, int) and not isinstance(value, bool) else "expects an integer"
+    if cond.kind == "regex":
+        if not isinstance(value, str):
+            return "expects a regular expression string"
+        try:
+            re.compile(value)
+        except re.error as exc:
+            return f"has an invalid regular expression ({exc})"
+        return None
+    values = _as_list(value)
+    if not values or not all(isinstance(v, str) for v in values):
+        return "expects a string or a non-empty list of strings"
+    if cond.choices:
+        bad = [v for v in values if v not in cond.choices]
+        if bad:
+            return f"has {bad}; allowed: {list(cond.choices)}"
+    return None
+
+
+def _parse_rule(raw: Any, where: str, path: Path, vocabulary: Mapping[str, Condition],
+                allowed_outcomes: tuple[str, ...] | frozenset[str]) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"Policy {path}: {where} is not a table.")
+    rid = raw.get("id")
+    label = f"{where} ({rid!r})" if rid else where
+    if not isinstance(rid, str) or not rid:
+        raise PolicyError(f"Policy {path}: {where} has no `id`.")
+    unknown_fields = set(raw) - {"id", "when", "outcome", "source", "note"}
+    if unknown_fields:
+        raise PolicyError(f"Policy {path}: rule {label} has unknown field(s) {sorted(unknown_fields)}.")
+    for key in ("outcome", "source"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise PolicyError(f"Policy {path}: rule {label} needs a non-empty `{key}`.")
+    when = raw.get("when", {})
+    if not isinstance(when, Mapping):
+        raise PolicyError(f"Policy {path}: rule {label}: `when` must be a table of conditions.")
+    for key, value in when.items():
+        cond = vocabulary.get(key)
+        if cond is None:
+            raise PolicyError(
+                f"Policy {path}: rule {label} uses unknown condition {key!r}. "
+                f"Known conditions: {', '.join(sorted(vocabulary))}."
+            )
+        problem = _check_value(cond, value)
+        if problem:
+            raise PolicyError(f"Policy {path}: rule {label}: condition {key!r} {problem}.")
+    if raw["outcome"] not in allowed_outcomes:
+        raise PolicyError(
+            f"Policy {path}: rule {label} names unknown outcome {raw['outcome']!r}. "
+            f"Known outcomes: {', '.join(sorted(allowed_outcomes))}."
+        )
+    return Rule(id=rid, when=dict(when), outcome=raw["outcome"], source=raw["source"], note=str(raw.get("note", "")))
+
+
+_cache: dict[Path, tuple[float, Policy]] = {}
+
+
+def load_policy_file(path: Path) -> Policy:
+    """Parse and validate one policy file (cached until the file changes; policies are immutable)."""
+    path = Path(path)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError as exc:
+        raise PolicyError(f"Cannot read policy file {path} ({exc.strerror}).") from None
+    hit = _cache.get(path)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    policy = _parse_policy_file(path)
+    _cache[path] = (mtime, policy)
+    return policy
+
+
+def _parse_policy_file(path: Path) -> Policy:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"Cannot read policy file {path} ({exc.strerror}).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"Policy {path} is not valid TOML: {exc}.") from None
+    head = doc.get("policy")
+    if not isinstance(head, Mapping):
+        raise PolicyError(f"Policy {path} has no [policy] table (name, date, description, sources).")
+    for key in ("name", "date", "description"):
+        if not isinstance(head.get(key), str) or not head[key]:
+            raise PolicyError(f"Policy {path}: [policy] needs a non-empty `{key}`.")
+    unknown_top = set(doc) - {"policy", "rule", "token_endpoint"}
+    if unknown_top:
+        raise PolicyError(f"Policy {path} has unknown section(s) {sorted(unknown_top)}.")
+
+    inference_outcomes = frozenset(o for o in outcomes.outcome_ids() if o not in TOKEN_OUTCOMES)
+    raw_rules = doc.get("rule")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise PolicyError(f"Policy {path} has no [[rule]] entries.")
+    rules = tuple(_parse_rule(r, f"rule #{i + 1}", path, CONDITIONS, inference_outcomes)
+                  for i, r in enumerate(raw_rules))
+    _check_ids(rules, path)
+    if rules[-1].when:
+        raise PolicyError(f"Policy {path}: the last rule ({rules[-1].id!r}) must be the default, with no conditions.")
+    for r in rules[:-1]:
+        if not r.when:
+            raise PolicyError(f"Policy {path}: rule {r.id!r} has no conditions but is not last; later rules "
+                              "could never match.")
+
+    token = doc.get("token_endpoint", {})
+    if not isinstance(token, Mapping):
+        raise PolicyError(f"Policy {path}: [token_endpoint] must be a table.")
+    styles = token.get("body_styles", list(BODY_STYLES[:2]))
+    problem = _check_value(Condition("strs", lambda v, f: True, BODY_STYLES), styles)
+    if problem:
+        raise PolicyError(f"Policy {path}: [token_endpoint] body_styles {problem}.")
+    unknown_keys = set(token) - TOKEN_META_KEYS - {"rule", "body_styles"}
+    if unknown_keys:
+        raise PolicyError(f"Policy {path}: [token_endpoint] has unknown key(s) {sorted(unknown_keys)}; "
+                          f"known: body_styles, rule, {', '.join(sorted(TOKEN_META_KEYS))}.")
+    meta = {k: v for k, v in token.items() if k not in ("rule", "body_styles")}
+    meta.setdefault("body_style_outcome", "token_invalid_format")
+    meta.setdefault("body_style_source", "model assumption")
+    if meta["body_style_outcome"] not in TOKEN_OUTCOMES:
+        raise PolicyError(f"Policy {path}: [token_endpoint] body_style_outcome {meta['body_style_outcome']!r} "
+                          f"is not a token-endpoint outcome ({', '.join(TOKEN_OUTCOMES)}).")
+    token_rules = tuple(_parse_rule(r, f"token_endpoint rule #{i + 1}", path, TOKEN_CONDITIONS, TOKEN_OUTCOMES)
+                        for i, r in enumerate(token.get("rule", [])))
+    _check_ids((*rules, *token_rules), path)
+    return Policy(
+        name=head["name"], date=head["date"], description=head["description"],
+        sources=tuple(_as_list(head.get("sources", []))), rules=rules, token_rules=token_rules,
+        token_body_styles=tuple(_as_list(styles)), path=path, token_meta=meta,
+    )
+
+
+def _check_ids(rules: tuple[Rule, ...], path: Path) -> None:
+    seen: set[str] = set()
+    for r in rules:
+        if r.id in seen or r.id == "token_body_style":
+            raise PolicyError(f"Policy {path}: rule id {r.id!r} is used twice (or reserved); ids must be unique.")
+        seen.add(r.id)
+
+
+def load_policy(name_or_path: str | Path) -> Policy:
+    """A policy by name (data/policies/<name>.toml) or by file path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.is_file():
+        return load_policy_file(candidate)
+    path = policies_dir() / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(list_policies()) or "none found"
+        raise PolicyNotFound(
+            f"No simulator policy named {str(name_or_path)!r} in {policies_dir()}.",
+            hint=f"Choose one of: {known}.",
+        )
+    return load_policy_file(path)

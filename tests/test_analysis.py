@@ -1,0 +1,268 @@
+"""The tidy frame, matrix, minimal pairs, factor effects, lane signals and run comparison, on hand-built runs.
+
+The helpers at the top (``make_cell``, ``write_run``, ``hermes_like_run``) build small run files in the format of
+docs/contracts.md §3.1; test_answers, test_plots and test_report import them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lanelab import analysis as an
+from lanelab import wire
+from lanelab.errors import UserError
+
+PLAN_HEADERS = {"status": "allowed", "representative-claim": "five_hour", "5h-status": "allowed",
+                "5h-utilization": "0.03", "7d-status": "allowed", "7d-utilization": "0.0",
+                "overage-status": "rejected", "overage-disabled-reason": "out_of_credits"}
+EXTRA_MSG = "You're out of extra usage. Add more at claude.ai/settings/usage and keep going."
+
+# Levels map onto the wire so the specs of a minimal pair really differ where the factor says.
+_SPEC_KEYS = {
+    "endpoint": lambda s, v: s.update(path=v.split("?")[0], query=dict([v.split("?")[1].split("=")]) if "?" in v else {}),
+    "beta": lambda s, v: s["headers"].__setitem__("anthropic-beta", v),
+    "ua": lambda s, v: s["headers"].__setitem__("user-agent", v),
+    "tools": lambda s, v: s["body"].__setitem__("tools", [] if v == "none" else [{"name": f"{v}read_file"}]),
+    "credential": lambda s, v: s.update(credential=v),
+}
+
+
+def spec_for(levels: Mapping[str, str], credential: str) -> dict[str, Any]:
+    spec = {"method": "POST", "path": "/v1/messages", "query": {}, "auth": "bearer", "credential": credential,
+            "headers": {"anthropic-version": "2023-06-01", "anthropic-beta": "oauth-2025-04-20"},
+            "body": {"model": "claude-sonnet-4-6", "max_tokens": 16, "messages": [{"role": "user", "content": "ping"}]}}
+    for k, v in levels.items():
+        if k in _SPEC_KEYS:
+            _SPEC_KEYS[k](spec, v)
+        else:
+            spec["body"][k] = v
+    return spec
+
+
+def observation(status: int | None, message: str | None = None, unified: Mapping[str, str] | None = None,
+                request_id: str = "req_011test") -> dict[str, Any]:
+    if status is None:
+        return wire.Observation(transport_error="ConnectError: refused").to_dict()
+    headers = {"request-id": request_id, "content-type": "application/json"}
+    headers.update({f"anthropic-ratelimit-unified-{k}": v for k, v in (unified or {}).items()})
+    body: dict[str, Any] = {"id": "msg_01", "type": "message", "content": []}
+    if status >= 400:
+        kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+        body = {"type": "error", "error": {"type": kind, "message": message or "Error"}, "request_id": request_id}
+    return wire.observe_response(status, headers, json.dumps(body).encode(), 12.5).to_dict()
+
+
+def make_cell(levels: Mapping[str, str], outcome: str, status: int | None, lane: str = "unknown", *,
+              credential: str = "kit-pkce", profile: str = "hermes", message: str | None = None,
+              unified: Mapping[str, str] | None = None, cell_id: str | None = None) -> dict[str, Any]:
+    levels = dict(levels)
+    cid = cell_id or format(abs(hash((profile, credential, tuple(sorted(levels.items()))))) % 16**12, "012x")
+    return {"record": "cell", "cell_id": cid, "profile": profile, "levels": levels, "credential": credential,
+            "spec": spec_for(levels, credential), "observation": observation(status, message, unified,
+                                                                            request_id=f"req_011{cid}"),
+            "outcome": outcome, "lane": lane, "sent_at": "2026-05-25T10:00:00Z"}
+
+
+def write_run(path: Path, cells: list[dict[str, Any]], run_id: str = "run-a", policy: str = "2026-05-25",
+              factors: list[str] | None = None, usage: Mapping[str, Any] | None = None, torn: bool = False) -> Path:
+    factors = factors if factors is not None else list(dict.fromkeys(k for c in cells for k in c["levels"]))
+    header = {"record": "header", "run_id": run_id, "kit_version": "0.1.0", "mode": "sim", "host": "127.0.0.1",
+              "policy": policy, "profile": "hermes", "design": "full_factorial", "factors": factors,
+              "credentials": sorted({c["credential"] for c in cells}), "started_at": "2026-05-25T10:00:00Z"}
+    lines = [header, *cells]
+    for when, snap in (usage or {}).items():
+        lines.append({"record": "usage", "when": when, "usage": snap})
+    text = "\n".join(json.dumps(x) for x in lines) + "\n"
+    path.write_text(text + ('{"record": "cell", "cell_id": "tor' if torn else ""), encoding="utf-8")
+    return path
+
+
+def hermes_like_cells(ua_flips: bool = False, credentials: tuple[str, ...] = ("kit-pkce",)) -> list[dict[str, Any]]:
+    """A 2x2x2 design (endpoint, ua, tools) per credential: ``mcp_`` tools are refused by the extra-usage pool; with
+    ``ua_flips`` the bare user agent is refused too. Everything else is served on the plan."""
+    cells = []
+    for cred, ep, ua, tools in itertools.product(credentials, ("/v1/messages", "/v1/messages?beta=true"),
+                                                 ("claude-cli/2.1.74 (external, cli)", "python-httpx"),
+                                                 ("none", "mcp_")):
+        levels = {"endpoint": ep, "ua": ua, "tools": tools}
+        refused = tools == "mcp_" or (ua_flips and ua == "python-httpx")
+        if refused:
+            c = make_cell(levels, "extra_usage_exhausted", 400, "extra_usage", credential=cred, message=EXTRA_MSG,
+                          unified=PLAN_HEADERS)
+        else:
+            c = make_cell(levels, "served_plan", 200, "plan", credential=cred, unified=PLAN_HEADERS)
+        cells.append(c)
+    return cells
+
+
+def hermes_like_run(tmp_path: Path, name: str = "run-a", **kw: Any) -> Path:
+    return write_run(tmp_path / f"{name}.jsonl", hermes_like_cells(**kw), run_id=name)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_tidy_has_one_row_per_observation_with_factor_columns(tmp_path: Path) -> None:
+    df = an.tidy(an.load(hermes_like_run(tmp_path)))
+    assert len(df) == 8
+    assert an.factors_of(df) == ["endpoint", "ua", "tools"]
+    assert set(df["tools"]) == {"none", "mcp_"}
+    assert df["outcome"].dtype.ordered
+    row = df[df["tools"] == "mcp_"].iloc[0]
+    assert row["status"] == 400 and row["outcome"] == "extra_usage_exhausted"
+    assert row["claim"] == "five_hour" and row["util_5h"] == pytest.approx(0.03) and row["util_7d"] == 0.0
+    assert row["overage_status"] == "rejected" and row["overage_disabled_reason"] == "out_of_credits"
+    assert row["request_id"].startswith("req_011") and row["latency_ms"] == pytest.approx(12.5)
+
+
+def test_outcome_categories_follow_the_taxonomy_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "outcomes.toml").write_text(
+        '[[outcome]]\nid = "served_plan"\ncolour = "#009E73"\n\n'
+        '[[outcome]]\nid = "extra_usage_exhausted"\ncolour = "#D55E00"\nshort = "xu_out"\n')
+    monkeypatch.setenv("LANELAB_DATA", str(data))
+    monkeypatch.setattr(an, "_from_classify", lambda: None)
+    cells = [make_cell({"tools": "mcp_"}, "extra_usage_exhausted", 400),
+             make_cell({"tools": "none"}, "served_plan", 200),
+             make_cell({"tools": "odd"}, "something_new", 418)]
+    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", cells)))
+    assert list(df["outcome"].cat.categories) == ["served_plan", "extra_usage_exhausted", "something_new"]
+    assert df.sort_values("outcome")["outcome"].iloc[0] == "served_plan"
+    classes = an.outcome_classes()
+    assert [c.short for c in classes] == ["served_plan", "xu_out"] and classes[1].colour == "#D55E00"
+
+
+def test_torn_last_line_is_dropped(tmp_path: Path) -> None:
+    run = an.load(write_run(tmp_path / "r.jsonl", hermes_like_cells(), torn=True))
+    assert len(run.cells) == 8
+
+
+def test_missing_run_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="No run file"):
+        an.load(tmp_path / "nope.jsonl")
+
+
+def test_matrix_pivots_outcome_by_two_factors(tmp_path: Path) -> None:
+    df = an.tidy(an.load(hermes_like_run(tmp_path)))
+    m = an.matrix(df, "tools", "ua", where={"endpoint": "/v1/messages"})
+    assert m.shape == (2, 2)
+    assert m.loc["mcp_", "python-httpx"] == "400 · extra_usage_exhausted"
+    assert m.loc["none", "claude-cli/2.1.74 (external, cli)"] == "200 · served_plan"
+    # without fixing endpoint each matrix cell holds two observations that agree
+    g = an.grid(df, "tools", "ua")
+    assert set(g["n"]) == {2} and not g["mixed"].any()
+    with pytest.raises(UserError, match="no factor"):
+        an.matrix(df, "tools", "colour")
+
+
+def test_matrix_marks_disagreeing_repeats(tmp_path: Path) -> None:
+    cells = [make_cell({"a": "1", "b": "x", "c": "p"}, "served_plan", 200),
+             make_cell({"a": "1", "b": "x", "c": "q"}, "rate_limited", 429)]
+    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", cells)))
+    assert an.matrix(df, "a", "b").iloc[0, 0].endswith("*")
+
+
+def test_minimal_pairs_find_cells_differing_in_one_factor_alone(tmp_path: Path) -> None:
+    df = an.tidy(an.load(hermes_like_run(tmp_path)))
+    pairs = an.minimal_pairs(df)
+    # 2x2x2 design: 4 pairs per factor
+    assert pairs.groupby("factor").size().to_dict() == {"endpoint": 4, "ua": 4, "tools": 4}
+    assert pairs[pairs["factor"] == "tools"]["flips"].all()
+    assert not pairs[pairs["factor"] != "tools"]["flips"].any()
+    aspects = dict(zip(pairs["factor"], pairs["aspects"]))
+    assert aspects == {"endpoint": an.ASPECT_ENDPOINT, "ua": an.ASPECT_CLIENT, "tools": an.ASPECT_BODY}
+
+
+def test_factor_effects_rank_the_factor_that_flips_first(tmp_path: Path) -> None:
+    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", hermes_like_cells(ua_flips=True))))
+    eff = an.factor_effects(df)
+    # tools and ua flip 2 of 4 pairs each (a tie keeps the design's factor order); endpoint never flips
+    assert list(eff["factor"]) == ["ua", "tools", "endpoint"]
+    ua, tools, endpoint = (eff.iloc[i] for i in range(3))
+    assert (tools["flips"], tools["pairs"]) == (2, 4)  # tools only matters with the claude-cli UA
+    assert (ua["flips"], ua["pairs"]) == (2, 4)
+    assert endpoint["flips"] == 0 and endpoint["cells"] == []
+    flipping = set(df[(df["tools"] == "mcp_") & (df["ua"].str.startswith("claude-cli"))]["cell_id"])
+    assert flipping <= set(tools["cells"])
+    ranked = an.factor_effects(an.tidy(an.load(write_run(tmp_path / "s.jsonl", hermes_like_cells()))))
+    assert list(ranked["factor"])[0] == "tools" and list(ranked["flips"]) == [4, 0, 0]
+
+
+def test_ofat_design_uses_default_level_for_unset_factors(tmp_path: Path) -> None:
+    cells = [make_cell({}, "served_plan", 200, "plan"),
+             make_cell({"beta": "none"}, "oauth_not_supported", 401),
+             make_cell({"ua": "x"}, "served_plan", 200, "plan")]
+    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", cells)))
+    assert set(df["beta"]) == {an.DEFAULT_LEVEL, "none"}
+    eff = an.factor_effects(df).set_index("factor")
+    assert eff.loc["beta", "flips"] == 1 and eff.loc["ua", "flips"] == 0
+    assert eff.loc["beta", "transitions"] == "served_plan→oauth_not_supported"
+    assert eff.loc["beta", "aspects"] == an.ASPECT_BETA
+
+
+def test_credential_becomes_a_factor_when_it_varies(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "r.jsonl", hermes_like_cells(credentials=("kit-pkce", "claude-code")))
+    df = an.tidy(an.load(path))
+    assert "credential" in an.factors_of(df)
+    pairs = an.minimal_pairs(df, "credential")
+    assert len(pairs) == 8 and set(pairs["aspects"]) == {an.ASPECT_CREDENTIAL}
+
+
+def test_factor_named_like_a_fixed_column_is_prefixed(tmp_path: Path) -> None:
+    cells = [make_cell({"status": "a"}, "served_plan", 200), make_cell({"status": "b"}, "served_plan", 200)]
+    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", cells)))
+    assert an.factors_of(df) == ["factor:status"] and set(df["status"]) == {200}
+
+
+def test_lane_signals_and_usage_snapshots(tmp_path: Path) -> None:
+    usage = {"before": {"five_hour": {"utilization": 3.0}, "extra_usage": {"is_enabled": True, "used_credits": 0}},
+             "after": {"five_hour": {"utilization": 4.0}, "extra_usage": {"is_enabled": True, "used_credits": 0}}}
+    path = write_run(tmp_path / "r.jsonl", hermes_like_cells(), usage=usage)
+    run = an.load(path)
+    lanes = an.lane_signals(an.tidy(run))
+    assert list(lanes.columns) == list(an.LANE_COLUMNS) and len(lanes) == 8
+    assert "tools=mcp_" in lanes.loc[lanes["status"] == 400, "label"].iloc[0]
+    snap = an.usage_snapshots(run).set_index("field")
+    assert snap.loc["five_hour.utilization", "change"] == pytest.approx(1.0)
+    assert pd.isna(snap.loc["extra_usage.is_enabled", "change"]) and snap.loc["extra_usage.used_credits", "change"] == 0
+
+
+def test_compare_runs_reports_what_changed(tmp_path: Path) -> None:
+    a = hermes_like_run(tmp_path, "policy-may")
+    b = write_run(tmp_path / "policy-jun.jsonl", hermes_like_cells(ua_flips=True), run_id="policy-jun",
+                  policy="2026-06-18")
+    df = an.tidy(an.load_many([a, b]))
+    cmp = an.compare_runs(df)
+    assert cmp.attrs["run_a"] == "policy-may" and len(cmp) == 8
+    changed = cmp[cmp["change"] == "changed"]
+    assert len(changed) == 2
+    assert set(changed["ua"]) == {"python-httpx"} and set(changed["tools"]) == {"none"}
+    assert set(changed["outcome_a"]) == {"served_plan"} and set(changed["outcome_b"]) == {"extra_usage_exhausted"}
+    assert len(an.compare_runs(df, changed_only=True)) == 2
+    with pytest.raises(UserError, match="two runs"):
+        an.compare_runs(an.tidy(an.load(a)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from("xy"), st.sampled_from(["served_plan", "rate_limited"])),
+                min_size=1, max_size=12, unique_by=lambda t: (t[0], t[1])))
+def test_minimal_pairs_flip_exactly_when_outcomes_differ(tmp_path_factory: pytest.TempPathFactory,
+                                                         obs: list[tuple[str, str, str]]) -> None:
+    cells = [make_cell({"f": f, "g": g}, o, 200 if o == "served_plan" else 429) for f, g, o in obs]
+    path = write_run(tmp_path_factory.mktemp("h") / "r.jsonl", cells)
+    df = an.tidy(an.load(path))
+    pairs = an.minimal_pairs(df)
+    by_cell = {c["cell_id"]: c["outcome"] for c in cells}
+    expected = sum(1 for x, y in itertools.combinations(obs, 2) if (x[0] == y[0]) != (x[1] == y[1]))
+    assert len(pairs) == expected
+    for p in pairs.to_dict("records"):
+        assert p["flips"] == (by_cell[p["cell_a"]] != by_cell[p["cell_b"]])

@@ -1,0 +1,171 @@
+"""The capture proxy forwards byte for byte, streams without buffering, records redacted, refuses unsafe upstreams."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import httpx
+import pytest
+
+from lanelab import redact
+from lanelab.capture import CaptureRefused, check_upstream, inference_exchange, load_exchanges, running_capture
+from lanelab.config import Settings
+from lanelab.errors import UserError
+
+
+class Upstream:
+    """A throwaway loopback server that keeps exactly what it received and can stream slowly."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.release = threading.Event()
+        self.finished = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                outer.received.append({"method": self.command, "target": self.path,
+                                       "headers": [(k.lower(), v) for k, v in self.headers.items()], "body": body})
+                if self.path.startswith("/slow"):
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.write(b'event: message_start\ndata: {"type": "message_start", "message": {}}\n\n')
+                    self.wfile.flush()
+                    outer.release.wait(timeout=20)
+                    self.wfile.write(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
+                    self.wfile.flush()
+                    outer.finished.set()
+                    return
+                payload = json.dumps({"echo_auth": self.headers.get("authorization"), "ok": True}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("request-id", "req_011test")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "Upstream":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    with Upstream() as up:
+        yield up
+
+
+TOKEN = "sk-ant-oat01-" + "Zq3" * 20
+
+
+def test_forwards_byte_for_byte(upstream: Upstream, tmp_path) -> None:
+    body = '{"model": "m",  "messages": [{"role": "user", "content": "h\u00e9llo"}], "tools": [] }'.encode()
+    headers = [("authorization", f"Bearer {TOKEN}"), ("user-agent", "Anthropic/Python 0.86.0"),
+               ("user-agent", "claude-cli/2.1.74 (external, cli)"), ("anthropic-beta", "a-1,b-2"),
+               ("x-odd", "spaced  value;\tq=1"), ("content-type", "application/json")]
+    with running_capture(upstream.base_url, tmp_path / "cap.jsonl") as proxy:
+        with httpx.Client() as client:
+            req = client.build_request("POST", proxy.base_url + "/v1/messages?beta=true&x=%2F", content=body)
+            req.headers = httpx.Headers(headers + [("host", "ignored"), ("content-length", str(len(body)))])
+            resp = client.send(req)
+    assert resp.status_code == 200
+    got = upstream.received[-1]
+    assert got["method"] == "POST" and got["target"] == "/v1/messages?beta=true&x=%2F"
+    assert got["body"] == body
+    sent = list(headers)
+    received = [(k, v) for k, v in got["headers"] if k not in ("host", "content-length")]
+    assert received == sent  # same values, same order, duplicates kept
+    assert resp.json()["echo_auth"] == f"Bearer {TOKEN}"  # the response passes back unchanged
+
+
+def test_capture_is_redacted_and_complete(upstream: Upstream, tmp_path) -> None:
+    out = tmp_path / "cap.jsonl"
+    odd_secret = "opaque-session-value-1234567890"
+    with running_capture(upstream.base_url, out) as proxy:
+        httpx.post(proxy.base_url + "/v1/messages", headers={"authorization": f"Bearer {TOKEN}",
+                   "cookie": odd_secret}, json={"model": "m", "messages": [{"role": "user", "content": "ping"}]})
+        httpx.get(proxy.base_url + "/v1/models", headers={"x-api-key": TOKEN})
+    text = out.read_text()
+    assert TOKEN not in text and TOKEN[13:] not in text and odd_secret not in text
+    assert redact.find_secrets(text) == []
+    exchanges = load_exchanges(out)
+    assert [e["request"]["path"] for e in exchanges] == ["/v1/messages", "/v1/models"]
+    first = exchanges[0]
+    assert first["request"]["body"]["json"]["messages"][0]["content"] == "ping"
+    assert first["response"]["status"] == 200
+    assert first["response"]["observation"]["request_id"] == "req_011test"
+    assert first["timing"]["total_ms"] >= first["timing"]["upstream_headers_ms"] >= 0
+    assert inference_exchange(exchanges)["seq"] == first["seq"]
+
+
+def test_streams_without_buffering(upstream: Upstream, tmp_path) -> None:
+    with running_capture(upstream.base_url, tmp_path / "cap.jsonl") as proxy:
+        with httpx.stream("POST", proxy.base_url + "/slow", json={"stream": True},
+                          timeout=httpx.Timeout(10.0)) as resp:
+            chunks = resp.iter_raw()
+            first = next(chunks)
+            assert b"message_start" in first
+            assert not upstream.finished.is_set()  # the upstream has not finished: nothing was buffered
+            upstream.release.set()
+            rest = b"".join(chunks)
+        assert b"message_stop" in rest
+    record = load_exchanges(tmp_path / "cap.jsonl")[-1]
+    assert record["response"]["streamed"] is True
+    assert record["response"]["observation"]["stream_events"] == ["message_start", "message_stop"]
+
+
+def test_unreachable_upstream_gives_502_and_a_record(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with running_capture(dead, tmp_path / "cap.jsonl") as proxy:
+        resp = httpx.post(proxy.base_url + "/v1/messages", json={})
+    assert resp.status_code == 502 and resp.json()["error"]["type"] == "capture_proxy_error"
+    assert load_exchanges(tmp_path / "cap.jsonl")[-1]["error"]
+
+
+def test_refuses_unsafe_upstreams() -> None:
+    with pytest.raises(CaptureRefused, match="neither loopback"):
+        check_upstream("https://evil.example.com", Settings(live_opt_in=True))
+    with pytest.raises(CaptureRefused, match="LANELAB_LIVE_OPT_IN"):
+        check_upstream("https://api.anthropic.com", Settings(live_opt_in=False))
+    assert check_upstream("https://api.anthropic.com/", Settings(live_opt_in=True)) == "https://api.anthropic.com"
+    with pytest.raises(UserError):
+        load_exchanges("/nonexistent/cap.jsonl")
+
+
+def test_with_the_simulator(tmp_path) -> None:
+    sim_server = pytest.importorskip("lanelab.sim.server")
+    with sim_server.running_simulator() as sim, running_capture(sim.base_url, tmp_path / "c.jsonl") as proxy:
+        token = sim.mint_token()["access_token"]
+        import anthropic
+
+        client = anthropic.Anthropic(auth_token=token, base_url=proxy.base_url,
+                                     default_headers={"anthropic-beta": "oauth-2025-04-20"}, max_retries=0)
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=1,
+                               messages=[{"role": "user", "content": "ping"}])
+    ex = inference_exchange(load_exchanges(tmp_path / "c.jsonl"))
+    assert ex["request"]["path"] == "/v1/messages"
+    assert token not in (tmp_path / "c.jsonl").read_text()

@@ -1,0 +1,138 @@
+"""The shareable report: self-contained HTML, GitHub Markdown, run metadata, redaction and refusal, and the CLI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from lanelab import analysis as an  # noqa: E402
+from lanelab import cli, redact, report  # noqa: E402
+from test_analysis import EXTRA_MSG, PLAN_HEADERS, hermes_like_cells, make_cell, write_run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    tmp_path = tmp_path_factory.mktemp("runs")
+    a = write_run(tmp_path / "may.jsonl", hermes_like_cells(credentials=("kit-pkce", "claude-code")), run_id="may")
+    b = write_run(tmp_path / "jun.jsonl", hermes_like_cells(ua_flips=True, credentials=("kit-pkce", "claude-code")),
+                  run_id="jun", policy="2026-06-18",
+                  usage={"before": {"five_hour": {"utilization": 3.0}}, "after": {"five_hour": {"utilization": 3.0}}})
+    return [a, b]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory, two_runs: list[Path]) -> tuple[Path, Path]:
+    return report.build(two_runs, tmp_path_factory.mktemp("reports"))
+
+
+def test_html_is_self_contained(written: tuple[Path, Path]) -> None:
+    page = written[0].read_text(encoding="utf-8")
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", page, re.I)
+    assert "<link" not in page.lower() and "@import" not in page
+    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(images) >= 4 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert "<style>" in page and "<details><summary>Raw observations</summary>" in page
+
+
+def test_reports_carry_run_metadata_and_answers(written: tuple[Path, Path]) -> None:
+    html_path, md_path = written
+    for text in (html_path.read_text(), md_path.read_text()):
+        for value in ("0.1.0", "sim", "2026-05-25", "2026-06-18", "hermes", "full_factorial", "may", "jun"):
+            assert value in text
+        assert "Seed symptom reproduced" in text and "Simulator output" in text
+        assert "Does the credential" in text and "identical requests end the same" in text
+    meta = md_path.read_text().split("### Runs")[1].split("###")[0]
+    assert re.search(r"\|\s*may\s*\|\s*0\.1\.0\s*\|\s*sim\s*\|\s*2026-05-25\s*\|", meta)
+    assert re.search(r"\|\s*16\s*\|\s*16\s*\|\s*served_plan 8, extra_usage_exhausted 8", meta)
+
+
+def test_markdown_tables_render_and_figures_sit_beside_it(written: tuple[Path, Path]) -> None:
+    md_path = written[1]
+    md = md_path.read_text()
+    tables = [block for block in md.split("\n\n") if block.startswith("|")]
+    assert len(tables) >= 5
+    for block in tables:
+        lines = block.splitlines()
+        assert re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[1]), lines[1]  # header separator
+        widths = {len(re.findall(r"(?<!\\)\|", line)) for line in lines}
+        assert len(widths) == 1, block  # every row has the same number of cells
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert figures and all((md_path.parent / f).is_file() for f in figures)
+    assert (md_path.parent / "findings-effects.png").read_bytes()[:4] == b"\x89PNG"
+    assert md.count("<details>") == md.count("</details>") >= 2
+    assert "Compare runs: `may` → `jun`" in md and "4 of 16 cells changed" in md
+
+
+def test_pipes_in_values_do_not_break_markdown_tables(tmp_path: Path) -> None:
+    cells = [make_cell({"tools": "a|b"}, "generic_error", 400, message="Error | with pipe\nand newline"),
+             make_cell({"tools": "none"}, "served_plan", 200, "plan", unified=PLAN_HEADERS)]
+    findings = report.collect(an.load(write_run(tmp_path / "p.jsonl", cells)))
+    md = report.render_markdown(findings, {})
+    raw = md.split("<summary>Raw observations</summary>")[1]
+    table = [line for line in raw.splitlines() if line.startswith("|")]
+    assert len({len(re.findall(r"(?<!\\)\|", line)) for line in table}) == 1
+    assert "Error \\| with pipe and newline" in raw
+
+
+def test_planted_canary_makes_the_writer_refuse(tmp_path: Path) -> None:
+    canary = "lanelab-canary-7f3e9a1c55d2"
+    cells = hermes_like_cells()[:2]
+    cells[0]["observation"]["error_message"] = f"echoed back: {canary}"
+    path = write_run(tmp_path / "c.jsonl", cells)
+    out = tmp_path / "out"
+    with pytest.raises(redact.SecretLeak) as err:
+        report.build([path], out, secrets=[canary])
+    assert canary not in str(err.value)
+    assert not out.exists() or not any(out.iterdir())  # nothing written, not even a figure
+
+
+def test_registered_and_token_shaped_secrets_are_masked_not_leaked(tmp_path: Path) -> None:
+    token = "sk-ant-oat01-" + "Q" * 40 + "tail"
+    odd = "simtok_" + "z" * 24
+    redact.register_secret(odd)
+    try:
+        cells = hermes_like_cells()[:2]
+        cells[0]["observation"]["error_message"] = f"bad token {token} and {odd}"
+        cells[1]["levels"]["tools"] = odd
+        html_path, md_path = report.build([write_run(tmp_path / "s.jsonl", cells)], tmp_path / "out")
+    finally:
+        redact.forget_secrets()
+    for p in (html_path, md_path):
+        text = p.read_text()
+        assert token not in text and odd not in text
+        assert "sk-ant-oat01-…tail" in text
+
+
+def test_cli_report_writes_both_files(tmp_path: Path, two_runs: list[Path], capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))
+    code = cli.main(["report", str(two_runs[0]), "--out", str(tmp_path / "rep"), "--rows", "ua", "--cols", "tools"])
+    assert code == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(tmp_path / "rep" / "findings.html"), str(tmp_path / "rep" / "findings.md")]
+    assert "outcome by ua and tools" in Path(printed[1]).read_text()
+
+
+def test_cli_report_explains_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["report", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)])
+    assert code == 2
+    assert "No run file" in capsys.readouterr().err
+
+
+def test_cli_report_unknown_factor_is_a_user_error(tmp_path: Path, two_runs: list[Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["report", str(two_runs[0]), "--out", str(tmp_path / "x"), "--rows", "nope"])
+    assert code == 2 and "no factor 'nope'" in capsys.readouterr().err
+
+
+def test_axes_default_to_the_factors_that_flip(tmp_path: Path) -> None:
+    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", hermes_like_cells(ua_flips=True))))
+    assert report.axis_candidates(df)[:2] == ["ua", "tools"]

@@ -1,0 +1,304 @@
+"""The runner: retries honouring retry-after, the budget guard, the concurrency bound, resume, and the done criterion."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import threading
+from collections import Counter
+
+import httpx
+import pytest
+
+from lanelab import redact
+from lanelab.budget import Budget, BudgetGuard, estimate_tokens
+from lanelab.config import Settings
+from lanelab.errors import BudgetExceeded
+from lanelab.runner import (NO_RETRY, PlannedCell, RetryPolicy, RunnerError, plan_cells, run_matrix, run_sync,
+                            sim_token)
+from lanelab.store import load_run
+from lanelab.wire import Observation, RequestSpec
+
+TOKEN = "sk-ant-oat01-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3" * 2
+BASE = "http://127.0.0.1:9"  # never contacted: tests with a MockTransport client
+
+
+def cells(n: int, path: str = "/v1/messages") -> list[PlannedCell]:
+    return [PlannedCell(cell_id=f"{i:012x}", profile="p", levels={"n": str(i)},
+                        spec=RequestSpec(path=path, body={"model": "m", "max_tokens": 1,
+                                                          "messages": [{"role": "user", "content": "hi"}]}))
+            for i in range(n)]
+
+
+def settings(tmp_path, **kw) -> Settings:
+    return Settings(mode=kw.pop("mode", "sim"), base_url=BASE, home=tmp_path / "home", out=tmp_path / "out", **kw)
+
+
+def ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"type": "message", "content": []}, headers={"request-id": "req_1"})
+
+
+class Sleeps:
+    """An injectable sleep that records the delays the runner chose instead of waiting."""
+
+    def __init__(self):
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def run(tmp_path, planned, handler, **kw):
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    kw.setdefault("progress", False)
+    return run_matrix(planned, profile="p", design="test", settings=kw.pop("settings", settings(tmp_path)),
+                      token=TOKEN, credential="t", client=client, **kw)
+
+
+# ------------------------------------------------------------------------------------------------ retries
+def test_retries_honour_retry_after_and_retry_after_ms(tmp_path):
+    script = [httpx.Response(429, headers={"retry-after": "7"},
+                             json={"type": "error", "error": {"type": "rate_limit_error",
+                                                              "message": "Number of requests exceeded your rate limit"}}),
+              httpx.Response(529, headers={"retry-after-ms": "1500", "retry-after": "9"},
+                             json={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+              ok(None)]
+    sleeps = Sleeps()
+    result = run(tmp_path, cells(1), lambda r: script.pop(0), sleep=sleeps,
+                 retry=RetryPolicy(max_attempts=5, max_delay=10))
+    assert sleeps.delays == [7.0, 1.5]
+    rec = load_run(result.path).cells["000000000000"]
+    assert rec["observation"]["attempts"] == 3 and rec["outcome"] == "served_api"
+    assert [r["status"] for r in rec["retries"]] == [429, 529]
+    assert result.requests == 3 and result.sent == 1 and result.failed == 0
+
+
+def test_backoff_without_retry_after_is_exponential_jittered_and_capped():
+    policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=5.0, jitter=0.5)
+    rng = random.Random(3)
+    delays = [policy.delay(Observation(status=500), a, rng) for a in range(1, 6)]
+    for attempt, d in enumerate(delays, start=1):
+        raw = 2 ** (attempt - 1)
+        assert min(5.0, raw) <= d <= min(5.0, raw * 1.5)
+    assert delays[-1] == 5.0
+    assert policy.delay(Observation(status=500), 10, rng) is None
+
+
+def test_a_retry_after_beyond_the_cap_is_not_retried(tmp_path):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        return httpx.Response(429, headers={"retry-after": "3600"},
+                              json={"type": "error", "error": {"type": "rate_limit_error", "message": "Error"}})
+    sleeps = Sleeps()
+    result = run(tmp_path, cells(1), handler, sleep=sleeps, retry=RetryPolicy(max_delay=60))
+    assert len(calls) == 1 and sleeps.delays == [] and result.failed == 1
+
+
+@pytest.mark.parametrize("status,message", [
+    (400, "You're out of extra usage. Add more at claude.ai/settings/usage and keep going."),
+    (400, "Third-party apps now draw from your extra usage, not your plan limits."),
+    (401, "OAuth authentication is currently not supported."),
+    (403, "OAuth token does not meet scope requirement user:profile"),
+    (429, "This request would exceed your account's monthly spend limit. Please try again later."),
+])
+def test_verdicts_are_not_retried(tmp_path, status, message):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        return httpx.Response(status, json={"type": "error", "error": {"type": "x", "message": message}})
+    sleeps = Sleeps()
+    result = run(tmp_path, cells(1), handler, sleep=sleeps)
+    assert len(calls) == 1 and sleeps.delays == [] and result.failed == 0
+
+
+def test_transport_errors_are_retried_then_recorded(tmp_path):
+    def handler(request):
+        raise httpx.ConnectError("connection refused")
+    sleeps = Sleeps()
+    result = run(tmp_path, cells(1), handler, sleep=sleeps, retry=RetryPolicy(max_attempts=3), rng=random.Random(0))
+    assert len(sleeps.delays) == 2 and sleeps.delays[1] > sleeps.delays[0]
+    rec = load_run(result.path).cells["000000000000"]
+    assert rec["outcome"] == "transport_error" and rec["observation"]["attempts"] == 3
+    assert result.failed == 1
+
+
+# ------------------------------------------------------------------------------------------------ budget
+def test_budget_refuses_a_plan_that_exceeds_it_and_names_the_numbers(tmp_path):
+    calls = []
+    with pytest.raises(BudgetExceeded) as info:
+        run(tmp_path, cells(5), lambda r: calls.append(1) or ok(r), budget=Budget(max_requests=4))
+    assert "5 inference requests" in str(info.value) and "limit of 4" in str(info.value)
+    assert "budget" in str(info.value).lower() and calls == []
+    assert not (tmp_path / "out" / "runs").exists() or not any((tmp_path / "out" / "runs").iterdir())
+
+
+def test_budget_stops_exactly_at_its_limit_counting_retries(tmp_path):
+    sent = []
+
+    def handler(request):
+        sent.append(1)
+        if len(sent) <= 2:  # the first two sends are transient failures, retried
+            return httpx.Response(500, json={"type": "error", "error": {"type": "api_error", "message": "x"}})
+        return ok(request)
+    result = run(tmp_path, cells(5), handler, budget=Budget(max_requests=5), sleep=Sleeps(), concurrency=1)
+    assert len(sent) == 5 == result.requests
+    assert result.spend.requests == 5 and result.not_sent == 2 and result.sent == 3
+    assert "5/5" in result.budget_report
+    assert len(load_run(result.path).cells) == 3
+
+
+def test_token_budget_counts_estimates():
+    spec = cells(1)[0].spec
+    cost = estimate_tokens(spec)
+    assert cost == len(json.dumps(spec.body)) // 4 + 1
+    guard = BudgetGuard(Budget(max_tokens=2 * cost))
+    assert guard.reserve(spec) and guard.reserve(spec) and not guard.reserve(spec)
+    assert guard.spent.requests == 2 and guard.spent.refused == 1
+    assert estimate_tokens(RequestSpec(method="GET", path="/v1/models")) == 0
+
+
+def test_live_mode_needs_opt_in_and_a_budget(tmp_path):
+    with pytest.raises(RunnerError, match="opt-in"):
+        run(tmp_path, cells(1), ok, settings=settings(tmp_path, mode="live"))
+    with pytest.raises(RunnerError, match="budget"):
+        run(tmp_path, cells(1), ok, settings=settings(tmp_path, mode="live", live_opt_in=True))
+
+
+# ------------------------------------------------------------------------------------------------ concurrency
+@pytest.mark.parametrize("limit", [1, 3])
+def test_concurrency_bound_is_respected(tmp_path, limit):
+    state = {"now": 0, "peak": 0}
+
+    async def handler(request):
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        await asyncio.sleep(0.005)
+        state["now"] -= 1
+        return ok(request)
+    result = run(tmp_path, cells(12), handler, concurrency=limit)
+    assert state["peak"] == limit and result.sent == 12
+
+
+def test_run_sync_works_inside_a_running_event_loop():
+    async def inner():
+        return run_sync(lambda: asyncio.sleep(0, result=42))
+    assert asyncio.run(inner()) == 42
+
+
+# ------------------------------------------------------------------------------------------------ secrets
+def test_the_token_goes_out_but_never_into_the_run_file(tmp_path):
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(401, json={"type": "error", "error": {"type": "authentication_error",
+                                                                    "message": f"Invalid bearer token {TOKEN}"}})
+    result = run(tmp_path, cells(1), handler)
+    assert seen == [f"Bearer {TOKEN}"]
+    text = result.path.read_text()
+    assert TOKEN not in text and redact.mask(TOKEN) in text
+
+
+def test_a_token_is_never_sent_to_a_foreign_host(tmp_path):
+    s = Settings(mode="sim", base_url=None, home=tmp_path, out=tmp_path)
+    with pytest.raises(RunnerError, match="Refusing"):
+        run_matrix(cells(1), profile="p", design="d", settings=s, base_url="https://evil.example.com",
+                   token=TOKEN, credential="t", progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ the simulator
+@contextlib.contextmanager
+def simulator(policy: str = "2026-05-25"):
+    """The real simulator: lanelab.sim.server.running_simulator when it exists, else its ASGI app under uvicorn."""
+    try:
+        from lanelab.sim.server import running_simulator
+    except ImportError:
+        running_simulator = None
+    if running_simulator is not None:
+        with running_simulator(policy=policy) as sim:
+            yield sim.base_url
+        return
+    import socket
+    import time
+
+    import uvicorn
+    from lanelab.sim.app import create_app
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(create_app(policy=policy), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def sim_url():
+    pytest.importorskip("lanelab.sim.app")
+    with simulator() as url:
+        yield url
+
+
+def request_log(url: str) -> list[dict]:
+    return httpx.get(url + "/_sim/requests").json()
+
+
+def ofat_from_hermes():
+    from lanelab.designs import one_factor_at_a_time
+    from lanelab.factors import load_factors
+    from lanelab.profiles import load_profiles
+    catalog = load_factors()
+    factors = [f for f in catalog if f != "credential"]
+    design = one_factor_at_a_time("hermes-0.14.0", catalog, factors)
+    return plan_cells(design, load_profiles(["hermes-0.14.0"]), catalog), factors
+
+
+def test_done_criterion_ofat_from_hermes_finds_flips_and_the_rerun_sends_nothing(tmp_path, sim_url):
+    planned, factors = ofat_from_hermes()
+    s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "h", out=tmp_path / "o")
+    token = sim_token(sim_url)
+    httpx.delete(sim_url + "/_sim/requests")
+    first = run_matrix(planned, profile="hermes-0.14.0", design="ofat", factors=factors, settings=s, token=token,
+                       credential="sim-pkce", progress=False, concurrency=4)
+    assert first.policy == "2026-05-25" and first.sent == len(planned) and first.resumed == 0
+    run = load_run(first.path)
+    assert run.header["policy"] == "2026-05-25" and run.header["profile"] == "hermes-0.14.0"
+    baseline = next(c for c in run.cells.values() if c["cell_id"] == planned[0].cell_id)
+    assert baseline["outcome"] == "extra_usage_exhausted" and baseline["observation"]["status"] == 400
+    flips = [c for c in run.cells.values() if c["outcome"] == "served_plan" and c["lane"] == "plan"]
+    assert flips, Counter(c["outcome"] for c in run.cells.values())
+    assert all(c["observation"]["status"] == 200 for c in flips)
+    sent_first = len(request_log(sim_url))
+    assert sent_first == first.requests >= len(planned)
+
+    again = run_matrix(planned, profile="hermes-0.14.0", design="ofat", factors=factors, settings=s, token=token,
+                       credential="sim-pkce", progress=False)
+    assert again.run_id == first.run_id
+    assert again.sent == 0 and again.resumed == len(planned) and again.requests == 0
+    assert len(request_log(sim_url)) == sent_first
+
+
+def test_an_interrupted_run_resumes_only_the_missing_cells(tmp_path, sim_url):
+    planned, factors = ofat_from_hermes()
+    s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "h", out=tmp_path / "o")
+    token = sim_token(sim_url)
+    part = run_matrix(planned[:3], profile="hermes-0.14.0", design="ofat", run_id="interrupted", settings=s,
+                      token=token, progress=False)
+    httpx.delete(sim_url + "/_sim/requests")
+    rest = run_matrix(planned, profile="hermes-0.14.0", design="ofat", run_id="interrupted", settings=s,
+                      token=token, progress=False)
+    assert part.sent == 3 and rest.resumed == 3 and rest.sent == len(planned) - 3
+    assert len(httpx.get(sim_url + "/_sim/requests").json()) == len(planned) - 3
+    assert len(load_run(rest.path).cells) == len(planned)
