@@ -41,7 +41,6 @@ IMPORT_LABEL = os.environ.get("LANELAB_IMPORT", "")  # second path: a credential
 # console host) and scope set (Hermes' three scopes or Claude Code's full set).
 
 # %%
-from lanelab import oauth
 from lanelab.login_flow import LoginFlow
 
 flow = LoginFlow(settings, variant=VARIANT, label=LABEL)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-
 from lanelab.sim.server import SimHandle, running_simulator
 
 DEFAULT_POLICY = "2026-05-25"

@@ -90,7 +90,7 @@ def test_answer_all_and_diagnosis_on_a_known_run(tmp_path: Path) -> None:
     assert list(table["verdict"].str.split(":").str[0]) == ["no", "cannot tell", "both"]
     lines = ans.diagnosis(df)
     assert lines[0].startswith("Seed symptom reproduced: 4 of 8 requests") and "at most 3% used" in lines[0]
-    assert "'tools'" in lines[1] and "4 of 4" in lines[1]
+    assert "'tools'" in lines[1] and "4 of 4" in lines[1] and "onto or off the plan" in lines[1]
 
 
 def test_no_evasion_advice_in_answers(tmp_path: Path) -> None:

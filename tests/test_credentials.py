@@ -5,8 +5,8 @@ import os
 import stat
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lanelab import credentials as C
 from lanelab.config import Settings
 
@@ -15,8 +15,8 @@ REFRESH = "sk-ant-ort01-" + "z9Y8" * 20
 
 
 def cred(label="sim-pkce", **kw):
-    base = dict(label=label, access_token=ACCESS, refresh_token=REFRESH, expires_at=2_000_000_000.0,
-                scopes=("user:inference", "user:profile"), email="someone@example.com")
+    base = {"label": label, "access_token": ACCESS, "refresh_token": REFRESH, "expires_at": 2_000_000_000.0,
+            "scopes": ("user:inference", "user:profile"), "email": "someone@example.com"}
     base.update(kw)
     return C.Credential(**base)
 

@@ -81,7 +81,7 @@ specs = st.builds(RequestSpec, method=st.sampled_from(["POST", "GET"]), path=st.
                   body=body, auth=st.sampled_from(["bearer", "x-api-key"]))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(specs, specs, st.randoms(use_true_random=False))
 def test_edits_round_trip(a: RequestSpec, b: RequestSpec, rnd) -> None:
     diffs = differences(a, b)
@@ -90,8 +90,9 @@ def test_edits_round_trip(a: RequestSpec, b: RequestSpec, rnd) -> None:
     assert apply_differences(b, diffs, side="a") == a
     subset = [d for d in diffs if rnd.random() < 0.5]
     mid = apply_differences(a, subset)
-    # a partial application differs from the target exactly in the edits not applied
-    assert {x.loc for x in differences(mid, b)} <= {d.loc for d in diffs if d not in subset} | {
-        d.loc[:3] for d in diffs if d not in subset}
-    assert (len(differences(mid, b)) == 0) == (len(subset) == len(diffs) or mid == b)
+    # each applied header/query edit takes the target's value, each unapplied one keeps the original's
+    for d in diffs:
+        if d.part in ("header", "query"):
+            got = getattr(mid, d.loc[0]).get(d.loc[1], MISSING)
+            assert got == (d.b if d in subset else d.a)
     assert all(x is not MISSING for x in (mid.body or {}).values())

@@ -5,11 +5,10 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from lanelab import cli
 from lanelab import importers as I
-from lanelab.credentials import CredentialStore, resolve_credential
 from lanelab.config import Settings
+from lanelab.credentials import CredentialStore, resolve_credential
 
 CC_ACCESS = "sk-ant-oat01-" + "cc" * 30
 CC_REFRESH = "sk-ant-ort01-" + "cr" * 30

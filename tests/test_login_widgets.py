@@ -3,7 +3,6 @@
 import stat
 
 import pytest
-
 from lanelab import oauth
 from lanelab.config import Settings
 from lanelab.login_flow import STEPS, FlowOrderError, LoginFlow

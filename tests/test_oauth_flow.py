@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-
-from lanelab import cli, oauth, pkce, redact
-from lanelab.config import Settings, host_allowed
+from lanelab import cli, oauth, pkce
+from lanelab.config import host_allowed
 from lanelab.credentials import Credential, CredentialStore
+from lanelab.errors import UserError
 from lanelab.paste import PastedCode, parse_paste
 
 BASE = "http://127.0.0.1:9"
@@ -149,8 +149,8 @@ def test_secrets_go_only_to_allow_listed_hosts():
 # Refresh
 
 def saved_cred(**kw):
-    base = dict(label="mine", access_token="sk-ant-oat01-" + "A" * 50, refresh_token=OLD_REFRESH,
-                expires_at=0.0, scopes=("user:inference",), email="keep@example.com")
+    base = {"label": "mine", "access_token": "sk-ant-oat01-" + "A" * 50, "refresh_token": OLD_REFRESH,
+            "expires_at": 0.0, "scopes": ("user:inference",), "email": "keep@example.com"}
     base.update(kw)
     return Credential(**base)
 
@@ -215,7 +215,7 @@ def test_refresh_is_single_flight():
     def worker():
         try:
             results.append(oauth.refresh(cred, ep, v, client=client))
-        except Exception as exc:  # pragma: no cover - reported below
+        except UserError as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(n)]
@@ -353,3 +353,50 @@ def test_cli_login_errors_are_clear(sim, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("LANELAB_BASE_URL")
     assert cli.main(["login", "--endpoints", "live-claude-ai"]) == 2
     assert "LANELAB_LIVE_OPT_IN" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Introspection (no server)
+
+@pytest.mark.parametrize("token,kind", [("sk-ant-oat01-abc", "oauth_access"), ("sk-ant-ort01-abc", "oauth_refresh"),
+                                        ("sk-ant-api03-abc", "api_key"), ("eyJabc.def", "unknown"), ("", "unknown"),
+                                        (None, "unknown")])
+def test_token_kind(token, kind):
+    from lanelab.introspect import token_kind
+
+    assert token_kind(token) == kind
+
+
+def test_describe_explains_scopes_and_expiry():
+    from lanelab.introspect import describe
+
+    s = describe(saved_cred(expires_at=10_000.0, scopes=("user:inference",)), now=10_000.0 - 7200)
+    assert s.kind == "oauth_access" and s.expiry_text == "in 2.0 h" and not s.can_probe
+    assert "inference" in s.allows["user:inference"]
+    assert "need user:profile" in repr(s) and "A" * 50 not in repr(s) + s._repr_html_()
+    assert describe(saved_cred(expires_at=100.0), now=400.0).expiry_text == "expired 5 min ago"
+
+
+def test_summarize_reads_plan_extra_usage_and_windows():
+    from lanelab.introspect import summarize
+    from lanelab.wire import observe_response
+
+    profile = observe_response(200, {"content-type": "application/json", "request-id": "req_1"}, json.dumps({
+        "account": {"uuid": "a", "email": "person@example.com"},
+        "organization": {"organization_type": "claude_pro", "rate_limit_tier": "default_claude_pro",
+                         "billing_type": "stripe_subscription", "has_extra_usage_enabled": False}}).encode(), 1.0)
+    usage = observe_response(200, {"content-type": "application/json"}, json.dumps({
+        "five_hour": {"utilization": 12.5, "resets_at": "2026-05-25T10:00:00Z"}, "seven_day": None,
+        "extra_usage": {"is_enabled": True, "monthly_limit": 0, "used_credits": 0, "utilization": None}}).encode(),
+        1.0)
+    s = summarize(profile, usage)
+    assert (s.organization_type, s.rate_limit_tier, s.extra_usage_enabled, s.extra_usage_monthly_limit) == \
+        ("claude_pro", "default_claude_pro", True, 0.0)
+    assert [(w.name, w.utilization) for w in s.windows] == [("five_hour", 12.5), ("seven_day", None)]
+    assert s.email == "p…@example.com" and s.request_ids == ["req_1"] and not s.errors
+    denied = observe_response(403, {"content-type": "application/json"}, json.dumps({
+        "type": "error", "error": {"type": "permission_error",
+                                   "message": "OAuth token does not meet scope requirement user:profile"}}).encode(), 1)
+    s2 = summarize(denied, denied)
+    assert len(s2.errors) == 2 and "user:profile" in s2.errors[0] and s2.organization_type is None
+    assert "probe error" in repr(s2) and "<table>" in s2._repr_html_()

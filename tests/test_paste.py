@@ -1,8 +1,8 @@
 """Paste parsing: accepted shapes, each refusal with its own type, and no secret ever repeated in a message."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lanelab import paste
 from lanelab.errors import UserError
 

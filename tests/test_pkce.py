@@ -3,8 +3,8 @@
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lanelab import pkce, redact
 
 

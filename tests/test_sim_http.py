@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
-import os
 import subprocess
 import sys
 import threading
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from lanelab import redact
 from lanelab.commands import sim as sim_command
 from lanelab.errors import UserError

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-
 from lanelab import redact
 from lanelab.sim.account import pkce_challenge
 
@@ -161,5 +160,5 @@ def test_issued_secrets_are_registered_and_the_log_hides_them(sim):
     log = httpx.get(f"{sim.base_url}/_sim/requests")
     for secret in (code, verifier):
         assert secret not in log.text
-    token_entry = [e for e in log.json() if e["path"] == "/v1/oauth/token"][0]
+    token_entry = next(e for e in log.json() if e["path"] == "/v1/oauth/token")
     assert token_entry["outcome"] == "token_issued" and token_entry["status"] == 200

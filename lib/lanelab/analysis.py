@@ -381,7 +381,13 @@ def spec_aspects(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> se
 
 
 PAIR_COLUMNS = ("factor", "level_a", "level_b", "cell_a", "cell_b", "outcome_a", "outcome_b", "status_a",
-                "status_b", "lane_a", "lane_b", "flips", "aspects", "run_id")
+                "status_b", "lane_a", "lane_b", "flips", "lane_flips", "aspects", "run_id")
+
+
+def on_plan(outcome: Any, lane: Any, status: Any) -> bool:
+    """True when an observation was served and billed to the plan."""
+    served = status is not None and not pd.isna(status) and 200 <= int(status) < 300
+    return str(outcome) == "served_plan" or (served and lane == "plan")
 
 
 def minimal_pairs(df: pd.DataFrame, factor: str | None = None) -> pd.DataFrame:
@@ -409,6 +415,8 @@ def minimal_pairs(df: pd.DataFrame, factor: str | None = None) -> pd.DataFrame:
                     "outcome_a": str(ra["outcome"]), "outcome_b": str(rb["outcome"]),
                     "status_a": ra["status"], "status_b": rb["status"], "lane_a": ra["lane"], "lane_b": rb["lane"],
                     "flips": str(ra["outcome"]) != str(rb["outcome"]),
+                    "lane_flips": on_plan(ra["outcome"], ra["lane"], ra["status"])
+                    != on_plan(rb["outcome"], rb["lane"], rb["status"]),
                     "aspects": ", ".join(sorted(spec_aspects(ra["spec"], rb["spec"]))) or "none on the wire",
                     "run_id": ra["run_id"],
                 })
@@ -418,8 +426,9 @@ def minimal_pairs(df: pd.DataFrame, factor: str | None = None) -> pd.DataFrame:
 def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
     """Factors ranked by how often changing them alone flips the outcome, with the supporting cells.
 
-    Columns: factor, pairs, flips, flip_rate, transitions (``a→b`` outcome changes seen), cells (ids of flipping
-    pairs), aspects (what the factor changes on the wire).
+    Columns: factor, pairs, flips, lane_flips (flips that move a request onto or off the plan: the billing verdict),
+    flip_rate, transitions (``a→b`` outcome changes seen), cells (ids of flipping pairs), aspects (what the factor
+    changes on the wire). Ranked by lane flips, then flips.
     """
     pairs = minimal_pairs(df)
     rows = []
@@ -431,10 +440,12 @@ def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
         transitions = sorted({f"{a}→{b}" for a, b in zip(flipped["outcome_a"], flipped["outcome_b"])})
         cells = list(dict.fromkeys(itertools.chain.from_iterable(zip(flipped["cell_a"], flipped["cell_b"]))))
         aspects = sorted({a.strip() for s in p["aspects"] for a in s.split(",") if a.strip()})
-        rows.append({"factor": f, "pairs": len(p), "flips": len(flipped), "flip_rate": len(flipped) / len(p),
+        rows.append({"factor": f, "pairs": len(p), "flips": len(flipped), "lane_flips": int(p["lane_flips"].sum()),
+                     "flip_rate": len(flipped) / len(p),
                      "transitions": "; ".join(transitions), "cells": cells, "aspects": ", ".join(aspects)})
-    res = pd.DataFrame(rows, columns=["factor", "pairs", "flips", "flip_rate", "transitions", "cells", "aspects"])
-    return res.sort_values(["flips", "flip_rate", "pairs"], ascending=[False, False, False], kind="stable") \
+    res = pd.DataFrame(rows, columns=["factor", "pairs", "flips", "lane_flips", "flip_rate", "transitions", "cells",
+                                      "aspects"])
+    return res.sort_values(["lane_flips", "flips", "flip_rate"], ascending=[False, False, False], kind="stable") \
         .reset_index(drop=True)
 
 

@@ -88,21 +88,26 @@ def request_shape(df: pd.DataFrame, pairs: pd.DataFrame | None = None) -> Answer
                       "No two cells in this run differ only in the endpoint path, the anthropic-beta header or the "
                       "client identifier (user-agent, x-app), so the run cannot isolate their effect.",
                       [], more)
-    flips = rel[rel["flips"]]
+    flips = rel[rel["lane_flips"]]
     if not flips.empty:
         which = sorted({x for a in flips["aspects"] for x in _aspects(a) & set(REQUEST_ASPECTS)})
         example = _pair_text(flips.iloc[0])
-        return Answer("request_shape", q, f"yes: changing only the {' or the '.join(which)} changes the outcome",
-                      f"{len(flips)} of {len(rel)} minimal pairs that differ only in the {' or the '.join(tested)} end "
-                      f"differently; "
-                      f"for example {example}. So how the request is shaped on the wire, not only who sends it, "
-                      f"decides the verdict here."
+        return Answer("request_shape", q, f"yes: changing only the {' or the '.join(which)} moves the request "
+                      "onto or off the plan",
+                      f"{len(flips)} of {len(rel)} minimal pairs that differ only in the {' or the '.join(tested)} "
+                      f"land in a different billing lane; for example {example}. So how the request is shaped on the "
+                      "wire, not only who sends it, decides the verdict here."
                       + (f" Not yet tested: {', '.join(untested)}." if untested else ""),
                       _cells(flips), more)
-    return Answer("request_shape", q, f"no: changing only the {' or the '.join(tested)} does not change the outcome",
-                  f"All {len(rel)} minimal pairs that differ only in the {' or the '.join(tested)} end with the same outcome, so "
-                  "these request details are not what separates this traffic from plan-billed traffic here; look at "
-                  "the factor effects for what does." + (f" Not yet tested: {', '.join(untested)}." if untested else ""),
+    other = rel[rel["flips"]]
+    errors = (f" They do change which error comes back ({'; '.join(sorted(set(other['outcome_a'] + '→' + other['outcome_b']))[:3])}), "
+              "but never move a request onto the plan." if len(other) else "")
+    return Answer("request_shape", q, f"no: changing only the {' or the '.join(tested)} does not move the request "
+                  "onto the plan",
+                  f"None of the {len(rel)} minimal pairs that differ only in the {' or the '.join(tested)} changes the "
+                  f"billing lane, so these request details are not what separates this traffic from plan-billed "
+                  f"traffic here; look at the factor effects for what does.{errors}"
+                  + (f" Not yet tested: {', '.join(untested)}." if untested else ""),
                   _cells(rel), more)
 
 
@@ -210,11 +215,17 @@ def diagnosis(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> list[str
                      f"while the plan windows were {level} used.")
     else:
         lines.append(f"Seed symptom not seen: none of the {len(df)} requests was refused by the extra-usage pool.")
+    lane = effects[effects["lane_flips"] > 0] if len(effects) else effects
     flipping = effects[effects["flips"] > 0] if len(effects) else effects
-    if len(flipping):
+    if len(lane):
+        top = lane.iloc[0]
+        lines.append(f"The factor that moves requests onto or off the plan most often on its own is '{top['factor']}' "
+                     f"({top['lane_flips']} of {top['pairs']} minimal pairs; outcome changes seen: "
+                     f"{top['transitions']}).")
+    elif len(flipping):
         top = flipping.iloc[0]
-        lines.append(f"The factor that flips the outcome most often on its own is '{top['factor']}' "
-                     f"({top['flips']} of {top['pairs']} minimal pairs: {top['transitions']}).")
+        lines.append(f"No single factor moves a request onto the plan; '{top['factor']}' changes the outcome most "
+                     f"often ({top['flips']} of {top['pairs']} minimal pairs: {top['transitions']}).")
     elif len(effects):
         lines.append("No single factor in this run flips the outcome on its own.")
     return lines

@@ -125,7 +125,7 @@ Verdict = str
 SendFn = Callable[[frozenset[int]], Any]
 
 
-class Tester:
+class ProbeSession:
     """Sends subsets through a probe with caching, a budget, retries of transient outcomes and majority repeats."""
 
     def __init__(self, send: SendFn, verdict_of: Callable[[Any], tuple[str, Verdict]], *, budget: int | None = None,
@@ -178,7 +178,7 @@ class Tester:
 
 # --- strategies over indices 0..n-1 ------------------------------------------------------------------------------
 
-def _binary(n: int, t: Tester) -> tuple[str, list[int]]:
+def _binary(n: int, t: ProbeSession) -> tuple[str, list[int]]:
     """Binary reduction: repeatedly binary-search the shortest flipping prefix; its last edit is needed."""
     needed: list[int] = []
     rest = list(range(n))
@@ -215,7 +215,7 @@ def _split(items: list[int], parts: int) -> list[list[int]]:
     return out
 
 
-def _ddmin(n: int, t: Tester) -> tuple[str, list[int]]:
+def _ddmin(n: int, t: ProbeSession) -> tuple[str, list[int]]:
     """Zeller's ddmin over the edits, testing subsets and complements with growing granularity."""
     if t.flips([]):
         return ALREADY_PASSES, []
@@ -242,7 +242,7 @@ def _ddmin(n: int, t: Tester) -> tuple[str, list[int]]:
     return FOUND, sorted(current)
 
 
-def _one_at_a_time(n: int, t: Tester) -> tuple[str, list[int]]:
+def _one_at_a_time(n: int, t: ProbeSession) -> tuple[str, list[int]]:
     """Apply each edit alone; report the first that flips (none: the cause needs several edits)."""
     for i in range(n):
         if t.flips([i]):
@@ -250,7 +250,7 @@ def _one_at_a_time(n: int, t: Tester) -> tuple[str, list[int]]:
     return NOT_ISOLATED, []
 
 
-def _exhaustive(n: int, t: Tester) -> tuple[str, list[int]]:
+def _exhaustive(n: int, t: ProbeSession) -> tuple[str, list[int]]:
     """Every subset, smallest first: the first that flips is a minimum (exponential; for comparison only)."""
     for size in range(0, n + 1):
         for combo in itertools.combinations(range(n), size):
@@ -262,7 +262,7 @@ def _exhaustive(n: int, t: Tester) -> tuple[str, list[int]]:
 _RUN = {"binary": _binary, "ddmin": _ddmin, "one_at_a_time": _one_at_a_time, "exhaustive": _exhaustive}
 
 
-def search(n: int, tester: Tester, strategy: str = "binary", check_ends: bool = False) -> BisectResult:
+def search(n: int, tester: ProbeSession, strategy: str = "binary", check_ends: bool = False) -> BisectResult:
     """Run one strategy over ``n`` edits with ``tester``; the index-level core of :func:`bisect`."""
     if strategy not in _RUN:
         raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
@@ -290,7 +290,7 @@ def search(n: int, tester: Tester, strategy: str = "binary", check_ends: bool = 
                         probes=tester.probes, ends_confirmed=confirmed)
 
 
-def _budget_suspects(n: int, tester: Tester) -> list[int]:
+def _budget_suspects(n: int, tester: ProbeSession) -> list[int]:
     """Edits still possibly needed: those in the smallest flipping set seen, minus none (a conservative narrowing)."""
     flipping = [s for s, v in tester.cache.items() if v]
     return sorted(min(flipping, key=len)) if flipping else list(range(n))
@@ -350,7 +350,7 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
         known[frozenset()] = bool(known_outcomes[0])
     if known_outcomes[1] is not None:
         known[frozenset(range(len(usable)))] = bool(known_outcomes[1])
-    tester = Tester(send, base_verdict, budget=budget, repeats=repeats, retries_unclear=retries_unclear, known=known)
+    tester = ProbeSession(send, base_verdict, budget=budget, repeats=repeats, retries_unclear=retries_unclear, known=known)
     result = search(len(usable), tester, strategy=strategy, check_ends=check_ends)
     result.differences = usable
     result.excluded = excluded

@@ -11,9 +11,10 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import redact
 from .config import Settings
@@ -113,7 +114,7 @@ class Credential:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Credential":
+    def from_dict(cls, d: Mapping[str, Any]) -> Credential:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -161,7 +162,7 @@ class CredentialStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-                raise ValueError("no access_token")
+                raise TypeError("no access_token")
             data["label"] = label
             return Credential.from_dict(data)
         except (ValueError, TypeError) as exc:

@@ -8,9 +8,10 @@ free probes ``/api/oauth/profile`` and ``/api/oauth/usage`` (research/protocol.m
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import httpx
 

@@ -68,9 +68,12 @@ def running_lab(root_dir: Path, env: Mapping[str, str] | None = None, port: int 
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="lanelab-jupyter-") as tmp:
         tmp_path = Path(tmp)
+        settings_dir = tmp_path / "user-settings"
+        _write_quiet_settings(settings_dir)
         child_env = {**os.environ, **(env or {}),
                      "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-                     "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "JUPYTER_PREFER_ENV_PATH": "1"}
+                     "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "JUPYTER_PREFER_ENV_PATH": "1",
+                     "JUPYTERLAB_SETTINGS_DIR": str(settings_dir)}
         log_path = tmp_path / "lab.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(lab_command(root_dir, port, expose_app=expose_app), env=child_env, stdout=log, stderr=subprocess.STDOUT)
@@ -85,6 +88,13 @@ def running_lab(root_dir: Path, env: Mapping[str, str] | None = None, port: int 
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=5)
+
+
+def _write_quiet_settings(settings_dir: Path) -> None:
+    """No news prompt and no update check: the lab runs offline and nothing should cover the notebook."""
+    target = settings_dir / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text('{"fetchNews": "false", "checkForUpdates": false}')
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:

@@ -17,7 +17,7 @@ from .config import Settings
 from .credentials import Credential, CredentialStore, validate_label
 from .errors import UserError
 from .introspect import AccountSummary, CredentialSummary, describe, inspect_account
-from .paste import PasteError, PastedCode, StateMismatch, parse_paste
+from .paste import PastedCode, PasteError, StateMismatch, parse_paste
 
 STEPS = ("choose", "authorize", "paste", "exchange", "inspect", "save")
 STEP_TITLES = {
@@ -210,8 +210,8 @@ class LoginFlow:
                 "error": self.error, "label": self.label}
 
     def __repr__(self) -> str:
-        lines = [f"LoginFlow(endpoints={self.endpoints.name if self.endpoints else None!r}, "
-                 f"variant={self.variant.name!r}, current={self.current_step!r})"]
+        name = self.endpoints.name if self.endpoints else None
+        lines = [f"LoginFlow(endpoints={name!r}, variant={self.variant.name!r}, current={self.current_step!r})"]
         for step in STEPS:
             mark = "✓" if step in self.done else ("→" if step == self.current_step else " ")
             lines.append(f"  {mark} {STEP_TITLES[step]}")

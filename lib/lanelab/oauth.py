@@ -14,9 +14,10 @@ import re
 import threading
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import httpx
@@ -66,7 +67,7 @@ class EndpointSet:
     relative: bool = False
     source: str = ""
 
-    def resolve(self, base_url: str | None) -> "EndpointSet":
+    def resolve(self, base_url: str | None) -> EndpointSet:
         """Absolute URLs: relative sets are joined onto the simulator's ``base_url``."""
         if not self.relative:
             return self
@@ -75,7 +76,7 @@ class EndpointSet:
                 f"Endpoint set {self.name!r} belongs to the simulator, but no simulator address is known.",
                 "Start one with 'python -m lanelab sim' and set LANELAB_BASE_URL to the URL it prints.")
         base = base_url.rstrip("/") + "/"
-        j = lambda u: urljoin(base, u.lstrip("/"))  # noqa: E731
+        j = lambda u: urljoin(base, u.lstrip("/"))
         return replace(self, authorize_url=j(self.authorize_url), token_urls=tuple(j(u) for u in self.token_urls),
                        redirect_uri=j(self.redirect_uri), relative=False)
 

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import redact
@@ -34,6 +34,8 @@ SETUP_TOKEN_SCOPES = ("user:inference",)
 #: The legacy scope set most peers ask for (OCA, ROO, HER; research/protocol.md §1.1).
 DEFAULT_SCOPES = ("org:create_api_key", "user:profile", "user:inference")
 AUTH_CODE_TTL = 600
+#: The request log keeps at most this many entries (oldest dropped), so a long-running simulator stays small.
+LOG_LIMIT = 10_000
 MINT_KINDS = ("pkce", "setup-token", "api_key")
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -60,7 +62,7 @@ def pkce_challenge(verifier: str) -> str:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +176,11 @@ class SimState:
             self.account = _deep_merge(self.account, patch)
             return copy.deepcopy(self.account)
 
+    def set_baseline(self) -> None:
+        """Make the current account the one :meth:`reset` returns to."""
+        with self._lock:
+            self._initial_account = copy.deepcopy(self.account)
+
     def reset(self) -> None:
         """Back to the account the simulator started with; forget tokens, codes, the log and counters."""
         with self._lock:
@@ -243,7 +250,7 @@ class SimState:
             return {"kind": "none", "valid": False, "expired": False, "scopes": (), "source": None}
         token = self.lookup(value)
         if token is None:
-            if value.startswith("sk-ant-oat") or value.startswith("sk-ant-ort"):
+            if value.startswith(("sk-ant-oat", "sk-ant-ort")):
                 kind = "oauth"
             elif value.startswith("sk-ant-api"):
                 kind = "api_key"
@@ -329,7 +336,7 @@ class SimState:
     def resets(self) -> dict[str, int]:
         """Epoch-second resets of each window (fixed from the simulator's start)."""
         start = self.window_start
-        month = datetime.fromtimestamp(start, tz=timezone.utc)
+        month = datetime.fromtimestamp(start, tz=UTC)
         next_month = (month.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
                       .replace(month=month.month % 12 + 1, year=month.year + (month.month == 12)))
         return {"five_hour": int(start + 5 * 3600), "seven_day": int(start + 7 * 86400),
@@ -447,6 +454,8 @@ class SimState:
             self._seq += 1
             entry = {"seq": self._seq, **entry}
             self.log.append(entry)
+            if len(self.log) > LOG_LIMIT:
+                del self.log[: len(self.log) - LOG_LIMIT]
             return self._seq
 
     def requests(self, since: int = 0) -> list[dict[str, Any]]:

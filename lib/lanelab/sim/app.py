@@ -12,7 +12,8 @@ import json
 import socket
 import struct
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -103,7 +104,7 @@ class Simulator:
         self.state = SimState(account=base)
         if account:
             self.state.update_account(account)
-            self.state._initial_account = self.state.snapshot()
+            self.state.set_baseline()
         self.faults = faults_mod.FaultPlan(faults, seed=seed)
         self.set_policy(policy)
         self.router = Starlette(routes=self._routes(), exception_handlers={

@@ -45,7 +45,7 @@ def _is_loopback_callback(uri: str) -> bool:
         and parts.path == "/callback"
 
 
-async def authorize(request: Request, sim: "Simulator") -> Response:
+async def authorize(request: Request, sim: Simulator) -> Response:
     """``GET /oauth/authorize``: validate the request, approve it at once, redirect with ``code`` and ``state``."""
     q = request.query_params
     client_id = q.get("client_id", "")
@@ -103,7 +103,7 @@ async def _read_form_or_json(request: Request) -> tuple[dict[str, Any], str]:
     return dict(parse_qsl(raw, keep_blank_values=True)), ctype
 
 
-async def token(request: Request, sim: "Simulator") -> Response:
+async def token(request: Request, sim: Simulator) -> Response:
     """``POST /v1/oauth/token``: ``authorization_code`` and ``refresh_token`` grants."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()

@@ -7,7 +7,8 @@ message_stop; an error after the 200 arrives as an ``error`` event. Chat complet
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 #: Characters of text per content_block_delta.
 CHUNK_CHARS = 12

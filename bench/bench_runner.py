@@ -1,0 +1,81 @@
+"""Runner overhead: the kit's runner against a bare httpx.AsyncClient loop, same requests, same simulator, same
+concurrency, in one process. Prints both rates and their ratio (aim: at least 0.9).
+
+    .venv/bin/python bench/bench_runner.py [--requests 400] [--concurrency 8] [--rounds 3]
+
+The bare loop only sends and reads; the runner also classifies, redacts and fsyncs one record per cell, which is the
+price of resumable, leak-checked runs. Rounds alternate the two so that warm-up and noise fall on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from lanelab.config import Settings
+from lanelab.runner import NO_RETRY, MatrixPlan, PlannedCell, run_matrix, sim_token
+from lanelab.sim.server import running_simulator
+from lanelab.wire import build_request
+
+
+def workload(n: int, settings: Settings) -> list[PlannedCell]:
+    """``n`` cells cycling through the hermes-0.14.0 one-factor-at-a-time variants, each with its own id."""
+    base = MatrixPlan.build("hermes-0.14.0", "ofat", None, settings).planned()
+    return [dataclasses.replace(base[i % len(base)], cell_id=f"{i:012x}") for i in range(n)]
+
+
+async def bare(cells: list[PlannedCell], base_url: str, token: str, concurrency: int) -> float:
+    sem = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+        async def one(cell: PlannedCell) -> None:
+            async with sem:
+                response = await client.send(build_request(cell.spec, base_url, token))
+                await response.aread()
+        started = time.perf_counter()
+        await asyncio.gather(*(one(c) for c in cells))
+        return time.perf_counter() - started
+
+
+def kit(cells: list[PlannedCell], base_url: str, token: str, concurrency: int, out: Path, tag: str) -> float:
+    settings = Settings(mode="sim", base_url=base_url, out=out)
+    started = time.perf_counter()
+    result = run_matrix(cells, profile="hermes-0.14.0", design="bench", settings=settings, run_id=f"bench-{tag}",
+                        token=token, credential="bench", concurrency=concurrency, retry=NO_RETRY, progress=False)
+    elapsed = time.perf_counter() - started
+    assert result.sent == len(cells), result.summary()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with running_simulator(policy="2026-05-25") as sim, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(mode="sim", base_url=sim.base_url, out=Path(tmp))
+        cells = workload(args.requests, settings)
+        token = sim_token(sim.base_url)
+        asyncio.run(bare(cells[:20], sim.base_url, token, args.concurrency))  # warm-up
+        bare_times, kit_times = [], []
+        for r in range(args.rounds):
+            bare_times.append(asyncio.run(bare(cells, sim.base_url, token, args.concurrency)))
+            kit_times.append(kit(cells, sim.base_url, token, args.concurrency, Path(tmp), str(r)))
+    n = len(cells)
+    bare_rate, kit_rate = n / statistics.median(bare_times), n / statistics.median(kit_times)
+    print(f"{n} requests × {args.rounds} rounds, concurrency {args.concurrency}, simulator policy 2026-05-25")
+    print(f"bare httpx loop : {bare_rate:8.1f} requests/s (median of {', '.join(f'{t:.2f}s' for t in bare_times)})")
+    print(f"lanelab runner  : {kit_rate:8.1f} requests/s (median of {', '.join(f'{t:.2f}s' for t in kit_times)})")
+    print(f"ratio runner/bare: {kit_rate / bare_rate:.2f} (aim ≥ 0.9)")
+
+
+if __name__ == "__main__":
+    main()

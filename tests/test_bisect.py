@@ -1,0 +1,210 @@
+"""Bisect finds planted causes (single, needed together, each sufficient), keeps its budget, survives flaky servers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+
+from lanelab.bisect import (ALREADY_PASSES, BUDGET, FOUND, NO_FLIP, ProbeSession, _default_verdict, bisect, http_probe,
+                            search)
+from lanelab.cli import main
+from lanelab.diff import MISSING
+from lanelab.profiles import load_profile
+from lanelab.store import RunWriter, load_run, make_header
+from lanelab.wire import RequestSpec
+
+
+def planted(k: int, causes: set[int], together: bool = True) -> tuple[RequestSpec, RequestSpec, callable]:
+    """Specs differing in k headers, and an oracle: the failing value of a cause header makes the request fail.
+
+    together=True: every cause must be fixed to pass (each alone is enough to fail);
+    together=False: the request fails only while all causes keep their failing value (fixing any one passes).
+    """
+    failing = RequestSpec(headers={f"h{i:02d}": "bad" for i in range(k)}, body={"model": "m"})
+    passing = RequestSpec(headers={f"h{i:02d}": "good" for i in range(k)}, body={"model": "m"})
+    sent: list[RequestSpec] = []
+
+    def probe(spec: RequestSpec) -> bool:
+        sent.append(spec)
+        fixed = [spec.headers[f"h{i:02d}"] == "good" for i in sorted(causes)]
+        return all(fixed) if together else any(fixed)
+    probe.sent = sent  # type: ignore[attr-defined]
+    return failing, passing, probe
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 7, 16, 64])
+def test_single_cause_found_within_log_bound(k: int) -> None:
+    for cause in {0, k // 2, k - 1}:
+        failing, passing, probe = planted(k, {cause})
+        result = bisect(failing, passing, probe)
+        assert result.status == FOUND
+        assert [d.key for d in result.cause_differences] == [f"h{cause:02d}"]
+        assert result.requests == len(probe.sent) <= math.ceil(math.log2(k)) + 2
+
+
+@pytest.mark.parametrize("pair", [(0, 1), (2, 13), (0, 15)])
+def test_causes_needed_together_come_out_as_a_pair(pair: tuple[int, int]) -> None:
+    failing, passing, probe = planted(16, set(pair))
+    result = bisect(failing, passing, probe)
+    assert result.status == FOUND
+    assert sorted(d.key for d in result.cause_differences) == [f"h{i:02d}" for i in pair]
+    from lanelab.diff import apply_differences
+    for drop in result.cause_differences:  # 1-minimal: dropping either edit no longer flips
+        rest = [d for d in result.cause_differences if d is not drop]
+        assert not probe(apply_differences(failing, rest))
+    assert probe(apply_differences(failing, result.cause_differences))
+
+
+def test_each_sufficient_cause_gives_one_edit() -> None:
+    failing, passing, probe = planted(16, {3, 11}, together=False)
+    result = bisect(failing, passing, probe)
+    assert result.status == FOUND and len(result.cause) == 1
+    assert result.cause_differences[0].key in ("h03", "h11")
+
+
+def test_result_is_one_minimal_for_every_small_case() -> None:
+    for k in range(1, 7):
+        for size in (1, 2, 3):
+            for causes in itertools.combinations(range(k), size):
+                failing, passing, probe = planted(k, set(causes))
+                result = bisect(failing, passing, probe)
+                assert sorted(result.cause) == sorted(causes)
+
+
+def test_other_strategies_agree_on_a_single_cause() -> None:
+    for strategy in ("ddmin", "one_at_a_time", "exhaustive"):
+        failing, passing, probe = planted(8, {5})
+        result = bisect(failing, passing, probe, strategy=strategy)
+        assert [d.key for d in result.cause_differences] == ["h05"], strategy
+    failing, passing, probe = planted(6, {1, 4})
+    assert bisect(failing, passing, probe, strategy="one_at_a_time").status == "not_isolated"
+    failing, passing, probe = planted(6, {1, 4})
+    assert bisect(failing, passing, probe, strategy="ddmin").cause == [1, 4]
+
+
+def test_budget_is_respected_and_reported() -> None:
+    failing, passing, probe = planted(64, {1, 40})
+    result = bisect(failing, passing, probe, budget=5)
+    assert result.status == BUDGET
+    assert result.requests == len(probe.sent) == 5
+    assert {1, 40} <= set(result.suspects) and len(result.suspects) < 64
+    assert "budget ran out" in result.summary()
+
+
+def test_ends_are_checked() -> None:
+    failing, passing, _ = planted(8, {2})
+    assert bisect(failing, passing, lambda s: True).status == ALREADY_PASSES
+    assert bisect(failing, passing, lambda s: False).status == NO_FLIP
+    failing, passing, probe = planted(8, {2})
+    result = bisect(failing, passing, probe, check_ends=True)
+    assert result.found and result.ends_confirmed
+    failing, passing, probe = planted(8, {2})
+    cheap = bisect(failing, passing, probe, known_outcomes=(False, True))
+    assert cheap.cause == [2] and cheap.requests < result.requests
+
+
+def test_flaky_server_handled_by_repeats() -> None:
+    """A server that answers wrongly on every third request: repeats with a majority vote still find the cause."""
+    k, cause = 32, 21
+    counter = itertools.count(1)
+
+    def flaky(spec: RequestSpec) -> bool:
+        truth = spec.headers[f"h{cause:02d}"] == "good"
+        return (not truth) if next(counter) % 3 == 0 else truth
+    failing, passing, _ = planted(k, {cause})
+    naive = bisect(failing, passing, flaky)
+    counter = itertools.count(1)
+    robust = bisect(failing, passing, flaky, repeats=2)
+    assert robust.cause == [cause]
+    assert naive.cause != [cause]  # without repeats the lie misleads the search
+    assert any(p.requests > 2 for p in robust.probes)  # disagreements were settled by extra sends
+
+
+def test_transient_outcomes_are_retried() -> None:
+    answers = iter(["overloaded", "served_plan"] * 100)
+    failing, passing, _ = planted(1, {0})
+    seen = []
+
+    def probe(spec: RequestSpec) -> str:
+        if spec.headers["h00"] == "good":
+            seen.append(1)
+            return next(answers)
+        return "third_party_extra_usage"
+    result = bisect(failing, passing, probe)
+    assert result.found and result.cause == [0]
+    retried = [p for p in result.probes if p.outcomes == ["overloaded", "served_plan"]]
+    assert retried and retried[0].verdict == "pass"
+    no_retry = bisect(failing, passing, lambda s: "overloaded" if s.headers["h00"] == "good" else "x",
+                      retries_unclear=0)
+    assert no_retry.status == NO_FLIP and no_retry.requests == 1
+
+
+def test_attestation_edits_are_never_applied() -> None:
+    block = {"type": "text", "text": "x-anthropic-billing-header: test-fixture;"}
+    failing = RequestSpec(headers={"h": "bad"}, body={"system": [{"type": "text", "text": "hi"}]})
+    passing = RequestSpec(headers={"h": "good"}, body={"system": [block, {"type": "text", "text": "hi"}]})
+    sent: list[RequestSpec] = []
+
+    def probe(spec: RequestSpec) -> bool:
+        sent.append(spec)
+        return spec.headers["h"] == "good"
+    result = bisect(failing, passing, probe)
+    assert result.found and [d.key for d in result.cause_differences] == ["h"]
+    assert len(result.excluded) == 1 and "attestation" in result.summary()
+    assert all("x-anthropic-billing-header" not in json.dumps(s.body) for s in sent)
+
+
+def _mcp_pair(extra: int, names_fail: list[str], names_pass: list[str]) -> tuple[RequestSpec, RequestSpec]:
+    base = load_profile("sdk-minimal").spec
+    failing, passing = base.copy(), base.copy()
+    for i in range(extra):
+        failing.headers[f"x-lanelab-probe-{i}"] = "a"
+    schema = {"type": "object", "properties": {}}
+    failing.body["tools"] = [{"name": n, "description": "d", "input_schema": schema} for n in names_fail]
+    passing.body["tools"] = [{"name": n, "description": "d", "input_schema": schema} for n in names_pass]
+    return failing, passing
+
+
+def test_single_mcp_cause_in_the_simulator(sim, tmp_path) -> None:
+    failing, passing = _mcp_pair(6, ["Bash", "mcp_read_file"], ["Bash", "mcp__read_file"])
+    token = sim.mint_token()["access_token"]
+    writer = RunWriter(tmp_path / "b.jsonl", make_header("b", mode="sim", host=sim.base_url, policy="2026-05-25",
+                                                          profile="t", design="bisect", factors=[], credentials=[]))
+    result = bisect(failing, passing, http_probe(sim.base_url, token), store=writer, profile="t")
+    assert result.status == FOUND
+    assert [d.key for d in result.cause_differences] == ["tools[1].name"]
+    assert result.requests <= math.ceil(math.log2(7)) + 2
+    cells = load_run(tmp_path / "b.jsonl").cells
+    assert len(cells) == result.requests
+    assert {c["outcome"] for c in cells.values()} >= {"served_plan"}
+    assert token not in (tmp_path / "b.jsonl").read_text()
+
+
+def test_paired_mcp_cause_in_the_simulator(sim) -> None:
+    failing, passing = _mcp_pair(3, ["mcp_a", "Bash", "mcp_b"], ["mcp__a", "Bash", "mcp__b"])
+    result = bisect(failing, passing, http_probe(sim.base_url, sim.mint_token()["access_token"]))
+    assert sorted(d.key for d in result.cause_differences) == ["tools[0].name", "tools[2].name"]
+
+
+def test_cli_bisect_and_diff_run(sim, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LANELAB_BASE_URL", sim.base_url)
+    monkeypatch.setenv("LANELAB_OUT", str(tmp_path))
+    assert main(["bisect", "--pass", "sdk-minimal", "--fail", "hermes-0.14.0"]) == 0
+    out = capsys.readouterr().out
+    assert "smallest difference" in out and "tools" in out
+    assert list((tmp_path / "runs").glob("bisect_*.jsonl"))
+    assert main(["diff", "hermes-0.14.0", "sdk-minimal"]) == 0
+    assert "user-agent" in capsys.readouterr().out
+    assert main(["bisect", "--pass", "no-such-profile", "--fail", "hermes-0.14.0"]) == 2
+    assert "No profile named" in capsys.readouterr().err
+
+
+def test_tester_never_exceeds_budget_with_repeats() -> None:
+    tester = ProbeSession(lambda s: "overloaded", _default_verdict(("served_plan",)), budget=7, repeats=3,
+                    retries_unclear=5)
+    result = search(10, tester)
+    assert result.status == BUDGET and tester.requests == 7
+    assert MISSING is not None
