@@ -253,6 +253,24 @@ def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict
     return found[index]
 
 
+def exchanges_frame(exchanges: list[dict[str, Any]]) -> "pd.DataFrame":
+    """One row per recorded exchange: what went on the wire and what came back (already redacted)."""
+    import pandas as pd
+
+    rows = []
+    for e in exchanges:
+        req, resp = e["request"], e.get("response") or {}
+        agents = [v for k, v in req["headers"] if k.lower() == "user-agent"]
+        obs = resp.get("observation") or {}
+        rows.append({"seq": e["seq"], "method": req["method"],
+                     "wire path": req["path"] + (f"?{req['query']}" if req["query"] else ""),
+                     "user-agent": " + ".join(agents), "request bytes": req["body"]["bytes"],
+                     "status": resp.get("status"), "error": obs.get("error_message") or e.get("error"),
+                     "first chunk ms": (e.get("timing") or {}).get("first_chunk_ms"),
+                     "total ms": (e.get("timing") or {}).get("total_ms")})
+    return pd.DataFrame(rows)
+
+
 @dataclass
 class CaptureProxy:
     """A running proxy: its base URL, where it records, and the recorded exchanges so far."""

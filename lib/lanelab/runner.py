@@ -121,6 +121,7 @@ class _Context:
     sleep: Sleep
     rng: random.Random
     result: RunResult
+    io: ThreadPoolExecutor | None = None
 
 
 async def _send_cell(ctx: _Context, cell: PlannedCell, client: httpx.AsyncClient) -> None:
@@ -148,9 +149,10 @@ async def _send_cell(ctx: _Context, cell: PlannedCell, client: httpx.AsyncClient
         ctx.result.not_sent += 1
         return
     obs.attempts = attempts
-    ctx.writer.cell(cell_id=cell.cell_id, profile=cell.profile, levels=cell.levels, credential=label,
-                    spec=cell.spec.to_dict(), observation=obs.to_dict(), outcome=verdict.outcome,
-                    lane=verdict.lane, rule=verdict.rule, retries=retries)
+    record = dict(cell_id=cell.cell_id, profile=cell.profile, levels=cell.levels, credential=label, spec=cell.spec,
+                  observation=obs, outcome=verdict.outcome, lane=verdict.lane, rule=verdict.rule, retries=retries)
+    # encoding, leak check and fsync run on the writer thread, so the event loop keeps sending meanwhile
+    await asyncio.get_running_loop().run_in_executor(ctx.io, lambda: ctx.writer.cell(**record))
     ctx.result.sent += 1
     ctx.result.outcomes[verdict.outcome] += 1
     if ctx.taxonomy.is_transient(verdict.outcome):
@@ -431,7 +433,10 @@ def run_matrix(
                    result=result)
     started = time.perf_counter()
     if todo:
-        run_sync(lambda: execute(todo, ctx, concurrency=concurrency, progress=progress, client=client, desc=run_id))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanelab-store") as io:
+            ctx.io = io
+            run_sync(lambda: execute(todo, ctx, concurrency=concurrency, progress=progress, client=client,
+                                     desc=run_id))
     if guard is not None:
         result.spend, result.budget_report = guard.spent, guard.report()
         writer.note(event="budget", budget=guard.budget.describe(), spent=guard.spent.to_dict())

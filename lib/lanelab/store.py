@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from . import __version__, redact
 from .errors import UserError
+from .wire import Observation, RequestSpec
 
 #: Cell fields turned into plain columns by :func:`records`, in order.
 OBSERVATION_COLUMNS = ("status", "error_type", "error_message", "error_code", "request_id", "latency_ms", "attempts",
@@ -100,11 +101,47 @@ def make_header(run_id: str, *, mode: str, host: str | None, policy: str | None,
             "credentials": sorted(set(credentials)), "started_at": now_iso(), **extra}
 
 
-def encode_record(record: Mapping[str, Any], extra_secrets: Iterable[str] = ()) -> str:
-    """One JSON line for ``record``, redacted; raises :class:`redact.SecretLeak` if a secret survives."""
-    line = json.dumps(redact.redact_obj(dict(record)), ensure_ascii=False, sort_keys=False, default=str)
+def encode_record(record: Mapping[str, Any], extra_secrets: Iterable[str] = (), redacted: bool = False) -> str:
+    """One JSON line for ``record``, redacted (unless the caller already did); raises :class:`redact.SecretLeak` if a
+    secret survives either way."""
+    line = json.dumps(dict(record) if redacted else redact.redact_obj(dict(record)), ensure_ascii=False,
+                      default=str)
     redact.assert_clean(line, where="a run record", extra=extra_secrets)
     return line + "\n"
+
+
+def _has_sensitive_value(obj: Any) -> bool:
+    if isinstance(obj, dict):
+        return any((isinstance(k, str) and redact.is_sensitive_key(k) and isinstance(v, str))
+                   or _has_sensitive_value(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_has_sensitive_value(v) for v in obj)
+    return False
+
+
+def _redact_body(body: Any) -> Any:
+    """A request body, redacted. Bodies are large (system prompts, tool schemas) and hold no secret by construction,
+    so they are scanned as one JSON text; a body with a sensitive key goes through the per-field path instead."""
+    if body is None or isinstance(body, (str, int, float, bool)) or _has_sensitive_value(body):
+        return redact.redact_obj(body)
+    text = json.dumps(body, ensure_ascii=False)
+    clean = redact.redact_text(text)
+    if clean == text:
+        return body
+    try:
+        return json.loads(clean)
+    except ValueError:
+        return redact.redact_obj(body)
+
+
+def spec_record(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
+    """A request spec as stored in a cell record (``RequestSpec.to_dict`` shape), redacted."""
+    d = dict(spec) if isinstance(spec, Mapping) else {f: getattr(spec, f) for f in RequestSpec.__dataclass_fields__}
+    out = {k: redact.redact_obj(v) for k, v in d.items() if k != "body"}
+    if isinstance(out.get("headers"), dict):
+        out["headers"] = redact.redact_headers(d["headers"])
+    out["body"] = _redact_body(d.get("body"))
+    return out
 
 
 def _parse_lines(path: Path, text: str) -> tuple[list[dict[str, Any]], list[LoadWarning], int]:
@@ -186,20 +223,24 @@ class RunWriter:
             self.header = dict(header)
             self.append(self.header)
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        line = encode_record(record).encode()
+    def append(self, record: Mapping[str, Any], redacted: bool = False) -> None:
+        line = encode_record(record, redacted=redacted).encode()
         with self._lock, self.path.open("ab") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
 
     def cell(self, *, cell_id: str, profile: str, levels: Mapping[str, str], credential: str | None,
-             spec: Mapping[str, Any], observation: Mapping[str, Any], outcome: str, lane: str,
-             rule: str | None = None, **extra: Any) -> None:
-        """Append one cell record (contracts §3.1)."""
-        self.append({"record": "cell", "cell_id": cell_id, "profile": profile, "levels": dict(levels),
-                     "credential": credential, "spec": dict(spec), "observation": dict(observation),
-                     "outcome": outcome, "lane": lane, "rule": rule, "sent_at": now_iso(), **extra})
+             spec: RequestSpec | Mapping[str, Any], observation: Observation | Mapping[str, Any], outcome: str,
+             lane: str, rule: str | None = None, **extra: Any) -> None:
+        """Append one cell record (contracts §3.1); every part is redacted once, the whole line leak-checked."""
+        obs = observation.to_dict() if isinstance(observation, Observation) else redact.redact_obj(dict(observation))
+        small = redact.redact_obj({"cell_id": cell_id, "profile": profile, "levels": dict(levels),
+                                   "credential": credential, **extra})
+        record = {"record": "cell", **{k: small[k] for k in ("cell_id", "profile", "levels", "credential")},
+                  "spec": spec_record(spec), "observation": obs, "outcome": outcome, "lane": lane, "rule": rule,
+                  "sent_at": now_iso(), **{k: small[k] for k in extra}}
+        self.append(record, redacted=True)
 
     def note(self, **fields: Any) -> None:
         self.append({"record": "note", "at": now_iso(), **fields})

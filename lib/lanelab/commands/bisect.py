@@ -49,22 +49,14 @@ def _target(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str,
         yield str(settings.base_url), resolve_token(args.credential, settings), "live"
         return
     if settings.base_url:
-        yield settings.base_url, _sim_token(settings.base_url), settings.base_url
+        from ..runner import sim_token
+
+        yield settings.base_url, sim_token(settings.base_url), settings.base_url
         return
     from ..sim.server import running_simulator
 
     with running_simulator(policy=args.policy) as sim:
         yield sim.base_url, sim.mint_token()["access_token"], f"sim:{args.policy}"
-
-
-def _sim_token(base_url: str) -> str:
-    try:
-        resp = httpx.post(base_url + "/_sim/tokens", json={"kind": "pkce"}, timeout=10)
-        resp.raise_for_status()
-        return str(resp.json()["access_token"])
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise UserError(f"Could not mint a simulator credential at {base_url} ({type(exc).__name__}).",
-                        "Is LANELAB_BASE_URL a running lanelab simulator? Start one with 'python -m lanelab sim'.")
 
 
 def run(args: argparse.Namespace) -> int:

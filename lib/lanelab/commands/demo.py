@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from ..config import Settings, repo_root
-from ..notebook_exec import execute, notebooks_in_order
 
 NAME = "demo"
 HELP = "execute every notebook headless against the embedded simulator and write the matrix, plots and report"
@@ -28,6 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..notebook_exec import execute, notebooks_in_order
     from ..sim.server import running_simulator
 
     out = (args.out or Settings.from_env().out).resolve()

@@ -1,0 +1,148 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Maintainer walkthrough: what does my client send, and what is the smallest change that flips it?
+#
+# Maintainers have argued from debug dumps that did not show what went on the wire: Hermes' dump said
+# `POST /chat/completions` with `Bearer None`, while the real call went to `/v1/messages` with the token
+# (research/hermes.md F1; hermes-agent #32318 vs #91319). This notebook replaces the dump with evidence:
+#
+# 1. put a recording proxy in front of the server and send through it the official `anthropic` SDK's request and a
+#    replay of the `hermes-0.14.0` profile;
+# 2. read the wire path and headers from the capture;
+# 3. diff Hermes' request against one the server bills to the plan (`sdk-minimal`), with what public reports say
+#    about each difference;
+# 4. bisect: apply subsets of the differences and find the smallest set that flips the verdict, spending few requests.
+#
+# By default everything runs against the embedded simulator (a model built from public reports). Live mode needs the
+# opt-in, and each probe then spends a little of your own plan.
+
+# %% tags=["parameters"]
+import contextlib
+from pathlib import Path
+
+from lanelab.config import Settings
+
+settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, LANELAB_OUT
+FAILING = "hermes-0.14.0"  # the client shape to examine (data/profiles/)
+PASSING = "sdk-minimal"  # a request the server bills to the plan
+CREDENTIAL = "sim-pkce" if settings.mode == "sim" else "live-pkce"
+BUDGET = None if settings.mode == "sim" else 12  # live: at most this many bisect probes
+CAPTURE_FILE = Path(settings.out) / "captures" / "04_walkthrough.jsonl"
+
+# %% [markdown]
+# ## 1 · The server and a credential
+# In sim mode without `LANELAB_BASE_URL`, an embedded simulator starts for this notebook. The token is the one
+# notebook 01 saved, or a fresh simulator token; it is registered as a secret, so it is masked in every output.
+
+# %%
+from lanelab.runner import TokenSource
+from lanelab.sim.server import running_simulator
+
+stack = contextlib.ExitStack()
+upstream = settings.base_url or stack.enter_context(running_simulator()).base_url
+token = TokenSource(settings, upstream, CREDENTIAL)(CREDENTIAL)
+print("server:", upstream)
+
+# %% [markdown]
+# ## 2 · Capture what the clients really send
+# The proxy listens on loopback and forwards each request byte for byte; every exchange lands, redacted, in a JSON
+# Lines file. First the official SDK, as any user would call it with an OAuth token and the oauth beta.
+
+# %%
+import anthropic
+
+from lanelab.capture import exchanges_frame, running_capture
+
+CAPTURE_FILE.unlink(missing_ok=True)
+proxy = stack.enter_context(running_capture(upstream, CAPTURE_FILE, settings=settings))
+sdk = anthropic.Anthropic(auth_token=token, base_url=proxy.base_url, max_retries=0,
+                          default_headers={"anthropic-beta": "oauth-2025-04-20"})
+sdk_reply = sdk.messages.with_raw_response.create(model="claude-sonnet-4-6", max_tokens=1,
+                                                  messages=[{"role": "user", "content": "ping"}])
+print("SDK request answered with HTTP", sdk_reply.status_code)
+
+# %% [markdown]
+# Then Hermes 0.14.0 as it sent its request at the time of the seed report (#32243), replayed from its profile.
+
+# %%
+from lanelab.profiles import load_profile
+from lanelab.wire import send
+
+hermes_obs = send(load_profile(FAILING).spec, proxy.base_url, token)
+hermes_obs
+
+# %% [markdown]
+# What went on the wire. Both requests went to **`/v1/messages`**, not `/chat/completions`: the path in the old debug
+# dumps was an artifact of the dump code, not of the request.
+
+# %%
+exchanges = proxy.exchanges()
+exchanges_frame(exchanges)
+
+# %% [markdown]
+# ## 3 · Diff against a request billed to the plan
+# One row per difference: headers, query, each system block, tools and their names, other body fields. The last
+# columns say what public reports claim about that kind of difference, with their sources. The diff also says
+# whether either request carries a billing attestation block (the kit reports one; it never makes one).
+
+# %%
+from lanelab.capture import inference_exchange
+from lanelab.capture_profile import spec_from_exchange
+from lanelab.diff import diff_specs
+
+failing_spec, _ = spec_from_exchange(inference_exchange(exchanges))  # Hermes' request, as captured
+passing_spec = load_profile(PASSING).spec
+difference = diff_specs(failing_spec, passing_spec, FAILING, PASSING)
+difference
+
+# %% [markdown]
+# ## 4 · Bisect to the smallest difference that flips the verdict
+# Each probe applies a subset of the differences to Hermes' request and sends it; a binary search over the
+# differences narrows to a set where removing any one edit no longer flips the outcome. Every probe is stored as a
+# cell of a run, like the matrix.
+
+# %%
+from lanelab.bisect import bisect, http_probe
+from lanelab.store import RunWriter, make_header
+
+run_path = Path(settings.runs_dir) / "04_walkthrough_bisect.jsonl"
+run_path.unlink(missing_ok=True)
+writer = RunWriter(run_path, make_header(run_path.stem, mode=settings.mode, host=upstream, policy=None,
+                                         profile=FAILING, design="bisect", factors=[], credentials=[CREDENTIAL]))
+result = bisect(failing_spec, passing_spec, http_probe(upstream, token, CREDENTIAL), budget=BUDGET,
+                store=writer, profile=FAILING)
+print(result.summary())
+result
+
+# %%
+result.probe_frame()
+
+# %% [markdown]
+# ## 5 · Conclusion
+# In the simulator's model of the 2026-05-25 policy, the smallest change that moves Hermes 0.14.0's request from
+# "out of extra usage" to the plan is in its **tools**: every tool name carries a single-underscore `mcp_` prefix, a
+# pattern public A/B tests tied to the 400 (hermes-agent PR #26430, #28849, #46675). The endpoint is not the cause:
+# the wire path is `/v1/messages`. A simulator result is a model's answer; run this notebook in live mode (opted in,
+# budgeted) before drawing a conclusion about the real service.
+#
+# The remedies that exist:
+# - **Fix a malformed request**: if the difference is a defect in the client (a name prefix, a stray header, a
+#   missing beta), fix the client. Hermes moved to `mcp__` names (PR #47723).
+# - **Enable extra usage** on the account, so third-party traffic is billed there instead of refused.
+# - **Use an API key** (`ANTHROPIC_API_KEY`) for programmatic traffic: billed to the API, as the terms intend.
+# - **Use Anthropic's own clients** (Claude Code, claude.ai) where the subscription plan is meant to apply.
+#
+# The kit does not make a third-party request pass as Claude Code, and never generates a billing attestation block.
+
+# %%
+stack.close()
+print("capture:", CAPTURE_FILE, "| probes:", run_path)
