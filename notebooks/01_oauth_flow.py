@@ -30,7 +30,8 @@ ENDPOINTS = os.environ.get("LANELAB_ENDPOINTS", "")  # "" = the first endpoint s
 VARIANT = os.environ.get("LANELAB_TOKEN_VARIANT", "axios-json")  # token POST shape: axios-json, axios-form, …
 LABEL = "sim-pkce" if settings.mode == "sim" else "live-pkce"
 PASTE = os.environ.get("LANELAB_PASTE", "")  # for unattended live runs only; never faked
-AUTO_PASTE = settings.mode == "sim"  # headless: read the value from the simulator's callback page
+# headless sim runs read the value from the simulator's callback page; LANELAB_INTERACTIVE=1 waits for a person
+AUTO_PASTE = settings.mode == "sim" and not os.environ.get("LANELAB_INTERACTIVE")
 IMPORT_LABEL = os.environ.get("LANELAB_IMPORT", "")  # second path: a credential to import instead (see the end)
 
 # %% [markdown]

@@ -28,7 +28,6 @@ ROWS, COLS = None, None  # heatmap axes; None: the factors that flip the verdict
 
 # %%
 from IPython.display import Image
-
 from lanelab import analysis, answers, report
 
 paths = RUNS or analysis.run_paths(settings)

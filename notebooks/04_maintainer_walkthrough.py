@@ -59,7 +59,6 @@ print("server:", upstream)
 
 # %%
 import anthropic
-
 from lanelab.capture import exchanges_frame, running_capture
 
 CAPTURE_FILE.unlink(missing_ok=True)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from lanelab import analysis as an
 from lanelab import wire
 from lanelab.errors import UserError
@@ -194,7 +194,7 @@ def test_factor_effects_rank_the_factor_that_flips_first(tmp_path: Path) -> None
     flipping = set(df[(df["tools"] == "mcp_") & (df["ua"].str.startswith("claude-cli"))]["cell_id"])
     assert flipping <= set(tools["cells"])
     ranked = an.factor_effects(an.tidy(an.load(write_run(tmp_path / "s.jsonl", hermes_like_cells()))))
-    assert list(ranked["factor"])[0] == "tools" and list(ranked["flips"]) == [4, 0, 0]
+    assert ranked["factor"].iloc[0] == "tools" and list(ranked["flips"]) == [4, 0, 0]
 
 
 def test_ofat_design_uses_default_level_for_unset_factors(tmp_path: Path) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from lanelab import analysis as an
 from lanelab import answers as ans
 from test_analysis import PLAN_HEADERS, hermes_like_cells, make_cell, write_run
 
 
-def frame(tmp_path: Path, cells: list[dict], name: str = "r") -> "an.pd.DataFrame":
+def frame(tmp_path: Path, cells: list[dict], name: str = "r") -> an.pd.DataFrame:
     return an.tidy(an.load(write_run(tmp_path / f"{name}.jsonl", cells, run_id=name)))
 
 
@@ -97,3 +95,28 @@ def test_no_evasion_advice_in_answers(tmp_path: Path) -> None:
     text = " ".join(a.explanation + (a.next_run or "") for a in ans.answer_all(frame(tmp_path, hermes_like_cells())))
     for forbidden in ("billing-header", "cc_" + "version", "spoof", "pretend"):
         assert forbidden not in text
+
+
+def test_request_shape_no_when_request_details_only_change_the_error(tmp_path: Path) -> None:
+    cells = [make_cell({"beta": b, "tools": t}, o, s, lane)
+             for b, t, o, s, lane in [("oauth", "mcp_", "extra_usage_exhausted", 400, "extra_usage"),
+                                      ("none", "mcp_", "oauth_not_supported", 401, "none"),
+                                      ("oauth", "none", "served_plan", 200, "plan")]]
+    df = frame(tmp_path, cells)
+    a = ans.request_shape(df)
+    assert a.verdict.startswith("no") and "extra_usage_exhausted→oauth_not_supported" in a.explanation
+    eff = an.factor_effects(df)
+    assert list(eff["factor"]) == ["tools", "beta"]  # the lane flip outranks the error-only flip
+    assert list(eff["lane_flips"]) == [1, 0] and list(eff["flips"]) == [1, 1]
+
+
+def test_curated_samples_reproduce_the_seed_symptom() -> None:
+    paths = sorted((an.data_dir() / "runs" / "samples").glob("*.jsonl"))
+    assert len(paths) == 2
+    df = an.tidy(an.load_many(paths))
+    assert {h.get("mode") for h in df.attrs["runs"]} == {"sim"}
+    lines = ans.diagnosis(df)
+    assert lines[0].startswith("Seed symptom reproduced") and "'tools'" in lines[1]
+    lane = ans.billing_lane(df)
+    assert lane.answered and "out_of_credits" in lane.explanation
+    assert not ans.credential_source(df).answered

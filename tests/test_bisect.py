@@ -7,9 +7,17 @@ import json
 import math
 
 import pytest
-
-from lanelab.bisect import (ALREADY_PASSES, BUDGET, FOUND, NO_FLIP, ProbeSession, _default_verdict, bisect, http_probe,
-                            search)
+from lanelab.bisect import (
+    ALREADY_PASSES,
+    BUDGET,
+    FOUND,
+    NO_FLIP,
+    ProbeSession,
+    _default_verdict,
+    bisect,
+    http_probe,
+    search,
+)
 from lanelab.cli import main
 from lanelab.diff import MISSING
 from lanelab.profiles import load_profile

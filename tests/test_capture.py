@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import httpx
 import pytest
-
 from lanelab import redact
-from lanelab.capture import CaptureRefused, check_upstream, inference_exchange, load_exchanges, running_capture
+from lanelab.capture import (
+    CaptureRefused,
+    check_upstream,
+    inference_exchange,
+    load_exchanges,
+    running_capture,
+)
 from lanelab.config import Settings
 from lanelab.errors import UserError
 
@@ -59,7 +64,7 @@ class Upstream:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "Upstream":
+    def __enter__(self) -> Upstream:
         self.thread.start()
         return self
 
@@ -83,11 +88,10 @@ def test_forwards_byte_for_byte(upstream: Upstream, tmp_path) -> None:
     headers = [("authorization", f"Bearer {TOKEN}"), ("user-agent", "Anthropic/Python 0.86.0"),
                ("user-agent", "claude-cli/2.1.74 (external, cli)"), ("anthropic-beta", "a-1,b-2"),
                ("x-odd", "spaced  value;\tq=1"), ("content-type", "application/json")]
-    with running_capture(upstream.base_url, tmp_path / "cap.jsonl") as proxy:
-        with httpx.Client() as client:
-            req = client.build_request("POST", proxy.base_url + "/v1/messages?beta=true&x=%2F", content=body)
-            req.headers = httpx.Headers(headers + [("host", "ignored"), ("content-length", str(len(body)))])
-            resp = client.send(req)
+    with running_capture(upstream.base_url, tmp_path / "cap.jsonl") as proxy, httpx.Client() as client:
+        req = client.build_request("POST", proxy.base_url + "/v1/messages?beta=true&x=%2F", content=body)
+        req.headers = httpx.Headers(headers + [("host", "ignored"), ("content-length", str(len(body)))])
+        resp = client.send(req)
     assert resp.status_code == 200
     got = upstream.received[-1]
     assert got["method"] == "POST" and got["target"] == "/v1/messages?beta=true&x=%2F"
@@ -169,3 +173,50 @@ def test_with_the_simulator(tmp_path) -> None:
     ex = inference_exchange(load_exchanges(tmp_path / "c.jsonl"))
     assert ex["request"]["path"] == "/v1/messages"
     assert token not in (tmp_path / "c.jsonl").read_text()
+
+
+def test_capture_to_profile_round_trip(upstream: Upstream, tmp_path, monkeypatch) -> None:
+    from lanelab.capture_profile import load_request, profile_from_capture
+    from lanelab.cli import main
+    from lanelab.diff import carries_attestation
+
+    body = {"model": "m", "max_tokens": 5, "system": [
+        {"type": "text", "text": "x-anthropic-billing-header: test-fixture;"}, {"type": "text", "text": "Be kind."}],
+        "tools": [{"name": "mcp_read", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "my private question"}]}]}
+    out = tmp_path / "cap.jsonl"
+    with running_capture(upstream.base_url, out) as proxy:
+        httpx.post(proxy.base_url + "/v1/messages?beta=true", json=body,
+                   headers={"authorization": f"Bearer {TOKEN}", "x-app": "cli"})
+    path = profile_from_capture(out, "captured-test", prompt="ping", out_dir=tmp_path / "profiles")
+    text = path.read_text()
+    assert TOKEN not in text and "private question" not in text and "authorization" not in text
+    label, spec = load_request(str(path))
+    assert label == "captured-test" and spec.auth == "bearer" and spec.query == {"beta": "true"}
+    assert spec.headers["x-app"] == "cli" and "host" not in spec.headers
+    assert spec.body["tools"] == body["tools"] and spec.body["messages"][0]["content"][0]["text"] == "ping"
+    assert not carries_attestation(spec) and spec.body["system"] == [{"type": "text", "text": "Be kind."}]
+    monkeypatch.setenv("LANELAB_OUT", str(tmp_path))
+    assert main(["capture", "--to-profile", "cli-made", str(out), "--profiles-dir", str(tmp_path / "p2")]) == 0
+    assert (tmp_path / "p2" / "cli-made.toml").is_file()
+
+
+def test_capture_cli_serves_until_interrupted(upstream: Upstream, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "lanelab", "capture", "--upstream", upstream.base_url,
+                             "--out", str(out)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "LANELAB_OUT": str(tmp_path)})
+    try:
+        base = proc.stdout.readline().strip()
+        assert base.startswith("http://127.0.0.1:")
+        assert httpx.get(base + "/v1/models").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "1 exchange(s) recorded" in rest
+    assert load_exchanges(out)[0]["request"]["path"] == "/v1/models"

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from lanelab.diff import (MISSING, apply_differences, carries_attestation, diff_specs, differences,
-                          load_annotations, show)
+from lanelab.diff import (
+    MISSING,
+    apply_differences,
+    carries_attestation,
+    diff_specs,
+    differences,
+    load_annotations,
+    show,
+)
 from lanelab.profiles import load_profile
 from lanelab.wire import RequestSpec
 

@@ -9,12 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from lanelab import analysis as an  # noqa: E402
-from lanelab import plots  # noqa: E402
-from test_analysis import PLAN_HEADERS, hermes_like_cells, make_cell, write_run  # noqa: E402
+import pandas as pd
+from lanelab import analysis as an
+from lanelab import plots
+from test_analysis import hermes_like_cells, make_cell, write_run
 
 
 def frame(tmp_path: Path, cells: list[dict], **kw) -> pd.DataFrame:

@@ -9,11 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
-
-from lanelab import analysis as an  # noqa: E402
-from lanelab import cli, redact, report  # noqa: E402
-from test_analysis import EXTRA_MSG, PLAN_HEADERS, hermes_like_cells, make_cell, write_run  # noqa: E402
+import pytest
+from lanelab import analysis as an
+from lanelab import cli, redact, report
+from test_analysis import PLAN_HEADERS, hermes_like_cells, make_cell, write_run
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +33,8 @@ def written(tmp_path_factory: pytest.TempPathFactory, two_runs: list[Path]) -> t
 def test_html_is_self_contained(written: tuple[Path, Path]) -> None:
     page = written[0].read_text(encoding="utf-8")
     assert "<script" not in page.lower()
-    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
-    assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", page, re.I)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
+    assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", page, re.IGNORECASE)
     assert "<link" not in page.lower() and "@import" not in page
     images = re.findall(r'<img [^>]*src="([^"]+)"', page)
     assert len(images) >= 4 and all(src.startswith("data:image/png;base64,") for src in images)

@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -252,7 +253,7 @@ def _one_at_a_time(n: int, t: ProbeSession) -> tuple[str, list[int]]:
 
 def _exhaustive(n: int, t: ProbeSession) -> tuple[str, list[int]]:
     """Every subset, smallest first: the first that flips is a minimum (exponential; for comparison only)."""
-    for size in range(0, n + 1):
+    for size in range(n + 1):
         for combo in itertools.combinations(range(n), size):
             if t.flips(combo):
                 return (FOUND, list(combo)) if combo else (ALREADY_PASSES, [])

@@ -17,10 +17,11 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -30,6 +31,9 @@ from . import __version__, redact
 from .config import LOOPBACK_HOSTS, Settings, host_allowed
 from .errors import UserError
 from .wire import observe_response
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
@@ -60,7 +64,7 @@ def check_upstream(upstream: str, settings: Settings | None = None) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _decode_for_record(content: bytes, encoding: str) -> bytes:
@@ -108,7 +112,7 @@ def _pairs(headers: list[tuple[str, str]]) -> list[list[str]]:
 class CaptureApp:
     """The ASGI proxy: forwards each exchange to ``upstream`` and hands its record to ``sink``."""
 
-    def __init__(self, upstream: str, sink: "CaptureLog"):
+    def __init__(self, upstream: str, sink: CaptureLog):
         self.upstream = upstream
         self.sink = sink
         self.client: httpx.AsyncClient | None = None
@@ -253,7 +257,7 @@ def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict
     return found[index]
 
 
-def exchanges_frame(exchanges: list[dict[str, Any]]) -> "pd.DataFrame":
+def exchanges_frame(exchanges: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per recorded exchange: what went on the wire and what came back (already redacted)."""
     import pandas as pd
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import redact
 from .capture import inference_exchange, load_exchanges

@@ -15,9 +15,10 @@ import html
 import json
 import re
 import tomllib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -34,9 +35,9 @@ SHOW_CHARS = 90
 class _Missing:
     """Stands for "absent on this side" (distinct from a JSON null)."""
 
-    _instance: "_Missing | None" = None
+    _instance: _Missing | None = None
 
-    def __new__(cls) -> "_Missing":
+    def __new__(cls) -> _Missing:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -44,7 +45,7 @@ class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
 
-    def __deepcopy__(self, memo: dict) -> "_Missing":
+    def __deepcopy__(self, memo: dict) -> _Missing:
         return self
 
 
@@ -65,7 +66,7 @@ class Annotation:
     confidence: str = ""
     value_pattern: str | None = None
 
-    def matches(self, diff: "Difference") -> bool:
+    def matches(self, diff: Difference) -> bool:
         if self.part != "*" and self.part != diff.part:
             return False
         if not re.fullmatch(re.escape(self.key).replace(r"\*", ".*"), diff.key):

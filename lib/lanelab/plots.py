@@ -9,7 +9,7 @@ below only covers outcomes the taxonomy does not list.
 from __future__ import annotations
 
 import io
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 from matplotlib.colors import to_rgb

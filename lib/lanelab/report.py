@@ -15,18 +15,18 @@ import base64
 import html
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import __version__, redact
+from . import __version__, plots, redact
 from . import analysis as an
 from . import answers as ans
-from . import plots
 from .config import Settings
 
 #: Observations shown per run in the raw-details table.
@@ -53,7 +53,7 @@ class Findings:
     diagnosis: list[str]
     comparison: pd.DataFrame | None = None
     usage: dict[str, pd.DataFrame] = field(default_factory=dict)
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     _figures: dict[str, Figure] | None = None
     _pngs: dict[str, bytes] = field(default_factory=dict)
 
@@ -195,7 +195,7 @@ def _img(png: bytes, alt: str) -> str:
 
 def render_html(findings: Findings) -> str:
     """The report as one self-contained HTML document (inline CSS and images only)."""
-    e = lambda v: html.escape(_text(v))  # noqa: E731
+    e = lambda v: html.escape(_text(v))
     figs = findings.figures()
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>lanelab findings</title>", f"<style>{_CSS}</style></head><body>",
@@ -292,8 +292,8 @@ def render_markdown(findings: Findings, figure_names: Mapping[str, str]) -> str:
         out += [f"<details><summary>Usage before and after {t(run_id)}</summary>", "", markdown_table(usage), "",
                 "</details>", ""]
     out += ["<details><summary>Raw observations</summary>", "", markdown_table(_raw(findings)), "", "</details>", "",
-            f"<sub>{t(RESPONSIBLE_USE)} The figures are the PNG files next to this file; attach them when pasting."
-            "</sub>", ""]
+            (f"<sub>{t(RESPONSIBLE_USE)} The figures are the PNG files next to this file; attach them when pasting."
+             "</sub>"), ""]
     return "\n".join(out)
 
 

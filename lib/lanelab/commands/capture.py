@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import Settings
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("No upstream to forward to.",
                         "Start a simulator ('python -m lanelab sim') and pass --upstream with its URL, "
                         "or set LANELAB_BASE_URL.")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or settings.out / "captures" / f"capture-{stamp}.jsonl"
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
