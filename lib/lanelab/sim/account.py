@@ -150,6 +150,7 @@ class SimState:
         self._lock = threading.RLock()
         self._initial_account = copy.deepcopy(self.account)
         self._seq = 0
+        self._planted: list[tuple[str, str | None]] = []
         if not self.identity:
             seed = uuid.uuid4()
             self.identity = {
@@ -212,10 +213,24 @@ class SimState:
         return self._issue(tuple(scopes) if scopes is not None else default_scopes, kind, source or kind, ttl,
                            with_refresh=kind == "pkce")
 
+    def issued_secrets(self) -> list[str]:
+        """Every secret this simulator ever handed out (tokens, refresh tokens, codes): the leak test searches for them."""
+        with self._lock:
+            return [*self.tokens, *self.refresh, *self.codes]
+
+    def plant(self, access: str, refresh: str | None = None) -> None:
+        """Make the next OAuth issue hand out these values (the leak test passes a canary through the real flow)."""
+        redact.register_secret(access)
+        redact.register_secret(refresh)
+        with self._lock:
+            self._planted.append((access, refresh))
+
     def _issue(self, scopes: tuple[str, ...], grant: str, source: str | None, ttl: int,
                with_refresh: bool = True) -> dict[str, Any]:
-        access = _secret("sk-ant-oat01-")
-        refresh = _secret("sk-ant-ort01-") if with_refresh else None
+        with self._lock:
+            planted = self._planted.pop(0) if self._planted else None
+        access = planted[0] if planted else _secret("sk-ant-oat01-")
+        refresh = (planted[1] if planted and planted[1] else _secret("sk-ant-ort01-")) if with_refresh else None
         expires_at = time.time() + ttl
         with self._lock:
             self.tokens[access] = IssuedToken(access, "oauth", grant, scopes, expires_at, source)
