@@ -3,26 +3,50 @@ concurrency, in one process. Prints both rates and their ratio (aim: at least 0.
 
     .venv/bin/python bench/bench_runner.py [--requests 400] [--concurrency 8] [--rounds 3]
 
-The bare loop only sends and reads; the runner also classifies, redacts and fsyncs one record per cell, which is the
-price of resumable, leak-checked runs. Rounds alternate the two so that warm-up and noise fall on both sides.
+The simulator runs in its own process (``python -m lanelab sim``), as the live API would be remote: in-process, its
+request handling would share the client's interpreter lock and measure the simulator rather than the runner. The
+bare loop only sends and reads; the runner also classifies, redacts and fsyncs one record per cell, which is the price
+of resumable, leak-checked runs. Rounds alternate the two so that warm-up and noise fall on both sides.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-
 from lanelab.config import Settings
 from lanelab.runner import NO_RETRY, MatrixPlan, PlannedCell, run_matrix, sim_token
-from lanelab.sim.server import running_simulator
 from lanelab.wire import build_request
+
+
+@contextlib.contextmanager
+def simulator_process(policy: str) -> Iterator[str]:
+    """``python -m lanelab sim`` in a child process; yields its base URL (the first line it prints)."""
+    proc = subprocess.Popen([sys.executable, "-m", "lanelab", "sim", "--policy", policy, "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = (proc.stdout.readline() if proc.stdout else "").strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the simulator did not start (first line: {url!r})")
+        for _ in range(100):
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(url + "/_sim/policy", timeout=1.0)
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def workload(n: int, settings: Settings) -> list[PlannedCell]:
@@ -60,15 +84,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with running_simulator(policy="2026-05-25") as sim, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(mode="sim", base_url=sim.base_url, out=Path(tmp))
+    with simulator_process("2026-05-25") as url, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(mode="sim", base_url=url, out=Path(tmp))
         cells = workload(args.requests, settings)
-        token = sim_token(sim.base_url)
-        asyncio.run(bare(cells[:20], sim.base_url, token, args.concurrency))  # warm-up
+        token = sim_token(url)
+        asyncio.run(bare(cells[:20], url, token, args.concurrency))  # warm-up
         bare_times, kit_times = [], []
         for r in range(args.rounds):
-            bare_times.append(asyncio.run(bare(cells, sim.base_url, token, args.concurrency)))
-            kit_times.append(kit(cells, sim.base_url, token, args.concurrency, Path(tmp), str(r)))
+            bare_times.append(asyncio.run(bare(cells, url, token, args.concurrency)))
+            kit_times.append(kit(cells, url, token, args.concurrency, Path(tmp), str(r)))
     n = len(cells)
     bare_rate, kit_rate = n / statistics.median(bare_times), n / statistics.median(kit_times)
     print(f"{n} requests × {args.rounds} rounds, concurrency {args.concurrency}, simulator policy 2026-05-25")

@@ -7,8 +7,7 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from lanelab.classify import UNCLASSIFIED, classify, load_taxonomy, parse_taxonomy, TaxonomyError
+from lanelab.classify import UNCLASSIFIED, TaxonomyError, classify, load_taxonomy, parse_taxonomy
 from lanelab.unified import PREFIX, parse_unified
 from lanelab.wire import Observation
 
@@ -47,15 +46,15 @@ REPORTED = [
      "You\u2019re out of extra usage. Add more at claude.ai/settings/usage and keep going.", None,
      "extra_usage_exhausted", "same, typographic apostrophe"),
     (400, "invalid_request_error",
-     "Third-party apps now draw from your extra usage, not your plan limits. Add more at "
-     "claude.ai/settings/usage and keep going.", None,
+     ("Third-party apps now draw from your extra usage, not your plan limits. Add more at "
+     "claude.ai/settings/usage and keep going."), None,
      "third_party_extra_usage", "hermes #31668, #46675, #79758"),
     (400, "invalid_request_error",
      "Third-party apps now draw from extra usage, not plan limits. Ask your workspace admin to add more and keep going.",
      None, "third_party_extra_usage", "hermes #48176"),
     (400, "invalid_request_error",
-     "Third-party apps now draw from your extra usage, not your plan limits. We've added a $200 credit to get you "
-     "started. Claim it at claude.ai/settings/usage", None, "third_party_extra_usage", "claude-code #45326"),
+     ("Third-party apps now draw from your extra usage, not your plan limits. We've added a $200 credit to get you "
+     "started. Claim it at claude.ai/settings/usage"), None, "third_party_extra_usage", "claude-code #45326"),
     (400, "invalid_request_error", "We've added a $20 credit to get you started. Claim it at claude.ai/settings/usage",
      None, "third_party_extra_usage", "protocol.md §3.3 banner"),
     (400, "invalid_request_error", "Third-party apps now draw from your extra usage, not your plan limits.", None,
@@ -79,12 +78,12 @@ REPORTED = [
     (401, "authentication_error", "Invalid bearer token", None, "invalid_bearer", "hermes #2741, #12905"),
     (400, "invalid_request_error", "Error", None, "generic_error", "hermes PR #1670"),
     (400, "invalid_request_error",
-     "Claude Code 2.1.75 does not support this model; version 2.1.251 or newer is required. Run 'claude update', "
-     "or update the Claude desktop app, then try again.", "claude_code_version_too_old",
+     ("Claude Code 2.1.75 does not support this model; version 2.1.251 or newer is required. Run 'claude update', "
+     "or update the Claude desktop app, then try again."), "claude_code_version_too_old",
      "version_too_old", "pi #8981, jcode #1134"),
     (400, "invalid_request_error",
-     "Claude Code 2.1.75 does not support this model; version 2.1.251 or newer is required. Run 'claude update', "
-     "or update the Claude desktop app, then try again.", None, "version_too_old", "same, without error_code"),
+     ("Claude Code 2.1.75 does not support this model; version 2.1.251 or newer is required. Run 'claude update', "
+     "or update the Claude desktop app, then try again."), None, "version_too_old", "same, without error_code"),
     (400, "invalid_request_error", "The long context beta is not yet available for this subscription.", None,
      "long_context", "hermes #17442"),
     (400, "invalid_request_error", "This authentication style is incompatible with the long context beta header.",
@@ -96,8 +95,8 @@ REPORTED = [
     (403, "permission_error", "OAuth token does not meet scope requirement user:profile", None,
      "scope_insufficient", "cc-usage-stats; CLIProxyAPI 8aa6868d0"),
     (403, "permission_error",
-     "OAuth token does not meet scope requirement any_of(user:inference, user:ccr_inference, user:voice, "
-     "org:service_key_inference)", None, "scope_insufficient", "oh-my-pi #38"),
+     ("OAuth token does not meet scope requirement any_of(user:inference, user:ccr_inference, user:voice, "
+     "org:service_key_inference)"), None, "scope_insufficient", "oh-my-pi #38"),
     (400, "invalid_request_error", "role 'system' is not supported on this model", None, "invalid_request",
      "CLIProxyAPI"),
     (429, "rate_limit_error", "This request would exceed your account's rate limit. Please try again later.", None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from lanelab.cli import main
 from lanelab.store import load_run
 

@@ -6,18 +6,24 @@ import asyncio
 import contextlib
 import json
 import random
-import threading
 from collections import Counter
 
 import httpx
 import pytest
-
 from lanelab import redact
 from lanelab.budget import Budget, BudgetGuard, estimate_tokens
 from lanelab.config import Settings
 from lanelab.errors import BudgetExceeded
-from lanelab.runner import (NO_RETRY, PlannedCell, RetryPolicy, RunnerError, plan_cells, run_matrix, run_sync,
-                            sim_token)
+from lanelab.runner import (
+    MatrixPlan,
+    PlannedCell,
+    RetryPolicy,
+    RunnerError,
+    TokenSource,
+    run_matrix,
+    run_sync,
+    sim_token,
+)
 from lanelab.store import load_run
 from lanelab.wire import Observation, RequestSpec
 
@@ -214,39 +220,15 @@ def test_a_token_is_never_sent_to_a_foreign_host(tmp_path):
 # ------------------------------------------------------------------------------------------------ the simulator
 @contextlib.contextmanager
 def simulator(policy: str = "2026-05-25"):
-    """The real simulator: lanelab.sim.server.running_simulator when it exists, else its ASGI app under uvicorn."""
-    try:
-        from lanelab.sim.server import running_simulator
-    except ImportError:
-        running_simulator = None
-    if running_simulator is not None:
-        with running_simulator(policy=policy) as sim:
-            yield sim.base_url
-        return
-    import socket
-    import time
-
-    import uvicorn
-    from lanelab.sim.app import create_app
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(policy=policy), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
+    """The real simulator on a free loopback port, stopped on exit."""
+    from lanelab.sim.server import running_simulator
+    with running_simulator(policy=policy) as sim:
+        yield sim.base_url
 
 
 @pytest.fixture(scope="module")
 def sim_url():
-    pytest.importorskip("lanelab.sim.app")
+    pytest.importorskip("lanelab.sim.server")
     with simulator() as url:
         yield url
 
@@ -256,13 +238,9 @@ def request_log(url: str) -> list[dict]:
 
 
 def ofat_from_hermes():
-    from lanelab.designs import one_factor_at_a_time
-    from lanelab.factors import load_factors
-    from lanelab.profiles import load_profiles
-    catalog = load_factors()
-    factors = [f for f in catalog if f != "credential"]
-    design = one_factor_at_a_time("hermes-0.14.0", catalog, factors)
-    return plan_cells(design, load_profiles(["hermes-0.14.0"]), catalog), factors
+    plan = MatrixPlan.build("hermes-0.14.0", "ofat", None, Settings(mode="sim"))
+    assert "credential" not in plan.factors and plan.cells[0].cell_id == plan.baseline_cell_id
+    return plan.planned(), plan.factors
 
 
 def test_done_criterion_ofat_from_hermes_finds_flips_and_the_rerun_sends_nothing(tmp_path, sim_url):
@@ -291,7 +269,7 @@ def test_done_criterion_ofat_from_hermes_finds_flips_and_the_rerun_sends_nothing
 
 
 def test_an_interrupted_run_resumes_only_the_missing_cells(tmp_path, sim_url):
-    planned, factors = ofat_from_hermes()
+    planned, _factors = ofat_from_hermes()
     s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "h", out=tmp_path / "o")
     token = sim_token(sim_url)
     part = run_matrix(planned[:3], profile="hermes-0.14.0", design="ofat", run_id="interrupted", settings=s,
@@ -302,3 +280,27 @@ def test_an_interrupted_run_resumes_only_the_missing_cells(tmp_path, sim_url):
     assert part.sent == 3 and rest.resumed == 3 and rest.sent == len(planned) - 3
     assert len(httpx.get(sim_url + "/_sim/requests").json()) == len(planned) - 3
     assert len(load_run(rest.path).cells) == len(planned)
+
+
+def test_live_minimal_spend_caps_max_tokens_and_stops_streaming():
+    plan = MatrixPlan.build("hermes-0.14.0", "ofat", ["x_app"], Settings(mode="live"))
+    bodies = [p.spec.body for p in plan.planned()]
+    assert all(b["max_tokens"] == 1 and not b.get("stream") for b in bodies)
+    assert MatrixPlan.build("hermes-0.14.0", "ofat", ["x_app"], Settings(mode="sim")).planned()[0].spec.body[
+        "max_tokens"] > 1
+
+
+def test_unknown_factor_is_a_user_error():
+    with pytest.raises(RunnerError, match="Choose from"):
+        MatrixPlan.build("hermes-0.14.0", "ofat", ["nope"], Settings(mode="sim"))
+
+
+def test_token_source_replaces_a_credential_from_another_simulator_session(tmp_path, sim_url):
+    from lanelab.credentials import Credential, CredentialStore
+    s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "home", out=tmp_path / "out")
+    stale = "sk-ant-oat01-" + "Q" * 40
+    CredentialStore(s.home).save(Credential(label="sim-pkce", access_token=stale, scopes=("user:inference",)))
+    source = TokenSource(s, sim_url, "sim-pkce")
+    token = source("sim-pkce")
+    assert token != stale and "another simulator session" in source.where
+    assert source("sim-pkce") == token

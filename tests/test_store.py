@@ -7,10 +7,18 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from lanelab import redact
-from lanelab.store import (RunStoreError, RunWriter, completed_cells, derive_run_id, load_run, load_runs,
-                           make_header, records, run_path)
+from lanelab.store import (
+    RunStoreError,
+    RunWriter,
+    completed_cells,
+    derive_run_id,
+    load_run,
+    load_runs,
+    make_header,
+    records,
+    run_path,
+)
 from lanelab.wire import Observation, RequestSpec
 
 TOKEN = "sk-ant-oat01-" + "A1b2C3d4E5f6G7h8I9j0" * 3
@@ -156,3 +164,30 @@ def test_any_truncation_loads_without_crashing(tmp_path_factory, ids, cut):
     run = load_run(path)
     assert set(run.cells) <= set(ids)
     assert all(json.dumps(e) for e in run.entries)
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": [{"role": "user", "content": f"my key is {TOKEN}"}]},
+    {"metadata": {"token": "opaque-value-not-a-known-shape"}},
+    {"tools": [{"name": "x", "input_schema": {"properties": {"code": {"type": "string"}}}}]},
+])
+def test_spec_bodies_are_redacted_by_either_path(body):
+    from lanelab.store import spec_record
+    rec = spec_record(RequestSpec(body=body))
+    text = json.dumps(rec)
+    assert TOKEN not in text and "opaque-value-not-a-known-shape" not in text
+    if "tools" in body:
+        assert rec["body"] == body
+
+
+def test_single_changes_lists_the_one_factor_neighbours_of_the_baseline(tmp_path):
+    from lanelab.store import single_changes
+    w = RunWriter(run_path(tmp_path, "r1"), header())
+    write_cell(w, "base", outcome="extra_usage_exhausted", levels={"tools": "profile", "ua": "profile"})
+    write_cell(w, "one", outcome="served_plan", levels={"tools": "mcp__", "ua": "profile"})
+    write_cell(w, "two", outcome="served_plan", levels={"tools": "mcp__", "ua": "none"})
+    rows = single_changes(load_run(w.path), "base")
+    assert [(r["factor"], r["level"], r["outcome"], r["baseline_outcome"]) for r in rows] == [
+        ("tools", "mcp__", "served_plan", "extra_usage_exhausted")]
+    with pytest.raises(RunStoreError):
+        single_changes(load_run(w.path), "missing")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .config import data_dir
 from .unified import LANE_UNKNOWN
@@ -71,9 +72,7 @@ class Rule:
             return False
         if self.unified is not None and self.unified != obs.unified.present:
             return False
-        if self.unified_lane and obs.unified.lane not in self.unified_lane:
-            return False
-        return True
+        return not (self.unified_lane and obs.unified.lane not in self.unified_lane)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Coroutine, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from tqdm.auto import tqdm
@@ -93,8 +94,8 @@ class RunResult:
     header: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
-        lines = [f"run {self.run_id}: {self.cells} cells, {self.sent} sent ({self.requests} requests), "
-                 f"{self.resumed} resumed, {self.failed} failed, {self.not_sent} not sent",
+        lines = [(f"run {self.run_id}: {self.cells} cells, {self.sent} sent ({self.requests} requests), "
+                 f"{self.resumed} resumed, {self.failed} failed, {self.not_sent} not sent"),
                  f"  file: {self.path}"]
         if self.policy:
             lines.append(f"  simulator policy: {self.policy}")
@@ -149,8 +150,8 @@ async def _send_cell(ctx: _Context, cell: PlannedCell, client: httpx.AsyncClient
         ctx.result.not_sent += 1
         return
     obs.attempts = attempts
-    record = dict(cell_id=cell.cell_id, profile=cell.profile, levels=cell.levels, credential=label, spec=cell.spec,
-                  observation=obs, outcome=verdict.outcome, lane=verdict.lane, rule=verdict.rule, retries=retries)
+    record = {"cell_id": cell.cell_id, "profile": cell.profile, "levels": cell.levels, "credential": label, "spec": cell.spec,
+                  "observation": obs, "outcome": verdict.outcome, "lane": verdict.lane, "rule": verdict.rule, "retries": retries}
     # encoding, leak check and fsync run on the writer thread, so the event loop keeps sending meanwhile
     await asyncio.get_running_loop().run_in_executor(ctx.io, lambda: ctx.writer.cell(**record))
     ctx.result.sent += 1
@@ -331,9 +332,11 @@ class MatrixPlan:
 
     @classmethod
     def build(cls, profile: str, design: str = "ofat", factors: Iterable[str] | None = None,
-              settings: Settings | None = None, credential_labels: Iterable[str] = ()) -> "MatrixPlan":
+              settings: Settings | None = None, credential_labels: Iterable[str] = ()) -> MatrixPlan:
         """Expand a design; ``factors`` None means every factor but ``credential`` (which needs labels)."""
-        from . import designs, factors as factors_mod, profiles as profiles_mod
+        from . import designs
+        from . import factors as factors_mod
+        from . import profiles as profiles_mod
 
         settings = settings or Settings.from_env()
         catalog = factors_mod.load_factors()

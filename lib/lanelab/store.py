@@ -13,10 +13,11 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from . import __version__, redact
 from .errors import UserError
@@ -71,7 +72,7 @@ class Run:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _slug(text: str) -> str:
@@ -110,21 +111,19 @@ def encode_record(record: Mapping[str, Any], extra_secrets: Iterable[str] = (), 
     return line + "\n"
 
 
-def _has_sensitive_value(obj: Any) -> bool:
-    if isinstance(obj, dict):
-        return any((isinstance(k, str) and redact.is_sensitive_key(k) and isinstance(v, str))
-                   or _has_sensitive_value(v) for k, v in obj.items())
-    if isinstance(obj, list):
-        return any(_has_sensitive_value(v) for v in obj)
-    return False
+#: A JSON string value under a sensitive key (``"code": "…"``), found in serialized text by one regex pass.
+_SENSITIVE_VALUE_RE = re.compile(
+    r'"(?i:' + "|".join(re.escape(k) for k in sorted(redact.SENSITIVE_KEYS)) + r')"\s*:\s*"')
 
 
 def _redact_body(body: Any) -> Any:
     """A request body, redacted. Bodies are large (system prompts, tool schemas) and hold no secret by construction,
-    so they are scanned as one JSON text; a body with a sensitive key goes through the per-field path instead."""
-    if body is None or isinstance(body, (str, int, float, bool)) or _has_sensitive_value(body):
+    so they are scanned as one JSON text; a body with a string under a sensitive key goes field by field instead."""
+    if body is None or isinstance(body, (str, int, float, bool)):
         return redact.redact_obj(body)
     text = json.dumps(body, ensure_ascii=False)
+    if _SENSITIVE_VALUE_RE.search(text):
+        return redact.redact_obj(body)
     clean = redact.redact_text(text)
     if clean == text:
         return body
@@ -157,8 +156,8 @@ def _parse_lines(path: Path, text: str) -> tuple[list[dict[str, Any]], list[Load
         try:
             rec = json.loads(raw)
             if not isinstance(rec, dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
+                raise TypeError("not an object")
+        except (ValueError, TypeError) as exc:
             last = torn and i == len(lines)
             what = "torn last line (an interrupted write); dropped" if last else f"unreadable line ({exc}); skipped"
             warnings.append(LoadWarning(str(path), i, what))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..budget import Budget
 from ..config import LIVE_API_BASE, Settings
