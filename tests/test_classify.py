@@ -137,7 +137,8 @@ def test_token_endpoint_oauth_error_shape():
 @pytest.mark.parametrize("headers,outcome,lane", [
     (PLAN_HEADERS, "served_plan", "plan"),
     (EXTRA_HEADERS, "served_extra", "extra_usage"),
-    ({}, "served_api", "api"),
+    ({"anthropic-ratelimit-requests-limit": "4000"}, "served_api", "api"),
+    ({}, "served_no_lane", "none"),
     (REJECTED_HEADERS, "served_unknown", "rejected"),
 ])
 def test_served_responses_take_their_lane_from_the_unified_headers(headers, outcome, lane):
@@ -230,6 +231,8 @@ def test_every_simulator_reply_is_read_as_the_class_it_models():
     for sim_id, expected in SIM_TO_CLASS.items():
         reply = sim_outcomes.render(sim_id)
         headers = (PLAN_HEADERS if reply.status < 300 else unified) if reply.unified else {}
+        if reply.lane == "api":
+            headers = {"anthropic-ratelimit-requests-limit": "4000"}
         obs = Observation(status=reply.status, error_type=reply.error_type or None,
                           error_message=reply.message or None, error_code=reply.error_code or None,
                           headers=headers, unified=parse_unified(headers))

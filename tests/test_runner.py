@@ -76,7 +76,7 @@ def test_retries_honour_retry_after_and_retry_after_ms(tmp_path):
                  retry=RetryPolicy(max_attempts=5, max_delay=10))
     assert sleeps.delays == [7.0, 1.5]
     rec = load_run(result.path).cells["000000000000"]
-    assert rec["observation"]["attempts"] == 3 and rec["outcome"] == "served_api"
+    assert rec["observation"]["attempts"] == 3 and rec["outcome"] == "served_no_lane"
     assert [r["status"] for r in rec["retries"]] == [429, 529]
     assert result.requests == 3 and result.sent == 1 and result.failed == 0
 

@@ -8,6 +8,8 @@ the outcome is an ordered categorical whose order and colours come from the outc
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import dataclasses
 import itertools
 import json
@@ -300,9 +302,22 @@ def varying_factors(df: pd.DataFrame) -> list[str]:
     return sorted(fs, key=lambda f: -df[f].nunique())
 
 
+@lru_cache(maxsize=1)
+def _baseline_levels() -> dict[str, str]:
+    """Each catalogued factor's baseline level ("as the profile sends it"), from data/factors.toml."""
+    try:
+        from .factors import load_factors
+
+        return {name: f.baseline for name, f in load_factors().items()}
+    except Exception:  # a findings report must still render when the catalogue cannot be read
+        return {}
+
+
 def cell_label(row: Mapping[str, Any], factors: Sequence[str]) -> str:
-    """A short human label for a cell: its non-default factor levels (or 'baseline')."""
-    parts = [f"{f}={row[f]}" for f in factors if row.get(f) not in (None, DEFAULT_LEVEL)]
+    """A short human label for a cell: the levels that differ from the baseline (or 'baseline')."""
+    baselines = _baseline_levels()
+    parts = [f"{f}={row[f]}" for f in factors
+             if row.get(f) not in (None, DEFAULT_LEVEL) and row.get(f) != baselines.get(f)]
     return ", ".join(parts) or "baseline"
 
 

@@ -52,6 +52,7 @@ class Rule:
     transport: bool | None = None
     unified: bool | None = None
     unified_lane: tuple[str, ...] = ()
+    header_present: str | None = None
     lane: str | None = None
 
     def matches(self, obs: Observation, message: str) -> bool:
@@ -71,6 +72,8 @@ class Rule:
         if self.message is not None and not self.message.search(message):
             return False
         if self.unified is not None and self.unified != obs.unified.present:
+            return False
+        if self.header_present and self.header_present not in obs.headers:
             return False
         return not (self.unified_lane and obs.unified.lane not in self.unified_lane)
 
@@ -141,7 +144,7 @@ def parse_taxonomy(doc: Mapping[str, Any], path: Path | None = None) -> Taxonomy
             error_code=_tuple(r.get("error_code")),
             message=re.compile(r["message"]) if r.get("message") else None,
             transport=r.get("transport"), unified=r.get("unified"), unified_lane=_tuple(r.get("unified_lane")),
-            lane=r.get("lane"),
+            header_present=(r.get("header_present") or "").lower() or None, lane=r.get("lane"),
         ))
     return Taxonomy(classes=classes, rules=tuple(rules), path=path)
 

@@ -81,6 +81,8 @@ def execute(path: Path, out_dir: Path, env: Mapping[str, str] | None = None, tim
     out_dir.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, startup_timeout=120, kernel_name=KERNEL_NAME,
+                            # ipykernel warns on stderr, every run, that local TCP is unencrypted: noise here
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"],
                             resources={"metadata": {"path": str(cwd or path.parent)}})
     started = time.perf_counter()
     with environment({"MPLBACKEND": "Agg", **(env or {})}):

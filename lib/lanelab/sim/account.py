@@ -374,6 +374,13 @@ class SimState:
         return {"status": "allowed", "reason": None, "utilization": utilization, "enabled": True,
                 "limit": limit, "used": used}
 
+    def api_key_headers(self) -> dict[str, str]:
+        """Per-key rate-limit headers of API-key traffic (docs.anthropic.com/en/api/rate-limits); model values."""
+        reset = _iso(time.time() + 60)
+        return {"anthropic-ratelimit-requests-limit": "4000", "anthropic-ratelimit-requests-remaining": "3999",
+                "anthropic-ratelimit-requests-reset": reset, "anthropic-ratelimit-tokens-limit": "400000",
+                "anthropic-ratelimit-tokens-remaining": "399000", "anthropic-ratelimit-tokens-reset": reset}
+
     def unified_headers(self, lane: str, status: int) -> dict[str, str]:
         """The ``anthropic-ratelimit-unified-*`` headers for a response in ``lane`` with HTTP ``status``."""
         from ..unified import PREFIX

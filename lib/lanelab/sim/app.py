@@ -281,6 +281,8 @@ class Simulator:
         headers: dict[str, str] = {}
         if getattr(reply, "unified", False):
             headers.update(self.state.unified_headers(reply.lane, reply.status))
+        if getattr(reply, "lane", None) == "api":
+            headers.update(self.state.api_key_headers())
         if getattr(reply, "retry_after", None):
             headers["retry-after"] = str(reply.retry_after)
         return headers
