@@ -111,3 +111,17 @@ to_plan = flips[flips["outcome"] == "served_plan"]
 Markdown(f"Baseline ({PROFILE} as sent): **{baseline['outcome']}** (HTTP {baseline['observation']['status']}). "
          f"Single changes that turn it into a plan-billed 200 under policy `{run.header.get('policy')}`: "
          + (", ".join(f"`{f}={lv}`" for f, lv in zip(to_plan["factor"], to_plan["level"])) or "**none**") + ".")
+
+# %% [markdown]
+# ## 6 · The matrix at a glance
+#
+# Outcome by the two factors that flip the verdict most often (the findings notebook 03 goes further: answers,
+# lane signals and the shareable report).
+
+# %%
+from IPython.display import Image
+
+from lanelab import analysis, report
+
+first_look = report.collect(analysis.load(result.path))
+Image(first_look.png("heatmap"))

@@ -91,10 +91,16 @@ def running_lab(root_dir: Path, env: Mapping[str, str] | None = None, port: int 
 
 
 def _write_quiet_settings(settings_dir: Path) -> None:
-    """No news prompt and no update check: the lab runs offline and nothing should cover the notebook."""
-    target = settings_dir / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    """No news prompt or update check (the lab runs offline, nothing should cover the notebook), and every cell
+    rendered (the kit's notebooks are short; lazy rendering would hide progress bars scrolled out of view)."""
+    settings = {
+        ("apputils-extension", "notification"): '{"fetchNews": "false", "checkForUpdates": false}',
+        ("notebook-extension", "tracker"): '{"windowingMode": "none"}',
+    }
+    for (extension, plugin), text in settings.items():
+        target = settings_dir / "@jupyterlab" / extension / f"{plugin}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:

@@ -37,7 +37,9 @@ def lab_env(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("lab")
     work = root / "notebooks"
-    shutil.copytree(repo_root() / "notebooks", work, ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"))
+    work.mkdir()
+    for nb in (repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"):
+        shutil.copy2(nb, work / nb.name)
     with running_simulator(policy="2026-05-25") as sim:
         env = {"LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url, "LANELAB_HOME": str(root / "home"),
                "LANELAB_OUT": str(root / "out"), "LANELAB_INTERACTIVE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}

@@ -17,8 +17,9 @@ class LabPage:
         self.shots.mkdir(parents=True, exist_ok=True)
 
     def open_notebook(self, name: str) -> None:
-        self.page.goto(f"{self.lab_url}/lab/tree/{name}")
-        self.page.wait_for_selector(".jp-NotebookPanel", timeout=90_000)
+        # ?reset: start from an empty workspace, or Lab reopens earlier notebooks and "run all" may hit another one
+        self.page.goto(f"{self.lab_url}/lab/tree/{name}?reset")
+        self.page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden)", timeout=90_000)
         self.wait_kernel_idle()
 
     def command(self, command_id: str) -> None:
@@ -32,9 +33,8 @@ class LabPage:
 
     def wait_kernel_idle(self, timeout_ms: int = 120_000) -> None:
         self.page.wait_for_function(
-            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-            " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
-            " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=timeout_ms)
+            "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+            timeout=timeout_ms)
 
     def run_all(self, timeout_ms: int = 240_000) -> None:
         self.command("notebook:run-all-cells")
@@ -42,7 +42,7 @@ class LabPage:
         # every code cell leaves the "[*]" (queued/running) state
         self.page.wait_for_function(
             "() => ![...document.querySelectorAll('.jp-InputPrompt')].some(e => e.textContent.includes('*'))"
-            " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+            " && window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
             timeout=timeout_ms)
 
     def errors(self) -> list[str]:

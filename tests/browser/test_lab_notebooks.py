@@ -52,3 +52,29 @@ def test_01_oauth_flow_by_clicking(lab_env, lab_page, chromium):
     assert MASKED.search(body), "the masked credential should be shown"
     assert not FULL_TOKEN.search(page.content()), "a full token reached the page"
     assert list((lab_env["root"] / "home").rglob("*.json")), "the credential was saved in LANELAB_HOME"
+
+
+def test_02_request_matrix_progress_and_heatmap(lab_env, lab_page):
+    lab_page.open_notebook("02_request_matrix.ipynb")
+    lab_page.run_all()
+    assert not lab_page.errors()
+    page = lab_page.page
+    # tqdm.auto renders an ipywidgets progress bar; it must reach its end (n/n cells).
+    bar_text = page.locator(".widget-hprogress, .widget-progress").first
+    bar_text.wait_for(state="attached", timeout=30_000)
+    bar_text.scroll_into_view_if_needed()
+    lab_page.screenshot("02_a_progress_complete")
+    counts = page.evaluate(  # textContent: Lab does not render cells scrolled out of view, innerText would be empty
+        "() => [...document.querySelectorAll('.widget-hprogress')].map(e => e.parentElement.textContent)"
+        ".filter(t => /\\d+\\/\\d+/.test(t))")
+    assert counts, "no progress bar text found"
+    done, total = map(int, re.search(r"(\d+)/(\d+)", counts[-1]).groups())
+    assert done == total and total > 10
+    # The heatmap is the last image output; it must have loaded (non-zero natural size).
+    img = page.locator(".jp-RenderedImage img").last
+    img.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => { const imgs = document.querySelectorAll('.jp-RenderedImage img');"
+        " const i = imgs[imgs.length - 1]; return i && i.complete && i.naturalWidth > 300; }", timeout=30_000)
+    lab_page.screenshot("02_b_heatmap")
+    assert list((lab_env["root"] / "out" / "runs").glob("*.jsonl")), "the run was written under LANELAB_OUT"
