@@ -9,7 +9,7 @@ TESTSTAMP := $(VENV)/.lanelab-test-installed
 CHROMIUM  := /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lab lint bench sync clean
+.PHONY: help setup demo test lab audit lint bench sync clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,11 @@ test: $(TESTSTAMP) ## run the test suite (unit, simulator, notebooks headless, n
 
 lab: $(TESTSTAMP) ## open the notebooks in JupyterLab with the simulator already running (offline)
 	$(BIN)/python -m lanelab lab
+
+audit: $(STAMP) ## run the hardening tests and print their figures (canary hits, fuzz cases, faults, resume)
+	rm -rf reports/audit
+	$(BIN)/python -m pytest -q -m hardening
+	$(BIN)/python -m lanelab audit
 
 lint: $(STAMP) ## static checks
 	$(BIN)/python -m pip install --quiet ruff

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from lanelab.sim.server import SimHandle, running_simulator
 
+import foreign_home
+
 DEFAULT_POLICY = "2026-05-25"
+_session: dict[str, Any] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the whole session with HOME in a sandbox holding test copies of other clients' credential files."""
+    home = foreign_home.create()
+    _session.update(home=home, before=foreign_home.fingerprint(home), saved=foreign_home.activate(home))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session if any test changed another client's credential file (issue 7)."""
+    if "home" not in _session:
+        return
+    after = foreign_home.fingerprint(_session["home"])
+    changed = sorted(k for k in set(after) | set(_session["before"]) if after.get(k) != _session["before"].get(k))
+    if os.environ.get("LANELAB_AUDIT_DIR") or session.config.getoption("-m") == "hardening":
+        from lanelab import audit
+
+        audit.record("foreign_files_session", foreign_files_changed=len(changed))
+    foreign_home.deactivate(_session.pop("home"), _session.pop("saved"))
+    if changed:
+        session.config.get_terminal_writer().line(
+            f"FOREIGN CREDENTIAL FILES CHANGED during the tests: {changed}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

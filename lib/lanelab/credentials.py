@@ -100,9 +100,11 @@ class Credential:
         left = self.expires_in()
         expiry = "unknown expiry" if left is None else (f"expires in {left / 3600:.1f} h" if left > 0 else "EXPIRED")
         refresh = redact.mask(self.refresh_token) if self.refresh_token else None
-        return (f"Credential(label={self.label!r}, access_token={redact.mask(self.access_token)}, "
-                f"refresh_token={refresh}, {expiry}, scopes={' '.join(self.scopes) or '-'}, "
-                f"source={self.source!r}, imported={self.imported})")
+        # label, scopes and source come from files other clients write: redact them too
+        return redact.redact_text(
+            f"Credential(label={self.label!r}, access_token={redact.mask(self.access_token)}, "
+            f"refresh_token={refresh}, {expiry}, scopes={' '.join(self.scopes) or '-'}, "
+            f"source={self.source!r}, imported={self.imported})")
 
     __str__ = __repr__
 
@@ -117,6 +119,28 @@ class Credential:
     def from_dict(cls, d: Mapping[str, Any]) -> Credential:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+_OPTIONAL_TEXT = ("refresh_token", "account_uuid", "email", "organization_uuid", "organization_name",
+                  "subscription_type", "rate_limit_tier", "source")
+
+
+def _check_shape(data: Any) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``data`` is a stored credential (a hand-edited file may be anything)."""
+    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str) or not data["access_token"]:
+        raise TypeError("no access_token")
+    for key in _OPTIONAL_TEXT:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise TypeError(f"{key} is not text")
+    expires = data.get("expires_at")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, (int, float))
+                                or not -1e15 < expires < 1e15):
+        raise ValueError("expires_at is not a time")
+    scopes = data.get("scopes")
+    if scopes is not None and not (isinstance(scopes, list) and all(isinstance(x, str) for x in scopes)):
+        raise TypeError("scopes is not a list of text")
+    if not isinstance(data.get("imported", False), bool) or not isinstance(data.get("extra", {}), dict):
+        raise TypeError("imported or extra has the wrong type")
 
 
 class CredentialStore:
@@ -161,11 +185,10 @@ class CredentialStore:
                 "Run 'python -m lanelab login --label LABEL' or pick one from 'python -m lanelab creds'.")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-                raise TypeError("no access_token")
+            _check_shape(data)
             data["label"] = label
             return Credential.from_dict(data)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError, OSError) as exc:
             raise CorruptCredential(
                 f"The saved credential file {path} cannot be read ({type(exc).__name__}).",
                 f"Delete it and log in again: python -m lanelab login --label {label}.") from None

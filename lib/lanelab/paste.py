@@ -17,6 +17,8 @@ from .errors import UserError
 
 #: Characters an authorization code or state may contain (base64url plus the URL-safe extras).
 _CODE_RE = re.compile(r"^[A-Za-z0-9_\-.~]+$")
+#: A callback URL is a few hundred characters; a paste this long is something else (and is not parsed).
+MAX_PASTE_CHARS = 8192
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019"
 _TOKEN_KINDS = (
     ("sk-ant-oat", "an OAuth access token"),
@@ -110,9 +112,13 @@ def parse_paste(text: str | None, expected_state: str | None = None) -> PastedCo
 
     Raises a :class:`PasteError` subclass; no message contains the pasted code.
     """
+    if text is not None and len(text) > 4 * MAX_PASTE_CHARS:  # bound the work before trimming anything
+        raise UnrecognisedPaste(f"The pasted value is {len(text)} characters, far longer than a callback URL.")
     value = clean(text)
     if not value:
         raise EmptyPaste("Nothing was pasted.")
+    if len(value) > MAX_PASTE_CHARS:
+        raise UnrecognisedPaste(f"The pasted value is {len(value)} characters, far longer than a callback URL.")
     kind = _token_kind(value)
     if kind:
         redact.register_secret(value)

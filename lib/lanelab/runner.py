@@ -92,11 +92,13 @@ class RunResult:
     budget_report: str | None = None
     policy: str | None = None
     header: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what loading the earlier run file dropped (a torn line)
 
     def summary(self) -> str:
         lines = [(f"run {self.run_id}: {self.cells} cells, {self.sent} sent ({self.requests} requests), "
                  f"{self.resumed} resumed, {self.failed} failed, {self.not_sent} not sent"),
                  f"  file: {self.path}"]
+        lines += [f"  warning: {w}" for w in self.warnings]
         if self.policy:
             lines.append(f"  simulator policy: {self.policy}")
         if self.budget_report:
@@ -433,7 +435,10 @@ def run_matrix(
     tokens = _resolve_tokens((c.spec.credential or credential for c in todo), token_for)
     writer = RunWriter(path, header)
     result = RunResult(run_id=run_id, path=writer.path, cells=len(cells), resumed=len(cells) - len(todo),
-                       policy=policy, header=writer.header)
+                       policy=policy, header=writer.header,
+                       warnings=[str(w) for w in previous.warnings] if previous else [])
+    if result.warnings:  # the writer has already dropped the torn line; say so, in the run and to the user
+        writer.note(event="load_warnings", warnings=result.warnings)
     if writer.resumed and todo:
         writer.note(event="resumed", pending=len(todo), completed=result.resumed)
     ctx = _Context(base_url=base_url, writer=writer, tokens=tokens, default_credential=credential, retry=retry,

@@ -24,6 +24,9 @@ AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 #: At most this much of a non-JSON body is kept in an observation.
 BODY_SNIPPET = 2000
+#: JSON nested deeper than this is not an API response; it is kept as text (deep data would overflow the recursive
+#: redaction and serialisation that every writer applies).
+MAX_JSON_DEPTH = 64
 
 
 class HostNotAllowed(ValueError):
@@ -150,6 +153,22 @@ def build_request(spec: RequestSpec, base_url: str, token: str | None) -> httpx.
     return httpx.Request(spec.method, url, params=spec.query or None, headers=headers, content=content)
 
 
+def _loads_bounded(raw: str) -> Any:
+    """``json.loads`` that raises ``ValueError`` for data nested deeper than :data:`MAX_JSON_DEPTH`."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError("JSON nested too deeply")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return value
+
+
 def parse_sse(text: str) -> list[tuple[str, Any]]:
     """Server-sent events as ``(event, data)`` pairs; data is parsed JSON where it is JSON."""
     events: list[tuple[str, Any]] = []
@@ -164,7 +183,7 @@ def parse_sse(text: str) -> list[tuple[str, Any]]:
             continue
         raw = "\n".join(data_lines)
         try:
-            data: Any = json.loads(raw)
+            data: Any = _loads_bounded(raw)
         except ValueError:
             data = raw
         events.append((name, data))
@@ -208,7 +227,7 @@ def observe_response(status: int, headers: Mapping[str, str], content: bytes, la
         obs.body = redact.redact_obj(final) if final else None
         return obs
     try:
-        body: Any = json.loads(text) if text.strip() else None
+        body: Any = _loads_bounded(text) if text.strip() else None
     except ValueError:
         body = redact.redact_text(text[:BODY_SNIPPET])
         if status >= 400 or "json" in ctype:
