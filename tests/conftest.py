@@ -6,10 +6,9 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import foreign_home
 import pytest
 from lanelab.sim.server import SimHandle, running_simulator
-
-import foreign_home
 
 DEFAULT_POLICY = "2026-05-25"
 _session: dict[str, Any] = {}

@@ -1,7 +1,6 @@
 """Settings come from the environment; a base URL that is neither loopback nor Anthropic's is refused."""
 
 import pytest
-
 from lanelab.config import ConfigError, Settings, host_allowed
 
 

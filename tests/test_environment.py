@@ -3,7 +3,6 @@
 import tomllib
 
 import yaml
-
 from lanelab.config import repo_root
 
 

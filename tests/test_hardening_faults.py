@@ -35,7 +35,7 @@ pytestmark = pytest.mark.hardening
 PROFILE = "sdk-minimal"
 RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=5.0, jitter=0.0)
 #: The client timeout of the latency-beyond-timeout scenario, and the latency that exceeds it.
-CLIENT_TIMEOUT_S, SLOW = 0.5, "1500ms"
+CLIENT_TIMEOUT_S, SLOW = 1.0, "2500ms"
 LOG_DEADLINE_S = 20.0
 #: The streamed variants the grammar offers (an error event after a 200) count as classes of their own.
 STREAMED = ("http500=stream", "http529=stream")

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lanelab import audit, importers, paste
 from lanelab.credentials import CorruptCredential, Credential, CredentialStore
 from lanelab.errors import UserError
@@ -337,7 +337,7 @@ def _nested(depth: int, leaf: str) -> bytes:
     return ("[" * depth + leaf + "]" * depth).encode()
 
 
-@FAST
+@settings(FAST, max_examples=60)
 @given(depth=st.sampled_from([1, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH + 1, 900, 3000, 200_000]),
        stream=st.booleans(), status=st.sampled_from([200, 400, 429, 500, 529]),
        ctype=st.sampled_from(["application/json", "text/event-stream", "text/plain", ""]),

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from lanelab import audit
 from lanelab.config import repo_root
 from lanelab.notebook_exec import execute, notebooks_in_order

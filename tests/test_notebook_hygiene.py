@@ -4,7 +4,6 @@ import json
 
 import jupytext
 import pytest
-
 from lanelab.config import repo_root
 
 NB_DIR = repo_root() / "notebooks"

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from lanelab.config import repo_root
 from lanelab.notebook_exec import NotebookFailed, execute, notebooks_in_order
 

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from lanelab import redact
 
 OAT = "sk-ant-oat01-" + "Abc123_-" * 10

@@ -4,7 +4,6 @@ import json
 
 import httpx
 import pytest
-
 from lanelab import redact
 from lanelab.wire import HostNotAllowed, Observation, RequestSpec, apply_auth, build_request, parse_sse, send
 

@@ -2,8 +2,8 @@
 
 import json
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lanelab import redact
 from lanelab.wire import Observation, observe_response, parse_sse
 

@@ -8,20 +8,18 @@ the outcome is an ordered categorical whose order and colours come from the outc
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-import dataclasses
 import itertools
 import json
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from . import redact
+from .classify import OutcomeClass, load_taxonomy
 from .config import Settings, data_dir
 from .errors import UserError
 
@@ -57,78 +55,15 @@ class RunFileError(UserError):
 # Outcome taxonomy (order and colours)
 
 
-@dataclass(frozen=True)
-class OutcomeClass:
-    """One outcome class: its id, a short label for crowded cells, a colour, and what it means."""
-
-    id: str
-    short: str
-    colour: str | None = None
-    description: str = ""
-
-
 def _short_label(outcome_id: str) -> str:
+    """A cell-sized label for an outcome the taxonomy does not know (it has its own short labels)."""
     words = outcome_id.split("_")
     return outcome_id if len(outcome_id) <= 12 else "_".join(w[:5] for w in words)[:14]
 
 
-def _entries(doc: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The (id, table) pairs of an outcome taxonomy, whichever of the usual TOML layouts it uses."""
-    if isinstance(doc, list):
-        return [(str(d.get("id") or d.get("name")), d) for d in doc if isinstance(d, dict) and (d.get("id") or d.get("name"))]
-    if not isinstance(doc, dict):
-        return []
-    for key in ("outcome", "outcomes", "class", "classes"):
-        if key in doc:
-            found = _entries(doc[key])
-            if found:
-                return found
-    tables = [(k, v) for k, v in doc.items() if isinstance(v, dict)]
-    if tables and all(any(c in v for c in ("colour", "color", "label", "short")) for _, v in tables):
-        return tables
-    return []
-
-
-def _from_classify() -> list[OutcomeClass] | None:
-    try:
-        from . import classify  # written alongside data/outcomes.toml; optional here
-    except ImportError:
-        return None
-    for name in ("outcome_classes", "load_outcomes", "load_taxonomy"):
-        fn = getattr(classify, name, None)
-        if callable(fn):
-            try:
-                items = list(fn())
-            except Exception:  # noqa: BLE001 - fall back to reading the data file
-                return None
-            out = []
-            for it in items:
-                d = it if isinstance(it, Mapping) else dataclasses.asdict(it) if dataclasses.is_dataclass(it) else {}
-                oid = d.get("id") or d.get("name")
-                if oid:
-                    out.append(OutcomeClass(str(oid), str(d.get("short") or d.get("label") or _short_label(str(oid))),
-                                            d.get("colour") or d.get("color"), str(d.get("description") or "")))
-            return out or None
-    return None
-
-
 def outcome_classes(path: Path | None = None) -> list[OutcomeClass]:
-    """The outcome classes in their fixed order, each with its colour (from data/outcomes.toml, or classify)."""
-    if path is None:
-        found = _from_classify()
-        if found:
-            return found
-        path = data_dir() / "outcomes.toml"
-    if not path.exists():
-        return []
-    with path.open("rb") as fh:
-        doc = tomllib.load(fh)
-    out = []
-    for oid, d in _entries(doc):
-        short = d.get("short") or d.get("abbrev") or _short_label(oid)
-        out.append(OutcomeClass(oid, str(short), d.get("colour") or d.get("color"),
-                                str(d.get("description") or d.get("label") or "")))
-    return out
+    """The outcome classes in their fixed order, each with its colour (the classifier's taxonomy)."""
+    return list(load_taxonomy(path).classes)
 
 
 def outcome_order(observed: Iterable[str] = ()) -> list[str]:
@@ -309,7 +244,7 @@ def _baseline_levels() -> dict[str, str]:
         from .factors import load_factors
 
         return {name: f.baseline for name, f in load_factors().items()}
-    except Exception:  # a findings report must still render when the catalogue cannot be read
+    except (UserError, OSError, ValueError):  # a report must still render when the catalogue cannot be read
         return {}
 
 

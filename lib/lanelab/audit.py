@@ -60,6 +60,6 @@ def summary(folder: Path | None = None) -> dict[str, Any]:
 def format_summary(s: dict[str, Any]) -> str:
     lines = ["lanelab hardening audit", ""]
     for key, (label, _) in FIGURES.items():
-        lines.append(f"  {label:48} {s[key] if key in s else 'not measured'}")
+        lines.append(f"  {label:48} {s.get(key, 'not measured')}")
     lines += ["", f"  from {len(s['tests'])} test record(s): {', '.join(s['tests']) or 'none'}"]
     return "\n".join(lines)

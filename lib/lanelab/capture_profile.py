@@ -18,6 +18,7 @@ from typing import Any
 
 from . import redact
 from .capture import inference_exchange, load_exchanges
+from .datafiles import read_toml
 from .diff import is_attestation
 from .errors import UserError
 from .wire import RequestSpec
@@ -185,9 +186,7 @@ def load_request(ref: str, prompt: str | None = None) -> tuple[str, RequestSpec]
     path = Path(ref)
     if path.is_file():
         if path.suffix == ".toml":
-            import tomllib
-
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            raw = read_toml(path, "profile file")
             request = raw.get("request", {})
             spec = RequestSpec(method=request.get("method", "POST"), path=request.get("path", "/v1/messages"),
                                query=dict(request.get("query", {})),

@@ -8,14 +8,13 @@ verbatim in the observation, so nothing new is ever hidden behind a guess.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .config import data_dir
+from .datafiles import load_cached, read_toml
 from .unified import LANE_UNKNOWN
 from .wire import Observation
 
@@ -149,10 +148,9 @@ def parse_taxonomy(doc: Mapping[str, Any], path: Path | None = None) -> Taxonomy
     return Taxonomy(classes=classes, rules=tuple(rules), path=path)
 
 
-@lru_cache(maxsize=8)
 def _load(path: Path) -> Taxonomy:
-    with path.open("rb") as f:
-        return parse_taxonomy(tomllib.load(f), path)
+    return load_cached(path, lambda p: parse_taxonomy(read_toml(p, "outcome taxonomy", TaxonomyError), p),
+                       "outcome taxonomy", TaxonomyError)
 
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:

@@ -6,6 +6,7 @@ and one opened by a person in JupyterLab behave alike.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +41,19 @@ def default_home() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".config") / "lanelab"
 
 
+def _is_loopback_ip(host: str) -> bool:
+    """True for a loopback IP literal (127.0.0.0/8, ::1); a name such as ``127.0.0.1.example.com`` is not one."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def host_allowed(url: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
     """True when ``url`` points at loopback or a known Anthropic host (never elsewhere: tokens go nowhere else)."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    if host in LOOPBACK_HOSTS or host.startswith("127."):
+    if host in LOOPBACK_HOSTS or _is_loopback_ip(host):
         return parts.scheme in ("http", "https")
     return parts.scheme == "https" and (host in LIVE_HOSTS or host in extra_hosts)
 
@@ -60,7 +69,7 @@ class Settings:
     live_opt_in: bool = False
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         mode = env.get("LANELAB_MODE", "sim").strip().lower() or "sim"
         if mode not in MODES:

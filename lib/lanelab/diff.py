@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import pandas as pd
 
 from . import redact
 from .config import data_dir
+from .datafiles import read_toml
 from .wire import RequestSpec
 
 #: The prefix of a system text block that is a billing attestation (research/hermes.md F7). Detection only.
@@ -122,7 +122,7 @@ def carries_attestation(spec: RequestSpec) -> bool:
 def load_annotations(path: Path | None = None) -> list[Annotation]:
     """The annotation catalog (``data/diff_annotations.toml``); every entry names its public source."""
     path = path or data_dir() / "diff_annotations.toml"
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    raw = read_toml(path, "diff annotations")
     out = []
     for entry in raw.get("annotation", []):
         out.append(Annotation(

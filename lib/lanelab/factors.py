@@ -12,9 +12,6 @@ the whole body, last.
 
 from __future__ import annotations
 
-import copy
-import functools
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 
 from . import transforms
 from .config import data_dir
+from .datafiles import load_cached, read_toml
 from .errors import UserError
 from .transforms import TransformContext
 from .wire import RequestSpec
@@ -84,22 +82,9 @@ def factors_path() -> Path:
 def _read(path: Path | None = None, fresh: bool = True) -> dict[str, Any]:
     """The parsed catalogue file; ``fresh=False`` returns the shared cached parse (callers must not modify it)."""
     path = path or factors_path()
-    try:
-        raw = _read_cached(str(path), path.stat().st_mtime_ns)
-        return copy.deepcopy(raw) if fresh else raw
-    except FileNotFoundError:
-        raise UserError(f"The factor catalogue {path} is missing.",
-                        hint="Set LANELAB_DATA to the kit's data/ directory.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"The factor catalogue {path} is not valid TOML ({exc}).",
-                        hint="Fix the file; every level needs kind, source and changes.") from None
-
-
-@functools.lru_cache(maxsize=8)
-def _read_cached(path: str, mtime_ns: int) -> dict[str, Any]:
-    """Parsed once per file version (contexts are built per cell; the file is re-read when it changes)."""
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    if fresh:
+        return read_toml(path, "factor catalogue")
+    return load_cached(path, lambda p: read_toml(p, "factor catalogue"), "factor catalogue")
 
 
 def load_factors(path: Path | None = None) -> dict[str, Factor]:

@@ -13,7 +13,6 @@ import json
 import re
 import threading
 import time
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from . import pkce as pkce_mod
 from . import redact
 from .config import Settings, data_dir, host_allowed
 from .credentials import Credential, CredentialStore
+from .datafiles import read_toml
 from .errors import UserError
 from .paste import PastedCode
 
@@ -100,9 +100,7 @@ class ClientVariant:
 
 
 def _load(path: Path | None = None) -> dict[str, Any]:
-    path = path or data_dir() / "oauth.toml"
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    return read_toml(path or data_dir() / "oauth.toml", "OAuth endpoint sets", EndpointSetError)
 
 
 def load_endpoint_sets(path: Path | None = None) -> dict[str, EndpointSet]:

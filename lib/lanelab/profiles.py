@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from . import redact
 from .config import data_dir
+from .datafiles import read_toml
 from .errors import UserError
 from .wire import RequestSpec
 
@@ -94,11 +94,7 @@ def _read(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if not path.is_file():
         raise UnknownProfile(f"No profile named {name!r}.",
                              hint=f"Known profiles: {', '.join(list_profiles()) or 'none'} (in {profiles_dir()}).")
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadProfile(f"Profile {name!r} ({path}) is not valid TOML: {exc}.", hint="Fix the file.") from None
+    raw = read_toml(path, f"profile {name!r}", error=BadProfile)
     parent = raw.get("extends")
     if parent:
         if parent in seen:

@@ -7,8 +7,9 @@ so a mismatch between the two shows up in tests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 PREFIX = "anthropic-ratelimit-unified-"
 
@@ -90,7 +91,7 @@ class UnifiedLimits:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "UnifiedLimits":
+    def from_dict(cls, d: Mapping[str, Any] | None) -> UnifiedLimits:
         if not d:
             return cls()
         d = dict(d)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -45,7 +46,7 @@ class RequestSpec:
     auth: str = "bearer"
     credential: str | None = None
 
-    def copy(self) -> "RequestSpec":
+    def copy(self) -> RequestSpec:
         return copy.deepcopy(self)
 
     @property
@@ -68,7 +69,7 @@ class RequestSpec:
         return redact.redact_obj(asdict(self))
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RequestSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> RequestSpec:
         return cls(**{k: copy.deepcopy(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -112,7 +113,7 @@ class Observation:
         return redact.redact_obj(d)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Observation":
+    def from_dict(cls, d: Mapping[str, Any]) -> Observation:
         d = dict(d)
         unified = UnifiedLimits.from_dict(d.pop("unified", None))
         return cls(unified=unified, **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})

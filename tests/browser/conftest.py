@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from lanelab.config import repo_root
 
 from .lab_driver import CHROMIUM, CHROMIUM_ARGS, LabPage

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
+from .. import live_guard
 from ..budget import Budget
 from ..config import LIVE_API_BASE, Settings
+from ..credentials import CredentialNotFound, resolve_token
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from ..runner import MatrixPlan
 
 NAME = "matrix"
 HELP = "send a profile's request in many controlled variants and record each billing lane (a run)"
@@ -19,10 +25,9 @@ DESCRIPTION = (
     "Running the same command again resumes: completed cells are not sent again. Offline against the embedded "
     "simulator unless --live."
 )
-LIVE_NOTICE = (
-    "Live mode sends requests with your own credential to api.anthropic.com and spends your plan or extra usage. "
-    "The kit diagnoses; it does not evade: it will not disguise traffic as Claude Code."
-)
+LIVE_NOTICE = live_guard.NOTICE
+#: Shown as the host of a sim dry run when no LANELAB_BASE_URL is set (the real run starts its own simulator).
+SIM_PLACEHOLDER = "http://127.0.0.1"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +50,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="live: at most N estimated tokens")
     parser.add_argument("--policy", default="2026-05-25",
                         help="policy of the simulator started when LANELAB_BASE_URL is unset (default: %(default)s)")
-    parser.add_argument("--dry-run", action="store_true", help="print the cells and their cost; send nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print the cells and their cost; send nothing "
+                        "(live: also the notice, host, budget and every request, credential masked)")
+    parser.add_argument("--show-requests", action="store_true",
+                        help="with --dry-run in sim mode: print every request too (always on for live dry runs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -65,12 +73,57 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.live:
         settings = dataclasses.replace(settings, mode="live", base_url=settings.base_url or LIVE_API_BASE)
     if settings.mode == "live":
+        if args.budget is None and not settings.live_opt_in:
+            raise UserError(f"{LIVE_NOTICE} A live run needs an explicit opt-in and a budget; nothing was sent.",
+                            "Set LANELAB_LIVE_OPT_IN=1 and add --budget N (the most inference requests to send, "
+                            "retries included); add --dry-run first to see every request.")
         if args.budget is None:
-            raise UserError("A live run needs a budget.",
+            raise UserError("A live run needs a budget; nothing was sent.",
                             "Add --budget N (the most inference requests to send, retries included).")
         if not settings.live_opt_in:
-            raise UserError(LIVE_NOTICE, "To go ahead, set LANELAB_LIVE_OPT_IN=1 and run again.")
+            raise UserError(f"{LIVE_NOTICE} Live mode needs an explicit opt-in; nothing was sent.",
+                            live_guard.OPT_IN_HOW)
     return settings
+
+
+def _dry_run_token(settings: Settings, default: str) -> Callable[[str | None], str | None]:
+    """Look credentials up without sending anything: live needs them now; sim may mint one when the run starts."""
+    cache: dict[str, str | None] = {}
+
+    def token_for(label: str | None) -> str | None:
+        label = label or default
+        if label not in cache:
+            try:
+                cache[label] = resolve_token(label, settings)
+            except CredentialNotFound:
+                if settings.mode == "live":
+                    raise
+                cache[label] = None
+        return cache[label]
+
+    return token_for
+
+
+def _print_dry_run(plan: MatrixPlan, settings: Settings, args: argparse.Namespace, budget: Budget | None) -> None:
+    from tabulate import tabulate
+
+    summary = plan.describe()
+    print(tabulate(summary.rows, headers="keys"))
+    print(summary)
+    if plan.live:
+        print(live_guard.banner(settings.base_url or LIVE_API_BASE, budget))
+    if not (plan.live or args.show_requests):
+        return
+    planned = plan.planned()
+    if plan.live:
+        print(live_guard.budget_verdict((c.spec for c in planned), budget))
+    base_url = settings.base_url or SIM_PLACEHOLDER
+    if not settings.base_url:
+        print(f"(no LANELAB_BASE_URL: the run starts its own simulator; shown here as {SIM_PLACEHOLDER})")
+    print(f"Dry run: the {len(planned)} requests below would be sent (credentials masked); nothing was sent.")
+    for text in live_guard.render_requests(((c.cell_id, c.spec) for c in planned), base_url,
+                                           _dry_run_token(settings, args.credential)):
+        print(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,15 +134,13 @@ def run(args: argparse.Namespace) -> int:
     names = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
     labels = [lbl for lbl in CredentialStore(settings.home).labels() if lbl != args.credential]
     plan = MatrixPlan.build(args.profile, args.design, names, settings, credential_labels=labels)
-    summary = plan.describe()
-    if args.dry_run:
-        from tabulate import tabulate
-        print(tabulate(summary.rows, headers="keys"))
-        print(summary)
-        return 0
     budget = Budget(args.budget, args.budget_tokens) if (args.budget or args.budget_tokens) else None
+    if args.dry_run:
+        _print_dry_run(plan, settings, args, budget)
+        return 0
+    summary = plan.describe()
     if plan.live:
-        print(LIVE_NOTICE)
+        print(live_guard.banner(settings.base_url or LIVE_API_BASE, budget))
     print(f"{args.profile} × {args.design} over {len(plan.factors)} factors: {summary}")
     with _server(settings, args.policy) as (base_url, started):
         if started:

@@ -8,13 +8,13 @@ the same request can answer differently as the account changes (extra usage enab
 from __future__ import annotations
 
 import copy
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import data_dir
+from ..datafiles import load_cached, read_toml
 from ..errors import UserError
 
 #: The account shape shared with the simulator's state (docs/contracts.md §1.1). Max 5x, nearly unused plan
@@ -129,7 +129,6 @@ def _variant_matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ loading
-_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
 
 
 def outcomes_path() -> Path:
@@ -177,19 +176,12 @@ def _validate(doc: Mapping[str, Any], path: Path) -> None:
 def load_outcomes(path: Path | None = None) -> dict[str, Any]:
     """The parsed and validated templates file (cached until the file changes)."""
     path = Path(path) if path is not None else outcomes_path()
-    try:
-        mtime = path.stat().st_mtime
-    except OSError as exc:
-        raise OutcomeFileError(f"Cannot read the simulator outcome templates at {path} ({exc.strerror}).") from None
-    hit = _cache.get(path)
-    if hit and hit[0] == mtime:
-        return hit[1]
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise OutcomeFileError(f"{path} is not valid TOML: {exc}.") from None
+    return load_cached(path, _parse_outcomes, "simulator outcome templates", OutcomeFileError)
+
+
+def _parse_outcomes(path: Path) -> dict[str, Any]:
+    doc = read_toml(path, "simulator outcome templates", OutcomeFileError)
     _validate(doc, path)
-    _cache[path] = (mtime, doc)
     return doc
 
 

@@ -8,13 +8,13 @@ file, not code. This module owns the small condition vocabulary those files may 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import data_dir
+from ..datafiles import load_cached, read_toml
 from ..errors import UserError
 from . import outcomes
 from .features import AUTH_STYLES, BODY_SHAPES, MODEL_FAMILIES, TOKEN_KINDS, RequestFeatures, header_pairs
@@ -290,31 +290,13 @@ def _parse_rule(raw: Any, where: str, path: Path, vocabulary: Mapping[str, Condi
     return Rule(id=rid, when=dict(when), outcome=raw["outcome"], source=raw["source"], note=str(raw.get("note", "")))
 
 
-_cache: dict[Path, tuple[float, Policy]] = {}
-
-
 def load_policy_file(path: Path) -> Policy:
     """Parse and validate one policy file (cached until the file changes; policies are immutable)."""
-    path = Path(path)
-    try:
-        mtime = path.stat().st_mtime
-    except OSError as exc:
-        raise PolicyError(f"Cannot read policy file {path} ({exc.strerror}).") from None
-    hit = _cache.get(path)
-    if hit and hit[0] == mtime:
-        return hit[1]
-    policy = _parse_policy_file(path)
-    _cache[path] = (mtime, policy)
-    return policy
+    return load_cached(Path(path), _parse_policy_file, "policy file", PolicyError)
 
 
 def _parse_policy_file(path: Path) -> Policy:
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"Cannot read policy file {path} ({exc.strerror}).") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"Policy {path} is not valid TOML: {exc}.") from None
+    doc = read_toml(path, "policy file", PolicyError)
     head = doc.get("policy")
     if not isinstance(head, Mapping):
         raise PolicyError(f"Policy {path} has no [policy] table (name, date, description, sources).")
