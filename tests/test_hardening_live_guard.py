@@ -5,6 +5,7 @@ socket connects and httpx transports replaced by tripwires.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 from pathlib import Path
@@ -15,8 +16,9 @@ from hypothesis import given, settings, strategies as st
 
 from lanelab import live_guard
 from lanelab.cli import main
-from lanelab.config import LIVE_HOSTS, LOOPBACK_HOSTS, host_allowed
+from lanelab.config import LIVE_HOSTS, LOOPBACK_HOSTS, Settings, host_allowed
 from lanelab.credentials import Credential, CredentialStore
+from lanelab.runner import MatrixPlan
 from lanelab.wire import HostNotAllowed, RequestSpec, build_request
 
 pytestmark = pytest.mark.hardening
@@ -145,8 +147,6 @@ def test_dry_run_prints_exactly_what_build_request_would_send(env, no_network, c
     monkeypatch.setenv("LANELAB_LIVE_OPT_IN", "1")
     monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", CANARY)
     out = _dry_run(capsys)
-    from lanelab.runner import MatrixPlan
-    from lanelab.config import Settings
     plan = MatrixPlan.build("hermes-0.14.0", "ofat", ["x_app"], Settings.from_env({"LANELAB_MODE": "live"}))
     for cell in plan.planned():
         request = build_request(cell.spec, "https://api.anthropic.com", CANARY)
@@ -221,7 +221,6 @@ def test_the_wire_refuses_to_attach_a_token_for_a_foreign_host(no_network):
 
 
 def _allowed_host(host: str) -> bool:
-    import ipaddress
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:

@@ -350,14 +350,22 @@ class Simulator:
         return token, decision, reply
 
     # ---- API routes ------------------------------------------------------------------------------------------
-    async def messages(self, request: Request) -> Response:
+    async def _decided(self, request: Request) -> tuple[dict[str, Any], Any, Any, Response | None]:
+        """The body (a dict, even for junk), the policy's decision and reply, and the error response if refused."""
         body = await self._lenient_body(request)
         _, decision, reply = self.decide(request, body)
-        if reply.status >= 400:
-            return self._error_response(request, reply)
-        body = body if isinstance(body, dict) else {}
+        refused = self._error_response(request, reply) if reply.status >= 400 else None
+        return (body if isinstance(body, dict) else {}), decision, reply, refused
+
+    def _reply_text(self, decision: Any) -> str:
+        return REPLY_TEXT.format(policy=self.state.policy_name, rule=decision.rule_id)
+
+    async def messages(self, request: Request) -> Response:
+        body, decision, reply, refused = await self._decided(request)
+        if refused is not None:
+            return refused
         model = str(body.get("model") or MODELS[1][0])
-        text = REPLY_TEXT.format(policy=self.state.policy_name, rule=decision.rule_id)
+        text = self._reply_text(decision)
         max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else 4096
         stop = "end_turn"
         if estimate_tokens(text) > max_tokens:
@@ -387,22 +395,18 @@ class Simulator:
         return JSONResponse(message, headers=headers)
 
     async def count_tokens(self, request: Request) -> Response:
-        body = await self._lenient_body(request)
-        _, _, reply = self.decide(request, body)
-        if reply.status >= 400:
-            return self._error_response(request, reply)
-        body = body if isinstance(body, dict) else {}
+        body, _, _, refused = await self._decided(request)
+        if refused is not None:
+            return refused
         counted = {k: body.get(k) for k in ("system", "messages", "tools") if k in body}
         return JSONResponse({"input_tokens": estimate_tokens(counted)})
 
     async def chat_completions(self, request: Request) -> Response:
-        body = await self._lenient_body(request)
-        _, decision, reply = self.decide(request, body)
-        if reply.status >= 400:
-            return self._error_response(request, reply)
-        body = body if isinstance(body, dict) else {}
+        body, decision, reply, refused = await self._decided(request)
+        if refused is not None:
+            return refused
         model = str(body.get("model") or MODELS[1][0])
-        text = REPLY_TEXT.format(policy=self.state.policy_name, rule=decision.rule_id)
+        text = self._reply_text(decision)
         prompt, completion = estimate_tokens(body.get("messages") or ""), estimate_tokens(text)
         self.state.charge(reply.lane, prompt + completion, model)
         self.state.count(f"served_{reply.lane}")
