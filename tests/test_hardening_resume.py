@@ -155,8 +155,6 @@ def test_sigkill_torn_line_and_resume_lose_nothing_and_send_nothing_twice(tmp_pa
         # 3. the same command again: resumes
         done = subprocess.run(command(), env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert f"{len(recorded)} resumed" in done.stdout
-        assert f":{torn_line}: torn last line" in done.stdout  # the user is told which line was dropped
         log = sim_log(sim)
 
     # the run file is valid JSON Lines: every line complete and an object, the header first and once
@@ -191,6 +189,8 @@ def test_sigkill_torn_line_and_resume_lose_nothing_and_send_nothing_twice(tmp_pa
                          "sent_by_resume": len(run2), "torn_line": torn_line})
 
     assert lost == 0 and duplicates == 0
+    assert f"{len(recorded)} resumed" in done.stdout
+    assert f":{torn_line}: torn last line" in done.stdout  # the user is told which line was dropped
     assert set(cell_ids) == {c.cell_id for c in cells} and set(per_cell.values()) == {1}
     # the resume sent exactly the cells that had no record, each once, and nothing else
     assert sent2 == pending_by_group
