@@ -81,7 +81,7 @@ def _mask_match(m: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """Mask every secret found in free text (log lines, exception messages, HTML, Markdown, notebook outputs)."""
-    if not text:
+    if len(text) < 8:  # shorter than any secret the registry keeps or the patterns match
         return text
     with _registry_lock:
         known = sorted(_registry, key=len, reverse=True)

@@ -127,7 +127,8 @@ class _Context:
     io: ThreadPoolExecutor | None = None
 
 
-async def _send_cell(ctx: _Context, cell: PlannedCell, client: httpx.AsyncClient) -> None:
+async def _send_cell(ctx: _Context, cell: PlannedCell, client: httpx.AsyncClient) -> dict[str, Any] | None:
+    """Send one cell (with its retries) and return the record to store, or None when the budget refused it."""
     label = cell.spec.credential or ctx.default_credential
     token = ctx.tokens.get(label)
     attempts, retries = 0, []
@@ -150,15 +151,19 @@ async def _send_cell(ctx: _Context, cell: PlannedCell, client: httpx.AsyncClient
         await ctx.sleep(wait)
     if obs is None or verdict is None:  # the budget refused the first send: nothing to record
         ctx.result.not_sent += 1
-        return
+        return None
     obs.attempts = attempts
-    record = {"cell_id": cell.cell_id, "profile": cell.profile, "levels": cell.levels, "credential": label, "spec": cell.spec,
-                  "observation": obs, "outcome": verdict.outcome, "lane": verdict.lane, "rule": verdict.rule, "retries": retries}
-    # encoding, leak check and fsync run on the writer thread, so the event loop keeps sending meanwhile
+    return {"cell_id": cell.cell_id, "profile": cell.profile, "levels": cell.levels, "credential": label,
+            "spec": cell.spec, "observation": obs, "outcome": verdict.outcome, "lane": verdict.lane,
+            "rule": verdict.rule, "retries": retries}
+
+
+async def _store_cell(ctx: _Context, record: dict[str, Any]) -> None:
+    """Encode, leak-check and fsync one record on the writer thread, so the event loop keeps sending meanwhile."""
     await asyncio.get_running_loop().run_in_executor(ctx.io, lambda: ctx.writer.cell(**record))
     ctx.result.sent += 1
-    ctx.result.outcomes[verdict.outcome] += 1
-    if ctx.taxonomy.is_transient(verdict.outcome):
+    ctx.result.outcomes[record["outcome"]] += 1
+    if ctx.taxonomy.is_transient(record["outcome"]):
         ctx.result.failed += 1
 
 
@@ -169,8 +174,10 @@ async def execute(cells: list[PlannedCell], ctx: _Context, *, concurrency: int, 
     bar = tqdm(total=len(cells), desc=desc, unit="cell", disable=not progress, leave=True)
 
     async def one(cell: PlannedCell, http: httpx.AsyncClient) -> None:
-        async with sem:
-            await _send_cell(ctx, cell, http)
+        async with sem:  # the slot bounds requests in flight; storing the record does not hold it
+            record = await _send_cell(ctx, cell, http)
+        if record is not None:
+            await _store_cell(ctx, record)
         bar.update(1)
 
     limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency))

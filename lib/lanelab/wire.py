@@ -108,7 +108,8 @@ class Observation:
             return None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # no asdict(): redact_obj already returns fresh containers, and this runs once per stored cell
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["unified"] = self.unified.to_dict()
         return redact.redact_obj(d)
 

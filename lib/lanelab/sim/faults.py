@@ -53,8 +53,9 @@ class Fault:
 
     @property
     def cut_after(self) -> int:
-        """How many ``content_block_delta`` events an ``sse_cut`` lets through."""
-        return int(self.arg) if self.arg else 1
+        """How many ``content_block_delta`` events an ``sse_cut`` lets through (default none: a one-delta reply,
+        what a ``max_tokens`` 1 request gets, would otherwise arrive whole)."""
+        return int(self.arg) if self.arg else 0
 
     @property
     def mid_stream(self) -> bool:
