@@ -174,10 +174,12 @@ async def execute(cells: list[PlannedCell], ctx: _Context, *, concurrency: int, 
     bar = tqdm(total=len(cells), desc=desc, unit="cell", disable=not progress, leave=True)
 
     async def one(cell: PlannedCell, http: httpx.AsyncClient) -> None:
-        async with sem:  # the slot bounds requests in flight; storing the record does not hold it
+        # The slot is held until the record is on disk: a kill can then leave at most `concurrency` cells sent but
+        # unrecorded (resent on resume, so spent twice in live mode). Releasing it earlier is faster, but unbounded.
+        async with sem:
             record = await _send_cell(ctx, cell, http)
-        if record is not None:
-            await _store_cell(ctx, record)
+            if record is not None:
+                await _store_cell(ctx, record)
         bar.update(1)
 
     limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency))

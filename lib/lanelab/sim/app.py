@@ -94,6 +94,21 @@ def _log_body(raw: bytes, content_type: str) -> Any:
     return body
 
 
+async def _read_body_first(receive: Callable[..., Any]) -> Callable[..., Any]:
+    """Read the whole request body now and return a ``receive`` that replays it, then defers to the original."""
+    buffered: list[dict[str, Any]] = []
+    while True:
+        message = await receive()
+        buffered.append(message)
+        if message.get("type") != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> dict[str, Any]:
+        return buffered.pop(0) if buffered else await receive()
+
+    return replay
+
+
 class Simulator:
     """One simulator instance: state, policy, faults, and the ASGI callable that serves them."""
 
@@ -200,6 +215,7 @@ class Simulator:
                                  outcome: dict[str, Any], write_log: Callable[[], None]) -> None:
         delay = sum(f.latency_s for f in chosen if f.kind == "latency")
         if delay:
+            receive = await _read_body_first(receive)  # a client that gives up during the delay is still logged
             await asyncio.sleep(delay)
         terminal = next((f for f in chosen if f.kind in faults_mod.TERMINAL), None)
         if terminal is not None and terminal.kind == "reset":
@@ -384,7 +400,8 @@ class Simulator:
             error = {"type": "error", "error": {"type": failed.error_type, "message": failed.message},
                      "request_id": request.state.request_id}
             return StreamingResponse(sse.error_events(message, error), media_type="text/event-stream")
-        if stream_fault is not None:
+        if stream_fault is not None:  # a streamed-error fault on a request that does not stream: a plain error
+            self.note(request, rule="fault", outcome=f"fault:{stream_fault.kind}", lane="none")
             return self._error_response(request, self.render(FAULT_OUTCOMES[stream_fault.kind]))
         self.state.charge(reply.lane, input_tokens + output_tokens, model)
         self.state.count(f"served_{reply.lane}")
