@@ -59,7 +59,7 @@ from lanelab.budget import Budget
 from lanelab.runner import TokenSource
 
 tokens = TokenSource(settings, settings.base_url or "", CREDENTIAL)
-result = plan.run(settings=settings, run_id=RUN_ID, credential=CREDENTIAL, token_for=tokens,
+result = plan.run(settings=settings, run_id=RUN_ID, credential=CREDENTIAL, token_for=tokens, usage_snapshots=True,
                   concurrency=CONCURRENCY, budget=Budget(BUDGET) if BUDGET else None)
 print(tokens.where or f"credential {CREDENTIAL!r}: nothing needed sending")
 print(result)

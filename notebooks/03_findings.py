@@ -71,6 +71,19 @@ analysis.lane_signals(findings.df)
 Image(findings.png("headroom"))
 
 # %% [markdown]
+# ### Usage before and after
+#
+# When a run read the free usage endpoint before and after sending (notebook 02 does), this is what moved: plan
+# windows move for plan-billed cells, the extra-usage credits for cells billed there.
+
+# %%
+from IPython.display import display
+
+for name in (n for n in findings.figures() if n.startswith("usage-")):
+    display(Image(findings.png(name)))
+{run: table[table["change"].fillna(0) != 0] for run, table in findings.usage.items()} or "No usage snapshots in these runs."
+
+# %% [markdown]
 # ## 4 · Answers
 #
 # Each answer is computed from the data, names the cells that support it, and says which run would settle it when

@@ -304,3 +304,21 @@ def test_token_source_replaces_a_credential_from_another_simulator_session(tmp_p
     token = source("sim-pkce")
     assert token != stale and "another simulator session" in source.where
     assert source("sim-pkce") == token
+
+
+def test_usage_snapshots_before_and_after_are_stored_and_reported(tmp_path):
+    from lanelab.analysis import load, usage_snapshots
+    from lanelab.sim.server import running_simulator
+
+    with running_simulator() as sim:
+        token = sim.mint_token()["access_token"]
+        settings = Settings(mode="sim", base_url=sim.base_url, out=tmp_path, home=tmp_path / "home")
+        plan = MatrixPlan.build("sdk-minimal", "ofat", ["tools"], settings)
+        result = plan.run(settings=settings, token=token, credential="t", progress=False, usage_snapshots=True)
+        again = plan.run(settings=settings, token=token, credential="t", progress=False, usage_snapshots=True)
+    snaps = usage_snapshots(load(result.path))
+    five = snaps[snaps["field"] == "five_hour.utilization"].iloc[0]
+    assert five["after"] > five["before"], "served cells moved the plan's 5-hour window"
+    assert again.sent == 0 and again.path == result.path
+    assert sum(1 for line in result.path.read_text().splitlines() if '"record": "usage"' in line) == 2, \
+        "a resume with nothing to send probes nothing"

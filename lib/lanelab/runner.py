@@ -379,6 +379,18 @@ class MatrixPlan:
         return run_matrix(self.planned(), profile=self.profile, design=self.design, factors=self.factors, **kwargs)
 
 
+def _usage_snapshot(writer: RunWriter, when: str, token: str, base_url: str) -> None:
+    """Record what the usage endpoint says (free: no inference); a refusal is noted, never fatal."""
+    from .introspect import probe_usage
+
+    obs = probe_usage(token, base_url)
+    if obs.ok and isinstance(obs.body, dict):
+        writer.append({"record": "usage", "when": when, "usage": obs.body, "request_id": obs.request_id})
+    else:
+        writer.note(event="usage_snapshot_failed", when=when, status=obs.status,
+                    error=obs.transport_error or obs.error_message)
+
+
 # --------------------------------------------------------------------------------------------------- the entry point
 def run_matrix(
     cells: list[PlannedCell],
@@ -401,11 +413,13 @@ def run_matrix(
     client: httpx.AsyncClient | None = None,
     taxonomy: Taxonomy | None = None,
     header_extra: Mapping[str, Any] | None = None,
+    usage_snapshots: bool = False,
 ) -> RunResult:
     """Send ``cells`` and append them to the run store; returns what was sent, resumed and what came back.
 
     ``credential`` is the label for cells whose spec names none; ``token`` (a plain token, for tests) or
     ``token_for(label)`` supplies the secret (default: lanelab.credentials). ``budget`` is required in live mode.
+    ``usage_snapshots`` reads the free usage endpoint before and after sending, so the report can show what moved.
     Safe to call from a notebook: the async work runs in a worker thread when an event loop is already running.
     """
     settings = settings or Settings.from_env()
@@ -454,6 +468,9 @@ def run_matrix(
                    guard=guard, taxonomy=taxonomy, sleep=sleep or asyncio.sleep, rng=rng or random.Random(),
                    result=result)
     started = time.perf_counter()
+    snapshot_token = tokens.get(credential) or next(iter(tokens.values()), None) if usage_snapshots and todo else None
+    if snapshot_token:
+        _usage_snapshot(writer, "before", snapshot_token, base_url)
     if todo:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanelab-store") as io:
             ctx.io = io
@@ -462,6 +479,8 @@ def run_matrix(
     if guard is not None:
         result.spend, result.budget_report = guard.spent, guard.report()
         writer.note(event="budget", budget=guard.budget.describe(), spent=guard.spent.to_dict())
+    if snapshot_token:
+        _usage_snapshot(writer, "after", snapshot_token, base_url)
     if todo:
         writer.note(event="finished", sent=result.sent, requests=result.requests, failed=result.failed,
                     not_sent=result.not_sent, seconds=round(time.perf_counter() - started, 3))

@@ -55,6 +55,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-requests", action="store_true",
                         help="with --dry-run in sim mode: print every request too (always on for live dry runs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--usage-snapshots", action="store_true",
+                        help="read the free /api/oauth/usage endpoint before and after the run (shown in the report)")
 
 
 @contextlib.contextmanager
@@ -148,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         token_for = TokenSource(settings, base_url, args.credential)
         result = plan.run(settings=settings, base_url=base_url, run_id=args.run_id, credential=args.credential,
                           token_for=token_for, concurrency=args.concurrency, budget=budget,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, usage_snapshots=args.usage_snapshots)
     if token_for.where:
         print(f"credential: {token_for.where}")
     print(result.summary())
