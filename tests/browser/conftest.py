@@ -16,7 +16,9 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API leaves an event loop marked running in the main thread while it is open, so it
+# must be closed before the rest of the suite (which calls asyncio.run) starts.
+@pytest.fixture(scope="package")
 def chromium():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium) or apt-get install chromium")
@@ -28,7 +30,7 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_env(tmp_path_factory):
     """A simulator plus JupyterLab serving a scratch copy of notebooks/ (outputs never touch the committed files)."""
     from lanelab.lab import running_lab
