@@ -35,7 +35,8 @@ settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, 
 FAILING = "hermes-0.14.0"  # the client shape to examine (data/profiles/)
 PASSING = "sdk-minimal"  # a request the server bills to the plan
 CREDENTIAL = "sim-pkce" if settings.mode == "sim" else "live-pkce"
-BUDGET = None if settings.mode == "sim" else 12  # live: at most this many bisect probes
+BUDGET = None if settings.mode == "sim" else 12  # live: inference requests in all (2 for the captures, the rest probes)
+CAPTURE_REQUESTS = 2  # the SDK's request and the replay of the failing profile, both sent through the proxy
 CAPTURE_FILE = Path(settings.out) / "captures" / "04_walkthrough.jsonl"
 
 # %% [markdown]
@@ -117,7 +118,8 @@ run_path = Path(settings.runs_dir) / "04_walkthrough_bisect.jsonl"
 run_path.unlink(missing_ok=True)
 writer = RunWriter(run_path, make_header(run_path.stem, mode=settings.mode, host=upstream, policy=None,
                                          profile=FAILING, design="bisect", factors=[], credentials=[CREDENTIAL]))
-result = bisect(failing_spec, passing_spec, http_probe(upstream, token, CREDENTIAL), budget=BUDGET,
+probe_budget = None if BUDGET is None else BUDGET - CAPTURE_REQUESTS  # the captures were paid for already
+result = bisect(failing_spec, passing_spec, http_probe(upstream, token, CREDENTIAL), budget=probe_budget,
                 store=writer, profile=FAILING)
 print(result.summary())
 result
