@@ -92,3 +92,10 @@ def test_redacted_text_contains_no_findable_secret(noise):
     out = redact.redact_text(text)
     assert OAT[13:] not in out
     assert not [h for h in redact.find_secrets(out) if "oat01" in h]
+
+
+@pytest.mark.parametrize("text", ["AUTHORIZATION: BEARER abcdefghijklmnopqrstuvwxyz0123",
+                                  "header bEaReR abcdefghijklmnopqrstuvwxyz0123 end"])
+def test_the_fast_pre_check_never_skips_a_bearer_of_any_case(text):
+    out = redact.redact_text(text)
+    assert "abcdefghijklmnopqrstuvwxyz0123" not in out and redact.find_secrets(text)

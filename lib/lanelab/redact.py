@@ -37,6 +37,11 @@ SENSITIVE_KEYS = frozenset(
     )
 )
 
+def _may_hold_token(text: str) -> bool:
+    """A cheap literal pre-check: can the token pattern match at all? (Most text has no token; the regex is slow.)"""
+    return "sk-ant-" in text or "eyJ" in text or "bearer" in text.lower()
+
+
 _registry_lock = threading.Lock()
 _registry: set[str] = set()
 
@@ -88,7 +93,7 @@ def redact_text(text: str) -> str:
     for secret in known:
         if secret in text:
             text = text.replace(secret, mask(secret))
-    return _TOKEN_RE.sub(_mask_match, text)
+    return _TOKEN_RE.sub(_mask_match, text) if _may_hold_token(text) else text
 
 
 def is_sensitive_key(key: str) -> bool:
@@ -143,7 +148,7 @@ def find_secrets(text: str, extra: Iterable[str] = ()) -> list[str]:
     for secret in [*known, *extra]:
         if secret and secret in text:
             hits.append(mask(secret))
-    for m in _TOKEN_RE.finditer(text):
+    for m in _TOKEN_RE.finditer(text) if _may_hold_token(text) else ():
         secret = m.group("secret") or m.group("jwt") or m.group("bsecret") or ""
         if MASK not in secret and len(secret) > 8:
             hits.append(_mask_match(m))

@@ -111,9 +111,12 @@ def encode_record(record: Mapping[str, Any], extra_secrets: Iterable[str] = (), 
     return line + "\n"
 
 
-#: A JSON string value under a sensitive key (``"code": "…"``), found in serialized text by one regex pass.
-_SENSITIVE_VALUE_RE = re.compile(
-    r'"(?i:' + "|".join(re.escape(k) for k in sorted(redact.SENSITIVE_KEYS)) + r')"\s*:\s*"')
+#: Every key whose value is a JSON string (``"key": "…"``), found in serialized text by one simple regex pass.
+_STRING_VALUED_KEY_RE = re.compile(r'"([^"\\]{1,40})"\s*:\s*"')
+
+
+def _has_sensitive_string(text: str) -> bool:
+    return any(redact.is_sensitive_key(k) for k in _STRING_VALUED_KEY_RE.findall(text))
 
 
 def _redact_body(body: Any) -> Any:
@@ -122,7 +125,7 @@ def _redact_body(body: Any) -> Any:
     if body is None or isinstance(body, (str, int, float, bool)):
         return redact.redact_obj(body)
     text = json.dumps(body, ensure_ascii=False)
-    if _SENSITIVE_VALUE_RE.search(text):
+    if _has_sensitive_string(text):
         return redact.redact_obj(body)
     clean = redact.redact_text(text)
     if clean == text:
