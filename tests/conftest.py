@@ -8,6 +8,7 @@ from typing import Any
 
 import foreign_home
 import pytest
+from lanelab import redact
 from lanelab.sim.server import SimHandle, running_simulator
 
 DEFAULT_POLICY = "2026-05-25"
@@ -35,6 +36,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.config.get_terminal_writer().line(
             f"FOREIGN CREDENTIAL FILES CHANGED during the tests: {changed}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _isolated_secret_registry() -> Iterator[None]:
+    """Each test starts from the registered secrets its fixtures made: a value one test registered (hypothesis can
+    generate any text, model names included) must not make an unrelated later test see a "secret"."""
+    saved = redact.snapshot()
+    yield
+    redact.restore(saved)
 
 
 @pytest.fixture

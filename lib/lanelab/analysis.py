@@ -9,7 +9,6 @@ the outcome is an ordered categorical whose order and colours come from the outc
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +21,7 @@ from . import redact
 from .classify import OutcomeClass, load_taxonomy
 from .config import Settings, data_dir
 from .errors import UserError
+from .store import load_run
 
 #: Shown where a cell does not set a factor (designs that list only the levels they change).
 DEFAULT_LEVEL = "(default)"
@@ -95,43 +95,14 @@ class RunData:
         return str(self.header.get("run_id") or self.path.stem)
 
 
-def _records_via_store(path: Path) -> tuple[list[dict[str, Any]], int] | None:
-    """Records through :mod:`lanelab.store` (its loader drops torn lines and keeps a cell's latest record)."""
-    try:
-        from . import store
-    except ImportError:
-        return None
-    load_run = getattr(store, "load_run", None)
-    if not callable(load_run):
-        return None
-    run = load_run(path)
-    cells = list(run.cells.values())
-    rest = [e for e in run.entries if e.get("record") != "cell"]
-    return [dict(run.header), *cells, *rest], len(getattr(run, "warnings", []))
-
-
-def _records_from_file(path: Path) -> tuple[list[dict[str, Any]], int]:
-    out, torn = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            torn += 1
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out, torn
-
-
 def load(path: str | Path) -> RunData:
     """Read one run file (JSON Lines, docs/contracts.md §3.1). A torn last line is skipped and counted."""
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"No run file at {path}.")
-    via_store = _records_via_store(path)
-    recs, torn = via_store if via_store is not None else _records_from_file(path)
+    stored = load_run(path)  # drops a torn last line (reported in warnings) and keeps each cell's latest record
+    recs = [dict(stored.header), *stored.cells.values(), *(e for e in stored.entries if e.get("record") != "cell")]
+    torn = len(stored.warnings)
     header = next((r for r in recs if r.get("record") == "header"), None)
     if header is None and not any(r.get("record") == "cell" for r in recs):
         raise RunFileError(f"{path} holds no run header and no cell records; is it a lanelab run file?")

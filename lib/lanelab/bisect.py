@@ -20,9 +20,7 @@ anyone's behalf); it is listed in ``result.excluded``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +29,7 @@ import pandas as pd
 
 from . import redact
 from .classify import classify, load_taxonomy
+from .designs import cell_id_for
 from .diff import MISSING, Difference, apply_differences, diff_specs, is_attestation, show
 from .wire import Observation, RequestSpec
 
@@ -298,12 +297,6 @@ def _budget_suspects(n: int, tester: ProbeSession) -> list[int]:
 
 
 # --- the request-level entry point -------------------------------------------------------------------------------
-
-def cell_id_for(profile: str, levels: dict[str, str]) -> str:
-    """A stable 12-hex id from profile and levels, like a matrix cell's."""
-    key = json.dumps([profile, sorted(levels.items())], ensure_ascii=False)
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
-
 
 def _default_verdict(pass_outcomes: Collection[str]) -> Callable[[Any], tuple[str, Verdict]]:
     def verdict_of(answer: Any) -> tuple[str, Verdict]:

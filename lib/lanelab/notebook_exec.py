@@ -129,7 +129,19 @@ def sync_all(folder: Path | None = None) -> list[Path]:
         target = py.with_suffix(".ipynb")
         nb = jupytext.read(py)
         nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+        if target.exists():  # keep the committed cell ids (new random ids would be churn in every diff)
+            old = jupytext.read(target)
+            if _cell_keys(old) == _cell_keys(nb):
+                strip_outputs(target)
+                continue
+            for new_cell, old_cell in zip(nb.cells, old.cells):
+                if "id" in old_cell:
+                    new_cell["id"] = old_cell["id"]
         jupytext.write(nb, target, fmt="ipynb")
         strip_outputs(target)
         written.append(target)
     return written
+
+
+def _cell_keys(nb: nbformat.NotebookNode) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", []))) for c in nb.cells]

@@ -57,6 +57,19 @@ def register_secret(value: str | None) -> None:
             _registry.add(value)
 
 
+def snapshot() -> frozenset[str]:
+    """The registered secrets right now (tests restore it so that one test's secrets do not follow it around)."""
+    with _registry_lock:
+        return frozenset(_registry)
+
+
+def restore(saved: frozenset[str]) -> None:
+    """Put the registry back as :func:`snapshot` found it."""
+    with _registry_lock:
+        _registry.clear()
+        _registry.update(saved)
+
+
 def forget_secrets() -> None:
     """Clear the registry (tests)."""
     with _registry_lock:

@@ -28,6 +28,8 @@ from . import __version__, plots, redact
 from . import analysis as an
 from . import answers as ans
 from .config import Settings
+from .credentials import CredentialStore
+from .errors import UserError
 
 #: Observations shown per run in the raw-details table.
 RAW_ROWS = 200
@@ -347,8 +349,7 @@ def stored_secrets(settings: Settings | None = None) -> list[str]:
     """The tokens in the kit's own credential store, to look for in a report before writing it (read only)."""
     settings = settings or Settings.from_env()
     try:
-        from .credentials import CredentialStore
         creds = CredentialStore(settings.home).all() if Path(settings.home).is_dir() else []
-    except Exception:  # noqa: BLE001 - an unreadable store must not stop a report; the patterns still apply
+    except (UserError, OSError):  # an unreadable store must not stop a report; the patterns still apply
         return []
     return [s for c in creds for s in (c.access_token, c.refresh_token) if s]

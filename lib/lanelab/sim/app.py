@@ -25,7 +25,8 @@ from starlette.routing import Route
 from .. import redact
 from ..errors import UserError
 from . import faults as faults_mod
-from . import oauth_server, sse
+from . import features, oauth_server, outcomes, sse
+from . import policy as policy_mod
 from .account import SimState, new_message_id, new_request_id
 
 #: Illustrative model list for ``GET /v1/models`` (names from research/hermes.md §1 F12; not a catalogue).
@@ -49,12 +50,6 @@ def estimate_tokens(value: Any) -> int:
     """A token estimate of about four characters per token (what count_tokens returns, and what is billed)."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return max(1, (len(text) + 3) // 4)
-
-
-def _policy_modules() -> tuple[Any, Any, Any]:
-    from . import features, outcomes, policy
-
-    return features, policy, outcomes
 
 
 def _drop_connection(send: Callable[..., Any]) -> None:
@@ -114,8 +109,7 @@ class Simulator:
 
     def __init__(self, policy: str = "2026-05-25", faults: str | None = None, account: dict[str, Any] | None = None,
                  seed: int = 0):
-        _, _, outcomes = _policy_modules()
-        base = json.loads(json.dumps(outcomes.DEFAULT_ACCOUNT))
+        base = outcomes.default_account()
         self.state = SimState(account=base)
         if account:
             self.state.update_account(account)
@@ -127,7 +121,6 @@ class Simulator:
 
     # ---- configuration ---------------------------------------------------------------------------------------
     def set_policy(self, name: str) -> None:
-        _, policy_mod, _ = _policy_modules()
         known = policy_mod.list_policies()
         if name not in known:
             raise UnknownPolicy(f"No simulator policy named {name!r}.",
@@ -136,7 +129,6 @@ class Simulator:
         self.state.policy_name = name
 
     def render(self, outcome: str) -> Any:
-        _, _, outcomes = _policy_modules()
         return outcomes.render(outcome, self.state.snapshot())
 
     def mint_token(self, scopes: list[str] | None = None, kind: str = "pkce", source: str | None = None,
@@ -346,7 +338,6 @@ class Simulator:
 
     def token_info(self, headers: dict[str, str]) -> Any:
         """The presented credential (x-api-key wins over Bearer, as on the real API) as a ``TokenInfo``."""
-        features, _, _ = _policy_modules()
         auth = headers.get("authorization", "")
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         value = headers.get("x-api-key") or bearer
@@ -356,7 +347,6 @@ class Simulator:
 
     def decide(self, request: Request, body: Any) -> tuple[Any, Any, Any]:
         """Token → features → decision → reply, noted on the request for the log."""
-        features, _, _ = _policy_modules()
         headers = {k.lower(): v for k, v in request.headers.items()}
         token = self.token_info(headers)
         feats = features.extract(request.method, request.url.path, dict(request.query_params), headers, body, token)
@@ -519,7 +509,6 @@ class Simulator:
                 self.set_policy(str((spec or {}).get("name", "")))
             except UnknownPolicy as exc:
                 return self._simple_error(request, 400, "invalid_request_error", str(exc))
-        _, policy_mod, _ = _policy_modules()
         return JSONResponse({"name": self.state.policy_name, "available": policy_mod.list_policies()})
 
     async def sim_faults(self, request: Request) -> Response:
