@@ -52,7 +52,7 @@ bench: $(STAMP) ## print the benchmark figures (ratios measured in one run)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 sync: $(STAMP) ## regenerate notebooks/*.ipynb from their reviewed py:percent twins, without outputs
-	$(BIN)/python -c "from lanelab.notebook_exec import sync_all; [print(p) for p in sync_all()]"
+	$(BIN)/python -c "from lanelab.devtools.notebook_exec import sync_all; [print(p) for p in sync_all()]"
 
 clean: ## remove generated runs and reports (keeps .venv)
 	rm -rf reports/* data/runs/*.jsonl

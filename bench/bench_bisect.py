@@ -14,7 +14,7 @@ import random
 import statistics
 import sys
 
-from lanelab.bisect import ProbeSession, _default_verdict, search
+from lanelab.walkthrough.bisect import ProbeSession, _default_verdict, search
 
 KS = (4, 8, 16, 32, 64)
 STRATEGIES = ("binary", "ddmin", "one_at_a_time", "exhaustive")
@@ -45,9 +45,9 @@ def synthetic(cases_per_k: int, seed: int) -> list[dict]:
 
 
 def in_simulator(ks: tuple[int, ...] = (4, 16)) -> list[dict]:
-    from lanelab.bisect import bisect, http_probe
-    from lanelab.profiles import load_profile
+    from lanelab.matrix.profiles import load_profile
     from lanelab.sim.server import running_simulator
+    from lanelab.walkthrough.bisect import bisect, http_probe
 
     rows = []
     with running_simulator() as sim:

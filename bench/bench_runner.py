@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 from lanelab.config import Settings
-from lanelab.runner import NO_RETRY, MatrixPlan, PlannedCell, run_matrix, sim_token
-from lanelab.wire import build_request
+from lanelab.matrix.runner import NO_RETRY, MatrixPlan, PlannedCell, run_matrix, sim_token
+from lanelab.wire.spec import build_request
 
 
 @contextlib.contextmanager

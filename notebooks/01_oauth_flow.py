@@ -42,7 +42,7 @@ IMPORT_LABEL = os.environ.get("LANELAB_IMPORT", "")  # second path: a credential
 # console host) and scope set (Hermes' three scopes or Claude Code's full set).
 
 # %%
-from lanelab.login_flow import LoginFlow
+from lanelab.auth.flow import LoginFlow
 
 flow = LoginFlow(settings, variant=VARIANT, label=LABEL)
 endpoints = flow.choose(ENDPOINTS or None)
@@ -69,7 +69,7 @@ flow.authorization.pkce
 # page and submitted through the same widget.
 
 # %%
-from lanelab.widgets import LoginWidget
+from lanelab.auth.widget import LoginWidget
 
 ui = LoginWidget(flow)
 value = flow.headless_paste(PASTE, auto=AUTO_PASTE)  # None in live mode: use the box
@@ -115,15 +115,15 @@ flow.summary() or Markdown("*Waiting for a paste in step 3; run the cells below 
 # %%
 import pandas as pd
 
-from lanelab.introspect import credentials_table
+from lanelab.auth.introspect import credentials_table
 
 rows, problems = credentials_table(settings)
 display(pd.DataFrame(rows, columns=["where", "label", "kind", "token", "expires", "source", "scopes"]))
 problems
 
 # %%
-from lanelab.credentials import resolve_credential
-from lanelab.introspect import describe
+from lanelab.auth.credentials import resolve_credential
+from lanelab.auth.introspect import describe
 
 describe(resolve_credential(IMPORT_LABEL, settings)) if IMPORT_LABEL else Markdown(
     "*Set `LANELAB_IMPORT` to one of the labels above to inspect it here.*")

@@ -41,7 +41,7 @@ RUN_ID = None  # None: derived from profile, design, mode and policy, so running
 # it); each other cell changes exactly one thing. Nothing has been sent yet.
 
 # %%
-from lanelab.runner import MatrixPlan
+from lanelab.matrix.runner import MatrixPlan
 
 plan = MatrixPlan.build(PROFILE, DESIGN, FACTORS, settings)
 plan.describe()
@@ -55,8 +55,8 @@ plan.describe()
 # The credential is the one notebook 01 saved; in sim mode without one, a fresh token is minted from the simulator.
 
 # %%
-from lanelab.budget import Budget
-from lanelab.runner import TokenSource
+from lanelab.matrix.budget import Budget
+from lanelab.matrix.runner import TokenSource
 
 tokens = TokenSource(settings, settings.base_url or "", CREDENTIAL)
 result = plan.run(settings=settings, run_id=RUN_ID, credential=CREDENTIAL, token_for=tokens, usage_snapshots=True,
@@ -74,7 +74,7 @@ print(result)
 # %%
 import pandas as pd
 
-from lanelab.store import load_run, records
+from lanelab.runs import load_run, records
 
 run = load_run(result.path)
 table = pd.DataFrame(records(run))
@@ -97,7 +97,7 @@ table.melt(id_vars=["outcome"], value_vars=plan.factors, var_name="factor", valu
 # do differently?"; compare them with a maintainer in notebook 04.
 
 # %%
-from lanelab.store import single_changes
+from lanelab.runs import single_changes
 
 changes = pd.DataFrame(single_changes(run, plan.baseline_cell_id))
 flips = changes[changes["outcome"] != changes["baseline_outcome"]]
@@ -121,7 +121,7 @@ Markdown(f"Baseline ({PROFILE} as sent): **{baseline['outcome']}** (HTTP {baseli
 # %%
 from IPython.display import Image
 
-from lanelab import analysis, report
+from lanelab.findings import frame as analysis, report
 
 first_look = report.collect(analysis.load(result.path))
 Image(first_look.png("heatmap"))

@@ -28,7 +28,7 @@ ROWS, COLS = None, None  # heatmap axes; None: the factors that flip the verdict
 
 # %%
 from IPython.display import Image
-from lanelab import analysis, answers, report
+from lanelab.findings import frame as analysis, answers, report
 
 paths = RUNS or analysis.run_paths(settings)
 findings = report.collect(analysis.load_many(paths), rows=ROWS, cols=COLS)

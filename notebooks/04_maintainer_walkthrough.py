@@ -45,7 +45,7 @@ CAPTURE_FILE = Path(settings.out) / "captures" / "04_walkthrough.jsonl"
 # notebook 01 saved, or a fresh simulator token; it is registered as a secret, so it is masked in every output.
 
 # %%
-from lanelab.runner import TokenSource
+from lanelab.matrix.runner import TokenSource
 from lanelab.sim.server import running_simulator
 
 stack = contextlib.ExitStack()
@@ -60,7 +60,7 @@ print("server:", upstream)
 
 # %%
 import anthropic
-from lanelab.capture import exchanges_frame, running_capture
+from lanelab.walkthrough.capture import exchanges_frame, running_capture
 
 CAPTURE_FILE.unlink(missing_ok=True)
 proxy = stack.enter_context(running_capture(upstream, CAPTURE_FILE, settings=settings))
@@ -74,8 +74,8 @@ print("SDK request answered with HTTP", sdk_reply.status_code)
 # Then Hermes 0.14.0 as it sent its request at the time of the seed report (#32243), replayed from its profile.
 
 # %%
-from lanelab.profiles import load_profile
-from lanelab.wire import send
+from lanelab.matrix.profiles import load_profile
+from lanelab.wire.spec import send
 
 hermes_obs = send(load_profile(FAILING).spec, proxy.base_url, token)
 hermes_obs
@@ -95,9 +95,9 @@ exchanges_frame(exchanges)
 # whether either request carries a billing attestation block (the kit reports one; it never makes one).
 
 # %%
-from lanelab.capture import inference_exchange
-from lanelab.capture_profile import spec_from_exchange
-from lanelab.diff import diff_specs
+from lanelab.walkthrough.capture import inference_exchange
+from lanelab.walkthrough.to_profile import spec_from_exchange
+from lanelab.walkthrough.diff import diff_specs
 
 failing_spec, _ = spec_from_exchange(inference_exchange(exchanges))  # Hermes' request, as captured
 passing_spec = load_profile(PASSING).spec
@@ -111,8 +111,8 @@ difference
 # cell of a run, like the matrix.
 
 # %%
-from lanelab.bisect import bisect, http_probe
-from lanelab.store import RunWriter, make_header
+from lanelab.walkthrough.bisect import bisect, http_probe
+from lanelab.runs import RunWriter, make_header
 
 run_path = Path(settings.runs_dir) / "04_walkthrough_bisect.jsonl"
 run_path.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     after = foreign_home.fingerprint(_session["home"])
     changed = sorted(k for k in set(after) | set(_session["before"]) if after.get(k) != _session["before"].get(k))
     if os.environ.get("LANELAB_AUDIT_DIR") or session.config.getoption("-m") == "hardening":
-        from lanelab import audit
+        from lanelab.devtools import audit
 
         audit.record("foreign_files_session", foreign_files_changed=len(changed))
     foreign_home.deactivate(_session.pop("home"), _session.pop("saved"))

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab import analysis as an
-from lanelab import wire
 from lanelab.errors import UserError
+from lanelab.findings import frame as an
+from lanelab.wire import spec as wire
 
 PLAN_HEADERS = {"status": "allowed", "representative-claim": "five_hour", "5h-status": "allowed",
                 "5h-utilization": "0.03", "7d-status": "allowed", "7d-utilization": "0.0",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lanelab import analysis as an
-from lanelab import answers as ans
+from lanelab.findings import answers as ans
+from lanelab.findings import frame as an
 from test_analysis import PLAN_HEADERS, hermes_like_cells, make_cell, write_run
 
 

@@ -7,7 +7,10 @@ import json
 import math
 
 import pytest
-from lanelab.bisect import (
+from lanelab.cli import main
+from lanelab.matrix.profiles import load_profile
+from lanelab.runs import RunWriter, load_run, make_header
+from lanelab.walkthrough.bisect import (
     ALREADY_PASSES,
     BUDGET,
     FOUND,
@@ -18,11 +21,8 @@ from lanelab.bisect import (
     http_probe,
     search,
 )
-from lanelab.cli import main
-from lanelab.diff import MISSING
-from lanelab.profiles import load_profile
-from lanelab.store import RunWriter, load_run, make_header
-from lanelab.wire import RequestSpec
+from lanelab.walkthrough.diff import MISSING
+from lanelab.wire.spec import RequestSpec
 
 
 def planted(k: int, causes: set[int], together: bool = True) -> tuple[RequestSpec, RequestSpec, callable]:
@@ -59,7 +59,7 @@ def test_causes_needed_together_come_out_as_a_pair(pair: tuple[int, int]) -> Non
     result = bisect(failing, passing, probe)
     assert result.status == FOUND
     assert sorted(d.key for d in result.cause_differences) == [f"h{i:02d}" for i in pair]
-    from lanelab.diff import apply_differences
+    from lanelab.walkthrough.diff import apply_differences
     for drop in result.cause_differences:  # 1-minimal: dropping either edit no longer flips
         rest = [d for d in result.cause_differences if d is not drop]
         assert not probe(apply_differences(failing, rest))

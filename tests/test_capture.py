@@ -10,15 +10,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from lanelab import redact
-from lanelab.capture import (
+from lanelab.config import Settings
+from lanelab.errors import UserError
+from lanelab.walkthrough.capture import (
     CaptureRefused,
     check_upstream,
     inference_exchange,
     load_exchanges,
     running_capture,
 )
-from lanelab.config import Settings
-from lanelab.errors import UserError
 
 
 class Upstream:
@@ -176,9 +176,9 @@ def test_with_the_simulator(tmp_path) -> None:
 
 
 def test_capture_to_profile_round_trip(upstream: Upstream, tmp_path, monkeypatch) -> None:
-    from lanelab.capture_profile import load_request, profile_from_capture
     from lanelab.cli import main
-    from lanelab.diff import carries_attestation
+    from lanelab.walkthrough.diff import carries_attestation
+    from lanelab.walkthrough.to_profile import load_request, profile_from_capture
 
     body = {"model": "m", "max_tokens": 5, "system": [
         {"type": "text", "text": "x-anthropic-billing-header: test-fixture;"}, {"type": "text", "text": "Be kind."}],

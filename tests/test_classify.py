@@ -7,9 +7,9 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab.classify import UNCLASSIFIED, TaxonomyError, classify, load_taxonomy, parse_taxonomy
-from lanelab.unified import PREFIX, parse_unified
-from lanelab.wire import Observation
+from lanelab.wire.classify import UNCLASSIFIED, TaxonomyError, classify, load_taxonomy, parse_taxonomy
+from lanelab.wire.spec import Observation
+from lanelab.wire.unified import PREFIX, parse_unified
 
 PLAN_HEADERS = {
     f"{PREFIX}status": "allowed",

@@ -7,7 +7,7 @@ import stat
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab import credentials as C
+from lanelab.auth import credentials as C
 from lanelab.config import Settings
 
 ACCESS = "sk-ant-oat01-" + "a1B2" * 20

@@ -3,7 +3,6 @@
 import os
 
 import pytest
-
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.errors import UserError
 

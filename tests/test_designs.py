@@ -11,7 +11,8 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab.designs import (
+from lanelab.errors import UserError
+from lanelab.matrix.designs import (
     Cell,
     build_spec,
     cell_id_for,
@@ -23,9 +24,8 @@ from lanelab.designs import (
     one_factor_at_a_time,
     pairwise,
 )
-from lanelab.errors import UserError
-from lanelab.factors import Factor, Level, apply_levels, load_factors
-from lanelab.profiles import load_profiles
+from lanelab.matrix.factors import Factor, Level, apply_levels, load_factors
+from lanelab.matrix.profiles import load_profiles
 
 CATALOG = load_factors()
 PROFILES = load_profiles()
@@ -136,7 +136,7 @@ def test_cell_id_ignores_dict_order(levels: dict[str, str]) -> None:
 def test_cell_id_differs_per_level_and_is_stable_across_processes() -> None:
     levels = {"tools": "mcp__", "user_agent": "none"}
     assert cell_id_for("p", levels) != cell_id_for("p", {**levels, "tools": "mcp_"})
-    code = ("from lanelab.designs import cell_id_for; import json,sys; "
+    code = ("from lanelab.matrix.designs import cell_id_for; import json,sys; "
             "print(cell_id_for('p', json.loads(sys.argv[1])))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(dict(reversed(list(levels.items()))))],
                          capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "123"})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab.diff import (
+from lanelab.matrix.profiles import load_profile
+from lanelab.walkthrough.diff import (
     MISSING,
     apply_differences,
     carries_attestation,
@@ -13,8 +14,7 @@ from lanelab.diff import (
     load_annotations,
     show,
 )
-from lanelab.profiles import load_profile
-from lanelab.wire import RequestSpec
+from lanelab.wire.spec import RequestSpec
 
 
 def spec(**body) -> RequestSpec:

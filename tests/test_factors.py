@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from lanelab import transforms
 from lanelab.config import repo_root
 from lanelab.errors import UserError
-from lanelab.factors import (
+from lanelab.matrix import transforms
+from lanelab.matrix.factors import (
     PROFILE_LEVEL,
     baseline_levels,
     canonical_order,

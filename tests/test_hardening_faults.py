@@ -2,7 +2,7 @@
 ends with an outcome (retried to success, or recorded as the failure it was), and the budget counts exactly what was
 really sent, as the simulator's own request log (``GET /_sim/requests``) saw it, retries included.
 
-Each scenario sends a handful of OFAT cells of ``sdk-minimal`` through :func:`lanelab.runner.run_matrix` against a
+Each scenario sends a handful of OFAT cells of ``sdk-minimal`` through :func:`lanelab.matrix.runner.run_matrix` against a
 simulator started with one fault spec: on the first N requests (every cell must then end as a fault-free run
 would), with a probability (each cell ends either way, and a failure only after every attempt failed), or always
 (every cell ends as the fault's failure outcome). Waits between retries go to an injected sleep, so nothing waits.
@@ -20,15 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
-from lanelab import audit, designs, runner
-from lanelab import factors as factors_mod
-from lanelab import profiles as profiles_mod
-from lanelab.budget import Budget, estimate_tokens
 from lanelab.config import Settings
-from lanelab.runner import PlannedCell, RetryPolicy, RunResult, plan_cells, run_matrix
+from lanelab.devtools import audit
+from lanelab.matrix import designs, runner
+from lanelab.matrix import factors as factors_mod
+from lanelab.matrix import profiles as profiles_mod
+from lanelab.matrix.budget import Budget, estimate_tokens
+from lanelab.matrix.runner import PlannedCell, RetryPolicy, RunResult, plan_cells, run_matrix
+from lanelab.runs import Run, load_run
 from lanelab.sim.faults import KINDS, parse_item
 from lanelab.sim.server import SimHandle, running_simulator
-from lanelab.store import Run, load_run
 
 pytestmark = pytest.mark.hardening
 

@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lanelab import audit, importers, paste, redact
-from lanelab.credentials import CorruptCredential, Credential, CredentialStore
+from lanelab import redact
+from lanelab.auth import importers, paste
+from lanelab.auth.credentials import CorruptCredential, Credential, CredentialStore
+from lanelab.devtools import audit
 from lanelab.errors import UserError
-from lanelab.wire import MAX_JSON_DEPTH, Observation, observe_response
+from lanelab.wire.spec import MAX_JSON_DEPTH, Observation, observe_response
 
 pytestmark = pytest.mark.hardening
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from lanelab import audit
 from lanelab.config import repo_root
-from lanelab.notebook_exec import execute, notebooks_in_order
+from lanelab.devtools import audit
+from lanelab.devtools.notebook_exec import execute, notebooks_in_order
 
 pytestmark = [pytest.mark.hardening, pytest.mark.slow]
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given, settings, strategies as st
-
-from lanelab import live_guard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lanelab.auth.credentials import Credential, CredentialStore
 from lanelab.cli import main
 from lanelab.config import LIVE_HOSTS, LOOPBACK_HOSTS, Settings, host_allowed
-from lanelab.credentials import Credential, CredentialStore
-from lanelab.runner import MatrixPlan
-from lanelab.wire import HostNotAllowed, RequestSpec, build_request
+from lanelab.matrix import live_guard
+from lanelab.matrix.runner import MatrixPlan
+from lanelab.wire.spec import HostNotAllowed, RequestSpec, build_request
 
 pytestmark = pytest.mark.hardening
 

@@ -25,12 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
-from lanelab import audit
 from lanelab.config import Settings
-from lanelab.runner import MatrixPlan, PlannedCell
+from lanelab.devtools import audit
+from lanelab.matrix.runner import MatrixPlan, PlannedCell
+from lanelab.runs import load_run
 from lanelab.sim.server import SimHandle, running_simulator
-from lanelab.store import load_run
-from lanelab.wire import build_request
+from lanelab.wire.spec import build_request
 
 pytestmark = pytest.mark.hardening
 

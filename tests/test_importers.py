@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from lanelab import cli
-from lanelab import importers as I
+from lanelab.auth import importers as I
+from lanelab.auth.credentials import CredentialStore, resolve_credential
 from lanelab.config import Settings
-from lanelab.credentials import CredentialStore, resolve_credential
 
 CC_ACCESS = "sk-ant-oat01-" + "cc" * 30
 CC_REFRESH = "sk-ant-ort01-" + "cr" * 30
@@ -123,8 +123,8 @@ def test_reprs_of_imported_credentials_are_masked(home):
 
 def test_foreign_files_unchanged_after_every_kit_operation(home, tmp_path, monkeypatch, capsys):
     """Import, list, resolve, save a copy, refuse refresh, and the CLI 'creds': the files keep bytes, mode, mtime."""
-    from lanelab import oauth
-    from lanelab.oauth import RefreshRefused
+    from lanelab.auth import oauth
+    from lanelab.auth.oauth import RefreshRefused
 
     before = snapshot(home)
     settings = Settings(home=tmp_path / "kit")

@@ -3,11 +3,11 @@
 import stat
 
 import pytest
-from lanelab import oauth
+from lanelab.auth import oauth
+from lanelab.auth.flow import STEPS, FlowOrderError, LoginFlow
+from lanelab.auth.oauth import EndpointSetError
+from lanelab.auth.widget import LoginWidget
 from lanelab.config import Settings
-from lanelab.login_flow import STEPS, FlowOrderError, LoginFlow
-from lanelab.oauth import EndpointSetError
-from lanelab.widgets import LoginWidget
 
 
 def make_flow(sim, tmp_path, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from lanelab.cli import main
-from lanelab.store import load_run
+from lanelab.runs import load_run
 
 pytest.importorskip("lanelab.sim.server")
 

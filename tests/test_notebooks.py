@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from lanelab.config import repo_root
-from lanelab.notebook_exec import NotebookFailed, execute, notebooks_in_order
+from lanelab.devtools.notebook_exec import NotebookFailed, execute, notebooks_in_order
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 

@@ -10,11 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from lanelab import cli, oauth, pkce
+from lanelab import cli
+from lanelab.auth import oauth, pkce
+from lanelab.auth.credentials import Credential, CredentialStore
+from lanelab.auth.paste import PastedCode, parse_paste
 from lanelab.config import host_allowed
-from lanelab.credentials import Credential, CredentialStore
 from lanelab.errors import UserError
-from lanelab.paste import PastedCode, parse_paste
 
 BASE = "http://127.0.0.1:9"
 CODE = "authcode_" + "q" * 30
@@ -260,7 +261,7 @@ def test_full_flow_against_simulator(sim, tmp_path, variant):
     assert rotated.rotated and rotated.credential.access_token != cred.access_token
     with pytest.raises(oauth.TokenEndpointError, match="HTTP 4"):  # the old refresh token is spent
         oauth.refresh(cred, ep, oauth.client_variant(variant))
-    from lanelab.introspect import inspect_account
+    from lanelab.auth.introspect import inspect_account
 
     account = inspect_account(rotated.credential.access_token, sim.base_url)
     assert not account.errors and account.organization_type and account.windows
@@ -278,7 +279,7 @@ def test_wrong_verifier_is_refused_by_simulator(sim):
 
 
 def test_usage_probe_with_inference_only_token_reports_scope_error(sim):
-    from lanelab.introspect import inspect_account
+    from lanelab.auth.introspect import inspect_account
 
     token = sim.mint_token(scopes=["user:inference"], kind="setup-token")["access_token"]
     account = inspect_account(token, sim.base_url)
@@ -362,13 +363,13 @@ def test_cli_login_errors_are_clear(sim, tmp_path, monkeypatch, capsys):
                                         ("sk-ant-api03-abc", "api_key"), ("eyJabc.def", "unknown"), ("", "unknown"),
                                         (None, "unknown")])
 def test_token_kind(token, kind):
-    from lanelab.introspect import token_kind
+    from lanelab.auth.introspect import token_kind
 
     assert token_kind(token) == kind
 
 
 def test_describe_explains_scopes_and_expiry():
-    from lanelab.introspect import describe
+    from lanelab.auth.introspect import describe
 
     s = describe(saved_cred(expires_at=10_000.0, scopes=("user:inference",)), now=10_000.0 - 7200)
     assert s.kind == "oauth_access" and s.expiry_text == "in 2.0 h" and not s.can_probe
@@ -378,8 +379,8 @@ def test_describe_explains_scopes_and_expiry():
 
 
 def test_summarize_reads_plan_extra_usage_and_windows():
-    from lanelab.introspect import summarize
-    from lanelab.wire import observe_response
+    from lanelab.auth.introspect import summarize
+    from lanelab.wire.spec import observe_response
 
     profile = observe_response(200, {"content-type": "application/json", "request-id": "req_1"}, json.dumps({
         "account": {"uuid": "a", "email": "person@example.com"},

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab import paste
+from lanelab.auth import paste
 from lanelab.errors import UserError
 
 CODE = "Xy7_abcDEF-0123456789ghijKLMNop"

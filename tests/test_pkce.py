@@ -5,7 +5,8 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab import pkce, redact
+from lanelab import redact
+from lanelab.auth import pkce
 
 
 def test_rfc7636_appendix_b_known_answer():

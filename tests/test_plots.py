@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pandas as pd
-from lanelab import analysis as an
-from lanelab import plots
+from lanelab.findings import frame as an
+from lanelab.findings import plots
 from test_analysis import hermes_like_cells, make_cell, write_run
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from lanelab import redact
 from lanelab.config import repo_root
-from lanelab.factors import load_factors
-from lanelab.profiles import BadProfile, UnknownProfile, list_profiles, load_profile, minimal_spend
-from lanelab.wire import RequestSpec, build_request
+from lanelab.matrix.factors import load_factors
+from lanelab.matrix.profiles import BadProfile, UnknownProfile, list_profiles, load_profile, minimal_spend
+from lanelab.wire.spec import RequestSpec, build_request
 
 EXPECTED = {"sdk-minimal", "hermes-0.14.0", "hermes-current"}
 HERMES_TOOLS = ["clarify", "delegate_task", "execute_code", "memory", "patch", "process", "read_file", "search_files",

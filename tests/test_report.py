@@ -10,8 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest
-from lanelab import analysis as an
-from lanelab import cli, redact, report
+from lanelab import cli, redact
+from lanelab.findings import frame as an
+from lanelab.findings import report
 from test_analysis import PLAN_HEADERS, hermes_like_cells, make_cell, write_run
 
 

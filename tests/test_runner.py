@@ -11,10 +11,10 @@ from collections import Counter
 import httpx
 import pytest
 from lanelab import redact
-from lanelab.budget import Budget, BudgetGuard, estimate_tokens
 from lanelab.config import Settings
 from lanelab.errors import BudgetExceeded
-from lanelab.runner import (
+from lanelab.matrix.budget import Budget, BudgetGuard, estimate_tokens
+from lanelab.matrix.runner import (
     MatrixPlan,
     PlannedCell,
     RetryPolicy,
@@ -24,8 +24,8 @@ from lanelab.runner import (
     run_sync,
     sim_token,
 )
-from lanelab.store import load_run
-from lanelab.wire import Observation, RequestSpec
+from lanelab.runs import load_run
+from lanelab.wire.spec import Observation, RequestSpec
 
 TOKEN = "sk-ant-oat01-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3" * 2
 BASE = "http://127.0.0.1:9"  # never contacted: tests with a MockTransport client
@@ -296,7 +296,7 @@ def test_unknown_factor_is_a_user_error():
 
 
 def test_token_source_replaces_a_credential_from_another_simulator_session(tmp_path, sim_url):
-    from lanelab.credentials import Credential, CredentialStore
+    from lanelab.auth.credentials import Credential, CredentialStore
     s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "home", out=tmp_path / "out")
     stale = "sk-ant-oat01-" + "Q" * 40
     CredentialStore(s.home).save(Credential(label="sim-pkce", access_token=stale, scopes=("user:inference",)))
@@ -307,7 +307,7 @@ def test_token_source_replaces_a_credential_from_another_simulator_session(tmp_p
 
 
 def test_usage_snapshots_before_and_after_are_stored_and_reported(tmp_path):
-    from lanelab.analysis import load, usage_snapshots
+    from lanelab.findings.frame import load, usage_snapshots
     from lanelab.sim.server import running_simulator
 
     with running_simulator() as sim:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab import redact
-from lanelab.store import (
+from lanelab.runs import (
     RunStoreError,
     RunWriter,
     completed_cells,
@@ -19,7 +19,7 @@ from lanelab.store import (
     records,
     run_path,
 )
-from lanelab.wire import Observation, RequestSpec
+from lanelab.wire.spec import Observation, RequestSpec
 
 TOKEN = "sk-ant-oat01-" + "A1b2C3d4E5f6G7h8I9j0" * 3
 
@@ -172,7 +172,7 @@ def test_any_truncation_loads_without_crashing(tmp_path_factory, ids, cut):
     {"tools": [{"name": "x", "input_schema": {"properties": {"code": {"type": "string"}}}}]},
 ])
 def test_spec_bodies_are_redacted_by_either_path(body):
-    from lanelab.store import spec_record
+    from lanelab.runs import spec_record
     rec = spec_record(RequestSpec(body=body))
     text = json.dumps(rec)
     assert TOKEN not in text and "opaque-value-not-a-known-shape" not in text
@@ -181,7 +181,7 @@ def test_spec_bodies_are_redacted_by_either_path(body):
 
 
 def test_single_changes_lists_the_one_factor_neighbours_of_the_baseline(tmp_path):
-    from lanelab.store import single_changes
+    from lanelab.runs import single_changes
     w = RunWriter(run_path(tmp_path, "r1"), header())
     write_cell(w, "base", outcome="extra_usage_exhausted", levels={"tools": "profile", "ua": "profile"})
     write_cell(w, "one", outcome="served_plan", levels={"tools": "mcp__", "ua": "profile"})

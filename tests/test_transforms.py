@@ -9,12 +9,12 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from lanelab import transforms
 from lanelab.errors import UserError
-from lanelab.factors import apply_level, apply_levels, context_for, load_factors, with_credentials
-from lanelab.profiles import list_profiles, load_profile
-from lanelab.transforms import TransformContext, to_openai_body
-from lanelab.wire import RequestSpec, build_request
+from lanelab.matrix import transforms
+from lanelab.matrix.factors import apply_level, apply_levels, context_for, load_factors, with_credentials
+from lanelab.matrix.profiles import list_profiles, load_profile
+from lanelab.matrix.transforms import TransformContext, to_openai_body
+from lanelab.wire.spec import RequestSpec, build_request
 
 BASE_URL = "http://127.0.0.1:9"
 CREDENTIAL_LABELS = ("alpha", "beta")

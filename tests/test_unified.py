@@ -1,7 +1,14 @@
 """Unified rate-limit headers parse into typed fields and the lane reading follows research/protocol.md §3.1."""
 
 import pytest
-from lanelab.unified import LANE_EXTRA, LANE_PLAN, LANE_REJECTED, LANE_UNKNOWN, UnifiedLimits, parse_unified
+from lanelab.wire.unified import (
+    LANE_EXTRA,
+    LANE_PLAN,
+    LANE_REJECTED,
+    LANE_UNKNOWN,
+    UnifiedLimits,
+    parse_unified,
+)
 
 P = "anthropic-ratelimit-unified-"
 

@@ -5,7 +5,15 @@ import json
 import httpx
 import pytest
 from lanelab import redact
-from lanelab.wire import HostNotAllowed, Observation, RequestSpec, apply_auth, build_request, parse_sse, send
+from lanelab.wire.spec import (
+    HostNotAllowed,
+    Observation,
+    RequestSpec,
+    apply_auth,
+    build_request,
+    parse_sse,
+    send,
+)
 
 TOKEN = "sk-ant-oat01-" + "canaryWIRE" * 6
 

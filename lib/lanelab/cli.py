@@ -8,9 +8,9 @@ import pkgutil
 import sys
 from types import ModuleType
 
-from . import __version__, commands, redact
-from .config import ConfigError
-from .errors import UserError
+from lanelab import __version__, commands, redact
+from lanelab.config import ConfigError
+from lanelab.errors import UserError
 
 #: Reading order of the subcommands in ``--help``; any other command module is listed after these.
 ORDER = ("sim", "login", "creds", "matrix", "report", "capture", "diff", "bisect", "demo", "audit")

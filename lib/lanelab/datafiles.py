@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import UserError
+from lanelab.errors import UserError
 
 T = TypeVar("T")
 _lock = threading.Lock()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import redact
+from lanelab import redact
 
 
 class UserError(Exception):

@@ -33,7 +33,7 @@ def chromium():
 @pytest.fixture(scope="package")
 def lab_env(tmp_path_factory):
     """A simulator plus JupyterLab serving a scratch copy of notebooks/ (outputs never touch the committed files)."""
-    from lanelab.lab import running_lab
+    from lanelab.devtools.lab import running_lab
     from lanelab.sim.server import running_simulator
 
     root = tmp_path_factory.mktemp("lab")

@@ -20,8 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..audit import format_summary, summary
-    from ..errors import UserError
+    from lanelab.devtools.audit import format_summary, summary
+    from lanelab.errors import UserError
 
     s = summary(args.dir)
     if not s["tests"]:

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 
-from ..config import Settings
-from ..errors import BudgetExceeded, UserError
+from lanelab.config import Settings
+from lanelab.errors import BudgetExceeded, UserError
 
 NAME = "bisect"
 HELP = "delta-debug between a passing and a failing request to find the smallest difference that flips it"
@@ -44,26 +44,26 @@ def _target(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str,
         if not args.credential or not args.budget:
             raise BudgetExceeded("Live bisect needs --credential LABEL and --budget N.",
                                  "Choose a small budget; each probe is one real request.")
-        from ..credentials import resolve_token
+        from lanelab.auth.credentials import resolve_token
 
         yield str(settings.base_url), resolve_token(args.credential, settings), "live"
         return
     if settings.base_url:
-        from ..runner import sim_token
+        from lanelab.matrix.runner import sim_token
 
         yield settings.base_url, sim_token(settings.base_url), settings.base_url
         return
-    from ..sim.server import running_simulator
+    from lanelab.sim.server import running_simulator
 
     with running_simulator(policy=args.policy) as sim:
         yield sim.base_url, sim.mint_token()["access_token"], f"sim:{args.policy}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import redact
-    from ..bisect import DEFAULT_PASS_OUTCOMES, bisect, http_probe
-    from ..capture_profile import load_request
-    from ..store import RunWriter, make_header, run_path
+    from lanelab import redact
+    from lanelab.runs import RunWriter, make_header, run_path
+    from lanelab.walkthrough.bisect import DEFAULT_PASS_OUTCOMES, bisect, http_probe
+    from lanelab.walkthrough.to_profile import load_request
 
     settings = Settings.from_env()
     fail_label, failing = load_request(args.failing, args.prompt)

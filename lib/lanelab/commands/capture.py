@@ -8,8 +8,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..config import Settings
-from ..errors import UserError
+from lanelab.config import Settings
+from lanelab.errors import UserError
 
 NAME = "capture"
 HELP = "record what a client really sends: a loopback proxy that forwards byte for byte and logs redacted JSONL"
@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _to_profile(args: argparse.Namespace) -> int:
-    from ..capture_profile import profile_from_capture
+    from lanelab.walkthrough.to_profile import profile_from_capture
 
     if args.capture is None:
         raise UserError("--to-profile needs the capture file to convert.",
@@ -48,7 +48,7 @@ def _to_profile(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.to_profile:
         return _to_profile(args)
-    from ..capture import running_capture
+    from lanelab.walkthrough.capture import running_capture
 
     settings = Settings.from_env()
     upstream = args.upstream or settings.base_url

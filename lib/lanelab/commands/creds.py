@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from .. import redact
-from ..config import Settings
-from ..credentials import CredentialStore
-from ..introspect import credentials_table
+from lanelab import redact
+from lanelab.auth.credentials import CredentialStore
+from lanelab.auth.introspect import credentials_table
+from lanelab.config import Settings
 
 NAME = "creds"
 HELP = "list saved and importable credentials (masked), with kind, expiry and source"

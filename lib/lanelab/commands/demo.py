@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from ..config import Settings, repo_root
+from lanelab.config import Settings, repo_root
 
 NAME = "demo"
 HELP = "execute every notebook headless against the embedded simulator and write the matrix, plots and report"
@@ -27,8 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..notebook_exec import execute, notebooks_in_order
-    from ..sim.server import running_simulator
+    from lanelab.devtools.notebook_exec import execute, notebooks_in_order
+    from lanelab.sim.server import running_simulator
 
     out = (args.out or Settings.from_env().out).resolve()
     home = out / ".demo-home"

@@ -20,8 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..capture_profile import load_request
-    from ..diff import diff_specs
+    from lanelab.walkthrough.diff import diff_specs
+    from lanelab.walkthrough.to_profile import load_request
 
     a_label, a = load_request(args.a)
     b_label, b = load_request(args.b)

@@ -7,7 +7,7 @@ import os
 import time
 import webbrowser
 
-from ..config import Settings, repo_root
+from lanelab.config import Settings, repo_root
 
 NAME = "lab"
 HELP = "open the notebooks in JupyterLab with the embedded simulator already running (offline)"
@@ -24,8 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..lab import running_lab
-    from ..sim.server import running_simulator
+    from lanelab.devtools.lab import running_lab
+    from lanelab.sim.server import running_simulator
 
     settings = Settings.from_env()
     with running_simulator(policy=args.policy) as sim:

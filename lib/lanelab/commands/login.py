@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import oauth, redact
-from ..config import Settings
-from ..credentials import validate_label
-from ..errors import UserError
-from ..login_flow import LoginFlow
+from lanelab import redact
+from lanelab.auth import oauth
+from lanelab.auth.credentials import validate_label
+from lanelab.auth.flow import LoginFlow
+from lanelab.config import Settings
+from lanelab.errors import UserError
 
 NAME = "login"
 HELP = "walk through the Claude OAuth login (PKCE), paste the code, save the credential under a label"

@@ -8,14 +8,14 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from .. import live_guard
-from ..budget import Budget
-from ..config import LIVE_API_BASE, Settings
-from ..credentials import CredentialNotFound, resolve_token
-from ..errors import UserError
+from lanelab.auth.credentials import CredentialNotFound, resolve_token
+from lanelab.config import LIVE_API_BASE, Settings
+from lanelab.errors import UserError
+from lanelab.matrix import live_guard
+from lanelab.matrix.budget import Budget
 
 if TYPE_CHECKING:
-    from ..runner import MatrixPlan
+    from lanelab.matrix.runner import MatrixPlan
 
 NAME = "matrix"
 HELP = "send a profile's request in many controlled variants and record each billing lane (a run)"
@@ -65,7 +65,7 @@ def _server(settings: Settings, policy: str) -> Iterator[tuple[str, str | None]]
     if settings.base_url:
         yield settings.base_url, None
         return
-    from ..sim.server import running_simulator
+    from lanelab.sim.server import running_simulator
     with running_simulator(policy=policy) as sim:
         yield sim.base_url, f"started a simulator for this run at {sim.base_url} (policy {policy}); it stops on exit"
 
@@ -129,8 +129,8 @@ def _print_dry_run(plan: MatrixPlan, settings: Settings, args: argparse.Namespac
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..credentials import CredentialStore
-    from ..runner import MatrixPlan, TokenSource
+    from lanelab.auth.credentials import CredentialStore
+    from lanelab.matrix.runner import MatrixPlan, TokenSource
 
     settings = _settings(args)
     names = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import Settings
-from ..errors import UserError
+from lanelab.config import Settings
+from lanelab.errors import UserError
 
 NAME = "report"
 HELP = "build reports/findings.html and findings.md (answers, matrix, plots) from run files"
@@ -28,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import analysis, report
+    from lanelab.findings import frame as analysis
+    from lanelab.findings import report
 
     settings = Settings.from_env()
     paths = [Path(p) for p in args.runs] or analysis.run_paths(settings)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from lanelab.errors import UserError
 
 NAME = "sim"
 HELP = "run the embedded Anthropic API + OAuth simulator on 127.0.0.1"
@@ -53,7 +53,7 @@ def parse_account(value: str | None) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sim.server import serve_forever
+    from lanelab.sim.server import serve_forever
 
     def announce(base_url: str) -> None:
         print(base_url, flush=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import redact
+from lanelab import redact
 
 #: Tokens it takes to fill each plan window (model knobs: small enough that a demo moves the needle).
 FIVE_HOUR_CAPACITY_TOKENS = 1_000_000
@@ -383,7 +383,7 @@ class SimState:
 
     def unified_headers(self, lane: str, status: int) -> dict[str, str]:
         """The ``anthropic-ratelimit-unified-*`` headers for a response in ``lane`` with HTTP ``status``."""
-        from ..unified import PREFIX
+        from lanelab.wire.unified import PREFIX
 
         with self._lock:
             five = float(self.account.get("five_hour_utilization", 0.0))

@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import redact
-from ..errors import UserError
-from . import faults as faults_mod
-from . import features, oauth_server, outcomes, sse
-from . import policy as policy_mod
-from .account import SimState, new_message_id, new_request_id
+from lanelab import redact
+from lanelab.errors import UserError
+from lanelab.sim import faults as faults_mod
+from lanelab.sim import features, oauth_server, outcomes, sse
+from lanelab.sim import policy as policy_mod
+from lanelab.sim.account import SimState, new_message_id, new_request_id
 
 #: Illustrative model list for ``GET /v1/models`` (names from research/hermes.md §1 F12; not a catalogue).
 MODELS = (("claude-opus-4-7", "Claude Opus 4.7"), ("claude-sonnet-4-6", "Claude Sonnet 4.6"),

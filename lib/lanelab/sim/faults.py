@@ -13,7 +13,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from ..errors import UserError
+from lanelab.errors import UserError
 
 KINDS = ("latency", "reset", "http500", "http529", "http429", "malformed_json", "sse_cut")
 #: Faults that replace the response outright (the others delay it or damage it in flight).

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import outcomes
+from lanelab.sim import outcomes
 
 TOKEN_KINDS = ("oauth", "api_key", "unknown", "none")
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")

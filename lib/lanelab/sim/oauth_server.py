@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from .. import redact
-from .account import OAuthGrantError
+from lanelab import redact
+from lanelab.sim.account import OAuthGrantError
 
 if TYPE_CHECKING:
-    from .app import Simulator
+    from lanelab.sim.app import Simulator
 
 #: The one public client id every peer uses (research/protocol.md §1.1).
 CLIENT_IDS = frozenset({"9d1c250a-e61b-44d9-88ed-5944d1962f5e"})

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import data_dir
-from ..datafiles import load_cached, read_toml
-from ..errors import UserError
+from lanelab.config import data_dir
+from lanelab.datafiles import load_cached, read_toml
+from lanelab.errors import UserError
 
 #: The account shape shared with the simulator's state (docs/contracts.md §1.1). Max 5x, nearly unused plan
 #: (#15080 probe: 5-hour 0.03, 7-day 0.0), extra usage enabled with a monthly limit of 0 (PR #75147: out_of_credits).

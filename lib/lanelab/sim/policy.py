@@ -13,11 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import data_dir
-from ..datafiles import load_cached, read_toml
-from ..errors import UserError
-from . import outcomes
-from .features import AUTH_STYLES, BODY_SHAPES, MODEL_FAMILIES, TOKEN_KINDS, RequestFeatures, header_pairs
+from lanelab.config import data_dir
+from lanelab.datafiles import load_cached, read_toml
+from lanelab.errors import UserError
+from lanelab.sim import outcomes
+from lanelab.sim.features import (
+    AUTH_STYLES,
+    BODY_SHAPES,
+    MODEL_FAMILIES,
+    TOKEN_KINDS,
+    RequestFeatures,
+    header_pairs,
+)
 
 TOKEN_OUTCOMES = ("token_not_found", "token_rate_limited", "token_forbidden", "token_bad_request",
                   "token_invalid_format")

@@ -17,9 +17,9 @@ from typing import Any
 
 import uvicorn
 
-from ..errors import UserError
-from .account import SimState
-from .app import Simulator, create_app
+from lanelab.errors import UserError
+from lanelab.sim.account import SimState
+from lanelab.sim.app import Simulator, create_app
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 10.0

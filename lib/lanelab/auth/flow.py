@@ -1,0 +1,229 @@
+"""The login step-through as a plain object: steps, the current step, messages, and the error shown by the input.
+
+The notebook widgets, the CLI and the tests drive the same :class:`LoginFlow`, so the interactive path is tested
+without a browser and every front end reports the same errors.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from lanelab import redact
+from lanelab.auth import oauth
+from lanelab.auth.credentials import Credential, CredentialStore, validate_label
+from lanelab.auth.introspect import AccountSummary, CredentialSummary, describe, inspect_account
+from lanelab.auth.paste import PastedCode, PasteError, StateMismatch, parse_paste
+from lanelab.config import Settings
+from lanelab.errors import UserError
+
+STEPS = ("choose", "authorize", "paste", "exchange", "inspect", "save")
+STEP_TITLES = {
+    "choose": "Choose the endpoint set",
+    "authorize": "Open the authorize link",
+    "paste": "Paste the code from the callback page",
+    "exchange": "Exchange the code for tokens",
+    "inspect": "Probe profile and usage",
+    "save": "Save under a label",
+}
+
+
+class FlowOrderError(UserError):
+    """A step was asked for before the steps it depends on."""
+
+
+@dataclass
+class Message:
+    step: str
+    level: str  # "info" | "error"
+    text: str
+
+
+class LoginFlow:
+    """One OAuth login, one visible step at a time."""
+
+    def __init__(self, settings: Settings | None = None, *, endpoints: str | None = None,
+                 variant: str = "axios-json", label: str = "sim-pkce", store: CredentialStore | None = None,
+                 client: httpx.Client | None = None):
+        self.settings = settings or Settings.from_env()
+        self.store = store or CredentialStore(self.settings.home)
+        self.client = client
+        self.label = label
+        self.endpoint_choices = oauth.list_endpoint_sets(self.settings.mode)
+        self.variant_choices = list(oauth.load_client_variants())
+        self.variant = oauth.client_variant(variant)
+        self.endpoints: oauth.EndpointSet | None = None
+        self.authorization: oauth.Authorization | None = None
+        self.pasted: PastedCode | None = None
+        self.credential: Credential | None = None
+        self.account: AccountSummary | None = None
+        self.saved_path: Path | None = None
+        self.messages: list[Message] = []
+        self.error: str | None = None
+        self.done: set[str] = set()
+        if endpoints is not None:
+            self.choose(endpoints)
+
+    # -- state ----------------------------------------------------------------------------------------------------
+    @property
+    def current_step(self) -> str | None:
+        """The first step not done yet (None when the flow is complete)."""
+        return next((s for s in STEPS if s not in self.done), None)
+
+    def _info(self, step: str, text: str) -> None:
+        self.messages.append(Message(step, "info", redact.redact_text(text)))
+
+    def _fail(self, step: str, exc: Exception) -> None:
+        self.error = redact.redact_text(str(exc))
+        self.messages.append(Message(step, "error", self.error))
+
+    def _require(self, step: str, needed: str) -> None:
+        if needed not in self.done:
+            raise FlowOrderError(f"Cannot {STEP_TITLES[step].lower()} yet.",
+                                 f"First: {STEP_TITLES[needed].lower()}.")
+
+    def _reset_from(self, step: str) -> None:
+        for s in STEPS[STEPS.index(step):]:
+            self.done.discard(s)
+
+    # -- steps ----------------------------------------------------------------------------------------------------
+    def choose(self, name: str | None = None) -> oauth.EndpointSet:
+        """Pick the endpoint set (default: the first one for this mode)."""
+        name = name or oauth.default_endpoint_set_name(self.settings)
+        if name not in self.endpoint_choices:
+            other = "live" if self.settings.mode == "sim" else "sim"
+            known = oauth.list_endpoint_sets()
+            raise oauth.EndpointSetError(
+                f"Endpoint set {name!r} is not available in {self.settings.mode} mode"
+                + (f" (it belongs to {other} mode)." if name in known else "."),
+                f"Choose one of: {', '.join(self.endpoint_choices)}"
+                + (f", or set LANELAB_MODE={other}." if name in known else "."))
+        self.endpoints = oauth.endpoint_set(name, self.settings.base_url)
+        self._reset_from("choose")
+        self.authorization = self.pasted = self.credential = self.account = None
+        self.done.add("choose")
+        self._info("choose", f"Endpoint set {name!r}: {self.endpoints.description}")
+        return self.endpoints
+
+    def set_variant(self, name: str) -> oauth.ClientVariant:
+        """Choose how the token POST is shaped (JSON or form body, user agent)."""
+        self.variant = oauth.client_variant(name)
+        return self.variant
+
+    def start(self) -> str:
+        """Fresh PKCE material and state; returns the authorize URL. Also how the flow restarts."""
+        if "choose" not in self.done:
+            self.choose()
+        assert self.endpoints is not None
+        self._reset_from("authorize")
+        self.pasted = self.credential = self.account = None
+        self.error = None
+        self.authorization = oauth.start(self.endpoints)
+        self.done.add("authorize")
+        self._info("authorize", "Open the link, approve, and copy the value the callback page shows.")
+        return self.authorization.url
+
+    @property
+    def authorize_url(self) -> str | None:
+        return self.authorization.url if self.authorization else None
+
+    def submit_paste(self, text: str | None) -> bool:
+        """Parse and check a pasted value. On error: ``self.error`` says why, the step stays current, returns False."""
+        self._require("paste", "authorize")
+        assert self.authorization is not None
+        try:
+            self.pasted = parse_paste(text, expected_state=self.authorization.pkce.state)
+        except PasteError as exc:
+            self.pasted = None
+            self._fail("paste", exc)
+            if isinstance(exc, StateMismatch):
+                self._info("paste", "Click 'New link' (or call flow.start()) to restart the flow.")
+            return False
+        self.error = None
+        self.done.add("paste")
+        self._info("paste", f"Code accepted ({redact.mask(self.pasted.code)}); state matches.")
+        return True
+
+    def exchange(self) -> Credential:
+        self._require("exchange", "paste")
+        assert self.authorization is not None and self.pasted is not None and self.endpoints is not None
+        self.credential = oauth.exchange(self.endpoints, self.pasted, self.authorization.pkce.verifier, self.variant,
+                                         label=self.label, client=self.client)
+        self.done.add("exchange")
+        self._info("exchange", f"Token endpoint answered ({self.variant.body} body): {self.credential!r}")
+        return self.credential
+
+    def submit(self, text: str | None) -> bool:
+        """Paste then exchange, as the widget's button does; any failure lands in ``self.error``."""
+        if not self.submit_paste(text):
+            return False
+        try:
+            self.exchange()
+        except UserError as exc:
+            self._fail("exchange", exc)
+            self._reset_from("paste")
+            return False
+        return True
+
+    def inspect(self) -> AccountSummary:
+        self._require("inspect", "exchange")
+        assert self.credential is not None
+        base = self.settings.base_url
+        if not base:
+            raise FlowOrderError("No API base URL is set.", "Set LANELAB_BASE_URL (the simulator's address).")
+        self.account = inspect_account(self.credential.access_token, base, self.client)
+        self.done.add("inspect")
+        self._info("inspect", "Profile and usage probed." + (" Errors: " + "; ".join(self.account.errors)
+                                                            if self.account.errors else ""))
+        return self.account
+
+    def save(self, label: str | None = None) -> Path:
+        self._require("save", "exchange")
+        assert self.credential is not None
+        self.label = validate_label(label or self.label)
+        self.saved_path = self.store.save(self.credential, self.label)
+        self.done.add("save")
+        self._info("save", f"Saved as {self.label!r} in {self.saved_path} (mode 0600).")
+        return self.saved_path
+
+    # -- headless helpers -----------------------------------------------------------------------------------------
+    def headless_paste(self, paste: str | None = None, auto: bool = False) -> str | None:
+        """The value to submit without a person: ``paste`` if given, else the simulator's page when ``auto``.
+
+        Returns None when a real person must paste (live mode with nothing given): never fakes a live paste.
+        """
+        if paste:
+            return paste
+        if auto and self.authorization is not None and self.settings.mode == "sim":
+            return oauth.sim_paste_value(self.authorization.url, self.client)
+        return None
+
+    # -- display --------------------------------------------------------------------------------------------------
+    def summary(self) -> CredentialSummary | None:
+        return describe(self.credential) if self.credential else None
+
+    def status(self) -> dict[str, object]:
+        return {"current_step": self.current_step, "done": [s for s in STEPS if s in self.done],
+                "endpoints": self.endpoints.name if self.endpoints else None, "variant": self.variant.name,
+                "error": self.error, "label": self.label}
+
+    def __repr__(self) -> str:
+        name = self.endpoints.name if self.endpoints else None
+        lines = [f"LoginFlow(endpoints={name!r}, variant={self.variant.name!r}, current={self.current_step!r})"]
+        for step in STEPS:
+            mark = "✓" if step in self.done else ("→" if step == self.current_step else " ")
+            lines.append(f"  {mark} {STEP_TITLES[step]}")
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        return redact.redact_text("\n".join(lines))
+
+    def _repr_html_(self) -> str:
+        items = []
+        for step in STEPS:
+            mark = "✓" if step in self.done else ("→" if step == self.current_step else "·")
+            items.append(f"<li>{mark} {html.escape(STEP_TITLES[step])}</li>")
+        err = f"<p style='color:#b00'>{html.escape(self.error)}</p>" if self.error else ""
+        return redact.redact_text(f"<ol style='list-style:none'>{''.join(items)}</ol>{err}")

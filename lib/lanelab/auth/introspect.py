@@ -1,0 +1,245 @@
+"""What a credential is and what the account says about it, without spending quota and without showing a secret.
+
+Token kind and expiry come from the credential itself; plan, tier, extra usage and the usage windows come from the two
+free probes ``/api/oauth/profile`` and ``/api/oauth/usage`` (research/protocol.md §4), sent through
+:func:`lanelab.wire.spec.send` like every other request.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lanelab import __version__, redact
+from lanelab.auth.credentials import CorruptCredential, Credential, CredentialStore
+from lanelab.auth.oauth import probe_settings, scope_meanings
+from lanelab.config import Settings
+from lanelab.wire import spec as wire
+
+KIND_ACCESS = "oauth_access"
+KIND_REFRESH = "oauth_refresh"
+KIND_API_KEY = "api_key"
+KIND_UNKNOWN = "unknown"
+
+
+def token_kind(token: str | None) -> str:
+    """``oauth_access`` (sk-ant-oat…), ``oauth_refresh`` (sk-ant-ort…), ``api_key`` (sk-ant-api…) or ``unknown``."""
+    token = (token or "").strip()
+    if token.startswith("sk-ant-oat"):
+        return KIND_ACCESS
+    if token.startswith("sk-ant-ort"):
+        return KIND_REFRESH
+    if token.startswith("sk-ant-api"):
+        return KIND_API_KEY
+    return KIND_UNKNOWN
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+@dataclass
+class CredentialSummary:
+    """A credential described: kind, expiry, scopes and what they allow. Holds no secret."""
+
+    label: str
+    kind: str
+    masked_token: str
+    has_refresh: bool
+    expires_in: float | None
+    scopes: tuple[str, ...]
+    allows: dict[str, str]
+    can_probe: bool
+    source: str
+    imported: bool
+
+    @property
+    def expiry_text(self) -> str:
+        if self.expires_in is not None and self.expires_in <= 0:
+            return f"expired {_duration(-self.expires_in)} ago"
+        return f"in {_duration(self.expires_in)}" if self.expires_in is not None else "unknown"
+
+    def rows(self) -> list[tuple[str, str]]:
+        scopes = "; ".join(f"{s} ({self.allows.get(s, 'meaning not recorded')})" for s in self.scopes) or "unknown"
+        return [("label", self.label), ("kind", self.kind), ("token", self.masked_token),
+                ("refresh token", "yes" if self.has_refresh else "no"), ("expires", self.expiry_text),
+                ("scopes", scopes), ("profile/usage probes", "allowed" if self.can_probe else "need user:profile"),
+                ("source", self.source + (" (imported, read-only)" if self.imported else ""))]
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{k:>20}: {v}" for k, v in self.rows())
+
+    def _repr_html_(self) -> str:
+        return _table(self.rows(), "Credential")
+
+
+def describe(cred: Credential, now: float | None = None) -> CredentialSummary:
+    meanings = scope_meanings()
+    required = probe_settings().get("required_scope", "user:profile")
+    return CredentialSummary(
+        label=cred.label, kind=token_kind(cred.access_token), masked_token=redact.mask(cred.access_token),
+        has_refresh=bool(cred.refresh_token), expires_in=cred.expires_in(now), scopes=cred.scopes,
+        allows={s: meanings[s] for s in cred.scopes if s in meanings},
+        can_probe=required in cred.scopes or not cred.scopes, source=cred.source, imported=cred.imported)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Probes
+
+
+def probe_spec(path: str) -> wire.RequestSpec:
+    """A GET with Bearer auth and the OAuth beta: free, no inference."""
+    beta = probe_settings().get("beta", "")
+    headers = {"anthropic-beta": beta, "user-agent": f"lanelab/{__version__}"} if beta else {}
+    return wire.RequestSpec(method="GET", path=path, headers=headers, auth="bearer")
+
+
+def probe_profile(token: str, base_url: str, client: httpx.Client | None = None) -> wire.Observation:
+    return wire.send(probe_spec(probe_settings().get("profile_path", "/api/oauth/profile")), base_url, token, client)
+
+
+def probe_usage(token: str, base_url: str, client: httpx.Client | None = None) -> wire.Observation:
+    return wire.send(probe_spec(probe_settings().get("usage_path", "/api/oauth/usage")), base_url, token, client)
+
+
+@dataclass
+class UsageWindow:
+    name: str
+    utilization: float | None  # percent 0-100, as the usage endpoint reports it
+    resets_at: str | None
+
+
+@dataclass
+class AccountSummary:
+    """Plan, tier, extra usage and usage windows from the profile and usage probes; errors shown, not raised."""
+
+    email: str | None = None
+    organization_type: str | None = None
+    rate_limit_tier: str | None = None
+    billing_type: str | None = None
+    extra_usage_enabled: bool | None = None
+    extra_usage_monthly_limit: float | None = None
+    extra_usage_used: float | None = None
+    extra_usage_utilization: float | None = None
+    windows: list[UsageWindow] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[tuple[str, str]]:
+        def s(v: Any) -> str:
+            return "—" if v is None else str(v)
+
+        rows = [("account", s(self.email)), ("plan", s(self.organization_type)), ("rate-limit tier", s(self.rate_limit_tier)),
+                ("billing", s(self.billing_type)), ("extra usage enabled", s(self.extra_usage_enabled)),
+                ("extra usage used / limit", f"{s(self.extra_usage_used)} / {s(self.extra_usage_monthly_limit)}")]
+        for w in self.windows:
+            util = "—" if w.utilization is None else f"{w.utilization:g} %"
+            rows.append((f"window {w.name}", f"{util}, resets {s(w.resets_at)}"))
+        rows += [("probe error", e) for e in self.errors]
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return redact.redact_obj(asdict(self))
+
+    def __repr__(self) -> str:
+        return redact.redact_text("\n".join(f"{k:>26}: {v}" for k, v in self.rows()))
+
+    def _repr_html_(self) -> str:
+        return _table(self.rows(), "Account (profile + usage probes)")
+
+
+def _mask_email(email: Any) -> str | None:
+    if not isinstance(email, str) or "@" not in email:
+        return None
+    user, _, domain = email.partition("@")
+    return f"{user[:1]}…@{domain}"
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def summarize(profile: wire.Observation | None, usage: wire.Observation | None) -> AccountSummary:
+    """Fold the two probe observations into one summary; a failed probe becomes a line in ``errors``."""
+    out = AccountSummary()
+    for name, obs in (("profile", profile), ("usage", usage)):
+        if obs is None:
+            continue
+        if obs.request_id:
+            out.request_ids.append(obs.request_id)
+        if not obs.ok:
+            what = obs.transport_error or f"HTTP {obs.status} {obs.error_type}: {obs.error_message}"
+            out.errors.append(redact.redact_text(f"{name}: {what}"))
+    p = profile.body if profile is not None and profile.ok and isinstance(profile.body, dict) else {}
+    account = p.get("account") if isinstance(p.get("account"), dict) else {}
+    org = p.get("organization") if isinstance(p.get("organization"), dict) else {}
+    out.email = _mask_email(account.get("email") or account.get("email_address"))
+    out.organization_type = org.get("organization_type")
+    out.rate_limit_tier = org.get("rate_limit_tier")
+    out.billing_type = org.get("billing_type")
+    if isinstance(org.get("has_extra_usage_enabled"), bool):
+        out.extra_usage_enabled = org["has_extra_usage_enabled"]
+    u = usage.body if usage is not None and usage.ok and isinstance(usage.body, dict) else {}
+    extra = u.get("extra_usage") if isinstance(u.get("extra_usage"), dict) else {}
+    if isinstance(extra.get("is_enabled"), bool):
+        out.extra_usage_enabled = extra["is_enabled"]
+    out.extra_usage_monthly_limit = _num(extra.get("monthly_limit"))
+    out.extra_usage_used = _num(extra.get("used_credits"))
+    out.extra_usage_utilization = _num(extra.get("utilization"))
+    for name, value in u.items():
+        if name == "extra_usage" or not (value is None or isinstance(value, dict)):
+            continue
+        if isinstance(value, dict) and not ({"utilization", "resets_at"} & value.keys()):
+            continue
+        value = value or {}
+        out.windows.append(UsageWindow(name, _num(value.get("utilization")), value.get("resets_at")))
+    return out
+
+
+def inspect_account(token: str, base_url: str, client: httpx.Client | None = None) -> AccountSummary:
+    """Probe profile and usage with ``token`` and summarise (no inference, no quota spent)."""
+    return summarize(probe_profile(token, base_url, client), probe_usage(token, base_url, client))
+
+
+def credentials_table(settings: Settings, user_home: Path | None = None,
+                      environ: Mapping[str, str] | None = None) -> tuple[list[dict[str, str]], list[str]]:
+    """Saved and importable credentials as masked rows (where, label, kind, token, expires, source, scopes), plus
+    the problems met (unreadable files). Reads only; for ``creds`` and notebook 01."""
+    from lanelab.auth import importers
+
+    def row(where: str, cred: Credential) -> dict[str, str]:
+        s = describe(cred)
+        return {"where": where, "label": cred.label, "kind": s.kind, "token": s.masked_token,
+                "expires": s.expiry_text, "source": cred.source, "scopes": " ".join(cred.scopes) or "-"}
+
+    store = CredentialStore(settings.home)
+    rows, problems = [], []
+    for label in store.labels():
+        try:
+            rows.append(row("saved", store.load(label)))
+        except CorruptCredential as exc:
+            problems.append(str(exc))
+    found = importers.discover(user_home=user_home, environ=environ)
+    rows += [row("import", c) for c in found.credentials]
+    problems += [str(p) for p in found.problems]
+    return rows, problems
+
+
+def _table(rows: list[tuple[str, str]], title: str) -> str:
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                   f"{html.escape(redact.redact_text(v))}</td></tr>" for k, v in rows)
+    return f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption>{body}</table>"

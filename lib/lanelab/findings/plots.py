@@ -1,0 +1,187 @@
+"""The figures a finding needs: the annotated outcome heatmap, ranked factor effects, plan headroom beside the outcome,
+and usage before/after a run.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot state), so they work under any backend,
+in tests (Agg) and in notebooks alike. Colours come from the outcome taxonomy in data/outcomes.toml; the fallback
+below only covers outcomes the taxonomy does not list.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from lanelab.findings import frame as an
+
+#: Okabe–Ito, then Paul Tol's muted set: colour-blind-safe fallbacks for outcomes without a colour of their own.
+FALLBACK_PALETTE = (
+    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999",
+    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499",
+)
+EMPTY_COLOUR = "#F2F2F2"
+#: Inches per heatmap cell; the figure grows with the number of cells so labels stay legible.
+CELL_W, CELL_H = 1.05, 0.62
+
+
+def palette(outcomes: Sequence[str]) -> dict[str, str]:
+    """A colour for each outcome: the taxonomy's own, else a colour-blind-safe fallback, stable per outcome order."""
+    classes = {c.id: c for c in an.outcome_classes()}
+    out, spare = {}, iter(FALLBACK_PALETTE * 3)
+    for o in outcomes:
+        colour = classes[o].colour if o in classes and classes[o].colour else None
+        out[o] = colour or next(spare)
+    return out
+
+
+def short_labels(outcomes: Sequence[str]) -> dict[str, str]:
+    classes = {c.id: c for c in an.outcome_classes()}
+    return {o: (classes[o].short if o in classes else an._short_label(o)) for o in outcomes}
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def text_colour(background: str) -> str:
+    """Black or white, whichever reads better on ``background`` (relative luminance)."""
+    r, g, b = to_rgb(background)
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "white"
+
+
+def heatmap(df: pd.DataFrame, rows: str, cols: str, where: Mapping[str, str] | None = None,
+            title: str | None = None) -> Figure:
+    """Outcome by two factors: each cell coloured by outcome class and labelled with the status and a short outcome
+    (``*`` when repeats disagree), a legend of the classes shown; the figure grows with the number of cells."""
+    g = an.grid(df, rows, cols, where)
+    row_levels = [v for v in an._levels(df, rows) if v in set(g[rows].astype(str))]
+    col_levels = [v for v in an._levels(df, cols) if v in set(g[cols].astype(str))]
+    present = [o for o in df["outcome"].cat.categories if o in set(g["outcome"].astype(str))]
+    colours, shorts = palette(present), short_labels(present)
+    nr, nc = max(len(row_levels), 1), max(len(col_levels), 1)
+    longest_row = max((len(str(v)) for v in row_levels), default=4)
+    fig = Figure(figsize=(max(6.0, 0.09 * longest_row + CELL_W * nc + 3.2), max(3.0, CELL_H * nr + 2.2)),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    image = [[to_rgb(EMPTY_COLOUR)] * nc for _ in range(nr)]
+    font = 8 if nc <= 12 else 7
+    for rec in g.to_dict("records"):
+        i, j = row_levels.index(str(rec[rows])), col_levels.index(str(rec[cols]))
+        colour = colours[str(rec["outcome"])]
+        image[i][j] = to_rgb(colour)
+        status = "—" if rec["status"] is None or pd.isna(rec["status"]) else str(int(rec["status"]))
+        label = f"{status}\n{shorts[str(rec['outcome'])]}{' *' if rec['mixed'] else ''}"
+        ax.text(j, i, label, ha="center", va="center", fontsize=font, color=text_colour(colour))
+    ax.imshow(image, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(col_levels)), labels=col_levels, rotation=30 if nc > 3 else 0,
+                  ha="right" if nc > 3 else "center")
+    ax.set_yticks(range(len(row_levels)), labels=row_levels)
+    ax.set_xlabel(cols)
+    ax.set_ylabel(rows)
+    ax.set_xticks([x - 0.5 for x in range(1, nc)], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, nr)], minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    fixed = ", ".join(f"{k}={v}" for k, v in (where or {}).items())
+    ax.set_title(title or f"Outcome by {rows} and {cols}" + (f" ({fixed})" if fixed else ""))
+    handles = [Patch(facecolor=colours[o], edgecolor="#555555", label=f"{shorts[o]}: {o}" if shorts[o] != o else o)
+               for o in present]
+    ax.legend(handles=handles, title="outcome", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              title_fontsize=9, frameon=False)
+    return fig
+
+
+def effects_chart(effects: pd.DataFrame, title: str = "Factors that flip the outcome alone") -> Figure:
+    """Ranked bars: for each factor, how many of its minimal pairs end differently (label: flips / pairs)."""
+    n = max(len(effects), 1)
+    fig = Figure(figsize=(7.5, max(2.4, 0.45 * n + 1.4)), layout="constrained")
+    ax = fig.add_subplot()
+    if effects.empty:
+        ax.text(0.5, 0.5, "No minimal pairs in this run:\nno two cells differ in one factor alone.",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    order = effects.iloc[::-1]
+    bars = ax.barh(list(order["factor"]), list(order["flips"]), color="#0072B2")
+    ax.barh(list(order["factor"]), list(order["pairs"] - order["flips"]), left=list(order["flips"]),
+            color="#D9D9D9", label="same outcome")
+    for bar, flips, pairs in zip(bars, order["flips"], order["pairs"]):
+        ax.text(pairs + 0.1, bar.get_y() + bar.get_height() / 2, f"{flips}/{pairs}", va="center", fontsize=8)
+    bars.set_label("outcome flips")
+    ax.set_xlabel("minimal pairs (cells differing in this factor alone)")
+    ax.set_xlim(0, max(order["pairs"]) * 1.18 + 0.5)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig
+
+
+def headroom_chart(df: pd.DataFrame, max_rows: int = 60) -> Figure:
+    """Per observation: the outcome (coloured mark) beside the plan's 5-hour and 7-day utilization from the unified
+    headers, the picture behind "my plan is unused, yet…"."""
+    lanes = an.lane_signals(df).head(max_rows)
+    present = [o for o in df["outcome"].cat.categories if o in set(lanes["outcome"].astype(str))]
+    colours = palette(present)
+    n = max(len(lanes), 1)
+    fig = Figure(figsize=(11, max(2.6, 0.3 * n + 1.6)), layout="constrained")
+    ax_o, ax_u = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1, 3]})
+    ys = list(range(n))[::-1][: len(lanes)]
+    many_runs = df["run_id"].nunique() > 1
+    runs = df["run_id"].head(max_rows).tolist()
+    labels = [f"{(r + ': ') if many_runs else ''}{_clip(lb, 64)} [{'—' if pd.isna(s) else int(s)}]"
+              for r, lb, s in zip(runs, lanes["label"], lanes["status"])]
+    ax_o.scatter([0] * len(lanes), ys, c=[colours[str(o)] for o in lanes["outcome"]], marker="s", s=120,
+                 edgecolors="#555555")
+    ax_o.set_yticks(ys, labels=labels, fontsize=7)
+    ax_o.set_xticks([])
+    ax_o.set_xlim(-0.5, 0.5)
+    ax_o.set_title("outcome")
+    h = 0.38
+    u5 = [0.0 if pd.isna(v) else 100 * v for v in lanes["util_5h"]]
+    u7 = [0.0 if pd.isna(v) else 100 * v for v in lanes["util_7d"]]
+    ax_u.barh([y + h / 2 for y in ys], u5, height=h, color="#56B4E9", label="5-hour window used (%)")
+    ax_u.barh([y - h / 2 for y in ys], u7, height=h, color="#E69F00", label="7-day window used (%)")
+    for y, a, b in zip(ys, lanes["util_5h"], lanes["util_7d"]):
+        if pd.isna(a) and pd.isna(b):
+            ax_u.text(1, y, "no unified headers", va="center", fontsize=7, color="#555555")
+        else:
+            ax_u.text(max(u for u in (a, b) if not pd.isna(u)) * 100 + 1, y,
+                      " / ".join("—" if pd.isna(u) else f"{u:.0%}" for u in (a, b)), va="center", fontsize=7)
+    ax_u.set_xlim(0, 105)
+    ax_u.axvline(100, color="#999999", linestyle="--", linewidth=1)
+    ax_u.set_xlabel("plan utilization (%); the rest is headroom")
+    ax_u.set_title("plan headroom")
+    ax_u.legend(loc="lower right", fontsize=8, frameon=False)
+    handles = [Patch(facecolor=colours[o], edgecolor="#555555", label=o) for o in present]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, max(len(handles), 1)), fontsize=8,
+               frameon=False)
+    fig.suptitle("Outcome beside plan headroom")
+    return fig
+
+
+def usage_chart(usage: pd.DataFrame) -> Figure | None:
+    """Numeric usage-endpoint fields before and after the run (None when the run recorded no usage snapshots)."""
+    num = usage[[isinstance(b, (int, float)) and not isinstance(b, bool) and isinstance(a, (int, float))
+                 and not isinstance(a, bool) for b, a in zip(usage["before"], usage["after"])]] if len(usage) else usage
+    if num.empty:
+        return None
+    fig = Figure(figsize=(8, max(2.4, 0.45 * len(num) + 1.4)), layout="constrained")
+    ax = fig.add_subplot()
+    ys = list(range(len(num)))[::-1]
+    h = 0.38
+    ax.barh([y + h / 2 for y in ys], list(num["before"]), height=h, color="#999999", label="before")
+    ax.barh([y - h / 2 for y in ys], list(num["after"]), height=h, color="#0072B2", label="after")
+    ax.set_yticks(ys, labels=list(num["field"]), fontsize=8)
+    ax.set_title("Usage endpoint before and after the run")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig
+
+
+def to_png(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (for inline reports and files next to the Markdown)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

@@ -1,0 +1,107 @@
+"""The spend guard for live runs: a cap on inference requests and on estimated tokens.
+
+A live matrix spends the user's own quota, so the kit refuses to start a plan larger than the budget (saying by how
+much and how to raise it), reserves every request before it is sent (retries included) and stops cleanly when the
+budget is used up: no request is ever sent beyond it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lanelab.errors import BudgetExceeded
+from lanelab.wire.spec import RequestSpec
+
+#: Characters per token, for estimates only (English text and JSON average about four).
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(spec: RequestSpec) -> int:
+    """Rough tokens one send may cost: the body's size in tokens plus ``max_tokens`` (0 for non-inference)."""
+    if not spec.is_inference:
+        return 0
+    body = spec.body if isinstance(spec.body, dict) else {}
+    size = len(json.dumps(body, ensure_ascii=False)) if body else 0
+    out = body.get("max_tokens", 0)
+    return size // CHARS_PER_TOKEN + (int(out) if isinstance(out, (int, float)) else 0)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Caps for one run; ``None`` means no cap on that axis."""
+
+    max_requests: int | None = None
+    max_tokens: int | None = None
+
+    def describe(self) -> str:
+        parts = [f"{self.max_requests} inference requests" if self.max_requests is not None else None,
+                 f"{self.max_tokens} estimated tokens" if self.max_tokens is not None else None]
+        return " and ".join(p for p in parts if p) or "no limit"
+
+
+@dataclass
+class Spend:
+    """What a run has spent (inference requests, retries included) and what it was refused."""
+
+    requests: int = 0
+    tokens: int = 0
+    refused: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "tokens": self.tokens, "refused": self.refused}
+
+
+@dataclass
+class BudgetGuard:
+    """Checks a plan against a :class:`Budget` and reserves each send; thread- and task-safe."""
+
+    budget: Budget = field(default_factory=Budget)
+    spent: Spend = field(default_factory=Spend)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def check_plan(self, specs: Iterable[RequestSpec], how_to_raise: str = "pass a larger budget") -> None:
+        """Refuse to start when sending each spec once would already exceed the budget."""
+        specs = [s for s in specs if s.is_inference]
+        n, tokens = len(specs), sum(estimate_tokens(s) for s in specs)
+        b = self.budget
+        over = []
+        if b.max_requests is not None and self.spent.requests + n > b.max_requests:
+            over.append(f"{n} inference requests against a limit of {b.max_requests}"
+                        + (f" ({self.spent.requests} already spent)" if self.spent.requests else ""))
+        if b.max_tokens is not None and self.spent.tokens + tokens > b.max_tokens:
+            over.append(f"about {tokens} estimated tokens against a limit of {b.max_tokens}")
+        if over:
+            raise BudgetExceeded(
+                f"This run needs {' and '.join(over)}; nothing was sent.",
+                f"Choose fewer cells or factors, or {how_to_raise}.")
+
+    def reserve(self, spec: RequestSpec) -> bool:
+        """Count one send of ``spec``; False (and nothing counted) when it would exceed the budget."""
+        if not spec.is_inference:
+            return True
+        cost = estimate_tokens(spec)
+        b = self.budget
+        with self._lock:
+            if (b.max_requests is not None and self.spent.requests + 1 > b.max_requests) or (
+                    b.max_tokens is not None and self.spent.tokens + cost > b.max_tokens):
+                self.spent.refused += 1
+                return False
+            self.spent.requests += 1
+            self.spent.tokens += cost
+            return True
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent.refused > 0
+
+    def report(self) -> str:
+        """One line for people: what was spent against what limit."""
+        s, b = self.spent, self.budget
+        req = f"{s.requests}" + (f"/{b.max_requests}" if b.max_requests is not None else "")
+        tok = f"~{s.tokens}" + (f"/{b.max_tokens}" if b.max_tokens is not None else "")
+        tail = f"; stopped at the budget ({s.refused} sends refused)" if s.refused else ""
+        return f"spent {req} inference requests, {tok} estimated tokens{tail}"

@@ -1,0 +1,169 @@
+"""Named client shapes: what one client version really sends, as data in ``data/profiles/<name>.toml``.
+
+A profile is the starting point of every matrix: the request as the client sent it, which factor levels then vary.
+Profiles hold no secret (no token, no credential label; the auth *style* only) and name the public reports they are
+built from. A profile may ``extends = "other"``: tables merge key by key, lists and strings replace.
+
+Spending: :func:`minimal_spend` turns an inference request into the cheapest one with the same shape (``max_tokens``
+1, no streaming). The runner applies it to every built cell spec in live mode, *after* the factor levels, and leaves
+alone whatever a cell's levels chose on purpose (a non-baseline level of a factor whose ``spend_key`` is
+``max_tokens`` or ``stream``). Cell ids come from the levels, so they do not depend on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lanelab import redact
+from lanelab.config import data_dir
+from lanelab.datafiles import read_toml
+from lanelab.errors import UserError
+from lanelab.wire.spec import RequestSpec
+
+#: The inference body keys that cost money, and their cheapest setting (None: remove the key).
+MINIMAL_SPEND: dict[str, Any] = {"max_tokens": 1, "stream": None}
+
+
+class UnknownProfile(UserError):
+    """A profile name with no file under data/profiles/."""
+
+
+class BadProfile(UserError):
+    """A profile file that cannot be used (invalid TOML, a secret inside, a missing field)."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named request shape with its description, its public sources and the spec itself."""
+
+    name: str
+    description: str
+    sources: tuple[str, ...]
+    spec: RequestSpec
+    notes: str = ""
+    extends: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def _repr_html_(self) -> str:
+        body = self.spec.body if isinstance(self.spec.body, dict) else {}
+        tools = [t.get("name") for t in body.get("tools", [])]
+        rows = [
+            ("request", f"{self.spec.method} {self.spec.target}"),
+            ("auth", self.spec.auth),
+            *((k, v) for k, v in self.spec.headers.items()),
+            ("model", body.get("model")),
+            ("system blocks", len(body.get("system", []) or [])),
+            ("tools", f"{len(tools)}: {', '.join(map(str, tools[:6]))}{' …' if len(tools) > 6 else ''}"),
+            ("sources", "; ".join(self.sources)),
+        ]
+        cells = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{_html(v)}</td></tr>" for k, v in rows)
+        return f"<b>{self.name}</b>: {_html(self.description)}<table>{cells}</table>"
+
+
+def _html(value: Any) -> str:
+    import html
+
+    return html.escape(redact.redact_text(str(value)))
+
+
+def profiles_dir() -> Path:
+    return data_dir() / "profiles"
+
+
+def list_profiles() -> list[str]:
+    """The names of the profiles under data/profiles/, sorted."""
+    return sorted(p.stem for p in profiles_dir().glob("*.toml"))
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(over)
+
+
+def _read(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    path = profiles_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise UnknownProfile(f"No profile named {name!r}.",
+                             hint=f"Known profiles: {', '.join(list_profiles()) or 'none'} (in {profiles_dir()}).")
+    raw = read_toml(path, f"profile {name!r}", error=BadProfile)
+    parent = raw.get("extends")
+    if parent:
+        if parent in seen:
+            raise BadProfile(f"Profile {name!r} extends itself through {' → '.join(seen)}.",
+                             hint="Break the cycle.")
+        base = _read(parent, (*seen, name))
+        raw = {**_merge({"request": base.get("request", {})}, {"request": raw.get("request", {})}),
+               **{k: v for k, v in raw.items() if k != "request"}}
+    return raw
+
+
+def _check_clean(name: str, request: Mapping[str, Any]) -> None:
+    if request.get("credential") is not None:
+        raise BadProfile(f"Profile {name!r} names a credential.",
+                         hint="Profiles carry no credential; choose one at run time (the credential factor).")
+    leaks = redact.find_secrets(json.dumps(request, ensure_ascii=False))
+    sensitive = [h for h in request.get("headers", {}) if redact.is_sensitive_key(h)]
+    if leaks or sensitive:
+        raise BadProfile(f"Profile {name!r} contains a secret ({', '.join(leaks + sensitive)}).",
+                         hint="Remove it; a token is attached only at send time.")
+
+
+def load_profile(name: str) -> Profile:
+    """The named profile, validated: a known auth style, lower-case headers, no secret, at least one source."""
+    raw = _read(name)
+    request = dict(raw.get("request", {}))
+    _check_clean(name, request)
+    sources = tuple(raw.get("sources", ()))
+    if not sources:
+        raise BadProfile(f"Profile {name!r} names no source.", hint="Add sources = [\"…\"] naming public reports.")
+    spec = RequestSpec(
+        method=str(request.get("method", "POST")).upper(),
+        path=str(request.get("path", "/v1/messages")),
+        query={str(k): str(v) for k, v in request.get("query", {}).items()},
+        headers={str(k).lower(): str(v) for k, v in request.get("headers", {}).items()},
+        body=copy.deepcopy(request.get("body")),
+        auth=str(request.get("auth", "bearer")),
+        credential=None,
+    )
+    return Profile(name=str(raw.get("name", name)), description=str(raw.get("description", "")).strip(),
+                   sources=sources, spec=spec, notes=str(raw.get("notes", "")).strip(),
+                   extends=raw.get("extends"), data=raw)
+
+
+def load_profiles(names: list[str] | None = None) -> dict[str, Profile]:
+    """``{name: Profile}`` for the given names (all when None), the mapping ``designs.build_spec`` takes."""
+    return {n: load_profile(n) for n in (list_profiles() if names is None else names)}
+
+
+def minimal_spend(spec: RequestSpec, levels: Mapping[str, str] | None = None,
+                  catalog: Mapping[str, Any] | None = None) -> RequestSpec:
+    """The cheapest request with the same shape: ``max_tokens`` 1 and no ``stream`` key, for inference requests only.
+
+    A body key is left alone when a cell chose it on purpose: ``levels`` (the cell's ``{factor: level}``) holds a
+    non-baseline level of a factor in ``catalog`` whose ``spend_key`` is that key. Pure: returns a new spec.
+    """
+    out = spec.copy()
+    if not out.is_inference or not isinstance(out.body, dict):
+        return out
+    chosen: set[str] = set()
+    for fname, level in (levels or {}).items():
+        factor = (catalog or {}).get(fname)
+        if factor is not None and factor.spend_key and level != factor.baseline:
+            chosen.add(factor.spend_key)
+    for key, value in MINIMAL_SPEND.items():
+        if key in chosen:
+            continue
+        if value is None:
+            out.body.pop(key, None)
+        else:
+            out.body[key] = value
+    return out

@@ -1,0 +1,326 @@
+"""A loopback recording reverse proxy: see what a client really sends on the wire, not what its debug dump claims.
+
+Point a client's base URL (``ANTHROPIC_BASE_URL``, the SDK's ``base_url``, Hermes' provider base URL) at the proxy.
+It forwards each request to the upstream exactly as received (same method, target, header values, body bytes; only
+the hop-by-hop headers and ``host`` are the proxy's own), streams the response back chunk by chunk without buffering,
+and appends one redacted JSON line per exchange with timing. The upstream is the simulator, or the real API only with
+the live opt-in and only on an allow-listed host, so a credential passing through goes nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import uvicorn
+
+from lanelab import __version__, redact
+from lanelab.config import LOOPBACK_HOSTS, Settings, host_allowed
+from lanelab.errors import UserError
+from lanelab.wire.spec import observe_response
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+                        "upgrade", "proxy-authenticate"})
+#: At most this much of a response is kept (in memory) to build the recorded observation; forwarding is unaffected.
+RECORD_LIMIT = 4 * 1024 * 1024
+
+
+class CaptureRefused(UserError):
+    """The proxy will not forward to this upstream."""
+
+
+def check_upstream(upstream: str, settings: Settings | None = None) -> str:
+    """The upstream URL, normalised, or :class:`CaptureRefused` when a credential must not be sent there."""
+    upstream = upstream.rstrip("/")
+    parts = urlsplit(upstream)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CaptureRefused(f"Upstream {upstream!r} is not an http(s) URL.",
+                             "Pass the simulator's base URL, e.g. http://127.0.0.1:PORT.")
+    if not host_allowed(upstream):
+        raise CaptureRefused(f"Upstream host {parts.hostname!r} is neither loopback nor an Anthropic host.",
+                             "The proxy forwards credentials only to the simulator or api.anthropic.com.")
+    loopback = parts.hostname in LOOPBACK_HOSTS or parts.hostname.startswith("127.")
+    if not loopback and not (settings or Settings.from_env()).live_opt_in:
+        raise CaptureRefused(f"Forwarding to {parts.hostname} would spend your real account.",
+                             "Set LANELAB_LIVE_OPT_IN=1 to opt in to live mode, or capture against the simulator.")
+    return upstream
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _decode_for_record(content: bytes, encoding: str) -> bytes:
+    """The response body as text bytes for the record (gzip/deflate undone); forwarding always sends it raw."""
+    encoding = encoding.strip().lower()
+    try:
+        if encoding == "gzip":
+            return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+        if encoding == "deflate":
+            return zlib.decompress(content)
+    except zlib.error:
+        return b""
+    return content
+
+
+def _body_record(raw: bytes, content_type: str) -> dict[str, Any]:
+    """The request body for the record: parsed JSON or form fields, redacted; its length and hash for byte checks."""
+    out: dict[str, Any] = {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    if not raw:
+        out["json"] = None
+        return out
+    text = raw.decode("utf-8", errors="replace")
+    if "x-www-form-urlencoded" in content_type:
+        out["form"] = redact.redact_obj(dict(parse_qsl(text, keep_blank_values=True)))
+        return out
+    try:
+        out["json"] = redact.redact_obj(json.loads(text))
+    except ValueError:
+        out["text"] = redact.redact_text(text[:2000])
+    return out
+
+
+def _register_header_secrets(headers: list[tuple[str, str]]) -> None:
+    for name, value in headers:
+        if redact.is_sensitive_key(name):
+            scheme, _, rest = value.partition(" ")
+            redact.register_secret(rest if rest and scheme.lower() in ("bearer", "basic") else value)
+
+
+def _pairs(headers: list[tuple[str, str]]) -> list[list[str]]:
+    """Headers as redacted [name, value] pairs, duplicates kept (a client may send a header twice)."""
+    return [[k, next(iter(redact.redact_headers([(k, v)]).values()))] for k, v in headers]
+
+
+class CaptureApp:
+    """The ASGI proxy: forwards each exchange to ``upstream`` and hands its record to ``sink``."""
+
+    def __init__(self, upstream: str, sink: CaptureLog):
+        self.upstream = upstream
+        self.sink = sink
+        self.client: httpx.AsyncClient | None = None
+        self._seq = 0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self.client = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=5.0))
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if self.client is not None:
+                        await self.client.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        await self._proxy(scope, receive, send)
+
+    async def _proxy(self, scope: dict, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        self._seq += 1
+        seq = self._seq
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        _register_header_secrets(received)
+        forwarded = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "host"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        url = self.upstream + target + (f"?{query}" if query else "")
+        ctype = next((v for k, v in received if k.lower() == "content-type"), "")
+        record: dict[str, Any] = {
+            "record": "exchange", "seq": seq, "started_at": _now(), "upstream": self.upstream,
+            "request": {"method": scope["method"], "path": scope["path"], "query": query,
+                        "query_params": redact.redact_obj(dict(parse_qsl(query, keep_blank_values=True))),
+                        "headers": _pairs(received), "forwarded_headers": [k for k, _ in forwarded],
+                        "body": _body_record(body, ctype)},
+        }
+        assert self.client is not None
+        request = self.client.build_request(scope["method"], url, content=body)
+        # Send exactly the client's headers (duplicates and order kept), not httpx's defaults.
+        request.headers = httpx.Headers([*forwarded, ("host", request.url.netloc.decode("ascii"))])
+        if body or "content-length" in {k.lower() for k, _ in received}:
+            request.headers["content-length"] = str(len(body))
+        kept = bytearray()
+        first_chunk_ms = None
+        status = 502
+        resp_headers: list[tuple[str, str]] = []
+        error = None
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'upstream unreachable'}"
+            payload = json.dumps({"type": "error", "error": {"type": "capture_proxy_error", "message":
+                                  f"lanelab capture could not reach the upstream {self.upstream}: {error}"}}).encode()
+            await send({"type": "http.response.start", "status": 502,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": payload})
+            kept.extend(payload)
+            resp_headers = [("content-type", "application/json")]
+        else:
+            status = response.status_code
+            resp_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+            out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp_headers
+                           if k.lower() not in HOP_BY_HOP]
+            headers_ms = (time.perf_counter() - started) * 1000
+            record["timing"] = {"upstream_headers_ms": round(headers_ms, 2)}
+            try:
+                await send({"type": "http.response.start", "status": status, "headers": out_headers})
+                async for chunk in response.aiter_raw():
+                    if first_chunk_ms is None:
+                        first_chunk_ms = (time.perf_counter() - started) * 1000
+                    if len(kept) < RECORD_LIMIT:
+                        kept.extend(chunk[: RECORD_LIMIT - len(kept)])
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except (httpx.HTTPError, OSError) as exc:
+                error = f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'stream broken'}"
+            finally:
+                await response.aclose()
+        total_ms = (time.perf_counter() - started) * 1000
+        lower = {k.lower(): v for k, v in resp_headers}
+        content = _decode_for_record(bytes(kept), lower.get("content-encoding", ""))
+        observation = observe_response(status, lower, content, total_ms)
+        record["response"] = {"status": status, "headers": _pairs(resp_headers), "bytes": len(kept),
+                              "streamed": "text/event-stream" in lower.get("content-type", ""),
+                              "observation": observation.to_dict()}
+        timing = record.setdefault("timing", {})
+        timing.update({"first_chunk_ms": round(first_chunk_ms, 2) if first_chunk_ms is not None else None,
+                       "total_ms": round(total_ms, 2)})
+        record["error"] = error
+        self.sink.write(record)
+
+
+class CaptureLog:
+    """Appends redacted, leak-checked JSON lines to the capture file."""
+
+    def __init__(self, path: Path, upstream: str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.write({"record": "capture", "kit_version": __version__, "upstream": upstream, "started_at": _now()})
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(redact.redact_obj(record), ensure_ascii=False)
+        redact.assert_clean(line, where=f"capture file {self.path}")
+        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
+    """The exchange records of a capture file, in order (a torn last line is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"No capture file at {path}.", "Run 'python -m lanelab capture' first, or check the path.")
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("record") == "exchange":
+            out.append(rec)
+    return out
+
+
+def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict[str, Any]:
+    """The ``index``-th inference request (POST …/messages or …/chat/completions) of a capture."""
+    found = [e for e in exchanges if e["request"]["method"] == "POST"
+             and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
+    if not found:
+        raise UserError("The capture holds no inference request (POST /v1/messages).",
+                        "Send a message through the proxy with the client, then try again.")
+    return found[index]
+
+
+def exchanges_frame(exchanges: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per recorded exchange: what went on the wire and what came back (already redacted)."""
+    import pandas as pd
+
+    rows = []
+    for e in exchanges:
+        req, resp = e["request"], e.get("response") or {}
+        agents = [v for k, v in req["headers"] if k.lower() == "user-agent"]
+        obs = resp.get("observation") or {}
+        rows.append({"seq": e["seq"], "method": req["method"],
+                     "wire path": req["path"] + (f"?{req['query']}" if req["query"] else ""),
+                     "user-agent": " + ".join(agents), "request bytes": req["body"]["bytes"],
+                     "status": resp.get("status"), "error": obs.get("error_message") or e.get("error"),
+                     "first chunk ms": (e.get("timing") or {}).get("first_chunk_ms"),
+                     "total ms": (e.get("timing") or {}).get("total_ms")})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class CaptureProxy:
+    """A running proxy: its base URL, where it records, and the recorded exchanges so far."""
+
+    base_url: str
+    upstream: str
+    out_path: Path
+
+    def exchanges(self) -> list[dict[str, Any]]:
+        return load_exchanges(self.out_path)
+
+    def __repr__(self) -> str:
+        return f"<CaptureProxy {self.base_url} → {self.upstream}, recording to {self.out_path}>"
+
+
+@contextlib.contextmanager
+def running_capture(upstream: str, out_path: str | Path, port: int = 0,
+                    settings: Settings | None = None) -> Iterator[CaptureProxy]:
+    """Run the proxy on 127.0.0.1 (a free port when 0) in a background thread for the ``with`` block."""
+    upstream = check_upstream(upstream, settings)
+    out_path = Path(out_path)
+    app = CaptureApp(upstream, CaptureLog(out_path, upstream))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"Cannot listen on 127.0.0.1:{port} ({exc.strerror}).",
+                        "Choose another --port, or 0 for a free one.") from None
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False, date_header=False,
+                            access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
+                              name="lanelab-capture")
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not server.started:
+        server.should_exit = True
+        sock.close()
+        raise UserError("The capture proxy did not start.", "Run again; if it persists, check the port.")
+    try:
+        yield CaptureProxy(f"http://127.0.0.1:{sock.getsockname()[1]}", upstream, out_path)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

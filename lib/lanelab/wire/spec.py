@@ -1,0 +1,290 @@
+"""What goes on the wire and what comes back: ``RequestSpec`` in, ``Observation`` out, through one ``send``.
+
+A spec never holds a secret. It names an auth *style* and a credential *label*; the token is attached at the last
+moment, inside :func:`build_request`, and only when the target host is allow-listed. So specs can be stored, diffed,
+printed and shared as they are, and the same code path serves the simulator and the live API.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from lanelab import redact
+from lanelab.config import host_allowed
+from lanelab.wire.unified import UnifiedLimits, parse_unified
+
+AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+#: At most this much of a non-JSON body is kept in an observation.
+BODY_SNIPPET = 2000
+#: JSON nested deeper than this is not an API response; it is kept as text (deep data would overflow the recursive
+#: redaction and serialisation that every writer applies).
+MAX_JSON_DEPTH = 64
+
+
+class HostNotAllowed(ValueError):
+    """A credential would have been sent to a host that is neither loopback nor Anthropic's."""
+
+
+@dataclass
+class RequestSpec:
+    """One request, as data. Header names are lower-case; ``path`` excludes the query; no secret inside."""
+
+    method: str = "POST"
+    path: str = "/v1/messages"
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    auth: str = "bearer"
+    credential: str | None = None
+
+    def copy(self) -> RequestSpec:
+        return copy.deepcopy(self)
+
+    @property
+    def target(self) -> str:
+        """Path plus query, as it appears on the request line."""
+        return self.path + ("?" + urlencode(self.query) if self.query else "")
+
+    @property
+    def is_inference(self) -> bool:
+        """True when the request spends quota (messages or chat completions, not count_tokens or GETs)."""
+        return self.method == "POST" and (
+            self.path.rstrip("/").endswith("/messages") or self.path.rstrip("/").endswith("chat/completions")
+        )
+
+    @property
+    def streams(self) -> bool:
+        return isinstance(self.body, dict) and bool(self.body.get("stream"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return redact.redact_obj(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RequestSpec:
+        return cls(**{k: copy.deepcopy(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Observation:
+    """Everything one response said, redacted, plus how the exchange went."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    error_code: str | None = None
+    request_id: str | None = None
+    unified: UnifiedLimits = field(default_factory=UnifiedLimits)
+    latency_ms: float = 0.0
+    attempts: int = 1
+    transport_error: str | None = None
+    stream_events: list[str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300 and self.error_type is None
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the server asked us to wait (``retry-after-ms`` wins over ``retry-after``)."""
+        if "retry-after-ms" in self.headers:
+            try:
+                return float(self.headers["retry-after-ms"]) / 1000
+            except ValueError:
+                pass
+        try:
+            return float(self.headers["retry-after"]) if "retry-after" in self.headers else None
+        except ValueError:
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        # no asdict(): redact_obj already returns fresh containers, and this runs once per stored cell
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        d["unified"] = self.unified.to_dict()
+        return redact.redact_obj(d)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Observation:
+        d = dict(d)
+        unified = UnifiedLimits.from_dict(d.pop("unified", None))
+        return cls(unified=unified, **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def __repr__(self) -> str:
+        what = self.transport_error or (f"{self.error_type}: {self.error_message}" if self.error_type else "ok")
+        return f"<Observation {self.status} {what!s:.80} lane={self.unified.lane} request_id={self.request_id}>"
+
+
+def apply_auth(headers: dict[str, str], style: str, token: str | None) -> dict[str, str]:
+    """Headers with the credential attached in the given style (``bearer``, ``x-api-key``, ``both`` or ``none``)."""
+    if style not in AUTH_STYLES:
+        raise ValueError(f"Unknown auth style {style!r}; expected one of {', '.join(AUTH_STYLES)}.")
+    out = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "x-api-key")}
+    if token is None or style == "none":
+        return out
+    redact.register_secret(token)
+    if style in ("bearer", "both"):
+        out["authorization"] = f"Bearer {token}"
+    if style in ("x-api-key", "both"):
+        out["x-api-key"] = token
+    return out
+
+
+def build_request(spec: RequestSpec, base_url: str, token: str | None) -> httpx.Request:
+    """The exact httpx request for ``spec``; refuses to attach ``token`` for a host that is not allow-listed."""
+    url = base_url.rstrip("/") + spec.path
+    if token is not None and spec.auth != "none" and not host_allowed(url):
+        raise HostNotAllowed(
+            f"Refusing to send a credential to {httpx.URL(url).host!r}: only loopback and Anthropic's hosts are "
+            "allowed. Check LANELAB_BASE_URL for a typo."
+        )
+    headers = apply_auth(spec.headers, spec.auth, token)
+    content = None
+    if spec.body is not None:
+        content = json.dumps(spec.body, ensure_ascii=False).encode()
+        headers.setdefault("content-type", "application/json")
+    return httpx.Request(spec.method, url, params=spec.query or None, headers=headers, content=content)
+
+
+def _loads_bounded(raw: str) -> Any:
+    """``json.loads`` that raises ``ValueError`` for data nested deeper than :data:`MAX_JSON_DEPTH`."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError("JSON nested too deeply")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return value
+
+
+def parse_sse(text: str) -> list[tuple[str, Any]]:
+    """Server-sent events as ``(event, data)`` pairs; data is parsed JSON where it is JSON."""
+    events: list[tuple[str, Any]] = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        name, data_lines = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data_lines.append(line[5:].lstrip())
+        if not data_lines and name == "message":
+            continue
+        raw = "\n".join(data_lines)
+        try:
+            data: Any = _loads_bounded(raw)
+        except ValueError:
+            data = raw
+        events.append((name, data))
+    return events
+
+
+def _fill_error(obs: Observation, body: Any) -> None:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        obs.error_type = str(err.get("type") or "unknown")
+        obs.error_message = str(err.get("message") or "")
+        details = err.get("details") if isinstance(err.get("details"), dict) else body.get("details")
+        if isinstance(details, dict) and details.get("error_code"):
+            obs.error_code = str(details["error_code"])
+        obs.request_id = obs.request_id or body.get("request_id")
+
+
+def observe_response(status: int, headers: Mapping[str, str], content: bytes, latency_ms: float) -> Observation:
+    """Turn a raw response into an :class:`Observation` (shared by ``send``, the capture proxy and tests)."""
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    obs = Observation(status=status, headers=redact.redact_headers(lower), latency_ms=round(latency_ms, 2))
+    obs.request_id = lower.get("request-id")
+    obs.unified = parse_unified(lower)
+    text = content.decode("utf-8", errors="replace")
+    ctype = lower.get("content-type", "")
+    if "text/event-stream" in ctype:
+        events = parse_sse(text)
+        obs.stream_events = [name for name, _ in events]
+        final: dict[str, Any] = {}
+        for name, data in events:
+            if name == "message_start" and isinstance(data, dict):
+                final = dict(data.get("message") or {})
+            elif name == "error":
+                _fill_error(obs, data)
+        if obs.error_type is None and status >= 400:
+            obs.error_type = f"http_{status}"
+            obs.error_message = f"HTTP {status} with an event stream that carried no error event."
+        elif obs.error_type is None and "message_stop" not in obs.stream_events:
+            obs.error_type = "stream_truncated"
+            obs.error_message = "The event stream ended before message_stop."
+        obs.body = redact.redact_obj(final) if final else None
+        return obs
+    try:
+        body: Any = _loads_bounded(text) if text.strip() else None
+    except ValueError:
+        body = redact.redact_text(text[:BODY_SNIPPET])
+        if status >= 400 or "json" in ctype:
+            obs.error_type = obs.error_type or "malformed_response"
+            obs.error_message = f"Response body is not valid JSON (content-type {ctype or 'missing'})."
+    obs.body = redact.redact_obj(body)
+    if status >= 400 or (isinstance(body, dict) and body.get("type") == "error"):
+        _fill_error(obs, body)
+        if obs.error_type is None and status >= 400:
+            obs.error_type = f"http_{status}"
+            obs.error_message = redact.redact_text(text[:200])
+    return obs
+
+
+def _transport_failure(exc: Exception, started: float) -> Observation:
+    return Observation(
+        status=None,
+        transport_error=f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'connection failed'}",
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def send(spec: RequestSpec, base_url: str, token: str | None = None, client: httpx.Client | None = None,
+         timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> Observation:
+    """Send ``spec`` once and observe everything the response says. Network errors become observations too."""
+    request = build_request(spec, base_url, token)
+    own = client is None
+    client = client or httpx.Client(timeout=timeout)
+    started = time.perf_counter()
+    try:
+        response = client.send(request)
+        content = response.read()
+        return observe_response(response.status_code, response.headers, content,
+                                (time.perf_counter() - started) * 1000)
+    except httpx.HTTPError as exc:
+        return _transport_failure(exc, started)
+    finally:
+        if own:
+            client.close()
+
+
+async def asend(spec: RequestSpec, base_url: str, token: str | None = None,
+                client: httpx.AsyncClient | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> Observation:
+    """The async twin of :func:`send` (the runner uses it)."""
+    request = build_request(spec, base_url, token)
+    own = client is None
+    client = client or httpx.AsyncClient(timeout=timeout)
+    started = time.perf_counter()
+    try:
+        response = await client.send(request)
+        content = await response.aread()
+        return observe_response(response.status_code, response.headers, content,
+                                (time.perf_counter() - started) * 1000)
+    except httpx.HTTPError as exc:
+        return _transport_failure(exc, started)
+    finally:
+        if own:
+            await client.aclose()
