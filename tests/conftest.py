@@ -9,9 +9,9 @@ from typing import Any
 import foreign_home
 import pytest
 from lanelab import redact
+from lanelab.config import DEFAULT_POLICY
 from lanelab.sim.server import SimHandle, running_simulator
 
-DEFAULT_POLICY = "2026-05-25"
 _session: dict[str, Any] = {}
 
 

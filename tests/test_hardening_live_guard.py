@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.auth.credentials import Credential, CredentialStore
 from lanelab.cli import main
-from lanelab.config import LIVE_HOSTS, LOOPBACK_HOSTS, Settings, host_allowed
+from lanelab.config import LIVE_HOSTS, Settings, host_allowed
 from lanelab.matrix import live_guard
 from lanelab.matrix.runner import MatrixPlan
 from lanelab.wire.spec import HostNotAllowed, RequestSpec, build_request
@@ -224,7 +224,7 @@ def _allowed_host(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        return host in LIVE_HOSTS or host in LOOPBACK_HOSTS
+        return host in LIVE_HOSTS or host == "localhost"
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from lanelab import redact
 from lanelab.config import Settings
-from lanelab.errors import BudgetExceeded
+from lanelab.errors import BudgetExceeded, LiveNotOptedIn
 from lanelab.matrix.budget import Budget, BudgetGuard, estimate_tokens
 from lanelab.matrix.runner import (
     MatrixPlan,
@@ -169,7 +169,7 @@ def test_token_budget_counts_estimates():
 
 
 def test_live_mode_needs_opt_in_and_a_budget(tmp_path):
-    with pytest.raises(RunnerError, match="opt-in"):
+    with pytest.raises(LiveNotOptedIn, match="opt-in"):
         run(tmp_path, cells(1), ok, settings=settings(tmp_path, mode="live"))
     with pytest.raises(RunnerError, match="budget"):
         run(tmp_path, cells(1), ok, settings=settings(tmp_path, mode="live", live_opt_in=True))

@@ -9,7 +9,6 @@ import sys
 from types import ModuleType
 
 from lanelab import __version__, commands, redact
-from lanelab.config import ConfigError
 from lanelab.errors import UserError
 
 #: Reading order of the subcommands in ``--help``; any other command module is listed after these.
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args._run(args) or 0)
-    except (UserError, ConfigError) as exc:
+    except UserError as exc:
         print(f"lanelab {args.command}: {redact.redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

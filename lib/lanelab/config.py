@@ -12,16 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lanelab.errors import ConfigError
+
 #: The real API host; the only non-loopback host a credential may ever be sent to.
 LIVE_API_BASE = "https://api.anthropic.com"
 LIVE_HOSTS = frozenset({"api.anthropic.com", "claude.ai", "claude.com", "platform.claude.com", "console.anthropic.com"})
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 MODES = ("sim", "live")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or wrong; the message says which and how to fix it."""
+#: The simulator snapshot used when none is named: the one the seed report (#32243, 2026-05-25) was filed under.
+DEFAULT_POLICY = "2026-05-25"
 
 
 def repo_root() -> Path:
@@ -41,19 +40,31 @@ def default_home() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".config") / "lanelab"
 
 
-def _is_loopback_ip(host: str) -> bool:
-    """True for a loopback IP literal (127.0.0.0/8, ::1); a name such as ``127.0.0.1.example.com`` is not one."""
+def is_loopback(host: str | None) -> bool:
+    """The one loopback check: ``localhost`` or a loopback IP literal (127.0.0.0/8, ``::1``, ``[::1]``).
+
+    A name that merely starts with ``127.`` (``127.0.0.1.example.com``, ``127.0.0.1.nip.io``) is not loopback.
+    """
+    host = (host or "").strip().lower().removeprefix("[").removesuffix("]")
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
+def is_loopback_url(url: str) -> bool:
+    """True when ``url`` is an http(s) URL whose host is loopback (see :func:`is_loopback`)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and is_loopback(parts.hostname)
+
+
 def host_allowed(url: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
     """True when ``url`` points at loopback or a known Anthropic host (never elsewhere: tokens go nowhere else)."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    if host in LOOPBACK_HOSTS or _is_loopback_ip(host):
+    if is_loopback(host):
         return parts.scheme in ("http", "https")
     return parts.scheme == "https" and (host in LIVE_HOSTS or host in extra_hosts)
 
@@ -67,6 +78,12 @@ class Settings:
     home: Path = field(default_factory=default_home)
     out: Path = field(default_factory=lambda: repo_root() / "reports")
     live_opt_in: bool = False
+    #: A CA bundle (PEM) to trust for https instead of the system store: ``LANELAB_CA_BUNDLE``. For a corporate TLS
+    #: proxy, or for the offline rehearsal where a test CA stands in for Anthropic's certificates.
+    ca_bundle: Path | None = None
+    #: An explicit proxy for requests to Anthropic's hosts (``LANELAB_PROXY``); environment proxy variables are
+    #: ignored. Never used for loopback.
+    proxy: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -87,7 +104,19 @@ class Settings:
         home = Path(env["LANELAB_HOME"]) if env.get("LANELAB_HOME") else default_home()
         out = Path(env["LANELAB_OUT"]) if env.get("LANELAB_OUT") else repo_root() / "reports"
         opt_in = env.get("LANELAB_LIVE_OPT_IN", "").strip().lower() in ("1", "yes", "true")
-        return cls(mode=mode, base_url=base_url, home=home, out=out, live_opt_in=opt_in)
+        ca_bundle = Path(env["LANELAB_CA_BUNDLE"]) if env.get("LANELAB_CA_BUNDLE") else None
+        if ca_bundle is not None and not ca_bundle.is_file():
+            raise ConfigError(f"LANELAB_CA_BUNDLE={str(ca_bundle)!r} is not a file; it must be a PEM bundle of CAs.")
+        proxy = (env.get("LANELAB_PROXY") or "").strip() or None
+        if proxy is not None:
+            parts = urlsplit(proxy)
+            if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
+                raise ConfigError(f"LANELAB_PROXY={proxy!r} is not a proxy URL (http://HOST:PORT).")
+            if base_url is not None and is_loopback_url(base_url):
+                raise ConfigError("LANELAB_PROXY is set while LANELAB_BASE_URL is loopback; a proxy is only for "
+                                  "Anthropic's hosts. Unset LANELAB_PROXY for the simulator.")
+        return cls(mode=mode, base_url=base_url, home=home, out=out, live_opt_in=opt_in, ca_bundle=ca_bundle,
+                   proxy=proxy)
 
     @property
     def runs_dir(self) -> Path:

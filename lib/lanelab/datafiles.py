@@ -13,14 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lanelab.errors import UserError
+from lanelab.errors import InputError, UserError
 
 T = TypeVar("T")
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[int, Any]] = {}
 
 
-class DataFileError(UserError):
+class DataFileError(InputError):
     """A data file is missing, unreadable or not valid TOML."""
 
     hint = "Check the file (LANELAB_DATA points the kit at another data folder)."

@@ -1,4 +1,49 @@
-"""Errors a user can act on. Each message says what went wrong and what to do next, and never holds a secret."""
+"""Errors a user can act on. Each message says what went wrong and what to do next, and never holds a secret.
+
+Every error a user can cause is a :class:`UserError`; the CLI prints its message (one line, exit 2) and a notebook
+shows it, never a traceback. Each also inherits the builtin that matches its kind, so ``except ValueError`` and
+friends keep working. The whole hierarchy (classes defined in other modules are listed where they live)::
+
+    UserError(Exception)                         something the user can fix; str() is already redacted
+    ├── InputError(UserError, ValueError)        a value the user gave is wrong
+    │   ├── ConfigError                          a LANELAB_* setting                          (here)
+    │   ├── DataFileError                        a data file is missing, unreadable or invalid (lanelab.datafiles)
+    │   │   ├── TaxonomyError                    data/outcomes.toml                            (lanelab.wire.classify)
+    │   │   ├── PolicyError                      data/policies/*.toml                          (lanelab.sim.policy)
+    │   │   ├── OutcomeFileError                 data/sim_outcomes.toml                        (lanelab.sim.outcomes)
+    │   │   ├── BadProfile                       data/profiles/*.toml                          (lanelab.matrix.profiles)
+    │   │   └── EndpointSetError                 data/oauth.toml                               (lanelab.auth.oauth)
+    │   ├── PasteError and its kinds             the pasted code#state                         (lanelab.auth.paste)
+    │   ├── InvalidLabel                         a credential label                            (lanelab.auth.credentials)
+    │   ├── FaultSpecError                       a fault-injection spec                        (lanelab.sim.faults)
+    │   └── RunStoreError                        a run file                                    (lanelab.runs)
+    ├── NotFound(UserError, LookupError)         a named thing does not exist
+    │   ├── CredentialNotFound                   (lanelab.auth.credentials)
+    │   ├── UnknownProfile, UnknownFactor        (lanelab.matrix.profiles, .factors)
+    │   ├── UnknownTransform                     (lanelab.matrix.transforms)
+    │   ├── PolicyNotFound                       (lanelab.sim.policy)
+    │   └── UnknownOutcome                       (lanelab.sim.outcomes)
+    ├── Refused(UserError, PermissionError)      the kit will not do this, by design
+    │   ├── HostNotAllowed                       a credential would leave its allowed hosts    (here)
+    │   ├── LiveNotOptedIn                       live mode without the opt-in                  (here)
+    │   ├── BudgetExceeded                       a live run over its budget                    (here)
+    │   ├── RefreshRefused                       refreshing an imported credential             (lanelab.auth.oauth)
+    │   ├── UnsafeHost                           a token endpoint off the allow-list           (lanelab.auth.oauth)
+    │   └── CaptureRefused                       a capture upstream off the allow-list         (lanelab.walkthrough.capture)
+    ├── StateError(UserError, RuntimeError)      steps taken in the wrong order, or a stored file is damaged
+    │   ├── FlowOrderError                       (lanelab.auth.flow)
+    │   ├── CorruptCredential                    (lanelab.auth.credentials)
+    │   ├── CredentialFileError                  another client's credential file              (lanelab.auth.importers)
+    │   └── RunnerError                          (lanelab.matrix.runner)
+    ├── ServiceError(UserError, ConnectionError) a server, process or file system the kit relies on failed
+    │   ├── TokenEndpointError                   (lanelab.auth.oauth)
+    │   ├── ServerStartError                     a loopback server (simulator, proxy)          (lanelab.serve)
+    │   └── LabFailed, NotebookFailed            (lanelab.devtools.lab, .notebook_exec)
+    └── (commands define small ones, e.g. NoPaste in lanelab.commands.login)
+
+``SecretLeak`` (lanelab.redact) is deliberately *not* a UserError: it is the last guard against a bug, and stops a
+writer before a secret reaches disk.
+"""
 
 from __future__ import annotations
 
@@ -16,5 +61,37 @@ class UserError(Exception):
         super().__init__(redact.redact_text(full))
 
 
-class BudgetExceeded(UserError):
+class InputError(UserError, ValueError):
+    """A value the user gave (an argument, a paste, a file) is wrong."""
+
+
+class NotFound(UserError, LookupError):
+    """A named thing (profile, credential, policy, run) does not exist."""
+
+
+class Refused(UserError, PermissionError):
+    """The kit will not do this, by design (a credential would leave its hosts, live without opt-in, over budget)."""
+
+
+class StateError(UserError, RuntimeError):
+    """Steps were taken in the wrong order, or something stored is damaged."""
+
+
+class ServiceError(UserError, ConnectionError):
+    """A server, process or file system the kit relies on failed."""
+
+
+class ConfigError(InputError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+class HostNotAllowed(Refused):
+    """A credential would have been sent to a host that is neither loopback nor Anthropic's."""
+
+
+class LiveNotOptedIn(Refused):
+    """Live mode spends the user's own account and needs the explicit opt-in."""
+
+
+class BudgetExceeded(Refused):
     """A live run would spend, or has spent, more than its budget allows."""

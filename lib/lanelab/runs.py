@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab import __version__, redact
-from lanelab.errors import UserError
+from lanelab.errors import InputError
 from lanelab.wire.spec import Observation, RequestSpec
 
 #: Cell fields turned into plain columns by :func:`records`, in order.
@@ -29,7 +29,7 @@ OBSERVATION_COLUMNS = ("status", "error_type", "error_message", "error_code", "r
 UNIFIED_COLUMNS = ("status", "representative_claim", "overage_status", "overage_disabled_reason")
 
 
-class RunStoreError(UserError):
+class RunStoreError(InputError):
     """A run file cannot be used as asked."""
 
 

@@ -18,22 +18,22 @@ from typing import Any
 
 from lanelab import redact
 from lanelab.config import Settings
-from lanelab.errors import UserError
+from lanelab.errors import InputError, NotFound, StateError
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-class InvalidLabel(UserError):
+class InvalidLabel(InputError):
     hint = "Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. sim-pkce)."
 
 
-class CredentialNotFound(UserError):
+class CredentialNotFound(NotFound):
     """No saved or importable credential has this label."""
 
 
-class CorruptCredential(UserError):
+class CorruptCredential(StateError):
     """A file in the kit's store cannot be read back."""
 
 

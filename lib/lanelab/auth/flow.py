@@ -18,7 +18,7 @@ from lanelab.auth.credentials import Credential, CredentialStore, validate_label
 from lanelab.auth.introspect import AccountSummary, CredentialSummary, describe, inspect_account
 from lanelab.auth.paste import PastedCode, PasteError, StateMismatch, parse_paste
 from lanelab.config import Settings
-from lanelab.errors import UserError
+from lanelab.errors import StateError, UserError
 
 STEPS = ("choose", "authorize", "paste", "exchange", "inspect", "save")
 STEP_TITLES = {
@@ -31,7 +31,7 @@ STEP_TITLES = {
 }
 
 
-class FlowOrderError(UserError):
+class FlowOrderError(StateError):
     """A step was asked for before the steps it depends on."""
 
 

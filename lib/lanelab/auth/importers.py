@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.auth.credentials import Credential
-from lanelab.errors import UserError
+from lanelab.errors import StateError
 
 CLAUDE_CODE_FILE = Path(".claude/.credentials.json")
 HERMES_AUTH_FILE = Path(".hermes/auth.json")
@@ -31,7 +31,7 @@ _TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,8192}$")
 _POOL_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
 
 
-class CredentialFileError(UserError):
+class CredentialFileError(StateError):
     """Another client's credential file exists but cannot be understood."""
 
     hint = "The kit left the file untouched; check it with that client (or ignore this if you do not use it)."

@@ -21,30 +21,31 @@ from urllib.parse import urlencode, urljoin
 
 import httpx
 
+from lanelab import http as lanelab_http
 from lanelab import redact
 from lanelab.auth import pkce as pkce_mod
 from lanelab.auth.credentials import Credential, CredentialStore
 from lanelab.auth.paste import PastedCode
-from lanelab.config import Settings, data_dir, host_allowed
-from lanelab.datafiles import read_toml
-from lanelab.errors import UserError
+from lanelab.config import Settings, data_dir, host_allowed, is_loopback_url
+from lanelab.datafiles import DataFileError, read_toml
+from lanelab.errors import Refused, ServiceError
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
-class EndpointSetError(UserError):
+class EndpointSetError(DataFileError):
     """An unknown endpoint set or variant, or one that cannot be used in this mode."""
 
 
-class TokenEndpointError(UserError):
+class TokenEndpointError(ServiceError):
     """The token endpoint refused an exchange or refresh."""
 
 
-class RefreshRefused(UserError):
+class RefreshRefused(Refused):
     """The kit will not refresh this credential unless told to."""
 
 
-class UnsafeHost(UserError):
+class UnsafeHost(Refused):
     """A secret would have been sent to a host that is not allow-listed."""
 
 
@@ -208,14 +209,23 @@ def sim_paste_value(authorize_url_: str, client: httpx.Client | None = None) -> 
 
     Only for the loopback simulator (headless notebook runs, ``login --auto``); a live flow needs a real person.
     """
-    host = httpx.URL(authorize_url_).host
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+    if not is_loopback_url(authorize_url_):
         raise EndpointSetError("Automatic paste works only against the loopback simulator.",
                                "Open the authorize link yourself and paste the value the callback page shows.")
     own = client is None
-    client = client or httpx.Client(timeout=TIMEOUT)
+    client = client or lanelab_http.client(authorize_url_, timeout=TIMEOUT)
     try:
-        resp = client.get(authorize_url_, follow_redirects=True)
+        resp = client.get(authorize_url_)
+        location = resp.headers.get("location") if resp.is_redirect else None
+        if location:  # the simulator approves at once and redirects to its own callback page: one hop, same origin
+            target = resp.url.join(location)
+            if (target.scheme, target.host, target.port) != (resp.url.scheme, resp.url.host, resp.url.port):
+                raise EndpointSetError("The simulator redirected the authorize link to another server.",
+                                       "Open the authorize link yourself and paste the value the page shows.")
+            resp = client.get(target)
+    except httpx.HTTPError as exc:
+        raise TokenEndpointError(f"Could not open the simulator's authorize link ({type(exc).__name__}).",
+                                 "Check that LANELAB_BASE_URL points at a running simulator.") from None
     finally:
         if own:
             client.close()
@@ -259,7 +269,7 @@ def post_token(endpoints: EndpointSet, fields: Mapping[str, str], variant: Clien
     for key in ("code", "code_verifier", "refresh_token"):
         redact.register_secret(fields.get(key))
     own = client is None
-    client = client or httpx.Client(timeout=TIMEOUT)
+    client = client or lanelab_http.client(timeout=TIMEOUT)
     tried: list[str] = []
     try:
         for url in endpoints.token_urls:

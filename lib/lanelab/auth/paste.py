@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from lanelab import redact
-from lanelab.errors import UserError
+from lanelab.errors import InputError
 
 #: Characters an authorization code or state may contain (base64url plus the URL-safe extras).
 _CODE_RE = re.compile(r"^[A-Za-z0-9_\-.~]+$")
@@ -30,7 +30,7 @@ _TOKEN_KINDS = (
 )
 
 
-class PasteError(UserError):
+class PasteError(InputError):
     """The pasted value is not an authorization code this flow can use."""
 
 

@@ -7,10 +7,10 @@ import contextlib
 import hashlib
 from collections.abc import Iterator
 
-import httpx
-
-from lanelab.config import Settings
-from lanelab.errors import BudgetExceeded, UserError
+from lanelab import http as lanelab_http
+from lanelab.config import DEFAULT_POLICY, Settings
+from lanelab.errors import BudgetExceeded
+from lanelab.live import require_live_opt_in
 
 NAME = "bisect"
 HELP = "delta-debug between a passing and a failing request to find the smallest difference that flips it"
@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="confirm each verdict and, on disagreement, re-send up to N more times (flaky servers)")
     parser.add_argument("--pass-outcome", action="append", default=None,
                         help="outcome id(s) that count as passing (default: served_plan)")
-    parser.add_argument("--policy", default="2026-05-25", help="embedded simulator policy (default: %(default)s)")
+    parser.add_argument("--policy", default=DEFAULT_POLICY, help="embedded simulator policy (default: %(default)s)")
     parser.add_argument("--credential", default=None, help="live mode: the credential label to use")
     parser.add_argument("--prompt", default=None, help="replace the user prompt of both requests")
 
@@ -39,8 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _target(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str, str, str]]:
     """(base_url, token, host label) for the probes."""
     if settings.mode == "live":
-        if not settings.live_opt_in:
-            raise UserError("Live bisect spends your real account.", "Set LANELAB_LIVE_OPT_IN=1 to opt in.")
+        require_live_opt_in(settings, "Live bisect spends your real account")
         if not args.credential or not args.budget:
             raise BudgetExceeded("Live bisect needs --credential LABEL and --budget N.",
                                  "Choose a small budget; each probe is one real request.")
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         writer = RunWriter(path, make_header(path.stem, mode=settings.mode, host=host, policy=args.policy,
                                              profile=fail_label, design="bisect", factors=[], credentials=[],
                                              passing=pass_label))
-        with httpx.Client(timeout=30) as client:
+        with lanelab_http.client(base_url, timeout=30) as client:
             result = bisect(failing, passing, http_probe(base_url, token, args.credential, client),
                             strategy=args.strategy, budget=args.budget, repeats=args.repeats,
                             pass_outcomes=tuple(args.pass_outcome or DEFAULT_PASS_OUTCOMES), store=writer,

@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from lanelab.config import Settings, repo_root
+from lanelab.config import DEFAULT_POLICY, Settings, repo_root
 
 NAME = "demo"
 HELP = "execute every notebook headless against the embedded simulator and write the matrix, plots and report"
@@ -20,7 +20,7 @@ DESCRIPTION = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: $LANELAB_OUT or reports/)")
-    parser.add_argument("--policy", default="2026-05-25", help="simulator policy (default: %(default)s)")
+    parser.add_argument("--policy", default=DEFAULT_POLICY, help="simulator policy (default: %(default)s)")
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this text")
     parser.add_argument("--keep-runs", action="store_true", help="keep earlier runs instead of starting fresh")
     parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds (default: %(default)s)")

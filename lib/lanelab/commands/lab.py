@@ -7,7 +7,7 @@ import os
 import time
 import webbrowser
 
-from lanelab.config import Settings, repo_root
+from lanelab.config import DEFAULT_POLICY, Settings, repo_root
 
 NAME = "lab"
 HELP = "open the notebooks in JupyterLab with the embedded simulator already running (offline)"
@@ -18,7 +18,7 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", default="2026-05-25", help="simulator policy (default: %(default)s)")
+    parser.add_argument("--policy", default=DEFAULT_POLICY, help="simulator policy (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="JupyterLab port (default: a free one)")
     parser.add_argument("--no-browser", action="store_true", help="only print the URL")
 

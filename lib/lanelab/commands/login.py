@@ -11,6 +11,7 @@ from lanelab.auth.credentials import validate_label
 from lanelab.auth.flow import LoginFlow
 from lanelab.config import Settings
 from lanelab.errors import UserError
+from lanelab.live import require_live_opt_in
 
 NAME = "login"
 HELP = "walk through the Claude OAuth login (PKCE), paste the code, save the credential under a label"
@@ -68,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.mode == "live":
         print(LIVE_NOTICE, file=sys.stderr)
-        if not settings.live_opt_in:
-            raise UserError("Live login needs an explicit opt-in.", "Set LANELAB_LIVE_OPT_IN=1 and run it again.")
+        require_live_opt_in(settings, "Live login needs an explicit opt-in")
     if args.auto and settings.mode != "sim":
         raise UserError("--auto works only against the simulator (LANELAB_MODE=sim).",
                         "Open the link yourself and paste the value the callback page shows.")

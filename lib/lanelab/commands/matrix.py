@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from lanelab.auth.credentials import CredentialNotFound, resolve_token
-from lanelab.config import LIVE_API_BASE, Settings
+from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings
 from lanelab.errors import UserError
+from lanelab.live import require_live_opt_in
 from lanelab.matrix import live_guard
 from lanelab.matrix.budget import Budget
 
@@ -25,7 +26,6 @@ DESCRIPTION = (
     "Running the same command again resumes: completed cells are not sent again. Offline against the embedded "
     "simulator unless --live."
 )
-LIVE_NOTICE = live_guard.NOTICE
 #: Shown as the host of a sim dry run when no LANELAB_BASE_URL is set (the real run starts its own simulator).
 SIM_PLACEHOLDER = "http://127.0.0.1"
 
@@ -48,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="live: at most N inference requests, retries included (required with --live)")
     parser.add_argument("--budget-tokens", type=int, default=None, metavar="N",
                         help="live: at most N estimated tokens")
-    parser.add_argument("--policy", default="2026-05-25",
+    parser.add_argument("--policy", default=DEFAULT_POLICY,
                         help="policy of the simulator started when LANELAB_BASE_URL is unset (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="print the cells and their cost; send nothing "
                         "(live: also the notice, host, budget and every request, credential masked)")
@@ -75,16 +75,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.live:
         settings = dataclasses.replace(settings, mode="live", base_url=settings.base_url or LIVE_API_BASE)
     if settings.mode == "live":
-        if args.budget is None and not settings.live_opt_in:
-            raise UserError(f"{LIVE_NOTICE} A live run needs an explicit opt-in and a budget; nothing was sent.",
-                            "Set LANELAB_LIVE_OPT_IN=1 and add --budget N (the most inference requests to send, "
-                            "retries included); add --dry-run first to see every request.")
+        require_live_opt_in(settings, "A live run needs an explicit opt-in and a budget (--budget N)")
         if args.budget is None:
             raise UserError("A live run needs a budget; nothing was sent.",
                             "Add --budget N (the most inference requests to send, retries included).")
-        if not settings.live_opt_in:
-            raise UserError(f"{LIVE_NOTICE} Live mode needs an explicit opt-in; nothing was sent.",
-                            live_guard.OPT_IN_HOW)
     return settings
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lanelab.config import DEFAULT_POLICY
 from lanelab.errors import UserError
 
 NAME = "sim"
@@ -20,7 +21,7 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", default="2026-05-25",
+    parser.add_argument("--policy", default=DEFAULT_POLICY,
                         help="policy snapshot from data/policies (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: a free port)")
     parser.add_argument("--faults", default=None, metavar="SPEC",

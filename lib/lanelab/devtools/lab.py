@@ -20,10 +20,11 @@ from pathlib import Path
 
 import httpx
 
-from lanelab.errors import UserError
+from lanelab import http as lanelab_http
+from lanelab.errors import ServiceError
 
 
-class LabFailed(UserError):
+class LabFailed(ServiceError):
     """JupyterLab did not start; the message carries the end of its log."""
 
 
@@ -109,8 +110,9 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log_path: Path, timeout: fl
         if proc.poll() is not None:
             raise LabFailed(f"JupyterLab exited with code {proc.returncode}: {_tail(log_path)}")
         try:
-            if httpx.get(f"{url}/api/status", timeout=2).status_code == 200:
-                return
+            with lanelab_http.client(url, timeout=2) as http:
+                if http.get(f"{url}/api/status").status_code == 200:
+                    return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)

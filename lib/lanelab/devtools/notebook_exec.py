@@ -18,12 +18,12 @@ import nbformat
 
 from lanelab import redact
 from lanelab.config import repo_root
-from lanelab.errors import UserError
+from lanelab.errors import ServiceError
 
 KERNEL_NAME = "python3"
 
 
-class NotebookFailed(UserError):
+class NotebookFailed(ServiceError):
     """A notebook raised during headless execution; the executed copy was kept for inspection."""
 
 

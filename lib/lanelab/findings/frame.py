@@ -19,7 +19,7 @@ import pandas as pd
 
 from lanelab import redact
 from lanelab.config import Settings, data_dir
-from lanelab.errors import UserError
+from lanelab.errors import NotFound, UserError
 from lanelab.runs import load_run
 from lanelab.wire.classify import OutcomeClass, load_taxonomy
 
@@ -45,7 +45,7 @@ ASPECT_HEADERS = "other headers"
 _CLIENT_HEADERS = frozenset({"user-agent", "x-app"})
 
 
-class RunFileError(UserError):
+class RunFileError(NotFound):
     """A run file is missing or unreadable."""
 
     hint = "Pass the path of a runs/<run_id>.jsonl file written by the matrix runner (notebook 02 or 'lanelab matrix')."

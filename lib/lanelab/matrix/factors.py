@@ -19,7 +19,7 @@ from typing import Any
 
 from lanelab.config import data_dir
 from lanelab.datafiles import load_cached, read_toml
-from lanelab.errors import UserError
+from lanelab.errors import NotFound, UserError
 from lanelab.matrix import transforms
 from lanelab.matrix.transforms import TransformContext
 from lanelab.wire.spec import RequestSpec
@@ -28,7 +28,7 @@ from lanelab.wire.spec import RequestSpec
 PROFILE_LEVEL = "profile"
 
 
-class UnknownFactor(UserError):
+class UnknownFactor(NotFound):
     """A factor or level name that the catalogue does not have."""
 
 

@@ -12,18 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 from lanelab import redact
 from lanelab.errors import BudgetExceeded
+from lanelab.live import NOTICE
 from lanelab.matrix.budget import Budget, BudgetGuard
 from lanelab.wire.spec import RequestSpec, build_request
-
-NOTICE = (
-    "Responsible use: live mode sends requests with your own credential to Anthropic's API and spends your plan "
-    "or your extra usage. Anthropic reserves subscription OAuth for its own apps and routes third-party traffic to "
-    "extra usage. This kit diagnoses; it does not evade: it never disguises requests as Claude Code and never "
-    "generates Claude Code's billing attestation. The remedies that exist: fix a malformed request, enable extra "
-    "usage, use an API key, or use Anthropic's own clients."
-)
-
-OPT_IN_HOW = "To go ahead, set LANELAB_LIVE_OPT_IN=1 and run again (add --dry-run first to see every request)."
 
 #: Stands in for a credential that is only obtained when the run starts (sim mode mints one from the simulator).
 LATER = "<attached when the run starts>"

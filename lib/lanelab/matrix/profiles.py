@@ -21,19 +21,19 @@ from typing import Any
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import read_toml
-from lanelab.errors import UserError
+from lanelab.datafiles import DataFileError, read_toml
+from lanelab.errors import NotFound
 from lanelab.wire.spec import RequestSpec
 
 #: The inference body keys that cost money, and their cheapest setting (None: remove the key).
 MINIMAL_SPEND: dict[str, Any] = {"max_tokens": 1, "stream": None}
 
 
-class UnknownProfile(UserError):
+class UnknownProfile(NotFound):
     """A profile name with no file under data/profiles/."""
 
 
-class BadProfile(UserError):
+class BadProfile(DataFileError):
     """A profile file that cannot be used (invalid TOML, a secret inside, a missing field)."""
 
 

@@ -20,20 +20,23 @@ from typing import Any, TypeVar
 import httpx
 from tqdm.auto import tqdm
 
+from lanelab import http as lanelab_http
 from lanelab import redact
-from lanelab.config import Settings, host_allowed
-from lanelab.errors import UserError
+from lanelab.config import Settings, host_allowed, is_loopback_url
+from lanelab.errors import StateError
+from lanelab.http import DEFAULT_TIMEOUT
+from lanelab.live import require_live_opt_in
 from lanelab.matrix.budget import Budget, BudgetGuard, Spend
 from lanelab.runs import RunWriter, completed_cells, derive_run_id, load_run, make_header, run_path
 from lanelab.wire.classify import Classified, Taxonomy, classify, load_taxonomy
-from lanelab.wire.spec import DEFAULT_TIMEOUT, Observation, RequestSpec, asend
+from lanelab.wire.spec import Observation, RequestSpec, asend
 
 T = TypeVar("T")
 TokenFor = Callable[[str], str]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class RunnerError(UserError):
+class RunnerError(StateError):
     """A matrix run cannot start as asked."""
 
 
@@ -184,18 +187,13 @@ async def execute(cells: list[PlannedCell], ctx: _Context, *, concurrency: int, 
 
     limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency))
     own = client is None
-    http = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=limits, verify=_verify(ctx.base_url))
+    http = client or lanelab_http.async_client(ctx.base_url, limits=limits, timeout=DEFAULT_TIMEOUT)
     try:
         await asyncio.gather(*(one(c, http) for c in cells))
     finally:
         bar.close()
         if own:
             await http.aclose()
-
-
-def _verify(base_url: str) -> bool:
-    """TLS verification for https; plain-http loopback needs no certificate store (loading one costs ~0.1 s)."""
-    return not base_url.startswith("http://")
 
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -228,7 +226,7 @@ def plan_cells(cells: Iterable[Any], profiles: Mapping[str, Any] | None, catalog
 def sim_policy(base_url: str, client: httpx.Client | None = None) -> str | None:
     """The simulator's active policy name (``GET /_sim/policy``), or None when the server is not the simulator."""
     try:
-        own = client or httpx.Client(timeout=5.0, verify=_verify(base_url))
+        own = client or lanelab_http.client(base_url, timeout=5.0)
         try:
             r = own.get(base_url.rstrip("/") + "/_sim/policy")
         finally:
@@ -244,17 +242,23 @@ def sim_policy(base_url: str, client: httpx.Client | None = None) -> str | None:
 
 def sim_token(base_url: str, kind: str = "pkce", scopes: list[str] | None = None, source: str | None = None) -> str:
     """Mint a credential from the simulator (``POST /_sim/tokens``); registered as a secret at once."""
-    if not base_url.startswith(("http://127.", "http://localhost", "http://[::1]")):
+    if not (base_url.startswith("http://") and is_loopback_url(base_url)):
         raise RunnerError("Tokens can be minted only from the loopback simulator.",
                           "Use a saved credential (notebook 01 or 'python -m lanelab login') in live mode.")
     payload: dict[str, Any] = {"kind": kind, "source": source or f"lanelab:{kind}"}
     if scopes is not None:
         payload["scopes"] = scopes
-    r = httpx.post(base_url.rstrip("/") + "/_sim/tokens", json=payload, timeout=10.0)
-    if r.status_code != 200:
+    try:
+        with lanelab_http.client(base_url, timeout=10.0) as http:
+            r = http.post(base_url.rstrip("/") + "/_sim/tokens", json=payload)
+        minted = r.json() if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise RunnerError(f"Could not mint a token from {base_url} ({type(exc).__name__}).",
+                          "Check LANELAB_BASE_URL points at a running 'python -m lanelab sim'.") from None
+    if not isinstance(minted, dict) or not isinstance(minted.get("access_token"), str):
         raise RunnerError(f"The simulator refused to mint a {kind} token (HTTP {r.status_code}).",
                           "Check LANELAB_BASE_URL points at 'python -m lanelab sim'.")
-    token = str(r.json()["access_token"])
+    token = minted["access_token"]
     redact.register_secret(token)
     return token
 
@@ -271,9 +275,10 @@ def _sim_knows(base_url: str, token: str) -> bool:
     """Whether the simulator at ``base_url`` accepts ``token`` (a free ``GET /v1/models``)."""
     redact.register_secret(token)
     try:
-        r = httpx.get(base_url.rstrip("/") + "/v1/models", timeout=5.0,
-                      headers={"authorization": f"Bearer {token}", "anthropic-beta": "oauth-2025-04-20",
-                               "anthropic-version": "2023-06-01"})
+        with lanelab_http.client(base_url, timeout=5.0) as http:
+            r = http.get(base_url.rstrip("/") + "/v1/models",
+                         headers={"authorization": f"Bearer {token}", "anthropic-beta": "oauth-2025-04-20",
+                                  "anthropic-version": "2023-06-01"})
     except httpx.HTTPError:
         return False
     return r.status_code != 401
@@ -427,9 +432,7 @@ def run_matrix(
     if not base_url:
         raise RunnerError("No server to send to.", "Set LANELAB_BASE_URL (the simulator's URL) or pass base_url.")
     live = settings.mode == "live"
-    if live and not settings.live_opt_in:
-        raise RunnerError("Live mode spends your own plan and is opt-in.",
-                          "Read the responsible-use notice, then set LANELAB_LIVE_OPT_IN=1.")
+    require_live_opt_in(settings)
     if live and budget is None:
         raise RunnerError("A live run needs a budget.", "Pass --budget N (CLI) or budget=Budget(max_requests=N).")
     labels = {c.spec.credential or credential for c in cells}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lanelab.errors import UserError
+from lanelab.errors import NotFound
 from lanelab.wire.spec import AUTH_STYLES, RequestSpec
 
 Transform = Callable[[RequestSpec, Mapping[str, Any], "TransformContext"], None]
@@ -21,7 +21,7 @@ Transform = Callable[[RequestSpec, Mapping[str, Any], "TransformContext"], None]
 _KINDS: dict[str, Transform] = {}
 
 
-class UnknownTransform(UserError):
+class UnknownTransform(NotFound):
     """A level names a kind of transformation the kit does not have."""
 
 

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from lanelab import redact
-from lanelab.errors import UserError
+from lanelab.config import DEFAULT_POLICY
 from lanelab.sim import faults as faults_mod
 from lanelab.sim import features, oauth_server, outcomes, sse
 from lanelab.sim import policy as policy_mod
@@ -40,10 +40,6 @@ FAULT_OUTCOMES = {"http500": "server_error", "http529": "overloaded", "http429":
 #: Request bodies longer than this (serialised) are truncated in the log.
 LOG_BODY_LIMIT = 16_000
 REPLY_TEXT = "Hello from the lanelab simulator. This reply was served under policy {policy}, rule {rule}."
-
-
-class UnknownPolicy(UserError):
-    """The requested simulator policy has no data file."""
 
 
 def estimate_tokens(value: Any) -> int:
@@ -107,7 +103,7 @@ async def _read_body_first(receive: Callable[..., Any]) -> Callable[..., Any]:
 class Simulator:
     """One simulator instance: state, policy, faults, and the ASGI callable that serves them."""
 
-    def __init__(self, policy: str = "2026-05-25", faults: str | None = None, account: dict[str, Any] | None = None,
+    def __init__(self, policy: str = DEFAULT_POLICY, faults: str | None = None, account: dict[str, Any] | None = None,
                  seed: int = 0):
         base = outcomes.default_account()
         self.state = SimState(account=base)
@@ -121,10 +117,9 @@ class Simulator:
 
     # ---- configuration ---------------------------------------------------------------------------------------
     def set_policy(self, name: str) -> None:
-        known = policy_mod.list_policies()
-        if name not in known:
-            raise UnknownPolicy(f"No simulator policy named {name!r}.",
-                                f"Choose one of: {', '.join(known) or '(none found in data/policies)'}.")
+        if name not in policy_mod.list_policies():  # a name, never a path, from a client of the simulator
+            raise policy_mod.PolicyNotFound(f"No simulator policy named {name!r}.",
+                                            f"Choose one of: {', '.join(policy_mod.list_policies()) or '(none)'}.")
         self.policy = policy_mod.load_policy(name)
         self.state.policy_name = name
 
@@ -507,7 +502,7 @@ class Simulator:
                 return bad
             try:
                 self.set_policy(str((spec or {}).get("name", "")))
-            except UnknownPolicy as exc:
+            except policy_mod.PolicyNotFound as exc:
                 return self._simple_error(request, 400, "invalid_request_error", str(exc))
         return JSONResponse({"name": self.state.policy_name, "available": policy_mod.list_policies()})
 
@@ -547,7 +542,7 @@ class Simulator:
         ]
 
 
-def create_app(policy: str = "2026-05-25", faults: str | None = None, account: dict[str, Any] | None = None,
+def create_app(policy: str = DEFAULT_POLICY, faults: str | None = None, account: dict[str, Any] | None = None,
                seed: int = 0) -> Simulator:
     """The simulator as an ASGI app (its ``.state`` is the live :class:`SimState`)."""
     return Simulator(policy=policy, faults=faults, account=account, seed=seed)

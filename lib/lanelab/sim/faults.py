@@ -13,7 +13,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from lanelab.errors import UserError
+from lanelab.errors import InputError
 
 KINDS = ("latency", "reset", "http500", "http529", "http429", "malformed_json", "sse_cut")
 #: Faults that replace the response outright (the others delay it or damage it in flight).
@@ -26,7 +26,7 @@ _ITEM = re.compile(
 )
 
 
-class FaultSpecError(UserError):
+class FaultSpecError(InputError):
     """A fault spec string could not be parsed."""
 
     hint = f"Expected {GRAMMAR}. Example: latency=200ms@/v1/messages;http429=1%0.3;sse_cut#2"

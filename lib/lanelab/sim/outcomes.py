@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import load_cached, read_toml
-from lanelab.errors import UserError
+from lanelab.datafiles import DataFileError, load_cached, read_toml
+from lanelab.errors import NotFound
 
 #: The account shape shared with the simulator's state (docs/contracts.md §1.1). Max 5x, nearly unused plan
 #: (#15080 probe: 5-hour 0.03, 7-day 0.0), extra usage enabled with a monthly limit of 0 (PR #75147: out_of_credits).
@@ -35,13 +35,13 @@ REPLY_FIELDS = frozenset({"status", "error_type", "message", "error_code", "lane
 _META_FIELDS = frozenset({"source", "note", "description", "variant"})
 
 
-class OutcomeFileError(UserError):
+class OutcomeFileError(DataFileError):
     """data/sim_outcomes.toml is missing or malformed."""
 
     hint = "Fix the file (see the comment at its top for the format) or point LANELAB_DATA at a good data directory."
 
 
-class UnknownOutcome(UserError):
+class UnknownOutcome(NotFound):
     """A policy or caller named an outcome id the templates do not define."""
 
     hint = "Use one of the outcome ids listed in docs/contracts.md §1.1 and data/sim_outcomes.toml."

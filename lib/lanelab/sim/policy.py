@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import load_cached, read_toml
-from lanelab.errors import UserError
+from lanelab.datafiles import DataFileError, load_cached, read_toml
+from lanelab.errors import NotFound
 from lanelab.sim import outcomes
 from lanelab.sim.features import (
     AUTH_STYLES,
@@ -32,13 +32,13 @@ BODY_STYLES = ("json", "form", "other", "none")
 TOKEN_META_KEYS = frozenset({"body_styles_source", "body_styles_note", "body_style_outcome", "body_style_source"})
 
 
-class PolicyError(UserError):
+class PolicyError(DataFileError):
     """A policy file is missing or malformed; the message names the file and the rule."""
 
     hint = "Fix the policy file (docs/contracts.md §1.1 and the comment at the top of each policy describe the format)."
 
 
-class PolicyNotFound(UserError):
+class PolicyNotFound(NotFound):
     """No policy of that name."""
 
 

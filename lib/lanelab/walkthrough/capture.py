@@ -9,11 +9,9 @@ the live opt-in and only on an allow-listed host, so a credential passing throug
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
-import socket
 import threading
 import time
 import zlib
@@ -25,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-import uvicorn
 
 from lanelab import __version__, redact
-from lanelab.config import LOOPBACK_HOSTS, Settings, host_allowed
-from lanelab.errors import UserError
+from lanelab import http as lanelab_http
+from lanelab.config import Settings, host_allowed, is_loopback
+from lanelab.errors import Refused, UserError
+from lanelab.serve import TLS, running_server
 from lanelab.wire.spec import observe_response
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfe
 RECORD_LIMIT = 4 * 1024 * 1024
 
 
-class CaptureRefused(UserError):
+class CaptureRefused(Refused):
     """The proxy will not forward to this upstream."""
 
 
@@ -56,8 +55,7 @@ def check_upstream(upstream: str, settings: Settings | None = None) -> str:
     if not host_allowed(upstream):
         raise CaptureRefused(f"Upstream host {parts.hostname!r} is neither loopback nor an Anthropic host.",
                              "The proxy forwards credentials only to the simulator or api.anthropic.com.")
-    loopback = parts.hostname in LOOPBACK_HOSTS or parts.hostname.startswith("127.")
-    if not loopback and not (settings or Settings.from_env()).live_opt_in:
+    if not is_loopback(parts.hostname) and not (settings or Settings.from_env()).live_opt_in:
         raise CaptureRefused(f"Forwarding to {parts.hostname} would spend your real account.",
                              "Set LANELAB_LIVE_OPT_IN=1 to opt in to live mode, or capture against the simulator.")
     return upstream
@@ -123,7 +121,7 @@ class CaptureApp:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
-                    self.client = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=5.0))
+                    self.client = lanelab_http.async_client(self.upstream, timeout=httpx.Timeout(300.0, connect=5.0))
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     if self.client is not None:
@@ -292,35 +290,14 @@ class CaptureProxy:
 
 @contextlib.contextmanager
 def running_capture(upstream: str, out_path: str | Path, port: int = 0,
-                    settings: Settings | None = None) -> Iterator[CaptureProxy]:
-    """Run the proxy on 127.0.0.1 (a free port when 0) in a background thread for the ``with`` block."""
+                    settings: Settings | None = None, tls: TLS | None = None) -> Iterator[CaptureProxy]:
+    """Run the proxy on 127.0.0.1 (a free port when 0) in a background thread for the ``with`` block.
+
+    ``tls`` serves https under the certificate's host name (capturing a client under the real host name).
+    """
     upstream = check_upstream(upstream, settings)
     out_path = Path(out_path)
     app = CaptureApp(upstream, CaptureLog(out_path, upstream))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError as exc:
-        sock.close()
-        raise UserError(f"Cannot listen on 127.0.0.1:{port} ({exc.strerror}).",
-                        "Choose another --port, or 0 for a free one.") from None
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False, date_header=False,
-                            access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
-                              name="lanelab-capture")
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if not server.started:
-        server.should_exit = True
-        sock.close()
-        raise UserError("The capture proxy did not start.", "Run again; if it persists, check the port.")
-    try:
-        yield CaptureProxy(f"http://127.0.0.1:{sock.getsockname()[1]}", upstream, out_path)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with running_server(app, port, tls=tls, lifespan="on", name="lanelab-capture", server_header=False,
+                        date_header=False) as served:
+        yield CaptureProxy(served.base_url, upstream, out_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import load_cached, read_toml
+from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.wire.spec import Observation
 from lanelab.wire.unified import LANE_UNKNOWN
 
@@ -111,7 +111,7 @@ class Classified:
     rule: str
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(DataFileError):
     """The outcomes file is inconsistent; the message names the entry."""
 
 

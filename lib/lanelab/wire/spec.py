@@ -17,21 +17,19 @@ from urllib.parse import urlencode
 
 import httpx
 
+from lanelab import http as lanelab_http
 from lanelab import redact
 from lanelab.config import host_allowed
+from lanelab.errors import HostNotAllowed
+from lanelab.http import DEFAULT_TIMEOUT
 from lanelab.wire.unified import UnifiedLimits, parse_unified
 
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 #: At most this much of a non-JSON body is kept in an observation.
 BODY_SNIPPET = 2000
 #: JSON nested deeper than this is not an API response; it is kept as text (deep data would overflow the recursive
 #: redaction and serialisation that every writer applies).
 MAX_JSON_DEPTH = 64
-
-
-class HostNotAllowed(ValueError):
-    """A credential would have been sent to a host that is neither loopback nor Anthropic's."""
 
 
 @dataclass
@@ -257,7 +255,7 @@ def send(spec: RequestSpec, base_url: str, token: str | None = None, client: htt
     """Send ``spec`` once and observe everything the response says. Network errors become observations too."""
     request = build_request(spec, base_url, token)
     own = client is None
-    client = client or httpx.Client(timeout=timeout)
+    client = client or lanelab_http.client(base_url, timeout=timeout)
     started = time.perf_counter()
     try:
         response = client.send(request)
@@ -276,7 +274,7 @@ async def asend(spec: RequestSpec, base_url: str, token: str | None = None,
     """The async twin of :func:`send` (the runner uses it)."""
     request = build_request(spec, base_url, token)
     own = client is None
-    client = client or httpx.AsyncClient(timeout=timeout)
+    client = client or lanelab_http.async_client(base_url, timeout=timeout)
     started = time.perf_counter()
     try:
         response = await client.send(request)

@@ -1,0 +1,124 @@
+"""The one way the kit serves HTTP: an ASGI app on a loopback socket, in a background thread or in the foreground.
+
+The simulator, the capture proxy (and the watch built on it) all start through here, so binding, start-up, shutdown,
+connection timeouts and TLS behave the same everywhere. The socket is bound before uvicorn starts (port 0 picks a
+free port), so the base URL is known at once and a client that connects early simply waits in the listen backlog.
+
+TLS is optional (:class:`TLS`): with a certificate for a real host name (say ``api.anthropic.com``, from a test CA)
+and a private network namespace where that name resolves to loopback, a client reaches the server under the real
+host name with nothing changed but name resolution and trust (the offline rehearsal, and capturing real clients).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from lanelab.errors import InputError, ServiceError
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT_S = 10.0
+#: Idle keep-alive connections are closed after this many seconds (half-open clients never hold a slot forever).
+KEEP_ALIVE_S = 5
+
+__all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "running_server", "serve_forever"]
+
+
+class ServerStartError(ServiceError):
+    """A loopback server could not start (port taken, bad port, start-up failure)."""
+
+
+@dataclass(frozen=True)
+class TLS:
+    """A certificate and key (PEM files) to serve https with, and the host name the certificate is for."""
+
+    certfile: Path
+    keyfile: Path
+    hostname: str = HOST
+
+
+@dataclass(frozen=True)
+class Served:
+    """Where a running server listens."""
+
+    base_url: str
+    port: int
+
+
+def bind_loopback(port: int = 0, host: str = HOST) -> socket.socket:
+    """A listening TCP socket on ``host`` (loopback; ``port=0``: a free one), or :class:`ServerStartError`."""
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InputError(f"Port {port!r} is not a TCP port.", "Use a number from 1 to 65535, or 0 for a free one.")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(f"Cannot listen on {host}:{port} ({exc.strerror}).",
+                               "Pick another --port, or use --port 0 for a free one.") from None
+    sock.listen(128)
+    return sock
+
+
+def _base_url(sock: socket.socket, tls: TLS | None) -> str:
+    port = sock.getsockname()[1]
+    if tls is None:
+        return f"http://{HOST}:{port}"
+    return f"https://{tls.hostname}" + ("" if port == 443 else f":{port}")
+
+
+def _config(app: Any, tls: TLS | None, lifespan: str, **extra: Any) -> uvicorn.Config:
+    options: dict[str, Any] = dict(log_level="warning", access_log=False, lifespan=lifespan,
+                                   timeout_graceful_shutdown=2, timeout_keep_alive=KEEP_ALIVE_S)
+    if tls is not None:
+        options.update(ssl_certfile=str(tls.certfile), ssl_keyfile=str(tls.keyfile))
+    options.update(extra)
+    return uvicorn.Config(app, **options)
+
+
+@contextmanager
+def running_server(app: Any, port: int = 0, *, tls: TLS | None = None, lifespan: str = "off", name: str = "lanelab",
+                   **uvicorn_options: Any) -> Iterator[Served]:
+    """Serve ``app`` in a background thread for the ``with`` block; on exit the thread is joined and the port closed.
+
+    Raises :class:`ServerStartError` when the port cannot be bound or the server does not come up.
+    """
+    sock = bind_loopback(port)
+    server = uvicorn.Server(_config(app, tls, lifespan, **uvicorn_options))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
+                              name=f"{name}:{sock.getsockname()[1]}")
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise ServerStartError(f"The {name} server did not start on {HOST}:{sock.getsockname()[1]}.",
+                                       "Run the command on its own to see its error output.")
+            time.sleep(0.005)
+        yield Served(base_url=_base_url(sock, tls), port=sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=STARTUP_TIMEOUT_S)
+        sock.close()
+
+
+def serve_forever(app: Any, port: int = 0, *, tls: TLS | None = None, lifespan: str = "off",
+                  on_ready: Callable[[Served], None] | None = None, **uvicorn_options: Any) -> None:
+    """Serve ``app`` in the foreground until SIGINT/SIGTERM; ``on_ready`` runs once the socket listens."""
+    sock = bind_loopback(port)
+    try:
+        if on_ready is not None:
+            on_ready(Served(base_url=_base_url(sock, tls), port=sock.getsockname()[1]))
+        uvicorn.Server(_config(app, tls, lifespan, **uvicorn_options)).run(sockets=[sock])
+    finally:
+        sock.close()
