@@ -12,8 +12,12 @@ from .lab_driver import CHROMIUM, CHROMIUM_ARGS, LabPage
 
 
 def pytest_collection_modifyitems(items):
+    """Tag this package's tests (and only them) ``browser`` and ``slow``: the hook sees every item of the session."""
+    here = Path(__file__).parent
     for item in items:
-        item.add_marker(pytest.mark.browser)
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
 
 
 # Package scope: Playwright's sync API leaves an event loop marked running in the main thread while it is open, so it
