@@ -1,4 +1,4 @@
-"""The classifier over every error message reported in research/hermes.md §2 and research/protocol.md §3.3."""
+"""The classifier over every error message reported in references/hermes.md §2 and references/protocol.md §3.3."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ REPORTED = [
      "extra_usage_exhausted", "opencode-anthropic-auth #118, rakazo #926"),
     (400, "invalid_request_error",
      "You're out of extra usage. Add more at claude.ai/admin-settings/usage and keep going.", None,
-     "extra_usage_exhausted", "protocol.md §3.3 Team variant"),
+     "extra_usage_exhausted", "references/protocol.md §3.3 Team variant"),
     (400, "invalid_request_error",
      "You\u2019re out of extra usage. Add more at claude.ai/settings/usage and keep going.", None,
      "extra_usage_exhausted", "same, typographic apostrophe"),
@@ -56,7 +56,7 @@ REPORTED = [
      ("Third-party apps now draw from your extra usage, not your plan limits. We've added a $200 credit to get you "
      "started. Claim it at claude.ai/settings/usage"), None, "third_party_extra_usage", "claude-code #45326"),
     (400, "invalid_request_error", "We've added a $20 credit to get you started. Claim it at claude.ai/settings/usage",
-     None, "third_party_extra_usage", "protocol.md §3.3 banner"),
+     None, "third_party_extra_usage", "references/protocol.md §3.3 banner"),
     (400, "invalid_request_error", "Third-party apps now draw from your extra usage, not your plan limits.", None,
      "third_party_extra_usage", "claude-code #45048"),
     (429, "rate_limit_error",
@@ -89,7 +89,7 @@ REPORTED = [
     (400, "invalid_request_error", "This authentication style is incompatible with the long context beta header.",
      None, "long_context", "hermes #17680"),
     (400, "invalid_request_error", "Extra usage is required for long context", None, "long_context", "CC errors.ts"),
-    (429, "rate_limit_error", "Extra usage is required for 1M context", None, "long_context", "hermes.md F3"),
+    (429, "rate_limit_error", "Extra usage is required for 1M context", None, "long_context", "references/hermes.md F3"),
     (500, "api_error", "Internal server error", None, "server_error", "hermes PR #1597"),
     (403, "forbidden", "forbidden", None, "generic_error", "oh-my-pi #9559"),
     (403, "permission_error", "OAuth token does not meet scope requirement user:profile", None,

@@ -106,7 +106,7 @@ changes = []
 [factors.browser_access.levels.on]
 kind = "header"
 args = { name = "anthropic-dangerous-direct-browser-access", value = "true" }
-source = "research/protocol.md §2.1"
+source = "references/protocol.md §2.1"
 changes = ["headers.anthropic-dangerous-direct-browser-access"]
 ''')
     catalog = load_factors()

@@ -29,7 +29,7 @@ MINIMAL = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role":
 
 
 def hermes_0_14_body() -> dict:
-    """The shape Hermes 0.14.0 sent (research/hermes.md §4): identity first, every tool prefixed ``mcp_``."""
+    """The shape Hermes 0.14.0 sent (references/hermes.md §4): identity first, every tool prefixed ``mcp_``."""
     tools = [{"name": f"mcp_{n}", "description": n, "input_schema": {"type": "object", "properties": {}}}
              for n in ("terminal", "read_file", "web_search")]
     return {"model": "claude-sonnet-4-6", "max_tokens": 1024, "stream": False,

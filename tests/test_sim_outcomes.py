@@ -18,7 +18,7 @@ THIRD_PARTY = ("Third-party apps now draw from your extra usage, not your plan l
                "Add more at claude.ai/settings/usage and keep going.")
 TEAM_OUT = "You're out of extra usage. Ask your workspace admin to add more so you can keep going."
 TEAM_THIRD = "Third-party apps now draw from extra usage, not plan limits. Ask your workspace admin to add more and keep going."
-RESEARCH = Path("/work/shared/research")
+REFERENCES = Path(__file__).resolve().parents[1] / "docs" / "references"
 
 
 def account(**changes: Any) -> dict[str, Any]:
@@ -127,9 +127,8 @@ def test_unknown_outcome_is_a_clear_error() -> None:
         render("served_plan", None)
 
 
-@pytest.mark.skipif(not RESEARCH.is_dir(), reason="research notes not present")
-def test_third_party_messages_are_verbatim_from_the_research() -> None:
-    text = " ".join((RESEARCH / n).read_text(encoding="utf-8") for n in ("hermes.md", "protocol.md"))
+def test_third_party_messages_are_verbatim_in_the_references() -> None:
+    text = " ".join((REFERENCES / n).read_text(encoding="utf-8") for n in ("hermes.md", "protocol.md"))
     text = " ".join(text.split())
     for msg in (OUT_OF_EXTRA, THIRD_PARTY, TEAM_OUT, TEAM_THIRD, render("version_too_old", None).message,
                 render("inference_scope_missing", None).message, render("claude_code_only", None).message):

@@ -94,7 +94,7 @@ def shaped(system_extra: list[str] | None = None) -> Req:
 
 
 def hermes_014() -> Req:
-    """The request Hermes 0.14.0 sent in the seed report (research/hermes.md §4, §7)."""
+    """The request Hermes 0.14.0 sent in the seed report (references/hermes.md §4, §7)."""
     tools = [{"name": f"mcp_{n}", "description": n, "input_schema": {"type": "object", "properties": {}}}
              for n in HERMES_TOOLS]
     return Req(

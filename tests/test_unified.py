@@ -1,4 +1,4 @@
-"""Unified rate-limit headers parse into typed fields and the lane reading follows research/protocol.md §3.1."""
+"""Unified rate-limit headers parse into typed fields and the lane reading follows references/protocol.md §3.1."""
 
 import pytest
 from lanelab.wire.unified import (

@@ -1,7 +1,7 @@
 """Read-only importers for credentials other clients keep (Claude Code, Hermes, environment variables).
 
 They open files for reading only and never write, refresh or touch them: refresh tokens are single-use, so using one
-here would log the other client out (research/protocol.md §1.3). File layouts: research/hermes.md §3.
+here would log the other client out (references/protocol.md §1.3). File layouts: references/hermes.md §3.
 A malformed file becomes a :class:`CredentialFileError` naming the file, never a crash, never a secret.
 """
 

@@ -1,7 +1,7 @@
 """The OAuth authorization-code flow with PKCE: endpoint sets (data), authorize URL, code exchange and refresh.
 
 Which hosts, scopes, body style and user agent to use are choices the user makes from ``data/oauth.toml``; clients
-differ and reports conflict (research/hermes.md §3, research/protocol.md §1), so each is a named variant, not a
+differ and reports conflict (references/hermes.md §3, references/protocol.md §1), so each is a named variant, not a
 constant. Refresh is explicit and single-flight, because refresh tokens are single-use and rotate.
 """
 

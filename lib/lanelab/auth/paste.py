@@ -2,7 +2,7 @@
 
 The hosted callback page shows ``code#state``; people also paste the whole callback URL or its query string, often with
 stray spaces or quotes. Each way it can go wrong has its own error type with a message that says what to do next and
-never repeats the pasted secret (research/protocol.md §1.2; research/hermes.md §3).
+never repeats the pasted secret (references/protocol.md §1.2; references/hermes.md §3).
 """
 
 from __future__ import annotations

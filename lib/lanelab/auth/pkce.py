@@ -1,7 +1,7 @@
 """PKCE (RFC 7636) for the authorization-code flow: a verifier, its S256 challenge and a separate random ``state``.
 
 The verifier proves at the token endpoint that whoever exchanges the code is whoever started the flow; ``state`` lets
-the kit reject a forged callback. Some peers reuse the verifier as ``state`` (research/protocol.md §1.1), which leaks
+the kit reject a forged callback. Some peers reuse the verifier as ``state`` (references/protocol.md §1.1), which leaks
 the verifier into the browser; the kit never does.
 """
 

@@ -28,10 +28,10 @@ SEVEN_DAY_CAPACITY_TOKENS = 10_000_000
 CREDITS_PER_KTOKENS = 1.5
 #: Access-token lifetime the real token endpoint reports (anomalyco/opencode#7410).
 ACCESS_TOKEN_TTL = 28800
-#: A setup-token lives about a year and carries only the inference scope (research/protocol.md §1.1, §1.2).
+#: A setup-token lives about a year and carries only the inference scope (references/protocol.md §1.1, §1.2).
 SETUP_TOKEN_TTL = 31_536_000
 SETUP_TOKEN_SCOPES = ("user:inference",)
-#: The legacy scope set most peers ask for (OCA, ROO, HER; research/protocol.md §1.1).
+#: The legacy scope set most peers ask for (OCA, ROO, HER; references/protocol.md §1.1).
 DEFAULT_SCOPES = ("org:create_api_key", "user:profile", "user:inference")
 AUTH_CODE_TTL = 600
 #: The request log keeps at most this many entries (oldest dropped), so a long-running simulator stays small.

@@ -29,7 +29,7 @@ from lanelab.sim import features, oauth_server, outcomes, sse
 from lanelab.sim import policy as policy_mod
 from lanelab.sim.account import SimState, new_message_id, new_request_id
 
-#: Illustrative model list for ``GET /v1/models`` (names from research/hermes.md §1 F12; not a catalogue).
+#: Illustrative model list for ``GET /v1/models`` (names from references/hermes.md §1 F12; not a catalogue).
 MODELS = (("claude-opus-4-7", "Claude Opus 4.7"), ("claude-sonnet-4-6", "Claude Sonnet 4.6"),
           ("claude-sonnet-4-5", "Claude Sonnet 4.5"), ("claude-haiku-4-5", "Claude Haiku 4.5"))
 #: Outcomes that are about *who* is calling; control-plane GETs refuse only for these (billing lanes don't apply).

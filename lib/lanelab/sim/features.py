@@ -21,7 +21,7 @@ AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
 MODEL_FAMILIES = ("haiku", "sonnet", "opus", "other")
 BODY_SHAPES = ("anthropic", "openai", "none", "invalid")
 
-#: Paths whose bodies use the OpenAI chat shape (research/protocol.md §5).
+#: Paths whose bodies use the OpenAI chat shape (references/protocol.md §5).
 OPENAI_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 
 _MCP_SERVER_TOOL = re.compile(r"^mcp__(?:[^_].*?__)?(?P<tool>.+)$")
@@ -263,7 +263,7 @@ def _body_features(body: Mapping[str, Any], openai: bool) -> dict[str, Any]:
     messages = messages if isinstance(messages, list) else []
     roles = tuple(m.get("role") for m in messages if isinstance(m, Mapping) and isinstance(m.get("role"), str))
     if openai:
-        # OpenAI shape: system prompts are messages with role system/developer (research/protocol.md §5).
+        # OpenAI shape: system prompts are messages with role system/developer (references/protocol.md §5).
         system_texts = [
             t for m in messages if isinstance(m, Mapping) and m.get("role") in ("system", "developer")
             for t in _texts_of_content(m.get("content"))

@@ -1,6 +1,6 @@
 """The simulator's OAuth server: authorize (approves at once), the manual-paste callback page, the token endpoint.
 
-It checks what the real one is reported to check (research/protocol.md §1, hermes.md §3): the public client id,
+It checks what the real one is reported to check (references/protocol.md §1, references/hermes.md §3): the public client id,
 PKCE S256, an exact redirect_uri match, single-use codes and single-use rotating refresh tokens. Which body styles
 and user agents the token endpoint accepts is the active policy's call (``Policy.decide_token``).
 """
@@ -21,9 +21,9 @@ from lanelab.sim.account import OAuthGrantError
 if TYPE_CHECKING:
     from lanelab.sim.app import Simulator
 
-#: The one public client id every peer uses (research/protocol.md §1.1).
+#: The one public client id every peer uses (references/protocol.md §1.1).
 CLIENT_IDS = frozenset({"9d1c250a-e61b-44d9-88ed-5944d1962f5e"})
-#: Hosted "show the code" pages the real flow uses; the simulator serves its own instead (protocol.md §1.1).
+#: Hosted "show the code" pages the real flow uses (references/protocol.md §1.1); the simulator serves its own.
 LIVE_MANUAL_REDIRECTS = frozenset({"https://platform.claude.com/oauth/code/callback",
                                    "https://console.anthropic.com/oauth/code/callback"})
 CALLBACK_PATH = "/oauth/code/callback"

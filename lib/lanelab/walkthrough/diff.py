@@ -26,7 +26,7 @@ from lanelab.config import data_dir
 from lanelab.datafiles import read_toml
 from lanelab.wire.spec import RequestSpec
 
-#: The prefix of a system text block that is a billing attestation (research/hermes.md F7). Detection only.
+#: The prefix of a system text block that is a billing attestation (references/hermes.md F7). Detection only.
 ATTESTATION_PREFIX = "x-anthropic-billing-header:"
 #: Longest value shown in a table cell.
 SHOW_CHARS = 90

@@ -1,6 +1,6 @@
 """Name what a response said: an outcome class and a billing lane, from rules kept as data (data/outcomes.toml).
 
-The rules are data because the server's wording moves every few weeks (research/hermes.md §6); a new message is a
+The rules are data because the server's wording moves every few weeks (references/hermes.md §6); a new message is a
 data edit with its source, not a code change. A response no rule knows is ``unclassified`` and its message stays
 verbatim in the observation, so nothing new is ever hidden behind a guess.
 """

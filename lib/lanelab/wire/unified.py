@@ -1,6 +1,6 @@
 """The ``anthropic-ratelimit-unified-*`` response headers, parsed into typed fields, and the billing lane they imply.
 
-Names and formats: research/protocol.md §3.1 (Claude Code ``claudeAiLimits.ts``; CLIProxyAPI; HER PR #75147).
+Names and formats: references/protocol.md §3.1 (Claude Code ``claudeAiLimits.ts``; CLIProxyAPI; HER PR #75147).
 The simulator builds these headers from its account state and the kit reads them back with the same names,
 so a mismatch between the two shows up in tests.
 """
@@ -69,7 +69,7 @@ class UnifiedLimits:
         """Which pool paid (or would have paid) for the request, read from the headers alone.
 
         - ``extra_usage``: the representative claim is ``overage``, or overage is in use, or the summary status is
-          ``rejected`` while overage is allowed (Claude Code's own reading, protocol.md §3.1);
+          ``rejected`` while overage is allowed (Claude Code's own reading, references/protocol.md §3.1);
         - ``plan``: allowed, and the binding claim is a plan window (five_hour, seven_day…);
         - ``rejected``: the summary status is ``rejected`` and overage is not available;
         - ``unknown``: no unified headers (a burst 429 carries none).
