@@ -413,11 +413,11 @@ def test_every_import_of_an_auth_name_resolves():
     assert checked > 20
 
 
-def test_every_auth_module_declares_its_public_names():
-    for path in AUTH.glob("*.py"):
+def test_every_auth_and_wire_module_declares_its_public_names():
+    for path in [*AUTH.glob("*.py"), *AUTH.parent.joinpath("wire").glob("*.py")]:
         if path.stem in ("__init__", "pkce"):
             continue
-        module = importlib.import_module(f"lanelab.auth.{path.stem}")
+        module = importlib.import_module(f"lanelab.{path.parent.name}.{path.stem}")
         assert isinstance(module.__all__, list) and module.__all__, path
         for name in module.__all__:
             assert hasattr(module, name), f"{path.stem}.__all__ names {name}, which it does not define"
