@@ -23,12 +23,13 @@
 # %% tags=["parameters"]
 import os
 
+from lanelab.auth.issuer import default_label
 from lanelab.config import Settings
 
 settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, LANELAB_OUT
 ENDPOINTS = os.environ.get("LANELAB_ENDPOINTS", "")  # "" = the first endpoint set for this mode (data/oauth.toml)
 VARIANT = os.environ.get("LANELAB_TOKEN_VARIANT", "axios-json")  # token POST shape: axios-json, axios-form, …
-LABEL = "sim-pkce" if settings.mode == "sim" else "live-pkce"
+LABEL = default_label(settings.mode)  # sim-pkce in sim mode, live-pkce in live mode (the CLI's defaults too)
 PASTE = os.environ.get("LANELAB_PASTE", "")  # for unattended live runs only; never faked
 # headless sim runs read the value from the simulator's callback page; LANELAB_INTERACTIVE=1 waits for a person
 AUTO_PASTE = settings.mode == "sim" and not os.environ.get("LANELAB_INTERACTIVE")
@@ -101,6 +102,8 @@ flow.summary() or Markdown("*Waiting for a paste in step 3; run the cells below 
 # ## 6 · Save under a label
 #
 # The kit's own store (`LANELAB_HOME`): one file per label, mode 0600, written atomically. Notebook 02 uses it.
+# The file records who issued the credential (the simulator at its address, or Anthropic's token host), and the kit
+# sends it only there: a simulator credential never reaches the live API, and a live one never the simulator.
 
 # %%
 (flow.save(), flow)[1] if flow.credential else Markdown("*Nothing to save yet.*")
@@ -110,19 +113,17 @@ flow.summary() or Markdown("*Waiting for a paste in step 3; run the cells below 
 #
 # Claude Code (`~/.claude/.credentials.json`), Hermes (`~/.hermes/auth.json`, `~/.hermes/.anthropic_oauth.json`) and
 # the variables `CLAUDE_CODE_OAUTH_TOKEN` / `ANTHROPIC_TOKEN` are read, never written. The kit never refreshes an
-# imported credential on its own: refresh tokens are single-use, so that would log the other client out.
+# imported credential on its own: refresh tokens are single-use, so that would log the other client out. Imported
+# credentials count as live: the kit sends them only to Anthropic's API. Files it cannot read are listed below the
+# table.
 
 # %%
-import pandas as pd
-
 from lanelab.auth.introspect import credentials_table
 
-rows, problems = credentials_table(settings)
-display(pd.DataFrame(rows, columns=["where", "label", "kind", "token", "expires", "source", "scopes"]))
-problems
+credentials_table(settings)
 
 # %%
-from lanelab.auth.credentials import resolve_credential
+from lanelab.auth.resolve import resolve_credential
 from lanelab.auth.introspect import describe
 
 describe(resolve_credential(IMPORT_LABEL, settings)) if IMPORT_LABEL else Markdown(

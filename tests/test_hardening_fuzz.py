@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lanelab import redact
 from lanelab.auth import importers, paste
-from lanelab.auth.credentials import CorruptCredential, Credential, CredentialStore
+from lanelab.auth.credential import Credential
+from lanelab.auth.store import CorruptCredential, CredentialStore
 from lanelab.devtools import audit
 from lanelab.errors import UserError
 from lanelab.wire.spec import MAX_JSON_DEPTH, Observation, observe_response

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab.auth.credentials import Credential, CredentialStore
+from lanelab.auth.credential import Credential
+from lanelab.auth.store import CredentialStore
 from lanelab.cli import main
 from lanelab.config import LIVE_HOSTS, Settings, host_allowed
 from lanelab.matrix import live_guard

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from lanelab import cli
 from lanelab.auth import importers as I
-from lanelab.auth.credentials import CredentialStore, resolve_credential
+from lanelab.auth.resolve import resolve_credential
+from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings
 
 CC_ACCESS = "sk-ant-oat01-" + "cc" * 30
@@ -144,3 +145,41 @@ def test_foreign_files_unchanged_after_every_kit_operation(home, tmp_path, monke
     for s in SECRETS:
         assert s not in out
     assert snapshot(home) == before
+
+
+def test_imported_credentials_count_as_live(home):
+    from lanelab.auth.issuer import WrongIssuer, check_destination
+
+    found = I.discover(user_home=home, environ={"ANTHROPIC_TOKEN": P_ACCESS}).credentials
+    assert len(found) == 5
+    for c in found:
+        assert c.imported and c.issuer_mode == "live" and c.issued_by == f"live (imported from {c.source})"
+        assert check_destination(c, "https://api.anthropic.com") is c
+        with pytest.raises(WrongIssuer, match="imported from another client"):
+            check_destination(c, "http://127.0.0.1:5555")
+
+
+def test_credentials_table_is_one_object_with_a_frame_and_its_problems(home, tmp_path):
+    from lanelab.auth.credential import Credential
+    from lanelab.auth.introspect import CredentialTable, credentials_table
+
+    settings = Settings(home=tmp_path / "kit")
+    store = CredentialStore(settings.home)
+    store.save(Credential(label="sim-pkce", access_token=H_ACCESS, mode="sim", issuer="http://127.0.0.1:5555"))
+    store.save(Credential(label="old", access_token=P_ACCESS))  # written before issuers were recorded
+    write(home / I.HERMES_PKCE_FILE, "{")
+    table = credentials_table(settings, user_home=home, environ={})
+    assert isinstance(table, CredentialTable)
+    frame = table.to_frame()
+    assert list(frame.columns) == list(CredentialTable.COLUMNS)
+    assert list(frame["label"]) == ["old", "sim-pkce", "claude-code", "hermes-pool-a1", "hermes-pool-b2"]
+    assert list(frame["where"]) == ["saved", "saved", "import", "import", "import"]
+    assert list(frame["issuer"])[:3] == ["unknown", "sim http://127.0.0.1:5555", "live (imported from claude_code)"]
+    [problem] = table.problems
+    assert ".anthropic_oauth.json" in problem and "not valid JSON" in problem
+    shown = frame.to_string() + str(table) + repr(table) + table._repr_html_()
+    assert "not valid JSON" in table._repr_html_() and "problem: " in str(table)
+    for s in SECRETS:
+        assert s not in shown
+    lines = table.text_lines()
+    assert lines[0].split() == list(CredentialTable.COLUMNS) and len(lines) == 1 + len(frame) + 1

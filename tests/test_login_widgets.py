@@ -24,10 +24,18 @@ def test_flow_walks_every_step_in_order(sim, tmp_path):
     account = flow.inspect()
     assert account.rate_limit_tier and not account.errors
     path = flow.save("my-label")
-    assert flow.current_step is None and flow.status()["done"] == list(STEPS)
+    assert flow.current_step is None and flow.done == set(STEPS)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.name == "my-label.json"
+    assert (flow.credential.mode, flow.credential.issuer) == ("sim", sim.base_url.rstrip("/"))
     text = repr(flow) + flow._repr_html_() + " ".join(m.text for m in flow.messages)
     assert flow.credential.access_token not in text and flow.credential.refresh_token not in text
+
+
+@pytest.mark.parametrize("mode,label", [("sim", "sim-pkce"), ("live", "live-pkce")])
+def test_the_default_label_follows_the_mode(tmp_path, mode, label):
+    flow = LoginFlow(Settings.from_env({"LANELAB_MODE": mode, "LANELAB_HOME": str(tmp_path)}))
+    assert flow.label == label and flow.credential is None
+    assert LoginFlow(Settings(mode=mode, home=tmp_path), label="mine").label == "mine"
 
 
 def test_steps_out_of_order_say_what_comes_first(sim, tmp_path):

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from lanelab import cli
 from lanelab.auth import oauth, pkce
-from lanelab.auth.credentials import Credential, CredentialStore
+from lanelab.auth.credential import Credential
 from lanelab.auth.paste import PastedCode, parse_paste
+from lanelab.auth.store import CredentialStore
 from lanelab.config import host_allowed
 from lanelab.errors import UserError
 
@@ -116,13 +117,16 @@ def test_exchange_without_expires_in_assumes_an_hour():
     cred = oauth.exchange(oauth.endpoint_set("sim", BASE), PastedCode(CODE, "s"), "v" * 43,
                           oauth.client_variant("axios-json"), client=client)
     assert 3500 < cred.expires_in() <= 3600
+    assert (cred.label, cred.mode, cred.issuer) == ("sim-pkce", "sim", BASE)  # who issued it, and the mode's label
 
 
 def test_token_urls_are_tried_in_order_on_404():
     ep = oauth.endpoint_set("live-claude-ai")
     client, seen = recorder([(404, {"error": "not_found"}), (200, token_reply())])
-    oauth.exchange(ep, PastedCode(CODE, "s"), "v" * 43, oauth.client_variant("axios-json"), client=client)
+    cred = oauth.exchange(ep, PastedCode(CODE, "s"), "v" * 43, oauth.client_variant("axios-json"), client=client)
     assert [str(r.url) for r in seen] == list(ep.token_urls)
+    # the issuer is the token host that answered (the fallback here), and a live login defaults to live-pkce
+    assert (cred.label, cred.mode, cred.issuer) == ("live-pkce", "live", "https://console.anthropic.com")
 
 
 def test_token_error_is_clear_and_never_repeats_the_code():
@@ -168,6 +172,7 @@ def test_refresh_rotates_reports_masked_and_saves(tmp_path):
     assert "rotated" in text and OLD_REFRESH[-4:] in text and NEW_REFRESH[-4:] in text
     assert OLD_REFRESH not in text and NEW_REFRESH not in text
     assert store.load("mine").refresh_token == NEW_REFRESH and store.load("mine").access_token == NEW_ACCESS
+    assert (store.load("mine").mode, store.load("mine").issuer) == ("sim", BASE)
 
 
 def test_refresh_keeps_old_refresh_token_when_none_returned():
@@ -324,8 +329,9 @@ def test_cli_login_reads_paste_from_stdin_with_retry(sim, tmp_path, monkeypatch,
     assert f"({body} body)" in out
     cred = CredentialStore(tmp_path / "home").load(f"cli-{body}")
     assert cred.source == "lanelab:pkce" and not cred.imported
+    assert (cred.mode, cred.issuer) == ("sim", sim.base_url.rstrip("/"))
     listing = out.split("Store:")[-1]
-    assert f"cli-{body}" in listing and "lanelab:pkce" in listing
+    assert f"cli-{body}" in listing and "lanelab:pkce" in listing and f"sim {sim.base_url.rstrip('/')}" in listing
     for secret in (cred.access_token, cred.refresh_token, stdin.value.split("#")[0], "x" * 40):
         assert secret not in out + err
 
@@ -338,6 +344,33 @@ def test_cli_login_auto_in_process(sim, tmp_path, monkeypatch, capsys, body):
     out = capsys.readouterr().out
     cred = CredentialStore(tmp_path / "home").load("auto")
     assert "Saved 'auto'" in out and cred.access_token not in out and "claude_max" in out
+
+
+def test_cli_login_and_creds_use_the_default_label_of_the_mode(sim, tmp_path, monkeypatch, capsys):
+    for k, v in _env(sim, tmp_path).items():
+        monkeypatch.setenv(k, v)
+    assert cli.main(["creds", "--user-home", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Nothing is saved under 'sim-pkce', the default label in sim mode" in out
+    assert f"LANELAB_BASE_URL={sim.base_url} python -m lanelab login --auto --label sim-pkce" in out
+    assert cli.main(["login", "--auto"]) == 0
+    assert "Saved 'sim-pkce'" in capsys.readouterr().out
+    assert CredentialStore(tmp_path / "home").labels() == ["sim-pkce"]
+    assert cli.main(["creds", "--user-home", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Nothing is saved" not in out and "sim-pkce" in out
+    assert cli.main(["creds", "--json", "--user-home", str(tmp_path)]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert (listing["default_label"], listing["mode"]) == ("sim-pkce", "sim")
+    [row] = listing["credentials"]
+    assert (row["label"], row["where"], row["issuer"]) == ("sim-pkce", "saved", f"sim {sim.base_url.rstrip('/')}")
+    assert listing["problems"] == []
+    monkeypatch.setenv("LANELAB_MODE", "live")
+    monkeypatch.delenv("LANELAB_BASE_URL")
+    assert cli.main(["creds", "--user-home", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "'live-pkce', the default label in live mode" in out
+    assert "LANELAB_MODE=live LANELAB_LIVE_OPT_IN=1 python -m lanelab login --label live-pkce" in out
 
 
 def test_cli_login_errors_are_clear(sim, tmp_path, monkeypatch, capsys):

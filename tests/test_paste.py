@@ -1,7 +1,7 @@
 """Paste parsing: accepted shapes, each refusal with its own type, and no secret ever repeated in a message."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from lanelab.auth import paste
 from lanelab.errors import UserError
@@ -84,8 +84,7 @@ _WRAP = st.sampled_from(["{}", " {} ", '"{}"', "'{}'", "\t{}\n", "` {} `"])
 @given(code=_ALPHA, state=_ALPHA, wrap=_WRAP, shape=st.sampled_from(["hash", "url", "query"]))
 @settings(max_examples=200)
 def test_any_wellformed_paste_round_trips(code, state, wrap, shape):
-    if code.startswith(("sk-ant-", "eyJ")):
-        return
+    assume(not code.startswith(("sk-ant-", "eyJ")))
     text = {"hash": f"{code}#{state}",
             "url": f"https://platform.claude.com/oauth/code/callback?code={code}&state={state}",
             "query": f"code={code}&state={state}"}[shape]
@@ -93,20 +92,35 @@ def test_any_wellformed_paste_round_trips(code, state, wrap, shape):
     assert (got.code, got.state) == (code, state)
 
 
+#: What each refusal says is wrong (the hint, checked too, says what to do next).
+WHAT_IS_WRONG = {
+    paste.EmptyPaste: "nothing was pasted",
+    paste.MissingState: "no state",
+    paste.StateMismatch: "is not the one this login sent",
+    paste.TokenPasted: "looks like",
+    paste.UnrecognisedPaste: "pasted value",
+}
+
+
 @given(st.text(max_size=200))
 @settings(max_examples=300)
-def test_any_input_is_parsed_or_refused_with_a_paste_error(text):
+def test_any_input_is_parsed_or_refused_with_a_message_that_says_what_is_wrong(text):
     try:
-        paste.parse_paste(text, expected_state=STATE)
-    except paste.PasteError:
-        pass
+        got = paste.parse_paste(text, expected_state=STATE)
+    except paste.PasteError as exc:
+        kind = type(exc)
+        assert kind in WHAT_IS_WRONG, f"refused with the bare {kind.__name__}"
+        msg = str(exc)
+        assert WHAT_IS_WRONG[kind] in msg.lower(), msg
+        assert kind.hint and kind.hint[:30] in msg, msg
+    else:  # accepted: the state is the expected one and the code came from the text
+        assert got.state == STATE and got.code and got.code in text
 
 
 @given(code=_ALPHA, state=_ALPHA, other=_ALPHA)
 @settings(max_examples=150)
 def test_refusals_never_repeat_the_code(code, state, other):
-    if code.startswith(("sk-ant-", "eyJ")) or state == other:
-        return
+    assume(not code.startswith(("sk-ant-", "eyJ")) and state != other)
     for text in (f"{code}#{state}", code, f"{code} #{state}"):
         try:
             paste.parse_paste(text, expected_state=other)

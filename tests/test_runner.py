@@ -296,7 +296,8 @@ def test_unknown_factor_is_a_user_error():
 
 
 def test_token_source_replaces_a_credential_from_another_simulator_session(tmp_path, sim_url):
-    from lanelab.auth.credentials import Credential, CredentialStore
+    from lanelab.auth.credential import Credential
+    from lanelab.auth.store import CredentialStore
     s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "home", out=tmp_path / "out")
     stale = "sk-ant-oat01-" + "Q" * 40
     CredentialStore(s.home).save(Credential(label="sim-pkce", access_token=stale, scopes=("user:inference",)))

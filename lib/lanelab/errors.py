@@ -14,11 +14,11 @@ friends keep working. The whole hierarchy (classes defined in other modules are 
     │   │   ├── BadProfile                       data/profiles/*.toml                          (lanelab.matrix.profiles)
     │   │   └── EndpointSetError                 data/oauth.toml                               (lanelab.auth.oauth)
     │   ├── PasteError and its kinds             the pasted code#state                         (lanelab.auth.paste)
-    │   ├── InvalidLabel                         a credential label                            (lanelab.auth.credentials)
+    │   ├── InvalidLabel                         a credential label                            (lanelab.auth.credential)
     │   ├── FaultSpecError                       a fault-injection spec                        (lanelab.sim.faults)
     │   └── RunStoreError                        a run file                                    (lanelab.runs)
     ├── NotFound(UserError, LookupError)         a named thing does not exist
-    │   ├── CredentialNotFound                   (lanelab.auth.credentials)
+    │   ├── CredentialNotFound                   (lanelab.auth.store)
     │   ├── UnknownProfile, UnknownFactor        (lanelab.matrix.profiles, .factors)
     │   ├── UnknownTransform                     (lanelab.matrix.transforms)
     │   ├── PolicyNotFound                       (lanelab.sim.policy)
@@ -29,10 +29,11 @@ friends keep working. The whole hierarchy (classes defined in other modules are 
     │   ├── BudgetExceeded                       a live run over its budget                    (here)
     │   ├── RefreshRefused                       refreshing an imported credential             (lanelab.auth.oauth)
     │   ├── UnsafeHost                           a token endpoint off the allow-list           (lanelab.auth.oauth)
+    │   ├── WrongIssuer                          a credential sent other than to its issuer    (lanelab.auth.issuer)
     │   └── CaptureRefused                       a capture upstream off the allow-list         (lanelab.walkthrough.capture)
     ├── StateError(UserError, RuntimeError)      steps taken in the wrong order, or a stored file is damaged
     │   ├── FlowOrderError                       (lanelab.auth.flow)
-    │   ├── CorruptCredential                    (lanelab.auth.credentials)
+    │   ├── CorruptCredential                    (lanelab.auth.store)
     │   ├── CredentialFileError                  another client's credential file              (lanelab.auth.importers)
     │   └── RunnerError                          (lanelab.matrix.runner)
     ├── ServiceError(UserError, ConnectionError) a server, process or file system the kit relies on failed

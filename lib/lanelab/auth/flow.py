@@ -14,11 +14,15 @@ import httpx
 
 from lanelab import redact
 from lanelab.auth import oauth
-from lanelab.auth.credentials import Credential, CredentialStore, validate_label
+from lanelab.auth.credential import Credential, validate_label
 from lanelab.auth.introspect import AccountSummary, CredentialSummary, describe, inspect_account
+from lanelab.auth.issuer import default_label
 from lanelab.auth.paste import PastedCode, PasteError, StateMismatch, parse_paste
+from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings
 from lanelab.errors import StateError, UserError
+
+__all__ = ["STEPS", "STEP_TITLES", "FlowOrderError", "LoginFlow", "Message"]
 
 STEPS = ("choose", "authorize", "paste", "exchange", "inspect", "save")
 STEP_TITLES = {
@@ -37,21 +41,29 @@ class FlowOrderError(StateError):
 
 @dataclass
 class Message:
+    """One line of the flow's log: the step it belongs to, ``info`` or ``error``, and the (redacted) text."""
+
     step: str
     level: str  # "info" | "error"
     text: str
 
 
 class LoginFlow:
-    """One OAuth login, one visible step at a time."""
+    """One OAuth login, one visible step at a time.
+
+    ``settings`` defaults to :meth:`Settings.from_env`; ``label`` to the mode's default (``sim-pkce`` or
+    ``live-pkce``, :func:`lanelab.auth.issuer.default_label`); ``store`` to the store in ``settings.home``. With
+    ``endpoints`` the first step is taken at once. Raises :class:`~lanelab.auth.oauth.EndpointSetError` for an
+    unknown ``variant`` or an ``endpoints`` set not usable in this mode.
+    """
 
     def __init__(self, settings: Settings | None = None, *, endpoints: str | None = None,
-                 variant: str = "axios-json", label: str = "sim-pkce", store: CredentialStore | None = None,
+                 variant: str = "axios-json", label: str | None = None, store: CredentialStore | None = None,
                  client: httpx.Client | None = None):
         self.settings = settings or Settings.from_env()
         self.store = store or CredentialStore(self.settings.home)
         self.client = client
-        self.label = label
+        self.label = label or default_label(self.settings.mode)
         self.endpoint_choices = oauth.list_endpoint_sets(self.settings.mode)
         self.variant_choices = list(oauth.load_client_variants())
         self.variant = oauth.client_variant(variant)
@@ -91,7 +103,11 @@ class LoginFlow:
 
     # -- steps ----------------------------------------------------------------------------------------------------
     def choose(self, name: str | None = None) -> oauth.EndpointSet:
-        """Pick the endpoint set (default: the first one for this mode)."""
+        """Pick the endpoint set (default: the first one for this mode) and return it, resolved.
+
+        Raises :class:`~lanelab.auth.oauth.EndpointSetError` for an unknown set or one of the other mode (saying
+        which mode it belongs to), or a simulator set when no ``LANELAB_BASE_URL`` is known.
+        """
         name = name or oauth.default_endpoint_set_name(self.settings)
         if name not in self.endpoint_choices:
             other = "live" if self.settings.mode == "sim" else "sim"
@@ -109,12 +125,16 @@ class LoginFlow:
         return self.endpoints
 
     def set_variant(self, name: str) -> oauth.ClientVariant:
-        """Choose how the token POST is shaped (JSON or form body, user agent)."""
+        """Choose how the token POST is shaped (JSON or form body, user agent); returns the variant.
+
+        Raises :class:`~lanelab.auth.oauth.EndpointSetError` for an unknown name."""
         self.variant = oauth.client_variant(name)
         return self.variant
 
     def start(self) -> str:
-        """Fresh PKCE material and state; returns the authorize URL. Also how the flow restarts."""
+        """Fresh PKCE material and state; returns the authorize URL. Also how the flow restarts.
+
+        Chooses the default endpoint set first if none was chosen (and raises what :meth:`choose` raises)."""
         if "choose" not in self.done:
             self.choose()
         assert self.endpoints is not None
@@ -128,10 +148,15 @@ class LoginFlow:
 
     @property
     def authorize_url(self) -> str | None:
+        """The authorize URL of the current attempt (None before :meth:`start`)."""
         return self.authorization.url if self.authorization else None
 
     def submit_paste(self, text: str | None) -> bool:
-        """Parse and check a pasted value. On error: ``self.error`` says why, the step stays current, returns False."""
+        """Parse and check a pasted value; returns True when accepted.
+
+        On a bad paste returns False, ``self.error`` says why and the step stays current (nothing raised). Raises
+        :class:`FlowOrderError` before :meth:`start`.
+        """
         self._require("paste", "authorize")
         assert self.authorization is not None
         try:
@@ -148,6 +173,11 @@ class LoginFlow:
         return True
 
     def exchange(self) -> Credential:
+        """Exchange the accepted code for tokens; returns the credential, labelled and stamped with its issuer.
+
+        Raises :class:`FlowOrderError` before an accepted paste, and the token endpoint's errors
+        (:class:`~lanelab.auth.oauth.TokenEndpointError`, :class:`~lanelab.auth.oauth.UnsafeHost`).
+        """
         self._require("exchange", "paste")
         assert self.authorization is not None and self.pasted is not None and self.endpoints is not None
         self.credential = oauth.exchange(self.endpoints, self.pasted, self.authorization.pkce.verifier, self.variant,
@@ -157,7 +187,10 @@ class LoginFlow:
         return self.credential
 
     def submit(self, text: str | None) -> bool:
-        """Paste then exchange, as the widget's button does; any failure lands in ``self.error``."""
+        """Paste then exchange, as the widget's button does; returns True when a credential came back.
+
+        Any user-facing failure lands in ``self.error`` and returns False; raises :class:`FlowOrderError` before
+        :meth:`start`."""
         if not self.submit_paste(text):
             return False
         try:
@@ -169,6 +202,9 @@ class LoginFlow:
         return True
 
     def inspect(self) -> AccountSummary:
+        """Probe profile and usage with the new credential; returns the :class:`AccountSummary` (probe failures are
+        listed in it, not raised). Raises :class:`FlowOrderError` before :meth:`exchange` or without a base URL.
+        """
         self._require("inspect", "exchange")
         assert self.credential is not None
         base = self.settings.base_url
@@ -181,6 +217,11 @@ class LoginFlow:
         return self.account
 
     def save(self, label: str | None = None) -> Path:
+        """Save the credential (under ``label`` if given, else the flow's label) in the store; returns the file.
+
+        Raises :class:`FlowOrderError` before :meth:`exchange` and
+        :class:`~lanelab.auth.credential.InvalidLabel` for an unusable label (nothing is written then).
+        """
         self._require("save", "exchange")
         assert self.credential is not None
         self.label = validate_label(label or self.label)
@@ -194,6 +235,7 @@ class LoginFlow:
         """The value to submit without a person: ``paste`` if given, else the simulator's page when ``auto``.
 
         Returns None when a real person must paste (live mode with nothing given): never fakes a live paste.
+        Raises what :func:`~lanelab.auth.oauth.sim_paste_value` raises when the simulator cannot be read.
         """
         if paste:
             return paste
@@ -203,12 +245,8 @@ class LoginFlow:
 
     # -- display --------------------------------------------------------------------------------------------------
     def summary(self) -> CredentialSummary | None:
+        """The new credential described (masked; displays itself), or None before :meth:`exchange`."""
         return describe(self.credential) if self.credential else None
-
-    def status(self) -> dict[str, object]:
-        return {"current_step": self.current_step, "done": [s for s in STEPS if s in self.done],
-                "endpoints": self.endpoints.name if self.endpoints else None, "variant": self.variant.name,
-                "error": self.error, "label": self.label}
 
     def __repr__(self) -> str:
         name = self.endpoints.name if self.endpoints else None

@@ -3,6 +3,8 @@
 They open files for reading only and never write, refresh or touch them: refresh tokens are single-use, so using one
 here would log the other client out (references/protocol.md §1.3). File layouts: references/hermes.md §3.
 A malformed file becomes a :class:`CredentialFileError` naming the file, never a crash, never a secret.
+Every imported credential is live (``imported=True``, ``mode="live"``): another client got it from Anthropic, so
+:func:`lanelab.auth.issuer.check_destination` lets it go to Anthropic's API only.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lanelab.auth.credentials import Credential
+from lanelab.auth.credential import Credential
 from lanelab.errors import StateError
+
+__all__ = ["CLAUDE_CODE_FILE", "ENV_VARS", "HERMES_AUTH_FILE", "HERMES_PKCE_FILE", "MAX_FILE_BYTES", "CredentialEnvError",
+           "CredentialFileError", "Discovery", "discover", "import_claude_code", "import_env", "import_hermes_pkce",
+           "import_hermes_pool"]
 
 CLAUDE_CODE_FILE = Path(".claude/.credentials.json")
 HERMES_AUTH_FILE = Path(".hermes/auth.json")
@@ -51,6 +57,7 @@ class Discovery:
     problems: list[CredentialFileError] = field(default_factory=list)
 
     def labels(self) -> list[str]:
+        """The labels of the usable credentials, in discovery order."""
         return [c.label for c in self.credentials]
 
 
@@ -147,7 +154,10 @@ def _guard(path: Path, build: Callable[[Any], list[Credential]]) -> list[Credent
 
 
 def import_claude_code(user_home: Path) -> list[Credential]:
-    """``~/.claude/.credentials.json`` → ``claudeAiOauth`` (label ``claude-code``)."""
+    """``~/.claude/.credentials.json`` → ``claudeAiOauth`` (label ``claude-code``); ``[]`` when absent.
+
+    Raises :class:`CredentialFileError` (naming the file, never a secret) when it exists but cannot be understood.
+    """
 
     def build(data: Any) -> list[Credential]:
         if not isinstance(data, dict):
@@ -162,14 +172,15 @@ def import_claude_code(user_home: Path) -> list[Credential]:
             label="claude-code", access_token=_token(block, "accessToken", w, required=True),
             refresh_token=_token(block, "refreshToken", w), expires_at=_ms_or_s(block.get("expiresAt")),
             scopes=_scopes(block.get("scopes"), w), subscription_type=_str(block, "subscriptionType", w),
-            rate_limit_tier=_str(block, "rateLimitTier", w), source="claude_code", imported=True,
+            rate_limit_tier=_str(block, "rateLimitTier", w), source="claude_code", imported=True, mode="live",
             extra={"file": str(user_home / CLAUDE_CODE_FILE)})]
 
     return _guard(user_home / CLAUDE_CODE_FILE, build)
 
 
 def import_hermes_pool(user_home: Path) -> list[Credential]:
-    """``~/.hermes/auth.json`` → each ``credential_pool.anthropic`` entry, keeping its ``source``."""
+    """``~/.hermes/auth.json`` → each ``credential_pool.anthropic`` entry (label ``hermes-pool-ID``), keeping its
+    ``source``; ``[]`` when absent. Raises :class:`CredentialFileError` when it exists but cannot be understood."""
 
     def build(data: Any) -> list[Credential]:
         if not isinstance(data, dict):
@@ -197,7 +208,7 @@ def import_hermes_pool(user_home: Path) -> list[Credential]:
                 label=f"hermes-pool-{ident}", access_token=_token(entry, "access_token", w, required=True),
                 refresh_token=_token(entry, "refresh_token", w), expires_at=_ms_or_s(entry.get("expires_at_ms")),
                 scopes=_scopes(entry.get("scopes"), w), source=_str(entry, "source", w) or "hermes",
-                imported=True, extra={"file": str(user_home / HERMES_AUTH_FILE),
+                imported=True, mode="live", extra={"file": str(user_home / HERMES_AUTH_FILE),
                                       "hermes_label": _str(entry, "label", w),
                                       "auth_type": _str(entry, "auth_type", w), "priority": priority}))
         return out
@@ -206,7 +217,9 @@ def import_hermes_pool(user_home: Path) -> list[Credential]:
 
 
 def import_hermes_pkce(user_home: Path) -> list[Credential]:
-    """``~/.hermes/.anthropic_oauth.json`` (the hermes_pkce singleton; label ``hermes-pkce``)."""
+    """``~/.hermes/.anthropic_oauth.json`` (the hermes_pkce singleton; label ``hermes-pkce``); ``[]`` when absent.
+
+    Raises :class:`CredentialFileError` when it exists but cannot be understood."""
 
     def build(data: Any) -> list[Credential]:
         if not isinstance(data, dict):
@@ -215,7 +228,7 @@ def import_hermes_pkce(user_home: Path) -> list[Credential]:
         return [Credential(
             label="hermes-pkce", access_token=_token(data, "accessToken", w, required=True),
             refresh_token=_token(data, "refreshToken", w), expires_at=_ms_or_s(data.get("expiresAt")),
-            scopes=_scopes(data.get("scopes"), w), source="hermes_pkce", imported=True,
+            scopes=_scopes(data.get("scopes"), w), source="hermes_pkce", imported=True, mode="live",
             extra={"file": str(user_home / HERMES_PKCE_FILE)})]
 
     return _guard(user_home / HERMES_PKCE_FILE, build)
@@ -238,12 +251,17 @@ def import_env(environ: Mapping[str, str]) -> list[Credential]:
                 f"The environment variable {name} does not hold a single token ({len(value)} characters, with "
                 "spaces, control or non-ASCII characters, or more than 8192 characters).")
         if value:
-            out.append(Credential(label=f"env-{name}", access_token=value, source=f"env:{name}", imported=True))
+            out.append(Credential(label=f"env-{name}", access_token=value, source=f"env:{name}", imported=True,
+                                  mode="live"))
     return out
 
 
 def discover(user_home: Path | None = None, environ: Mapping[str, str] | None = None) -> Discovery:
-    """Run every importer; a broken file is reported in ``problems`` and does not hide the others."""
+    """Run every importer (``user_home`` defaults to the user's home, ``environ`` to ``os.environ``).
+
+    Returns a :class:`Discovery`; never raises for a broken file: it is reported in ``problems`` and does not hide
+    the others.
+    """
     home = Path(user_home) if user_home is not None else Path.home()
     env = os.environ if environ is None else environ
     found = Discovery()

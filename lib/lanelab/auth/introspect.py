@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from lanelab import __version__, redact
-from lanelab.auth.credentials import CorruptCredential, Credential, CredentialStore
+from lanelab.auth.credential import Credential
 from lanelab.auth.oauth import probe_settings, scope_meanings
+from lanelab.auth.resolve import available
 from lanelab.config import Settings
 from lanelab.wire import spec as wire
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["KIND_ACCESS", "KIND_API_KEY", "KIND_REFRESH", "KIND_UNKNOWN", "AccountSummary", "CredentialSummary",
+           "CredentialTable", "UsageWindow", "credentials_table", "describe", "inspect_account", "probe_profile",
+           "probe_spec", "probe_usage", "summarize", "token_kind"]
 
 KIND_ACCESS = "oauth_access"
 KIND_REFRESH = "oauth_refresh"
@@ -66,19 +74,23 @@ class CredentialSummary:
     can_probe: bool
     source: str
     imported: bool
+    issued_by: str = "unknown"
 
     @property
     def expiry_text(self) -> str:
+        """``in 2.0 h``, ``expired 5 min ago`` or ``unknown``."""
         if self.expires_in is not None and self.expires_in <= 0:
             return f"expired {_duration(-self.expires_in)} ago"
         return f"in {_duration(self.expires_in)}" if self.expires_in is not None else "unknown"
 
     def rows(self) -> list[tuple[str, str]]:
+        """``(field, value)`` pairs, as the repr and the HTML table show them."""
         scopes = "; ".join(f"{s} ({self.allows.get(s, 'meaning not recorded')})" for s in self.scopes) or "unknown"
         return [("label", self.label), ("kind", self.kind), ("token", self.masked_token),
                 ("refresh token", "yes" if self.has_refresh else "no"), ("expires", self.expiry_text),
                 ("scopes", scopes), ("profile/usage probes", "allowed" if self.can_probe else "need user:profile"),
-                ("source", self.source + (" (imported, read-only)" if self.imported else ""))]
+                ("source", self.source + (" (imported, read-only)" if self.imported else "")),
+                ("issued by", self.issued_by)]
 
     def __repr__(self) -> str:
         return "\n".join(f"{k:>20}: {v}" for k, v in self.rows())
@@ -88,13 +100,17 @@ class CredentialSummary:
 
 
 def describe(cred: Credential, now: float | None = None) -> CredentialSummary:
+    """What ``cred`` is: kind, masked token, expiry (relative to ``now``), scopes and what they allow, who issued
+    it. Returns a :class:`CredentialSummary` (holds no secret; displays itself). Raises
+    :class:`~lanelab.auth.oauth.EndpointSetError` only when ``data/oauth.toml`` is unreadable."""
     meanings = scope_meanings()
     required = probe_settings().get("required_scope", "user:profile")
     return CredentialSummary(
         label=cred.label, kind=token_kind(cred.access_token), masked_token=redact.mask(cred.access_token),
         has_refresh=bool(cred.refresh_token), expires_in=cred.expires_in(now), scopes=cred.scopes,
         allows={s: meanings[s] for s in cred.scopes if s in meanings},
-        can_probe=required in cred.scopes or not cred.scopes, source=cred.source, imported=cred.imported)
+        can_probe=required in cred.scopes or not cred.scopes, source=cred.source, imported=cred.imported,
+        issued_by=cred.issued_by)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -109,15 +125,19 @@ def probe_spec(path: str) -> wire.RequestSpec:
 
 
 def probe_profile(token: str, base_url: str, client: httpx.Client | None = None) -> wire.Observation:
+    """GET the profile endpoint with ``token``; the observation (never raises for an HTTP or transport failure)."""
     return wire.send(probe_spec(probe_settings().get("profile_path", "/api/oauth/profile")), base_url, token, client)
 
 
 def probe_usage(token: str, base_url: str, client: httpx.Client | None = None) -> wire.Observation:
+    """GET the usage endpoint with ``token``; the observation (never raises for an HTTP or transport failure)."""
     return wire.send(probe_spec(probe_settings().get("usage_path", "/api/oauth/usage")), base_url, token, client)
 
 
 @dataclass
 class UsageWindow:
+    """One usage window of the usage endpoint (``five_hour``, ``seven_day``…)."""
+
     name: str
     utilization: float | None  # percent 0-100, as the usage endpoint reports it
     resets_at: str | None
@@ -140,6 +160,8 @@ class AccountSummary:
     request_ids: list[str] = field(default_factory=list)
 
     def rows(self) -> list[tuple[str, str]]:
+        """``(field, value)`` pairs, as the repr and the HTML table show them."""
+
         def s(v: Any) -> str:
             return "—" if v is None else str(v)
 
@@ -151,9 +173,6 @@ class AccountSummary:
             rows.append((f"window {w.name}", f"{util}, resets {s(w.resets_at)}"))
         rows += [("probe error", e) for e in self.errors]
         return rows
-
-    def to_dict(self) -> dict[str, Any]:
-        return redact.redact_obj(asdict(self))
 
     def __repr__(self) -> str:
         return redact.redact_text("\n".join(f"{k:>26}: {v}" for k, v in self.rows()))
@@ -211,32 +230,77 @@ def summarize(profile: wire.Observation | None, usage: wire.Observation | None) 
 
 
 def inspect_account(token: str, base_url: str, client: httpx.Client | None = None) -> AccountSummary:
-    """Probe profile and usage with ``token`` and summarise (no inference, no quota spent)."""
+    """Probe profile and usage with ``token`` at ``base_url`` and summarise (no inference, no quota spent).
+
+    Returns an :class:`AccountSummary`; a failed probe becomes a line in its ``errors``, never an exception.
+    Raises :class:`~lanelab.errors.HostNotAllowed` when ``base_url`` is off the allow-list (nothing is sent).
+    """
     return summarize(probe_profile(token, base_url, client), probe_usage(token, base_url, client))
 
 
+@dataclass
+class CredentialTable:
+    """Saved and importable credentials as masked rows, and the problems met (files that could not be read).
+
+    ``to_frame()`` gives a DataFrame with :attr:`COLUMNS`; in a notebook the table displays itself with its problems
+    below it; ``str()`` is the text table ``python -m lanelab creds`` prints. Holds no secret.
+    """
+
+    COLUMNS = ("where", "label", "kind", "token", "expires", "source", "issuer", "scopes")
+
+    rows: list[dict[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per credential, columns :attr:`COLUMNS` (all text)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(self.COLUMNS))
+
+    def labels(self) -> list[str]:
+        """The labels in table order (saved first)."""
+        return [r["label"] for r in self.rows]
+
+    def text_lines(self) -> list[str]:
+        """The rows as aligned text (a header line first), then one ``problem: …`` line per problem."""
+        lines = []
+        if self.rows:
+            widths = {c: max(len(c), *(len(r[c]) for r in self.rows)) for c in self.COLUMNS}
+            lines.append("  ".join(c.ljust(widths[c]) for c in self.COLUMNS).rstrip())
+            lines += ["  ".join(r[c].ljust(widths[c]) for c in self.COLUMNS).rstrip() for r in self.rows]
+        lines += [f"problem: {p}" for p in self.problems]
+        return [redact.redact_text(line) for line in lines]
+
+    def __str__(self) -> str:
+        return "\n".join(self.text_lines()) or "No credentials."
+
+    def __repr__(self) -> str:
+        return f"CredentialTable({len(self.rows)} credentials, {len(self.problems)} problems)\n{self}"
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame().to_html(index=False) if self.rows else "<p><i>No credentials yet.</i></p>"
+        probs = "".join(f"<li>{html.escape(p)}</li>" for p in self.problems)
+        more = f"<p><b>Problems</b></p><ul>{probs}</ul>" if probs else ""
+        return redact.redact_text(frame + more)
+
+
 def credentials_table(settings: Settings, user_home: Path | None = None,
-                      environ: Mapping[str, str] | None = None) -> tuple[list[dict[str, str]], list[str]]:
-    """Saved and importable credentials as masked rows (where, label, kind, token, expires, source, scopes), plus
-    the problems met (unreadable files). Reads only; for ``creds`` and notebook 01."""
-    from lanelab.auth import importers
+                      environ: Mapping[str, str] | None = None) -> CredentialTable:
+    """The kit's saved credentials and those it can import, masked: where, label, kind, token, expiry, source, who
+    issued it, scopes. Reads only (for ``creds`` and notebook 01).
+
+    Returns a :class:`CredentialTable`; never raises for a damaged file: it is listed in ``problems``.
+    """
 
     def row(where: str, cred: Credential) -> dict[str, str]:
         s = describe(cred)
         return {"where": where, "label": cred.label, "kind": s.kind, "token": s.masked_token,
-                "expires": s.expiry_text, "source": cred.source, "scopes": " ".join(cred.scopes) or "-"}
+                "expires": s.expiry_text, "source": cred.source, "issuer": cred.issued_by,
+                "scopes": " ".join(cred.scopes) or "-"}
 
-    store = CredentialStore(settings.home)
-    rows, problems = [], []
-    for label in store.labels():
-        try:
-            rows.append(row("saved", store.load(label)))
-        except CorruptCredential as exc:
-            problems.append(str(exc))
-    found = importers.discover(user_home=user_home, environ=environ)
-    rows += [row("import", c) for c in found.credentials]
-    problems += [str(p) for p in found.problems]
-    return rows, problems
+    found = available(settings, user_home, environ)
+    rows = [row("saved", c) for c in found.saved] + [row("import", c) for c in found.imported]
+    return CredentialTable(rows=rows, problems=list(found.problems))
 
 
 def _table(rows: list[tuple[str, str]], title: str) -> str:

@@ -2,7 +2,8 @@
 
 Which hosts, scopes, body style and user agent to use are choices the user makes from ``data/oauth.toml``; clients
 differ and reports conflict (references/hermes.md §3, references/protocol.md §1), so each is a named variant, not a
-constant. Refresh is explicit and single-flight, because refresh tokens are single-use and rotate.
+constant. Refresh is explicit and single-flight, because refresh tokens are single-use and rotate. Every credential
+made here records who issued it (:func:`lanelab.auth.issuer.issued_by` on the token URL that answered).
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ import httpx
 from lanelab import http as lanelab_http
 from lanelab import redact
 from lanelab.auth import pkce as pkce_mod
-from lanelab.auth.credentials import Credential, CredentialStore
+from lanelab.auth.credential import Credential
+from lanelab.auth.issuer import default_label, issued_by
 from lanelab.auth.paste import PastedCode
+from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings, data_dir, host_allowed, is_loopback_url
 from lanelab.datafiles import DataFileError, read_toml
 from lanelab.errors import Refused, ServiceError
+
+__all__ = ["TIMEOUT", "Authorization", "ClientVariant", "EndpointSet", "EndpointSetError", "RefreshRefused",
+           "Refreshed", "TokenEndpointError", "UnsafeHost", "authorize_url", "client_variant",
+           "credential_from_token_response", "default_endpoint_set_name", "endpoint_set", "exchange",
+           "list_endpoint_sets", "load_client_variants", "load_endpoint_sets", "post_token", "probe_settings",
+           "refresh", "scope_meanings", "sim_paste_value", "start", "variant_for_body"]
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -69,7 +78,9 @@ class EndpointSet:
     source: str = ""
 
     def resolve(self, base_url: str | None) -> EndpointSet:
-        """Absolute URLs: relative sets are joined onto the simulator's ``base_url``."""
+        """Absolute URLs: relative sets are joined onto the simulator's ``base_url``.
+
+        Raises :class:`EndpointSetError` for a relative set when ``base_url`` is not given."""
         if not self.relative:
             return self
         if not base_url:
@@ -94,6 +105,7 @@ class ClientVariant:
     source: str = ""
 
     def headers(self) -> dict[str, str]:
+        """The ``accept`` and ``user-agent`` headers of this client's token POSTs."""
         h = {"accept": self.accept}
         if self.user_agent:
             h["user-agent"] = self.user_agent
@@ -105,6 +117,7 @@ def _load(path: Path | None = None) -> dict[str, Any]:
 
 
 def load_endpoint_sets(path: Path | None = None) -> dict[str, EndpointSet]:
+    """Every endpoint set in ``data/oauth.toml`` by name. Raises :class:`EndpointSetError` for a bad file."""
     data = _load(path)
     client_id = data["client"]["client_id"]
     scope_sets = {k: tuple(v["scopes"]) for k, v in data.get("scopes", {}).items()}
@@ -119,6 +132,7 @@ def load_endpoint_sets(path: Path | None = None) -> dict[str, EndpointSet]:
 
 
 def load_client_variants(path: Path | None = None) -> dict[str, ClientVariant]:
+    """Every token-endpoint client variant in ``data/oauth.toml`` by name. Raises :class:`EndpointSetError`."""
     return {name: ClientVariant(name=name, body=v["body"], user_agent=v.get("user_agent", ""),
                                 accept=v.get("accept", "application/json"), description=v.get("description", ""),
                                 source=v.get("source", ""))
@@ -126,12 +140,14 @@ def load_client_variants(path: Path | None = None) -> dict[str, ClientVariant]:
 
 
 def scope_meanings(path: Path | None = None) -> dict[str, str]:
+    """What each OAuth scope allows, from ``data/oauth.toml``."""
     m = dict(_load(path).get("scope_meanings", {}))
     m.pop("source", None)
     return m
 
 
 def probe_settings(path: Path | None = None) -> dict[str, Any]:
+    """The ``[probes]`` table of ``data/oauth.toml`` (paths, beta header, required scope, default expiry)."""
     return dict(_load(path).get("probes", {}))
 
 
@@ -144,11 +160,15 @@ def list_endpoint_sets(mode: str | None = None) -> list[str]:
 
 
 def default_endpoint_set_name(settings: Settings) -> str:
+    """The first endpoint set usable in ``settings.mode`` (``sim`` in sim mode, ``live-claude-ai`` in live mode)."""
     return list_endpoint_sets(settings.mode)[0]
 
 
 def endpoint_set(name: str, base_url: str | None = None) -> EndpointSet:
-    """The endpoint set called ``name``, resolved against ``base_url`` when it is the simulator's."""
+    """The endpoint set called ``name``, resolved against ``base_url`` when it is the simulator's.
+
+    Raises :class:`EndpointSetError` for an unknown name, or a simulator set without ``base_url``.
+    """
     sets = load_endpoint_sets()
     if name not in sets:
         raise EndpointSetError(f"Unknown endpoint set {name!r}.", f"Choose one of: {', '.join(sets)}.")
@@ -156,6 +176,7 @@ def endpoint_set(name: str, base_url: str | None = None) -> EndpointSet:
 
 
 def client_variant(name: str) -> ClientVariant:
+    """The client variant called ``name``. Raises :class:`EndpointSetError` (listing the known ones) if unknown."""
     variants = load_client_variants()
     if name not in variants:
         raise EndpointSetError(f"Unknown client variant {name!r}.", f"Choose one of: {', '.join(variants)}.")
@@ -163,7 +184,7 @@ def client_variant(name: str) -> ClientVariant:
 
 
 def variant_for_body(body: str) -> ClientVariant:
-    """The first variant with the given body style (``json`` or ``form``)."""
+    """The first variant with the given body style (``json`` or ``form``). Raises :class:`EndpointSetError`."""
     for v in load_client_variants().values():
         if v.body == body:
             return v
@@ -187,6 +208,7 @@ class Authorization:
 
 
 def authorize_url(endpoints: EndpointSet, challenge: str, state: str) -> str:
+    """The authorize URL the user opens: client, redirect, scopes, the S256 ``challenge`` and ``state``."""
     params: dict[str, str] = {}
     if endpoints.code_param:
         params["code"] = "true"
@@ -197,7 +219,10 @@ def authorize_url(endpoints: EndpointSet, challenge: str, state: str) -> str:
 
 
 def start(endpoints: EndpointSet, verifier_bytes: int = pkce_mod.MIN_BYTES) -> Authorization:
-    """Generate PKCE material and the authorize URL for ``endpoints`` (already resolved)."""
+    """Generate PKCE material and the authorize URL for ``endpoints`` (already resolved).
+
+    Returns an :class:`Authorization`; raises :class:`EndpointSetError` when ``endpoints`` is still relative.
+    """
     if endpoints.relative:
         raise EndpointSetError(f"Endpoint set {endpoints.name!r} is not resolved; call endpoints.resolve(base_url).")
     material = pkce_mod.generate(verifier_bytes)
@@ -208,6 +233,8 @@ def sim_paste_value(authorize_url_: str, client: httpx.Client | None = None) -> 
     """What a user would copy from the simulator's callback page: follow the authorize URL, read ``paste-value``.
 
     Only for the loopback simulator (headless notebook runs, ``login --auto``); a live flow needs a real person.
+    Returns ``code#state``. Raises :class:`EndpointSetError` for a non-loopback URL or a redirect elsewhere, and
+    :class:`TokenEndpointError` when the simulator cannot be reached or shows no code.
     """
     if not is_loopback_url(authorize_url_):
         raise EndpointSetError("Automatic paste works only against the loopback simulator.",
@@ -265,7 +292,11 @@ def _describe_error(resp: httpx.Response) -> str:
 
 def post_token(endpoints: EndpointSet, fields: Mapping[str, str], variant: ClientVariant,
                client: httpx.Client | None = None) -> tuple[dict[str, Any], str]:
-    """POST to each token URL in order (404 → next, as Hermes does) and return ``(json, url_used)``."""
+    """POST to each token URL in order (404 → next, as Hermes does) and return ``(json, url_used)``.
+
+    Raises :class:`UnsafeHost` before sending anything to a host off the allow-list, and
+    :class:`TokenEndpointError` when no token URL answers with an access token.
+    """
     for key in ("code", "code_verifier", "refresh_token"):
         redact.register_secret(fields.get(key))
     own = client is None
@@ -307,9 +338,11 @@ def post_token(endpoints: EndpointSet, fields: Mapping[str, str], variant: Clien
     raise TokenEndpointError("No token endpoint is configured in this endpoint set.")  # pragma: no cover
 
 
-def credential_from_token_response(data: Mapping[str, Any], label: str, source: str = "lanelab:pkce",
+def credential_from_token_response(data: Mapping[str, Any], label: str, token_url: str, source: str = "lanelab:pkce",
                                    now: float | None = None, default_expires_in: int = 3600) -> Credential:
-    """A :class:`Credential` from a token-endpoint JSON answer (``expires_in`` missing → ``default_expires_in``)."""
+    """A :class:`Credential` from a token-endpoint JSON answer (``expires_in`` missing → ``default_expires_in``),
+    recording ``token_url``'s origin as its issuer (see :func:`lanelab.auth.issuer.issued_by`)."""
+    mode, issuer = issued_by(token_url)
     now = time.time() if now is None else now
     expires_in = data.get("expires_in")
     if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool):
@@ -321,19 +354,25 @@ def credential_from_token_response(data: Mapping[str, Any], label: str, source: 
         label=label, access_token=data["access_token"], refresh_token=data.get("refresh_token") or None,
         expires_at=now + float(expires_in), scopes=tuple(scope.split()) if isinstance(scope, str) else (),
         account_uuid=account.get("uuid"), email=account.get("email_address"),
-        organization_uuid=org.get("uuid"), organization_name=org.get("name"), source=source, imported=False)
+        organization_uuid=org.get("uuid"), organization_name=org.get("name"), source=source, imported=False,
+        mode=mode, issuer=issuer)
 
 
 def exchange(endpoints: EndpointSet, pasted: PastedCode, verifier: str, variant: ClientVariant, *,
-             label: str = "sim-pkce", client: httpx.Client | None = None) -> Credential:
-    """Exchange the pasted code for tokens (grant ``authorization_code``) and return the credential."""
+             label: str | None = None, client: httpx.Client | None = None) -> Credential:
+    """Exchange the pasted code for tokens (grant ``authorization_code``) and return the credential.
+
+    The credential records who issued it (the token URL that answered) and is labelled ``label``, or the default
+    label of that mode (``sim-pkce``/``live-pkce``). Raises what :func:`post_token` raises.
+    """
     redact.register_secret(pasted.code)
     redact.register_secret(verifier)
     fields = {"grant_type": "authorization_code", "client_id": endpoints.client_id, "code": pasted.code,
               "state": pasted.state, "redirect_uri": endpoints.redirect_uri, "code_verifier": verifier}
-    data, _ = post_token(endpoints, fields, variant, client)
-    return credential_from_token_response(data, label, default_expires_in=probe_settings().get("default_expires_in",
-                                                                                              3600))
+    data, url = post_token(endpoints, fields, variant, client)
+    label = label or default_label(issued_by(url)[0])
+    return credential_from_token_response(data, label, url,
+                                          default_expires_in=probe_settings().get("default_expires_in", 3600))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -382,8 +421,10 @@ def refresh(cred: Credential, endpoints: EndpointSet, variant: ClientVariant, *,
             store: CredentialStore | None = None, client: httpx.Client | None = None) -> Refreshed:
     """Refresh ``cred`` once. Concurrent calls for the same credential share one request and one result.
 
-    Keeps the old refresh token when the server returns none; saves to ``store`` when given. Refuses imported
-    credentials unless ``allow_imported`` (the other client would be logged out: refresh tokens are single-use).
+    Keeps the old refresh token when the server returns none; saves to ``store`` when given. Returns a
+    :class:`Refreshed` whose credential records the token URL that answered as its issuer. Raises
+    :class:`RefreshRefused` for an imported credential unless ``allow_imported`` (the other client would be logged
+    out: refresh tokens are single-use) and for one without a refresh token; otherwise what :func:`post_token` raises.
     """
     if cred.imported and not allow_imported:
         raise RefreshRefused(
@@ -423,8 +464,8 @@ def _refresh_once(cred: Credential, endpoints: EndpointSet, variant: ClientVaria
                   client: httpx.Client | None) -> Refreshed:
     old = cred.refresh_token or ""
     fields = {"grant_type": "refresh_token", "refresh_token": old, "client_id": endpoints.client_id}
-    data, _ = post_token(endpoints, fields, variant, client)
-    new = credential_from_token_response(data, cred.label, source=cred.source,
+    data, url = post_token(endpoints, fields, variant, client)
+    new = credential_from_token_response(data, cred.label, url, source=cred.source,
                                          default_expires_in=probe_settings().get("default_expires_in", 3600))
     kept_old = new.refresh_token is None
     if kept_old:

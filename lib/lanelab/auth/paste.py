@@ -15,6 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 from lanelab import redact
 from lanelab.errors import InputError
 
+__all__ = ["MAX_PASTE_CHARS", "EmptyPaste", "MissingState", "PasteError", "PastedCode", "StateMismatch",
+           "TokenPasted", "UnrecognisedPaste", "clean", "parse_paste"]
+
 #: Characters an authorization code or state may contain (base64url plus the URL-safe extras).
 _CODE_RE = re.compile(r"^[A-Za-z0-9_\-.~]+$")
 #: A callback URL is a few hundred characters; a paste this long is something else (and is not parsed).

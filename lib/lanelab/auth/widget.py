@@ -11,9 +11,15 @@ from lanelab import redact
 from lanelab.auth.flow import LoginFlow
 from lanelab.errors import UserError
 
+__all__ = ["LoginWidget"]
+
 
 class LoginWidget:
-    """Widgets over a :class:`LoginFlow`. ``display(widget)`` shows them; tests call the buttons' ``click()``."""
+    """Widgets over a :class:`LoginFlow`. ``display(widget)`` shows them; tests call the buttons' ``click()``.
+
+    Every action catches the flow's :class:`~lanelab.errors.UserError` and shows it beside the paste box, so no
+    button raises.
+    """
 
     def __init__(self, flow: LoginFlow):
         self.flow = flow
@@ -56,6 +62,7 @@ class LoginWidget:
         self.render()
 
     def new_link(self) -> None:
+        """The 'New link' button: apply the pickers and start (or restart) the flow."""
         def act() -> None:
             if not self.flow.endpoints or self.flow.endpoints.name != self.endpoints.value:
                 self.flow.choose(self.endpoints.value)
@@ -64,6 +71,7 @@ class LoginWidget:
         self._guard(act)
 
     def submit(self) -> None:
+        """The 'Exchange' button: submit the paste box (then cleared), exchange, and probe when a base URL is set."""
         def act() -> None:
             value, self.paste.value = self.paste.value, ""
             self.flow.set_variant(self.variant.value)
@@ -72,6 +80,7 @@ class LoginWidget:
         self._guard(act)
 
     def save(self) -> None:
+        """The 'Save' button: save under the label box's value."""
         self._guard(lambda: self.flow.save(self.label.value.strip()))
 
     def render(self) -> None:

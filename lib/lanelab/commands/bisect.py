@@ -43,7 +43,7 @@ def _target(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str,
         if not args.credential or not args.budget:
             raise BudgetExceeded("Live bisect needs --credential LABEL and --budget N.",
                                  "Choose a small budget; each probe is one real request.")
-        from lanelab.auth.credentials import resolve_token
+        from lanelab.auth.resolve import resolve_token
 
         yield str(settings.base_url), resolve_token(args.credential, settings), "live"
         return

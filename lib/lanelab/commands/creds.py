@@ -1,4 +1,4 @@
-"""``python -m lanelab creds``: the saved and the importable credentials, masked, with expiry and source."""
+"""``python -m lanelab creds``: the saved and the importable credentials, masked, with expiry, source and issuer."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import json
 from pathlib import Path
 
 from lanelab import redact
-from lanelab.auth.credentials import CredentialStore
 from lanelab.auth.introspect import credentials_table
+from lanelab.auth.issuer import default_label, login_command
+from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings
 
 NAME = "creds"
-HELP = "list saved and importable credentials (masked), with kind, expiry and source"
+HELP = "list saved and importable credentials (masked), with kind, expiry, source and issuer"
 DESCRIPTION = (
     "Lists the kit's own credentials (LANELAB_HOME) and those it can import read-only: ~/.claude/.credentials.json, "
     "~/.hermes/auth.json, ~/.hermes/.anthropic_oauth.json, CLAUDE_CODE_OAUTH_TOKEN and ANTHROPIC_TOKEN. Tokens are "
-    "masked; nothing is written or refreshed."
+    "masked; nothing is written or refreshed. The issuer column says who issued each one (the simulator at its "
+    "address, or Anthropic in live mode; imported ones count as live), which decides where it may be sent."
 )
 
 
@@ -26,20 +28,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the table (or JSON); returns 0. Raises :class:`~lanelab.errors.ConfigError` for bad LANELAB_* settings;
+    a damaged credential file is listed as a problem, not raised."""
     settings = Settings.from_env()
-    table, problems = credentials_table(settings, args.user_home)
+    table = credentials_table(settings, args.user_home)
+    default = default_label(settings.mode)
     if args.json:
-        print(redact.redact_text(json.dumps({"credentials": table, "problems": problems}, indent=2)))
+        print(redact.redact_text(json.dumps({"credentials": table.rows, "problems": table.problems,
+                                             "default_label": default, "mode": settings.mode}, indent=2)))
         return 0
     print(f"Store: {CredentialStore(settings.home).dir}")
-    if not table:
+    if not table.rows:
         print("No credentials yet: run 'python -m lanelab login'.")
-    cols = ("where", "label", "kind", "token", "expires", "source", "scopes")
-    widths = {c: max(len(c), *(len(r[c]) for r in table)) if table else len(c) for c in cols}
-    if table:
-        print("  ".join(c.ljust(widths[c]) for c in cols))
-        for r in table:
-            print(redact.redact_text("  ".join(r[c].ljust(widths[c]) for c in cols)))
-    for p in problems:
-        print(f"problem: {redact.redact_text(p)}")
+    for line in table.text_lines():
+        print(line)
+    if default not in table.labels():
+        print(f"Nothing is saved under {default!r}, the default label in {settings.mode} mode; to make it: "
+              f"{login_command(settings.mode, settings.base_url)}")
     return 0

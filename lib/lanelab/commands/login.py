@@ -7,8 +7,9 @@ import sys
 
 from lanelab import redact
 from lanelab.auth import oauth
-from lanelab.auth.credentials import validate_label
+from lanelab.auth.credential import validate_label
 from lanelab.auth.flow import LoginFlow
+from lanelab.auth.issuer import DEFAULT_LABELS, default_label
 from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.live import require_live_opt_in
@@ -34,7 +35,8 @@ class NoPaste(UserError):
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoints", metavar="NAME", help="endpoint set from data/oauth.toml "
                         "(default: the first for this mode; sim mode: sim, live mode: live-claude-ai)")
-    parser.add_argument("--label", default="sim-pkce", help="save the credential under this label (default: %(default)s)")
+    parser.add_argument("--label", help="save the credential under this label (default: "
+                        + ", ".join(f"{label} in {mode} mode" for mode, label in DEFAULT_LABELS.items()) + ")")
     parser.add_argument("--body", choices=("json", "form"), help="token POST body style (picks a client variant)")
     parser.add_argument("--variant", metavar="NAME", help="token-endpoint client variant from data/oauth.toml "
                         "(default: axios-json)")
@@ -44,6 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _variant_name(args: argparse.Namespace) -> str:
+    """The client variant: ``--variant``, else the first one with ``--body``'s style, else ``axios-json``.
+
+    Raises :class:`~lanelab.auth.oauth.EndpointSetError` when no variant has that body style."""
     if args.variant:
         return args.variant
     if args.body:
@@ -52,6 +57,8 @@ def _variant_name(args: argparse.Namespace) -> str:
 
 
 def _read_paste(flow: LoginFlow, tries: int) -> None:
+    """Read pastes from standard input until one is accepted; raises :class:`NoPaste` when input ends or after
+    ``tries`` refusals (each refusal is printed with how many tries are left)."""
     for attempt in range(1, max(tries, 1) + 1):
         print("paste> ", end="", file=sys.stderr, flush=True)
         line = sys.stdin.readline()
@@ -66,6 +73,8 @@ def _read_paste(flow: LoginFlow, tries: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Log in and save; returns 0. Raises a :class:`~lanelab.errors.UserError` (the CLI prints it, exit 2) for a bad
+    label, a refused paste, live mode without the opt-in, ``--auto`` in live mode or a token-endpoint failure."""
     settings = Settings.from_env()
     if settings.mode == "live":
         print(LIVE_NOTICE, file=sys.stderr)
@@ -73,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if args.auto and settings.mode != "sim":
         raise UserError("--auto works only against the simulator (LANELAB_MODE=sim).",
                         "Open the link yourself and paste the value the callback page shows.")
-    validate_label(args.label)  # before any network work
-    flow = LoginFlow(settings, endpoints=args.endpoints, variant=_variant_name(args), label=args.label)
+    label = validate_label(args.label or default_label(settings.mode))  # before any network work
+    flow = LoginFlow(settings, endpoints=args.endpoints, variant=_variant_name(args), label=label)
     url = flow.start()
     print(f"Endpoint set: {flow.endpoints.name if flow.endpoints else '?'}; token POST: {flow.variant.name} "
           f"({flow.variant.body} body)")

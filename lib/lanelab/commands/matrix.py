@@ -8,7 +8,8 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from lanelab.auth.credentials import CredentialNotFound, resolve_token
+from lanelab.auth.resolve import resolve_token
+from lanelab.auth.store import CredentialNotFound
 from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings
 from lanelab.errors import UserError
 from lanelab.live import require_live_opt_in
@@ -123,7 +124,7 @@ def _print_dry_run(plan: MatrixPlan, settings: Settings, args: argparse.Namespac
 
 
 def run(args: argparse.Namespace) -> int:
-    from lanelab.auth.credentials import CredentialStore
+    from lanelab.auth.store import CredentialStore
     from lanelab.matrix.runner import MatrixPlan, TokenSource
 
     settings = _settings(args)

@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lanelab import __version__, redact
-from lanelab.auth.credentials import CredentialStore
+from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.findings import answers as ans

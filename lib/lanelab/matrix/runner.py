@@ -264,9 +264,9 @@ def sim_token(base_url: str, kind: str = "pkce", scopes: list[str] | None = None
 
 
 def default_token_for(settings: Settings) -> TokenFor:
-    """Look labels up through lanelab.auth.credentials (the kit's store, then read-only importers)."""
+    """Look labels up through lanelab.auth.resolve (the kit's store, then read-only importers)."""
     def token_for(label: str) -> str:
-        from lanelab.auth.credentials import resolve_token
+        from lanelab.auth.resolve import resolve_token
         return resolve_token(label, settings)
     return token_for
 
@@ -298,7 +298,8 @@ class TokenSource:
         self._token: str | None = None
 
     def __call__(self, wanted: str) -> str:
-        from lanelab.auth.credentials import CredentialNotFound, resolve_token
+        from lanelab.auth.resolve import resolve_token
+        from lanelab.auth.store import CredentialNotFound
 
         if wanted != self.label:
             return resolve_token(wanted, self.settings)
@@ -423,7 +424,7 @@ def run_matrix(
     """Send ``cells`` and append them to the run store; returns what was sent, resumed and what came back.
 
     ``credential`` is the label for cells whose spec names none; ``token`` (a plain token, for tests) or
-    ``token_for(label)`` supplies the secret (default: lanelab.auth.credentials). ``budget`` is required in live mode.
+    ``token_for(label)`` supplies the secret (default: lanelab.auth.resolve). ``budget`` is required in live mode.
     ``usage_snapshots`` reads the free usage endpoint before and after sending, so the report can show what moved.
     Safe to call from a notebook: the async work runs in a worker thread when an event loop is already running.
     """

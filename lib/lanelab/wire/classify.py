@@ -18,6 +18,9 @@ from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.wire.spec import Observation
 from lanelab.wire.unified import LANE_UNKNOWN
 
+__all__ = ["LANE_API", "LANE_NONE", "UNCLASSIFIED", "Classified", "OutcomeClass", "Rule", "Taxonomy", "TaxonomyError",
+           "classify", "load_taxonomy", "outcome_classes", "palette", "parse_taxonomy"]
+
 UNCLASSIFIED = "unclassified"
 #: The lane recorded for a refused request whose response names none.
 LANE_NONE = "none"
@@ -55,6 +58,7 @@ class Rule:
     lane: str | None = None
 
     def matches(self, obs: Observation, message: str) -> bool:
+        """True when every condition this rule sets holds for ``obs`` (``message``: its normalised error text)."""
         has_response = obs.status is not None and not obs.transport_error
         if self.transport is not None and self.transport == has_response:
             return False
@@ -91,6 +95,7 @@ class Taxonomy:
 
     @property
     def ids(self) -> list[str]:
+        """The outcome class ids, in display order."""
         return [c.id for c in self.classes]
 
     def palette(self) -> dict[str, str]:
@@ -98,6 +103,7 @@ class Taxonomy:
         return {c.id: c.colour for c in self.classes}
 
     def is_transient(self, outcome: str) -> bool:
+        """True when ``outcome`` is a class marked transient (worth a retry; says nothing about billing)."""
         cls = self.by_id.get(outcome)
         return bool(cls and cls.transient)
 
@@ -122,7 +128,10 @@ def _tuple(v: Any) -> tuple:
 
 
 def parse_taxonomy(doc: Mapping[str, Any], path: Path | None = None) -> Taxonomy:
-    """Build a :class:`Taxonomy` from a parsed outcomes TOML document, checking every rule names a known class."""
+    """Build a :class:`Taxonomy` from a parsed outcomes TOML document, checking every rule names a known class.
+
+    Raises :class:`TaxonomyError` when ``unclassified`` is missing, a rule names an unknown class or no source.
+    """
     classes = tuple(
         OutcomeClass(id=c["id"], label=c["label"], short=c["short"], colour=c["colour"],
                      description=c.get("description", ""), transient=bool(c.get("transient", False)))
@@ -154,7 +163,10 @@ def _load(path: Path) -> Taxonomy:
 
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
-    """The taxonomy in ``path`` (default: data/outcomes.toml), parsed once per process."""
+    """The taxonomy in ``path`` (default: data/outcomes.toml), parsed once per process.
+
+    Raises :class:`TaxonomyError` when the file is missing, unreadable or inconsistent.
+    """
     return _load((path or data_dir() / "outcomes.toml").resolve())
 
 
@@ -188,10 +200,10 @@ def classify(obs: Observation, taxonomy: Taxonomy | None = None) -> Classified:
 
 
 def outcome_classes() -> list[OutcomeClass]:
-    """The outcome classes in display order."""
+    """The outcome classes in display order. Raises :class:`TaxonomyError` for a bad outcomes file."""
     return list(load_taxonomy().classes)
 
 
 def palette() -> dict[str, str]:
-    """Outcome id → colour, in display order."""
+    """Outcome id → colour, in display order. Raises :class:`TaxonomyError` for a bad outcomes file."""
     return load_taxonomy().palette()

@@ -24,6 +24,9 @@ from lanelab.errors import HostNotAllowed
 from lanelab.http import DEFAULT_TIMEOUT
 from lanelab.wire.unified import UnifiedLimits, parse_unified
 
+__all__ = ["AUTH_STYLES", "BODY_SNIPPET", "MAX_JSON_DEPTH", "Observation", "RequestSpec", "apply_auth", "asend",
+           "build_request", "observe_response", "parse_sse", "send"]
+
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
 #: At most this much of a non-JSON body is kept in an observation.
 BODY_SNIPPET = 2000
@@ -45,6 +48,7 @@ class RequestSpec:
     credential: str | None = None
 
     def copy(self) -> RequestSpec:
+        """A deep copy (transforms change copies, never the profile's spec)."""
         return copy.deepcopy(self)
 
     @property
@@ -61,13 +65,16 @@ class RequestSpec:
 
     @property
     def streams(self) -> bool:
+        """True when the body asks for a streamed (SSE) answer."""
         return isinstance(self.body, dict) and bool(self.body.get("stream"))
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data, redacted (safe to store in a run file or a report)."""
         return redact.redact_obj(asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RequestSpec:
+        """A spec from :meth:`to_dict`'s output (unknown keys ignored, values deep-copied)."""
         return cls(**{k: copy.deepcopy(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -90,6 +97,7 @@ class Observation:
 
     @property
     def ok(self) -> bool:
+        """A 2xx status with no error in the body (a transport failure is never ok)."""
         return self.status is not None and 200 <= self.status < 300 and self.error_type is None
 
     @property
@@ -106,6 +114,7 @@ class Observation:
             return None
 
     def to_dict(self) -> dict[str, Any]:
+        """The observation as plain data, redacted (what the run store writes)."""
         # no asdict(): redact_obj already returns fresh containers, and this runs once per stored cell
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["unified"] = self.unified.to_dict()
@@ -113,6 +122,7 @@ class Observation:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Observation:
+        """An observation from :meth:`to_dict`'s output (unknown keys ignored)."""
         d = dict(d)
         unified = UnifiedLimits.from_dict(d.pop("unified", None))
         return cls(unified=unified, **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
@@ -123,7 +133,10 @@ class Observation:
 
 
 def apply_auth(headers: dict[str, str], style: str, token: str | None) -> dict[str, str]:
-    """Headers with the credential attached in the given style (``bearer``, ``x-api-key``, ``both`` or ``none``)."""
+    """Headers with the credential attached in the given style (``bearer``, ``x-api-key``, ``both`` or ``none``).
+
+    Any credential header already in ``headers`` is dropped first. Raises ``ValueError`` for an unknown style.
+    """
     if style not in AUTH_STYLES:
         raise ValueError(f"Unknown auth style {style!r}; expected one of {', '.join(AUTH_STYLES)}.")
     out = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "x-api-key")}
@@ -138,7 +151,11 @@ def apply_auth(headers: dict[str, str], style: str, token: str | None) -> dict[s
 
 
 def build_request(spec: RequestSpec, base_url: str, token: str | None) -> httpx.Request:
-    """The exact httpx request for ``spec``; refuses to attach ``token`` for a host that is not allow-listed."""
+    """The exact httpx request for ``spec`` at ``base_url``, with ``token`` attached in ``spec.auth``'s style.
+
+    Raises :class:`~lanelab.errors.HostNotAllowed` rather than attach a token for a host that is not allow-listed
+    (loopback or Anthropic's), and ``ValueError`` for an unknown auth style.
+    """
     url = base_url.rstrip("/") + spec.path
     if token is not None and spec.auth != "none" and not host_allowed(url):
         raise HostNotAllowed(
@@ -202,7 +219,11 @@ def _fill_error(obs: Observation, body: Any) -> None:
 
 
 def observe_response(status: int, headers: Mapping[str, str], content: bytes, latency_ms: float) -> Observation:
-    """Turn a raw response into an :class:`Observation` (shared by ``send``, the capture proxy and tests)."""
+    """Turn a raw response into an :class:`Observation` (shared by ``send``, the capture proxy and tests).
+
+    Never raises for a bad body: malformed JSON, a cut event stream or an error event become ``error_type``/
+    ``error_message`` in the observation. Headers and body are redacted.
+    """
     lower = {str(k).lower(): str(v) for k, v in headers.items()}
     obs = Observation(status=status, headers=redact.redact_headers(lower), latency_ms=round(latency_ms, 2))
     obs.request_id = lower.get("request-id")
@@ -252,7 +273,11 @@ def _transport_failure(exc: Exception, started: float) -> Observation:
 
 def send(spec: RequestSpec, base_url: str, token: str | None = None, client: httpx.Client | None = None,
          timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> Observation:
-    """Send ``spec`` once and observe everything the response says. Network errors become observations too."""
+    """Send ``spec`` once and return the :class:`Observation` of everything the response says.
+
+    Network errors become observations too (``transport_error``); raises only what :func:`build_request` raises
+    (nothing is sent then). Uses ``client`` if given, else a client from :func:`lanelab.http.client`.
+    """
     request = build_request(spec, base_url, token)
     own = client is None
     client = client or lanelab_http.client(base_url, timeout=timeout)

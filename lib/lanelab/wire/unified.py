@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+__all__ = ["LANES", "LANE_EXTRA", "LANE_PLAN", "LANE_REJECTED", "LANE_UNKNOWN", "PREFIX", "UnifiedLimits", "Window",
+           "parse_unified"]
+
 PREFIX = "anthropic-ratelimit-unified-"
 
 #: Billing lanes, as the kit reports them.
@@ -62,6 +65,7 @@ class UnifiedLimits:
 
     @property
     def present(self) -> bool:
+        """True when the response carried any unified header."""
         return bool(self.raw)
 
     @property
@@ -86,12 +90,14 @@ class UnifiedLimits:
         return LANE_UNKNOWN
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as plain data, plus the derived ``lane``."""
         d = asdict(self)
         d["lane"] = self.lane
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> UnifiedLimits:
+        """Limits from :meth:`to_dict`'s output (``lane`` is recomputed, not read); empty for None."""
         if not d:
             return cls()
         d = dict(d)
@@ -111,7 +117,10 @@ def _window(h: Mapping[str, str], key: str) -> Window:
 
 
 def parse_unified(headers: Mapping[str, str]) -> UnifiedLimits:
-    """Parse the unified headers out of any header mapping (names compared case-insensitively)."""
+    """Parse the unified headers out of any header mapping (names compared case-insensitively).
+
+    Never raises: a missing or unparsable value becomes None, and every unified header is kept verbatim in ``raw``.
+    """
     h = {str(k).lower(): str(v) for k, v in headers.items() if str(k).lower().startswith(PREFIX)}
     in_use = h.get(f"{PREFIX}overage-in-use")
     return UnifiedLimits(
