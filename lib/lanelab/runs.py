@@ -100,7 +100,14 @@ class Run:
         return [e for e in self.entries if e.get("record") == kind]
 
     def to_frame(self) -> pd.DataFrame:
-        """This run as the tidy table; see :func:`tidy`."""
+        """This run as the tidy table.
+
+        Returns:
+            The DataFrame of :func:`tidy`: one row per cell, one column per factor.
+
+        Raises:
+            DataFileError: the outcome taxonomy (data/outcomes.toml) cannot be read.
+        """
         return tidy(self)
 
 
