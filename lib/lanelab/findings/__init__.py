@@ -9,4 +9,6 @@
 The runs themselves and their one tidy table come from :mod:`lanelab.runs` (``load_run(path).to_frame()``).
 """
 
+from __future__ import annotations
+
 __all__ = ["answers", "frame", "plots", "report"]
