@@ -72,13 +72,12 @@ print(result)
 # `unclassified`, never hidden.
 
 # %%
-import pandas as pd
-
-from lanelab.runs import load_run, records
+from lanelab.findings.frame import cell_results
+from lanelab.runs import load_run
 
 run = load_run(result.path)
-table = pd.DataFrame(records(run))
-table[["cell_id", *plan.factors, "status", "outcome", "lane", "error_message", "request_id"]]
+df = run.to_frame()  # the one tidy table: one row per cell, one column per factor
+cell_results(df)
 
 # %% [markdown]
 # ## 4 · Outcome by factor
@@ -86,31 +85,28 @@ table[["cell_id", *plan.factors, "status", "outcome", "lane", "error_message", "
 # How many cells landed in each outcome class, for every level of every factor.
 
 # %%
-table.melt(id_vars=["outcome"], value_vars=plan.factors, var_name="factor", value_name="level") \
-    .pivot_table(index=["factor", "level"], columns="outcome", aggfunc="size", fill_value=0)
+from lanelab.findings.frame import outcome_by_factor
+
+outcome_by_factor(df)
 
 # %% [markdown]
 # ## 5 · The single changes that flip the verdict
 #
 # Every cell that differs from the baseline in exactly one factor, and lands somewhere else than the baseline did.
-# The ones that turn the baseline's refusal into a 200 billed to the plan are the answer to "what does this client
-# do differently?"; compare them with a maintainer in notebook 04.
+# The ones that turn the baseline's refusal into a 200 billed to the plan (`onto_plan`) are the answer to "what does
+# this client do differently?"; compare them with a maintainer in notebook 04.
 
 # %%
-from lanelab.runs import single_changes
+from lanelab.findings.frame import flips_from_baseline
 
-changes = pd.DataFrame(single_changes(run, plan.baseline_cell_id))
-flips = changes[changes["outcome"] != changes["baseline_outcome"]]
-flips
+flips_from_baseline(df, plan.baseline_cell_id)
 
 # %%
 from IPython.display import Markdown
 
-baseline = run.cells[plan.baseline_cell_id]
-to_plan = flips[flips["outcome"] == "served_plan"]
-Markdown(f"Baseline ({PROFILE} as sent): **{baseline['outcome']}** (HTTP {baseline['observation']['status']}). "
-         f"Single changes that turn it into a plan-billed 200 under policy `{run.header.get('policy')}`: "
-         + (", ".join(f"`{f}={lv}`" for f, lv in zip(to_plan["factor"], to_plan["level"])) or "**none**") + ".")
+from lanelab.findings.frame import baseline_verdict
+
+Markdown(baseline_verdict(df, plan.baseline_cell_id))
 
 # %% [markdown]
 # ## 6 · The matrix at a glance
@@ -119,9 +115,7 @@ Markdown(f"Baseline ({PROFILE} as sent): **{baseline['outcome']}** (HTTP {baseli
 # lane signals and the shareable report).
 
 # %%
-from IPython.display import Image
+from lanelab.findings import report
 
-from lanelab.findings import frame as analysis, report
-
-first_look = report.collect(analysis.load(result.path))
-Image(first_look.png("heatmap"))
+first_look = report.collect(run)
+first_look.figure("heatmap")

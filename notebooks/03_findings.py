@@ -27,11 +27,11 @@ RUNS = None  # None: every run under LANELAB_OUT/runs (notebook 02), else the cu
 ROWS, COLS = None, None  # heatmap axes; None: the factors that flip the verdict most
 
 # %%
-from IPython.display import Image
-from lanelab.findings import frame as analysis, answers, report
+from lanelab.findings import report
+from lanelab.runs import load_runs, run_paths
 
-paths = RUNS or analysis.run_paths(settings)
-findings = report.collect(analysis.load_many(paths), rows=ROWS, cols=COLS)
+paths = RUNS or run_paths(settings)
+findings = report.collect(load_runs(paths), rows=ROWS, cols=COLS)
 report.metadata(findings)
 
 # %% [markdown]
@@ -41,10 +41,12 @@ report.metadata(findings)
 # shows the HTTP status and a short outcome; `*` marks a square whose cells disagree (they differ in another factor).
 
 # %%
-analysis.matrix(findings.df, findings.rows, findings.cols, where={"run_id": findings.runs[0].run_id})
+from lanelab.findings.frame import matrix
+
+matrix(findings.df, findings.rows, findings.cols, where={"run_id": findings.runs[0].run_id})
 
 # %%
-Image(findings.png("heatmap"))
+findings.figure("heatmap")
 
 # %% [markdown]
 # ## 2 · Which single change flips the verdict?
@@ -56,7 +58,7 @@ Image(findings.png("heatmap"))
 findings.effects
 
 # %%
-Image(findings.png("effects"))
+findings.figure("effects")
 
 # %% [markdown]
 # ## 3 · Lane signals: "my plan is unused, yet…"
@@ -65,10 +67,12 @@ Image(findings.png("effects"))
 # utilization, and the state of the extra-usage pool (overage status and disabled reason), beside the outcome.
 
 # %%
-analysis.lane_signals(findings.df)
+from lanelab.findings.frame import lane_signals
+
+lane_signals(findings.df)
 
 # %%
-Image(findings.png("headroom"))
+findings.figure("headroom")
 
 # %% [markdown]
 # ### Usage before and after
@@ -79,9 +83,9 @@ Image(findings.png("headroom"))
 # %%
 from IPython.display import display
 
-for name in (n for n in findings.figures() if n.startswith("usage-")):
-    display(Image(findings.png(name)))
-{run: table[table["change"].fillna(0) != 0] for run, table in findings.usage.items()} or "No usage snapshots in these runs."
+for chart in findings.usage_figures():
+    display(chart)
+findings.usage_changes() if findings.usage else "No usage snapshots in these runs."
 
 # %% [markdown]
 # ## 4 · Answers
@@ -92,7 +96,7 @@ for name in (n for n in findings.figures() if n.startswith("usage-")):
 # %%
 for line in findings.diagnosis:
     print(line)
-answers.as_table(findings.answers)
+findings.answers.to_frame()
 
 # %% [markdown]
 # ## 5 · Two runs side by side
@@ -101,7 +105,9 @@ answers.as_table(findings.answers)
 # are compared and the cells whose outcome, status or lane changed are listed.
 
 # %%
-findings.comparison[findings.comparison["change"] != "same"] if findings.comparison is not None else "only one run"
+from lanelab.findings.frame import compare_runs
+
+compare_runs(findings.df, changed_only=True) if findings.comparison is not None else "only one run"
 
 # %% [markdown]
 # ## 6 · The shareable report

@@ -1,4 +1,5 @@
-"""The tidy frame, matrix, minimal pairs, factor effects, lane signals and run comparison, on hand-built runs.
+"""The tidy table, cell results, outcome by factor, matrix, minimal pairs, flips from a baseline, factor effects, lane
+signals and run comparison, on hand-built runs.
 
 The helpers at the top (``make_cell``, ``write_run``, ``hermes_like_run``) build small run files in the format of
 docs/contracts.md §3.1; test_answers, test_plots and test_report import them.
@@ -16,9 +17,11 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab.errors import UserError
+from lanelab.errors import NotFound, UserError
 from lanelab.findings import frame as an
+from lanelab.runs import DEFAULT_LEVEL, load_run, load_runs, tidy
 from lanelab.wire import spec as wire
+from lanelab.wire.classify import load_taxonomy
 
 PLAN_HEADERS = {"status": "allowed", "representative-claim": "five_hour", "5h-status": "allowed",
                 "5h-utilization": "0.03", "7d-status": "allowed", "7d-utilization": "0.0",
@@ -111,7 +114,7 @@ def hermes_like_run(tmp_path: Path, name: str = "run-a", **kw: Any) -> Path:
 
 
 def test_tidy_has_one_row_per_observation_with_factor_columns(tmp_path: Path) -> None:
-    df = an.tidy(an.load(hermes_like_run(tmp_path)))
+    df = load_run(hermes_like_run(tmp_path)).to_frame()
     assert len(df) == 8
     assert an.factors_of(df) == ["endpoint", "ua", "tools"]
     assert set(df["tools"]) == {"none", "mcp_"}
@@ -127,26 +130,50 @@ def test_outcome_categories_follow_the_taxonomy_order(tmp_path: Path) -> None:
     cells = [make_cell({"tools": "mcp_"}, "extra_usage_exhausted", 400),
              make_cell({"tools": "none"}, "served_plan", 200),
              make_cell({"tools": "odd"}, "something_new", 418)]
-    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", cells)))
+    df = load_run(write_run(tmp_path / "r.jsonl", cells)).to_frame()
     categories = list(df["outcome"].cat.categories)
-    taxonomy = [c.id for c in an.outcome_classes()]
+    taxonomy = [c.id for c in load_taxonomy().classes]
     assert categories == [*taxonomy, "something_new"], "taxonomy order first, unknown outcomes kept at the end"
     assert categories.index("served_plan") < categories.index("extra_usage_exhausted")
     assert df.sort_values("outcome")["outcome"].iloc[0] == "served_plan"
 
 
 def test_torn_last_line_is_dropped(tmp_path: Path) -> None:
-    run = an.load(write_run(tmp_path / "r.jsonl", hermes_like_cells(), torn=True))
+    run = load_run(write_run(tmp_path / "r.jsonl", hermes_like_cells(), torn=True))
     assert len(run.cells) == 8
 
 
 def test_missing_run_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="No run file"):
-        an.load(tmp_path / "nope.jsonl")
+        load_run(tmp_path / "nope.jsonl")
+
+
+def test_cell_results_show_each_cell_with_its_factor_levels(tmp_path: Path) -> None:
+    df = load_run(hermes_like_run(tmp_path)).to_frame()
+    table = an.cell_results(df)
+    assert list(table.columns) == ["cell_id", "endpoint", "ua", "tools", "status", "outcome", "lane", "error_message",
+                                   "request_id"]
+    assert len(table) == 8 and set(table.loc[table["tools"] == "mcp_", "error_message"]) == {EXTRA_MSG}
+    two = tidy(load_runs([hermes_like_run(tmp_path, "a"), hermes_like_run(tmp_path, "b")]))
+    assert an.cell_results(two).columns[0] == "run_id"
+
+
+def test_outcome_by_factor_counts_cells_per_level(tmp_path: Path) -> None:
+    df = load_run(write_run(tmp_path / "r.jsonl", hermes_like_cells(ua_flips=True))).to_frame()
+    table = an.outcome_by_factor(df)
+    assert list(table.columns) == ["served_plan", "extra_usage_exhausted"]  # taxonomy order, only outcomes seen
+    assert table.index.names == ["factor", "level"] and len(table) == 6
+    assert table.loc[("tools", "mcp_")].tolist() == [0, 4]
+    assert table.loc[("ua", "python-httpx")].tolist() == [0, 4]
+    assert table.loc[("ua", "claude-cli/2.1.74 (external, cli)")].tolist() == [2, 2]
+    assert (table.sum(axis=1) == 4).all()
+    assert list(an.outcome_by_factor(df, ["tools"]).index.get_level_values("level")) == ["none", "mcp_"]
+    with pytest.raises(UserError, match="no factor 'colour'"):
+        an.outcome_by_factor(df, ["colour"])
 
 
 def test_matrix_pivots_outcome_by_two_factors(tmp_path: Path) -> None:
-    df = an.tidy(an.load(hermes_like_run(tmp_path)))
+    df = load_run(hermes_like_run(tmp_path)).to_frame()
     m = an.matrix(df, "tools", "ua", where={"endpoint": "/v1/messages"})
     assert m.shape == (2, 2)
     assert m.loc["mcp_", "python-httpx"] == "400 · extra_usage_exhausted"
@@ -161,12 +188,12 @@ def test_matrix_pivots_outcome_by_two_factors(tmp_path: Path) -> None:
 def test_matrix_marks_disagreeing_repeats(tmp_path: Path) -> None:
     cells = [make_cell({"a": "1", "b": "x", "c": "p"}, "served_plan", 200),
              make_cell({"a": "1", "b": "x", "c": "q"}, "rate_limited", 429)]
-    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", cells)))
+    df = load_run(write_run(tmp_path / "r.jsonl", cells)).to_frame()
     assert an.matrix(df, "a", "b").iloc[0, 0].endswith("*")
 
 
 def test_minimal_pairs_find_cells_differing_in_one_factor_alone(tmp_path: Path) -> None:
-    df = an.tidy(an.load(hermes_like_run(tmp_path)))
+    df = load_run(hermes_like_run(tmp_path)).to_frame()
     pairs = an.minimal_pairs(df)
     # 2x2x2 design: 4 pairs per factor
     assert pairs.groupby("factor").size().to_dict() == {"endpoint": 4, "ua": 4, "tools": 4}
@@ -177,7 +204,7 @@ def test_minimal_pairs_find_cells_differing_in_one_factor_alone(tmp_path: Path) 
 
 
 def test_factor_effects_rank_the_factor_that_flips_first(tmp_path: Path) -> None:
-    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", hermes_like_cells(ua_flips=True))))
+    df = load_run(write_run(tmp_path / "r.jsonl", hermes_like_cells(ua_flips=True))).to_frame()
     eff = an.factor_effects(df)
     # tools and ua flip 2 of 4 pairs each (a tie keeps the design's factor order); endpoint never flips
     assert list(eff["factor"]) == ["ua", "tools", "endpoint"]
@@ -187,7 +214,7 @@ def test_factor_effects_rank_the_factor_that_flips_first(tmp_path: Path) -> None
     assert endpoint["flips"] == 0 and endpoint["cells"] == []
     flipping = set(df[(df["tools"] == "mcp_") & (df["ua"].str.startswith("claude-cli"))]["cell_id"])
     assert flipping <= set(tools["cells"])
-    ranked = an.factor_effects(an.tidy(an.load(write_run(tmp_path / "s.jsonl", hermes_like_cells()))))
+    ranked = an.factor_effects(load_run(write_run(tmp_path / "s.jsonl", hermes_like_cells())).to_frame())
     assert ranked["factor"].iloc[0] == "tools" and list(ranked["flips"]) == [4, 0, 0]
 
 
@@ -195,17 +222,50 @@ def test_ofat_design_uses_default_level_for_unset_factors(tmp_path: Path) -> Non
     cells = [make_cell({}, "served_plan", 200, "plan"),
              make_cell({"beta": "none"}, "oauth_not_supported", 401),
              make_cell({"ua": "x"}, "served_plan", 200, "plan")]
-    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", cells)))
-    assert set(df["beta"]) == {an.DEFAULT_LEVEL, "none"}
+    df = load_run(write_run(tmp_path / "r.jsonl", cells)).to_frame()
+    assert set(df["beta"]) == {DEFAULT_LEVEL, "none"}
     eff = an.factor_effects(df).set_index("factor")
     assert eff.loc["beta", "flips"] == 1 and eff.loc["ua", "flips"] == 0
     assert eff.loc["beta", "transitions"] == "served_plan→oauth_not_supported"
     assert eff.loc["beta", "aspects"] == an.ASPECT_BETA
 
 
+def test_flips_from_baseline_are_the_single_changes_that_change_its_outcome(tmp_path: Path) -> None:
+    base = make_cell({"tools": "profile", "ua": "profile"}, "extra_usage_exhausted", 400, "extra_usage",
+                     message=EXTRA_MSG, cell_id="base")
+    one = make_cell({"tools": "none", "ua": "profile"}, "served_plan", 200, "plan", unified=PLAN_HEADERS,
+                    cell_id="one")
+    same = make_cell({"tools": "profile", "ua": "python-httpx"}, "extra_usage_exhausted", 400, "extra_usage",
+                     cell_id="same")
+    two = make_cell({"tools": "none", "ua": "python-httpx"}, "served_plan", 200, "plan", cell_id="two")
+    df = load_run(write_run(tmp_path / "r.jsonl", [base, one, same, two])).to_frame()
+    flips = an.flips_from_baseline(df, "base")
+    assert list(flips.columns) == list(an.CHANGE_COLUMNS)
+    assert flips[["factor", "level", "baseline_level", "cell_id", "outcome", "baseline_outcome", "onto_plan"]] \
+        .values.tolist() == [["tools", "none", "profile", "one", "served_plan", "extra_usage_exhausted", True]]
+    assert flips["aspects"].tolist() == [an.ASPECT_BODY]
+    every = an.flips_from_baseline(df, "base", all_changes=True)
+    assert every["cell_id"].tolist() == ["one", "same"]  # 'two' changes two factors at once
+    pairs = an.minimal_pairs(df, baseline="base")
+    assert set(pairs["cell_a"]) == {"base"} and set(pairs["cell_b"]) == {"one", "same"}
+    assert len(an.minimal_pairs(df)) == 4  # every pair, baseline or not
+    verdict = an.baseline_verdict(df, "base")
+    assert "**extra_usage_exhausted** (HTTP 400)" in verdict and "policy `2026-05-25`: `tools=none`." in verdict
+    with pytest.raises(NotFound, match="no cell 'missing'"):
+        an.flips_from_baseline(df, "missing")
+
+
+def test_baseline_verdict_says_none_when_no_single_change_reaches_the_plan(tmp_path: Path) -> None:
+    cells = [make_cell({"tools": "profile"}, "extra_usage_exhausted", 400, "extra_usage", cell_id="base"),
+             make_cell({"tools": "none"}, "rate_limited", 429, cell_id="x")]
+    df = load_run(write_run(tmp_path / "r.jsonl", cells)).to_frame()
+    assert an.flips_from_baseline(df, "base")["onto_plan"].tolist() == [False]
+    assert an.baseline_verdict(df, "base").endswith(": **none**.")
+
+
 def test_credential_becomes_a_factor_when_it_varies(tmp_path: Path) -> None:
     path = write_run(tmp_path / "r.jsonl", hermes_like_cells(credentials=("kit-pkce", "claude-code")))
-    df = an.tidy(an.load(path))
+    df = load_run(path).to_frame()
     assert "credential" in an.factors_of(df)
     pairs = an.minimal_pairs(df, "credential")
     assert len(pairs) == 8 and set(pairs["aspects"]) == {an.ASPECT_CREDENTIAL}
@@ -213,7 +273,7 @@ def test_credential_becomes_a_factor_when_it_varies(tmp_path: Path) -> None:
 
 def test_factor_named_like_a_fixed_column_is_prefixed(tmp_path: Path) -> None:
     cells = [make_cell({"status": "a"}, "served_plan", 200), make_cell({"status": "b"}, "served_plan", 200)]
-    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", cells)))
+    df = load_run(write_run(tmp_path / "r.jsonl", cells)).to_frame()
     assert an.factors_of(df) == ["factor:status"] and set(df["status"]) == {200}
 
 
@@ -221,8 +281,8 @@ def test_lane_signals_and_usage_snapshots(tmp_path: Path) -> None:
     usage = {"before": {"five_hour": {"utilization": 3.0}, "extra_usage": {"is_enabled": True, "used_credits": 0}},
              "after": {"five_hour": {"utilization": 4.0}, "extra_usage": {"is_enabled": True, "used_credits": 0}}}
     path = write_run(tmp_path / "r.jsonl", hermes_like_cells(), usage=usage)
-    run = an.load(path)
-    lanes = an.lane_signals(an.tidy(run))
+    run = load_run(path)
+    lanes = an.lane_signals(tidy(run))
     assert list(lanes.columns) == list(an.LANE_COLUMNS) and len(lanes) == 8
     assert "tools=mcp_" in lanes.loc[lanes["status"] == 400, "label"].iloc[0]
     snap = an.usage_snapshots(run).set_index("field")
@@ -234,7 +294,7 @@ def test_compare_runs_reports_what_changed(tmp_path: Path) -> None:
     a = hermes_like_run(tmp_path, "policy-may")
     b = write_run(tmp_path / "policy-jun.jsonl", hermes_like_cells(ua_flips=True), run_id="policy-jun",
                   policy="2026-06-18")
-    df = an.tidy(an.load_many([a, b]))
+    df = tidy(load_runs([a, b]))
     cmp = an.compare_runs(df)
     assert cmp.attrs["run_a"] == "policy-may" and len(cmp) == 8
     changed = cmp[cmp["change"] == "changed"]
@@ -243,7 +303,7 @@ def test_compare_runs_reports_what_changed(tmp_path: Path) -> None:
     assert set(changed["outcome_a"]) == {"served_plan"} and set(changed["outcome_b"]) == {"extra_usage_exhausted"}
     assert len(an.compare_runs(df, changed_only=True)) == 2
     with pytest.raises(UserError, match="two runs"):
-        an.compare_runs(an.tidy(an.load(a)))
+        an.compare_runs(load_run(a).to_frame())
 
 
 @settings(max_examples=25, deadline=None)
@@ -253,7 +313,7 @@ def test_minimal_pairs_flip_exactly_when_outcomes_differ(tmp_path_factory: pytes
                                                          obs: list[tuple[str, str, str]]) -> None:
     cells = [make_cell({"f": f, "g": g}, o, 200 if o == "served_plan" else 429) for f, g, o in obs]
     path = write_run(tmp_path_factory.mktemp("h") / "r.jsonl", cells)
-    df = an.tidy(an.load(path))
+    df = load_run(path).to_frame()
     pairs = an.minimal_pairs(df)
     by_cell = {c["cell_id"]: c["outcome"] for c in cells}
     expected = sum(1 for x, y in itertools.combinations(obs, 2) if (x[0] == y[0]) != (x[1] == y[1]))

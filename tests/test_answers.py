@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lanelab.config import data_dir
 from lanelab.findings import answers as ans
 from lanelab.findings import frame as an
+from lanelab.runs import load_run, load_runs, tidy
 from test_analysis import PLAN_HEADERS, hermes_like_cells, make_cell, write_run
 
 
 def frame(tmp_path: Path, cells: list[dict], name: str = "r") -> an.pd.DataFrame:
-    return an.tidy(an.load(write_run(tmp_path / f"{name}.jsonl", cells, run_id=name)))
+    return load_run(write_run(tmp_path / f"{name}.jsonl", cells, run_id=name)).to_frame()
 
 
 def test_request_shape_yes_when_the_user_agent_alone_flips(tmp_path: Path) -> None:
@@ -84,7 +86,8 @@ def test_answer_all_and_diagnosis_on_a_known_run(tmp_path: Path) -> None:
     df = frame(tmp_path, hermes_like_cells())
     answers = ans.answer_all(df)
     assert [a.key for a in answers] == ["request_shape", "credential_source", "billing_lane"]
-    table = ans.as_table(answers)
+    table = answers.to_frame()
+    assert answers._repr_html_().startswith("<div>") and table.shape == (3, 5)
     assert list(table["verdict"].str.split(":").str[0]) == ["no", "cannot tell", "both"]
     lines = ans.diagnosis(df)
     assert lines[0].startswith("Seed symptom reproduced: 4 of 8 requests") and "at most 3% used" in lines[0]
@@ -111,9 +114,9 @@ def test_request_shape_no_when_request_details_only_change_the_error(tmp_path: P
 
 
 def test_curated_samples_reproduce_the_seed_symptom() -> None:
-    paths = sorted((an.data_dir() / "runs" / "samples").glob("*.jsonl"))
+    paths = sorted((data_dir() / "runs" / "samples").glob("*.jsonl"))
     assert len(paths) == 2
-    df = an.tidy(an.load_many(paths))
+    df = tidy(load_runs(paths))
     assert {h.get("mode") for h in df.attrs["runs"]} == {"sim"}
     lines = ans.diagnosis(df)
     assert lines[0].startswith("Seed symptom reproduced") and "'tools'" in lines[1]

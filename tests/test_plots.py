@@ -12,12 +12,14 @@ matplotlib.use("Agg")
 import pandas as pd
 from lanelab.findings import frame as an
 from lanelab.findings import plots
+from lanelab.runs import load_run, tidy
+from lanelab.wire.classify import load_taxonomy
 from test_analysis import hermes_like_cells, make_cell, write_run
 
 
 def frame(tmp_path: Path, cells: list[dict], **kw) -> pd.DataFrame:
-    run = an.load(write_run(tmp_path / "r.jsonl", cells, **kw))
-    return an.tidy(run)
+    run = load_run(write_run(tmp_path / "r.jsonl", cells, **kw))
+    return tidy(run)
 
 
 def texts(ax) -> list[str]:
@@ -40,7 +42,7 @@ def test_heatmap_axes_ticks_annotations_and_legend(tmp_path: Path) -> None:
 
 def test_heatmap_colours_come_from_the_taxonomy(tmp_path: Path) -> None:
     df = frame(tmp_path, hermes_like_cells())
-    expected = {c.id: c.colour for c in an.outcome_classes() if c.colour}
+    expected = {c.id: c.colour for c in load_taxonomy().classes if c.colour}
     colours = plots.palette(["served_plan", "extra_usage_exhausted", "never_heard_of"])
     for oid in ("served_plan", "extra_usage_exhausted"):
         if oid in expected:
@@ -106,16 +108,27 @@ def test_headroom_chart_puts_utilization_beside_outcome(tmp_path: Path) -> None:
 def test_usage_chart_only_when_snapshots_exist(tmp_path: Path) -> None:
     usage = {"before": {"five_hour": {"utilization": 3.0}, "extra_usage": {"used_credits": 0}},
              "after": {"five_hour": {"utilization": 5.0}, "extra_usage": {"used_credits": 2}}}
-    run = an.load(write_run(tmp_path / "u.jsonl", hermes_like_cells(), usage=usage))
+    run = load_run(write_run(tmp_path / "u.jsonl", hermes_like_cells(), usage=usage))
     fig = plots.usage_chart(an.usage_snapshots(run))
     assert fig is not None
     assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == ["extra_usage.used_credits",
                                                                           "five_hour.utilization"]
     assert sorted(round(p.get_width()) for p in fig.axes[0].patches) == [0, 2, 3, 5]
-    bare = an.load(write_run(tmp_path / "b.jsonl", hermes_like_cells()))
+    bare = load_run(write_run(tmp_path / "b.jsonl", hermes_like_cells()))
     assert plots.usage_chart(an.usage_snapshots(bare)) is None
 
 
 def test_to_png_gives_png_bytes(tmp_path: Path) -> None:
     png = plots.to_png(plots.heatmap(frame(tmp_path, hermes_like_cells()), "tools", "ua"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figures_display_themselves_in_a_notebook(tmp_path: Path) -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    df = frame(tmp_path, hermes_like_cells())
+    formatter = DisplayFormatter()  # what a notebook kernel asks of a value a cell returns
+    for fig in (plots.heatmap(df, "tools", "ua"), plots.effects_chart(an.factor_effects(df)),
+                plots.headroom_chart(df)):
+        data, _ = formatter.format(fig)
+        assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 
 import pytest
 from lanelab import cli, redact
-from lanelab.findings import frame as an
 from lanelab.findings import report
+from lanelab.runs import load_run
 from test_analysis import PLAN_HEADERS, hermes_like_cells, make_cell, write_run
 
 
@@ -74,7 +74,7 @@ def test_markdown_tables_render_and_figures_sit_beside_it(written: tuple[Path, P
 def test_pipes_in_values_do_not_break_markdown_tables(tmp_path: Path) -> None:
     cells = [make_cell({"tools": "a|b"}, "generic_error", 400, message="Error | with pipe\nand newline"),
              make_cell({"tools": "none"}, "served_plan", 200, "plan", unified=PLAN_HEADERS)]
-    findings = report.collect(an.load(write_run(tmp_path / "p.jsonl", cells)))
+    findings = report.collect(load_run(write_run(tmp_path / "p.jsonl", cells)))
     md = report.render_markdown(findings, {})
     raw = md.split("<summary>Raw observations</summary>")[1]
     table = [line for line in raw.splitlines() if line.startswith("|")]
@@ -134,5 +134,23 @@ def test_cli_report_unknown_factor_is_a_user_error(tmp_path: Path, two_runs: lis
 
 
 def test_axes_default_to_the_factors_that_flip(tmp_path: Path) -> None:
-    df = an.tidy(an.load(write_run(tmp_path / "r.jsonl", hermes_like_cells(ua_flips=True))))
+    df = load_run(write_run(tmp_path / "r.jsonl", hermes_like_cells(ua_flips=True))).to_frame()
     assert report.axis_candidates(df)[:2] == ["ua", "tools"]
+
+
+def test_findings_name_their_figures_and_what_usage_moved(tmp_path: Path, two_runs: list[Path]) -> None:
+    from lanelab.errors import NotFound
+    from lanelab.runs import load_runs
+
+    findings = report.collect(load_runs(two_runs))
+    assert findings.figure("heatmap") is findings.figures()["heatmap"]
+    assert findings.figure("heatmap")._repr_png_()[:4] == b"\x89PNG"
+    with pytest.raises(NotFound, match="No figure 'nope'"):
+        findings.figure("nope")
+    assert len(findings.usage_figures()) == 1  # only 'jun' recorded usage, and nothing moved
+    assert findings.usage_changes().empty and list(findings.usage_changes().columns)[:2] == ["run_id", "field"]
+    moved = write_run(tmp_path / "m.jsonl", hermes_like_cells(), run_id="moved",
+                      usage={"before": {"five_hour": {"utilization": 3.0}, "plan": "max"},
+                             "after": {"five_hour": {"utilization": 5.0}, "plan": "max"}})
+    changes = report.collect(load_run(moved)).usage_changes()
+    assert changes[["run_id", "field", "change"]].values.tolist() == [["moved", "five_hour.utilization", 2.0]]

@@ -308,7 +308,7 @@ def test_token_source_replaces_a_credential_from_another_simulator_session(tmp_p
 
 
 def test_usage_snapshots_before_and_after_are_stored_and_reported(tmp_path):
-    from lanelab.findings.frame import load, usage_snapshots
+    from lanelab.findings.frame import usage_snapshots
     from lanelab.sim.server import running_simulator
 
     with running_simulator() as sim:
@@ -317,7 +317,7 @@ def test_usage_snapshots_before_and_after_are_stored_and_reported(tmp_path):
         plan = MatrixPlan.build("sdk-minimal", "ofat", ["tools"], settings)
         result = plan.run(settings=settings, token=token, credential="t", progress=False, usage_snapshots=True)
         again = plan.run(settings=settings, token=token, credential="t", progress=False, usage_snapshots=True)
-    snaps = usage_snapshots(load(result.path))
+    snaps = usage_snapshots(load_run(result.path))
     five = snaps[snaps["field"] == "five_hour.utilization"].iloc[0]
     assert five["after"] > five["before"], "served cells moved the plan's 5-hour window"
     assert again.sent == 0 and again.path == result.path

@@ -1,4 +1,4 @@
-"""The run store: round trip, torn last line, redaction refusal, resume bookkeeping, flat records."""
+"""The run store: round trip, torn last line, redaction refusal, resume bookkeeping, the tidy table, errors."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab import redact
+from lanelab.errors import InputError, NotFound
 from lanelab.runs import (
-    RunStoreError,
+    DEFAULT_LEVEL,
     RunWriter,
     completed_cells,
     derive_run_id,
     load_run,
     load_runs,
     make_header,
-    records,
     run_path,
+    run_paths,
+    tidy,
 )
 from lanelab.wire.spec import Observation, RequestSpec
 
@@ -129,26 +131,48 @@ def test_run_ids_are_stable_distinct_and_safe(tmp_path):
     assert a == derive_run_id("hermes-0.14.0", "ofat", "sim", "2026-05-25", ["a", "b"], "sim-pkce")
     assert a != derive_run_id("hermes-0.14.0", "ofat", "sim", "2026-06-18", ["a", "b"], "sim-pkce")
     assert run_path(tmp_path, a).name == a + ".jsonl"
-    with pytest.raises(RunStoreError):
+    with pytest.raises(InputError):
         run_path(tmp_path, "../escape")
 
 
-def test_records_flatten_cells_for_pandas(tmp_path):
+def test_to_frame_is_one_row_per_cell_with_one_column_per_factor(tmp_path):
     w = RunWriter(run_path(tmp_path, "r1"), header())
     write_cell(w, "aaa", levels={"auth": "x-api-key", "credential": "other", "status": "weird"}, request_id="req_9")
-    (row,) = records(load_run(w.path))
-    assert row["cell_id"] == "aaa" and row["outcome"] == "served_plan" and row["status"] == 200
-    assert row["auth"] == "x-api-key" and row["factor_credential"] == "other" and row["factor_status"] == "weird"
-    assert row["credential"] == "sim-pkce" and row["request_id"] == "req_9"
-    assert all(not isinstance(v, (dict, list)) for v in row.values())
+    write_cell(w, "bbb", outcome="extra_usage_exhausted", levels={"auth": "bearer"})
+    write_cell(w, "aaa", levels={"auth": "x-api-key", "credential": "other", "status": "weird"}, request_id="req_10")
+    df = load_run(w.path).to_frame()
+    assert list(df["cell_id"]) == ["aaa", "bbb"]  # a retried cell counts once, with its latest record
+    row = df.iloc[0]
+    assert row["outcome"] == "served_plan" and row["status"] == 200 and row["request_id"] == "req_10"
+    # factors named like a fixed column get one prefix, the same everywhere
+    assert df.attrs["factors"] == ["auth", "factor:credential", "factor:status"]
+    assert row["auth"] == "x-api-key" and row["factor:credential"] == "other" and row["factor:status"] == "weird"
+    assert row["credential"] == "sim-pkce" and df.iloc[1]["factor:status"] == DEFAULT_LEVEL
+    assert list(df.columns[:5]) == ["run_id", "policy", "mode", "cell_id", "profile"]
+    assert df["outcome"].dtype.ordered and df.attrs["runs"][0]["run_id"] == "r1"
+    assert tidy(load_runs([w.path, w.path]))["run_id"].tolist() == ["r1"] * 4
 
 
-def test_load_runs_and_missing_file(tmp_path):
+def test_load_runs_and_the_errors_of_a_missing_or_unreadable_file(tmp_path):
     w1 = RunWriter(run_path(tmp_path, "r1"), header("r1"))
     w2 = RunWriter(run_path(tmp_path, "r2"), header("r2"))
     assert [r.run_id for r in load_runs([w1.path, w2.path])] == ["r1", "r2"]
-    with pytest.raises(RunStoreError, match="No run file"):
+    with pytest.raises(NotFound, match="No run file"):
         load_run(tmp_path / "nope.jsonl")
+    with pytest.raises(InputError, match="cannot be read as a run file"):
+        load_run(tmp_path)
+
+
+def test_run_paths_lists_the_runs_else_the_curated_samples(tmp_path):
+    from lanelab.config import Settings
+
+    settings = Settings(mode="sim", out=tmp_path / "out", home=tmp_path / "home")
+    samples = run_paths(settings)
+    assert len(samples) == 2 and all(p.parent.name == "samples" for p in samples)
+    assert all(load_run(p).cells for p in samples)  # the curated samples still load
+    assert run_paths(settings, samples=False) == []
+    w = RunWriter(run_path(settings.runs_dir, "mine"), header("mine"))
+    assert run_paths(settings) == [w.path]
 
 
 @settings(max_examples=40, deadline=None)
@@ -178,16 +202,3 @@ def test_spec_bodies_are_redacted_by_either_path(body):
     assert TOKEN not in text and "opaque-value-not-a-known-shape" not in text
     if "tools" in body:
         assert rec["body"] == body
-
-
-def test_single_changes_lists_the_one_factor_neighbours_of_the_baseline(tmp_path):
-    from lanelab.runs import single_changes
-    w = RunWriter(run_path(tmp_path, "r1"), header())
-    write_cell(w, "base", outcome="extra_usage_exhausted", levels={"tools": "profile", "ua": "profile"})
-    write_cell(w, "one", outcome="served_plan", levels={"tools": "mcp__", "ua": "profile"})
-    write_cell(w, "two", outcome="served_plan", levels={"tools": "mcp__", "ua": "none"})
-    rows = single_changes(load_run(w.path), "base")
-    assert [(r["factor"], r["level"], r["outcome"], r["baseline_outcome"]) for r in rows] == [
-        ("tools", "mcp__", "served_plan", "extra_usage_exhausted")]
-    with pytest.raises(RunStoreError):
-        single_changes(load_run(w.path), "missing")

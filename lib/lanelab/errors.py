@@ -15,8 +15,7 @@ friends keep working. The whole hierarchy (classes defined in other modules are 
     │   │   └── EndpointSetError                 data/oauth.toml                               (lanelab.auth.oauth)
     │   ├── PasteError and its kinds             the pasted code#state                         (lanelab.auth.paste)
     │   ├── InvalidLabel                         a credential label                            (lanelab.auth.credential)
-    │   ├── FaultSpecError                       a fault-injection spec                        (lanelab.sim.faults)
-    │   └── RunStoreError                        a run file                                    (lanelab.runs)
+    │   └── FaultSpecError                       a fault-injection spec                        (lanelab.sim.faults)
     ├── NotFound(UserError, LookupError)         a named thing does not exist
     │   ├── CredentialNotFound                   (lanelab.auth.store)
     │   ├── UnknownProfile, UnknownFactor        (lanelab.matrix.profiles, .factors)

@@ -1,9 +1,14 @@
-"""The run store: one append-only JSON Lines file per run, so an interrupted run loses nothing and resumes.
+"""The run store and the one run model: one append-only JSON Lines file per run, so an interrupted run loses nothing
+and resumes, and one tidy table that every question, figure and report reads.
 
 Layout (docs/contracts.md §3.1): ``<out>/runs/<run_id>.jsonl``; line 1 is the header, then one ``cell`` record per
 sent cell, keyed by ``cell_id`` (the last record of a cell wins), plus optional ``usage`` and ``note`` records.
 Every record passes through :mod:`lanelab.redact` and is refused if a registered secret survives; every append is
 fsync'd, so a crash can at worst tear the last line, which :func:`load_run` drops and reports.
+
+:func:`tidy` (or :meth:`Run.to_frame`) flattens runs into a pandas DataFrame: one row per cell, the factor levels as
+columns, the outcome as an ordered categorical in the taxonomy's order (data/outcomes.toml). The questions asked of
+that table live in :mod:`lanelab.findings.frame`.
 """
 
 from __future__ import annotations
@@ -17,20 +22,37 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lanelab import __version__, redact
-from lanelab.errors import InputError
+from lanelab.config import Settings, data_dir
+from lanelab.errors import InputError, NotFound
+from lanelab.wire.classify import load_taxonomy
 from lanelab.wire.spec import Observation, RequestSpec
 
-#: Cell fields turned into plain columns by :func:`records`, in order.
-OBSERVATION_COLUMNS = ("status", "error_type", "error_message", "error_code", "request_id", "latency_ms", "attempts",
-                       "transport_error")
-UNIFIED_COLUMNS = ("status", "representative_claim", "overage_status", "overage_disabled_reason")
+if TYPE_CHECKING:
+    import pandas as pd
 
+__all__ = [
+    "BASE_COLUMNS", "DEFAULT_LEVEL", "LoadWarning", "Run", "RunWriter", "completed_cells", "derive_run_id",
+    "encode_record", "load_run", "load_runs", "make_header", "run_path", "run_paths", "spec_record", "tidy",
+]
 
-class RunStoreError(InputError):
-    """A run file cannot be used as asked."""
+#: Shown where a cell does not set a factor (designs that list only the levels they change).
+DEFAULT_LEVEL = "(default)"
+
+#: Columns every tidy table has, in display order; the factor columns follow ``profile``. A factor whose name is one
+#: of these is shown as ``factor:<name>``.
+BASE_COLUMNS = (
+    "run_id", "policy", "mode", "cell_id", "profile", "credential", "status", "outcome", "lane",
+    "error_type", "error_message", "error_code", "request_id", "latency_ms", "unified_status", "unified_lane", "claim",
+    "util_5h", "util_7d", "overage_status", "overage_disabled_reason", "transport_error", "method", "target",
+    "sent_at", "spec",
+)
+FACTOR_PREFIX = "factor:"
+
+_NO_RUN_HINT = ("Check the run id or LANELAB_OUT; run files are runs/<run_id>.jsonl, written by notebook 02 or "
+                "'lanelab matrix'.")
 
 
 @dataclass(frozen=True)
@@ -56,19 +78,37 @@ class Run:
 
     @property
     def run_id(self) -> str:
+        """The header's run id (the file name when the header is missing)."""
         return str(self.header.get("run_id") or self.path.stem)
 
     @property
     def cells(self) -> dict[str, dict[str, Any]]:
-        """cell_id → its latest cell record (a resumed run may have retried a cell)."""
+        """cell_id → its latest cell record (a resumed run may have retried a cell), in first-sent order."""
         out: dict[str, dict[str, Any]] = {}
         for e in self.entries:
             if e.get("record") == "cell" and e.get("cell_id"):
                 out[e["cell_id"]] = e
         return out
 
+    @property
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """Usage-endpoint snapshots by ``when`` ("before", "after"); the last of each wins; empty if none."""
+        return {str(e.get("when")): e["usage"] for e in self.of_kind("usage") if isinstance(e.get("usage"), dict)}
+
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        """The records of one kind ("cell", "usage", "note"), in file order."""
         return [e for e in self.entries if e.get("record") == kind]
+
+    def to_frame(self) -> pd.DataFrame:
+        """This run as the tidy table.
+
+        Returns:
+            The DataFrame of :func:`tidy`: one row per cell, one column per factor.
+
+        Raises:
+            DataFileError: the outcome taxonomy (data/outcomes.toml) cannot be read.
+        """
+        return tidy(self)
 
 
 def now_iso() -> str:
@@ -88,23 +128,52 @@ def derive_run_id(profile: str, design: str, mode: str, policy_or_host: str | No
 
 
 def run_path(runs_dir: Path, run_id: str) -> Path:
+    """The file of run ``run_id`` under ``runs_dir``.
+
+    Raises:
+        InputError: the run id is not a safe file name (it could leave ``runs_dir``).
+    """
     if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id) or run_id.startswith("."):
-        raise RunStoreError(f"Run id {run_id!r} is not a safe file name.",
-                            "Use letters, digits, '.', '_' and '-' only.")
+        raise InputError(f"Run id {run_id!r} is not a safe file name.", "Use letters, digits, '.', '_' and '-' only.")
     return runs_dir / f"{run_id}.jsonl"
+
+
+def run_paths(settings: Settings | None = None, samples: bool = True) -> list[Path]:
+    """The run files a notebook or report reads by default.
+
+    Returns:
+        The ``*.jsonl`` files under ``settings.runs_dir`` (LANELAB_OUT/runs), oldest first; when there are none and
+        ``samples`` is true, the curated sample runs in data/runs/samples; possibly an empty list.
+    """
+    settings = settings or Settings.from_env()
+    runs_dir = settings.runs_dir
+    found = sorted(runs_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime) if runs_dir.is_dir() else []
+    if not found and samples:
+        found = sorted((data_dir() / "runs" / "samples").glob("*.jsonl"))
+    return found
 
 
 def make_header(run_id: str, *, mode: str, host: str | None, policy: str | None, profile: str, design: str,
                 factors: Iterable[str], credentials: Iterable[str], **extra: Any) -> dict[str, Any]:
-    """The header record of contracts §3.1 (extra keys allowed)."""
+    """The header record of contracts §3.1 (extra keys are kept as given).
+
+    Returns:
+        A dict to pass to :class:`RunWriter`; ``started_at`` is now, ``kit_version`` this kit's.
+    """
     return {"record": "header", "run_id": run_id, "kit_version": __version__, "mode": mode, "host": host,
             "policy": policy, "profile": profile, "design": design, "factors": list(factors),
             "credentials": sorted(set(credentials)), "started_at": now_iso(), **extra}
 
 
 def encode_record(record: Mapping[str, Any], extra_secrets: Iterable[str] = (), redacted: bool = False) -> str:
-    """One JSON line for ``record``, redacted (unless the caller already did); raises :class:`redact.SecretLeak` if a
-    secret survives either way."""
+    """One JSON line for ``record``, redacted (unless the caller already did).
+
+    Returns:
+        The line, ending in a newline.
+
+    Raises:
+        SecretLeak: a secret survives redaction (a bug, never a user error).
+    """
     line = json.dumps(dict(record) if redacted else redact.redact_obj(dict(record)), ensure_ascii=False,
                       default=str)
     redact.assert_clean(line, where="a run record", extra=extra_secrets)
@@ -137,7 +206,11 @@ def _redact_body(body: Any) -> Any:
 
 
 def spec_record(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
-    """A request spec as stored in a cell record (``RequestSpec.to_dict`` shape), redacted."""
+    """A request spec as stored in a cell record.
+
+    Returns:
+        The ``RequestSpec.to_dict`` shape, redacted (headers by name, the body as one scanned text).
+    """
     d = dict(spec) if isinstance(spec, Mapping) else {f: getattr(spec, f) for f in RequestSpec.__dataclass_fields__}
     out = {k: redact.redact_obj(v) for k, v in d.items() if k != "body"}
     if isinstance(out.get("headers"), dict):
@@ -173,11 +246,24 @@ def _parse_lines(path: Path, text: str) -> tuple[list[dict[str, Any]], list[Load
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a run file; a torn last line is dropped and reported in ``run.warnings``, never raised."""
+    """Load one run file. A torn last line (an interrupted write) or a corrupt line is skipped and reported in
+    ``run.warnings``, never raised; a file without a header takes its file name as run id (also reported).
+
+    Returns:
+        The :class:`Run`.
+
+    Raises:
+        NotFound: there is no file at ``path``.
+        InputError: ``path`` is not a readable file (e.g. a directory).
+    """
     path = Path(path)
     if not path.exists():
-        raise RunStoreError(f"No run file at {path}.", "Check the run id, or LANELAB_OUT.")
-    text = path.read_bytes().decode("utf-8", errors="replace")
+        raise NotFound(f"No run file at {path}.", _NO_RUN_HINT)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read as a run file ({type(exc).__name__}).", _NO_RUN_HINT) from None
+    text = data.decode("utf-8", errors="replace")
     entries, warnings, _ = _parse_lines(path, text)
     headers = [e for e in entries if e.get("record") == "header"]
     header = headers[0] if headers else {"record": "header", "run_id": path.stem}
@@ -187,12 +273,23 @@ def load_run(path: str | Path) -> Run:
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
-    """Load several runs (e.g. every file under ``<out>/runs``)."""
+    """Load several run files (e.g. :func:`run_paths`), in the order given.
+
+    Returns:
+        One :class:`Run` per path.
+
+    Raises:
+        NotFound, InputError: as :func:`load_run`, for the first path that fails.
+    """
     return [load_run(p) for p in paths]
 
 
 def completed_cells(run: Run, transient: Iterable[str] = ()) -> set[str]:
-    """Cell ids a resumed run must not send again: every recorded cell whose outcome is not transient."""
+    """Cell ids a resumed run must not send again.
+
+    Returns:
+        Every recorded cell id whose latest outcome is not in ``transient``.
+    """
     skip = set(transient)
     return {cid for cid, rec in run.cells.items() if rec.get("outcome") not in skip}
 
@@ -200,8 +297,10 @@ def completed_cells(run: Run, transient: Iterable[str] = ()) -> set[str]:
 class RunWriter:
     """Appends records to one run file: redacted, leak-checked, fsync'd, thread-safe.
 
-    Opening an existing run keeps its header (so ``run_id`` resumes) and trims a torn last line first, so the
-    next append starts on a clean line.
+    Opening a new file writes ``header`` as its first line. Opening an existing run keeps its header (so ``run_id``
+    resumes; ``resumed`` holds the run as it was) and trims a torn last line first, so the next append starts on a
+    clean line. Every append raises :class:`lanelab.redact.SecretLeak` (and writes nothing) if a secret survives
+    redaction, and ``OSError`` if the file cannot be written.
     """
 
     def __init__(self, path: Path, header: Mapping[str, Any]):
@@ -226,6 +325,7 @@ class RunWriter:
             self.append(self.header)
 
     def append(self, record: Mapping[str, Any], redacted: bool = False) -> None:
+        """Append one record as a line (redacted unless ``redacted`` says the caller did); see the class for raises."""
         line = encode_record(record, redacted=redacted).encode()
         with self._lock, self.path.open("ab") as f:
             f.write(line)
@@ -245,51 +345,97 @@ class RunWriter:
         self.append(record, redacted=True)
 
     def note(self, **fields: Any) -> None:
+        """Append a ``note`` record (``at`` is now) with ``fields``; see the class for raises."""
         self.append({"record": "note", "at": now_iso(), **fields})
 
 
-def records(run: Run) -> list[dict[str, Any]]:
-    """The run's cells as flat dicts for a pandas DataFrame: one row per cell, one column per factor.
+# --------------------------------------------------------------------------------------------------------------------
+# The tidy table
 
-    Fixed columns: run_id, cell_id, profile, credential, outcome, lane, rule, sent_at, the observation's status,
-    error type/message/code, request id, latency, attempts, transport error, and the unified status, representative
-    claim, overage status and overage-disabled reason (prefixed ``unified_``). Factor levels follow under the factor's
-    name (``factor_<name>`` if that name is already a fixed column).
+
+def _factor_names(runs: Iterable[Run]) -> list[str]:
+    names: list[str] = []
+    for run in runs:
+        for f in run.header.get("factors") or []:
+            name = f if isinstance(f, str) else (f.get("name") if isinstance(f, dict) else None)
+            if name and name not in names:
+                names.append(str(name))
+        for cell in run.cells.values():
+            for f in cell.get("levels") or {}:
+                if f not in names:
+                    names.append(str(f))
+    return names
+
+
+def _row(run: Run, cell: Mapping[str, Any], factors: Iterable[str], columns: Mapping[str, str]) -> dict[str, Any]:
+    obs = cell.get("observation") or {}
+    uni = obs.get("unified") or {}
+    spec = cell.get("spec") or {}
+    levels = cell.get("levels") or {}
+    query = spec.get("query") or {}
+    target = (spec.get("path") or "") + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+    row = {
+        "run_id": run.run_id, "policy": run.header.get("policy"), "mode": run.header.get("mode"),
+        "cell_id": cell.get("cell_id"), "profile": cell.get("profile") or run.header.get("profile"),
+        "credential": cell.get("credential") or spec.get("credential") or DEFAULT_LEVEL,
+        "status": obs.get("status"), "outcome": cell.get("outcome") or "unclassified",
+        "lane": cell.get("lane") or "unknown",
+        "error_type": obs.get("error_type"), "error_message": obs.get("error_message"),
+        "error_code": obs.get("error_code"), "request_id": obs.get("request_id"),
+        "latency_ms": obs.get("latency_ms"), "unified_status": uni.get("status"), "unified_lane": uni.get("lane"),
+        "claim": uni.get("representative_claim"),
+        "util_5h": (uni.get("five_hour") or {}).get("utilization"),
+        "util_7d": (uni.get("seven_day") or {}).get("utilization"),
+        "overage_status": uni.get("overage_status"), "overage_disabled_reason": uni.get("overage_disabled_reason"),
+        "transport_error": obs.get("transport_error"), "method": spec.get("method"), "target": target,
+        "sent_at": cell.get("sent_at"), "spec": redact.redact_obj(spec),
+    }
+    for f in factors:
+        row[columns[f]] = str(levels[f]) if f in levels else DEFAULT_LEVEL
+    return row
+
+
+def _outcome_order(observed: Iterable[Any]) -> list[str]:
+    """Category order for the outcome column: the taxonomy's, then any outcome the data has that it lacks."""
+    order = [c.id for c in load_taxonomy().classes]
+    for o in observed:
+        if isinstance(o, str) and o not in order:
+            order.append(o)
+    return order
+
+
+def tidy(runs: Run | Iterable[Run]) -> pd.DataFrame:
+    """One or more runs as one tidy table: one row per cell (its latest record).
+
+    Columns, in order: run_id, policy, mode, cell_id, profile, then one column per factor holding its level
+    (:data:`DEFAULT_LEVEL` where a cell does not set it; a factor named like a fixed column is ``factor:<name>``),
+    then credential, status (nullable int), outcome (ordered categorical, taxonomy order), lane, the error's type,
+    message and code, request_id, latency_ms, the unified-header fields (unified_status, unified_lane, claim, util_5h,
+    util_7d, overage_status, overage_disabled_reason), transport_error, method, target, sent_at and the redacted spec.
+
+    ``df.attrs["factors"]`` names the factor columns (``credential`` joins them when it varies and no factor already
+    names it); ``df.attrs["runs"]`` holds the redacted run headers.
+
+    Returns:
+        The DataFrame (with no rows when the runs hold no cells).
+
+    Raises:
+        DataFileError: the outcome taxonomy (data/outcomes.toml) cannot be read.
     """
-    rows = []
-    for rec in run.cells.values():
-        obs = rec.get("observation") or {}
-        uni = obs.get("unified") or {}
-        row: dict[str, Any] = {"run_id": run.run_id, "cell_id": rec.get("cell_id"), "profile": rec.get("profile"),
-                               "credential": rec.get("credential"), "outcome": rec.get("outcome"),
-                               "lane": rec.get("lane"), "rule": rec.get("rule"), "sent_at": rec.get("sent_at")}
-        row.update({k: obs.get(k) for k in OBSERVATION_COLUMNS})
-        row.update({f"unified_{k}": uni.get(k) for k in UNIFIED_COLUMNS})
-        for factor, level in (rec.get("levels") or {}).items():
-            row["factor_" + factor if factor in row else factor] = level
-        rows.append(row)
-    return rows
+    import pandas as pd
 
-
-def single_changes(run: Run, baseline_cell_id: str) -> list[dict[str, Any]]:
-    """Cells that differ from the baseline cell in exactly one factor level (an OFAT run's answer sheet).
-
-    Each row: factor, level (the changed one), baseline_level, outcome, status, lane, baseline_outcome, cell_id.
-    """
-    cells = run.cells
-    base = cells.get(baseline_cell_id)
-    if base is None:
-        raise RunStoreError(f"Run {run.run_id} has no cell {baseline_cell_id!r}.", "Was the baseline cell sent?")
-    base_levels = base.get("levels") or {}
-    out = []
-    for cid, rec in cells.items():
-        levels = rec.get("levels") or {}
-        diff = [f for f in set(levels) | set(base_levels) if levels.get(f) != base_levels.get(f)]
-        if len(diff) != 1:
-            continue
-        f = diff[0]
-        obs = rec.get("observation") or {}
-        out.append({"factor": f, "level": levels.get(f), "baseline_level": base_levels.get(f),
-                    "outcome": rec.get("outcome"), "status": obs.get("status"), "lane": rec.get("lane"),
-                    "baseline_outcome": base.get("outcome"), "cell_id": cid})
-    return sorted(out, key=lambda r: (r["factor"], str(r["level"])))
+    runs = [runs] if isinstance(runs, Run) else list(runs)
+    factors = _factor_names(runs)
+    columns = {f: (f"{FACTOR_PREFIX}{f}" if f in BASE_COLUMNS else f) for f in factors}
+    rows = [_row(run, cell, factors, columns) for run in runs for cell in run.cells.values()]
+    factor_cols = [columns[f] for f in factors]
+    df = pd.DataFrame(rows, columns=[*BASE_COLUMNS[:5], *factor_cols, *BASE_COLUMNS[5:]])
+    df["status"] = df["status"].astype("Int64")
+    for col in ("util_5h", "util_7d", "latency_ms"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df["outcome"] = pd.Categorical(df["outcome"], categories=_outcome_order(df["outcome"].unique()), ordered=True)
+    if "credential" not in factors and df["credential"].nunique() > 1:
+        factor_cols.append("credential")
+    df.attrs["factors"] = factor_cols
+    df.attrs["runs"] = [redact.redact_obj(r.header) for r in runs]
+    return df

@@ -28,11 +28,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lanelab.findings import frame as analysis
     from lanelab.findings import report
+    from lanelab.runs import run_paths
 
     settings = Settings.from_env()
-    paths = [Path(p) for p in args.runs] or analysis.run_paths(settings)
+    paths = [Path(p) for p in args.runs] or run_paths(settings)
     if not paths:
         raise UserError(f"No run files given and none under {settings.runs_dir}.",
                         hint="Run 'python -m lanelab matrix' (or notebook 02) first, or pass RUN files.")

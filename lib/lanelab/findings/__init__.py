@@ -1,0 +1,14 @@
+"""The findings stage (notebook 03): questions asked of the tidy run table, the answers, the figures and the report.
+
+- :mod:`~lanelab.findings.frame`: ``cell_results``, ``outcome_by_factor``, ``flips_from_baseline``, ``matrix``,
+  ``factor_effects``, ``lane_signals``, ``compare_runs`` … (each returns a DataFrame)
+- :mod:`~lanelab.findings.answers`: ``answer_all`` (the seed report's three questions, ``.to_frame()``)
+- :mod:`~lanelab.findings.plots`: figures that display themselves in a notebook
+- :mod:`~lanelab.findings.report`: ``collect`` the findings of runs, ``write_reports`` (HTML and Markdown)
+
+The runs themselves and their one tidy table come from :mod:`lanelab.runs` (``load_run(path).to_frame()``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["answers", "frame", "plots", "report"]

@@ -13,12 +13,14 @@ use an API key, or use Anthropic's own clients.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from lanelab.findings import frame as an
+
+__all__ = ["CANNOT_TELL", "Answer", "Answers", "answer_all", "billing_lane", "credential_source", "diagnosis",
+           "request_shape"]
 
 CANNOT_TELL = "cannot tell"
 
@@ -55,8 +57,25 @@ class Answer:
             return f"{CANNOT_TELL}; this run would answer it: {self.next_run}"
         return self.verdict
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+class Answers(list[Answer]):
+    """The answers of a run, in the seed report's order; a notebook shows them as a table."""
+
+    def to_frame(self, shown: int = SHOWN_CELLS) -> pd.DataFrame:
+        """The answers as a table.
+
+        Returns:
+            A DataFrame with question, verdict, explanation, cells (the first ``shown`` supporting cell ids and how
+            many more) and next run (the run that would settle an open question).
+        """
+        return pd.DataFrame([{
+            "question": a.question, "verdict": a.verdict, "explanation": a.explanation,
+            "cells": ", ".join(a.cells[:shown]) + (f" (+{len(a.cells) - shown} more)" if len(a.cells) > shown else ""),
+            "next run": a.next_run or "",
+        } for a in self], columns=["question", "verdict", "explanation", "cells", "next run"])
+
+    def _repr_html_(self) -> str:
+        return self.to_frame()._repr_html_()
 
 
 def _aspects(s: str) -> set[str]:
@@ -73,7 +92,11 @@ def _pair_text(p: pd.Series) -> str:
 
 
 def request_shape(df: pd.DataFrame, pairs: pd.DataFrame | None = None) -> Answer:
-    """Question 1: does changing only the endpoint path, the beta header or the client identifier flip the outcome?"""
+    """Question 1: does changing only the endpoint path, the beta header or the client identifier flip the outcome?
+
+    Returns:
+        An :class:`Answer` (verdict "cannot tell" with the run that would settle it when the data cannot).
+    """
     q = ("Does the client call the API differently from a request billed to the plan "
          "(endpoint path, beta header, client identifier)?")
     pairs = an.minimal_pairs(df) if pairs is None else pairs
@@ -112,7 +135,11 @@ def request_shape(df: pd.DataFrame, pairs: pd.DataFrame | None = None) -> Answer
 
 
 def credential_source(df: pd.DataFrame, pairs: pd.DataFrame | None = None) -> Answer:
-    """Question 2: do identical requests with different credentials (labels/sources) end differently?"""
+    """Question 2: do identical requests with different credentials (labels/sources) end differently?
+
+    Returns:
+        An :class:`Answer` (verdict "cannot tell" with the run that would settle it when the data cannot).
+    """
     q = "Does the credential's source matter (identical requests, different credentials)?"
     pairs = an.minimal_pairs(df) if pairs is None else pairs
     rel = pairs[[f == "credential" or _aspects(a) == {an.ASPECT_CREDENTIAL}
@@ -142,7 +169,11 @@ def _pct(x: float | None) -> str:
 
 
 def billing_lane(df: pd.DataFrame) -> Answer:
-    """Question 3: is the traffic billed against the plan or the extra-usage pool?"""
+    """Question 3: is the traffic billed against the plan or the extra-usage pool?
+
+    Returns:
+        An :class:`Answer` (verdict "cannot tell" with the run that would settle it when the data cannot).
+    """
     q = "Is the traffic billed against the plan or the extra-usage pool?"
     outcome = df["outcome"].astype(str)
     served = df[outcome.isin(list(SERVED_LANES)) | df["status"].between(200, 299).fillna(False).astype(bool)]
@@ -185,24 +216,23 @@ def billing_lane(df: pd.DataFrame) -> Answer:
     return Answer("billing_lane", q, verdict, f"{body}{refusal_text} {headroom}{why}{remedy}", cells)
 
 
-def answer_all(df: pd.DataFrame) -> list[Answer]:
-    """The three answers, in the order of the seed report."""
+def answer_all(df: pd.DataFrame) -> Answers:
+    """The three questions of the seed report, answered from a tidy run table.
+
+    Returns:
+        :class:`Answers` (request shape, credential source, billing lane); ``.to_frame()`` gives the table.
+    """
     pairs = an.minimal_pairs(df)
-    return [request_shape(df, pairs), credential_source(df, pairs), billing_lane(df)]
-
-
-def as_table(answers: list[Answer], shown: int = SHOWN_CELLS) -> pd.DataFrame:
-    """The answers as a table (question, verdict, explanation, supporting cells, the run that would settle it)."""
-    return pd.DataFrame([{
-        "question": a.question, "verdict": a.verdict, "explanation": a.explanation,
-        "cells": ", ".join(a.cells[:shown]) + (f" (+{len(a.cells) - shown} more)" if len(a.cells) > shown else ""),
-        "next run": a.next_run or "",
-    } for a in answers])
+    return Answers([request_shape(df, pairs), credential_source(df, pairs), billing_lane(df)])
 
 
 def diagnosis(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> list[str]:
     """Plain sentences for the top of a report: whether the seed symptom (an extra-usage 400 while the plan is barely
-    used) appears, and which single factor, if any, flips the outcome most often."""
+    used) appears, and which single factor, if any, flips the outcome most often.
+
+    Returns:
+        One to two sentences, in reading order.
+    """
     effects = an.factor_effects(df) if effects is None else effects
     outcome = df["outcome"].astype(str)
     refused = df[outcome.isin(list(EXTRA_USAGE_REFUSALS)) & ~df["status"].between(200, 299).fillna(False).astype(bool)]

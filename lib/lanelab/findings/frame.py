@@ -1,38 +1,36 @@
-"""Runs as a tidy table, and the questions asked of it: the results matrix, minimal pairs, factor effects, lane signals,
-usage snapshots and run-to-run comparison.
+"""The questions asked of the tidy run table: the cells, outcome by factor, the results matrix, minimal pairs (and the
+single changes from a baseline), factor effects, lane signals, usage snapshots and run-to-run comparison.
 
-Everything downstream (plots, answers, report, notebook 03) reads the one DataFrame built here, so a finding is always
-traceable to the rows, and the cell ids, that support it. One row is one observation; the factor levels are columns;
-the outcome is an ordered categorical whose order and colours come from the outcome taxonomy (data/outcomes.toml).
+Every function takes the one table built by :func:`lanelab.runs.tidy` (``run.to_frame()``) and returns a pandas
+DataFrame, so a finding is always traceable to the rows, and the cell ids, that support it. Notebooks call::
+
+    df = load_run(path).to_frame()
+    cell_results(df)                   # one row per cell: levels, status, outcome, lane, message
+    outcome_by_factor(df)              # how many cells landed in each outcome, per factor level
+    flips_from_baseline(df, cell_id)   # the single changes from the baseline that change its outcome
+    factor_effects(df)                 # factors ranked by how often changing them alone flips the outcome
+    matrix(df, rows, cols)             # outcome by two factors
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lanelab import redact
-from lanelab.config import Settings, data_dir
 from lanelab.errors import NotFound, UserError
-from lanelab.runs import load_run
-from lanelab.wire.classify import OutcomeClass, load_taxonomy
+from lanelab.runs import DEFAULT_LEVEL, Run
 
-#: Shown where a cell does not set a factor (designs that list only the levels they change).
-DEFAULT_LEVEL = "(default)"
-
-#: Columns every tidy frame has, in display order; the factor columns follow ``profile``.
-BASE_COLUMNS = (
-    "run_id", "policy", "mode", "cell_id", "profile", "credential", "status", "outcome", "lane",
-    "error_type", "error_message", "error_code", "request_id", "latency_ms", "unified_status", "unified_lane", "claim",
-    "util_5h", "util_7d", "overage_status", "overage_disabled_reason", "transport_error", "method", "target",
-    "sent_at", "spec",
-)
+__all__ = [
+    "ASPECT_AUTH", "ASPECT_BETA", "ASPECT_BODY", "ASPECT_CLIENT", "ASPECT_CREDENTIAL", "ASPECT_ENDPOINT",
+    "ASPECT_HEADERS", "CELL_COLUMNS", "CHANGE_COLUMNS", "LANE_COLUMNS", "PAIR_COLUMNS", "baseline_verdict",
+    "cell_label", "cell_results", "compare_runs", "factor_effects", "factors_of", "flips_from_baseline", "grid",
+    "lane_signals", "level_order", "matrix", "minimal_pairs", "on_plan", "outcome_by_factor", "spec_aspects",
+    "usage_snapshots", "varying_factors",
+]
 
 #: Which part of a request a factor changes, read from the specs of a minimal pair (see :func:`spec_aspects`).
 ASPECT_ENDPOINT = "endpoint"
@@ -45,167 +43,25 @@ ASPECT_HEADERS = "other headers"
 _CLIENT_HEADERS = frozenset({"user-agent", "x-app"})
 
 
-class RunFileError(NotFound):
-    """A run file is missing or unreadable."""
-
-    hint = "Pass the path of a runs/<run_id>.jsonl file written by the matrix runner (notebook 02 or 'lanelab matrix')."
-
-
 # --------------------------------------------------------------------------------------------------------------------
-# Outcome taxonomy (order and colours)
-
-
-def _short_label(outcome_id: str) -> str:
-    """A cell-sized label for an outcome the taxonomy does not know (it has its own short labels)."""
-    words = outcome_id.split("_")
-    return outcome_id if len(outcome_id) <= 12 else "_".join(w[:5] for w in words)[:14]
-
-
-def outcome_classes(path: Path | None = None) -> list[OutcomeClass]:
-    """The outcome classes in their fixed order, each with its colour (the classifier's taxonomy)."""
-    return list(load_taxonomy(path).classes)
-
-
-def outcome_order(observed: Iterable[str] = ()) -> list[str]:
-    """Category order for the outcome column: the taxonomy, then any outcome the data has that it lacks."""
-    order = [c.id for c in outcome_classes()]
-    for o in observed:
-        if isinstance(o, str) and o not in order:
-            order.append(o)
-    return order
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Loading runs
-
-
-@dataclass
-class RunData:
-    """One run file, as plain records: the header, the cell records, usage snapshots by ``when``, and notes."""
-
-    path: Path
-    header: dict[str, Any]
-    cells: list[dict[str, Any]]
-    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    torn_lines: int = 0
-
-    @property
-    def run_id(self) -> str:
-        return str(self.header.get("run_id") or self.path.stem)
-
-
-def load(path: str | Path) -> RunData:
-    """Read one run file (JSON Lines, docs/contracts.md §3.1). A torn last line is skipped and counted."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunFileError(f"No run file at {path}.")
-    stored = load_run(path)  # drops a torn last line (reported in warnings) and keeps each cell's latest record
-    recs = [dict(stored.header), *stored.cells.values(), *(e for e in stored.entries if e.get("record") != "cell")]
-    torn = len(stored.warnings)
-    header = next((r for r in recs if r.get("record") == "header"), None)
-    if header is None and not any(r.get("record") == "cell" for r in recs):
-        raise RunFileError(f"{path} holds no run header and no cell records; is it a lanelab run file?")
-    run = RunData(path=path, header=dict(header or {}), cells=[r for r in recs if r.get("record") == "cell"],
-                  notes=[r for r in recs if r.get("record") == "note"], torn_lines=torn)
-    for r in recs:
-        if r.get("record") == "usage" and isinstance(r.get("usage"), dict):
-            run.usage[str(r.get("when"))] = r["usage"]
-    return run
-
-
-def load_many(paths: Iterable[str | Path]) -> list[RunData]:
-    return [load(p) for p in paths]
-
-
-def run_paths(settings: Settings | None = None, samples: bool = True) -> list[Path]:
-    """Run files under ``Settings.out/runs`` (newest last); the curated samples when there are none."""
-    settings = settings or Settings.from_env()
-    found = sorted(settings.runs_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime) if settings.runs_dir.is_dir() else []
-    if not found and samples:
-        found = sorted((data_dir() / "runs" / "samples").glob("*.jsonl"))
-    return found
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The tidy frame
-
-
-def _factor_names(runs: Sequence[RunData]) -> list[str]:
-    names: list[str] = []
-    for run in runs:
-        for f in run.header.get("factors") or []:
-            name = f if isinstance(f, str) else (f.get("name") if isinstance(f, dict) else None)
-            if name and name not in names:
-                names.append(str(name))
-        for cell in run.cells:
-            for f in (cell.get("levels") or {}):
-                if f not in names:
-                    names.append(str(f))
-    return names
-
-
-def _row(run: RunData, cell: Mapping[str, Any], factors: Sequence[str], columns: Mapping[str, str]) -> dict[str, Any]:
-    obs = cell.get("observation") or {}
-    uni = obs.get("unified") or {}
-    spec = cell.get("spec") or {}
-    levels = cell.get("levels") or {}
-    query = spec.get("query") or {}
-    target = (spec.get("path") or "") + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
-    row = {
-        "run_id": run.run_id, "policy": run.header.get("policy"), "mode": run.header.get("mode"),
-        "cell_id": cell.get("cell_id"), "profile": cell.get("profile") or run.header.get("profile"),
-        "credential": cell.get("credential") or spec.get("credential") or DEFAULT_LEVEL,
-        "status": obs.get("status"), "outcome": cell.get("outcome") or "unclassified",
-        "lane": cell.get("lane") or "unknown",
-        "error_type": obs.get("error_type"), "error_message": obs.get("error_message"),
-        "error_code": obs.get("error_code"), "request_id": obs.get("request_id"),
-        "latency_ms": obs.get("latency_ms"), "unified_status": uni.get("status"), "unified_lane": uni.get("lane"),
-        "claim": uni.get("representative_claim"),
-        "util_5h": (uni.get("five_hour") or {}).get("utilization"),
-        "util_7d": (uni.get("seven_day") or {}).get("utilization"),
-        "overage_status": uni.get("overage_status"), "overage_disabled_reason": uni.get("overage_disabled_reason"),
-        "transport_error": obs.get("transport_error"), "method": spec.get("method"), "target": target,
-        "sent_at": cell.get("sent_at"), "spec": redact.redact_obj(spec),
-    }
-    for f in factors:
-        row[columns[f]] = str(levels[f]) if f in levels else DEFAULT_LEVEL
-    return row
-
-
-def tidy(runs: RunData | Sequence[RunData]) -> pd.DataFrame:
-    """One row per observation: run metadata, cell id, the factor levels as columns, status, ordered outcome, lane,
-    the unified-header fields (claim, 5h/7d utilization, overage status and reason), request id and latency.
-
-    ``df.attrs["factors"]`` names the factor columns (a factor whose name clashes with a fixed column is prefixed
-    ``factor:``); ``credential`` is added as a factor when it varies and no factor already names it.
-    """
-    runs = [runs] if isinstance(runs, RunData) else list(runs)
-    factors = _factor_names(runs)
-    columns = {f: (f"factor:{f}" if f in BASE_COLUMNS else f) for f in factors}
-    rows = [_row(run, cell, factors, columns) for run in runs for cell in run.cells]
-    factor_cols = [columns[f] for f in factors]
-    df = pd.DataFrame(rows, columns=[*BASE_COLUMNS[:5], *factor_cols, *BASE_COLUMNS[5:]])
-    df["status"] = df["status"].astype("Int64")
-    for col in ("util_5h", "util_7d", "latency_ms"):
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-    df["outcome"] = pd.Categorical(df["outcome"], categories=outcome_order(df["outcome"].unique()), ordered=True)
-    if "credential" not in factors and df["credential"].nunique() > 1:
-        factor_cols.append("credential")
-    df.attrs["factors"] = factor_cols
-    df.attrs["runs"] = [redact.redact_obj(r.header) for r in runs]
-    return df
+# Factors and cells
 
 
 def factors_of(df: pd.DataFrame) -> list[str]:
-    """The factor columns of a tidy frame."""
+    """The factor columns of a tidy table (``df.attrs["factors"]``; empty for any other frame)."""
     return list(df.attrs.get("factors") or [])
 
 
 def varying_factors(df: pd.DataFrame) -> list[str]:
-    """Factors with more than one level in the frame, most levels first."""
+    """Factors with more than one level in the table, most levels first."""
     fs = [f for f in factors_of(df) if df[f].nunique() > 1]
     return sorted(fs, key=lambda f: -df[f].nunique())
+
+
+def level_order(df: pd.DataFrame, factor: str) -> list[str]:
+    """The levels of ``factor`` as text, in first-seen order with :data:`~lanelab.runs.DEFAULT_LEVEL` first."""
+    seen = list(dict.fromkeys(df[factor].astype(str)))
+    return sorted(seen, key=lambda v: (v != DEFAULT_LEVEL, seen.index(v)))
 
 
 @lru_cache(maxsize=1)
@@ -220,15 +76,60 @@ def _baseline_levels() -> dict[str, str]:
 
 
 def cell_label(row: Mapping[str, Any], factors: Sequence[str]) -> str:
-    """A short human label for a cell: the levels that differ from the baseline (or 'baseline')."""
+    """A short human label for a cell: the levels that differ from the catalogue's baseline, or 'baseline'."""
     baselines = _baseline_levels()
     parts = [f"{f}={row[f]}" for f in factors
              if row.get(f) not in (None, DEFAULT_LEVEL) and row.get(f) != baselines.get(f)]
     return ", ".join(parts) or "baseline"
 
 
+#: The columns of :func:`cell_results` around the factor columns.
+CELL_COLUMNS = ("cell_id", "status", "outcome", "lane", "error_message", "request_id")
+
+
+def cell_results(df: pd.DataFrame) -> pd.DataFrame:
+    """The results, one row per cell: what was changed, and what came back.
+
+    Returns:
+        A DataFrame with cell_id, one column per factor, status, outcome, lane, the server's error message verbatim
+        and the request id (a run_id column leads when the table holds several runs).
+    """
+    lead = ["run_id"] if df["run_id"].nunique() > 1 else []
+    return df[[*lead, CELL_COLUMNS[0], *factors_of(df), *CELL_COLUMNS[1:]]].reset_index(drop=True)
+
+
+def outcome_by_factor(df: pd.DataFrame, factors: Sequence[str] | None = None) -> pd.DataFrame:
+    """How many cells landed in each outcome, for every level of every factor.
+
+    Returns:
+        A DataFrame indexed by (factor, level), levels in :func:`level_order`, with one column per outcome seen (in
+        the taxonomy's order) holding cell counts.
+
+    Raises:
+        UserError: a factor in ``factors`` is not a column of the table.
+    """
+    fs = list(factors) if factors is not None else factors_of(df)
+    _require_columns(df, fs)
+    outcomes = [o for o in df["outcome"].cat.categories if o in set(df["outcome"].astype(str))]
+    parts = []
+    for f in fs:
+        counts = pd.crosstab(df[f].astype(str), df["outcome"].astype(str))
+        counts = counts.reindex(index=level_order(df, f), columns=outcomes, fill_value=0)
+        parts.append(counts.set_axis(pd.MultiIndex.from_product([[f], counts.index], names=["factor", "level"])))
+    table = pd.concat(parts) if parts else pd.DataFrame(columns=outcomes)
+    table.columns.name = "outcome"
+    return table
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Results matrix
+
+
+def _require_columns(df: pd.DataFrame, names: Sequence[str]) -> None:
+    for name in names:
+        if name not in df.columns:
+            raise UserError(f"The run has no factor {name!r}.",
+                            hint=f"Choose among: {', '.join(factors_of(df)) or '(none)'}.")
 
 
 def _filtered(df: pd.DataFrame, where: Mapping[str, str] | None) -> pd.DataFrame:
@@ -241,12 +142,17 @@ def _filtered(df: pd.DataFrame, where: Mapping[str, str] | None) -> pd.DataFrame
 
 
 def grid(df: pd.DataFrame, rows: str, cols: str, where: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Outcome by two factors, long form: one line per (row level, column level) with the dominant outcome, its
-    status, how many observations fell there, whether they disagree, and the supporting cell ids."""
-    for axis in (rows, cols):
-        if axis not in df.columns:
-            raise UserError(f"The run has no factor {axis!r}.",
-                            hint=f"Choose among: {', '.join(factors_of(df)) or '(none)'}.")
+    """Outcome by two factors, long form (the heatmap's data).
+
+    Returns:
+        A DataFrame with one line per (row level, column level): the dominant outcome, its most common status, how
+        many cells fell there (``n``), whether they disagree (``mixed``) and the supporting ``cell_ids``. ``where``
+        keeps only the cells whose columns have the given values.
+
+    Raises:
+        UserError: ``rows``, ``cols`` or a ``where`` key is not a column of the table.
+    """
+    _require_columns(df, [rows, cols])
     sub = _filtered(df, where)
     out = []
     for (r, c), g in sub.groupby([rows, cols], sort=False, observed=True):
@@ -261,29 +167,36 @@ def grid(df: pd.DataFrame, rows: str, cols: str, where: Mapping[str, str] | None
     return res
 
 
-def _levels(df: pd.DataFrame, factor: str) -> list[str]:
-    """Levels in first-seen order, with the default level first."""
-    seen = list(dict.fromkeys(df[factor].astype(str)))
-    return sorted(seen, key=lambda v: (v != DEFAULT_LEVEL, seen.index(v)))
-
-
 def matrix(df: pd.DataFrame, rows: str, cols: str, where: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """The results matrix as a table: ``status · outcome`` in each cell (``*`` marks disagreeing repeats)."""
+    """The results matrix as a table.
+
+    Returns:
+        A DataFrame indexed by the levels of ``rows`` with one column per level of ``cols``; each cell reads
+        ``status · outcome`` (``*`` marks disagreeing cells), empty where no cell was sent.
+
+    Raises:
+        UserError: as :func:`grid`.
+    """
     g = grid(df, rows, cols, where)
     g["text"] = [f"{'' if s is None or pd.isna(s) else int(s)} · {o}{' *' if m else ''}".strip(" ·")
                  for s, o, m in zip(g["status"], g["outcome"].astype(str), g["mixed"])]
     table = g.pivot(index=rows, columns=cols, values="text")
-    table = table.reindex(index=[v for v in _levels(df, rows) if v in table.index],
-                          columns=[v for v in _levels(df, cols) if v in table.columns])
+    table = table.reindex(index=[v for v in level_order(df, rows) if v in table.index],
+                          columns=[v for v in level_order(df, cols) if v in table.columns])
     return table.fillna("")
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Minimal pairs and factor effects
+# Minimal pairs, single changes from a baseline, factor effects
 
 
 def spec_aspects(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> set[str]:
-    """Which parts of a request differ between two specs: endpoint, beta header, client identifier, credential…"""
+    """Which parts of a request differ between two stored specs.
+
+    Returns:
+        A set of ``ASPECT_*`` names (endpoint, beta header, client identifier, other headers, body, auth style,
+        credential); empty when the specs agree.
+    """
     a, b = dict(a or {}), dict(b or {})
     out: set[str] = set()
     if (a.get("method"), a.get("path"), a.get("query") or {}) != (b.get("method"), b.get("path"), b.get("query") or {}):
@@ -302,55 +215,129 @@ def spec_aspects(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> se
     return out
 
 
-PAIR_COLUMNS = ("factor", "level_a", "level_b", "cell_a", "cell_b", "outcome_a", "outcome_b", "status_a",
-                "status_b", "lane_a", "lane_b", "flips", "lane_flips", "aspects", "run_id")
-
-
 def on_plan(outcome: Any, lane: Any, status: Any) -> bool:
     """True when an observation was served and billed to the plan."""
     served = status is not None and not pd.isna(status) and 200 <= int(status) < 300
     return str(outcome) == "served_plan" or (served and lane == "plan")
 
 
-def minimal_pairs(df: pd.DataFrame, factor: str | None = None) -> pd.DataFrame:
-    """Pairs of observations in the same run and profile that differ in one factor alone.
+PAIR_COLUMNS = ("factor", "level_a", "level_b", "cell_a", "cell_b", "outcome_a", "outcome_b", "status_a",
+                "status_b", "lane_a", "lane_b", "flips", "lane_flips", "aspects", "run_id")
 
-    ``flips`` is true when their outcomes differ; ``aspects`` says what that factor changed on the wire (read from the
-    two stored specs), so a factor named anything can still be recognised as an endpoint, beta or client-id change.
+
+def _pair(f: str, ra: Mapping[str, Any], rb: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "factor": f, "level_a": ra[f], "level_b": rb[f], "cell_a": ra["cell_id"], "cell_b": rb["cell_id"],
+        "outcome_a": str(ra["outcome"]), "outcome_b": str(rb["outcome"]),
+        "status_a": ra["status"], "status_b": rb["status"], "lane_a": ra["lane"], "lane_b": rb["lane"],
+        "flips": str(ra["outcome"]) != str(rb["outcome"]),
+        "lane_flips": on_plan(ra["outcome"], ra["lane"], ra["status"]) != on_plan(rb["outcome"], rb["lane"], rb["status"]),
+        "aspects": ", ".join(sorted(spec_aspects(ra["spec"], rb["spec"]))) or "none on the wire",
+        "run_id": ra["run_id"],
+    }
+
+
+def minimal_pairs(df: pd.DataFrame, factor: str | None = None, baseline: str | None = None) -> pd.DataFrame:
+    """Pairs of cells in the same run and profile that differ in one factor alone.
+
+    With ``baseline`` (a cell id), only the pairs that contain that cell, with the baseline always as side ``a``:
+    the single changes from the baseline. Otherwise every pair, side ``a`` holding the level that comes first in
+    :func:`level_order`.
+
+    Returns:
+        A DataFrame with :data:`PAIR_COLUMNS`: the factor, both levels, cells, outcomes, statuses and lanes;
+        ``flips`` (the outcomes differ), ``lane_flips`` (one is served on the plan and the other not) and ``aspects``
+        (what the factor changed on the wire, read from the two stored specs, so a factor named anything is still
+        recognised as an endpoint, beta or client-id change).
+
+    Raises:
+        NotFound: ``baseline`` is not a cell of the table.
+        UserError: ``factor`` is not a column of the table.
     """
     factors = factors_of(df)
-    targets = [factor] if factor else factors
+    if baseline is not None and baseline not in set(df["cell_id"]):
+        raise NotFound(f"The run has no cell {baseline!r}.", "Was the baseline cell sent? Pass its cell id.")
+    if factor is not None:
+        _require_columns(df, [factor])
     out = []
-    for f in targets:
+    for f in [factor] if factor else factors:
         others = ["run_id", "profile", *[x for x in factors if x != f]]
         for _, g in df.groupby(others, sort=False, dropna=False, observed=True):
             if g[f].nunique() < 2:
                 continue
             recs = g.to_dict("records")
-            for ra, rb in itertools.combinations(recs, 2):
-                if ra[f] == rb[f]:
-                    continue
-                if _levels(g, f).index(str(ra[f])) > _levels(g, f).index(str(rb[f])):
-                    ra, rb = rb, ra
-                out.append({
-                    "factor": f, "level_a": ra[f], "level_b": rb[f], "cell_a": ra["cell_id"], "cell_b": rb["cell_id"],
-                    "outcome_a": str(ra["outcome"]), "outcome_b": str(rb["outcome"]),
-                    "status_a": ra["status"], "status_b": rb["status"], "lane_a": ra["lane"], "lane_b": rb["lane"],
-                    "flips": str(ra["outcome"]) != str(rb["outcome"]),
-                    "lane_flips": on_plan(ra["outcome"], ra["lane"], ra["status"])
-                    != on_plan(rb["outcome"], rb["lane"], rb["status"]),
-                    "aspects": ", ".join(sorted(spec_aspects(ra["spec"], rb["spec"]))) or "none on the wire",
-                    "run_id": ra["run_id"],
-                })
+            if baseline is not None:
+                base = next((r for r in recs if r["cell_id"] == baseline), None)
+                combos = [] if base is None else [(base, r) for r in recs if r[f] != base[f]]
+            else:
+                rank = {v: i for i, v in enumerate(level_order(g, f))}
+                combos = [(ra, rb) if rank[str(ra[f])] <= rank[str(rb[f])] else (rb, ra)
+                          for ra, rb in itertools.combinations(recs, 2) if ra[f] != rb[f]]
+            out.extend(_pair(f, ra, rb) for ra, rb in combos)
     return pd.DataFrame(out, columns=list(PAIR_COLUMNS))
+
+
+#: The columns of :func:`flips_from_baseline`.
+CHANGE_COLUMNS = ("factor", "level", "baseline_level", "cell_id", "status", "outcome", "lane", "baseline_outcome",
+                  "onto_plan", "aspects", "run_id")
+
+
+def flips_from_baseline(df: pd.DataFrame, baseline: str, all_changes: bool = False) -> pd.DataFrame:
+    """The single changes from the baseline cell that change its outcome (an OFAT run's answer sheet).
+
+    A single change is a cell that differs from ``baseline`` in exactly one factor (a minimal pair with it, see
+    :func:`minimal_pairs`); ``all_changes=True`` keeps those that end like the baseline too.
+
+    Returns:
+        A DataFrame with :data:`CHANGE_COLUMNS`, sorted by factor and level: the factor, its changed level and the
+        baseline's, the changed cell's id, status, outcome and lane, the baseline's outcome, ``onto_plan`` (the
+        change turns a baseline that was not served on the plan into one that is) and ``aspects`` (what changed on
+        the wire).
+
+    Raises:
+        NotFound: ``baseline`` is not a cell of the table.
+    """
+    p = minimal_pairs(df, baseline=baseline)
+    if not all_changes:
+        p = p[p["flips"]]
+    changes = pd.DataFrame({
+        "factor": p["factor"], "level": p["level_b"], "baseline_level": p["level_a"], "cell_id": p["cell_b"],
+        "status": p["status_b"], "outcome": p["outcome_b"], "lane": p["lane_b"], "baseline_outcome": p["outcome_a"],
+        "onto_plan": [bool(lf) and on_plan(o, ln, s)
+                      for lf, o, ln, s in zip(p["lane_flips"], p["outcome_b"], p["lane_b"], p["status_b"])],
+        "aspects": p["aspects"], "run_id": p["run_id"],
+    }, columns=list(CHANGE_COLUMNS))
+    return changes.sort_values(["factor", "level"], key=lambda s: s.astype(str), kind="stable").reset_index(drop=True)
+
+
+def baseline_verdict(df: pd.DataFrame, baseline: str) -> str:
+    """One Markdown sentence: how the baseline cell ended, and which single changes turn it into a plan-billed 200.
+
+    Returns:
+        The sentence, naming the profile, the policy (or host) and each ``factor=level`` that moves the request onto
+        the plan ("none" when no single change does).
+
+    Raises:
+        NotFound: ``baseline`` is not a cell of the table.
+    """
+    changes = flips_from_baseline(df, baseline)
+    base = df[df["cell_id"] == baseline].iloc[0]
+    status = "no response" if pd.isna(base["status"]) else f"HTTP {int(base['status'])}"
+    where = f"policy `{base['policy']}`" if base["mode"] != "live" else "the live API"
+    onto = changes[changes["onto_plan"]]
+    named = ", ".join(f"`{f}={lv}`" for f, lv in zip(onto["factor"], onto["level"])) or "**none**"
+    return (f"Baseline ({base['profile']} as sent): **{base['outcome']}** ({status}). Single changes that turn it "
+            f"into a plan-billed 200 under {where}: {named}.")
 
 
 def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
     """Factors ranked by how often changing them alone flips the outcome, with the supporting cells.
 
-    Columns: factor, pairs, flips, lane_flips (flips that move a request onto or off the plan: the billing verdict),
-    flip_rate, transitions (``a→b`` outcome changes seen), cells (ids of flipping pairs), aspects (what the factor
-    changes on the wire). Ranked by lane flips, then flips.
+    Returns:
+        A DataFrame with factor, pairs, flips, lane_flips (flips that move a request onto or off the plan: the
+        billing verdict), flip_rate, transitions (``a→b`` outcome changes seen), cells (ids of flipping pairs) and
+        aspects (what the factor changes on the wire); ranked by lane flips, then flips. Factors without a minimal
+        pair are left out.
     """
     pairs = minimal_pairs(df)
     rows = []
@@ -379,7 +366,11 @@ LANE_COLUMNS = ("cell_id", "label", "status", "outcome", "lane", "unified_status
 
 
 def lane_signals(df: pd.DataFrame) -> pd.DataFrame:
-    """Per observation: what the server said about the billing lane, beside the outcome and the plan's headroom."""
+    """What the server said about the billing lane, per cell, beside the outcome and the plan's headroom.
+
+    Returns:
+        A DataFrame with :data:`LANE_COLUMNS` (``label`` is :func:`cell_label`), one row per cell.
+    """
     fs = factors_of(df)
     out = df.copy()
     out["label"] = [cell_label(r, fs) for r in df.to_dict("records")]
@@ -397,8 +388,13 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def usage_snapshots(run: RunData) -> pd.DataFrame:
-    """Usage-endpoint values before and after a run, one line per field, with the numeric change (empty if none)."""
+def usage_snapshots(run: Run) -> pd.DataFrame:
+    """The usage endpoint before and after a run.
+
+    Returns:
+        A DataFrame with one line per field (dotted path): before, after and the numeric change (None where a value
+        is not a number); no rows when the run recorded no snapshots.
+    """
     before = _flatten(run.usage.get("before") or {})
     after = _flatten(run.usage.get("after") or {})
     keys = list(dict.fromkeys([*before, *after]))
@@ -412,7 +408,16 @@ def usage_snapshots(run: RunData) -> pd.DataFrame:
 
 def compare_runs(df: pd.DataFrame, run_a: str | None = None, run_b: str | None = None,
                  changed_only: bool = False) -> pd.DataFrame:
-    """The same cell ids in two runs of the frame (default: the first two) and what changed between them."""
+    """The same cell ids in two runs of the table (default: the first two) and what changed between them.
+
+    Returns:
+        A DataFrame with cell_id, the factor levels, status/outcome/lane/claim of each run (suffixes ``_a`` and
+        ``_b``) and ``change`` ("same", "changed" or "only in <run>"); ``attrs`` holds run_a and run_b. With
+        ``changed_only``, the "same" lines are left out.
+
+    Raises:
+        UserError: the table holds fewer than two runs and they were not named.
+    """
     ids = list(dict.fromkeys(df["run_id"]))
     if run_a is None or run_b is None:
         if len(ids) < 2:
@@ -436,9 +441,3 @@ def compare_runs(df: pd.DataFrame, run_a: str | None = None, run_b: str | None =
     if changed_only:
         m = m[m["change"] != "same"]
     return m.reset_index(drop=True)
-
-
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Counts of observations per outcome and lane (the report's headline table)."""
-    t = df.groupby(["outcome", "lane"], observed=True).size().rename("observations").reset_index()
-    return t[t["observations"] > 0].reset_index(drop=True)

@@ -1,9 +1,10 @@
 """The figures a finding needs: the annotated outcome heatmap, ranked factor effects, plan headroom beside the outcome,
 and usage before/after a run.
 
-Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot state), so they work under any backend,
-in tests (Agg) and in notebooks alike. Colours come from the outcome taxonomy in data/outcomes.toml; the fallback
-below only covers outcomes the taxonomy does not list.
+Figures are :class:`Chart` objects, a :class:`matplotlib.figure.Figure` built directly (no pyplot state), so they
+work under any backend, in tests (Agg) and in notebooks alike, and display themselves as a PNG when a notebook cell
+returns one. Colours come from the outcome taxonomy in data/outcomes.toml; the fallback below only covers outcomes the
+taxonomy does not list.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from lanelab.findings import frame as an
+from lanelab.wire.classify import OutcomeClass, load_taxonomy
+
+__all__ = ["Chart", "effects_chart", "headroom_chart", "heatmap", "palette", "short_labels", "text_colour", "to_png",
+           "usage_chart"]
 
 #: Okabe–Ito, then Paul Tol's muted set: colour-blind-safe fallbacks for outcomes without a colour of their own.
 FALLBACK_PALETTE = (
@@ -28,9 +33,26 @@ EMPTY_COLOUR = "#F2F2F2"
 CELL_W, CELL_H = 1.05, 0.62
 
 
+class Chart(Figure):
+    """A matplotlib Figure that a notebook shows inline (as PNG) when a cell returns it, with no pyplot set-up."""
+
+    def _repr_png_(self) -> bytes:
+        return to_png(self)
+
+
+def _classes() -> dict[str, OutcomeClass]:
+    return {c.id: c for c in load_taxonomy().classes}
+
+
+def _short_label(outcome_id: str) -> str:
+    """A cell-sized label for an outcome the taxonomy does not know (it has its own short labels)."""
+    words = outcome_id.split("_")
+    return outcome_id if len(outcome_id) <= 12 else "_".join(w[:5] for w in words)[:14]
+
+
 def palette(outcomes: Sequence[str]) -> dict[str, str]:
     """A colour for each outcome: the taxonomy's own, else a colour-blind-safe fallback, stable per outcome order."""
-    classes = {c.id: c for c in an.outcome_classes()}
+    classes = _classes()
     out, spare = {}, iter(FALLBACK_PALETTE * 3)
     for o in outcomes:
         colour = classes[o].colour if o in classes and classes[o].colour else None
@@ -39,8 +61,9 @@ def palette(outcomes: Sequence[str]) -> dict[str, str]:
 
 
 def short_labels(outcomes: Sequence[str]) -> dict[str, str]:
-    classes = {c.id: c for c in an.outcome_classes()}
-    return {o: (classes[o].short if o in classes else an._short_label(o)) for o in outcomes}
+    """A cell-sized label for each outcome: the taxonomy's short label, else a clipped form of the id."""
+    classes = _classes()
+    return {o: (classes[o].short if o in classes else _short_label(o)) for o in outcomes}
 
 
 def _clip(text: str, n: int) -> str:
@@ -54,17 +77,26 @@ def text_colour(background: str) -> str:
 
 
 def heatmap(df: pd.DataFrame, rows: str, cols: str, where: Mapping[str, str] | None = None,
-            title: str | None = None) -> Figure:
-    """Outcome by two factors: each cell coloured by outcome class and labelled with the status and a short outcome
-    (``*`` when repeats disagree), a legend of the classes shown; the figure grows with the number of cells."""
+            title: str | None = None) -> Chart:
+    """Outcome by two factors (the results matrix as a picture).
+
+    Each square is coloured by outcome class and labelled with the status and a short outcome (``*`` when its cells
+    disagree), with a legend of the classes shown; the figure grows with the number of squares.
+
+    Returns:
+        The :class:`Chart`.
+
+    Raises:
+        UserError: ``rows``, ``cols`` or a ``where`` key is not a column of the table.
+    """
     g = an.grid(df, rows, cols, where)
-    row_levels = [v for v in an._levels(df, rows) if v in set(g[rows].astype(str))]
-    col_levels = [v for v in an._levels(df, cols) if v in set(g[cols].astype(str))]
+    row_levels = [v for v in an.level_order(df, rows) if v in set(g[rows].astype(str))]
+    col_levels = [v for v in an.level_order(df, cols) if v in set(g[cols].astype(str))]
     present = [o for o in df["outcome"].cat.categories if o in set(g["outcome"].astype(str))]
     colours, shorts = palette(present), short_labels(present)
     nr, nc = max(len(row_levels), 1), max(len(col_levels), 1)
     longest_row = max((len(str(v)) for v in row_levels), default=4)
-    fig = Figure(figsize=(max(6.0, 0.09 * longest_row + CELL_W * nc + 3.2), max(3.0, CELL_H * nr + 2.2)),
+    fig = Chart(figsize=(max(6.0, 0.09 * longest_row + CELL_W * nc + 3.2), max(3.0, CELL_H * nr + 2.2)),
                  layout="constrained")
     ax = fig.add_subplot()
     image = [[to_rgb(EMPTY_COLOUR)] * nc for _ in range(nr)]
@@ -95,10 +127,15 @@ def heatmap(df: pd.DataFrame, rows: str, cols: str, where: Mapping[str, str] | N
     return fig
 
 
-def effects_chart(effects: pd.DataFrame, title: str = "Factors that flip the outcome alone") -> Figure:
-    """Ranked bars: for each factor, how many of its minimal pairs end differently (label: flips / pairs)."""
+def effects_chart(effects: pd.DataFrame, title: str = "Factors that flip the outcome alone") -> Chart:
+    """Ranked bars from :func:`~lanelab.findings.frame.factor_effects`: for each factor, how many of its minimal
+    pairs end differently (label: flips / pairs).
+
+    Returns:
+        The :class:`Chart` (saying so when there are no minimal pairs).
+    """
     n = max(len(effects), 1)
-    fig = Figure(figsize=(7.5, max(2.4, 0.45 * n + 1.4)), layout="constrained")
+    fig = Chart(figsize=(7.5, max(2.4, 0.45 * n + 1.4)), layout="constrained")
     ax = fig.add_subplot()
     if effects.empty:
         ax.text(0.5, 0.5, "No minimal pairs in this run:\nno two cells differ in one factor alone.",
@@ -119,14 +156,18 @@ def effects_chart(effects: pd.DataFrame, title: str = "Factors that flip the out
     return fig
 
 
-def headroom_chart(df: pd.DataFrame, max_rows: int = 60) -> Figure:
-    """Per observation: the outcome (coloured mark) beside the plan's 5-hour and 7-day utilization from the unified
-    headers, the picture behind "my plan is unused, yet…"."""
+def headroom_chart(df: pd.DataFrame, max_rows: int = 60) -> Chart:
+    """Per cell (the first ``max_rows``): the outcome (coloured mark) beside the plan's 5-hour and 7-day utilization
+    from the unified headers, the picture behind "my plan is unused, yet…".
+
+    Returns:
+        The :class:`Chart`.
+    """
     lanes = an.lane_signals(df).head(max_rows)
     present = [o for o in df["outcome"].cat.categories if o in set(lanes["outcome"].astype(str))]
     colours = palette(present)
     n = max(len(lanes), 1)
-    fig = Figure(figsize=(11, max(2.6, 0.3 * n + 1.6)), layout="constrained")
+    fig = Chart(figsize=(11, max(2.6, 0.3 * n + 1.6)), layout="constrained")
     ax_o, ax_u = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1, 3]})
     ys = list(range(n))[::-1][: len(lanes)]
     many_runs = df["run_id"].nunique() > 1
@@ -162,13 +203,18 @@ def headroom_chart(df: pd.DataFrame, max_rows: int = 60) -> Figure:
     return fig
 
 
-def usage_chart(usage: pd.DataFrame) -> Figure | None:
-    """Numeric usage-endpoint fields before and after the run (None when the run recorded no usage snapshots)."""
+def usage_chart(usage: pd.DataFrame) -> Chart | None:
+    """Numeric usage-endpoint fields before and after a run, from
+    :func:`~lanelab.findings.frame.usage_snapshots`.
+
+    Returns:
+        The :class:`Chart`, or None when there is no numeric field (the run recorded no snapshots).
+    """
     num = usage[[isinstance(b, (int, float)) and not isinstance(b, bool) and isinstance(a, (int, float))
                  and not isinstance(a, bool) for b, a in zip(usage["before"], usage["after"])]] if len(usage) else usage
     if num.empty:
         return None
-    fig = Figure(figsize=(8, max(2.4, 0.45 * len(num) + 1.4)), layout="constrained")
+    fig = Chart(figsize=(8, max(2.4, 0.45 * len(num) + 1.4)), layout="constrained")
     ax = fig.add_subplot()
     ys = list(range(len(num)))[::-1]
     h = 0.38
@@ -181,7 +227,11 @@ def usage_chart(usage: pd.DataFrame) -> Figure | None:
 
 
 def to_png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (for inline reports and files next to the Markdown)."""
+    """The figure as PNG bytes (for inline reports and files next to the Markdown).
+
+    Returns:
+        The PNG file's bytes.
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()

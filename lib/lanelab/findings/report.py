@@ -27,10 +27,14 @@ from matplotlib.figure import Figure
 from lanelab import __version__, redact
 from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings
-from lanelab.errors import UserError
+from lanelab.errors import NotFound, UserError
 from lanelab.findings import answers as ans
 from lanelab.findings import frame as an
 from lanelab.findings import plots
+from lanelab.runs import Run, load_runs, tidy
+
+__all__ = ["Findings", "axis_candidates", "build", "collect", "markdown_table", "metadata", "render_html",
+           "render_markdown", "stored_secrets", "write_reports"]
 
 #: Observations shown per run in the raw-details table.
 RAW_ROWS = 200
@@ -45,14 +49,19 @@ RESPONSIBLE_USE = ("lanelab diagnoses; it does not evade. Remedies that exist: f
 
 @dataclass
 class Findings:
-    """Everything a report shows, computed once from the runs."""
+    """Everything a report shows, computed once from the runs (see :func:`collect`).
 
-    runs: list[an.RunData]
+    ``df`` is the tidy table of all runs, ``rows``/``cols`` the heatmap's axes, ``effects`` the factor effects,
+    ``answers`` the three answers, ``diagnosis`` the report's opening sentences, ``comparison`` the run-to-run
+    comparison (two runs or more, else None) and ``usage`` each run's usage snapshots by run id.
+    """
+
+    runs: list[Run]
     df: pd.DataFrame
     rows: str
     cols: str
     effects: pd.DataFrame
-    answers: list[ans.Answer]
+    answers: ans.Answers
     diagnosis: list[str]
     comparison: pd.DataFrame | None = None
     usage: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -61,13 +70,44 @@ class Findings:
     _pngs: dict[str, bytes] = field(default_factory=dict)
 
     def png(self, name: str) -> bytes:
-        """A figure as PNG bytes, rendered once."""
+        """A figure as PNG bytes, rendered once.
+
+        Raises:
+            NotFound: there is no figure of that name (see :meth:`figures`).
+        """
         if name not in self._pngs:
-            self._pngs[name] = plots.to_png(self.figures()[name])
+            self._pngs[name] = plots.to_png(self.figure(name))
         return self._pngs[name]
 
+    def figure(self, name: str) -> Figure:
+        """One named figure ("heatmap", "effects", "headroom", "usage-<run>", …); it displays itself in a notebook.
+
+        Raises:
+            NotFound: there is no figure of that name.
+        """
+        figs = self.figures()
+        if name not in figs:
+            raise NotFound(f"No figure {name!r} in these findings.", f"Choose among: {', '.join(figs)}.")
+        return figs[name]
+
+    def usage_figures(self) -> list[Figure]:
+        """The usage before/after charts, one per run that recorded numeric usage snapshots (possibly none)."""
+        return [fig for name, fig in self.figures().items() if name.startswith("usage-")]
+
+    def usage_changes(self) -> pd.DataFrame:
+        """What the usage endpoint says moved during each run.
+
+        Returns:
+            A DataFrame with run_id, field, before, after and change, for the numeric fields that changed; no rows
+            when nothing moved or no run recorded snapshots.
+        """
+        moved = [u[u["change"].fillna(0) != 0].assign(run_id=run_id) for run_id, u in self.usage.items()]
+        cols = ["run_id", "field", "before", "after", "change"]
+        return pd.concat(moved)[cols].reset_index(drop=True) if moved else pd.DataFrame(columns=cols)
+
     def figures(self) -> dict[str, Figure]:
-        """Named figures, built on first use: one heatmap per run, factor effects, headroom, usage."""
+        """Named figures, built on first use: one heatmap per run ("heatmap" for the first), "effects", "headroom",
+        and "usage-<run>" for each run with usage snapshots."""
         if self._figures is None:
             figs: dict[str, Figure] = {}
             for run_id in dict.fromkeys(self.df["run_id"]):
@@ -90,8 +130,12 @@ def _slug(text: str) -> str:
 
 
 def axis_candidates(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> list[str]:
-    """Columns for the key heatmap's axes, best first: the factors that flip the outcome most, then the factors with
-    most levels, then credential, profile and run id."""
+    """Columns for the key heatmap's axes, best first.
+
+    Returns:
+        The factors that flip the outcome most, then the factors with most levels, then credential, profile and
+        run id.
+    """
     effects = an.factor_effects(df) if effects is None else effects
     varying = an.varying_factors(df)
     ranked = [f for f in effects["factor"] if f in varying and effects.set_index("factor").loc[f, "flips"] > 0] \
@@ -99,10 +143,19 @@ def axis_candidates(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> li
     return list(dict.fromkeys([*ranked, *varying, "credential", "profile", "run_id"]))
 
 
-def collect(runs: an.RunData | Sequence[an.RunData], rows: str | None = None, cols: str | None = None) -> Findings:
-    """Compute the findings of one or more loaded runs (see :func:`lanelab.findings.frame.load`)."""
-    runs = [runs] if isinstance(runs, an.RunData) else list(runs)
-    df = an.tidy(runs)
+def collect(runs: Run | Sequence[Run], rows: str | None = None, cols: str | None = None) -> Findings:
+    """Compute the findings of one or more loaded runs (see :func:`lanelab.runs.load_run`).
+
+    ``rows`` and ``cols`` name the heatmap's axes; by default the factors that flip the outcome most.
+
+    Returns:
+        The :class:`Findings`.
+
+    Raises:
+        UserError: ``rows`` or ``cols`` is not a column of the runs' table (raised when a figure is drawn).
+    """
+    runs = [runs] if isinstance(runs, Run) else list(runs)
+    df = tidy(runs)
     effects = an.factor_effects(df)
     spare = [c for c in axis_candidates(df, effects) if c not in (rows, cols)]
     rows = rows or spare.pop(0)
@@ -120,7 +173,12 @@ def collect(runs: an.RunData | Sequence[an.RunData], rows: str | None = None, co
 
 
 def metadata(findings: Findings) -> pd.DataFrame:
-    """One line per run: kit version, mode, host or policy, date, profile, design, counts."""
+    """The runs behind the findings.
+
+    Returns:
+        A DataFrame with one line per run: kit version, mode, host or policy, date, profile, design, cells,
+        observations and the outcome counts.
+    """
     out = []
     for run in findings.runs:
         h = run.header
@@ -197,7 +255,11 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def render_html(findings: Findings) -> str:
-    """The report as one self-contained HTML document (inline CSS and images only)."""
+    """The report as one self-contained HTML document (inline CSS and images only), every value redacted.
+
+    Returns:
+        The HTML text.
+    """
     e = lambda v: html.escape(_text(v))
     figs = findings.figures()
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -250,7 +312,11 @@ def _md_cell(v: str) -> str:
 
 
 def markdown_table(df: pd.DataFrame, index: bool = False) -> str:
-    """A GitHub pipe table (pipes and newlines inside values escaped)."""
+    """A GitHub pipe table of ``df``, every value redacted (pipes and newlines inside values escaped).
+
+    Returns:
+        The Markdown text.
+    """
     safe = _safe(df).map(_md_cell)
     safe.columns = [_md_cell(c) for c in safe.columns]
     if index:
@@ -259,7 +325,13 @@ def markdown_table(df: pd.DataFrame, index: bool = False) -> str:
 
 
 def render_markdown(findings: Findings, figure_names: Mapping[str, str]) -> str:
-    """The report as GitHub-flavoured Markdown; ``figure_names`` maps figure names to the PNG file names beside it."""
+    """The report as GitHub-flavoured Markdown, every value redacted.
+
+    ``figure_names`` maps figure names to the PNG file names beside it (figures not named are left out).
+
+    Returns:
+        The Markdown text.
+    """
     t = _text
     out = ["## lanelab findings: which billing lane, and why", "",
            f"Generated {t(findings.created_at)} by lanelab {t(__version__)}.", ""]
@@ -318,10 +390,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def write_reports(findings: Findings, out_dir: str | Path, stem: str = "findings",
                   secrets: Iterable[str] = ()) -> tuple[Path, Path]:
-    """Write ``<out_dir>/<stem>.html`` and ``<stem>.md`` (with its PNG figures beside it); return both paths.
+    """Write ``<out_dir>/<stem>.html`` and ``<stem>.md`` (with its PNG figures beside it).
 
     Both documents are rendered first and checked with :func:`lanelab.redact.assert_clean` (``secrets`` adds values
     to look for, e.g. the tokens in the kit's credential store); if either still holds a secret, nothing is written.
+    Each file is replaced atomically.
+
+    Returns:
+        The paths of the HTML and the Markdown file.
+
+    Raises:
+        SecretLeak: a secret is still in a rendered report (nothing is written).
+        OSError: ``out_dir`` cannot be written.
     """
     out_dir = Path(out_dir)
     secrets = [s for s in secrets if s]
@@ -341,13 +421,27 @@ def write_reports(findings: Findings, out_dir: str | Path, stem: str = "findings
 
 def build(paths: Iterable[str | Path], out_dir: str | Path, stem: str = "findings", rows: str | None = None,
           cols: str | None = None, secrets: Iterable[str] = ()) -> tuple[Path, Path]:
-    """Load run files, compute the findings and write both reports (the CLI and notebook 03 call this)."""
-    findings = collect(an.load_many(paths), rows=rows, cols=cols)
+    """Load run files, compute the findings and write both reports (the ``report`` command calls this).
+
+    Returns:
+        The paths of the HTML and the Markdown file (see :func:`write_reports`).
+
+    Raises:
+        NotFound, InputError: a run file is missing or unreadable (see :func:`lanelab.runs.load_run`).
+        UserError: ``rows`` or ``cols`` is not a column of the runs' table.
+        SecretLeak: a secret is still in a rendered report (nothing is written).
+    """
+    findings = collect(load_runs(paths), rows=rows, cols=cols)
     return write_reports(findings, out_dir, stem=stem, secrets=secrets)
 
 
 def stored_secrets(settings: Settings | None = None) -> list[str]:
-    """The tokens in the kit's own credential store, to look for in a report before writing it (read only)."""
+    """The tokens in the kit's own credential store, to look for in a report before writing it (read only).
+
+    Returns:
+        The access and refresh tokens found; empty when the store is missing or unreadable (the redaction patterns
+        still apply).
+    """
     settings = settings or Settings.from_env()
     try:
         creds = CredentialStore(settings.home).all() if Path(settings.home).is_dir() else []
