@@ -128,7 +128,7 @@ def _capture_input(path: Path, index: int) -> LintInput:
     inference = [e for e in exchanges if e["request"]["method"] == "POST"
                  and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
     if inference and not -len(inference) <= index < len(inference):
-        raise LintInputError(f"--index {index} is out of range: {path} holds {len(inference)} inference request(s) "
+        raise InputError(f"--index {index} is out of range: {path} holds {len(inference)} inference request(s) "
                              f"(0 … {len(inference) - 1}, or -1 for the last).")
     exchange = inference_exchange(exchanges, index)
     try:
@@ -224,7 +224,7 @@ def load_input(ref: str | Path, index: int | None = None) -> LintInput:
     if path.is_file():
         kind, obj = _classify(path)
         if kind != "capture" and index is not None:
-            raise LintInputError(f"--index picks a request of a capture file; {path} is a {kind}.")
+            raise InputError(f"--index picks a request of a capture file; {path} is a {kind}.")
         if kind == "capture":
             return _capture_input(path, -1 if index is None else index)
         if kind == "profile":
@@ -234,7 +234,7 @@ def load_input(ref: str | Path, index: int | None = None) -> LintInput:
     if "/" in ref_s or "\\" in ref_s or path.suffix.lower() in (".json", ".jsonl", ".toml"):
         raise NotFound(f"No file at {ref_s}.", "Check the path, or give a profile name from data/profiles.")
     if index is not None:
-        raise LintInputError(f"--index picks a request of a capture file; {ref_s!r} is a profile name.")
+        raise InputError(f"--index picks a request of a capture file; {ref_s!r} is a profile name.")
     return _profile_input(ref_s)
 
 
