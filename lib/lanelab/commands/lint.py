@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                                      "request_dump_*.json")
     parser.add_argument("--index", type=int, default=None,
                         help="with a capture: which inference request (0 the first, -1 the last; default -1)")
-    parser.add_argument("--csv", action="store_true", help="print the findings as CSV instead of text")
+    parser.add_argument("--csv", action="store_true", help="print the findings as CSV instead of text (the summary goes to stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
