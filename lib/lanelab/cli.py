@@ -12,7 +12,8 @@ from lanelab import __version__, commands, redact
 from lanelab.errors import UserError
 
 #: Reading order of the subcommands in ``--help``; any other command module is listed after these.
-ORDER = ("sim", "login", "creds", "matrix", "report", "capture", "diff", "bisect", "demo", "audit")
+ORDER = ("sim", "login", "creds", "watch", "lint", "diagnose", "matrix", "report", "capture", "diff", "bisect", "demo",
+         "lab", "audit")
 
 
 def _command_modules() -> list[ModuleType]:
