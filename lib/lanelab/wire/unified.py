@@ -151,7 +151,7 @@ class Window:
 def split_header(name: str, top_level: frozenset[str]) -> tuple[str | None, str]:
     """``(window, field)`` of a unified header name with or without the prefix: ``("5h", "utilization")``; a header
     outside any window gives ``(None, name)``. The window key is what precedes the first ``-`` (keys use ``_``)."""
-    rest = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    rest = name.removeprefix(PREFIX)
     if rest in top_level or "-" not in rest:
         return None, rest
     window, _, fld = rest.partition("-")
@@ -296,7 +296,7 @@ def unknown_headers(raw: Mapping[str, str], table: LaneTable | None = None) -> l
     table = table or load_lane_table()
     out: list[tuple[str, str, str]] = []
     for name, value in raw.items():
-        rest = name[len(PREFIX):] if name.startswith(PREFIX) else name
+        rest = name.removeprefix(PREFIX)
         key, fld = split_header(name, table.top_level)
         if key is None:
             if rest not in table.top_level:

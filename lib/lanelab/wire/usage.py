@@ -115,6 +115,7 @@ class UsageWindow:
     used_dollars: float | None = None
     remaining_dollars: float | None = None
     currency: str | None = None
+    currency_note: str = ""
     codename: bool = False
     known: bool = True
 
@@ -171,32 +172,34 @@ class UsageReading:
 
     def to_frame(self):  # -> pandas.DataFrame
         """One row per value: ``section``, ``name``, ``field``, ``value``, ``unit`` (percent of the window, a currency,
-        or blank); unknown keys come last with section ``new to this kit`` and their verbatim value."""
+        or blank) and ``note`` (how sure the unit is); unknown keys come last with section ``new to this kit`` and
+        their verbatim value."""
         import pandas as pd
 
-        rows: list[tuple[str, str, str, Any, str]] = []
+        rows: list[tuple[str, str, str, Any, str, str]] = []
         for w in self.windows:
             section = "window" if w.known else "new to this kit"
-            rows.append((section, w.name, "utilization", w.utilization, PERCENT))
-            rows.append((section, w.name, "resets_at", w.resets_at, ""))
+            rows.append((section, w.name, "utilization", w.utilization, PERCENT, ""))
+            rows.append((section, w.name, "resets_at", w.resets_at, "", ""))
             for f in ("limit_dollars", "used_dollars", "remaining_dollars"):
                 if getattr(w, f) is not None:
-                    rows.append((section, w.name, f, getattr(w, f), w.currency or ""))
+                    rows.append((section, w.name, f, getattr(w, f), w.currency or "", w.currency_note))
         for i, lim in enumerate(self.limits):
             name = f"limits[{i}] {lim.kind}" + (f" ({lim.scope})" if lim.scope else "")
-            rows.append(("limit", name, "percent", lim.percent, PERCENT))
-            rows.append(("limit", name, "resets_at", lim.resets_at, ""))
-            rows.append(("limit", name, "is_active", lim.is_active, ""))
+            rows.append(("limit", name, "percent", lim.percent, PERCENT, ""))
+            rows.append(("limit", name, "resets_at", lim.resets_at, "", ""))
+            rows.append(("limit", name, "is_active", lim.is_active, "", ""))
         if self.extra_usage is not None:
             e = self.extra_usage
             for f in ("is_enabled", "disabled_reason", "user_disabled", "spend_limit_reached", "credits_ever_enabled"):
-                rows.append(("extra_usage", "extra_usage", f, getattr(e, f), ""))
+                rows.append(("extra_usage", "extra_usage", f, getattr(e, f), "", ""))
             for f in ("monthly_limit", "used_credits"):
-                rows.append(("extra_usage", "extra_usage", f, getattr(e, f), e.currency or "currency not reported"))
-            rows.append(("extra_usage", "extra_usage", "utilization", e.utilization, "% of monthly limit"))
+                rows.append(("extra_usage", "extra_usage", f, getattr(e, f), e.currency or "currency not reported",
+                             e.currency_note))
+            rows.append(("extra_usage", "extra_usage", "utilization", e.utilization, "% of monthly limit", ""))
         for u in self.unknown:
-            rows.append(("new to this kit", u.name, "", u.value, ""))
-        return pd.DataFrame(rows, columns=["section", "name", "field", "value", "unit"])
+            rows.append(("new to this kit", u.name, "", u.value, "", "verbatim; not in data/usage_fields.toml"))
+        return pd.DataFrame(rows, columns=["section", "name", "field", "value", "unit", "note"])
 
 
 def _extra_fields(obj: Mapping[str, Any], spec: ObjectSpec, where: str, out: list[Unknown]) -> None:
@@ -215,7 +218,7 @@ def _window(name: str, value: Any, key: KeySpec | None, shape: UsageShape, out: 
                     used_dollars=_num(v.get("used_dollars")), remaining_dollars=_num(v.get("remaining_dollars")),
                     codename=bool(key and key.codename), known=key is not None)
     if w.has_money:
-        w.currency = spec.currency
+        w.currency, w.currency_note = spec.currency, spec.currency_note
     return w
 
 
