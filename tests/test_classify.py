@@ -279,10 +279,10 @@ def test_version_gate_from_a_served_body_through_the_wire():
 @pytest.mark.parametrize("message,outcome,rule", [
     ("Third-party apps now draw from extra usage, not plan limits. Ask your workspace admin to add more and keep going.",
      "third_party_extra_usage", "third_party_extra_usage_team"),
-    ("Third-party apps now draw from extra usage, not plan limits. Add more at claude.ai/admin-settings/usage and keep "
-     "going.", "third_party_extra_usage", "third_party_extra_usage_admin"),
-    ("Third-party apps now draw from your extra usage, not your plan limits. Add more at claude.ai/settings/usage and "
-     "keep going.", "third_party_extra_usage", "third_party_extra_usage"),
+    (("Third-party apps now draw from extra usage, not plan limits. Add more at claude.ai/admin-settings/usage and keep "
+      "going."), "third_party_extra_usage", "third_party_extra_usage_admin"),
+    (("Third-party apps now draw from your extra usage, not your plan limits. Add more at claude.ai/settings/usage and "
+      "keep going."), "third_party_extra_usage", "third_party_extra_usage"),
     ("You're out of extra usage. Ask your workspace admin to add more so you can keep going.",
      "extra_usage_exhausted", "out_of_extra_usage_team"),
     ("You're out of extra usage. Add more at claude.ai/admin-settings/usage and keep going.",
@@ -319,8 +319,8 @@ def test_usage_endpoint_429_is_its_own_class_and_only_there():
 
 
 EDGE_PAGES = [
-    ("text/html", b"<!DOCTYPE html><html><head><title>Access denied | platform.claude.com used Cloudflare to restrict "
-                  b"access</title></head><body><h1>Error 1010</h1><p>Access denied</p></body></html>"),
+    ("text/html", (b"<!DOCTYPE html><html><head><title>Access denied | platform.claude.com used Cloudflare to restrict "
+                   b"access</title></head><body><h1>Error 1010</h1><p>Access denied</p></body></html>")),
     ("text/plain", b"error code: 1010"),
     ("application/json", json.dumps({"title": "Error 1010: Access denied", "status": 403, "error_code": 1010,
                                      "error_name": "browser_signature_banned"}).encode()),
@@ -372,3 +372,16 @@ def test_known_lists_need_a_source_and_patterns_must_compile():
                                             {"what": "message", "values": ["^I'm a teapot"], "source": "s"}]})
     assert tax.knows_error_type("teapot_error") and not tax.knows_error_type("kettle_error")
     assert tax.knows_message("I\u2019m a teapot, short and stout") and not tax.knows_message("A kettle")
+
+
+@pytest.mark.parametrize("error,description,status,outcome", [
+    ("invalid_request_error", "Invalid request format", 400, "invalid_request"),
+    ("invalid_request", "Bad Request", 400, "invalid_request"),
+    ("forbidden", "Forbidden", 403, "generic_error"),
+    ("invalid_grant", "Invalid 'redirect_uri' in request.", 400, "invalid_request"),
+])
+def test_token_endpoint_error_bodies_through_the_wire_are_read_by_their_description(error, description, status,
+                                                                                       outcome):
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    obs = observe_response(status, {"content-type": "application/json"}, body, 1.0, endpoint="/v1/oauth/token")
+    assert classify(obs).outcome == outcome

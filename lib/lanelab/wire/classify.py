@@ -245,13 +245,13 @@ def normalise_message(message: str) -> str:
 
 
 def error_message(obs: Observation) -> str:
-    """The error message a rule matches: the error's own, else the OAuth token endpoint's ``error_description``."""
-    msg = obs.error_message or ""
+    """The error message a rule matches: for the OAuth token endpoint's shape ``{"error": "invalid_grant",
+    "error_description": "…"}`` the description (the wire layer keeps such a body's raw text as the message), else
+    the error's own message."""
     body = obs.body
-    if not msg and isinstance(body, dict) and isinstance(body.get("error"), str):
-        # OAuth token-endpoint shape: {"error": "invalid_grant", "error_description": "…"}
-        msg = str(body.get("error_description") or body["error"])
-    return msg
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body.get("error_description") or body["error"])
+    return obs.error_message or ""
 
 
 def _message(obs: Observation) -> str:

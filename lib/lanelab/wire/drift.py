@@ -46,10 +46,10 @@ def _error_unknowns(obs: Observation, tax: Taxonomy) -> list[Unknown]:
         out.append(Unknown.of("error_code", "details.error_code", obs.error_code))
     message = error_message(obs)
     kit_text = obs.stream_events is not None and bool(obs.error_type) and bool(_KIT_ERROR_TYPE.match(obs.error_type))
-    if message.strip() and not kit_text:
+    if message.strip() and not kit_text and message != oauth_error:  # a bare OAuth `error` is checked above
         rule = tax.rule(classify(obs, tax).rule)
         if not (rule is not None and rule.any_message) and not tax.knows_message(message):
-            where = "error.message" if obs.error_message else "error_description"
+            where = "error_description" if oauth_error is not None else "error.message"
             out.append(Unknown.of("message", where, message))
     return out
 
