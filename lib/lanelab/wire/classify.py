@@ -236,7 +236,7 @@ def _load(path: Path) -> Taxonomy:
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
     """The taxonomy in ``path`` (default: data/outcomes.toml), parsed once per process."""
-    return _load((path or data_dir() / "outcomes.toml").resolve())
+    return _load(path or data_dir() / "outcomes.toml")
 
 
 def normalise_message(message: str) -> str:

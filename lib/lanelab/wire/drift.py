@@ -65,9 +65,11 @@ def scan(obs: Observation, taxonomy: Taxonomy | None = None, lanes: unified.Lane
     Unified headers, claims and enumerated values (data/lanes.toml); the error type, ``details.error_code`` and
     message (data/outcomes.toml: a message decided by a rule marked ``any_message`` is not checked); and, for a served
     response of the usage endpoint (``obs.endpoint``), every key or field data/usage_fields.toml does not list."""
-    out = [Unknown.of(kind, name, value) for kind, name, value in unified.unknown_headers(obs.unified.raw, lanes)]
+    raw = obs.unified.raw
+    out = [Unknown.of(kind, name, value) for kind, name, value in unified.unknown_headers(raw, lanes)] if raw else []
     if obs.status is not None and not obs.transport_error:
-        out += _error_unknowns(obs, taxonomy or load_taxonomy())
+        if obs.error_type is not None or isinstance(obs.body, dict) and isinstance(obs.body.get("error"), str):
+            out += _error_unknowns(obs, taxonomy or load_taxonomy())
         if obs.ok and isinstance(obs.body, dict) and _is_usage(obs.endpoint):
             out += read_usage(obs.body, shape or load_usage_shape()).unknown
     return list(dict.fromkeys(out))

@@ -104,7 +104,7 @@ def parse_lane_table(doc: Mapping[str, Any], path: Path | None = None) -> LaneTa
 
 def load_lane_table(path: Path | None = None) -> LaneTable:
     """The lane table in ``path`` (default: data/lanes.toml), parsed once per version of the file."""
-    path = (path or data_dir() / "lanes.toml").resolve()
+    path = path or data_dir() / "lanes.toml"
     return load_cached(path, lambda p: parse_lane_table(read_toml(p, "lane table", LaneFileError), p),
                        "lane table", LaneFileError)
 
@@ -263,30 +263,28 @@ def parse_unified(headers: Mapping[str, str]) -> UnifiedLimits:
     h = {str(k).lower(): str(v) for k, v in headers.items() if str(k).lower().startswith(PREFIX)}
     if not h:
         return UnifiedLimits()
-    windows = parse_windows(h)
-    over = windows.get("overage") or Window()
-    in_use = over.extra.get("in-use")
+    in_use = h.get(f"{PREFIX}overage-in-use")
     return UnifiedLimits(
         status=h.get(f"{PREFIX}status"),
         reset=_int(h.get(f"{PREFIX}reset")),
         representative_claim=h.get(f"{PREFIX}representative-claim"),
-        five_hour=_typed(windows.get("5h")),
-        seven_day=_typed(windows.get("7d")),
-        overage_status=over.status,
-        overage_disabled_reason=over.extra.get("disabled-reason"),
-        overage_utilization=over.utilization,
-        overage_reset=over.reset,
+        five_hour=_typed(h, "5h"),
+        seven_day=_typed(h, "7d"),
+        overage_status=h.get(f"{PREFIX}overage-status"),
+        overage_disabled_reason=h.get(f"{PREFIX}overage-disabled-reason"),
+        overage_utilization=_float(h.get(f"{PREFIX}overage-utilization")),
+        overage_reset=_int(h.get(f"{PREFIX}overage-reset")),
         overage_in_use=None if in_use is None else in_use.strip().lower() == "true",
         fallback_percentage=_float(h.get(f"{PREFIX}fallback-percentage")),
         raw=h,
     )
 
 
-def _typed(w: Window | None) -> Window:
-    """The four typed fields of a window (the stored ``five_hour``/``seven_day`` shape)."""
-    if w is None:
-        return Window()
-    return Window(status=w.status, utilization=w.utilization, reset=w.reset, surpassed_threshold=w.surpassed_threshold)
+def _typed(h: Mapping[str, str], key: str) -> Window:
+    """The four typed fields of one window (the stored ``five_hour``/``seven_day`` shape); all None when absent."""
+    return Window(status=h.get(f"{PREFIX}{key}-status"), utilization=_float(h.get(f"{PREFIX}{key}-utilization")),
+                  reset=_int(h.get(f"{PREFIX}{key}-reset")),
+                  surpassed_threshold=_float(h.get(f"{PREFIX}{key}-surpassed-threshold")))
 
 
 def unknown_headers(raw: Mapping[str, str], table: LaneTable | None = None) -> list[tuple[str, str, str]]:

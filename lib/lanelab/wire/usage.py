@@ -78,15 +78,19 @@ def parse_usage_shape(doc: Mapping[str, Any], path: Path | None = None) -> Usage
 
 def load_usage_shape(path: Path | None = None) -> UsageShape:
     """The usage shape in ``path`` (default: data/usage_fields.toml), parsed once per version of the file."""
-    path = (path or data_dir() / "usage_fields.toml").resolve()
+    path = path or data_dir() / "usage_fields.toml"
     return load_cached(path, lambda p: parse_usage_shape(read_toml(p, "usage field list", UsageShapeError), p),
                        "usage field list", UsageShapeError)
 
 
+def _read_usage_path(path: Path) -> str:
+    probes = read_toml(path, "OAuth settings").get("probes") or {}
+    return str(probes.get("usage_path") or "/api/oauth/usage")
+
+
 def usage_path() -> str:
     """The usage endpoint's path (data/oauth.toml ``[probes] usage_path``)."""
-    probes = read_toml(data_dir() / "oauth.toml", "OAuth settings").get("probes") or {}
-    return str(probes.get("usage_path") or "/api/oauth/usage")
+    return load_cached(data_dir() / "oauth.toml", _read_usage_path, "OAuth settings")
 
 
 def _num(v: Any) -> float | None:
