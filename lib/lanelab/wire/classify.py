@@ -2,7 +2,10 @@
 
 The rules are data because the server's wording moves every few weeks (research/hermes.md §6); a new message is a
 data edit with its source, not a code change. A response no rule knows is ``unclassified`` and its message stays
-verbatim in the observation, so nothing new is ever hidden behind a guess.
+verbatim in the observation, so nothing new is ever hidden behind a guess. The same file says which error types,
+codes and messages the kit has seen (its rules and ``[[known]]`` entries): lanelab.wire.drift flags the others.
+A rule can also read values out of a message (named groups), e.g. the two versions of the version gate, which come
+back in ``Classified.details``.
 """
 
 from __future__ import annotations
