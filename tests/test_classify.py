@@ -1,4 +1,4 @@
-"""The classifier over every error message reported in research/hermes.md §2 and research/protocol.md §3.3."""
+"""The classifier over every error message reported in references/hermes.md §2 and references/protocol.md §3.3."""
 
 from __future__ import annotations
 
@@ -254,7 +254,7 @@ GATE = ("Claude Code 2.1.250 does not support this model; version 2.1.251 or new
 @pytest.mark.parametrize("code,rule", [("claude_code_version_too_old", "version_too_old_code"),
                                        (None, "version_too_old_message")])
 def test_version_gate_is_classified_and_its_versions_captured(code, rule):
-    """autumn-2026.md §2: 400 details.error_code claude_code_version_too_old, the message names both versions."""
+    """references/autumn-2026.md §2.1: 400 details.error_code claude_code_version_too_old, the message names both versions."""
     got = classify(err(400, "invalid_request_error", GATE, code))
     assert (got.outcome, got.rule) == ("version_too_old", rule)
     assert got.details == {"client_version": "2.1.250", "required_version": "2.1.251"}

@@ -1,5 +1,5 @@
 """Unified rate-limit headers parse generically into windows and typed fields; the lane comes from data/lanes.toml
-(research/protocol.md §3.1, research/autumn-2026.md §2), and what the table does not know is reported verbatim."""
+(references/protocol.md §3.1, references/autumn-2026.md §2.3), and what the table does not know is reported verbatim."""
 
 import shutil
 

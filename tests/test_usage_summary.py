@@ -1,4 +1,4 @@
-"""The usage summary reads the current /api/oauth/usage shape (research/autumn-2026.md §2): dollar amounts per window,
+"""The usage summary reads the current /api/oauth/usage shape (references/autumn-2026.md §2.4): dollar amounts per window,
 limits[], the extra_usage fields and the new window keys; units stay apart, and unknown keys are shown as such.
 
 tests/fixtures/oauth_usage_2026-11.json is a made-up body in the shape of the 2026-08-27 capture the research notes

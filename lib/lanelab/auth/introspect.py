@@ -1,7 +1,7 @@
 """What a credential is and what the account says about it, without spending quota and without showing a secret.
 
 Token kind and expiry come from the credential itself; plan, tier, extra usage and the usage windows come from the two
-free probes ``/api/oauth/profile`` and ``/api/oauth/usage`` (research/protocol.md §4), sent through
+free probes ``/api/oauth/profile`` and ``/api/oauth/usage`` (references/protocol.md §4), sent through
 :func:`lanelab.wire.spec.send` like every other request.
 """
 

@@ -1,6 +1,6 @@
 """Name what a response said: an outcome class and a billing lane, from rules kept as data (data/outcomes.toml).
 
-The rules are data because the server's wording moves every few weeks (research/hermes.md §6); a new message is a
+The rules are data because the server's wording moves every few weeks (references/hermes.md §6); a new message is a
 data edit with its source, not a code change. A response no rule knows is ``unclassified`` and its message stays
 verbatim in the observation, so nothing new is ever hidden behind a guess. The same file says which error types,
 codes and messages the kit has seen (its rules and ``[[known]]`` entries): lanelab.wire.drift flags the others.
@@ -21,6 +21,10 @@ from lanelab.config import data_dir
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.wire.spec import Observation
 from lanelab.wire.unified import LANE_UNKNOWN
+
+__all__ = ["KNOWN_KINDS", "LANE_API", "LANE_NONE", "UNCLASSIFIED", "Classified", "OutcomeClass", "Rule", "Taxonomy",
+           "TaxonomyError", "classify", "error_message", "load_taxonomy", "normalise_message", "outcome_classes",
+           "palette", "parse_taxonomy"]
 
 UNCLASSIFIED = "unclassified"
 #: The lane recorded for a refused request whose response names none.
@@ -151,6 +155,7 @@ class Taxonomy:
             p.search(message) for p in self.known_messages)
 
     def rule(self, rule_id: str) -> Rule | None:
+        """The rule with id ``rule_id``, or None (``unclassified`` is no rule)."""
         return next((r for r in self.rules if r.id == rule_id), None)
 
 

@@ -21,6 +21,8 @@ from lanelab.wire.classify import Taxonomy, classify, error_message, load_taxono
 from lanelab.wire.spec import Observation, Unknown
 from lanelab.wire.usage import UsageShape, load_usage_shape, read_usage, usage_path
 
+__all__ = ["COLUMNS", "KINDS", "new_to_kit", "scan"]
+
 #: Kinds of unknown items, in the order the findings list them.
 KINDS = (unified.KIND_CLAIM, unified.KIND_HEADER, unified.KIND_VALUE, "error_code", "error_type", "message",
          "usage_field")

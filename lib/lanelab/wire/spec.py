@@ -24,6 +24,9 @@ from lanelab.errors import HostNotAllowed
 from lanelab.http import DEFAULT_TIMEOUT
 from lanelab.wire.unified import UnifiedLimits, parse_unified
 
+__all__ = ["AUTH_STYLES", "BODY_SNIPPET", "MAX_JSON_DEPTH", "UNKNOWN_VALUE_MAX", "Observation", "RequestSpec", "Unknown",
+           "apply_auth", "asend", "build_request", "observe_response", "parse_sse", "send"]
+
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
 #: At most this much of a non-JSON body is kept in an observation.
 BODY_SNIPPET = 2000
@@ -89,12 +92,14 @@ class Unknown:
 
     @classmethod
     def of(cls, kind: str, name: str, value: Any) -> Unknown:
+        """An item with ``value`` as text: a string as it is, anything else as compact JSON; cut to the bound."""
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         if len(text) > UNKNOWN_VALUE_MAX:
             text = text[:UNKNOWN_VALUE_MAX] + "…"
         return cls(str(kind), str(name), text)
 
     def to_dict(self) -> dict[str, str]:
+        """``{"kind", "name", "value"}``, as run records store it."""
         return {"kind": self.kind, "name": self.name, "value": self.value}
 
     @classmethod

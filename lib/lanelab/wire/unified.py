@@ -1,7 +1,7 @@
 """The ``anthropic-ratelimit-unified-*`` response headers, parsed into typed fields, and the billing lane they imply.
 
-Names and formats: research/protocol.md §3.1 (Claude Code ``claudeAiLimits.ts``; CLIProxyAPI; HER PR #75147) and
-research/autumn-2026.md §2. Which representative claim means which lane, and which windows, fields and values the kit
+Names and formats: references/protocol.md §3.1 (Claude Code ``claudeAiLimits.ts``; CLIProxyAPI; HER PR #75147) and
+references/autumn-2026.md §2.3. Which representative claim means which lane, and which windows, fields and values the kit
 knows, live in data/lanes.toml: a claim that file does not list gives lane ``unknown``, never ``plan``.
 
 Every header is parsed generically as ``…-<window>-<field>`` (``5h``, ``7d``, ``7d_oi``, ``slow``, ``grace`` or any
@@ -18,6 +18,10 @@ from typing import Any
 
 from lanelab.config import data_dir
 from lanelab.datafiles import DataFileError, load_cached, read_toml
+
+__all__ = ["KIND_CLAIM", "KIND_HEADER", "KIND_VALUE", "LANES", "LANE_EXTRA", "LANE_INCLUDED", "LANE_PLAN", "LANE_REJECTED",
+           "LANE_UNKNOWN", "PREFIX", "LaneFileError", "LaneTable", "UnifiedLimits", "Window", "load_lane_table",
+           "parse_lane_table", "parse_unified", "parse_windows", "split_header", "unknown_headers"]
 
 PREFIX = "anthropic-ratelimit-unified-"
 
@@ -57,6 +61,7 @@ class LaneTable:
         return self.claims.get(claim, LANE_UNKNOWN) if claim else LANE_UNKNOWN
 
     def window_of_claim(self, claim: str | None) -> str | None:
+        """The header window key that carries ``claim`` (``7d_oi``…), or None when the public record names none."""
         return self.claim_windows.get(claim or "")
 
 
@@ -144,6 +149,7 @@ class Window:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Window:
+        """The window stored in ``d``; keys this version does not know are dropped."""
         d = d or {}
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
@@ -224,7 +230,7 @@ class UnifiedLimits:
         """Which pool paid (or would have paid) for the request, read from the headers alone.
 
         - ``extra_usage``: overage is in use, or the claim's lane is extra usage (``overage``), or the summary status
-          is ``rejected`` while overage is allowed (Claude Code's own reading, protocol.md §3.1);
+          is ``rejected`` while overage is allowed (Claude Code's own reading, references/protocol.md §3.1);
         - ``rejected``: the summary status is ``rejected`` and overage is not available;
         - otherwise, with an allowed status, the lane data/lanes.toml gives the representative claim: ``plan`` for a
           plan window, ``included_overage`` for the included-overage claims;

@@ -1,6 +1,6 @@
 """The body of ``GET /api/oauth/usage``, read as data/usage_fields.toml describes it, with whatever else it holds flagged.
 
-The shape moves (research/autumn-2026.md §2: dollar amounts per window, a ``limits[]`` array, new ``extra_usage``
+The shape moves (references/autumn-2026.md §2.4: dollar amounts per window, a ``limits[]`` array, new ``extra_usage``
 fields, code-named keys), so the known keys and fields live in the data file with their sources. Units are kept
 apart: utilization and ``percent`` are percent of the window (0–100); money is in the currency it names and is shown
 as reported, never converted or added to a percentage.
@@ -17,6 +17,10 @@ from lanelab.config import data_dir
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.wire.spec import Unknown
 
+__all__ = ["KEY_KINDS", "KIND_FIELD", "PERCENT", "ExtraUsage", "KeySpec", "ObjectSpec", "UsageLimit", "UsageReading",
+           "UsageShape", "UsageShapeError", "UsageWindow", "load_usage_shape", "parse_usage_shape", "read_usage",
+           "usage_path"]
+
 KIND_FIELD = "usage_field"
 KEY_KINDS = ("window", "extra_usage", "limits", "opaque")
 PERCENT = "% of window"
@@ -28,6 +32,8 @@ class UsageShapeError(DataFileError):
 
 @dataclass(frozen=True)
 class KeySpec:
+    """One top-level key of the usage body: its kind (window, extra_usage, limits, opaque), label, code name or not."""
+
     name: str
     kind: str
     label: str
@@ -36,6 +42,9 @@ class KeySpec:
 
 @dataclass(frozen=True)
 class ObjectSpec:
+    """The fields the kit knows inside one kind of object, which are percentages and which are money (and in what
+    currency), and for ``limits[]`` the known ``kind`` values."""
+
     fields: frozenset[str]
     percent: tuple[str, ...] = ()
     money: tuple[str, ...] = ()
@@ -53,10 +62,13 @@ class UsageShape:
     objects: dict[str, ObjectSpec]
 
     def obj(self, kind: str) -> ObjectSpec:
+        """The object spec for ``kind`` (``window``, ``extra_usage``, ``limit``…); an empty one when not listed."""
         return self.objects.get(kind) or ObjectSpec(fields=frozenset())
 
 
 def parse_usage_shape(doc: Mapping[str, Any], path: Path | None = None) -> UsageShape:
+    """Build a :class:`UsageShape` from the parsed usage-fields TOML; raises :class:`UsageShapeError` for an entry
+    without a source or with an unknown kind."""
     keys = {}
     for entry in doc.get("key", []):
         name, kind = entry.get("name"), entry.get("kind")
@@ -125,6 +137,7 @@ class UsageWindow:
 
     @property
     def has_money(self) -> bool:
+        """True when the window reported any dollar amount."""
         return any(v is not None for v in (self.limit_dollars, self.used_dollars, self.remaining_dollars))
 
 
@@ -170,6 +183,7 @@ class UsageReading:
     unknown: list[Unknown] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data (the unknown items as ``{"kind", "name", "value"}``)."""
         d = asdict(self)
         d["unknown"] = [u.to_dict() for u in self.unknown]
         return d
