@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lanelab.config import data_dir
+from lanelab.runs import load_run
 from lanelab.wire.classify import UNCLASSIFIED, TaxonomyError, classify, load_taxonomy, parse_taxonomy
-from lanelab.wire.spec import Observation
+from lanelab.wire.spec import Observation, observe_response
 from lanelab.wire.unified import PREFIX, parse_unified
 
 PLAN_HEADERS = {
@@ -241,3 +244,144 @@ def test_every_simulator_reply_is_read_as_the_class_it_models():
     reply = sim_outcomes.render("third_party")
     obs = err(reply.status, reply.error_type, reply.message)
     assert classify(obs).outcome == "extra_usage_exhausted"
+
+
+# ------------------------------------------------------------------------------------ September–November 2026
+GATE = ("Claude Code 2.1.250 does not support this model; version 2.1.251 or newer is required. Run 'claude update', "
+        "or update the Claude desktop app, then try again.")
+
+
+@pytest.mark.parametrize("code,rule", [("claude_code_version_too_old", "version_too_old_code"),
+                                       (None, "version_too_old_message")])
+def test_version_gate_is_classified_and_its_versions_captured(code, rule):
+    """references/autumn-2026.md §2.1: 400 details.error_code claude_code_version_too_old, the message names both versions."""
+    got = classify(err(400, "invalid_request_error", GATE, code))
+    assert (got.outcome, got.rule) == ("version_too_old", rule)
+    assert got.details == {"client_version": "2.1.250", "required_version": "2.1.251"}
+
+
+def test_version_gate_with_new_wording_is_still_the_gate_by_its_code():
+    got = classify(err(400, "invalid_request_error", "Please update Claude Code to use Opus 5.5.",
+                       "claude_code_version_too_old"))
+    assert got.outcome == "version_too_old" and got.details == {}
+
+
+def test_version_gate_from_a_served_body_through_the_wire():
+    body = {"type": "error", "request_id": "req_1", "error": {
+        "type": "invalid_request_error", "message": GATE, "details": {"error_code": "claude_code_version_too_old"}}}
+    obs = observe_response(400, {"content-type": "application/json"}, json.dumps(body).encode(), 1.0,
+                           endpoint="/v1/messages")
+    got = classify(obs)
+    assert obs.error_code == "claude_code_version_too_old" and got.outcome == "version_too_old"
+    assert got.details["required_version"] == "2.1.251" and obs.unknown == []
+
+
+@pytest.mark.parametrize("message,outcome,rule", [
+    ("Third-party apps now draw from extra usage, not plan limits. Ask your workspace admin to add more and keep going.",
+     "third_party_extra_usage", "third_party_extra_usage_team"),
+    (("Third-party apps now draw from extra usage, not plan limits. Add more at claude.ai/admin-settings/usage and keep "
+      "going."), "third_party_extra_usage", "third_party_extra_usage_admin"),
+    (("Third-party apps now draw from your extra usage, not your plan limits. Add more at claude.ai/settings/usage and "
+      "keep going."), "third_party_extra_usage", "third_party_extra_usage"),
+    ("You're out of extra usage. Ask your workspace admin to add more so you can keep going.",
+     "extra_usage_exhausted", "out_of_extra_usage_team"),
+    ("You're out of extra usage. Add more at claude.ai/admin-settings/usage and keep going.",
+     "extra_usage_exhausted", "out_of_extra_usage_admin"),
+    ("You're out of extra usage. Add more at claude.ai/settings/usage and keep going.",
+     "extra_usage_exhausted", "out_of_extra_usage"),
+])
+def test_team_and_admin_variants_are_told_apart_by_rule(message, outcome, rule):
+    got = classify(err(400, "invalid_request_error", message))
+    assert (got.outcome, got.rule, got.lane) == (outcome, rule, "extra_usage")
+
+
+def test_monthly_spend_limit_and_long_context_429_are_extra_usage_refusals():
+    spend = classify(err(429, "rate_limit_error",
+                         "This request would exceed your account's monthly spend limit. Please try again later.",
+                         headers=REJECTED_HEADERS))
+    assert (spend.outcome, spend.lane) == ("monthly_spend_limit", "extra_usage")
+    long = classify(err(429, "rate_limit_error", "Extra usage is required for long context requests.",
+                        headers=REJECTED_HEADERS))
+    assert (long.outcome, long.lane, long.rule) == ("long_context", "extra_usage", "long_context_extra_usage")
+    beta = classify(err(400, "invalid_request_error", "The long context beta is not yet available for this subscription."))
+    assert (beta.outcome, beta.lane) == ("long_context", "none")
+
+
+def test_usage_endpoint_429_is_its_own_class_and_only_there():
+    body = json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limited"}}).encode()
+    usage = observe_response(429, {"content-type": "application/json", "retry-after": "1200"}, body, 1.0,
+                             endpoint="/api/oauth/usage")
+    got = classify(usage)
+    assert (got.outcome, got.lane) == ("usage_rate_limited", "none")
+    assert load_taxonomy().is_transient("usage_rate_limited")
+    messages = observe_response(429, {"content-type": "application/json"}, body, 1.0, endpoint="/v1/messages")
+    assert classify(messages).outcome == "burst_limited"
+
+
+EDGE_PAGES = [
+    ("text/html", (b"<!DOCTYPE html><html><head><title>Access denied | platform.claude.com used Cloudflare to restrict "
+                   b"access</title></head><body><h1>Error 1010</h1><p>Access denied</p></body></html>")),
+    ("text/plain", b"error code: 1010"),
+    ("application/json", json.dumps({"title": "Error 1010: Access denied", "status": 403, "error_code": 1010,
+                                     "error_name": "browser_signature_banned"}).encode()),
+]
+
+
+@pytest.mark.parametrize("ctype,content", EDGE_PAGES, ids=["html", "text", "json"])
+def test_token_endpoint_cloudflare_1010_is_classified_whatever_the_page_shape(ctype, content):
+    """pleaseai/shunt #644: a token POST without a User-Agent gets 403, Error 1010, browser_signature_banned."""
+    obs = observe_response(403, {"content-type": ctype}, content, 1.0, endpoint="/v1/oauth/token")
+    got = classify(obs)
+    assert (got.outcome, got.rule) == ("edge_signature_banned", "edge_browser_signature_banned")
+    assert not load_taxonomy().is_transient(got.outcome)
+    assert obs.unknown == []  # the page is known, and its kit-made error text is not a server message
+
+
+def test_other_403_pages_are_not_taken_for_1010():
+    assert classify(err(403, "forbidden", "forbidden")).outcome == "generic_error"
+    html = observe_response(403, {"content-type": "text/html"}, b"<html>Sorry, error 1020</html>", 1.0)
+    assert classify(html).outcome == "malformed_response"
+
+
+def test_included_overage_and_unknown_claims_on_served_responses():
+    included = {f"{PREFIX}status": "allowed", f"{PREFIX}representative-claim": "seven_day_overage_included",
+                f"{PREFIX}7d_oi-status": "allowed", f"{PREFIX}7d_oi-utilization": "0.2"}
+    obs = Observation(status=200, headers=included, body={"type": "message"}, unified=parse_unified(included))
+    assert (classify(obs).outcome, classify(obs).lane) == ("served_included_overage", "included_overage")
+    new = {f"{PREFIX}status": "allowed", f"{PREFIX}representative-claim": "three_day_promo"}
+    obs = Observation(status=200, headers=new, body={"type": "message"}, unified=parse_unified(new))
+    assert (classify(obs).outcome, classify(obs).lane) == ("served_unknown", "unknown")
+
+
+def test_curated_sample_runs_classify_as_recorded():
+    paths = sorted((data_dir() / "runs" / "samples").glob("*.jsonl"))
+    cells = [c for p in paths for c in load_run(p).cells.values()]
+    assert len(paths) == 2 and cells
+    for cell in cells:
+        got = classify(Observation.from_dict(cell["observation"]))
+        assert (got.outcome, got.lane, got.rule) == (cell["outcome"], cell["lane"], cell["rule"]), cell["cell_id"]
+
+
+def test_known_lists_need_a_source_and_patterns_must_compile():
+    base = {"class": [{"id": UNCLASSIFIED, "label": "?", "short": "?", "colour": "#000000"}]}
+    with pytest.raises(TaxonomyError, match="known"):
+        parse_taxonomy({**base, "known": [{"what": "error_type", "values": ["x"]}]})
+    with pytest.raises(TaxonomyError, match="invalid pattern"):
+        parse_taxonomy({**base, "rule": [{"id": "r", "outcome": UNCLASSIFIED, "source": "s", "message": "(["}]})
+    tax = parse_taxonomy({**base, "known": [{"what": "error_type", "values": ["teapot_error"], "source": "s"},
+                                            {"what": "message", "values": ["^I'm a teapot"], "source": "s"}]})
+    assert tax.knows_error_type("teapot_error") and not tax.knows_error_type("kettle_error")
+    assert tax.knows_message("I\u2019m a teapot, short and stout") and not tax.knows_message("A kettle")
+
+
+@pytest.mark.parametrize("error,description,status,outcome", [
+    ("invalid_request_error", "Invalid request format", 400, "invalid_request"),
+    ("invalid_request", "Bad Request", 400, "invalid_request"),
+    ("forbidden", "Forbidden", 403, "generic_error"),
+    ("invalid_grant", "Invalid 'redirect_uri' in request.", 400, "invalid_request"),
+])
+def test_token_endpoint_error_bodies_through_the_wire_are_read_by_their_description(error, description, status,
+                                                                                       outcome):
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    obs = observe_response(status, {"content-type": "application/json"}, body, 1.0, endpoint="/v1/oauth/token")
+    assert classify(obs).outcome == outcome

@@ -31,7 +31,7 @@ from lanelab.wire.spec import RequestSpec
 FIXTURES = Path(__file__).parent / "fixtures"
 DUMP = FIXTURES / "request_dump_20260525_101500_fake01_20260525_101512_345678.json"
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
-#: research/hermes.md §7: the 16 tools Hermes 0.14.0 sent in a one-shot run, every one prefixed mcp_.
+#: references/hermes.md §7: the 16 tools Hermes 0.14.0 sent in a one-shot run, every one prefixed mcp_.
 HERMES_TOOLS = ["clarify", "delegate_task", "execute_code", "memory", "patch", "process", "read_file", "search_files",
                 "session_search", "skill_manage", "skill_view", "skills_list", "terminal", "todo", "vision_analyze",
                 "write_file"]

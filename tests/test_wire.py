@@ -6,9 +6,11 @@ import httpx
 import pytest
 from lanelab import redact
 from lanelab.wire.spec import (
+    UNKNOWN_VALUE_MAX,
     HostNotAllowed,
     Observation,
     RequestSpec,
+    Unknown,
     apply_auth,
     build_request,
     parse_sse,
@@ -19,8 +21,8 @@ TOKEN = "sk-ant-oat01-" + "canaryWIRE" * 6
 
 
 def _spec(**kw):
-    base = dict(headers={"anthropic-beta": "oauth-2025-04-20"},
-                body={"model": "claude-sonnet-4-6", "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]})
+    base = {"headers": {"anthropic-beta": "oauth-2025-04-20"},
+            "body": {"model": "claude-sonnet-4-6", "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}}
     base.update(kw)
     return RequestSpec(**base)
 
@@ -105,3 +107,38 @@ def test_observation_round_trip_is_redacted():
     assert TOKEN not in json.dumps(d)
     assert Observation.from_dict(d).status == 200
     redact.forget_secrets()
+
+
+P = "anthropic-ratelimit-unified-"
+
+
+def test_send_records_the_endpoint_and_flags_what_the_kit_has_never_seen():
+    hdr = {f"{P}status": "allowed", f"{P}representative-claim": "three_day_promo", f"{P}3d-utilization": "0.1",
+           f"{P}5h-utilization": "0.02"}
+    obs = send(_spec(), "http://127.0.0.1:9", TOKEN, client=_mock(200, {"type": "message"}, hdr))
+    assert obs.endpoint == "/v1/messages" and obs.unified.lane == "unknown"
+    assert [(u.kind, u.name, u.value) for u in obs.unknown] == [
+        ("claim", f"{P}representative-claim", "three_day_promo"), ("unified_header", f"{P}3d-utilization", "0.1")]
+    assert "new_to_kit=2" in repr(obs)
+
+
+def test_unknown_items_round_trip_redacted_and_old_records_still_load():
+    obs = Observation(status=400, error_type="invalid_request_error", error_message="x", endpoint="/v1/messages",
+                      unknown=[Unknown.of("unified_header", f"{P}echo", f"token {TOKEN}"),
+                               Unknown.of("usage_field", "extra_usage.daily", {"limit": 5})])
+    d = obs.to_dict()
+    assert TOKEN not in json.dumps(d) and d["unknown"][1] == {"kind": "usage_field", "name": "extra_usage.daily",
+                                                              "value": '{"limit": 5}'}
+    again = Observation.from_dict(d)
+    assert again.endpoint == "/v1/messages" and [u.name for u in again.unknown] == [f"{P}echo", "extra_usage.daily"]
+    old = {k: v for k, v in d.items() if k not in ("unknown", "endpoint")}
+    loaded = Observation.from_dict(old)
+    assert loaded.unknown == [] and loaded.endpoint is None and loaded.error_type == "invalid_request_error"
+    odd = Observation.from_dict({**d, "unknown": [{"kind": "claim"}, "junk", None]})
+    assert odd.unknown == []
+    redact.forget_secrets()
+
+
+def test_unknown_values_are_cut_to_a_bound():
+    u = Unknown.of("message", "error.message", "x" * 5000)
+    assert len(u.value) == UNKNOWN_VALUE_MAX + 1 and u.value.endswith("…")

@@ -6,6 +6,7 @@ and one opened by a person in JupyterLab behave alike.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -23,14 +24,19 @@ MODES = ("sim", "live")
 DEFAULT_POLICY = "2026-05-25"
 
 
+@functools.lru_cache(maxsize=1)
 def repo_root() -> Path:
-    """The checkout this package lives in (lib/lanelab/ -> ../..)."""
+    """The checkout this package lives in (lib/lanelab/ -> ../..); resolved once per process (it cannot move)."""
     return Path(__file__).resolve().parents[2]
 
 
 def data_dir() -> Path:
     """The kit's data files (profiles, policies, taxonomies). ``LANELAB_DATA`` overrides, for tests."""
-    env = os.environ.get("LANELAB_DATA")
+    return _data_dir(os.environ.get("LANELAB_DATA") or "")
+
+
+@functools.lru_cache(maxsize=8)
+def _data_dir(env: str) -> Path:
     return Path(env) if env else repo_root() / "data"
 
 

@@ -18,6 +18,7 @@ from lanelab.errors import InputError, UserError
 T = TypeVar("T")
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[int, Any]] = {}
+_resolved_paths: dict[str, str] = {}
 
 
 class DataFileError(InputError):
@@ -33,12 +34,21 @@ def _mtime(path: Path, what: str, error: type[UserError]) -> int:
         raise error(f"Cannot read the {what} at {path} ({exc.strerror}).") from None
 
 
+def _resolved(path: Path) -> str:
+    """``path`` resolved, remembered per spelling (resolving walks every component; this runs once per reading)."""
+    text = str(path)
+    found = _resolved_paths.get(text)
+    if found is None:
+        found = _resolved_paths[text] = str(path.resolve())
+    return found
+
+
 def load_cached(path: Path, build: Callable[[Path], T], what: str = "data file",
                 error: type[UserError] = DataFileError) -> T:
     """``build(path)``, computed once per version of the file (for parsed and validated objects)."""
     path = Path(path)
     mtime = _mtime(path, what, error)
-    key = (str(path.resolve()), getattr(build, "__qualname__", repr(build)))
+    key = (_resolved(path), getattr(build, "__qualname__", None) or repr(build))
     with _lock:
         hit = _cache.get(key)
     if hit and hit[0] == mtime:

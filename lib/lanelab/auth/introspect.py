@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +21,13 @@ from lanelab.auth.oauth import probe_settings, scope_meanings
 from lanelab.auth.resolve import available
 from lanelab.config import Settings
 from lanelab.wire import spec as wire
+from lanelab.wire.usage import PERCENT, ExtraUsage, UsageLimit, UsageReading, UsageWindow, read_usage
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["KIND_ACCESS", "KIND_API_KEY", "KIND_REFRESH", "KIND_UNKNOWN", "AccountSummary", "CredentialSummary",
-           "CredentialTable", "UsageWindow", "credentials_table", "describe", "inspect_account", "probe_profile",
+           "CredentialTable", "credentials_table", "describe", "inspect_account", "probe_profile",
            "probe_spec", "probe_usage", "summarize", "token_kind"]
 
 KIND_ACCESS = "oauth_access"
@@ -135,17 +136,12 @@ def probe_usage(token: str, base_url: str, client: httpx.Client | None = None) -
 
 
 @dataclass
-class UsageWindow:
-    """One usage window of the usage endpoint (``five_hour``, ``seven_day``…)."""
-
-    name: str
-    utilization: float | None  # percent 0-100, as the usage endpoint reports it
-    resets_at: str | None
-
-
-@dataclass
 class AccountSummary:
-    """Plan, tier, extra usage and usage windows from the profile and usage probes; errors shown, not raised."""
+    """Plan, tier, extra usage and usage windows from the profile and usage probes; errors shown, not raised.
+
+    The usage body is read as data/usage_fields.toml describes it (lanelab.wire.usage): ``windows`` (percent of the
+    window, dollar amounts when reported), ``limits`` (the ``limits[]`` array), ``extra_usage`` (money in its
+    currency, as reported) and ``unknown`` (keys and fields the kit has never seen, verbatim)."""
 
     email: str | None = None
     organization_type: str | None = None
@@ -158,21 +154,55 @@ class AccountSummary:
     windows: list[UsageWindow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
+    limits: list[UsageLimit] = field(default_factory=list)
+    extra_usage: ExtraUsage | None = None
+    unknown: list[wire.Unknown] = field(default_factory=list)
 
     def rows(self) -> list[tuple[str, str]]:
         """``(field, value)`` pairs, as the repr and the HTML table show them."""
 
         def s(v: Any) -> str:
-            return "—" if v is None else str(v)
+            return "—" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
+        e = self.extra_usage or ExtraUsage()
+        money = e.currency or "(currency not reported)"
         rows = [("account", s(self.email)), ("plan", s(self.organization_type)), ("rate-limit tier", s(self.rate_limit_tier)),
                 ("billing", s(self.billing_type)), ("extra usage enabled", s(self.extra_usage_enabled)),
-                ("extra usage used / limit", f"{s(self.extra_usage_used)} / {s(self.extra_usage_monthly_limit)}")]
+                ("extra usage used / limit",
+                 f"{s(self.extra_usage_used)} / {s(self.extra_usage_monthly_limit)} {money}, as reported")]
+        if self.extra_usage_utilization is not None:
+            rows.append(("extra usage utilization", f"{s(self.extra_usage_utilization)} % of the monthly limit"))
+        for name in ("disabled_reason", "user_disabled", "spend_limit_reached", "credits_ever_enabled"):
+            if getattr(e, name) is not None:
+                rows.append((f"extra usage {name.replace('_', ' ')}", s(getattr(e, name))))
         for w in self.windows:
-            util = "—" if w.utilization is None else f"{w.utilization:g} %"
-            rows.append((f"window {w.name}", f"{util}, resets {s(w.resets_at)}"))
+            if w.codename and w.utilization is None and w.resets_at is None and not w.has_money:
+                continue  # a code-named slot with nothing in it
+            util = "—" if w.utilization is None else f"{w.utilization:g} {PERCENT}"
+            text = f"{util}, resets {s(w.resets_at)}"
+            if w.has_money:
+                text += (f"; {s(w.used_dollars)} used of {s(w.limit_dollars)}, {s(w.remaining_dollars)} left "
+                         f"({w.currency})")
+            label = f"window {w.name}" + ("" if w.known else " (new to this kit)")
+            rows.append((label, text))
+        for lim in self.limits:
+            pct = "—" if lim.percent is None else f"{lim.percent:g} {PERCENT}"
+            active = "" if lim.is_active is None else (", binding" if lim.is_active else ", not binding")
+            scope = f" ({lim.scope})" if lim.scope else ""
+            rows.append((f"limit {s(lim.kind)}{scope}", f"{pct}, resets {s(lim.resets_at)}{active}"))
+        rows += [("new to this kit", f"{u.name} = {u.value}") for u in self.unknown]
         rows += [("probe error", e) for e in self.errors]
         return rows
+
+    def to_frame(self):  # -> pandas.DataFrame
+        """The usage part as a table: one row per value, with its unit (see ``UsageReading.to_frame``)."""
+        return UsageReading(windows=self.windows, limits=self.limits, extra_usage=self.extra_usage,
+                            unknown=self.unknown).to_frame()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["unknown"] = [u.to_dict() for u in self.unknown]
+        return redact.redact_obj(d)
 
     def __repr__(self) -> str:
         return redact.redact_text("\n".join(f"{k:>26}: {v}" for k, v in self.rows()))
@@ -188,12 +218,11 @@ def _mask_email(email: Any) -> str | None:
     return f"{user[:1]}…@{domain}"
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 def summarize(profile: wire.Observation | None, usage: wire.Observation | None) -> AccountSummary:
-    """Fold the two probe observations into one summary; a failed probe becomes a line in ``errors``."""
+    """Fold the two probe observations into one summary; a failed probe becomes a line in ``errors``.
+
+    Returns an :class:`AccountSummary`; never raises for what a probe returned. Keys and fields of the usage body
+    that data/usage_fields.toml does not list are in ``unknown`` (verbatim) and shown as "new to this kit"."""
     out = AccountSummary()
     for name, obs in (("profile", profile), ("usage", usage)):
         if obs is None:
@@ -213,19 +242,16 @@ def summarize(profile: wire.Observation | None, usage: wire.Observation | None) 
     if isinstance(org.get("has_extra_usage_enabled"), bool):
         out.extra_usage_enabled = org["has_extra_usage_enabled"]
     u = usage.body if usage is not None and usage.ok and isinstance(usage.body, dict) else {}
-    extra = u.get("extra_usage") if isinstance(u.get("extra_usage"), dict) else {}
-    if isinstance(extra.get("is_enabled"), bool):
-        out.extra_usage_enabled = extra["is_enabled"]
-    out.extra_usage_monthly_limit = _num(extra.get("monthly_limit"))
-    out.extra_usage_used = _num(extra.get("used_credits"))
-    out.extra_usage_utilization = _num(extra.get("utilization"))
-    for name, value in u.items():
-        if name == "extra_usage" or not (value is None or isinstance(value, dict)):
-            continue
-        if isinstance(value, dict) and not ({"utilization", "resets_at"} & value.keys()):
-            continue
-        value = value or {}
-        out.windows.append(UsageWindow(name, _num(value.get("utilization")), value.get("resets_at")))
+    reading = read_usage(u)
+    out.windows, out.limits, out.extra_usage, out.unknown = (reading.windows, reading.limits, reading.extra_usage,
+                                                             reading.unknown)
+    extra = reading.extra_usage
+    if extra is not None:
+        if extra.is_enabled is not None:
+            out.extra_usage_enabled = extra.is_enabled
+        out.extra_usage_monthly_limit = extra.monthly_limit
+        out.extra_usage_used = extra.used_credits
+        out.extra_usage_utilization = extra.utilization
     return out
 
 

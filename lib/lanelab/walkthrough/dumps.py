@@ -15,7 +15,7 @@ exhausted retries (``max_retries_exhausted``), or before every call with ``HERME
      "error": {"type", "message", "status_code", "request_id", "code", "param", "body", "response_status",
                "response_text"}   (only when an error is passed)}
 
-What a dump does NOT record, so lint never judges it from one (research/hermes.md F1, hermes-agent #91319): the wire
+What a dump does NOT record, so lint never judges it from one (references/hermes.md F1, hermes-agent #91319): the wire
 path (older versions write ``/chat/completions`` whatever the API mode, so real ``/v1/messages`` calls dump with that
 URL), the auth header style (the Authorization line is synthesised from ``client.api_key``, which is None for an OAuth
 ``auth_token``: hence "Bearer None"), and the headers set on the SDK client (``anthropic-beta``, ``user-agent``,
@@ -160,7 +160,7 @@ def parse_dump(obj: Any, path: str | Path = "<dump>") -> HermesDump:
         spec_path = "/v1/messages"
         notes.append(f"The dump's URL says {url_path}; Hermes writes that URL whatever it really called (older "
                      "versions always write /chat/completions), and an Anthropic-shaped body like this one goes to "
-                     "POST /v1/messages through the SDK (research/hermes.md F1, hermes-agent #91319). Capture the "
+                     "POST /v1/messages through the SDK (references/hermes.md F1, hermes-agent #91319). Capture the "
                      "wire ('python -m lanelab capture') to see the real path.")
     else:
         spec_path = url_path

@@ -2,11 +2,15 @@
 
 The rules are data because the server's wording moves every few weeks (references/hermes.md §6); a new message is a
 data edit with its source, not a code change. A response no rule knows is ``unclassified`` and its message stays
-verbatim in the observation, so nothing new is ever hidden behind a guess.
+verbatim in the observation, so nothing new is ever hidden behind a guess. The same file says which error types,
+codes and messages the kit has seen (its rules and ``[[known]]`` entries): lanelab.wire.drift flags the others.
+A rule can also read values out of a message (named groups), e.g. the two versions of the version gate, which come
+back in ``Classified.details``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,8 +22,9 @@ from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.wire.spec import Observation
 from lanelab.wire.unified import LANE_UNKNOWN
 
-__all__ = ["LANE_API", "LANE_NONE", "UNCLASSIFIED", "Classified", "OutcomeClass", "Rule", "Taxonomy", "TaxonomyError",
-           "classify", "load_taxonomy", "outcome_classes", "palette", "parse_taxonomy"]
+__all__ = ["KNOWN_KINDS", "LANE_API", "LANE_NONE", "UNCLASSIFIED", "Classified", "OutcomeClass", "Rule", "Taxonomy",
+           "TaxonomyError", "classify", "error_message", "load_taxonomy", "normalise_message", "outcome_classes",
+           "palette", "parse_taxonomy"]
 
 UNCLASSIFIED = "unclassified"
 #: The lane recorded for a refused request whose response names none.
@@ -55,7 +60,20 @@ class Rule:
     unified: bool | None = None
     unified_lane: tuple[str, ...] = ()
     header_present: str | None = None
+    endpoint: re.Pattern[str] | None = None
+    body: re.Pattern[str] | None = None
+    any_message: bool = False
+    capture: re.Pattern[str] | None = None
     lane: str | None = None
+
+    def details(self, message: str) -> dict[str, str]:
+        """Named groups of the ``message`` (or ``capture``) pattern in ``message``: e.g. the versions of the gate."""
+        found: dict[str, str] = {}
+        for pattern in (self.message, self.capture):
+            m = pattern.search(message) if pattern is not None else None
+            if m:
+                found.update({k: v for k, v in m.groupdict().items() if v is not None})
+        return found
 
     def matches(self, obs: Observation, message: str) -> bool:
         """True when every condition this rule sets holds for ``obs`` (``message``: its normalised error text)."""
@@ -78,7 +96,22 @@ class Rule:
             return False
         if self.header_present and self.header_present not in obs.headers:
             return False
+        if self.endpoint is not None and not (obs.endpoint and self.endpoint.search(obs.endpoint)):
+            return False
+        if self.body is not None and not (self.body.search(_body_text(obs)) or self.body.search(message)):
+            return False
         return not (self.unified_lane and obs.unified.lane not in self.unified_lane)
+
+
+def _body_text(obs: Observation) -> str:
+    """The response body as text, for ``body`` patterns (an edge page is kept as text, a JSON body is serialised)."""
+    body = obs.body
+    if body is None or isinstance(body, str):
+        return body or ""
+    try:
+        return json.dumps(body, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,9 @@ class Taxonomy:
     rules: tuple[Rule, ...]
     path: Path | None = None
     by_id: dict[str, OutcomeClass] = field(default_factory=dict, compare=False)
+    #: ``[[known]]`` entries: error types and codes seen in public reports besides those the rules name.
+    known: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    known_messages: tuple[re.Pattern[str], ...] = ()
 
     def __post_init__(self) -> None:
         self.by_id.update({c.id: c for c in self.classes})
@@ -107,14 +143,34 @@ class Taxonomy:
         cls = self.by_id.get(outcome)
         return bool(cls and cls.transient)
 
+    def knows_error_type(self, error_type: str) -> bool:
+        """True when a rule or a ``[[known]]`` entry names this error type."""
+        return error_type in self.known.get("error_type", ()) or any(error_type in r.error_type for r in self.rules)
+
+    def knows_error_code(self, code: str) -> bool:
+        """True when a rule or a ``[[known]]`` entry names this ``details.error_code``."""
+        return code in self.known.get("error_code", ()) or any(code in r.error_code for r in self.rules)
+
+    def knows_message(self, message: str) -> bool:
+        """True when some rule's ``message`` pattern, or a ``[[known]]`` message pattern, matches ``message``."""
+        message = normalise_message(message)
+        return any(r.message.search(message) for r in self.rules if r.message is not None) or any(
+            p.search(message) for p in self.known_messages)
+
+    def rule(self, rule_id: str) -> Rule | None:
+        """The rule with id ``rule_id``, or None (``unclassified`` is no rule)."""
+        return next((r for r in self.rules if r.id == rule_id), None)
+
 
 @dataclass(frozen=True)
 class Classified:
-    """The verdict on one observation: outcome class, billing lane, and the id of the rule that decided."""
+    """The verdict on one observation: outcome class, billing lane, the id of the rule that decided, and what that
+    rule read out of the message (``details``: e.g. ``client_version`` and ``required_version`` of the version gate)."""
 
     outcome: str
     lane: str
     rule: str
+    details: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 class TaxonomyError(DataFileError):
@@ -150,11 +206,41 @@ def parse_taxonomy(doc: Mapping[str, Any], path: Path | None = None) -> Taxonomy
             id=r["id"], outcome=r["outcome"], source=r["source"], served=r.get("served"),
             status=tuple(int(s) for s in _tuple(r.get("status"))), error_type=_tuple(r.get("error_type")),
             error_code=_tuple(r.get("error_code")),
-            message=re.compile(r["message"]) if r.get("message") else None,
+            message=_pattern(r, "message", path),
             transport=r.get("transport"), unified=r.get("unified"), unified_lane=_tuple(r.get("unified_lane")),
-            header_present=(r.get("header_present") or "").lower() or None, lane=r.get("lane"),
+            header_present=(r.get("header_present") or "").lower() or None,
+            endpoint=_pattern(r, "endpoint", path), body=_pattern(r, "body", path),
+            any_message=bool(r.get("any_message", False)), capture=_pattern(r, "capture", path), lane=r.get("lane"),
         ))
-    return Taxonomy(classes=classes, rules=tuple(rules), path=path)
+    known_sets: dict[str, set[str]] = {}
+    messages = []
+    for k in doc.get("known", []):
+        what = k.get("what")
+        if what not in KNOWN_KINDS or not k.get("source"):
+            raise TaxonomyError(f"{path}: every [[known]] needs `what` (one of {', '.join(KNOWN_KINDS)}) and a source "
+                                f"({k!r}).")
+        if what == "message":
+            messages += [_compile(v, path, "a [[known]] message") for v in _tuple(k.get("values"))]
+        else:
+            known_sets.setdefault(what, set()).update(str(v) for v in _tuple(k.get("values")))
+    return Taxonomy(classes=classes, rules=tuple(rules), path=path,
+                    known={w: frozenset(v) for w, v in known_sets.items()}, known_messages=tuple(messages))
+
+
+#: What a ``[[known]]`` entry can list.
+KNOWN_KINDS = ("error_type", "error_code", "message")
+
+
+def _compile(pattern: str, path: Path | None, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise TaxonomyError(f"{path}: {where} has an invalid pattern {pattern!r} ({exc}).") from None
+
+
+def _pattern(rule: Mapping[str, Any], key: str, path: Path | None) -> re.Pattern[str] | None:
+    value = rule.get(key)
+    return _compile(str(value), path, f"rule {rule.get('id')!r} ({key})") if value else None
 
 
 def _load(path: Path) -> Taxonomy:
@@ -167,17 +253,26 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
 
     Raises :class:`TaxonomyError` when the file is missing, unreadable or inconsistent.
     """
-    return _load((path or data_dir() / "outcomes.toml").resolve())
+    return _load(path or data_dir() / "outcomes.toml")
+
+
+def normalise_message(message: str) -> str:
+    """``message`` with typographic apostrophes made plain (servers and copies differ)."""
+    return message.replace("\u2019", "'").replace("\u2018", "'")
+
+
+def error_message(obs: Observation) -> str:
+    """The error message a rule matches: for the OAuth token endpoint's shape ``{"error": "invalid_grant",
+    "error_description": "…"}`` the description (the wire layer keeps such a body's raw text as the message), else
+    the error's own message."""
+    body = obs.body
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body.get("error_description") or body["error"])
+    return obs.error_message or ""
 
 
 def _message(obs: Observation) -> str:
-    """The error message to match, with typographic apostrophes made plain (servers and copies differ)."""
-    msg = obs.error_message or ""
-    body = obs.body
-    if not msg and isinstance(body, dict) and isinstance(body.get("error"), str):
-        # OAuth token-endpoint shape: {"error": "invalid_grant", "error_description": "…"}
-        msg = str(body.get("error_description") or body["error"])
-    return msg.replace("\u2019", "'").replace("\u2018", "'")
+    return normalise_message(error_message(obs))
 
 
 def _lane(obs: Observation, rule: Rule | None) -> str:
@@ -195,7 +290,7 @@ def classify(obs: Observation, taxonomy: Taxonomy | None = None) -> Classified:
     message = _message(obs)
     for rule in tax.rules:
         if rule.matches(obs, message):
-            return Classified(rule.outcome, _lane(obs, rule), rule.id)
+            return Classified(rule.outcome, _lane(obs, rule), rule.id, rule.details(message))
     return Classified(UNCLASSIFIED, _lane(obs, None), UNCLASSIFIED)
 
 

@@ -24,8 +24,8 @@ from lanelab.errors import HostNotAllowed
 from lanelab.http import DEFAULT_TIMEOUT
 from lanelab.wire.unified import UnifiedLimits, parse_unified
 
-__all__ = ["AUTH_STYLES", "BODY_SNIPPET", "MAX_JSON_DEPTH", "Observation", "RequestSpec", "apply_auth", "asend",
-           "build_request", "observe_response", "parse_sse", "send"]
+__all__ = ["AUTH_STYLES", "BODY_SNIPPET", "MAX_JSON_DEPTH", "UNKNOWN_VALUE_MAX", "Observation", "RequestSpec", "Unknown",
+           "apply_auth", "asend", "build_request", "observe_response", "parse_sse", "send"]
 
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
 #: At most this much of a non-JSON body is kept in an observation.
@@ -78,9 +78,52 @@ class RequestSpec:
         return cls(**{k: copy.deepcopy(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+#: At most this many characters of an unknown item's value are kept (the whole message stays in the observation).
+UNKNOWN_VALUE_MAX = 500
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """One thing a response carried that the kit's data files do not know, kept verbatim and never mapped to a guess.
+
+    ``kind`` is one of ``unified_header``, ``unified_value``, ``claim``, ``usage_field``, ``error_type``,
+    ``error_code``, ``message``; ``name`` says where it was (a header name, a JSON path such as ``extra_usage.daily``,
+    ``error.type``); ``value`` is what it said, verbatim (cut at :data:`UNKNOWN_VALUE_MAX` characters)."""
+
+    kind: str
+    name: str
+    value: str
+
+    @classmethod
+    def of(cls, kind: str, name: str, value: Any) -> Unknown:
+        """An item with ``value`` as text: a string as it is, anything else as compact JSON; cut to the bound."""
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        if len(text) > UNKNOWN_VALUE_MAX:
+            text = text[:UNKNOWN_VALUE_MAX] + "…"
+        return cls(str(kind), str(name), text)
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"kind", "name", "value"}``, as run records store it."""
+        return {"kind": self.kind, "name": self.name, "value": self.value}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Unknown | None:
+        """The item stored in ``d``, or None when ``d`` is not one (a hand-edited or foreign record)."""
+        if not isinstance(d, Mapping) or not all(isinstance(d.get(k), str) for k in ("kind", "name", "value")):
+            return None
+        return cls(d["kind"], d["name"], d["value"])
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}: {self.value}"
+
+
 @dataclass
 class Observation:
-    """Everything one response said, redacted, plus how the exchange went."""
+    """Everything one response said, redacted, plus how the exchange went.
+
+    ``endpoint`` is the request path the response answered (set by :func:`send`; None in records made before it
+    existed). ``unknown`` lists what the response carried that the kit's data files do not know (lanelab.wire.drift);
+    old run records without it load with an empty list."""
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -94,6 +137,8 @@ class Observation:
     attempts: int = 1
     transport_error: str | None = None
     stream_events: list[str] | None = None
+    endpoint: str | None = None
+    unknown: list[Unknown] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -118,6 +163,7 @@ class Observation:
         # no asdict(): redact_obj already returns fresh containers, and this runs once per stored cell
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["unified"] = self.unified.to_dict()
+        d["unknown"] = [u.to_dict() for u in self.unknown]
         return redact.redact_obj(d)
 
     @classmethod
@@ -125,11 +171,16 @@ class Observation:
         """An observation from :meth:`to_dict`'s output (unknown keys ignored)."""
         d = dict(d)
         unified = UnifiedLimits.from_dict(d.pop("unified", None))
-        return cls(unified=unified, **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        stored = d.pop("unknown", None)
+        unknown = [u for u in (Unknown.from_dict(x) for x in stored) if u] if isinstance(stored, list) else []
+        return cls(unified=unified, unknown=unknown,
+                   **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
     def __repr__(self) -> str:
         what = self.transport_error or (f"{self.error_type}: {self.error_message}" if self.error_type else "ok")
-        return f"<Observation {self.status} {what!s:.80} lane={self.unified.lane} request_id={self.request_id}>"
+        new = f" new_to_kit={len(self.unknown)}" if self.unknown else ""
+        return (f"<Observation {self.status} {what!s:.80} lane={self.unified.lane} request_id={self.request_id}"
+                f"{new}>")
 
 
 def apply_auth(headers: dict[str, str], style: str, token: str | None) -> dict[str, str]:
@@ -218,12 +269,21 @@ def _fill_error(obs: Observation, body: Any) -> None:
         obs.request_id = obs.request_id or body.get("request_id")
 
 
-def observe_response(status: int, headers: Mapping[str, str], content: bytes, latency_ms: float) -> Observation:
+def observe_response(status: int, headers: Mapping[str, str], content: bytes, latency_ms: float,
+                     endpoint: str | None = None) -> Observation:
     """Turn a raw response into an :class:`Observation` (shared by ``send``, the capture proxy and tests).
 
-    Never raises for a bad body: malformed JSON, a cut event stream or an error event become ``error_type``/
-    ``error_message`` in the observation. Headers and body are redacted.
-    """
+    ``endpoint`` is the request path; with it the usage endpoint's body is checked for fields the kit does not know.
+    Whatever the response carried that the data files do not know is listed in ``Observation.unknown``."""
+    obs = _observe(status, headers, content, latency_ms)
+    obs.endpoint = endpoint
+    from lanelab.wire import drift  # drift reads the classifier, which imports this module
+
+    obs.unknown = drift.scan(obs)
+    return obs
+
+
+def _observe(status: int, headers: Mapping[str, str], content: bytes, latency_ms: float) -> Observation:
     lower = {str(k).lower(): str(v) for k, v in headers.items()}
     obs = Observation(status=status, headers=redact.redact_headers(lower), latency_ms=round(latency_ms, 2))
     obs.request_id = lower.get("request-id")
@@ -263,11 +323,11 @@ def observe_response(status: int, headers: Mapping[str, str], content: bytes, la
     return obs
 
 
-def _transport_failure(exc: Exception, started: float) -> Observation:
+def _transport_failure(exc: Exception, started: float, endpoint: str | None = None) -> Observation:
     return Observation(
         status=None,
         transport_error=f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'connection failed'}",
-        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        latency_ms=round((time.perf_counter() - started) * 1000, 2), endpoint=endpoint,
     )
 
 
@@ -286,9 +346,9 @@ def send(spec: RequestSpec, base_url: str, token: str | None = None, client: htt
         response = client.send(request)
         content = response.read()
         return observe_response(response.status_code, response.headers, content,
-                                (time.perf_counter() - started) * 1000)
+                                (time.perf_counter() - started) * 1000, endpoint=spec.path)
     except httpx.HTTPError as exc:
-        return _transport_failure(exc, started)
+        return _transport_failure(exc, started, spec.path)
     finally:
         if own:
             client.close()
@@ -305,9 +365,9 @@ async def asend(spec: RequestSpec, base_url: str, token: str | None = None,
         response = await client.send(request)
         content = await response.aread()
         return observe_response(response.status_code, response.headers, content,
-                                (time.perf_counter() - started) * 1000)
+                                (time.perf_counter() - started) * 1000, endpoint=spec.path)
     except httpx.HTTPError as exc:
-        return _transport_failure(exc, started)
+        return _transport_failure(exc, started, spec.path)
     finally:
         if own:
             await client.aclose()

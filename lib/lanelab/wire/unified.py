@@ -1,27 +1,117 @@
 """The ``anthropic-ratelimit-unified-*`` response headers, parsed into typed fields, and the billing lane they imply.
 
-Names and formats: references/protocol.md §3.1 (Claude Code ``claudeAiLimits.ts``; CLIProxyAPI; HER PR #75147).
-The simulator builds these headers from its account state and the kit reads them back with the same names,
-so a mismatch between the two shows up in tests.
+Names and formats: references/protocol.md §3.1 (Claude Code ``claudeAiLimits.ts``; CLIProxyAPI; HER PR #75147) and
+references/autumn-2026.md §2.3. Which representative claim means which lane, and which windows, fields and values the kit
+knows, live in data/lanes.toml: a claim that file does not list gives lane ``unknown``, never ``plan``.
+
+Every header is parsed generically as ``…-<window>-<field>`` (``5h``, ``7d``, ``7d_oi``, ``slow``, ``grace`` or any
+window the service adds), so a window that is absent (Ultra has no ``5h-*``) is simply not there, and a window or field
+the kit has never seen is kept verbatim in ``raw`` and reported by :func:`unknown_headers`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["LANES", "LANE_EXTRA", "LANE_PLAN", "LANE_REJECTED", "LANE_UNKNOWN", "PREFIX", "UnifiedLimits", "Window",
-           "parse_unified"]
+from lanelab.config import data_dir
+from lanelab.datafiles import DataFileError, load_cached, read_toml
+
+__all__ = ["KIND_CLAIM", "KIND_HEADER", "KIND_VALUE", "LANES", "LANE_EXTRA", "LANE_INCLUDED", "LANE_PLAN", "LANE_REJECTED",
+           "LANE_UNKNOWN", "PREFIX", "LaneFileError", "LaneTable", "UnifiedLimits", "Window", "load_lane_table",
+           "parse_lane_table", "parse_unified", "parse_windows", "split_header", "unknown_headers"]
 
 PREFIX = "anthropic-ratelimit-unified-"
 
-#: Billing lanes, as the kit reports them.
+#: Billing lanes, as the kit reports them (the code reads these; data/lanes.toml describes them with sources).
 LANE_PLAN = "plan"
 LANE_EXTRA = "extra_usage"
+LANE_INCLUDED = "included_overage"
 LANE_REJECTED = "rejected"
 LANE_UNKNOWN = "unknown"
-LANES = (LANE_PLAN, LANE_EXTRA, LANE_REJECTED, LANE_UNKNOWN)
+LANES = (LANE_PLAN, LANE_EXTRA, LANE_INCLUDED, LANE_REJECTED, LANE_UNKNOWN)
+
+#: Kinds of unknown items :func:`unknown_headers` reports (see lanelab.wire.spec.Unknown).
+KIND_HEADER = "unified_header"
+KIND_VALUE = "unified_value"
+KIND_CLAIM = "claim"
+
+
+class LaneFileError(DataFileError):
+    """data/lanes.toml is inconsistent; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class LaneTable:
+    """The contents of data/lanes.toml: lanes, claims (claim → lane, window), known windows, fields and values."""
+
+    lanes: dict[str, str]  # id -> label
+    claims: dict[str, str]  # claim -> lane
+    claim_windows: dict[str, str]  # claim -> header window key
+    windows: dict[str, frozenset[str]]  # window key -> the fields it may carry
+    window_labels: dict[str, str]
+    top_level: frozenset[str]
+    values: dict[str, frozenset[str]]  # header suffix ("status", "overage-disabled-reason"…) -> known values
+    path: Path | None = None
+
+    def lane_of_claim(self, claim: str | None) -> str:
+        """The lane a representative claim names; ``unknown`` for a missing or unlisted claim."""
+        return self.claims.get(claim, LANE_UNKNOWN) if claim else LANE_UNKNOWN
+
+    def window_of_claim(self, claim: str | None) -> str | None:
+        """The header window key that carries ``claim`` (``7d_oi``…), or None when the public record names none."""
+        return self.claim_windows.get(claim or "")
+
+
+def parse_lane_table(doc: Mapping[str, Any], path: Path | None = None) -> LaneTable:
+    """Build a :class:`LaneTable` from a parsed lanes TOML document, checking every entry names its source."""
+    lanes = {}
+    for entry in doc.get("lane", []):
+        if not entry.get("id") or not entry.get("source"):
+            raise LaneFileError(f"{path}: every [[lane]] needs an id and a source ({entry!r}).")
+        lanes[str(entry["id"])] = str(entry.get("label") or entry["id"])
+    missing = set(LANES) - set(lanes)
+    if missing:
+        raise LaneFileError(f"{path}: the lanes must include {', '.join(sorted(missing))} (the kit's code reads them).")
+    claims, claim_windows = {}, {}
+    for entry in doc.get("claim", []):
+        claim, lane = entry.get("claim"), entry.get("lane")
+        if not claim or not entry.get("source"):
+            raise LaneFileError(f"{path}: every [[claim]] needs a claim and a source ({entry!r}).")
+        if lane not in lanes:
+            raise LaneFileError(f"{path}: claim {claim!r} names lane {lane!r}, which no [[lane]] declares.")
+        claims[str(claim)] = str(lane)
+        if entry.get("window"):
+            claim_windows[str(claim)] = str(entry["window"])
+    common = frozenset(str(f) for f in (doc.get("windows") or {}).get("common_fields", []))
+    windows, labels = {}, {}
+    for entry in doc.get("window", []):
+        if not entry.get("key") or not entry.get("source"):
+            raise LaneFileError(f"{path}: every [[window]] needs a key and a source ({entry!r}).")
+        key = str(entry["key"])
+        windows[key] = common | frozenset(str(f) for f in entry.get("fields", []))
+        labels[key] = str(entry.get("label") or key)
+    for claim, window in claim_windows.items():
+        if window not in windows:
+            raise LaneFileError(f"{path}: claim {claim!r} names window {window!r}, which no [[window]] declares.")
+    headers = doc.get("headers") or {}
+    status = frozenset(headers.get("status_values", []))
+    values: dict[str, frozenset[str]] = {"status": status, "representative-claim": frozenset(claims)}
+    values.update({f"{key}-status": status for key in windows})
+    values["fallback"] = frozenset(headers.get("fallback_values", []))
+    values["overage-disabled-reason"] = frozenset(headers.get("disabled_reasons", []))
+    values["overage-in-use"] = frozenset(headers.get("in_use_values", []))
+    return LaneTable(lanes=lanes, claims=claims, claim_windows=claim_windows, windows=windows, window_labels=labels,
+                     top_level=frozenset(headers.get("top_level", [])), values=values, path=path)
+
+
+def load_lane_table(path: Path | None = None) -> LaneTable:
+    """The lane table in ``path`` (default: data/lanes.toml), parsed once per version of the file."""
+    path = path or data_dir() / "lanes.toml"
+    return load_cached(path, lambda p: parse_lane_table(read_toml(p, "lane table", LaneFileError), p),
+                       "lane table", LaneFileError)
 
 
 def _float(v: str | None) -> float | None:
@@ -33,22 +123,76 @@ def _float(v: str | None) -> float | None:
 
 def _int(v: str | None) -> int | None:
     f = _float(v)
-    return int(f) if f is not None else None
+    try:
+        return int(f) if f is not None else None
+    except (OverflowError, ValueError):  # inf, nan
+        return None
 
 
 @dataclass
 class Window:
-    """One rate-limit window (5-hour, 7-day…): status, utilization as a fraction 0–1, reset in epoch seconds."""
+    """One rate-limit window (5-hour, 7-day…): status, utilization as a fraction 0–1, reset in epoch seconds.
+
+    ``extra`` keeps the window's other fields verbatim (``disabled-reason``, ``5h-utilization``…)."""
 
     status: str | None = None
     utilization: float | None = None
     reset: int | None = None
     surpassed_threshold: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def present(self) -> bool:
+        """True when the response carried any header of this window."""
+        return any(v is not None for v in (self.status, self.utilization, self.reset, self.surpassed_threshold)) \
+            or bool(self.extra)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Window:
+        """The window stored in ``d``; keys this version does not know are dropped."""
+        d = d or {}
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def split_header(name: str, top_level: frozenset[str]) -> tuple[str | None, str]:
+    """``(window, field)`` of a unified header name with or without the prefix: ``("5h", "utilization")``; a header
+    outside any window gives ``(None, name)``. The window key is what precedes the first ``-`` (keys use ``_``)."""
+    rest = name.removeprefix(PREFIX)
+    if rest in top_level or "-" not in rest:
+        return None, rest
+    window, _, fld = rest.partition("-")
+    return window, fld
+
+
+def parse_windows(raw: Mapping[str, str], top_level: frozenset[str] | None = None) -> dict[str, Window]:
+    """Every window the headers mention, known to the kit or not, keyed by its header key (``5h``, ``7d_oi``…)."""
+    top = load_lane_table().top_level if top_level is None else top_level
+    windows: dict[str, Window] = {}
+    for name, value in raw.items():
+        key, fld = split_header(name, top)
+        if key is None:
+            continue
+        w = windows.setdefault(key, Window())
+        if fld == "status":
+            w.status = value
+        elif fld == "utilization":
+            w.utilization = _float(value)
+        elif fld == "reset":
+            w.reset = _int(value)
+        elif fld == "surpassed-threshold":
+            w.surpassed_threshold = _float(value)
+        else:
+            w.extra[fld] = value
+    return windows
 
 
 @dataclass
 class UnifiedLimits:
-    """Everything the unified headers of one response say, typed. ``raw`` keeps every unified header verbatim."""
+    """Everything the unified headers of one response say, typed. ``raw`` keeps every unified header verbatim.
+
+    ``five_hour`` and ``seven_day`` stay as typed fields for the readers of stored runs; :attr:`windows` has every
+    window (``7d_oi``, ``slow``, ``grace``…), and a window the response did not carry is absent there (and all ``None``
+    in the typed fields)."""
 
     status: str | None = None
     reset: int | None = None
@@ -69,24 +213,40 @@ class UnifiedLimits:
         return bool(self.raw)
 
     @property
+    def windows(self) -> dict[str, Window]:
+        """Every window the headers carried, keyed by header key (``5h``, ``7d``, ``7d_oi``, ``overage``…)."""
+        return parse_windows(self.raw)
+
+    def window(self, key: str) -> Window | None:
+        """The window with header key ``key``, or None when the response did not carry it (Ultra has no ``5h``)."""
+        return self.windows.get(key)
+
+    @property
+    def claim_lane(self) -> str:
+        """The lane data/lanes.toml gives the representative claim (``unknown`` when missing or not listed)."""
+        return load_lane_table().lane_of_claim(self.representative_claim) if self.present else LANE_UNKNOWN
+
+    @property
     def lane(self) -> str:
         """Which pool paid (or would have paid) for the request, read from the headers alone.
 
-        - ``extra_usage``: the representative claim is ``overage``, or overage is in use, or the summary status is
-          ``rejected`` while overage is allowed (Claude Code's own reading, references/protocol.md §3.1);
-        - ``plan``: allowed, and the binding claim is a plan window (five_hour, seven_day…);
+        - ``extra_usage``: overage is in use, or the claim's lane is extra usage (``overage``), or the summary status
+          is ``rejected`` while overage is allowed (Claude Code's own reading, references/protocol.md §3.1);
         - ``rejected``: the summary status is ``rejected`` and overage is not available;
-        - ``unknown``: no unified headers (a burst 429 carries none).
+        - otherwise, with an allowed status, the lane data/lanes.toml gives the representative claim: ``plan`` for a
+          plan window, ``included_overage`` for the included-overage claims;
+        - ``unknown``: no unified headers (a burst 429 carries none), a missing or unlisted claim, or a summary status
+          the kit does not know.
         """
         if not self.present:
             return LANE_UNKNOWN
-        overage_ok = self.overage_status in ("allowed", "allowed_warning")
-        if self.representative_claim == "overage" or self.overage_in_use:
+        claim_lane = self.claim_lane
+        if self.overage_in_use or claim_lane == LANE_EXTRA:
             return LANE_EXTRA
         if self.status == "rejected":
-            return LANE_EXTRA if overage_ok else LANE_REJECTED
+            return LANE_EXTRA if self.overage_status in ("allowed", "allowed_warning") else LANE_REJECTED
         if self.status in ("allowed", "allowed_warning"):
-            return LANE_PLAN
+            return claim_lane
         return LANE_UNKNOWN
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,23 +257,13 @@ class UnifiedLimits:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> UnifiedLimits:
-        """Limits from :meth:`to_dict`'s output (``lane`` is recomputed, not read); empty for None."""
+        """The inverse of :meth:`to_dict`; derived keys (``lane``) and keys this version does not know are dropped."""
         if not d:
             return cls()
-        d = dict(d)
-        d.pop("lane", None)
-        five = Window(**d.pop("five_hour", {}) or {})
-        seven = Window(**d.pop("seven_day", {}) or {})
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        five = Window.from_dict(d.pop("five_hour", None))
+        seven = Window.from_dict(d.pop("seven_day", None))
         return cls(five_hour=five, seven_day=seven, **d)
-
-
-def _window(h: Mapping[str, str], key: str) -> Window:
-    return Window(
-        status=h.get(f"{PREFIX}{key}-status"),
-        utilization=_float(h.get(f"{PREFIX}{key}-utilization")),
-        reset=_int(h.get(f"{PREFIX}{key}-reset")),
-        surpassed_threshold=_float(h.get(f"{PREFIX}{key}-surpassed-threshold")),
-    )
 
 
 def parse_unified(headers: Mapping[str, str]) -> UnifiedLimits:
@@ -122,13 +272,15 @@ def parse_unified(headers: Mapping[str, str]) -> UnifiedLimits:
     Never raises: a missing or unparsable value becomes None, and every unified header is kept verbatim in ``raw``.
     """
     h = {str(k).lower(): str(v) for k, v in headers.items() if str(k).lower().startswith(PREFIX)}
+    if not h:
+        return UnifiedLimits()
     in_use = h.get(f"{PREFIX}overage-in-use")
     return UnifiedLimits(
         status=h.get(f"{PREFIX}status"),
         reset=_int(h.get(f"{PREFIX}reset")),
         representative_claim=h.get(f"{PREFIX}representative-claim"),
-        five_hour=_window(h, "5h"),
-        seven_day=_window(h, "7d"),
+        five_hour=_typed(h, "5h"),
+        seven_day=_typed(h, "7d"),
         overage_status=h.get(f"{PREFIX}overage-status"),
         overage_disabled_reason=h.get(f"{PREFIX}overage-disabled-reason"),
         overage_utilization=_float(h.get(f"{PREFIX}overage-utilization")),
@@ -137,3 +289,33 @@ def parse_unified(headers: Mapping[str, str]) -> UnifiedLimits:
         fallback_percentage=_float(h.get(f"{PREFIX}fallback-percentage")),
         raw=h,
     )
+
+
+def _typed(h: Mapping[str, str], key: str) -> Window:
+    """The four typed fields of one window (the stored ``five_hour``/``seven_day`` shape); all None when absent."""
+    return Window(status=h.get(f"{PREFIX}{key}-status"), utilization=_float(h.get(f"{PREFIX}{key}-utilization")),
+                  reset=_int(h.get(f"{PREFIX}{key}-reset")),
+                  surpassed_threshold=_float(h.get(f"{PREFIX}{key}-surpassed-threshold")))
+
+
+def unknown_headers(raw: Mapping[str, str], table: LaneTable | None = None) -> list[tuple[str, str, str]]:
+    """``(kind, header name, verbatim value)`` for every unified header, claim or enumerated value the lane table does
+    not know: ``unified_header`` (a window, field or name never seen), ``claim`` (a representative claim no
+    ``[[claim]]`` lists) and ``unified_value`` (a status, fallback or disabled reason outside the known values)."""
+    table = table or load_lane_table()
+    out: list[tuple[str, str, str]] = []
+    for name, value in raw.items():
+        rest = name.removeprefix(PREFIX)
+        key, fld = split_header(name, table.top_level)
+        if key is None:
+            if rest not in table.top_level:
+                out.append((KIND_HEADER, name, value))
+                continue
+        elif key not in table.windows or fld not in table.windows[key]:
+            out.append((KIND_HEADER, name, value))
+            continue
+        known = table.values.get(rest)
+        if known is None or value.strip() in known:
+            continue
+        out.append((KIND_CLAIM if rest == "representative-claim" else KIND_VALUE, name, value))
+    return out
