@@ -8,7 +8,8 @@ kit through ``LANELAB_CA_BUNDLE``) differ from a real live run. Nothing in the n
 output, the files it wrote under its ``LANELAB_HOME``/``LANELAB_OUT``/``REHEARSAL_DIR`` and what the simulator saw.
 The scenario gets, besides the kit's live settings: ``REHEARSAL_DIR`` (a folder for its own results) and
 ``REHEARSAL_CA`` (the test CA, for the scenario's stand-in for a person's browser; the kit itself gets it only
-through ``LANELAB_CA_BUNDLE``). Where namespaces cannot be made the tests skip with the reason; CI runs as root.
+through ``LANELAB_CA_BUNDLE``). Where namespaces cannot be made the tests skip with the reason (fail instead with
+``LANELAB_REQUIRE_REHEARSAL=1``); CI runs as root.
 """
 
 from __future__ import annotations
@@ -73,9 +74,13 @@ class Rehearsal:
 
 @pytest.fixture(scope="session")
 def namespaces() -> None:
+    """Skip (or, with ``LANELAB_REQUIRE_REHEARSAL=1``, fail) where a private network namespace cannot be made."""
     ok, reason = namespace.can_use_namespaces()
     if not ok:
-        pytest.skip(f"offline rehearsal needs a private network namespace: {reason}")
+        message = f"offline rehearsal needs a private network namespace: {reason}"
+        if os.environ.get("LANELAB_REQUIRE_REHEARSAL", "").strip() in ("1", "yes", "true"):
+            pytest.fail(message + " (LANELAB_REQUIRE_REHEARSAL is set)")
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

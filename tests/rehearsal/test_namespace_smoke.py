@@ -66,12 +66,9 @@ def test_nothing_else_is_reachable_inside(rehearse):
     assert not done.sim_requests
 
 
-def test_the_bootstrap_refuses_outside_a_fresh_network_namespace(tmp_path):
+def test_the_bootstrap_refuses_outside_a_fresh_network_namespace(namespaces, tmp_path):
     """Started in this machine's network namespace, the bootstrap refuses and runs nothing. (It is started in a
     private mount namespace all the same, so that a broken check could not touch this machine's /etc/hosts.)"""
-    ok, reason = namespace.can_use_namespaces()
-    if not ok:
-        pytest.skip(reason)
     marker = tmp_path / "ran"
     before = _snapshot()
     boot = namespace.command(["touch", str(marker)], {"api.anthropic.com"})
@@ -84,10 +81,7 @@ def test_the_bootstrap_refuses_outside_a_fresh_network_namespace(tmp_path):
     assert _snapshot() == before
 
 
-def test_a_command_runs_inside_with_the_environment_given(tmp_path):
-    ok, reason = namespace.can_use_namespaces()
-    if not ok:
-        pytest.skip(reason)
+def test_a_command_runs_inside_with_the_environment_given(namespaces, tmp_path):
     out = tmp_path / "out.txt"
     script = f"getent hosts claude.ai > {out}; echo \"$LANELAB_TEST_VALUE\" >> {out}; test -z \"$DROPPED\""
     done = namespace.run(["sh", "-c", script], {"claude.ai"}, env={"LANELAB_TEST_VALUE": "given", "DROPPED": None},
@@ -133,3 +127,22 @@ def test_hosts_file_text_and_bad_names():
             namespace.hosts_file_text(bad)
     with pytest.raises(ValueError, match="No command"):
         namespace.command([], {"claude.ai"})
+
+
+def test_unavailable_namespaces_are_explained(monkeypatch):
+    probe = namespace.can_use_namespaces.__wrapped__
+    monkeypatch.setattr(namespace.os, "geteuid", lambda: 1000)
+    ok, reason = probe()
+    assert not ok and reason.startswith("not running as root")
+    monkeypatch.setattr(namespace.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(namespace.shutil, "which", lambda name: None)
+    ok, reason = probe()
+    assert not ok and "'unshare' command is missing" in reason
+    monkeypatch.setattr(namespace.shutil, "which", lambda name: "/usr/bin/unshare")
+    monkeypatch.setattr(namespace.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a[0], 1, "", "unshare: unshare failed: Operation not permitted\n"))
+    ok, reason = probe()
+    assert not ok and "Operation not permitted" in reason and "forbids it" in reason
+    monkeypatch.setattr(namespace, "can_use_namespaces", lambda: (False, "not running as root"))
+    with pytest.raises(namespace.NamespaceUnavailable, match="not running as root"):
+        namespace.command(["true"], {"claude.ai"})
