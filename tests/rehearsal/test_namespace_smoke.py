@@ -3,6 +3,8 @@ nothing changed; and inside nothing else is reachable."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -146,3 +148,54 @@ def test_unavailable_namespaces_are_explained(monkeypatch):
     monkeypatch.setattr(namespace, "can_use_namespaces", lambda: (False, "not running as root"))
     with pytest.raises(namespace.NamespaceUnavailable, match="not running as root"):
         namespace.command(["true"], {"claude.ai"})
+
+
+INSIDE_CLIENT = """
+import json, os
+from lanelab import http
+with http.client() as client:
+    answer = client.get("https://api.anthropic.com/v1/whoami").json()
+print(json.dumps({"answer": answer, "client_netns": os.readlink("/proc/self/ns/net")}))
+"""
+
+
+def test_ports_bound_inside_are_served_from_outside(namespaces, test_ca):
+    """``start``: the client is cut off inside the namespace while the server answering it runs out here, with
+    this machine's network (what ``watch -- CMD`` needs in front of the live API)."""
+    import sys
+
+    from lanelab.config import repo_root
+    from lanelab.serve import running_server
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def whoami(request):
+        return JSONResponse({"host": request.headers["host"], "server_netns": os.readlink("/proc/self/ns/net")})
+
+    app = Starlette(routes=[Route("/v1/whoami", whoami)])
+    env = {"LANELAB_CA_BUNDLE": str(test_ca.ca_pem), "LANELAB_MODE": "live", "LANELAB_BASE_URL": None,
+           "PYTHONPATH": str(repo_root() / "lib")}
+    with namespace.start([sys.executable, "-c", INSIDE_CLIENT], {"api.anthropic.com"}, listen=[443], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as started:
+        assert set(started.listeners) == {443}
+        with running_server(app, sock=started.listeners[443], tls=test_ca.tls()) as served:
+            assert served.base_url == "https://api.anthropic.com"
+            out, err = started.process.communicate(timeout=60)
+    assert started.process.returncode == 0, err
+    seen = json.loads(out)
+    assert seen["answer"]["host"] == "api.anthropic.com"
+    assert seen["answer"]["server_netns"] == os.readlink("/proc/self/ns/net") != seen["client_netns"]
+    assert started.listeners[443].fileno() == -1  # closed with the context
+
+
+def test_start_reports_a_namespace_that_could_not_be_set_up(namespaces, tmp_path):
+    marker = tmp_path / "ran"
+    # the bootstrap never runs (its interpreter is /bin/false): no sockets come back, nothing of the command ran
+    with pytest.raises(namespace.NamespaceUnavailable, match=r"could not be set up \(exit 1\)"):
+        namespace.start(["touch", str(marker)], {"api.anthropic.com"}, python="/bin/false")
+    assert not marker.exists()
+    for bad in ([0], [443, 443], [70000]):
+        with pytest.raises(ValueError):
+            namespace.start(["touch", str(marker)], {"api.anthropic.com"}, listen=bad)
+    assert not marker.exists()

@@ -10,8 +10,12 @@ depends on the host name) and capturing real clients (``make profiles``). They a
   name resolution uses that file only. The namespace has no route anywhere: nothing in it can reach another
   machine, and the host's ``/etc/hosts`` is untouched (the mount lives in the namespace's own mount table).
   :func:`run` is the same through :func:`subprocess.run`.
-- The kit's own servers must run *inside* the namespace (it has its own loopback), so what runs there is a whole
-  entry point (a script, ``python -m …``) that starts its server on port 443 and then the client.
+- The kit's own servers must listen *inside* the namespace (it has its own loopback). Either what runs there is a
+  whole entry point (a script, ``python -m …``) that starts its server on port 443 and then the client (the
+  rehearsal, a capture against the simulator), or :func:`start` binds the ports inside the namespace and hands the
+  listening sockets back to this process, which serves them from here (``lanelab.serve.running_server(app,
+  sock=…)``) while keeping this machine's network for its own upstream requests (``watch`` in front of the live
+  API: the client is cut off, the proxy is not).
 - :func:`test_ca` makes a throw-away CA and a server certificate for the host names, as PEM files in a private temp
   folder that is removed afterwards; the CA's private key is never written anywhere. :func:`trust_env` gives the
   environment that makes the kit (``LANELAB_CA_BUNDLE``), Node (``NODE_EXTRA_CA_CERTS``) and Python
@@ -48,13 +52,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from lanelab.config import LIVE_API_BASE, LIVE_HOSTS, data_dir
 from lanelab.errors import ServiceError
 
-__all__ = ["API_HOST", "BOOTSTRAP_FAILED", "NamespaceUnavailable", "TestCA", "can_use_namespaces", "command",
-           "hosts_file_text", "live_hosts", "main", "run", "test_ca", "trust_env"]
+__all__ = ["API_HOST", "BOOTSTRAP_FAILED", "NamespaceUnavailable", "Started", "TestCA", "can_use_namespaces",
+           "command", "hosts_file_text", "live_hosts", "main", "run", "start", "test_ca", "trust_env"]
 
 #: The host name the API is served under (the certificate's name for :class:`lanelab.serve.TLS`).
 API_HOST = LIVE_API_BASE.removeprefix("https://")
@@ -153,16 +157,20 @@ def _ns_id(kind: str) -> str:
 
 
 def command(argv: Sequence[str], hosts: Iterable[str] | None = None, *, ipv6: bool = False,
-            python: str | None = None) -> list[str]:
+            python: str | None = None, listen: Sequence[int] = (), send_fd: int | None = None) -> list[str]:
     """The argv that runs ``argv`` in a fresh private network namespace where ``hosts`` (default
     :func:`live_hosts`) resolve to loopback. Hand it to :class:`subprocess.Popen` (with the environment ``argv``
-    needs: it is passed through unchanged) when the command runs for long, or use :func:`run`.
+    needs: it is passed through unchanged) when the command runs for long, or use :func:`run`. ``listen`` and
+    ``send_fd`` are :func:`start`'s (ports to bind inside, and the inherited socket to send them back through).
 
     Raises :class:`NamespaceUnavailable` (with the reason) where namespaces cannot be made, ``ValueError`` for an
     empty ``argv`` or a bad host name.
     """
     if not argv:
         raise ValueError("No command to run in the namespace.")
+    ports = _check_ports(listen)
+    if ports and send_fd is None:
+        raise ValueError("Ports to listen on need a socket to send them back through (use start()).")
     names = _check_hosts(live_hosts() if hosts is None else hosts)
     ok, reason = can_use_namespaces()
     if not ok:
@@ -175,7 +183,29 @@ def command(argv: Sequence[str], hosts: Iterable[str] | None = None, *, ipv6: bo
     outer = f"net:{_ns_id('net')},mnt:{_ns_id('mnt')}"
     return ["unshare", "--net", "--mount", "--propagation", "private", "--",
             python or sys.executable, "-I", "-c", boot, "--outer", outer, *(["--ipv6"] if ipv6 else []),
-            *[f"--host={name}" for name in names], "--", *argv]
+            *[f"--host={name}" for name in names], *[f"--listen={port}" for port in ports],
+            *([f"--send-fd={send_fd}"] if ports else []), "--", *argv]
+
+
+def _check_ports(ports: Iterable[int]) -> list[int]:
+    checked = []
+    for port in ports:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port <= 65535:
+            raise ValueError(f"Port {port!r} is not a TCP port (1 to 65535).")
+        checked.append(port)
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"Ports {checked} repeat.")
+    return checked
+
+
+def _environment(env: Mapping[str, str | None] | None) -> dict[str, str]:
+    full = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    return full
 
 
 def run(argv: Sequence[str], hosts: Iterable[str] | None = None, *, env: Mapping[str, str | None] | None = None,
@@ -187,14 +217,83 @@ def run(argv: Sequence[str], hosts: Iterable[str] | None = None, *, env: Mapping
     :data:`BOOTSTRAP_FAILED` means the namespace could not be set up (its reason is the last line of stderr).
     Raises :class:`NamespaceUnavailable` where namespaces cannot be made.
     """
-    full = dict(os.environ)
-    for key, value in (env or {}).items():
-        if value is None:
-            full.pop(key, None)
-        else:
-            full[key] = value
     check = bool(kwargs.pop("check", False))
-    return subprocess.run(command(argv, hosts, ipv6=ipv6), env=full, check=check, **kwargs)
+    return subprocess.run(command(argv, hosts, ipv6=ipv6), env=_environment(env), check=check, **kwargs)
+
+
+@dataclass
+class Started:
+    """A command running in a private network namespace, and the sockets listening inside it, by port.
+
+    Serve each socket from this process (``lanelab.serve.running_server(app, sock=started.listeners[443],
+    tls=…)``): connections the command makes to ``127.0.0.1:PORT`` (so to every mapped host name) inside the
+    namespace arrive here, while this process keeps its own network. Used as a context manager, it stops the
+    command (SIGTERM, then SIGKILL) if it is still running and closes the sockets on exit.
+    """
+
+    process: subprocess.Popen[Any]
+    listeners: dict[int, socket.socket]
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the command; its exit status."""
+        return self.process.wait(timeout)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for sock in self.listeners.values():
+            sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start(argv: Sequence[str], hosts: Iterable[str] | None = None, *, listen: Sequence[int] = (443,),
+          env: Mapping[str, str | None] | None = None, ipv6: bool = False, timeout: float = 30.0,
+          python: str | None = None, **popen_kwargs: Any) -> Started:
+    """Start ``argv`` in a private network namespace (see :func:`command`) after binding ``listen`` ports on the
+    namespace's 127.0.0.1; returns at once with the process and those listening sockets.
+
+    The command may connect before anything serves the sockets: its connections wait in the listen backlog.
+    ``env`` is as for :func:`run`; other keyword arguments go to :class:`subprocess.Popen` (``stdout``, ``cwd`` …).
+    Raises ``ValueError`` for a bad port or host name, and :class:`NamespaceUnavailable` where namespaces cannot be made or the namespace could not be set up (the
+    bootstrap's reason is then on the command's standard error).
+    """
+    ports = _check_ports(listen)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        argv_ns = command(argv, hosts, ipv6=ipv6, python=python, listen=ports, send_fd=theirs.fileno())
+        process = subprocess.Popen(argv_ns, env=_environment(env), pass_fds=(theirs.fileno(),), **popen_kwargs)
+        theirs.close()
+        listeners: dict[int, socket.socket] = {}
+        if ports:
+            ours.settimeout(timeout)
+            try:
+                message, fds, _, _ = socket.recv_fds(ours, 256, len(ports))
+            except (OSError, TimeoutError):
+                message, fds = b"", []
+            got = [int(p) for p in message.decode("ascii", errors="replace").split(",") if p.isdigit()]
+            if got != ports or len(fds) != len(ports):
+                for fd in fds:
+                    os.close(fd)
+                if process.poll() is None:
+                    process.kill()
+                status = process.wait()
+                raise NamespaceUnavailable(f"The private network namespace could not be set up (exit {status}).",
+                                           "Its reason is on the command's standard error.")
+            listeners = {port: socket.socket(fileno=fd) for port, fd in zip(ports, fds, strict=True)}
+        return Started(process, listeners)
+    finally:
+        ours.close()
+        theirs.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -377,6 +476,23 @@ def _isolate(names: list[str], outer: str, ipv6: bool) -> None:
             raise _SetupFailed(f"{name} resolves to {sorted(found)} in the namespace, not to loopback only")
 
 
+def _hand_over(ports: list[int], send_fd: int) -> None:
+    """Bind ``ports`` on the namespace's loopback and send the listening sockets back through ``send_fd``."""
+    listeners = []
+    try:
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(128)
+        with socket.socket(fileno=send_fd) as channel:
+            socket.send_fds(channel, [",".join(map(str, ports)).encode()], [s.fileno() for s in listeners])
+    finally:
+        for sock in listeners:
+            sock.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The bootstrap (see the module docstring); executes ``CMD`` or returns an exit status."""
     parser = argparse.ArgumentParser(prog="python -m lanelab.walkthrough.namespace",
@@ -385,6 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", action="append", default=[], help="a host name to map to loopback")
     parser.add_argument("--outer", default="", help=argparse.SUPPRESS)
     parser.add_argument("--ipv6", action="store_true", help="map the names to ::1 as well")
+    parser.add_argument("--listen", action="append", type=int, default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--send-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG …]")
     args = parser.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -393,6 +511,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BOOTSTRAP_FAILED
     try:
         _isolate(_check_hosts(args.host), args.outer, args.ipv6)
+        if args.listen:
+            if args.send_fd is None:
+                raise _SetupFailed("--listen needs --send-fd")
+            _hand_over(_check_ports(args.listen), args.send_fd)
     except (_SetupFailed, OSError, ValueError) as exc:
         print(f"lanelab namespace: {exc}; nothing was run.", file=sys.stderr)
         return BOOTSTRAP_FAILED
