@@ -264,8 +264,8 @@ def start(argv: Sequence[str], hosts: Iterable[str] | None = None, *, listen: Se
 
     The command may connect before anything serves the sockets: its connections wait in the listen backlog.
     ``env`` is as for :func:`run`; other keyword arguments go to :class:`subprocess.Popen` (``stdout``, ``cwd`` …).
-    Raises ``ValueError`` for a bad port or host name, and :class:`NamespaceUnavailable` where namespaces cannot be made or the namespace could not be set up (the
-    bootstrap's reason is then on the command's standard error).
+    Raises ``ValueError`` for a bad port or host name, and :class:`NamespaceUnavailable` where namespaces cannot be
+    made or the namespace could not be set up (the bootstrap's reason is then on the command's standard error).
     """
     ports = _check_ports(listen)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
