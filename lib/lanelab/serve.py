@@ -88,12 +88,14 @@ def _config(app: Any, tls: TLS | None, lifespan: str, **extra: Any) -> uvicorn.C
 
 @contextmanager
 def running_server(app: Any, port: int = 0, *, tls: TLS | None = None, lifespan: str = "off", name: str = "lanelab",
-                   **uvicorn_options: Any) -> Iterator[Served]:
+                   sock: socket.socket | None = None, **uvicorn_options: Any) -> Iterator[Served]:
     """Serve ``app`` in a background thread for the ``with`` block; on exit the thread is joined and the port closed.
 
+    ``sock``: serve on this listening socket instead of binding ``port`` (one bound inside a private network
+    namespace, see :mod:`lanelab.walkthrough.namespace`); it is closed on exit too.
     Raises :class:`ServerStartError` when the port cannot be bound or the server does not come up.
     """
-    sock = bind_loopback(port)
+    sock = sock if sock is not None else bind_loopback(port)
     server = uvicorn.Server(_config(app, tls, lifespan, **uvicorn_options))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
                               name=f"{name}:{sock.getsockname()[1]}")
