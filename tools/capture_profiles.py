@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
@@ -108,8 +109,8 @@ class Client:
         python = self.folder(clients_dir) / "venv" / "bin" / "python"
         if not python.is_file():
             return None
-        out = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({self.package!r}))"],
-                             capture_output=True, text=True)
+        code = f"import importlib.metadata as m; print(m.version({self.package!r}))"
+        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
         return out.stdout.strip() or None if out.returncode == 0 else None
 
     def install(self, clients_dir: Path, version: str) -> None:
@@ -190,11 +191,11 @@ def _claude_code(client: Client, clients_dir: Path, home: Path, token: str) -> R
 CLIENTS: dict[str, Client] = {c.name: c for c in (
     Client("pi", "npm", "@mariozechner/pi-coding-agent", "npm @mariozechner/pi-coding-agent", _pi),
     Client("openclaw", "npm", "openclaw", "npm openclaw", _openclaw,
-           notes=("OpenClaw's request depends on the host: with a loopback base URL it drops anthropic-beta and "
-                  "service_tier (research/clients-2026-11.md); this capture is under the real host name",)),
+           notes=(("OpenClaw's request depends on the host: with a loopback base URL it drops anthropic-beta and "
+                  "service_tier (research/clients-2026-11.md); this capture is under the real host name"),)),
     Client("hermes", "pypi", "hermes-agent", "PyPI hermes-agent[anthropic]", _hermes, extra="anthropic",
-           notes=("Hermes shapes its OAuth request only for an anthropic.com base URL (research/hermes.md §7); this "
-                  "capture is under the real host name, so no local-server probe (those need an explicit port)",)),
+           notes=(("Hermes shapes its OAuth request only for an anthropic.com base URL (research/hermes.md §7); this "
+                  "capture is under the real host name, so no local-server probe (those need an explicit port)"),)),
     Client("claude-code", "npm", "@anthropic-ai/claude-code", "npm @anthropic-ai/claude-code", _claude_code,
            runtime="the native executable shipped in the npm package (not the Node on PATH)",
            reference_only="Claude Code is Anthropic's own client: this capture is a first-party reference for diffs "
@@ -281,10 +282,11 @@ def runtime_of(client: Client, clients_dir: Path) -> str:
         return client.runtime
     if client.registry == "npm":
         node = node_bin(clients_dir) / "node"
-        return "Node " + subprocess.run([str(node), "--version"], capture_output=True, text=True).stdout.strip()
+        return "Node " + subprocess.run([str(node), "--version"], capture_output=True, text=True,
+                                        check=False).stdout.strip()
     python = client.folder(clients_dir) / "venv" / "bin" / "python"
     return subprocess.run([str(python), "-c", "import platform; print('Python', platform.python_version())"],
-                          capture_output=True, text=True).stdout.strip()
+                          capture_output=True, text=True, check=False).stdout.strip()
 
 
 def stored_capture(text: str) -> str:
@@ -308,21 +310,25 @@ def stored_capture(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def capture_one(client: Client, clients_dir: Path, work: Path, sim: object, tls: object, date: str) -> Path:
+def capture_one(client: Client, clients_dir: Path, work: Path, sim: Any, tls: Any, date: str,
+                data_root: Path) -> Path:
+    """Run ``client`` once through the proxy; write its capture and profile under ``data_root``; the profile path.
+
+    Nothing is written under ``data_root`` unless both the capture and its conversion succeeded.
+    """
     from lanelab import redact
     from lanelab.walkthrough.capture import running_capture
     from lanelab.walkthrough.to_profile import CaptureInfo, profile_from_capture
 
     version = client.installed_version(clients_dir)
     if version is None:
-        raise SystemExit(f"{client.name} is not installed in {clients_dir}; run without --no-install.")
+        raise RuntimeError(f"{client.name} is not installed in {clients_dir}; run without --no-install.")
     # The same paths for every client and every run (they show up in system prompts), fresh each time.
-    shutil.rmtree(work / "home", ignore_errors=True)
-    shutil.rmtree(work / "project", ignore_errors=True)
-    home, cwd = work / "home", work / "project"
-    home.mkdir()
-    cwd.mkdir()
-    token = sim.mint_token()["access_token"]  # type: ignore[attr-defined]
+    for folder in ("home", "project", "out"):
+        shutil.rmtree(work / folder, ignore_errors=True)
+        (work / folder).mkdir()
+    home, cwd, out = work / "home", work / "project", work / "out"
+    token = sim.mint_token()["access_token"]
     redact.register_secret(token)
     run = client.make_run(client, clients_dir, home, token)
     for path, text in run.files.items():
@@ -335,65 +341,75 @@ def capture_one(client: Client, clients_dir: Path, work: Path, sim: object, tls:
            **run.env}
     raw = work / f"{client.name}.jsonl"
     raw.unlink(missing_ok=True)
-    with running_capture(sim.base_url, raw, port=443, tls=tls):  # type: ignore[attr-defined]
+    with running_capture(sim.base_url, raw, port=443, tls=tls):
         try:
             done = subprocess.run(run.argv, env=env, cwd=cwd, input=run.stdin if run.stdin is not None else "",
-                                  capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+                                  capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
             status = f"exit {done.returncode}"
             output = done.stdout + done.stderr
         except subprocess.TimeoutExpired as exc:
             status = f"timed out after {RUN_TIMEOUT_S} s"
-            output = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
     (work / f"{client.name}.log").write_text(redact.redact_text(output))
     name = f"{client.name}-{version}"
-    captures = REPO / "data" / "captures"
-    captures.mkdir(parents=True, exist_ok=True)
-    kept = captures / f"{name}.jsonl"
-    text = stored_capture(raw.read_text())
+    stored = out / f"{name}.jsonl"
+    text = stored_capture(raw.read_text()) if raw.is_file() else ""
     redact.assert_clean(text, where=f"capture {raw}", extra=[token])
-    kept.write_text(text)
+    stored.write_text(text)
     info = CaptureInfo(client=client.name, package=client.source, version=version, date=date,
                        command=run.display, method=METHOD, runtime=runtime_of(client, clients_dir),
-                       capture_file=f"data/captures/{kept.name}", client_status=status,
+                       capture_file=f"data/captures/{stored.name}", client_status=status,
                        reference_only=client.reference_only, notes=client.notes)
     # The profile is the client's first inference request (the user's turn); later ones (a title, a summary) and
     # every probe are listed in its [capture] table.
-    return profile_from_capture(kept, name, prompt=None, index=0, info=info, out_dir=REPO / "data" / "profiles")
+    made = profile_from_capture(stored, name, prompt=None, index=0, info=info, out_dir=out)
+    (data_root / "captures").mkdir(parents=True, exist_ok=True)
+    (data_root / "profiles").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(stored, data_root / "captures" / stored.name)
+    return Path(shutil.copyfile(made, data_root / "profiles" / made.name))
 
 
-def inner(args: argparse.Namespace) -> int:
+def run_captures(clients: list[Client], clients_dir: Path, date: str, *, account: str = "served",
+                 data_root: Path | None = None, work: Path = WORK_DIR, keep_going: bool = False,
+                 show_log: bool = False) -> list[str]:
+    """Inside a private network namespace: capture each client; the names of those that failed."""
     from lanelab.serve import TLS
     from lanelab.sim.server import running_simulator
 
-    clients_dir = Path(args.clients_dir)
-    failed = []
-    work = WORK_DIR
+    data_root = data_root or REPO / "data"
+    failed: list[str] = []
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         isolate(work)
         _, cert_pem, key_pem = make_ca(work)
         tls = TLS(cert_pem, key_pem, HOST)
-        with running_simulator(account=SIM_ACCOUNTS[args.account]) as sim:
-            for name in args.clients.split(","):
-                client = CLIENTS[name]
+        with running_simulator(account=SIM_ACCOUNTS[account]) as sim:
+            for client in clients:
                 try:
-                    path = capture_one(client, clients_dir, work, sim, tls, args.date)
-                except Exception as exc:  # one client failing must not lose the others
-                    failed.append(name)
-                    print(f"{name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
-                    log = work / f"{name}.log"
+                    path = capture_one(client, clients_dir, work, sim, tls, date, data_root)
+                except Exception as exc:  # noqa: BLE001 - one client failing must not lose the others
+                    failed.append(client.name)
+                    print(f"{client.name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
+                    log = work / f"{client.name}.log"
                     if log.is_file():
                         print("  client output (redacted, last lines):")
                         print("  " + "\n  ".join(log.read_text().splitlines()[-15:]))
-                    if not args.keep_going:
+                    if not keep_going:
                         break
                     continue
-                print(f"{name}: {path.relative_to(REPO)}", flush=True)
-                if args.show_log:
-                    print((work / f"{name}.log").read_text()[-3000:])
+                print(f"{client.name}: {path}", flush=True)
+                if show_log:
+                    print((work / f"{client.name}.log").read_text()[-3000:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return failed
+
+
+def inner(args: argparse.Namespace) -> int:
+    clients = [CLIENTS[n] for n in args.clients.split(",")]
+    failed = run_captures(clients, Path(args.clients_dir), args.date, account=args.account,
+                          keep_going=args.keep_going, show_log=args.show_log)
     return 1 if failed else 0
 
 

@@ -213,13 +213,16 @@ def attestation_positions(spec: RequestSpec) -> list[int]:
 def without_attestation(spec: RequestSpec) -> tuple[RequestSpec, bool]:
     """``spec`` without billing attestation blocks (or markers), and whether there was one.
 
-    From a string system prompt only the attestation line goes; the rest of the prompt stays.
+    From a string system prompt only the attestation line goes; the rest of the prompt stays. A system prompt with
+    nothing left is removed.
     """
     out = spec.copy()
     body = out.body if isinstance(out.body, dict) else {}
     system = body.get("system")
     if isinstance(system, list) and any(is_attestation(b) for b in system):
         body["system"] = [b for b in system if not is_attestation(b)]
+        if not body["system"]:
+            del body["system"]
         return out, True
     if isinstance(system, str) and ATTESTATION_PREFIX in system.lower():
         rest = _ATTESTATION_LINE.sub("", system).strip("\n")
