@@ -295,3 +295,21 @@ def test_the_diff_command_reports_the_marker_as_an_attestation_block(capsys: pyt
     out = capsys.readouterr().out
     assert f"{openclaw} carries a billing attestation block" in out and f"{pi} does not carry" in out
     assert not holds_attestation_value(out)
+
+
+def test_load_request_refuses_a_reference_for_sending_and_allows_it_for_diffs() -> None:
+    from lanelab.walkthrough.to_profile import load_request
+
+    reference = _latest("claude-code")
+    path = repo_root() / "data" / "profiles" / f"{reference.name}.toml"
+    capture = repo_root() / reference.capture["file"]
+    for ref in (reference.name, str(path), str(capture)):
+        with pytest.raises(ReferenceOnlyProfile, match="first-party reference for diffs and lints"):
+            load_request(ref)
+        _, spec = load_request(ref, as_captured=True)
+        assert carries_attestation(spec) and not holds_attestation_value(json.dumps(spec.body))
+    # a third-party client's capture and profile load for sending, without the block
+    openclaw = _latest("openclaw")
+    for ref in (openclaw.name, str(repo_root() / openclaw.capture["file"])):
+        _, spec = load_request(ref)
+        assert not carries_attestation(spec) and spec.is_inference

@@ -221,11 +221,27 @@ def ensure_sendable(profile: Profile | str) -> Profile:
     if isinstance(profile, str):
         profile = load_profile(profile)
     if profile.reference_only:
-        raise ReferenceOnlyProfile(
-            f"{profile.name} is a first-party reference for diffs and lints; the kit never sends it.",
-            hint=f"Diff against it (python -m lanelab diff OTHER {profile.name}); run the matrix or bisect from a "
-                 "third-party client's profile.")
+        raise reference_refusal(profile.name)
     return profile
+
+
+def reference_refusal(name: str) -> ReferenceOnlyProfile:
+    """The error for sending the reference-only profile (or its capture) ``name``."""
+    return ReferenceOnlyProfile(f"{name} is a first-party reference for diffs and lints; the kit never sends it.",
+                                hint=f"Diff against it (python -m lanelab diff OTHER {name}); run the matrix or "
+                                     "bisect from a third-party client's profile.")
+
+
+def reference_for_capture(path: str | Path) -> str | None:
+    """The name of the reference-only profile converted from the capture file ``path``, if there is one."""
+    target = Path(path).resolve()
+    for name in list_profiles():
+        raw = read_toml(profiles_dir() / f"{name}.toml", f"profile {name!r}", error=BadProfile)
+        capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
+        stored = capture.get("file")  # relative to the folder holding data/ (the repo)
+        if raw.get("reference_only") and stored and (data_dir().parent / str(stored)).resolve() == target:
+            return name
+    return None
 
 
 def load_profiles(names: list[str] | None = None) -> dict[str, Profile]:

@@ -398,15 +398,24 @@ def profile_from_capture(capture: str | Path, name: str, *, prompt: str | None =
 def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = False) -> tuple[str, RequestSpec]:
     """A request named on the command line: a capture file (its last inference request), a profile file or name.
 
-    By default the request as the kit would send it: without a billing attestation block or its marker.
-    ``as_captured=True`` keeps the marker where the client sent the block (for diffs and lints; an old capture's
-    block value is replaced by the marker, never returned). Raises :class:`UserError` kinds for a missing file,
-    an unknown or bad profile.
+    By default the request as the kit would send it: without a billing attestation block or its marker, and
+    refused (:class:`lanelab.matrix.profiles.ReferenceOnlyProfile`) for a first-party reference (a reference-only
+    profile, or the stored capture it came from). ``as_captured=True`` is for diffs and lints: the marker stays where
+    the client sent the block (an old capture's block value is replaced by the marker, never returned) and a
+    reference is allowed. Raises :class:`UserError` kinds for a missing file, an unknown or bad profile.
     """
+    from lanelab.matrix import profiles as profiles_mod
+
     path = Path(ref)
     if path.is_file():
+        if not as_captured:
+            reference = profiles_mod.reference_for_capture(path) if path.suffix != ".toml" else None
+            if reference is not None:
+                raise profiles_mod.reference_refusal(f"{path.name} (the capture of {reference})")
         if path.suffix == ".toml":
             raw = read_toml(path, "profile file")
+            if raw.get("reference_only") and not as_captured:
+                raise profiles_mod.reference_refusal(str(raw.get("name", path.stem)))
             request = raw.get("request", {})
             spec = RequestSpec(method=request.get("method", "POST"), path=request.get("path", "/v1/messages"),
                                query=dict(request.get("query", {})),
@@ -419,8 +428,10 @@ def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = Fal
         if not as_captured:
             spec, _ = without_attestation(spec)
     else:
-        from lanelab.matrix.profiles import load_profile
-
-        profile = load_profile(ref)
-        spec, label = (profile.as_captured() if as_captured else profile.spec), ref
+        profile = profiles_mod.load_profile(ref)
+        if as_captured:
+            spec = profile.as_captured()
+        else:
+            spec = profiles_mod.ensure_sendable(profile).spec
+        label = ref
     return label, (with_prompt(spec, prompt) if prompt is not None else spec)
