@@ -119,7 +119,7 @@ class Client:
         if self.registry == "npm":
             if not (folder / "package.json").is_file():
                 (folder / "package.json").write_text('{"name": "lanelab-capture-' + self.name + '", "private": true}\n')
-            _check([npm(clients_dir), "install", "--no-fund", "--no-audit", f"{self.package}@{version}"],
+            _check([npm(), "install", "--no-fund", "--no-audit", f"{self.package}@{version}"],
                    cwd=folder, env=node_env(clients_dir))
         else:
             venv = folder / "venv"
@@ -127,7 +127,7 @@ class Client:
                 _check([sys.executable, "-m", "venv", str(venv)])
             spec = f"{self.package}[{self.extra}]" if self.extra else self.package
             _check([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                    f"{spec}=={version}" if version != "latest" else spec])
+                    *(["--upgrade", spec] if version == "latest" else [f"{spec}=={version}"])])
 
     def bin(self, clients_dir: Path, name: str) -> str:
         if self.registry == "npm":
@@ -139,7 +139,8 @@ def node_bin(clients_dir: Path) -> Path:
     return clients_dir / "node" / "node_modules" / NODE_PACKAGE / "bin"
 
 
-def npm(clients_dir: Path) -> str:
+def npm() -> str:
+    """The npm client on PATH (it runs under whichever Node comes first on PATH)."""
     return shutil.which("npm") or "npm"
 
 
@@ -214,7 +215,7 @@ def ensure_node(clients_dir: Path) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / "package.json").is_file():
             (folder / "package.json").write_text('{"name": "lanelab-capture-node", "private": true}\n')
-        _check([npm(clients_dir), "install", "--no-fund", "--no-audit", f"{NODE_PACKAGE}@{NODE_VERSION}"], cwd=folder)
+        _check([npm(), "install", "--no-fund", "--no-audit", f"{NODE_PACKAGE}@{NODE_VERSION}"], cwd=folder)
     return subprocess.run([str(node), "--version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
