@@ -9,7 +9,7 @@ TESTSTAMP := $(VENV)/.lanelab-test-installed
 CHROMIUM  := /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lab audit lint bench sync clean
+.PHONY: help setup demo test lab audit lint bench sync profiles clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,6 +54,13 @@ bench: $(STAMP) ## print the benchmark figures (ratios measured in one run)
 
 sync: $(STAMP) ## regenerate notebooks/*.ipynb from their reviewed py:percent twins, without outputs
 	$(BIN)/python -c "from lanelab.devtools.notebook_exec import sync_all; [print(p) for p in sync_all()]"
+
+# Not part of `make test` or CI: installs the real clients from their registries into CLIENTS_DIR (outside the repo)
+# and runs each once in a private network namespace (needs root, unshare, ip). PROFILES_ARGS passes options, e.g.
+# PROFILES_ARGS="--clients pi,hermes --keep-going".
+CLIENTS_DIR ?= /work/clients
+profiles: $(STAMP) ## capture real clients as they send today into data/profiles and data/captures
+	$(BIN)/python tools/capture_profiles.py --clients-dir $(CLIENTS_DIR) $(PROFILES_ARGS)
 
 clean: ## remove generated runs and reports (keeps .venv)
 	rm -rf reports/* data/runs/*.jsonl

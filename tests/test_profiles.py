@@ -10,8 +10,20 @@ from pathlib import Path
 import pytest
 from lanelab import redact
 from lanelab.config import repo_root
+from lanelab.errors import Refused
 from lanelab.matrix.factors import load_factors
-from lanelab.matrix.profiles import BadProfile, UnknownProfile, list_profiles, load_profile, minimal_spend
+from lanelab.matrix.profiles import (
+    BadProfile,
+    ReferenceOnlyProfile,
+    UnknownProfile,
+    ensure_sendable,
+    list_profiles,
+    load_profile,
+    minimal_spend,
+)
+from lanelab.walkthrough.capture import inference_exchange, load_exchanges
+from lanelab.walkthrough.diff import carries_attestation
+from lanelab.walkthrough.to_profile import ATTESTATION_MARKER, holds_attestation_value, spec_from_exchange
 from lanelab.wire.spec import RequestSpec, build_request
 
 EXPECTED = {"sdk-minimal", "hermes-0.14.0", "hermes-current"}
@@ -20,8 +32,33 @@ HERMES_TOOLS = ["clarify", "delegate_task", "execute_code", "memory", "patch", "
                 "write_file"]
 
 
+#: Clients captured from their real packages by tools/capture_profiles.py (`make profiles`).
+REAL_CLIENTS = {"pi", "openclaw", "hermes", "claude-code"}
+
+
+def _captured() -> dict[str, list[str]]:
+    """{client: [profile names]} for the profiles that carry a [capture] table."""
+    out: dict[str, list[str]] = {}
+    for name in list_profiles():
+        capture = load_profile(name).capture
+        if capture:
+            out.setdefault(str(capture.get("client")), []).append(name)
+    return out
+
+
+def _latest(client: str):
+    names = _captured().get(client)
+    if not names:
+        pytest.fail(f"no captured profile for {client}; run `make profiles`")
+    return load_profile(max(names, key=lambda n: load_profile(n).capture["date"]))
+
+
 def test_the_three_profiles_exist() -> None:
     assert EXPECTED <= set(list_profiles())
+
+
+def test_the_four_real_clients_are_captured() -> None:
+    assert REAL_CLIENTS <= set(_captured())
 
 
 @pytest.mark.parametrize("name", list_profiles())
@@ -126,3 +163,153 @@ def test_lib_never_writes_the_billing_attestation_markers() -> None:
     pattern = re.compile("cc_" + "version=|cch" + "=")
     for path in (repo_root() / "lib").rglob("*.py"):
         assert not pattern.search(path.read_text()), path
+
+
+# --- profiles captured from real clients ------------------------------------------------------------------------
+
+
+def _without_nulls(obj):
+    if isinstance(obj, dict):
+        return {k: _without_nulls(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_without_nulls(v) for v in obj]
+    return obj
+
+
+@pytest.mark.parametrize("name", [n for names in _captured().values() for n in names])
+def test_a_captured_profile_records_how_and_matches_its_capture(name: str) -> None:
+    profile = load_profile(name)
+    cap = profile.capture
+    assert name == f"{cap['client']}-{cap['version']}"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", cap["date"])
+    assert cap["command"] and "<simulator token>" in cap["command"] and redact.find_secrets(cap["command"]) == []
+    assert "capture proxy" in cap["method"] and "network namespace" in cap["method"]
+    assert "api.anthropic.com" in cap["method"] and cap["package"] and cap["runtime"]
+    # the stored capture is the one the profile came from: same request, marker for marker
+    capture_file = repo_root() / cap["file"]
+    exchanges = load_exchanges(capture_file)
+    exchange = inference_exchange(exchanges, 0)  # the profile is the client's first inference request
+    assert exchange["seq"] == cap["exchange"]
+    assert ["host", "api.anthropic.com"] in [[k.lower(), v] for k, v in exchange["request"]["headers"]]
+    spec, _ = spec_from_exchange(exchange)
+    captured = profile.as_captured()
+    assert (captured.method, captured.path, captured.query, captured.headers, captured.auth) == \
+        (spec.method, spec.path, spec.query, spec.headers, spec.auth)
+    assert captured.body == _without_nulls(spec.body) and list(captured.body) == list(spec.body)
+    assert cap["header_order"] == [k.lower() for k, _ in exchange["request"]["headers"]]
+
+
+def test_no_data_file_holds_an_attestation_value() -> None:
+    hook = re.compile(r"x-anthropic-billing-header:\s*[^\n\"<]*(cc_version|cch)\s*=", re.IGNORECASE)
+    checked = 0
+    for path in (repo_root() / "data").rglob("*"):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert not hook.search(text), path
+        if path.parent.name in ("profiles", "captures"):
+            assert not holds_attestation_value(text), path
+            checked += 1
+    assert checked >= 8
+
+
+def test_a_reference_only_profile_is_refused_for_sending() -> None:
+    reference = _latest("claude-code")
+    assert reference.reference_only and reference.reference_reason
+    with pytest.raises(ReferenceOnlyProfile) as err:
+        ensure_sendable(reference.name)
+    assert isinstance(err.value, Refused) and isinstance(err.value, PermissionError)
+    assert str(err.value).startswith(
+        f"{reference.name} is a first-party reference for diffs and lints; the kit never sends it.")
+    with pytest.raises(ReferenceOnlyProfile):
+        ensure_sendable(reference)
+    # its request is still there for diffs and lints, with the marker and no value
+    assert carries_attestation(reference.as_captured()) and not carries_attestation(reference.spec)
+    for name in list_profiles():
+        if not load_profile(name).reference_only:
+            assert ensure_sendable(name).name == load_profile(name).name
+
+
+def test_extending_a_reference_profile_does_not_make_it_sendable(data_copy: Path) -> None:
+    reference = _latest("claude-code").name
+    (data_copy / "sneaky.toml").write_text(f'extends = "{reference}"\ndescription = "d"\nsources = ["test"]\n'
+                                           "reference_only = false\n")
+    with pytest.raises(ReferenceOnlyProfile):
+        ensure_sendable("sneaky")
+
+
+def test_a_profile_with_an_attestation_value_is_refused(data_copy: Path) -> None:
+    text = (data_copy / "sdk-minimal.toml").read_text()
+    value = "x-anthropic-billing-header: " + "cc_" + "version=9.9.9; " + "cch" + "=beef;"
+    (data_copy / "attested.toml").write_text(
+        text.replace("[request.body]", f'[request.body]\nsystem = [{{ type = "text", text = "{value}" }}]'))
+    with pytest.raises(BadProfile, match="attestation value") as err:
+        load_profile("attested")
+    assert "9.9.9" not in str(err.value) and "beef" not in str(err.value)
+    (data_copy / "marked.toml").write_text(text.replace(
+        "[request.body]", f'[request.body]\nsystem = [{{ type = "text", text = "{ATTESTATION_MARKER}" }}]'))
+    marked = load_profile("marked")
+    assert marked.attestation_positions == (0,) and "system" in marked.as_captured().body
+    assert "system" not in marked.spec.body  # nothing left of it once the block is out
+
+
+def test_openclaw_is_captured_under_the_real_host_with_its_attestation_marked() -> None:
+    profile = _latest("openclaw")
+    assert profile.attestation_positions == (0,)
+    assert profile.as_captured().body["system"][0]["text"] == ATTESTATION_MARKER
+    assert profile.data["attestation"]["positions"] == [0]
+    assert "request without the block" in profile.data["attestation"]["note"]
+    assert any("findings for this profile are for the request without the block" in c for c in profile.caveats)
+    sent = build_request(profile.spec, "http://127.0.0.1:9", "sk-ant-oat01-FAKE").content.decode()
+    assert "x-anthropic-billing-header" not in sent
+    # the host-dependent shape: under api.anthropic.com it keeps its beta header and service tier
+    assert "oauth-2025-04-20" in profile.spec.headers["anthropic-beta"]
+    assert "service_tier" in profile.spec.body
+
+
+def test_hermes_keeps_both_user_agents_in_wire_order() -> None:
+    profile = _latest("hermes")
+    agents = profile.capture["repeated_headers"]["user-agent"]
+    assert len(agents) == 2 and agents[0].startswith("Anthropic/Python")
+    assert profile.spec.headers["user-agent"] == agents[-1]
+    assert profile.capture["header_order"].count("user-agent") == 2
+    assert any("user-agent 2 times" in c for c in profile.caveats)
+    tools = [t["name"] for t in profile.spec.body["tools"]]
+    assert tools and all(t.startswith("mcp__") for t in tools)
+    assert profile.spec.auth == "bearer" and profile.spec.headers["x-app"] == "cli"
+
+
+def test_the_other_captured_requests_are_noted_not_profiled() -> None:
+    for client in REAL_CLIENTS:
+        profile = _latest(client)
+        exchanges = load_exchanges(repo_root() / profile.capture["file"])
+        assert len(profile.capture.get("other_requests", [])) == len(exchanges) - 1
+        assert profile.spec.is_inference
+
+
+def test_the_diff_command_reports_the_marker_as_an_attestation_block(capsys: pytest.CaptureFixture) -> None:
+    from lanelab.cli import main
+
+    pi, openclaw = _latest("pi").name, _latest("openclaw").name
+    assert main(["diff", pi, openclaw]) == 0
+    out = capsys.readouterr().out
+    assert f"{openclaw} carries a billing attestation block" in out and f"{pi} does not carry" in out
+    assert not holds_attestation_value(out)
+
+
+def test_load_request_refuses_a_reference_for_sending_and_allows_it_for_diffs() -> None:
+    from lanelab.walkthrough.to_profile import load_request
+
+    reference = _latest("claude-code")
+    path = repo_root() / "data" / "profiles" / f"{reference.name}.toml"
+    capture = repo_root() / reference.capture["file"]
+    for ref in (reference.name, str(path), str(capture)):
+        with pytest.raises(ReferenceOnlyProfile, match="first-party reference for diffs and lints"):
+            load_request(ref)
+        _, spec = load_request(ref, as_captured=True)
+        assert carries_attestation(spec) and not holds_attestation_value(json.dumps(spec.body))
+    # a third-party client's capture and profile load for sending, without the block
+    openclaw = _latest("openclaw")
+    for ref in (openclaw.name, str(repo_root() / openclaw.capture["file"])):
+        _, spec = load_request(ref)
+        assert not carries_attestation(spec) and spec.is_inference

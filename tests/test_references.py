@@ -109,6 +109,18 @@ def problems(citations: list[Citation], notes: dict[str, Note]) -> list[str]:
     return out
 
 
+def _without_request_tables(text: str) -> str:
+    """A profile without its ``[request…]`` tables: what a client sent is quoted data, not the kit's citations (a
+    captured prompt may well mention some ``references/x.md`` of its own)."""
+    keep, inside = [], False
+    for line in text.splitlines():
+        header = re.match(r"^\[\[?([\w.\"-]+)\]\]?\s*$", line)
+        if header:
+            inside = header.group(1).startswith("request")
+        keep.append("" if inside else line)
+    return "\n".join(keep)
+
+
 def scanned_texts() -> list[tuple[str, str]]:
     """(relative path, text) of every scanned file; a notebook contributes the text of its cells."""
     texts: list[tuple[str, str]] = []
@@ -117,6 +129,8 @@ def scanned_texts() -> list[tuple[str, str]]:
             if path.suffix not in SUFFIXES or not path.is_file() or path.resolve() == SELF:
                 continue
             raw = path.read_text(encoding="utf-8")
+            if path.suffix == ".toml" and path.parent.name == "profiles":
+                raw = _without_request_tables(raw)
             if path.suffix == ".ipynb":
                 raw = "\n".join("".join(cell.get("source", "")) for cell in json.loads(raw).get("cells", []))
             texts.append((str(path.relative_to(ROOT)), raw))

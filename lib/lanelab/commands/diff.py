@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from lanelab.walkthrough.diff import diff_specs
     from lanelab.walkthrough.to_profile import load_request
 
-    a_label, a = load_request(args.a)
-    b_label, b = load_request(args.b)
+    a_label, a = load_request(args.a, as_captured=True)  # a billing attestation block shows as the kit's marker
+    b_label, b = load_request(args.b, as_captured=True)
     result = diff_specs(a, b, a_label, b_label)
     if args.csv:
         print(result.to_frame().to_csv(index=False), end="")

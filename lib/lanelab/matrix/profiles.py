@@ -4,6 +4,18 @@ A profile is the starting point of every matrix: the request as the client sent 
 Profiles hold no secret (no token, no credential label; the auth *style* only) and name the public reports they are
 built from. A profile may ``extends = "other"``: tables merge key by key, lists and strings replace.
 
+Profiles captured from real clients (``tools/capture_profiles.py``, ``make profiles``) also carry a ``[capture]``
+table: client, version, capture date, the exact command and the capture method, plus what a request spec cannot hold
+(header order, every value of a repeated header, the body's key order, the client's other requests). Two more keys:
+
+- ``reference_only = true`` (with ``reference_reason``): a first-party client's request (Claude Code), kept as a
+  reference for diffs and lints. :func:`ensure_sendable` refuses it, and a profile extending it inherits the flag.
+- a billing attestation block is stored only as the marker
+  (:data:`lanelab.walkthrough.to_profile.ATTESTATION_MARKER`) where the client sent it; ``Profile.spec`` is the request
+  without it (what the kit sends), :meth:`Profile.as_captured` the one with the marker (for diffs and lints), and
+  :attr:`Profile.caveats` says that findings are for the request without the block. A profile holding anything else
+  after the attestation prefix is refused as bad.
+
 Spending: :func:`minimal_spend` turns an inference request into the cheapest one with the same shape (``max_tokens``
 1, no streaming). The runner applies it to every built cell spec in live mode, *after* the factor levels, and leaves
 alone whatever a cell's levels chose on purpose (a non-baseline level of a factor whose ``spend_key`` is
@@ -22,7 +34,7 @@ from typing import Any
 from lanelab import redact
 from lanelab.config import data_dir
 from lanelab.datafiles import DataFileError, read_toml
-from lanelab.errors import NotFound
+from lanelab.errors import NotFound, Refused
 from lanelab.wire.spec import RequestSpec
 
 #: The inference body keys that cost money, and their cheapest setting (None: remove the key).
@@ -37,6 +49,10 @@ class BadProfile(DataFileError):
     """A profile file that cannot be used (invalid TOML, a secret inside, a missing field)."""
 
 
+class ReferenceOnlyProfile(Refused):
+    """A first-party client's profile (``reference_only``): for diffs and lints, never sent."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named request shape with its description, its public sources and the spec itself."""
@@ -48,6 +64,36 @@ class Profile:
     notes: str = ""
     extends: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    reference_only: bool = False
+    reference_reason: str = ""
+    #: Where the client sent a billing attestation block (system block indexes); the kit sends the spec without it.
+    attestation_positions: tuple[int, ...] = ()
+    captured_spec: RequestSpec | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def capture(self) -> Mapping[str, Any]:
+        """The ``[capture]`` table (client, version, date, command, method, …), empty for a hand-written profile."""
+        table = self.data.get("capture")
+        return table if isinstance(table, Mapping) else {}
+
+    def as_captured(self) -> RequestSpec:
+        """The request as the client sent it, with the attestation marker in place (diffs and lints; never sent)."""
+        return (self.captured_spec or self.spec).copy()
+
+    @property
+    def caveats(self) -> list[str]:
+        """What findings for this profile must say about it (empty for most profiles)."""
+        out = []
+        if self.reference_only:
+            out.append(f"{self.name} is a first-party reference for diffs and lints; the kit never sends it.")
+        if self.attestation_positions:
+            out.append(f"{self.name}: the client sends a billing attestation block (system"
+                       f"{list(self.attestation_positions)}); the kit never stores or sends it, so findings for this "
+                       "profile are for the request without the block.")
+        for header, values in (self.capture.get("repeated_headers") or {}).items():
+            out.append(f"{self.name}: the client sends {header} {len(values)} times ({' then '.join(map(repr, values))});"
+                       f" the kit sends one ({self.spec.headers.get(header)!r}).")
+        return out
 
     def _repr_html_(self) -> str:
         body = self.spec.body if isinstance(self.spec.body, dict) else {}
@@ -61,6 +107,11 @@ class Profile:
             ("tools", f"{len(tools)}: {', '.join(map(str, tools[:6]))}{' …' if len(tools) > 6 else ''}"),
             ("sources", "; ".join(self.sources)),
         ]
+        if self.capture:
+            captured = (f"{self.capture.get('client')} {self.capture.get('version')} on {self.capture.get('date')}: "
+                        f"{self.capture.get('command')}")
+            rows.append(("captured", captured))
+        rows += [("caveat", c) for c in self.caveats]
         cells = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{_html(v)}</td></tr>" for k, v in rows)
         return f"<b>{self.name}</b>: {_html(self.description)}<table>{cells}</table>"
 
@@ -103,6 +154,9 @@ def _read(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
         base = _read(parent, (*seen, name))
         raw = {**_merge({"request": base.get("request", {})}, {"request": raw.get("request", {})}),
                **{k: v for k, v in raw.items() if k != "request"}}
+        if base.get("reference_only"):  # extending a first-party reference does not make it sendable
+            raw["reference_only"] = True
+            raw["reference_reason"] = base.get("reference_reason", "")
     return raw
 
 
@@ -115,6 +169,19 @@ def _check_clean(name: str, request: Mapping[str, Any]) -> None:
     if leaks or sensitive:
         raise BadProfile(f"Profile {name!r} contains a secret ({', '.join(leaks + sensitive)}).",
                          hint="Remove it; a token is attached only at send time.")
+    from lanelab.walkthrough.to_profile import holds_attestation_value  # at call time: keeps matrix light
+
+    if holds_attestation_value(json.dumps(request, ensure_ascii=False)):
+        raise BadProfile(f"Profile {name!r} holds a billing attestation value.",
+                         hint="The kit never stores or sends one: put the marker from "
+                              "lanelab.walkthrough.to_profile.ATTESTATION_MARKER in its place.")
+
+
+def _in_order(body: Any, order: Any) -> Any:
+    """``body`` with its top-level keys in the captured order (keys not in ``order`` keep theirs, after them)."""
+    if not isinstance(body, dict) or not isinstance(order, list):
+        return body
+    return {**{k: body[k] for k in order if k in body}, **{k: v for k, v in body.items() if k not in order}}
 
 
 def load_profile(name: str) -> Profile:
@@ -125,18 +192,56 @@ def load_profile(name: str) -> Profile:
     sources = tuple(raw.get("sources", ()))
     if not sources:
         raise BadProfile(f"Profile {name!r} names no source.", hint="Add sources = [\"…\"] naming public reports.")
-    spec = RequestSpec(
+    capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
+    captured = RequestSpec(
         method=str(request.get("method", "POST")).upper(),
         path=str(request.get("path", "/v1/messages")),
         query={str(k): str(v) for k, v in request.get("query", {}).items()},
         headers={str(k).lower(): str(v) for k, v in request.get("headers", {}).items()},
-        body=copy.deepcopy(request.get("body")),
+        body=_in_order(copy.deepcopy(request.get("body")), capture.get("body_key_order")),
         auth=str(request.get("auth", "bearer")),
         credential=None,
     )
+    from lanelab.walkthrough.to_profile import attestation_positions, without_attestation
+
+    positions = tuple(attestation_positions(captured))
+    spec = without_attestation(captured)[0] if positions else captured
     return Profile(name=str(raw.get("name", name)), description=str(raw.get("description", "")).strip(),
                    sources=sources, spec=spec, notes=str(raw.get("notes", "")).strip(),
-                   extends=raw.get("extends"), data=raw)
+                   extends=raw.get("extends"), data=raw, reference_only=bool(raw.get("reference_only", False)),
+                   reference_reason=str(raw.get("reference_reason", "")), attestation_positions=positions,
+                   captured_spec=captured if positions else None)
+
+
+def ensure_sendable(profile: Profile | str) -> Profile:
+    """The profile (loaded when given a name) when the kit may send it; :class:`ReferenceOnlyProfile` otherwise.
+
+    Every path that sends a profile's request (the matrix runner, bisect, live probes) calls this first.
+    """
+    if isinstance(profile, str):
+        profile = load_profile(profile)
+    if profile.reference_only:
+        raise reference_refusal(profile.name)
+    return profile
+
+
+def reference_refusal(name: str) -> ReferenceOnlyProfile:
+    """The error for sending the reference-only profile (or its capture) ``name``."""
+    return ReferenceOnlyProfile(f"{name} is a first-party reference for diffs and lints; the kit never sends it.",
+                                hint=f"Diff against it (python -m lanelab diff OTHER {name}); run the matrix or "
+                                     "bisect from a third-party client's profile.")
+
+
+def reference_for_capture(path: str | Path) -> str | None:
+    """The name of the reference-only profile converted from the capture file ``path``, if there is one."""
+    target = Path(path).resolve()
+    for name in list_profiles():
+        raw = read_toml(profiles_dir() / f"{name}.toml", f"profile {name!r}", error=BadProfile)
+        capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
+        stored = capture.get("file")  # relative to the folder holding data/ (the repo)
+        if raw.get("reference_only") and stored and (data_dir().parent / str(stored)).resolve() == target:
+            return name
+    return None
 
 
 def load_profiles(names: list[str] | None = None) -> dict[str, Profile]:

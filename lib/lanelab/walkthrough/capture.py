@@ -214,7 +214,7 @@ class CaptureApp:
 
 
 class CaptureLog:
-    """Appends redacted, leak-checked JSON lines to the capture file."""
+    """Appends redacted, leak-checked JSON lines to the capture file (billing attestation blocks as a marker)."""
 
     def __init__(self, path: Path, upstream: str):
         self.path = Path(path)
@@ -223,7 +223,10 @@ class CaptureLog:
         self.write({"record": "capture", "kit_version": __version__, "upstream": upstream, "started_at": _now()})
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(redact.redact_obj(record), ensure_ascii=False)
+        # A billing attestation block is recorded as a marker, never its value (DESIGN.md, responsible use).
+        from lanelab.walkthrough.to_profile import mark_attestation
+
+        line = json.dumps(mark_attestation(redact.redact_obj(record)), ensure_ascii=False)
         redact.assert_clean(line, where=f"capture file {self.path}")
         with self._lock, self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
