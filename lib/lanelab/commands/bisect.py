@@ -48,7 +48,7 @@ def _target(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str,
         yield str(settings.base_url), resolve_token(args.credential, settings), "live"
         return
     if settings.base_url:
-        from lanelab.matrix.runner import sim_token
+        from lanelab.matrix.sim_client import sim_token
 
         yield settings.base_url, sim_token(settings.base_url), settings.base_url
         return
