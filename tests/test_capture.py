@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import httpx
 import pytest
@@ -50,6 +51,15 @@ class Upstream:
                     self.wfile.flush()
                     outer.finished.set()
                     return
+                if self.path.startswith("/cut"):  # promises 100 bytes, sends 10, hangs up
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", "100")
+                    self.end_headers()
+                    self.wfile.write(b'{"partial"')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 payload = json.dumps({"echo_auth": self.headers.get("authorization"), "ok": True}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -64,7 +74,7 @@ class Upstream:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Upstream:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -147,7 +157,22 @@ def test_unreachable_upstream_gives_502_and_a_record(tmp_path) -> None:
     with running_capture(dead, tmp_path / "cap.jsonl") as proxy:
         resp = httpx.post(proxy.base_url + "/v1/messages", json={})
     assert resp.status_code == 502 and resp.json()["error"]["type"] == "capture_proxy_error"
-    assert load_exchanges(tmp_path / "cap.jsonl")[-1]["error"]
+    record = load_exchanges(tmp_path / "cap.jsonl")[-1]
+    assert record["error"].startswith("ConnectError") and list(record) == [
+        "record", "seq", "started_at", "upstream", "request", "response", "timing", "error"]
+    assert record["response"]["status"] == 502 and record["response"]["bytes"] == len(resp.content)
+    assert record["timing"]["first_chunk_ms"] is None and "upstream_headers_ms" not in record["timing"]
+
+
+def test_a_stream_broken_by_the_upstream_is_recorded_with_what_arrived(upstream: Upstream, tmp_path) -> None:
+    with running_capture(upstream.base_url, tmp_path / "cap.jsonl") as proxy:
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(proxy.base_url + "/cut", json={})
+    record = load_exchanges(tmp_path / "cap.jsonl")[-1]
+    assert list(record) == ["record", "seq", "started_at", "upstream", "request", "timing", "response", "error"]
+    assert record["error"].startswith("RemoteProtocolError")
+    assert record["response"]["status"] == 200 and record["response"]["bytes"] == len(b'{"partial"')
+    assert record["timing"]["total_ms"] >= record["timing"]["first_chunk_ms"] >= 0
 
 
 def test_refuses_unsafe_upstreams() -> None:
