@@ -10,9 +10,10 @@ from typing import Self
 
 import httpx
 import pytest
+from lanelab import http as lanelab_http
 from lanelab import redact
 from lanelab.config import Settings
-from lanelab.errors import UserError
+from lanelab.errors import HostNotAllowed, UserError
 from lanelab.walkthrough.capture import (
     CaptureRefused,
     check_upstream,
@@ -165,9 +166,8 @@ def test_unreachable_upstream_gives_502_and_a_record(tmp_path) -> None:
 
 
 def test_a_stream_broken_by_the_upstream_is_recorded_with_what_arrived(upstream: Upstream, tmp_path) -> None:
-    with running_capture(upstream.base_url, tmp_path / "cap.jsonl") as proxy:
-        with pytest.raises(httpx.HTTPError):
-            httpx.post(proxy.base_url + "/cut", json={})
+    with running_capture(upstream.base_url, tmp_path / "cap.jsonl") as proxy, pytest.raises(httpx.HTTPError):
+        httpx.post(proxy.base_url + "/cut", json={})
     record = load_exchanges(tmp_path / "cap.jsonl")[-1]
     assert list(record) == ["record", "seq", "started_at", "upstream", "request", "timing", "response", "error"]
     assert record["error"].startswith("RemoteProtocolError")
@@ -191,13 +191,27 @@ def test_with_the_simulator(tmp_path) -> None:
         token = sim.mint_token()["access_token"]
         import anthropic
 
-        client = anthropic.Anthropic(auth_token=token, base_url=proxy.base_url,
-                                     default_headers={"anthropic-beta": "oauth-2025-04-20"}, max_retries=0)
-        client.messages.create(model="claude-sonnet-4-6", max_tokens=1,
-                               messages=[{"role": "user", "content": "ping"}])
+        with anthropic.Anthropic(auth_token=token, base_url=proxy.base_url, max_retries=0,
+                                 default_headers={"anthropic-beta": "oauth-2025-04-20"},
+                                 http_client=lanelab_http.sdk_client(proxy.base_url)) as client:
+            client.messages.create(model="claude-sonnet-4-6", max_tokens=1,
+                                   messages=[{"role": "user", "content": "ping"}])
+        frame = proxy.to_frame()
     ex = inference_exchange(load_exchanges(tmp_path / "c.jsonl"))
     assert ex["request"]["path"] == "/v1/messages"
+    assert list(frame["wire path"]) == ["/v1/messages"] and list(frame["status"]) == [200]
+    assert frame["user-agent"][0].startswith("Anthropic/Python")
     assert token not in (tmp_path / "c.jsonl").read_text()
+
+
+def test_the_sdk_with_the_kits_client_cannot_leave_the_allow_list() -> None:
+    anthropic = pytest.importorskip("anthropic")
+    sdk = anthropic.Anthropic(auth_token=TOKEN, base_url="https://api.anthropic.com.evil.example", max_retries=0,
+                              http_client=lanelab_http.sdk_client())
+    with sdk, pytest.raises(anthropic.APIConnectionError) as info:
+        sdk.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x"}])
+    assert isinstance(info.value.__cause__, HostNotAllowed)
+    assert not sdk._client.follow_redirects and not sdk._client.trust_env
 
 
 def test_capture_to_profile_round_trip(upstream: Upstream, tmp_path, monkeypatch) -> None:
