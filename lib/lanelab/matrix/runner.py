@@ -156,6 +156,20 @@ def _open_run(cells: Sequence[PlannedCell], settings: Settings, base_url: str, o
                     [str(w) for w in previous.warnings] if previous else [])
 
 
+def _start(opening: _Opening, cells: Sequence[PlannedCell], token_for: TokenFor) -> tuple[RunWriter, RunResult]:
+    """Open the run file (resuming one of the same id) and the result; note a resume and what loading dropped."""
+    writer = RunWriter(opening.path, opening.header)
+    todo = opening.todo
+    result = RunResult(run_id=opening.run_id, path=writer.path, cells=len(cells), resumed=len(cells) - len(todo),
+                       policy=opening.policy, header=writer.header, warnings=opening.warnings,
+                       credential_note=getattr(token_for, "where", None))
+    if result.warnings:  # the writer has already dropped the torn line; say so, in the run and to the user
+        writer.note(event="load_warnings", warnings=result.warnings)
+    if writer.resumed and todo:
+        writer.note(event="resumed", pending=len(todo), completed=result.resumed)
+    return writer, result
+
+
 def _usage_snapshot(writer: RunWriter, when: str, token: str, base_url: str) -> None:
     """Record what the usage endpoint says (free: no inference); a refusal is noted, never fatal."""
     from lanelab.auth.introspect import probe_usage
@@ -179,9 +193,8 @@ def _send(ctx: SendContext, todo: list[PlannedCell], options: RunOptions, result
                  desc=result.run_id)
     seconds = time.perf_counter() - started
     tally = ctx.tally
-    result.sent, result.failed, result.not_sent, result.requests = tally.sent, tally.failed, tally.not_sent, \
-        tally.requests
-    result.outcomes = Counter(tally.outcomes)
+    result.sent, result.failed, result.not_sent = tally.sent, tally.failed, tally.not_sent
+    result.requests, result.outcomes = tally.requests, Counter(tally.outcomes)
     if ctx.guard is not None:
         result.spend, result.budget_report = ctx.guard.spent, ctx.guard.report()
         ctx.writer.note(event="budget", budget=ctx.guard.budget.describe(), spent=ctx.guard.spent.to_dict())
@@ -205,7 +218,7 @@ def run_matrix(cells: Sequence[PlannedCell], options: RunOptions | None = None, 
     Returns a :class:`RunResult` (what was sent, resumed, and what came back). Raises :class:`RunnerError` (no
     server, live without a budget, a credential bound for a foreign host), :class:`lanelab.errors.LiveNotOptedIn`,
     :class:`lanelab.errors.BudgetExceeded` (the plan exceeds the budget; nothing sent), a credential lookup error, or
-    :class:`lanelab.runs.RunStoreError` (an unsafe run id); never after anything was sent.
+    :class:`lanelab.errors.InputError` (an unsafe run id); never after anything was sent.
     """
     options = (options or RunOptions()).with_(**overrides)
     settings = options.settings or Settings.from_env()
@@ -220,14 +233,7 @@ def run_matrix(cells: Sequence[PlannedCell], options: RunOptions | None = None, 
     if guard is not None:  # before anything is written or sent
         guard.check_plan((c.spec for c in todo), how_to_raise="raise the budget (--budget N, or budget=…)")
     tokens = resolve_tokens((c.spec.credential or credential for c in todo), token_for)
-    writer = RunWriter(opening.path, opening.header)
-    result = RunResult(run_id=opening.run_id, path=writer.path, cells=len(cells), resumed=len(cells) - len(todo),
-                       policy=opening.policy, header=writer.header, warnings=opening.warnings,
-                       credential_note=getattr(token_for, "where", None))
-    if result.warnings:  # the writer has already dropped the torn line; say so, in the run and to the user
-        writer.note(event="load_warnings", warnings=result.warnings)
-    if writer.resumed and todo:
-        writer.note(event="resumed", pending=len(todo), completed=result.resumed)
+    writer, result = _start(opening, cells, token_for)
     ctx = SendContext(base_url=base_url, writer=writer, tokens=tokens, default_credential=credential,
                       retry=options.retry, guard=guard, taxonomy=taxonomy, sleep=options.sleep or asyncio.sleep,
                       rng=options.rng or random.Random())

@@ -404,7 +404,7 @@ def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, tok
     ``budget``, ``repeats``, ``pass_outcomes``, ``check_ends``…). ``token`` is registered as a secret first.
 
     Returns the :class:`BisectResult`, with ``path`` set to the run file. Raises
-    :class:`lanelab.runs.RunStoreError` for an unsafe ``run_id``, ``ValueError`` for an unknown strategy, and
+    :class:`lanelab.errors.InputError` for an unsafe ``run_id``, ``ValueError`` for an unknown strategy, and
     :class:`lanelab.errors.HostNotAllowed` when ``base_url`` is off the allow-list.
     """
     settings = settings or Settings.from_env()
