@@ -25,7 +25,10 @@ from pathlib import Path
 
 import httpx
 from lanelab.config import Settings
-from lanelab.matrix.runner import NO_RETRY, MatrixPlan, PlannedCell, run_matrix, sim_token
+from lanelab.matrix.plan import MatrixPlan, PlannedCell
+from lanelab.matrix.runner import RunOptions, run_matrix
+from lanelab.matrix.sender import NO_RETRY
+from lanelab.matrix.sim_client import sim_token
 from lanelab.wire.spec import build_request
 
 
@@ -71,8 +74,9 @@ async def bare(cells: list[PlannedCell], base_url: str, token: str, concurrency:
 def kit(cells: list[PlannedCell], base_url: str, token: str, concurrency: int, out: Path, tag: str) -> float:
     settings = Settings(mode="sim", base_url=base_url, out=out)
     started = time.perf_counter()
-    result = run_matrix(cells, profile="hermes-0.14.0", design="bench", settings=settings, run_id=f"bench-{tag}",
-                        token=token, credential="bench", concurrency=concurrency, retry=NO_RETRY, progress=False)
+    options = RunOptions(settings=settings, run_id=f"bench-{tag}", concurrency=concurrency, retry=NO_RETRY,
+                         progress=False)
+    result = run_matrix(cells, options, profile="hermes-0.14.0", design="bench", token=token, credential="bench")
     elapsed = time.perf_counter() - started
     assert result.sent == len(cells), result.summary()
     return elapsed

@@ -41,7 +41,7 @@ RUN_ID = None  # None: derived from profile, design, mode and policy, so running
 # it); each other cell changes exactly one thing. Nothing has been sent yet.
 
 # %%
-from lanelab.matrix.runner import MatrixPlan
+from lanelab.matrix.plan import MatrixPlan
 
 plan = MatrixPlan.build(PROFILE, DESIGN, FACTORS, settings)
 plan.describe()
@@ -55,13 +55,9 @@ plan.describe()
 # The credential is the one notebook 01 saved; in sim mode without one, a fresh token is minted from the simulator.
 
 # %%
-from lanelab.matrix.budget import Budget
-from lanelab.matrix.runner import TokenSource
-
-tokens = TokenSource(settings, settings.base_url or "", CREDENTIAL)
-result = plan.run(settings=settings, run_id=RUN_ID, credential=CREDENTIAL, token_for=tokens, usage_snapshots=True,
-                  concurrency=CONCURRENCY, budget=Budget(BUDGET) if BUDGET else None)
-print(tokens.where or f"credential {CREDENTIAL!r}: nothing needed sending")
+result = plan.run(credential=CREDENTIAL, budget=BUDGET, run_id=RUN_ID, concurrency=CONCURRENCY,
+                  usage_snapshots=True)
+print(result.credential_note or f"credential {CREDENTIAL!r}: nothing needed sending")
 print(result)
 
 # %% [markdown]

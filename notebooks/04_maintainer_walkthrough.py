@@ -45,27 +45,30 @@ CAPTURE_FILE = Path(settings.out) / "captures" / "04_walkthrough.jsonl"
 # notebook 01 saved, or a fresh simulator token; it is registered as a secret, so it is masked in every output.
 
 # %%
-from lanelab.matrix.runner import TokenSource
+from lanelab.matrix.tokens import TokenSource
 from lanelab.sim.server import running_simulator
 
 stack = contextlib.ExitStack()
 upstream = settings.base_url or stack.enter_context(running_simulator()).base_url
-token = TokenSource(settings, upstream, CREDENTIAL)(CREDENTIAL)
+token = TokenSource(settings, upstream, CREDENTIAL).token()
 print("server:", upstream)
 
 # %% [markdown]
 # ## 2 · Capture what the clients really send
 # The proxy listens on loopback and forwards each request byte for byte; every exchange lands, redacted, in a JSON
-# Lines file. First the official SDK, as any user would call it with an OAuth token and the oauth beta.
+# Lines file. First the official SDK, as any user would call it with an OAuth token and the oauth beta (its HTTP
+# client comes from the kit's factory, which keeps every request on the allow-list).
 
 # %%
 import anthropic
-from lanelab.walkthrough.capture import exchanges_frame, running_capture
+import lanelab.http
+from lanelab.walkthrough.capture import running_capture
 
 CAPTURE_FILE.unlink(missing_ok=True)
 proxy = stack.enter_context(running_capture(upstream, CAPTURE_FILE, settings=settings))
-sdk = anthropic.Anthropic(auth_token=token, base_url=proxy.base_url, max_retries=0,
-                          default_headers={"anthropic-beta": "oauth-2025-04-20"})
+sdk = stack.enter_context(anthropic.Anthropic(auth_token=token, base_url=proxy.base_url, max_retries=0,
+                                              default_headers={"anthropic-beta": "oauth-2025-04-20"},
+                                              http_client=lanelab.http.sdk_client(proxy.base_url)))
 sdk_reply = sdk.messages.with_raw_response.create(model="claude-sonnet-4-6", max_tokens=1,
                                                   messages=[{"role": "user", "content": "ping"}])
 print("SDK request answered with HTTP", sdk_reply.status_code)
@@ -85,8 +88,7 @@ hermes_obs
 # dumps was an artifact of the dump code, not of the request.
 
 # %%
-exchanges = proxy.exchanges()
-exchanges_frame(exchanges)
+proxy.to_frame()
 
 # %% [markdown]
 # ## 3 · Diff against a request billed to the plan
@@ -99,7 +101,7 @@ from lanelab.walkthrough.capture import inference_exchange
 from lanelab.walkthrough.to_profile import spec_from_exchange
 from lanelab.walkthrough.diff import diff_specs
 
-failing_spec, _ = spec_from_exchange(inference_exchange(exchanges))  # Hermes' request, as captured
+failing_spec, _ = spec_from_exchange(inference_exchange(proxy.exchanges()))  # Hermes' request, as captured
 passing_spec = load_profile(PASSING).spec
 difference = diff_specs(failing_spec, passing_spec, FAILING, PASSING)
 difference
@@ -111,16 +113,12 @@ difference
 # cell of a run, like the matrix.
 
 # %%
-from lanelab.walkthrough.bisect import bisect, http_probe
-from lanelab.runs import RunWriter, make_header
+from lanelab.walkthrough.bisect import bisect_to_run
 
-run_path = Path(settings.runs_dir) / "04_walkthrough_bisect.jsonl"
-run_path.unlink(missing_ok=True)
-writer = RunWriter(run_path, make_header(run_path.stem, mode=settings.mode, host=upstream, policy=None,
-                                         profile=FAILING, design="bisect", factors=[], credentials=[CREDENTIAL]))
 probe_budget = None if BUDGET is None else BUDGET - CAPTURE_REQUESTS  # the captures were paid for already
-result = bisect(failing_spec, passing_spec, http_probe(upstream, token, CREDENTIAL), budget=probe_budget,
-                store=writer, profile=FAILING)
+result = bisect_to_run(failing_spec, passing_spec, upstream, token, settings=settings, failing_label=FAILING,
+                       passing_label=PASSING, credential=CREDENTIAL, run_id="04_walkthrough_bisect",
+                       budget=probe_budget)
 print(result.summary())
 result
 
@@ -146,4 +144,4 @@ result.probe_frame()
 
 # %%
 stack.close()
-print("capture:", CAPTURE_FILE, "| probes:", run_path)
+print("capture:", CAPTURE_FILE, "| probes:", result.path)

@@ -18,6 +18,8 @@ from lanelab.walkthrough.bisect import (
     ProbeSession,
     _default_verdict,
     bisect,
+    bisect_run_id,
+    bisect_to_run,
     http_probe,
     search,
 )
@@ -208,6 +210,33 @@ def test_cli_bisect_and_diff_run(sim, tmp_path, monkeypatch, capsys) -> None:
     assert "user-agent" in capsys.readouterr().out
     assert main(["bisect", "--pass", "no-such-profile", "--fail", "hermes-0.14.0"]) == 2
     assert "No profile named" in capsys.readouterr().err
+
+
+def test_bisect_to_run_stores_every_probe_in_a_fresh_run(sim, tmp_path) -> None:
+    from lanelab.config import Settings
+
+    failing, passing = _mcp_pair(4, ["Bash", "mcp_read_file"], ["Bash", "mcp__read_file"])
+    token = sim.mint_token()["access_token"]
+    settings = Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home", out=tmp_path / "out")
+    first = bisect_to_run(failing, passing, sim.base_url, token, settings=settings, failing_label="hermes x",
+                          passing_label="sdk/min", credential="sim-pkce", policy="2026-05-25")
+    assert first.status == FOUND and [d.key for d in first.cause_differences] == ["tools[1].name"]
+    expected = settings.runs_dir / f"{bisect_run_id('hermes x', 'sdk/min', sim.base_url)}.jsonl"
+    assert first.path == expected and expected.name.startswith("bisect_hermes-x_vs_sdk-min_")
+    run = load_run(first.path)
+    assert run.header["design"] == "bisect" and run.header["profile"] == "hermes x"
+    assert run.header["passing"] == "sdk/min" and run.header["credentials"] == ["sim-pkce"]
+    assert run.header["host"] == sim.base_url and run.header["policy"] == "2026-05-25"
+    assert len(run.cells) == first.requests and {c["credential"] for c in run.cells.values()} == {"sim-pkce"}
+    assert token not in first.path.read_text()
+
+    again = bisect_to_run(failing, passing, sim.base_url, token, settings=settings, run_id="fixed", budget=1,
+                          check_ends=True)
+    assert again.status == BUDGET and again.path == settings.runs_dir / "fixed.jsonl"
+    assert len(load_run(again.path).cells) == again.requests == 1
+    replaced = bisect_to_run(failing, passing, sim.base_url, token, settings=settings, run_id="fixed", budget=1)
+    assert replaced.path.read_text().count('"record": "header"') == 1, "the earlier file was replaced, not resumed"
+    assert len(load_run(replaced.path).cells) == replaced.requests == 1
 
 
 def test_tester_never_exceeds_budget_with_repeats() -> None:

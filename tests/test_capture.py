@@ -6,12 +6,14 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import httpx
 import pytest
+from lanelab import http as lanelab_http
 from lanelab import redact
 from lanelab.config import Settings
-from lanelab.errors import UserError
+from lanelab.errors import HostNotAllowed, UserError
 from lanelab.walkthrough.capture import (
     CaptureRefused,
     check_upstream,
@@ -50,6 +52,15 @@ class Upstream:
                     self.wfile.flush()
                     outer.finished.set()
                     return
+                if self.path.startswith("/cut"):  # promises 100 bytes, sends 10, hangs up
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", "100")
+                    self.end_headers()
+                    self.wfile.write(b'{"partial"')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 payload = json.dumps({"echo_auth": self.headers.get("authorization"), "ok": True}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -64,7 +75,7 @@ class Upstream:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Upstream:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -147,7 +158,21 @@ def test_unreachable_upstream_gives_502_and_a_record(tmp_path) -> None:
     with running_capture(dead, tmp_path / "cap.jsonl") as proxy:
         resp = httpx.post(proxy.base_url + "/v1/messages", json={})
     assert resp.status_code == 502 and resp.json()["error"]["type"] == "capture_proxy_error"
-    assert load_exchanges(tmp_path / "cap.jsonl")[-1]["error"]
+    record = load_exchanges(tmp_path / "cap.jsonl")[-1]
+    assert record["error"].startswith("ConnectError") and list(record) == [
+        "record", "seq", "started_at", "upstream", "request", "response", "timing", "error"]
+    assert record["response"]["status"] == 502 and record["response"]["bytes"] == len(resp.content)
+    assert record["timing"]["first_chunk_ms"] is None and "upstream_headers_ms" not in record["timing"]
+
+
+def test_a_stream_broken_by_the_upstream_is_recorded_with_what_arrived(upstream: Upstream, tmp_path) -> None:
+    with running_capture(upstream.base_url, tmp_path / "cap.jsonl") as proxy, pytest.raises(httpx.HTTPError):
+        httpx.post(proxy.base_url + "/cut", json={})
+    record = load_exchanges(tmp_path / "cap.jsonl")[-1]
+    assert list(record) == ["record", "seq", "started_at", "upstream", "request", "timing", "response", "error"]
+    assert record["error"].startswith("RemoteProtocolError")
+    assert record["response"]["status"] == 200 and record["response"]["bytes"] == len(b'{"partial"')
+    assert record["timing"]["total_ms"] >= record["timing"]["first_chunk_ms"] >= 0
 
 
 def test_refuses_unsafe_upstreams() -> None:
@@ -166,13 +191,27 @@ def test_with_the_simulator(tmp_path) -> None:
         token = sim.mint_token()["access_token"]
         import anthropic
 
-        client = anthropic.Anthropic(auth_token=token, base_url=proxy.base_url,
-                                     default_headers={"anthropic-beta": "oauth-2025-04-20"}, max_retries=0)
-        client.messages.create(model="claude-sonnet-4-6", max_tokens=1,
-                               messages=[{"role": "user", "content": "ping"}])
+        with anthropic.Anthropic(auth_token=token, base_url=proxy.base_url, max_retries=0,
+                                 default_headers={"anthropic-beta": "oauth-2025-04-20"},
+                                 http_client=lanelab_http.sdk_client(proxy.base_url)) as client:
+            client.messages.create(model="claude-sonnet-4-6", max_tokens=1,
+                                   messages=[{"role": "user", "content": "ping"}])
+        frame = proxy.to_frame()
     ex = inference_exchange(load_exchanges(tmp_path / "c.jsonl"))
     assert ex["request"]["path"] == "/v1/messages"
+    assert list(frame["wire path"]) == ["/v1/messages"] and list(frame["status"]) == [200]
+    assert frame["user-agent"][0].startswith("Anthropic/Python")
     assert token not in (tmp_path / "c.jsonl").read_text()
+
+
+def test_the_sdk_with_the_kits_client_cannot_leave_the_allow_list() -> None:
+    anthropic = pytest.importorskip("anthropic")
+    sdk = anthropic.Anthropic(auth_token=TOKEN, base_url="https://api.anthropic.com.evil.example", max_retries=0,
+                              http_client=lanelab_http.sdk_client())
+    with sdk, pytest.raises(anthropic.APIConnectionError) as info:
+        sdk.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x"}])
+    assert isinstance(info.value.__cause__, HostNotAllowed)
+    assert not sdk._client.follow_redirects and not sdk._client.trust_env
 
 
 def test_capture_to_profile_round_trip(upstream: Upstream, tmp_path, monkeypatch) -> None:

@@ -166,4 +166,6 @@ def test_describe_counts_requests_and_tokens() -> None:
         (live.inference_requests - len(asked))
     assert live.output_tokens == expected < summary.output_tokens
     html = summary._repr_html_()
-    assert html.count("<tr>") == len(cells) + 1 and str(summary.cells) in str(summary)
+    assert html.count("<tr") == len(cells) + 1 and str(summary.cells) in str(summary)
+    frame = summary.to_frame()
+    assert list(frame["cell_id"]) == [c.cell_id for c in cells] and frame["max_output"].sum() == summary.output_tokens

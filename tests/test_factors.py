@@ -13,7 +13,6 @@ from lanelab.matrix.factors import (
     PROFILE_LEVEL,
     baseline_levels,
     canonical_order,
-    factor_table,
     identity_texts,
     load_factors,
     resolve,
@@ -79,13 +78,6 @@ def test_canonical_order_puts_endpoint_last_and_tools_before_tool_choice() -> No
     assert order.index("tools") < order.index("tool_choice")
     assert order.index("identity") < order.index("system_extra")
     assert canonical_order(catalog, reversed(list(catalog))) == order
-
-
-def test_factor_table_rows_cover_every_level() -> None:
-    catalog = load_factors()
-    rows = factor_table(catalog)
-    assert len(rows) == sum(len(f.levels) for f in catalog.values())
-    assert sum(r["baseline"] == "yes" for r in rows) == len(catalog)
 
 
 @pytest.fixture

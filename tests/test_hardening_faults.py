@@ -22,11 +22,13 @@ import httpx
 import pytest
 from lanelab.config import Settings
 from lanelab.devtools import audit
-from lanelab.matrix import designs, runner
+from lanelab.matrix import designs, sender
 from lanelab.matrix import factors as factors_mod
 from lanelab.matrix import profiles as profiles_mod
 from lanelab.matrix.budget import Budget, estimate_tokens
-from lanelab.matrix.runner import PlannedCell, RetryPolicy, RunResult, plan_cells, run_matrix
+from lanelab.matrix.plan import PlannedCell, plan_cells
+from lanelab.matrix.runner import RunResult, run_matrix
+from lanelab.matrix.sender import RetryPolicy
 from lanelab.runs import Run, load_run
 from lanelab.sim.faults import KINDS, parse_item
 from lanelab.sim.server import SimHandle, running_simulator
@@ -170,7 +172,7 @@ def test_matrix_survives_fault(sc: Scenario, tmp_path: Path, reference: dict[str
                                monkeypatch: pytest.MonkeyPatch):
     _attempted.add(sc.id)
     if sc.slow_client:  # the runner's own client, with a read timeout the injected latency exceeds
-        monkeypatch.setattr(runner, "DEFAULT_TIMEOUT", httpx.Timeout(CLIENT_TIMEOUT_S, connect=5.0))
+        monkeypatch.setattr(sender, "DEFAULT_TIMEOUT", httpx.Timeout(CLIENT_TIMEOUT_S, connect=5.0))
     cells = planned(sc.stream)
     sleep = Sleeps()
     with running_simulator(faults=sc.spec, seed=11) as sim:

@@ -19,7 +19,7 @@ from lanelab.auth.store import CredentialStore
 from lanelab.cli import main
 from lanelab.config import LIVE_HOSTS, Settings, host_allowed
 from lanelab.matrix import live_guard
-from lanelab.matrix.runner import MatrixPlan
+from lanelab.matrix.plan import MatrixPlan
 from lanelab.wire.spec import HostNotAllowed, RequestSpec, build_request
 
 pytestmark = pytest.mark.hardening

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from lanelab.config import Settings
 from lanelab.devtools import audit
-from lanelab.matrix.runner import MatrixPlan, PlannedCell
+from lanelab.matrix.plan import MatrixPlan, PlannedCell
 from lanelab.runs import load_run
 from lanelab.sim.server import SimHandle, running_simulator
 from lanelab.wire.spec import build_request

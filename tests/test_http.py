@@ -77,7 +77,7 @@ def test_environment_proxies_never_see_a_credential(monkeypatch, sim, rogue_prox
 
 
 def test_matrix_token_minting_ignores_environment_proxies(monkeypatch, sim, rogue_proxy):
-    from lanelab.matrix.runner import sim_token
+    from lanelab.matrix.sim_client import sim_token
 
     monkeypatch.setenv("HTTP_PROXY", rogue_proxy.url)
     monkeypatch.setenv("ALL_PROXY", rogue_proxy.url)

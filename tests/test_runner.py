@@ -14,16 +14,11 @@ from lanelab import redact
 from lanelab.config import Settings
 from lanelab.errors import BudgetExceeded, LiveNotOptedIn
 from lanelab.matrix.budget import Budget, BudgetGuard, estimate_tokens
-from lanelab.matrix.runner import (
-    MatrixPlan,
-    PlannedCell,
-    RetryPolicy,
-    RunnerError,
-    TokenSource,
-    run_matrix,
-    run_sync,
-    sim_token,
-)
+from lanelab.matrix.plan import MatrixPlan, PlannedCell
+from lanelab.matrix.runner import RunnerError, RunOptions, run_matrix
+from lanelab.matrix.sender import RetryPolicy, run_sync
+from lanelab.matrix.sim_client import sim_token
+from lanelab.matrix.tokens import TokenSource
 from lanelab.runs import load_run
 from lanelab.wire.spec import Observation, RequestSpec
 
@@ -190,6 +185,29 @@ def test_concurrency_bound_is_respected(tmp_path, limit):
     assert state["peak"] == limit and result.sent == 12
 
 
+def test_a_slot_is_held_until_the_record_is_stored(tmp_path, monkeypatch):
+    """A kill can leave at most `concurrency` cells sent but unrecorded: a slow store holds back the next sends."""
+    import time
+
+    from lanelab.runs import RunWriter
+
+    state = {"sent": 0, "stored": 0, "unrecorded": 0}
+    store = RunWriter.cell
+
+    def slow_cell(self, **record):
+        time.sleep(0.01)
+        store(self, **record)
+        state["stored"] += 1
+
+    def handler(request):
+        state["sent"] += 1
+        state["unrecorded"] = max(state["unrecorded"], state["sent"] - state["stored"])
+        return ok(request)
+    monkeypatch.setattr(RunWriter, "cell", slow_cell)
+    result = run(tmp_path, cells(10), handler, concurrency=2)
+    assert result.sent == 10 and state["unrecorded"] == 2
+
+
 def test_run_sync_works_inside_a_running_event_loop():
     async def inner():
         return run_sync(lambda: asyncio.sleep(0, result=42))
@@ -323,3 +341,38 @@ def test_usage_snapshots_before_and_after_are_stored_and_reported(tmp_path):
     assert again.sent == 0 and again.path == result.path
     assert sum(1 for line in result.path.read_text().splitlines() if '"record": "usage"' in line) == 2, \
         "a resume with nothing to send probes nothing"
+
+
+# ------------------------------------------------------------------------------------------------ the notebook API
+def test_plan_run_looks_the_credential_up_itself_and_says_where_it_came_from(tmp_path, sim_url):
+    s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "home", out=tmp_path / "out")
+    plan = MatrixPlan.build("sdk-minimal", "ofat", ["tools"], s)
+    httpx.delete(sim_url + "/_sim/requests")
+    result = plan.run(credential="sim-pkce", progress=False)
+    assert "minted a fresh pkce token" in result.credential_note and result.sent == len(plan.cells)
+    sent = request_log(sim_url)
+    bearer = {r["headers"].get("authorization", "") for r in sent if r["path"] == "/v1/messages"}
+    assert len(bearer) == 1 and next(iter(bearer)).startswith("Bearer "), "every cell carried the one minted token"
+    assert load_run(result.path).header["credentials"] == ["sim-pkce"]
+    frame = result.to_frame()
+    assert dict(zip(frame["outcome"], frame["cells"], strict=True)) == dict(result.outcomes)
+    assert frame["cells"].sum() == result.sent
+
+
+def test_plan_run_takes_a_budget_as_a_number_and_refuses_before_sending(tmp_path):
+    calls = []
+    s = settings(tmp_path)
+    plan = MatrixPlan.build("sdk-minimal", "ofat", ["tools"], s)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: calls.append(1) or ok(r)))
+    with pytest.raises(BudgetExceeded, match=f"{len(plan.cells)} inference requests against a limit of 1"):
+        plan.run(credential="t", budget=1, token=TOKEN, client=client, progress=False)
+    assert calls == []
+    result = plan.run(credential="t", budget=len(plan.cells), token=TOKEN, client=client, progress=False)
+    assert result.spend.requests == len(calls) == len(plan.cells) and result.credential_note is None
+
+
+def test_run_options_refuse_a_keyword_that_is_not_an_option(tmp_path):
+    plan = MatrixPlan.build("sdk-minimal", "ofat", ["tools"], settings(tmp_path))
+    with pytest.raises(TypeError, match="concurency"):
+        plan.run(credential="t", token=TOKEN, concurency=2)
+    assert RunOptions().with_(concurrency=2).concurrency == 2 and RunOptions().with_() == RunOptions()

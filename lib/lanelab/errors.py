@@ -34,7 +34,7 @@ friends keep working. The whole hierarchy (classes defined in other modules are 
     │   ├── FlowOrderError                       (lanelab.auth.flow)
     │   ├── CorruptCredential                    (lanelab.auth.store)
     │   ├── CredentialFileError                  another client's credential file              (lanelab.auth.importers)
-    │   └── RunnerError                          (lanelab.matrix.runner)
+    │   └── RunnerError                          (lanelab.matrix.errors)
     ├── ServiceError(UserError, ConnectionError) a server, process or file system the kit relies on failed
     │   ├── TokenEndpointError                   (lanelab.auth.oauth)
     │   ├── ServerStartError                     a loopback server (simulator, proxy)          (lanelab.serve)

@@ -10,7 +10,9 @@ What it enforces, whatever the caller does:
   of Anthropic's hosts, or :class:`~lanelab.errors.HostNotAllowed` is raised before a byte is sent.
 - **Trust.** https uses the system store, or ``LANELAB_CA_BUNDLE`` when set (the offline rehearsal's test CA).
 
-Returns ``httpx.Client``/``httpx.AsyncClient`` objects, so callers use the ordinary httpx API.
+Returns ``httpx.Client``/``httpx.AsyncClient`` objects, so callers use the ordinary httpx API. For the official
+``anthropic`` SDK's ``http_client=``, :func:`sdk_client` builds the same client from the httpx flavour the installed
+SDK expects (anthropic 2 uses ``httpx2``, a fork with the same API).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from lanelab.errors import HostNotAllowed
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
-__all__ = ["DEFAULT_TIMEOUT", "async_client", "check_url", "client"]
+__all__ = ["DEFAULT_TIMEOUT", "async_client", "check_url", "client", "sdk_client"]
 
 
 def check_url(url: str | httpx.URL) -> None:
@@ -113,3 +115,24 @@ def async_client(base_url: str | None = None, *, settings: Settings | None = Non
     hooks = [_acheck_request] + ([_arefuse_https] if plain else [])
     return httpx.AsyncClient(event_hooks={"request": hooks},
                              **_options(settings, plain, timeout, limits, httpx.AsyncHTTPTransport))
+
+
+def sdk_client(base_url: str | None = None, *, settings: Settings | None = None) -> Any:
+    """:func:`client`'s rules for the official ``anthropic`` SDK: pass it as ``anthropic.Anthropic(http_client=…)``.
+
+    Returns a client of the httpx flavour the installed SDK expects (``httpx2.Client`` for anthropic 2, else
+    ``httpx.Client``), with the kit's timeout. Raises ``ImportError`` when the SDK is not installed, and
+    :class:`HostNotAllowed` from each request for a URL off the allow-list.
+    """
+    import importlib
+
+    import anthropic
+
+    flavour = importlib.import_module(next(
+        c.__module__.partition(".")[0] for c in anthropic.DefaultHttpxClient.__mro__
+        if c.__name__ == "Client" and c.__module__.partition(".")[0] in ("httpx", "httpx2")))
+    plain = _plain_http_only(base_url)
+    hooks = [_check_request] + ([_refuse_https] if plain else [])
+    timeout = flavour.Timeout(DEFAULT_TIMEOUT.read, connect=DEFAULT_TIMEOUT.connect)
+    return flavour.Client(event_hooks={"request": hooks},
+                          **_options(settings, plain, timeout, None, flavour.HTTPTransport))

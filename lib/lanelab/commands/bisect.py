@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 from collections.abc import Iterator
 
-from lanelab import http as lanelab_http
 from lanelab.config import DEFAULT_POLICY, Settings
 from lanelab.errors import BudgetExceeded
 from lanelab.live import require_live_opt_in
@@ -48,7 +46,7 @@ def _target(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str,
         yield str(settings.base_url), resolve_token(args.credential, settings), "live"
         return
     if settings.base_url:
-        from lanelab.matrix.runner import sim_token
+        from lanelab.matrix.sim_client import sim_token
 
         yield settings.base_url, sim_token(settings.base_url), settings.base_url
         return
@@ -59,32 +57,20 @@ def _target(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    from lanelab import redact
-    from lanelab.runs import RunWriter, make_header, run_path
-    from lanelab.walkthrough.bisect import DEFAULT_PASS_OUTCOMES, bisect, http_probe
+    from lanelab.walkthrough.bisect import DEFAULT_PASS_OUTCOMES, bisect_to_run
     from lanelab.walkthrough.to_profile import load_request
 
     settings = Settings.from_env()
     fail_label, failing = load_request(args.failing, args.prompt)
     pass_label, passing = load_request(args.passing, args.prompt)
     with _target(args, settings) as (base_url, token, host):
-        redact.register_secret(token)
-        key = hashlib.sha256(f"{fail_label}|{pass_label}|{host}|{args.strategy}".encode()).hexdigest()[:8]
-        run_id = f"bisect_{fail_label}_vs_{pass_label}_{key}".replace("/", "-").replace(" ", "-")
-        path = run_path(settings.runs_dir, "".join(c if c.isalnum() or c in "._-" else "-" for c in run_id))
-        if path.exists():
-            path.unlink()  # a bisect is a fresh experiment, not a resumable matrix
-        writer = RunWriter(path, make_header(path.stem, mode=settings.mode, host=host, policy=args.policy,
-                                             profile=fail_label, design="bisect", factors=[], credentials=[],
-                                             passing=pass_label))
-        with lanelab_http.client(base_url, timeout=30) as client:
-            result = bisect(failing, passing, http_probe(base_url, token, args.credential, client),
-                            strategy=args.strategy, budget=args.budget, repeats=args.repeats,
-                            pass_outcomes=tuple(args.pass_outcome or DEFAULT_PASS_OUTCOMES), store=writer,
-                            profile=fail_label)
+        result = bisect_to_run(failing, passing, base_url, token, settings=settings, failing_label=fail_label,
+                               passing_label=pass_label, credential=args.credential, host=host, policy=args.policy,
+                               strategy=args.strategy, budget=args.budget, repeats=args.repeats,
+                               pass_outcomes=tuple(args.pass_outcome or DEFAULT_PASS_OUTCOMES))
     print(f"bisect {fail_label} (fails) → {pass_label} (passes): {len(result.differences)} difference(s)")
     print(result.summary())
     if result.cause:
         print(result.to_frame().to_markdown(index=False))
-    print(f"probes stored in {path}")
+    print(f"probes stored in {result.path}")
     return 0 if result.found else 1

@@ -17,7 +17,7 @@ from lanelab.matrix import live_guard
 from lanelab.matrix.budget import Budget
 
 if TYPE_CHECKING:
-    from lanelab.matrix.runner import MatrixPlan
+    from lanelab.matrix.plan import MatrixPlan
 
 NAME = "matrix"
 HELP = "send a profile's request in many controlled variants and record each billing lane (a run)"
@@ -125,7 +125,7 @@ def _print_dry_run(plan: MatrixPlan, settings: Settings, args: argparse.Namespac
 
 def run(args: argparse.Namespace) -> int:
     from lanelab.auth.store import CredentialStore
-    from lanelab.matrix.runner import MatrixPlan, TokenSource
+    from lanelab.matrix.plan import MatrixPlan
 
     settings = _settings(args)
     names = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
@@ -142,11 +142,10 @@ def run(args: argparse.Namespace) -> int:
     with _server(settings, args.policy) as (base_url, started):
         if started:
             print(started)
-        token_for = TokenSource(settings, base_url, args.credential)
-        result = plan.run(settings=settings, base_url=base_url, run_id=args.run_id, credential=args.credential,
-                          token_for=token_for, concurrency=args.concurrency, budget=budget,
-                          progress=not args.no_progress, usage_snapshots=args.usage_snapshots)
-    if token_for.where:
-        print(f"credential: {token_for.where}")
+        result = plan.run(credential=args.credential, budget=budget, base_url=base_url, run_id=args.run_id,
+                          concurrency=args.concurrency, progress=not args.no_progress,
+                          usage_snapshots=args.usage_snapshots)
+    if result.credential_note:
+        print(f"credential: {result.credential_note}")
     print(result.summary())
     return 0

@@ -16,6 +16,8 @@ from typing import Any
 from lanelab.errors import BudgetExceeded
 from lanelab.wire.spec import RequestSpec
 
+__all__ = ["CHARS_PER_TOKEN", "Budget", "BudgetGuard", "Spend", "estimate_tokens"]
+
 #: Characters per token, for estimates only (English text and JSON average about four).
 CHARS_PER_TOKEN = 4
 
@@ -93,10 +95,6 @@ class BudgetGuard:
             self.spent.requests += 1
             self.spent.tokens += cost
             return True
-
-    @property
-    def exhausted(self) -> bool:
-        return self.spent.refused > 0
 
     def report(self) -> str:
         """One line for people: what was spent against what limit."""

@@ -16,15 +16,22 @@ import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lanelab.errors import UserError
+from lanelab.matrix.budget import CHARS_PER_TOKEN
 from lanelab.matrix.factors import Factor, apply_levels, baseline_levels, context_for, resolve
 from lanelab.matrix.profiles import Profile, load_profile, minimal_spend
 from lanelab.wire.spec import RequestSpec
 
-#: Rough characters per token, for cost estimates only.
-CHARS_PER_TOKEN = 4
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DESIGNS", "SUMMARY_COLUMNS", "Cell", "DesignSummary", "build_spec", "cell_id_for", "describe",
+           "design", "explicit", "full_factorial", "make_cell", "one_factor_at_a_time", "pairwise"]
+
+#: The columns of :meth:`DesignSummary.to_frame`, one row per cell.
+SUMMARY_COLUMNS = ("cell_id", "changes", "request", "input_tokens≈", "max_output")
 
 
 def cell_id_for(profile: str, levels: Mapping[str, str]) -> str:
@@ -212,14 +219,16 @@ class DesignSummary:
                 f"and at most {self.output_tokens} output tokens"
                 f"{' (live minimal spend)' if self.minimal_spend else ''}")
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per cell: its id, what it changes, the request line and its estimated tokens."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(SUMMARY_COLUMNS))
+
     def _repr_html_(self, limit: int = 60) -> str:
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in (self.rows[0] if self.rows else {}))
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>"
-            for r in self.rows[:limit]
-        )
         more = f"<p>… and {len(self.rows) - limit} more cells</p>" if len(self.rows) > limit else ""
-        return f"<p><b>{html.escape(str(self))}</b></p><table><tr>{head}</tr>{body}</table>{more}"
+        table = self.to_frame().head(limit).to_html(index=False, escape=True)
+        return f"<p><b>{html.escape(str(self))}</b></p>{table}{more}"
 
 
 def describe(cells: Sequence[Cell], profiles: Mapping[str, Profile] | None, factors: Mapping[str, Factor],
@@ -238,7 +247,7 @@ def describe(cells: Sequence[Cell], profiles: Mapping[str, Profile] | None, fact
         inference += int(spec.is_inference)
         tokens_in += est_in
         tokens_out += est_out
-        rows.append({"cell_id": cell.cell_id, "changes": cell.label(factors), "request": f"{spec.method} {spec.target}",
-                     "input_tokens≈": est_in, "max_output": est_out})
+        rows.append(dict(zip(SUMMARY_COLUMNS, (cell.cell_id, cell.label(factors), f"{spec.method} {spec.target}",
+                                               est_in, est_out), strict=True)))
     return DesignSummary(cells=len(cells), inference_requests=inference, input_tokens=tokens_in,
                          output_tokens=tokens_out, minimal_spend=minimal, rows=rows)

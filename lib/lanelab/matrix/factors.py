@@ -24,6 +24,10 @@ from lanelab.matrix import transforms
 from lanelab.matrix.transforms import TransformContext
 from lanelab.wire.spec import RequestSpec
 
+__all__ = ["PROFILE_LEVEL", "Factor", "Level", "UnknownFactor", "apply_level", "apply_levels",
+           "baseline_levels", "canonical_order", "context_for", "factors_path", "identity_texts",
+           "load_factors", "resolve", "with_credentials"]
+
 #: A level name reserved for "as the profile sends it".
 PROFILE_LEVEL = "profile"
 
@@ -186,11 +190,3 @@ def baseline_levels(catalog: Mapping[str, Factor], names: Iterable[str] | None =
     names = list(catalog) if names is None else list(names)
     return {n: catalog[n].baseline for n in names if _known(catalog, n)}
 
-
-def factor_table(catalog: Mapping[str, Factor]) -> list[dict[str, str]]:
-    """Rows ``factor, level, kind, baseline, source`` for display (a DataFrame in the notebook)."""
-    return [
-        {"factor": f.name, "level": lv.name, "kind": lv.kind, "baseline": "yes" if lv.name == f.baseline else "",
-         "source": lv.source}
-        for f in catalog.values() for lv in f.levels.values()
-    ]

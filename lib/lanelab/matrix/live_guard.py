@@ -16,6 +16,8 @@ from lanelab.live import NOTICE
 from lanelab.matrix.budget import Budget, BudgetGuard
 from lanelab.wire.spec import RequestSpec, build_request
 
+__all__ = ["LATER", "banner", "budget_verdict", "render_request", "render_requests"]
+
 #: Stands in for a credential that is only obtained when the run starts (sim mode mints one from the simulator).
 LATER = "<attached when the run starts>"
 

@@ -16,6 +16,9 @@ from typing import Any
 from lanelab.errors import NotFound
 from lanelab.wire.spec import AUTH_STYLES, RequestSpec
 
+__all__ = ["Transform", "TransformContext", "UnknownTransform", "apply", "kinds", "to_openai_body",
+           "transform"]
+
 Transform = Callable[[RequestSpec, Mapping[str, Any], "TransformContext"], None]
 
 _KINDS: dict[str, Transform] = {}

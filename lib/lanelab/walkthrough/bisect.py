@@ -20,18 +20,27 @@ anyone's behalf); it is listed in ``result.excluded``.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from lanelab import http as lanelab_http
 from lanelab import redact
+from lanelab.config import Settings
 from lanelab.matrix.designs import cell_id_for
+from lanelab.runs import RunWriter, make_header, run_path
 from lanelab.walkthrough.diff import MISSING, Difference, apply_differences, diff_specs, is_attestation, show
 from lanelab.wire.classify import classify, load_taxonomy
 from lanelab.wire.spec import Observation, RequestSpec
+
+__all__ = ["ALREADY_PASSES", "BUDGET", "DEFAULT_PASS_OUTCOMES", "FAIL", "FOUND", "NOT_ISOLATED", "NO_FLIP",
+           "PASS", "STRATEGIES", "UNCLEAR", "BisectResult", "ProbeRecord", "ProbeSession", "SendFn",
+           "Verdict", "bisect", "bisect_run_id", "bisect_to_run", "http_probe", "search"]
 
 STRATEGIES = ("binary", "ddmin", "one_at_a_time", "exhaustive")
 PASS, FAIL, UNCLEAR = "pass", "fail", "unclear"
@@ -74,6 +83,7 @@ class BisectResult:
     differences: list[Difference] = field(default_factory=list)
     excluded: list[Difference] = field(default_factory=list)
     ends_confirmed: bool = False
+    path: Path | None = None  # the run file holding every probe, when the probes were stored (bisect_to_run)
 
     @property
     def found(self) -> bool:
@@ -84,6 +94,7 @@ class BisectResult:
         return [self.differences[i] for i in self.cause] if self.differences else []
 
     def summary(self) -> str:
+        """One redacted sentence: what was found (or why nothing was) and how many requests it cost."""
         labels = [d.label for d in self.cause_differences] or [f"#{i}" for i in self.cause]
         if self.status == FOUND:
             what = (f"the smallest difference that flips the verdict is {len(labels)} edit(s): {', '.join(labels)}"
@@ -101,11 +112,13 @@ class BisectResult:
         return redact.redact_text(f"{what}; {self.requests} request(s) spent{note}.")
 
     def probe_frame(self) -> pd.DataFrame:
+        """One row per probe: how many edits it applied, what each send answered, and the verdict."""
         rows = [{"probe": p.n, "edits applied": len(p.applied), "outcomes": ", ".join(p.outcomes),
                  "verdict": p.verdict} for p in self.probes]
         return pd.DataFrame(rows, columns=["probe", "edits applied", "outcomes", "verdict"])
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per difference in the cause: where it is, both values, and what public reports say about it."""
         rows = [{"part": d.part, "field": d.key, "failing": show(d.a), "passing": show(d.b),
                  "what reports say": " · ".join(a.note for a in d.annotations),
                  "sources": "; ".join(a.source for a in d.annotations)} for d in self.cause_differences]
@@ -319,6 +332,10 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
     ``probe(spec)`` sends one request and answers ``True``/``False``, an outcome id (``"served_plan"``…) or an
     :class:`Observation` (then classified, and stored as a cell in ``store``, a :class:`lanelab.runs.RunWriter`).
     ``known_outcomes`` = (failing passes?, passing passes?) when both were already sent, to save requests.
+    :func:`bisect_to_run` does the usual setup (an HTTP probe, a fresh run file) in one call.
+
+    Returns a :class:`BisectResult` (``status``, ``cause``, requests spent, every probe). Raises ``ValueError`` for
+    an unknown strategy; a budget that runs out is a status (``budget_exhausted``), not an error.
     """
     all_diffs = list(diffs) if diffs is not None else diff_specs(failing, passing).rows
     excluded = [d for d in all_diffs if d.b is not MISSING and is_attestation(d.b)]
@@ -353,7 +370,11 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
 
 def http_probe(base_url: str, token: str | None = None, credential: str | None = None,
                client: Any = None) -> Callable[[RequestSpec], Observation]:
-    """A probe that sends each spec to ``base_url`` (the simulator, or live when allowed) and returns the Observation."""
+    """A probe that sends each spec to ``base_url`` (the simulator, or live when allowed) and returns the Observation.
+
+    ``credential`` is the label recorded with each probe; ``client`` an HTTP client from :mod:`lanelab.http` to reuse.
+    Returns the probe; sending raises :class:`lanelab.errors.HostNotAllowed` for a host off the allow-list.
+    """
     from lanelab.wire.spec import send as wire_send
 
     def probe(spec: RequestSpec) -> Observation:
@@ -361,3 +382,44 @@ def http_probe(base_url: str, token: str | None = None, credential: str | None =
             spec.credential = credential
         return wire_send(spec, base_url, token=token, client=client)
     return probe
+
+
+def bisect_run_id(failing_label: str, passing_label: str, host: str, strategy: str = "binary") -> str:
+    """A file-safe run id for one bisect question (the two requests, where they went, the strategy)."""
+    key = hashlib.sha256(f"{failing_label}|{passing_label}|{host}|{strategy}".encode()).hexdigest()[:8]
+    run_id = f"bisect_{failing_label}_vs_{passing_label}_{key}".replace("/", "-").replace(" ", "-")
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in run_id)
+
+
+def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, token: str | None, *,
+                  settings: Settings | None = None, failing_label: str = "failing", passing_label: str = "passing",
+                  credential: str | None = None, run_id: str | None = None, host: str | None = None,
+                  policy: str | None = None, **options: Any) -> BisectResult:
+    """Bisect between two requests by sending probes to ``base_url``, every probe stored as a cell of a run.
+
+    The run file is ``<runs_dir>/<run_id>.jsonl`` (``run_id`` None: :func:`bisect_run_id` of the labels, ``host``
+    and the strategy); an earlier file of the same id is replaced, since a bisect is a fresh experiment, not a
+    resumable matrix. ``host`` and ``policy`` go into the run header (``host`` defaults to ``base_url``);
+    ``credential`` names the label each probe is recorded with. ``options`` go to :func:`bisect` (``strategy``,
+    ``budget``, ``repeats``, ``pass_outcomes``, ``check_ends``…). ``token`` is registered as a secret first.
+
+    Returns the :class:`BisectResult`, with ``path`` set to the run file. Raises
+    :class:`lanelab.errors.InputError` for an unsafe ``run_id``, ``ValueError`` for an unknown strategy, and
+    :class:`lanelab.errors.HostNotAllowed` when ``base_url`` is off the allow-list.
+    """
+    settings = settings or Settings.from_env()
+    if token is not None:
+        redact.register_secret(token)
+    host = host or base_url
+    run_id = run_id or bisect_run_id(failing_label, passing_label, host, options.get("strategy", "binary"))
+    path = run_path(settings.runs_dir, run_id)
+    if path.exists():
+        path.unlink()  # a bisect is a fresh experiment, not a resumable matrix
+    writer = RunWriter(path, make_header(path.stem, mode=settings.mode, host=host, policy=policy,
+                                         profile=failing_label, design="bisect", factors=[],
+                                         credentials=[credential] if credential else [], passing=passing_label))
+    with lanelab_http.client(base_url, timeout=30) as client:
+        result = bisect(failing, passing, http_probe(base_url, token, credential, client), store=writer,
+                        profile=failing_label, **options)
+    result.path = writer.path
+    return result

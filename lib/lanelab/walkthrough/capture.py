@@ -16,7 +16,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,9 @@ from lanelab.wire.spec import observe_response
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureLog", "CaptureProxy", "CaptureRefused",
+           "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
+
 #: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                         "upgrade", "proxy-authenticate"})
@@ -46,7 +49,11 @@ class CaptureRefused(Refused):
 
 
 def check_upstream(upstream: str, settings: Settings | None = None) -> str:
-    """The upstream URL, normalised, or :class:`CaptureRefused` when a credential must not be sent there."""
+    """The upstream URL, normalised (no trailing slash).
+
+    Raises :class:`CaptureRefused` when a credential must not be sent there: not http(s), a host off the allow-list,
+    or a non-loopback host without the live opt-in.
+    """
     upstream = upstream.rstrip("/")
     parts = urlsplit(upstream)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -133,84 +140,131 @@ class CaptureApp:
         await self._proxy(scope, receive, send)
 
     async def _proxy(self, scope: dict, receive: Any, send: Any) -> None:
+        """One exchange: read the client's request, forward it, stream the answer back, then record both."""
         started = time.perf_counter()
         self._seq += 1
         seq = self._seq
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        body = await _read_body(receive)
         received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         _register_header_secrets(received)
         forwarded = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "host"]
         query = scope.get("query_string", b"").decode("latin-1")
+        record = _request_record(seq, self.upstream, scope, query, received, forwarded, body)
+        request = self._upstream_request(scope, query, received, forwarded, body)
+        relayed = await self._relay(request, send, started)
+        self.sink.write(_complete_record(record, relayed, started))
+
+    def _upstream_request(self, scope: dict, query: str, received: list[tuple[str, str]],
+                          forwarded: list[tuple[str, str]], body: bytes) -> httpx.Request:
+        """The request to the upstream: the client's method, raw target, header values and body bytes."""
+        assert self.client is not None
         target = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         url = self.upstream + target + (f"?{query}" if query else "")
-        ctype = next((v for k, v in received if k.lower() == "content-type"), "")
-        record: dict[str, Any] = {
-            "record": "exchange", "seq": seq, "started_at": _now(), "upstream": self.upstream,
-            "request": {"method": scope["method"], "path": scope["path"], "query": query,
-                        "query_params": redact.redact_obj(dict(parse_qsl(query, keep_blank_values=True))),
-                        "headers": _pairs(received), "forwarded_headers": [k for k, _ in forwarded],
-                        "body": _body_record(body, ctype)},
-        }
-        assert self.client is not None
         request = self.client.build_request(scope["method"], url, content=body)
         # Send exactly the client's headers (duplicates and order kept), not httpx's defaults.
         request.headers = httpx.Headers([*forwarded, ("host", request.url.netloc.decode("ascii"))])
         if body or "content-length" in {k.lower() for k, _ in received}:
             request.headers["content-length"] = str(len(body))
-        kept = bytearray()
-        first_chunk_ms = None
-        status = 502
-        resp_headers: list[tuple[str, str]] = []
-        error = None
+        return request
+
+    async def _relay(self, request: httpx.Request, send: Any, started: float) -> _Relayed:
+        """Send ``request`` upstream and stream its answer to the client; a 502 when the upstream is unreachable."""
+        assert self.client is not None
+        relayed = _Relayed()
         try:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'upstream unreachable'}"
-            payload = json.dumps({"type": "error", "error": {"type": "capture_proxy_error", "message":
-                                  f"lanelab capture could not reach the upstream {self.upstream}: {error}"}}).encode()
-            await send({"type": "http.response.start", "status": 502,
-                        "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": payload})
-            kept.extend(payload)
-            resp_headers = [("content-type", "application/json")]
-        else:
-            status = response.status_code
-            resp_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
-            out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp_headers
-                           if k.lower() not in HOP_BY_HOP]
-            headers_ms = (time.perf_counter() - started) * 1000
-            record["timing"] = {"upstream_headers_ms": round(headers_ms, 2)}
-            try:
-                await send({"type": "http.response.start", "status": status, "headers": out_headers})
-                async for chunk in response.aiter_raw():
-                    if first_chunk_ms is None:
-                        first_chunk_ms = (time.perf_counter() - started) * 1000
-                    if len(kept) < RECORD_LIMIT:
-                        kept.extend(chunk[: RECORD_LIMIT - len(kept)])
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except (httpx.HTTPError, OSError) as exc:
-                error = f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'stream broken'}"
-            finally:
-                await response.aclose()
-        total_ms = (time.perf_counter() - started) * 1000
-        lower = {k.lower(): v for k, v in resp_headers}
-        content = _decode_for_record(bytes(kept), lower.get("content-encoding", ""))
-        observation = observe_response(status, lower, content, total_ms)
-        record["response"] = {"status": status, "headers": _pairs(resp_headers), "bytes": len(kept),
-                              "streamed": "text/event-stream" in lower.get("content-type", ""),
-                              "observation": observation.to_dict()}
-        timing = record.setdefault("timing", {})
-        timing.update({"first_chunk_ms": round(first_chunk_ms, 2) if first_chunk_ms is not None else None,
-                       "total_ms": round(total_ms, 2)})
-        record["error"] = error
-        self.sink.write(record)
+            relayed.error = f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'upstream unreachable'}"
+            await self._unreachable(send, relayed)
+            return relayed
+        relayed.status = response.status_code
+        relayed.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+        relayed.headers_ms = (time.perf_counter() - started) * 1000
+        try:
+            await _stream(response, send, relayed, started)
+        except (httpx.HTTPError, OSError) as exc:
+            relayed.error = f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'stream broken'}"
+        finally:
+            await response.aclose()
+        return relayed
+
+    async def _unreachable(self, send: Any, relayed: _Relayed) -> None:
+        """Answer the client with the proxy's own 502 (an Anthropic-shaped error body naming the upstream)."""
+        payload = json.dumps({"type": "error", "error": {"type": "capture_proxy_error", "message":
+                              f"lanelab capture could not reach the upstream {self.upstream}: {relayed.error}"}}
+                             ).encode()
+        await send({"type": "http.response.start", "status": 502,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": payload})
+        relayed.kept.extend(payload)
+        relayed.headers = [("content-type", "application/json")]
+
+
+@dataclass
+class _Relayed:
+    """What the client was sent back for one exchange, and when (``kept``: the first RECORD_LIMIT bytes)."""
+
+    status: int = 502
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    kept: bytearray = field(default_factory=bytearray)
+    headers_ms: float | None = None
+    first_chunk_ms: float | None = None
+    error: str | None = None
+
+
+async def _read_body(receive: Any) -> bytes:
+    """The whole request body, however many ASGI messages it came in."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _stream(response: httpx.Response, send: Any, relayed: _Relayed, started: float) -> None:
+    """Relay the upstream's status, headers (hop-by-hop dropped) and raw body chunk by chunk, without buffering."""
+    out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in relayed.headers
+                   if k.lower() not in HOP_BY_HOP]
+    await send({"type": "http.response.start", "status": relayed.status, "headers": out_headers})
+    async for chunk in response.aiter_raw():
+        if relayed.first_chunk_ms is None:
+            relayed.first_chunk_ms = (time.perf_counter() - started) * 1000
+        if len(relayed.kept) < RECORD_LIMIT:
+            relayed.kept.extend(chunk[: RECORD_LIMIT - len(relayed.kept)])
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _request_record(seq: int, upstream: str, scope: dict, query: str, received: list[tuple[str, str]],
+                    forwarded: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
+    """The exchange record as far as the request goes (headers and body redacted)."""
+    ctype = next((v for k, v in received if k.lower() == "content-type"), "")
+    return {
+        "record": "exchange", "seq": seq, "started_at": _now(), "upstream": upstream,
+        "request": {"method": scope["method"], "path": scope["path"], "query": query,
+                    "query_params": redact.redact_obj(dict(parse_qsl(query, keep_blank_values=True))),
+                    "headers": _pairs(received), "forwarded_headers": [k for k, _ in forwarded],
+                    "body": _body_record(body, ctype)},
+    }
+
+
+def _complete_record(record: dict[str, Any], relayed: _Relayed, started: float) -> dict[str, Any]:
+    """``record`` with the response (its observation read from the kept bytes), the timing and any error."""
+    if relayed.headers_ms is not None:
+        record["timing"] = {"upstream_headers_ms": round(relayed.headers_ms, 2)}
+    total_ms = (time.perf_counter() - started) * 1000
+    lower = {k.lower(): v for k, v in relayed.headers}
+    content = _decode_for_record(bytes(relayed.kept), lower.get("content-encoding", ""))
+    observation = observe_response(relayed.status, lower, content, total_ms)
+    record["response"] = {"status": relayed.status, "headers": _pairs(relayed.headers), "bytes": len(relayed.kept),
+                          "streamed": "text/event-stream" in lower.get("content-type", ""),
+                          "observation": observation.to_dict()}
+    timing = record.setdefault("timing", {})
+    timing.update({"first_chunk_ms": round(relayed.first_chunk_ms, 2) if relayed.first_chunk_ms is not None
+                   else None, "total_ms": round(total_ms, 2)})
+    record["error"] = relayed.error
+    return record
 
 
 class CaptureLog:
@@ -233,7 +287,10 @@ class CaptureLog:
 
 
 def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
-    """The exchange records of a capture file, in order (a torn last line is skipped)."""
+    """The exchange records of a capture file, in order (a torn last line is skipped).
+
+    Returns a list of dicts (already redacted). Raises :class:`lanelab.errors.UserError` when there is no such file.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"No capture file at {path}.", "Run 'python -m lanelab capture' first, or check the path.")
@@ -249,7 +306,11 @@ def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
 
 
 def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict[str, Any]:
-    """The ``index``-th inference request (POST …/messages or …/chat/completions) of a capture."""
+    """The ``index``-th inference request (POST …/messages or …/chat/completions) of a capture.
+
+    Returns that exchange record. Raises :class:`lanelab.errors.UserError` when the capture holds none, and
+    ``IndexError`` when ``index`` is out of range.
+    """
     found = [e for e in exchanges if e["request"]["method"] == "POST"
              and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
     if not found:
@@ -259,7 +320,11 @@ def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict
 
 
 def exchanges_frame(exchanges: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per recorded exchange: what went on the wire and what came back (already redacted)."""
+    """One row per recorded exchange: what went on the wire and what came back (already redacted).
+
+    Returns a DataFrame (``seq``, ``method``, ``wire path``, ``user-agent``, sizes, ``status``, ``error``, timings);
+    raises nothing for well-formed records.
+    """
     import pandas as pd
 
     rows = []
@@ -285,7 +350,12 @@ class CaptureProxy:
     out_path: Path
 
     def exchanges(self) -> list[dict[str, Any]]:
+        """The exchange records recorded so far (see :func:`load_exchanges`)."""
         return load_exchanges(self.out_path)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The exchanges recorded so far, one row each (see :func:`exchanges_frame`)."""
+        return exchanges_frame(self.exchanges())
 
     def __repr__(self) -> str:
         return f"<CaptureProxy {self.base_url} → {self.upstream}, recording to {self.out_path}>"
@@ -297,6 +367,9 @@ def running_capture(upstream: str, out_path: str | Path, port: int = 0,
     """Run the proxy on 127.0.0.1 (a free port when 0) in a background thread for the ``with`` block.
 
     ``tls`` serves https under the certificate's host name (capturing a client under the real host name).
+    Yields a :class:`CaptureProxy` (point the client at its ``base_url``). Raises :class:`CaptureRefused` for an
+    upstream off the allow-list (or live without the opt-in) and :class:`lanelab.serve.ServerStartError` when the
+    proxy cannot start.
     """
     upstream = check_upstream(upstream, settings)
     out_path = Path(out_path)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
@@ -25,6 +25,10 @@ from lanelab import redact
 from lanelab.config import data_dir
 from lanelab.datafiles import read_toml
 from lanelab.wire.spec import RequestSpec
+
+__all__ = ["ATTESTATION_PREFIX", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc", "SpecDiff",
+           "apply_differences", "carries_attestation", "diff_specs", "differences", "is_attestation",
+           "load_annotations", "show"]
 
 #: The prefix of a system text block that is a billing attestation (references/hermes.md F7). Detection only.
 ATTESTATION_PREFIX = "x-anthropic-billing-header:"
@@ -37,7 +41,7 @@ class _Missing:
 
     _instance: _Missing | None = None
 
-    def __new__(cls) -> _Missing:
+    def __new__(cls) -> Self:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -299,6 +303,7 @@ class SpecDiff:
         return next((d for d in self.rows if d.part == part and d.key == key), None)
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per difference: part, field, kind of change, both values, what reports say, their sources."""
         records = []
         for d in self.rows:
             records.append({
@@ -330,7 +335,11 @@ class SpecDiff:
 
 def diff_specs(a: RequestSpec, b: RequestSpec, a_label: str = "A", b_label: str = "B",
                annotations: Sequence[Annotation] | None = None) -> SpecDiff:
-    """Structural diff of two requests, each difference annotated from the catalog."""
+    """Structural diff of two requests, each difference annotated from ``data/diff_annotations.toml``.
+
+    Returns a :class:`SpecDiff` (renders as a table in a notebook; ``to_frame()``, ``to_markdown()``). Raises
+    :class:`lanelab.datafiles.DataFileError` when the annotation catalog cannot be read.
+    """
     if a_label == b_label:
         b_label = b_label + " (2)"
     catalog = load_annotations() if annotations is None else list(annotations)

@@ -1,0 +1,189 @@
+"""The sender: planned cells out on the wire with bounded concurrency and polite retries, each record stored as it lands.
+
+Each cell is sent once (plus retries for transient failures, as a :class:`RetryPolicy` says), classified, and handed
+to the run writer on a worker thread, so the event loop keeps sending while a record is encoded, leak-checked and
+fsync'd. A concurrency slot is held until the cell's record is on disk: a kill can then leave at most
+``concurrency`` cells sent but unrecorded (resent on resume, so spent twice in live mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from tqdm.auto import tqdm
+
+from lanelab import http as lanelab_http
+from lanelab.http import DEFAULT_TIMEOUT
+from lanelab.matrix.budget import BudgetGuard
+from lanelab.runs import RunWriter
+from lanelab.wire.classify import Classified, Taxonomy, classify
+from lanelab.wire.spec import Observation, RequestSpec, asend
+
+__all__ = ["NO_RETRY", "PlannedCell", "RetryPolicy", "SendContext", "Sleep", "Tally", "execute", "run_sync",
+           "send_all", "send_cell", "store_cell"]
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """One cell ready to send: its id, profile and levels (for the record) and its request spec."""
+
+    cell_id: str
+    profile: str
+    levels: Mapping[str, str]
+    spec: RequestSpec
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before sending a transient failure again.
+
+    A server-given ``retry-after``/``retry-after-ms`` is honoured as is; when it asks for more than ``max_delay`` the
+    cell is not retried (the wait would exceed the cap). Otherwise the wait is exponential from ``base_delay`` with up
+    to ``jitter`` (a fraction) added at random, capped at ``max_delay``.
+    """
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.25
+
+    def delay(self, obs: Observation, attempt: int, rng: random.Random) -> float | None:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based), or None for no further attempt."""
+        if attempt >= self.max_attempts:
+            return None
+        asked = obs.retry_after
+        if asked is not None:
+            return max(0.0, asked) if asked <= self.max_delay else None
+        backoff = self.base_delay * (2 ** (attempt - 1)) * (1 + self.jitter * rng.random())
+        return min(self.max_delay, backoff)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass
+class Tally:
+    """What the sender has done: requests (retries included), cells stored, of which ``failed`` ended transient,
+    cells the budget refused before their first send, and the outcome of every stored cell."""
+
+    requests: int = 0
+    sent: int = 0
+    failed: int = 0
+    not_sent: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class SendContext:
+    """Everything one batch of sends shares: where to, with which tokens, how to retry, the guard and the tally."""
+
+    base_url: str
+    writer: RunWriter
+    tokens: Mapping[str | None, str | None]
+    default_credential: str | None
+    retry: RetryPolicy
+    guard: BudgetGuard | None
+    taxonomy: Taxonomy
+    sleep: Sleep
+    rng: random.Random
+    tally: Tally = field(default_factory=Tally)
+    io: ThreadPoolExecutor | None = None
+
+
+async def send_cell(ctx: SendContext, cell: PlannedCell, client: httpx.AsyncClient) -> dict[str, Any] | None:
+    """Send one cell (with its retries) and return the record to store, or None when the budget refused it."""
+    label = cell.spec.credential or ctx.default_credential
+    token = ctx.tokens.get(label)
+    attempts, retries = 0, []
+    obs: Observation | None = None
+    verdict: Classified | None = None
+    while True:
+        if ctx.guard is not None and not ctx.guard.reserve(cell.spec):
+            break
+        attempts += 1
+        ctx.tally.requests += 1
+        obs = await asend(cell.spec, ctx.base_url, token, client=client)
+        verdict = classify(obs, ctx.taxonomy)
+        if not ctx.taxonomy.is_transient(verdict.outcome):
+            break
+        wait = ctx.retry.delay(obs, attempts, ctx.rng)
+        if wait is None:
+            break
+        retries.append({"attempt": attempts, "status": obs.status, "outcome": verdict.outcome,
+                        "delay_s": round(wait, 3)})
+        await ctx.sleep(wait)
+    if obs is None or verdict is None:  # the budget refused the first send: nothing to record
+        ctx.tally.not_sent += 1
+        return None
+    obs.attempts = attempts
+    return {"cell_id": cell.cell_id, "profile": cell.profile, "levels": cell.levels, "credential": label,
+            "spec": cell.spec, "observation": obs, "outcome": verdict.outcome, "lane": verdict.lane,
+            "rule": verdict.rule, "retries": retries}
+
+
+async def store_cell(ctx: SendContext, record: dict[str, Any]) -> None:
+    """Encode, leak-check and fsync one record on the writer thread, so the event loop keeps sending meanwhile."""
+    await asyncio.get_running_loop().run_in_executor(ctx.io, lambda: ctx.writer.cell(**record))
+    ctx.tally.sent += 1
+    ctx.tally.outcomes[record["outcome"]] += 1
+    if ctx.taxonomy.is_transient(record["outcome"]):
+        ctx.tally.failed += 1
+
+
+async def execute(cells: Sequence[PlannedCell], ctx: SendContext, *, concurrency: int, progress: bool,
+                  client: httpx.AsyncClient | None = None, desc: str = "cells") -> None:
+    """Send ``cells`` with at most ``concurrency`` requests in flight, updating a progress bar."""
+    sem = asyncio.Semaphore(max(1, concurrency))
+    bar = tqdm(total=len(cells), desc=desc, unit="cell", disable=not progress, leave=True)
+
+    async def one(cell: PlannedCell, http: httpx.AsyncClient) -> None:
+        # The slot is held until the record is on disk: a kill can then leave at most `concurrency` cells sent but
+        # unrecorded (resent on resume, so spent twice in live mode). Releasing it earlier is faster, but unbounded.
+        async with sem:
+            record = await send_cell(ctx, cell, http)
+            if record is not None:
+                await store_cell(ctx, record)
+        bar.update(1)
+
+    limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency))
+    own = client is None
+    http = client or lanelab_http.async_client(ctx.base_url, limits=limits, timeout=DEFAULT_TIMEOUT)
+    try:
+        await asyncio.gather(*(one(c, http) for c in cells))
+    finally:
+        bar.close()
+        if own:
+            await http.aclose()
+
+
+def send_all(cells: Sequence[PlannedCell], ctx: SendContext, *, concurrency: int, progress: bool,
+             client: httpx.AsyncClient | None = None, desc: str = "cells") -> Tally:
+    """Send ``cells`` from sync code (records stored on one writer thread); returns ``ctx.tally``."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanelab-store") as io:
+        ctx.io = io
+        try:
+            run_sync(lambda: execute(cells, ctx, concurrency=concurrency, progress=progress, client=client,
+                                     desc=desc))
+        finally:
+            ctx.io = None
+    return ctx.tally
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, also inside Jupyter (whose event loop is already running)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanelab-run") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
