@@ -2,7 +2,12 @@
 (``GET /_sim/ping``) on the same server, same client and same concurrency, so the ratio shows what the simulator's
 own work (faults, credential, features, policy, billing, unified headers, log) costs on top of the framework.
 
-Run: ``.venv/bin/python bench/bench_sim.py [--seconds 4] [--concurrency 8]`` (about 10 s in total).
+The two are measured in alternating slices (``--rounds``), so a change in the machine's load during the run weighs on
+both alike; the rates are totals over all slices. Client and server share one process, so the process CPU time per
+request (both threads) is printed too: a second view of the same cost that does not count time spent waiting for a
+core on a busy machine.
+
+Run: ``.venv/bin/python bench/bench_sim.py [--seconds 4] [--concurrency 8] [--rounds 4]`` (about 10 s in total).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ MINIMAL = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role":
 
 
 async def measure(client: httpx.AsyncClient, method: str, url: str, seconds: float, concurrency: int,
-                  **kwargs) -> tuple[float, int]:
-    """Requests/second over ``seconds`` with ``concurrency`` workers; returns (rate, non-2xx count)."""
+                  **kwargs) -> tuple[int, float, float, int]:
+    """``concurrency`` workers for ``seconds``; returns (requests done, seconds taken, process CPU seconds used,
+    non-2xx count)."""
     done = errors = 0
     deadline = time.perf_counter() + seconds
 
@@ -30,32 +36,44 @@ async def measure(client: httpx.AsyncClient, method: str, url: str, seconds: flo
             done += 1
             errors += r.status_code >= 300
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done / (time.perf_counter() - started), errors
+    return done, time.perf_counter() - started, time.process_time() - cpu, errors
 
 
-async def main(seconds: float, concurrency: int) -> None:
+async def main(seconds: float, concurrency: int, rounds: int) -> None:
     with running_simulator() as sim:
         token = sim.mint_token()["access_token"]
         headers = {"authorization": f"Bearer {token}", "anthropic-beta": "oauth-2025-04-20",
                    "anthropic-version": "2023-06-01"}
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        endpoints = {"ping": ("GET", f"{sim.base_url}/_sim/ping", {}),
+                     "messages": ("POST", f"{sim.base_url}/v1/messages", {"json": MINIMAL, "headers": headers})}
+        totals = {name: [0, 0.0, 0.0, 0] for name in endpoints}
         async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-            await measure(client, "GET", f"{sim.base_url}/_sim/ping", 0.5, concurrency)  # warm up
-            ping, ping_err = await measure(client, "GET", f"{sim.base_url}/_sim/ping", seconds, concurrency)
-            msgs, msg_err = await measure(client, "POST", f"{sim.base_url}/v1/messages", seconds, concurrency,
-                                          json=MINIMAL, headers=headers)
+            for method, url, kwargs in endpoints.values():  # warm up
+                await measure(client, method, url, 0.5, concurrency, **kwargs)
+            for _ in range(rounds):
+                for name, (method, url, kwargs) in endpoints.items():
+                    got = await measure(client, method, url, seconds / rounds, concurrency, **kwargs)
+                    totals[name] = [a + b for a, b in zip(totals[name], got)]
         logged = len(sim.state.requests())
-    print(f"concurrency {concurrency}, {seconds:g} s per endpoint, one httpx.AsyncClient, keep-alive")
-    print(f"bare route  GET  /_sim/ping   : {ping:8.1f} req/s  (non-2xx: {ping_err})")
-    print(f"typical     POST /v1/messages : {msgs:8.1f} req/s  (non-2xx: {msg_err}; {logged} requests logged)")
-    print(f"ratio messages/ping           : {msgs / ping:8.2f}")
+    (ping_n, ping_s, ping_cpu, ping_err), (msgs_n, msgs_s, msgs_cpu, msg_err) = totals["ping"], totals["messages"]
+    ping, msgs = ping_n / ping_s, msgs_n / msgs_s
+    ping_us, msgs_us = ping_cpu / ping_n * 1e6, msgs_cpu / msgs_n * 1e6
+    print(f"concurrency {concurrency}, {seconds:g} s per endpoint in {rounds} alternating slices, "
+          "one httpx.AsyncClient, keep-alive")
+    print(f"bare route  GET  /_sim/ping   : {ping:8.1f} req/s  {ping_us:7.0f} µs CPU/req  (non-2xx: {ping_err})")
+    print(f"typical     POST /v1/messages : {msgs:8.1f} req/s  {msgs_us:7.0f} µs CPU/req  (non-2xx: {msg_err}; "
+          f"{logged} requests logged)")
+    print(f"ratio messages/ping           : {msgs / ping:8.2f}  (throughput)")
+    print(f"ratio messages/ping           : {ping_us / msgs_us:8.2f}  (CPU per request)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating slices per endpoint (default 4)")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.concurrency))
+    asyncio.run(main(args.seconds, args.concurrency, max(1, args.rounds)))

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from lanelab import cli
-from lanelab.auth import oauth, pkce
+from lanelab import cli, pkce
+from lanelab.auth import oauth
 from lanelab.auth.credential import Credential
 from lanelab.auth.paste import PastedCode, parse_paste
 from lanelab.auth.store import CredentialStore

@@ -1,12 +1,13 @@
-"""PKCE: the RFC 7636 known answer, verifier shape and randomness, state independent of the verifier, masking."""
+"""PKCE (the one implementation client and simulator share): the RFC 7636 known answer, verifier shape and
+randomness, state independent of the verifier, verification, masking, and who registers the verifier."""
 
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab import redact
-from lanelab.auth import pkce
+from lanelab import pkce, redact
+from lanelab.auth import oauth
 
 
 def test_rfc7636_appendix_b_known_answer():
@@ -43,7 +44,29 @@ def test_verifier_length_follows_rfc(nbytes):
     assert 43 <= len(v) <= 128 and "=" not in v
 
 
-def test_repr_masks_the_verifier_and_registers_it():
+def test_verify_accepts_only_the_matching_verifier():
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    assert pkce.verify(verifier, challenge)
+    assert not pkce.verify(verifier[:-1] + "l", challenge)
+    assert not pkce.verify("", pkce.challenge_for(""))  # an empty verifier never proves anything
+    assert not pkce.verify(verifier, challenge + "x") and not pkce.verify(verifier, "")
+
+
+@given(st.text(max_size=60), st.text(max_size=60))
+@settings(max_examples=60)
+def test_verify_never_raises_on_junk(verifier, challenge):
+    """A token endpoint cannot choose what it is sent: any text is a clean yes or no, never an exception."""
+    assert pkce.verify(verifier, challenge) is (bool(verifier) and pkce.challenge_for(verifier) == challenge)
+
+
+def test_repr_masks_the_verifier_and_generate_registers_nothing():
     m = pkce.generate()
     assert m.verifier not in repr(m)
-    assert m.verifier not in redact.redact_text(f"oops {m.verifier}")
+    assert m.verifier not in redact.snapshot(), "the shared module must not touch a redaction registry"
+
+
+def test_the_client_registers_its_verifier_when_it_starts_a_flow():
+    auth = oauth.start(oauth.endpoint_set("live-claude-ai"))
+    assert auth.pkce.verifier in redact.snapshot()
+    assert auth.pkce.verifier not in redact.redact_text(f"oops {auth.pkce.verifier}")

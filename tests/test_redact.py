@@ -99,3 +99,36 @@ def test_redacted_text_contains_no_findable_secret(noise):
 def test_the_fast_pre_check_never_skips_a_bearer_of_any_case(text):
     out = redact.redact_text(text)
     assert "abcdefghijklmnopqrstuvwxyz0123" not in out and redact.find_secrets(text)
+
+
+def test_a_redactor_has_its_own_registry_and_the_shared_rules():
+    """The simulator's redactor and the kit's default one never learn each other's secrets; patterns and
+    sensitive keys work the same in both."""
+    own = redact.Redactor()
+    theirs = "q9Zt7RkLmNpXwVbYcUe"  # no recognisable shape: only a registry can know it
+    own.register_secret(theirs)
+    assert theirs not in own.redact_text(f"x {theirs}") and own.find_secrets(f"x {theirs}")
+    assert redact.redact_text(f"x {theirs}") == f"x {theirs}", "the module-level registry did not learn it"
+    assert redact.snapshot() == frozenset() and own.snapshot() == {theirs}
+    kit_only = "Kp3LmZ8vQw2XrT6yNb"
+    redact.register_secret(kit_only)
+    assert own.redact_text(kit_only) == kit_only
+    # shared patterns and keys
+    assert OAT not in own.redact_text(f"t {OAT}") and own.redact_text(f"t {OAT}").startswith("t sk-ant-oat01-")
+    assert own.redact_obj({"code": "short-but-secret-code"})["code"] != "short-but-secret-code"
+    assert API not in json.dumps(own.redact_headers({"x-api-key": API}))
+    with pytest.raises(redact.SecretLeak):
+        own.assert_clean(f"<p>{theirs}</p>", where="sim log")
+    saved = own.snapshot()
+    own.forget_secrets()
+    assert own.redact_text(theirs) == theirs
+    own.restore(saved)
+    assert own.redact_text(theirs) != theirs
+
+
+def test_module_level_functions_are_the_default_redactor():
+    value = "Zx8Cv7Bn6Mm5Ll4Kk3"
+    redact.register_secret(value)
+    assert value in redact.snapshot() and value not in redact.redact_text(f"[{value}]")
+    redact.restore(frozenset())
+    assert redact.redact_text(f"[{value}]") == f"[{value}]"

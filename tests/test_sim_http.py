@@ -232,11 +232,11 @@ def test_exhausted_plan_window_is_a_429_with_unified_headers(sim):
 
 
 def test_burst_limited_reply_carries_no_unified_headers(sim):
-    burst = sim.app.render("burst_limited")
+    burst = sim.simulator.render("burst_limited")
     assert burst.status == 429
-    assert not any(k.startswith("anthropic-ratelimit-unified-") for k in sim.app._reply_headers(burst))
-    limited = sim.app.render("rate_limited")
-    assert any(k.startswith("anthropic-ratelimit-unified-") for k in sim.app._reply_headers(limited))
+    assert not any(k.startswith("anthropic-ratelimit-unified-") for k in sim.simulator.reply_headers(burst))
+    limited = sim.simulator.render("rate_limited")
+    assert any(k.startswith("anthropic-ratelimit-unified-") for k in sim.simulator.reply_headers(limited))
 
 
 def test_usage_and_profile_shapes_and_scope(sim):

@@ -11,8 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from lanelab import redact
-from lanelab.sim.account import pkce_challenge
+from lanelab import pkce, redact
 
 CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
 SCOPES = "org:create_api_key user:profile user:inference"
@@ -21,13 +20,14 @@ MANUAL = "https://console.anthropic.com/oauth/code/callback"
 AXIOS = {"user-agent": "axios/1.7.9", "accept": "application/json, text/plain, */*"}
 
 
-def pkce() -> tuple[str, str]:
+def pkce_pair() -> tuple[str, str]:
+    """A verifier and its challenge, computed here independently of lanelab.pkce."""
     verifier = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 def authorize(sim, redirect_uri=LOOPBACK, **override) -> tuple[httpx.Response, str, str]:
-    verifier, challenge = pkce()
+    verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)
     params = {"code": "true", "client_id": CLIENT_ID, "response_type": "code", "redirect_uri": redirect_uri,
               "scope": SCOPES, "code_challenge": challenge, "code_challenge_method": "S256", "state": state}
@@ -48,10 +48,14 @@ def exchange(sim, code, verifier, redirect_uri=LOOPBACK, style="json", **extra) 
     return httpx.post(url, json=body, headers=AXIOS) if style == "json" else httpx.post(url, data=body, headers=AXIOS)
 
 
-def test_pkce_challenge_known_answer():
-    # RFC 7636 Appendix B
-    assert pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == \
-        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+def test_the_simulator_checks_pkce_with_the_shared_implementation(sim):
+    """The RFC 7636 appendix B pair is accepted by the simulator's token endpoint; one character off is not."""
+    verifier, challenge = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    assert pkce.challenge_for(verifier) == challenge
+    for presented, status in ((verifier[:-1] + "l", 400), (verifier, 200)):
+        r, _, _ = authorize(sim, code_challenge=challenge)
+        code, _ = code_from(r)
+        assert exchange(sim, code, presented).status_code == status
 
 
 def test_loopback_flow_json_body_issues_working_tokens(sim):
@@ -112,7 +116,7 @@ def test_authorize_rejects_bad_requests_with_a_page(sim, override, fragment):
 def test_exchange_checks_verifier_redirect_and_client(sim):
     r, verifier, _ = authorize(sim)
     code, _ = code_from(r)
-    wrong_verifier = exchange(sim, code, pkce()[0])
+    wrong_verifier = exchange(sim, code, pkce_pair()[0])
     assert wrong_verifier.status_code == 400 and wrong_verifier.json()["error"] == "invalid_grant"
     assert "code_verifier" in wrong_verifier.json()["error_description"]
     wrong_redirect = exchange(sim, code, verifier, redirect_uri="http://localhost:1/callback")
@@ -151,12 +155,14 @@ def test_token_endpoint_rejects_unsupported_body_style_and_grant(sim):
     assert junk.json()["error"] == "invalid_request"
 
 
-def test_issued_secrets_are_registered_and_the_log_hides_them(sim):
+def test_issued_secrets_are_registered_with_the_simulator_only_and_the_log_hides_them(sim):
     r, verifier, _ = authorize(sim)
     code, _ = code_from(r)
     tokens = exchange(sim, code, verifier).json()
+    client_registry = redact.snapshot()
     for secret in (code, verifier, tokens["access_token"], tokens["refresh_token"]):
-        assert secret not in redact.redact_text(f"value={secret}")
+        assert secret not in sim.state.redactor.redact_text(f"value={secret}")
+        assert secret not in client_registry, "the simulator must not register in the client's registry"
     log = httpx.get(f"{sim.base_url}/_sim/requests")
     for secret in (code, verifier):
         assert secret not in log.text

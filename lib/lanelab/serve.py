@@ -58,7 +58,7 @@ def bind_loopback(port: int = 0, host: str = HOST) -> socket.socket:
     """A listening TCP socket on ``host`` (loopback; ``port=0``: a free one), or :class:`ServerStartError`."""
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise InputError(f"Port {port!r} is not a TCP port.", "Use a number from 1 to 65535, or 0 for a free one.")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio then turns Nagle off
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -23,8 +23,8 @@ from urllib.parse import urlencode, urljoin
 import httpx
 
 from lanelab import http as lanelab_http
+from lanelab import pkce as pkce_mod
 from lanelab import redact
-from lanelab.auth import pkce as pkce_mod
 from lanelab.auth.credential import Credential
 from lanelab.auth.issuer import default_label, issued_by
 from lanelab.auth.paste import PastedCode
@@ -226,6 +226,7 @@ def start(endpoints: EndpointSet, verifier_bytes: int = pkce_mod.MIN_BYTES) -> A
     if endpoints.relative:
         raise EndpointSetError(f"Endpoint set {endpoints.name!r} is not resolved; call endpoints.resolve(base_url).")
     material = pkce_mod.generate(verifier_bytes)
+    redact.register_secret(material.verifier)
     return Authorization(endpoints, material, authorize_url(endpoints, material.challenge, material.state))
 
 

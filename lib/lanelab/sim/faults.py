@@ -20,6 +20,11 @@ KINDS = ("latency", "reset", "http500", "http529", "http429", "malformed_json", 
 TERMINAL = ("reset", "http500", "http529", "http429")
 GRAMMAR = "kind[=arg][@pathglob][%probability][#first_n], items separated by ';' (kinds: " + ", ".join(KINDS) + ")"
 HEADER = "x-lanelab-fault"
+#: The outcome (lanelab.sim.outcomes) whose rendered error each failing fault returns.
+FAULT_OUTCOMES = {"http500": "server_error", "http529": "overloaded", "http429": "rate_limited"}
+
+__all__ = ["FAULT_OUTCOMES", "GRAMMAR", "HEADER", "KINDS", "TERMINAL", "Fault", "FaultPlan", "FaultSpecError",
+           "parse_item", "parse_spec"]
 
 _ITEM = re.compile(
     r"^(?P<kind>[a-z0-9_]+)(?:=(?P<arg>[^@%#]*))?(?:@(?P<glob>[^%#]+))?(?:%(?P<prob>[^#]+))?(?:#(?P<n>.+))?$"
@@ -140,8 +145,16 @@ class FaultPlan:
 
     def __init__(self, spec: str | None = None, seed: int = 0):
         self._lock = threading.Lock()
+        self._seed = seed
         self._rng = random.Random(seed)
         self.set(spec)
+        self._initial = spec
+
+    def reset(self) -> None:
+        """Back to the plan it was created with: its spec, no fault fired yet, the coin re-seeded."""
+        self.set(self._initial)
+        with self._lock:
+            self._rng.seed(self._seed)
 
     def set(self, spec: str | None) -> None:
         faults = parse_spec(spec)  # raises before anything changes

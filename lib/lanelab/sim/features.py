@@ -16,6 +16,9 @@ from urllib.parse import parse_qsl
 
 from lanelab.sim import outcomes
 
+__all__ = ["AUTH_STYLES", "BODY_SHAPES", "MODEL_FAMILIES", "OPENAI_PATHS", "TOKEN_KINDS", "RequestFeatures", "TokenInfo",
+           "extract", "header_pairs", "model_family", "tool_base_name"]
+
 TOKEN_KINDS = ("oauth", "api_key", "unknown", "none")
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
 MODEL_FAMILIES = ("haiku", "sonnet", "opus", "other")

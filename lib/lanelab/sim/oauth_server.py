@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import html
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
 
-from lanelab import redact
-from lanelab.sim.account import OAuthGrantError
+from lanelab.sim.account import SimState
+from lanelab.sim.grants import OAuthGrantError
+from lanelab.sim.replies import note
+from lanelab.sim.simulator import Simulator
 
-if TYPE_CHECKING:
-    from lanelab.sim.app import Simulator
+__all__ = ["CALLBACK_PATH", "CLIENT_IDS", "LIVE_MANUAL_REDIRECTS", "authorize", "code_callback", "routes", "token",
+           "token_body"]
 
 #: The one public client id every peer uses (references/protocol.md §1.1).
 CLIENT_IDS = frozenset({"9d1c250a-e61b-44d9-88ed-5944d1962f5e"})
@@ -65,7 +68,7 @@ async def authorize(request: Request, sim: Simulator) -> Response:
     manual = redirect_uri in LIVE_MANUAL_REDIRECTS or redirect_uri == base + CALLBACK_PATH
     if not manual and not _is_loopback_callback(redirect_uri):
         return _bad_authorize(f"redirect_uri {redirect_uri!r} is not registered for this client.")
-    code = sim.state.issue_code(client_id, redirect_uri, q["code_challenge"], scopes, q["state"])
+    code = sim.state.grants.issue_code(client_id, redirect_uri, q["code_challenge"], scopes, q["state"])
     sim.state.count("oauth_authorize")
     params = urlencode({"code": code, "state": q["state"]})
     target = f"{base}{CALLBACK_PATH}?{params}" if manual else f"{redirect_uri}?{params}"
@@ -83,10 +86,23 @@ async def code_callback(request: Request) -> Response:
                  f"<code id=\"paste-value\">{value}</code>")
 
 
-def _oauth_error(error: str, description: str, status: int = 400,
+def _oauth_error(sim: Simulator, error: str, description: str, status: int = 400,
                  headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": redact.redact_text(description)},
+    """An OAuth error body (RFC 6749 §5.2), its description redacted with the simulator's redactor."""
+    return JSONResponse({"error": error, "error_description": sim.state.redactor.redact_text(description)},
                         status_code=status, headers=headers)
+
+
+def token_body(issued: dict[str, Any], state: SimState) -> dict[str, Any]:
+    """The token endpoint's success body for an issued pair (with the account's identity)."""
+    identity = state.identity
+    body = {"token_type": "Bearer", "access_token": issued["access_token"], "expires_in": issued["expires_in"],
+            "scope": issued["scope"],
+            "account": {"uuid": identity["account_uuid"], "email_address": identity["email"]},
+            "organization": {"uuid": identity["organization_uuid"], "name": identity["organization_name"]}}
+    if issued.get("refresh_token"):
+        body["refresh_token"] = issued["refresh_token"]
+    return body
 
 
 async def _read_form_or_json(request: Request) -> tuple[dict[str, Any], str]:
@@ -110,31 +126,47 @@ async def token(request: Request, sim: Simulator) -> Response:
     decision = sim.policy.decide_token(headers, ctype)
     if decision is not None:
         reply = sim.render(decision.outcome)
-        sim.note(request, rule=decision.rule_id, outcome=decision.outcome, lane="none")
+        note(request, rule=decision.rule_id, outcome=decision.outcome, lane="none")
         extra = {"retry-after": str(reply.retry_after)} if reply.retry_after else None
-        return _oauth_error(reply.error_type or "invalid_request", reply.message or "Error", reply.status, extra)
+        return _oauth_error(sim, reply.error_type or "invalid_request", reply.message or "Error", reply.status, extra)
     try:
         body, _ = await _read_form_or_json(request)
         for key in ("code", "code_verifier", "refresh_token"):
             if isinstance(body.get(key), str):
-                redact.register_secret(body[key])
+                sim.state.redactor.register_secret(body[key])
         if body.get("client_id") not in CLIENT_IDS:
             raise OAuthGrantError("invalid_client", "Unknown or missing client_id.")
         grant_type = body.get("grant_type")
         if grant_type == "authorization_code":
-            issued = sim.state.redeem_code(str(body.get("code") or ""), str(body.get("code_verifier") or ""),
+            issued = sim.state.grants.redeem_code(str(body.get("code") or ""), str(body.get("code_verifier") or ""),
                                            str(body.get("redirect_uri") or ""), str(body["client_id"]))
         elif grant_type == "refresh_token":
             scope = body.get("scope")
-            issued = sim.state.rotate_refresh(str(body.get("refresh_token") or ""),
+            issued = sim.state.grants.rotate_refresh(str(body.get("refresh_token") or ""),
                                               str(scope) if scope else None)
         else:
             raise OAuthGrantError("unsupported_grant_type",
                                   f"grant_type {grant_type!r} is not supported; use authorization_code or "
                                   "refresh_token.")
     except OAuthGrantError as exc:
-        sim.note(request, rule="oauth", outcome=exc.error, lane="none")
-        return _oauth_error(exc.error, exc.description)
+        note(request, rule="oauth", outcome=exc.error, lane="none")
+        return _oauth_error(sim, exc.error, exc.description)
     sim.state.count(f"oauth_{grant_type}")
-    sim.note(request, rule="oauth", outcome="token_issued", lane="none")
-    return JSONResponse(sim.state.token_response(issued), headers={"cache-control": "no-store"})
+    note(request, rule="oauth", outcome="token_issued", lane="none")
+    return JSONResponse(token_body(issued, sim.state), headers={"cache-control": "no-store"})
+
+
+def routes(sim: Simulator) -> list[Route]:
+    """The OAuth routes of ``sim``: authorize, the paste page, the token endpoint."""
+
+    async def authorize_route(request: Request) -> Response:
+        return await authorize(request, sim)
+
+    async def token_route(request: Request) -> Response:
+        return await token(request, sim)
+
+    return [
+        Route("/oauth/authorize", authorize_route, methods=["GET"]),
+        Route(CALLBACK_PATH, code_callback, methods=["GET"]),
+        Route("/v1/oauth/token", token_route, methods=["POST"]),
+    ]

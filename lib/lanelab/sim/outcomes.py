@@ -17,6 +17,11 @@ from lanelab.config import data_dir
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.errors import NotFound
 
+__all__ = ["ACCOUNT_CONDITIONS", "DEFAULT_ACCOUNT", "EXTRA_USAGE_STATES", "LANES", "PLANS", "REPLY_FIELDS",
+           "OutcomeFileError", "Reply", "UnknownOutcome", "account_facts", "default_account", "extra_usage_state",
+           "identity_line", "load_outcomes", "normalized_account", "outcome_ids", "outcomes_path", "render",
+           "template"]
+
 #: The account shape shared with the simulator's state (docs/contracts.md §1.1). Max 5x, nearly unused plan
 #: (#15080 probe: 5-hour 0.03, 7-day 0.0), extra usage enabled with a monthly limit of 0 (PR #75147: out_of_credits).
 DEFAULT_ACCOUNT: dict[str, Any] = {
@@ -63,9 +68,16 @@ class Reply:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+    @classmethod
+    def error(cls, status: int, error_type: str, message: str) -> Reply:
+        """An error no outcome template describes (an unknown route, bad input to a control route, a bad fault
+        header): same wire shape, no lane, no unified headers."""
+        return cls(status=status, error_type=error_type, message=message, error_code=None, lane="none",
+                   unified=False, retry_after=None)
+
     def error_body(self, request_id: str | None = None) -> dict[str, Any]:
         """The Messages API error JSON for this reply (``details.error_code`` when there is one)."""
-        error: dict[str, Any] = {"type": self.error_type or "api_error", "message": self.message or ""}
+        error: dict[str, Any] = {"type": self.error_type or "api_error", "message": self.message or "Error"}
         if self.error_code:
             error["details"] = {"error_code": self.error_code}
         body: dict[str, Any] = {"type": "error", "error": error}
@@ -80,8 +92,8 @@ def default_account() -> dict[str, Any]:
 
 
 def normalized_account(account: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``account`` merged over the default, so partial or junk dicts still render."""
-    out = default_account()
+    """``account`` merged over the default, so partial or junk dicts still render (a new dict; values are shared)."""
+    out = {**DEFAULT_ACCOUNT, "extra_usage": dict(DEFAULT_ACCOUNT["extra_usage"])}  # the defaults' only nested dict
     if isinstance(account, Mapping):
         for key, value in account.items():
             if key == "extra_usage":
@@ -195,17 +207,19 @@ def identity_line() -> str:
     return load_outcomes()["wire_facts"]["identity_line"]
 
 
-def template(outcome: str) -> dict[str, Any]:
-    """The raw template table of one outcome (with source and note), for reports and /_sim/policy."""
+def template(outcome: str, doc: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The raw template table of one outcome (with source and note), for reports and /_sim/policy; from ``doc`` (a
+    :func:`load_outcomes` result the caller holds) or the templates file as it is now. Raises :class:`UnknownOutcome`."""
     try:
-        return dict(load_outcomes()["outcome"][outcome])
+        return dict((doc if doc is not None else load_outcomes())["outcome"][outcome])
     except KeyError:
         raise UnknownOutcome(f"Unknown simulator outcome {outcome!r}.") from None
 
 
-def render(outcome: str, account: Mapping[str, Any] | None = None) -> Reply:
-    """The reply for ``outcome`` given the account state (first matching variant overrides the defaults)."""
-    table = template(outcome)
+def render(outcome: str, account: Mapping[str, Any] | None = None, doc: Mapping[str, Any] | None = None) -> Reply:
+    """The reply for ``outcome`` given the account state (first matching variant overrides the defaults), from
+    ``doc`` when given (a running simulator holds the templates it started with) or the templates file."""
+    table = template(outcome, doc)
     fields = {k: v for k, v in table.items() if k in REPLY_FIELDS}
     facts = account_facts(account)
     for variant in table.get("variant", []):

@@ -26,6 +26,10 @@ from lanelab.sim.features import (
     header_pairs,
 )
 
+__all__ = ["BODY_STYLES", "CONDITIONS", "TOKEN_CONDITIONS", "TOKEN_META_KEYS", "TOKEN_OUTCOMES", "Condition", "Decision",
+           "Policy", "PolicyError", "PolicyNotFound", "Rule", "TokenRequest", "body_style", "list_policies",
+           "load_policy", "load_policy_file", "policies_dir"]
+
 TOKEN_OUTCOMES = ("token_not_found", "token_rate_limited", "token_forbidden", "token_bad_request",
                   "token_invalid_format")
 BODY_STYLES = ("json", "form", "other", "none")

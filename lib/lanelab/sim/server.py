@@ -15,27 +15,39 @@ from lanelab import serve
 from lanelab.config import DEFAULT_POLICY
 from lanelab.serve import TLS, running_server
 from lanelab.sim.account import SimState
-from lanelab.sim.app import Simulator, create_app
+from lanelab.sim.app import SimApp, create_app
+from lanelab.sim.simulator import Simulator
+
+__all__ = ["SimHandle", "running_simulator", "serve_forever"]
 
 
 @dataclass
 class SimHandle:
-    """A running simulator: where it is, its live state, and a shortcut to mint credentials."""
+    """A running simulator: where it is, its ASGI app, its model and live state, and shortcuts for tests."""
 
     base_url: str
     port: int
-    app: Simulator
+    app: SimApp
+
+    @property
+    def simulator(self) -> Simulator:
+        return self.app.simulator
 
     @property
     def state(self) -> SimState:
-        return self.app.state
+        return self.app.simulator.state
 
     def mint_token(self, scopes: list[str] | None = None, kind: str = "pkce", source: str | None = None,
                    expires_in: int | None = None) -> dict[str, Any]:
-        return self.app.mint_token(scopes=scopes, kind=kind, source=source, expires_in=expires_in)
+        """Issue a credential directly (as ``POST /_sim/tokens``); ``ValueError`` for an unknown kind."""
+        return self.app.simulator.mint_token(scopes=scopes, kind=kind, source=source, expires_in=expires_in)
+
+    def reset(self) -> None:
+        """Everything back to how the simulator started (as ``POST /_sim/reset``)."""
+        self.app.simulator.reset()
 
     def __repr__(self) -> str:
-        return f"<SimHandle {self.base_url} policy={self.app.state.policy_name!r}>"
+        return f"<SimHandle {self.base_url} policy={self.state.policy_name!r}>"
 
 
 @contextmanager

@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+__all__ = ["CHUNK_CHARS", "chat_events", "chunks", "encode", "error_events", "message_events"]
+
 #: Characters of text per content_block_delta.
 CHUNK_CHARS = 12
 
