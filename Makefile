@@ -30,7 +30,7 @@ $(TESTSTAMP): $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the kit with its test tools
 
-demo: $(STAMP) ## run every notebook headless against the simulator; results and reports land in reports/
+demo: $(STAMP) ## run every notebook headless against the simulator; results and reports land in reports/demo/
 	$(BIN)/python -m lanelab demo
 
 test: $(TESTSTAMP) ## run the test suite (unit, simulator, notebooks headless, notebooks in a real browser)
@@ -54,6 +54,6 @@ bench: $(STAMP) ## print the benchmark figures (ratios measured in one run)
 sync: $(STAMP) ## regenerate notebooks/*.ipynb from their reviewed py:percent twins, without outputs
 	$(BIN)/python -c "from lanelab.devtools.notebook_exec import sync_all; [print(p) for p in sync_all()]"
 
-clean: ## remove generated runs and reports (keeps .venv)
-	rm -rf reports/* data/runs/*.jsonl
+clean: ## remove what the demo and the tests generated (keeps your runs in reports/runs/ and .venv)
+	rm -rf reports/demo reports/audit reports/screenshots
 	@touch reports/.gitkeep

@@ -205,3 +205,71 @@ def test_two_matrix_runners_on_one_run_id_send_each_cell_once(tmp_path):
     run = load_run(path)
     cells = run.header["cell_count"]
     assert len(run.cells) == cells and len(log) == cells  # the simulator logs every inference request it gets
+
+
+# --------------------------------------------------------------------------------------------------- item 9
+def fake_notebooks(monkeypatch, tmp_path):
+    """Stand-ins for executing the notebooks (tests/test_notebooks.py executes the real ones): each writes what
+    notebooks 02 and 03 write, where they write it (LANELAB_OUT from the environment the demo sets)."""
+    from lanelab.devtools import notebook_exec
+
+    names = [tmp_path / "nb" / "02_request_matrix.ipynb", tmp_path / "nb" / "03_findings.ipynb"]
+
+    def execute(path, out_dir, env=None, timeout=600, cwd=None):
+        out = Path(env["LANELAB_OUT"])
+        if path.name.startswith("02"):
+            with RunWriter(run_path(out / "runs", "demo-run"), header("demo-run")) as w:
+                write_cell(w, f"cell-{time.monotonic_ns()}")
+        else:
+            (out / "findings.html").write_text("<html>report</html>")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / path.name).write_text("{}")
+        return notebook_exec.NotebookResult(path.stem, out_dir / path.name, 0.0, 1)
+
+    monkeypatch.setattr(notebook_exec, "execute", execute)
+    monkeypatch.setattr(notebook_exec, "notebooks_in_order", lambda folder=None: names)
+
+
+def test_the_demo_writes_to_its_own_folder_and_deletes_only_what_it_wrote(tmp_path, monkeypatch, capsys):
+    """It used to delete LANELAB_OUT/runs (reports/runs/), where live runs are written too."""
+    from lanelab import cli
+
+    fake_notebooks(monkeypatch, tmp_path)
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("LANELAB_OUT", str(reports))
+    mine = run_path(reports / "runs", "my-live-run")
+    with RunWriter(mine, header("my-live-run")) as w:
+        write_cell(w, "precious")
+    mine_bytes = mine.read_bytes()
+
+    assert cli.main(["demo"]) == 0
+    demo = reports / "demo"
+    assert mine.read_bytes() == mine_bytes
+    first = load_run(demo / "runs" / "demo-run.jsonl")
+    assert len(first.cells) == 1 and (demo / "findings.html").exists() and (demo / ".lanelab-demo.json").exists()
+    assert str(demo / "runs") in capsys.readouterr().out
+
+    # a second demo starts fresh: it removes what the first wrote, and only that
+    (demo / "runs" / "dropped-in.jsonl").write_text("a file the demo did not write\n")
+    (demo / "findings.md").write_text("notes of my own\n")
+    assert cli.main(["demo"]) == 0
+    second = load_run(demo / "runs" / "demo-run.jsonl")
+    assert len(second.cells) == 1 and set(second.cells) != set(first.cells)  # fresh, not resumed
+    assert (demo / "runs" / "dropped-in.jsonl").read_text() == "a file the demo did not write\n"
+    assert (demo / "findings.md").read_text() == "notes of my own\n"
+    assert mine.read_bytes() == mine_bytes
+
+    # a file the demo wrote but someone changed since is kept, and the demo says so
+    with (demo / "findings.html").open("a") as f:
+        f.write("<!-- my edit -->")
+    capsys.readouterr()
+    assert cli.main(["demo"]) == 0
+    assert "kept " + str(demo / "findings.html") in capsys.readouterr().out
+
+    # --keep-runs resumes the demo's runs; pointing --out at the user's own folder still deletes nothing of theirs
+    assert cli.main(["demo", "--keep-runs"]) == 0
+    assert len(load_run(demo / "runs" / "demo-run.jsonl").cells) == 2
+    assert cli.main(["demo", "--out", str(reports)]) == 0
+    assert cli.main(["demo", "--out", str(reports)]) == 0
+    assert mine.read_bytes() == mine_bytes and len(load_run(reports / "runs" / "demo-run.jsonl").cells) == 1
+    assert (demo / "runs" / "dropped-in.jsonl").exists()
