@@ -30,7 +30,7 @@ $(TESTSTAMP): $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the kit with its test tools
 
-demo: $(STAMP) ## run every notebook headless against the simulator; results and reports land in reports/
+demo: $(STAMP) ## run every notebook headless against the simulator; results and reports land in reports/demo/
 	$(BIN)/python -m lanelab demo
 
 # On CI (CI=true) the offline rehearsal of live mode must run, not skip: CI runs as root, where namespaces work.
@@ -62,6 +62,6 @@ CLIENTS_DIR ?= /work/clients
 profiles: $(STAMP) ## capture real clients as they send today into data/profiles and data/captures
 	$(BIN)/python tools/capture_profiles.py --clients-dir $(CLIENTS_DIR) $(PROFILES_ARGS)
 
-clean: ## remove generated runs and reports (keeps .venv)
-	rm -rf reports/* data/runs/*.jsonl
+clean: ## remove what the demo and the tests generated (keeps your runs in reports/runs/ and .venv)
+	rm -rf reports/demo reports/audit reports/screenshots
 	@touch reports/.gitkeep

@@ -2,20 +2,23 @@
 the issuer rule: where each credential may be sent, and the default label per mode."""
 
 import ast
+import contextlib
 import importlib
 import importlib.util
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
+import disk_faults
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.auth import credential as C
 from lanelab.auth import issuer as I
 from lanelab.auth.resolve import available, resolve_credential, resolve_token
-from lanelab.auth.store import CorruptCredential, CredentialNotFound, CredentialStore
+from lanelab.auth.store import CorruptCredential, CredentialNotFound, CredentialStore, StoreNotWritable
 from lanelab.config import Settings
 from lanelab.errors import InputError, Refused
 
@@ -128,6 +131,70 @@ def test_overwrite_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", real_replace)
     assert store.load("sim-pkce").access_token == ACCESS  # the old file is intact
     assert [p.name for p in store.dir.iterdir()] == ["sim-pkce.json"]
+
+
+@pytest.mark.parametrize("kind,reason", [("full", "ENOSPC"), ("read-only", "EROFS")])
+def test_a_full_or_read_only_store_is_found_out_before_anything_is_spent(tmp_path, monkeypatch, kind, reason):
+    """check_writable is what every single-use spend calls first; save fails the same way, clearly, an OSError
+    still, and leaves the previous file and no temp file behind."""
+    store = CredentialStore(tmp_path / "home")
+    store.check_writable()  # a writable store: passes, and leaves nothing behind
+    assert list(store.dir.iterdir()) == []
+    store.save(cred())
+    fault = disk_faults.inject(monkeypatch, tmp_path / "home", kind)
+    with pytest.raises(StoreNotWritable) as info:
+        store.check_writable()
+    text = str(info.value)
+    assert reason in text and str(store.dir) in text and "nothing was sent" in text and fault.hits
+    with pytest.raises(OSError, match=reason) as saving:
+        store.save(cred(access_token="sk-ant-oat01-" + "n" * 40))
+    assert isinstance(saving.value, StoreNotWritable) and info.value.reason and info.value.folder == store.dir
+    fault.active = False
+    assert store.load("sim-pkce").access_token == ACCESS
+    assert [p.name for p in store.dir.iterdir()] == ["sim-pkce.json"]
+    store.check_writable()
+
+
+def test_a_store_folder_that_cannot_be_created_is_not_writable(tmp_path, monkeypatch):
+    disk_faults.inject(monkeypatch, tmp_path / "home", "read-only")
+    with pytest.raises(StoreNotWritable, match="EROFS"):
+        CredentialStore(tmp_path / "home").check_writable()
+    assert not (tmp_path / "home").exists()
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(where: Path):
+    where.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+                                           capture_output=True, check=False).returncode:
+        pytest.skip("mounting a tmpfs is not allowed here; the injected faults above cover the same paths")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_real_full_then_read_only_file_system(tmp_path):
+    """The same, on a real file system (when this machine lets the tests mount one): a 64 KiB tmpfs filled up,
+    then remounted read-only."""
+    with tiny_tmpfs(tmp_path / "mnt") as mnt:
+        store = CredentialStore(mnt / "home")
+        store.save(cred())
+        with contextlib.suppress(OSError), (mnt / "filler").open("wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        with pytest.raises(StoreNotWritable, match="ENOSPC"):
+            store.check_writable()
+        with pytest.raises(StoreNotWritable, match="ENOSPC"):
+            store.save(cred(access_token="sk-ant-oat01-" + "n" * 40))
+        assert store.load("sim-pkce").access_token == ACCESS
+        (mnt / "filler").unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        with pytest.raises(StoreNotWritable, match="EROFS"):
+            store.check_writable()
+        assert store.load("sim-pkce").access_token == ACCESS
+        assert sorted(p.name for p in store.dir.iterdir()) == ["sim-pkce.json"]
 
 
 def test_save_under_new_label(tmp_path):

@@ -184,9 +184,14 @@ def test_sigkill_torn_line_and_resume_lose_nothing_and_send_nothing_twice(tmp_pa
     lost = sum(1 for c in cells if per_cell[c.cell_id] == 0)
     duplicates = (sum(max(0, sent2[g] - pending_by_group[g]) for g in groups)  # recorded cells sent again
                   + sum(n for g, n in sent2.items() if g not in groups))       # sends that are no cell at all
-    audit.record("resume", resume_duplicates=duplicates, resume_lost=lost,
-                 detail={"cells": len(cells), "recorded_before_kill": len(recorded), "sent_without_record_at_kill": unrecorded,
-                         "sent_by_resume": len(run2), "torn_line": torn_line})
+    # the killed run's sends that never got a record: each such cell is pending, so the resume sends it again
+    inflight_resent = sum(min(n, sent2[g]) for g, n in (sent1 - recorded_by_group).items() if g in groups) \
+        + sum(n for g, n in (sent1 - recorded_by_group).items() if g not in groups)  # cut off before the body
+    audit.record("resume", resume_duplicates=duplicates, resume_inflight_resent=inflight_resent,
+                 resume_inflight_bound=CONCURRENCY, resume_lost=lost,
+                 detail={"cells": len(cells), "recorded_before_kill": len(recorded),
+                         "sent_without_record_at_kill": unrecorded, "sent_by_resume": len(run2),
+                         "torn_line": torn_line, "concurrency": CONCURRENCY, "kills": 1})
 
     assert lost == 0 and duplicates == 0
     assert f"{len(recorded)} resumed" in done.stdout
@@ -202,3 +207,18 @@ def test_sigkill_torn_line_and_resume_lose_nothing_and_send_nothing_twice(tmp_pa
     resent = sent1 - recorded_by_group  # where the server saw their bodies; a request cut off early has none
     assert all(g not in groups or n <= pending_by_group[g] for g, n in resent.items())
     assert 0 <= unrecorded <= min(CONCURRENCY, len(pending)), "more cells sent without a record than slots"
+    assert inflight_resent == unrecorded  # every in-flight cell was sent again, once: the figure the audit prints
+
+
+def test_the_audit_prints_in_flight_resends_next_to_completed_ones(tmp_path, monkeypatch):
+    """"cells sent twice after a SIGKILL: 0" hid the resends a kill causes by design; both figures are printed,
+    the in-flight one with its bound."""
+    monkeypatch.setenv("LANELAB_AUDIT_DIR", str(tmp_path))
+    audit.record("resume", resume_duplicates=0, resume_inflight_resent=3, resume_inflight_bound=4, resume_lost=0)
+    audit.record("resume-again", resume_duplicates=0, resume_inflight_resent=2, resume_inflight_bound=4)
+    text = audit.format_summary(audit.summary())
+    lines = {line.split("  ")[1].strip(): line for line in text.splitlines() if line.startswith("  ")}
+    assert lines["completed cells sent again after a SIGKILL"].split()[-1] == "0"
+    inflight = lines["in-flight cells sent again after a SIGKILL"]
+    assert inflight.endswith(" 5 (by design; at most 8: --concurrency per kill)")
+    assert not any("twice" in line for line in lines)

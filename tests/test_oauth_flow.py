@@ -8,14 +8,15 @@ import sys
 import threading
 from urllib.parse import parse_qs, urlsplit
 
+import disk_faults
 import httpx
 import pytest
 from lanelab import cli, pkce
 from lanelab.auth import oauth
 from lanelab.auth.credential import Credential
 from lanelab.auth.paste import PastedCode, parse_paste
-from lanelab.auth.store import CredentialStore
-from lanelab.config import host_allowed
+from lanelab.auth.store import CredentialStore, StoreNotWritable
+from lanelab.config import Settings, host_allowed
 from lanelab.errors import UserError
 
 BASE = "http://127.0.0.1:9"
@@ -434,3 +435,133 @@ def test_summarize_reads_plan_extra_usage_and_windows():
     s2 = summarize(denied, denied)
     assert len(s2.errors) == 2 and "user:profile" in s2.errors[0] and s2.organization_type is None
     assert "probe error" in repr(s2) and "<table>" in s2._repr_html_()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Disk faults: a single-use code or refresh token is never spent when its result cannot be kept (issue 12, item 8)
+
+def sim_login(sim, variant="axios-json"):
+    ep = oauth.endpoint_set("sim", sim.base_url)
+    auth = oauth.start(ep)
+    pasted = parse_paste(oauth.sim_paste_value(auth.url), expected_state=auth.pkce.state)
+    return ep, oauth.exchange(ep, pasted, auth.pkce.verifier, oauth.client_variant(variant), label="mine")
+
+
+@pytest.mark.parametrize("kind", ["full", "read-only"])
+def test_refresh_with_an_unwritable_store_spends_nothing(sim, tmp_path, monkeypatch, kind):
+    """It used to rotate the refresh token at the server, then lose the new one (OSError), so the next refresh
+    failed with "already used"."""
+    ep, cred = sim_login(sim)
+    store = CredentialStore(tmp_path / "home")
+    store.save(cred)
+    fault = disk_faults.inject(monkeypatch, tmp_path / "home", kind)
+    v = oauth.client_variant("axios-json")
+    with pytest.raises(StoreNotWritable, match="no login code or refresh token was spent"):
+        oauth.refresh(store.load("mine"), ep, v, store=store)
+    assert oauth._flights == {}
+    fault.active = False
+    result = oauth.refresh(store.load("mine"), ep, v, store=store)  # the saved refresh token still works
+    assert result.rotated and not result.unsaved and result.saved_to == store.path("mine")
+    assert store.load("mine").refresh_token == result.credential.refresh_token != cred.refresh_token
+
+
+def test_refresh_whose_save_fails_after_the_check_keeps_the_new_tokens_usable(sim, tmp_path, monkeypatch, caplog):
+    ep, cred = sim_login(sim)
+    store = CredentialStore(tmp_path / "home")
+    store.save(cred)
+    # the disk fills up between the check and the save: the probe goes through, the credential's file does not
+    fault = disk_faults.inject(monkeypatch, tmp_path / "home", "full", only=lambda p: ".mine." in p)
+    v = oauth.client_variant("axios-json")
+    result = oauth.refresh(store.load("mine"), ep, v, store=store)  # no traceback: the result holds the tokens
+    assert result.rotated and result.unsaved and result.saved_to is None and fault.hits
+    text = repr(result)
+    assert "NOT SAVED" in text and "ENOSPC" in text and "result.save()" in text and "only in this result" in text
+    assert result.credential.refresh_token not in text + caplog.text and "NOT SAVED" in caplog.text
+    assert store.load("mine").refresh_token == cred.refresh_token  # the old file is intact (and its token spent)
+    # the new credential works meanwhile
+    from lanelab.auth.introspect import inspect_account
+
+    assert not inspect_account(result.credential.access_token, sim.base_url).errors
+    with pytest.raises(StoreNotWritable):
+        result.save()  # still full: says so again, keeps the tokens
+    assert result.unsaved
+    fault.active = False
+    assert result.save() == store.path("mine") and not result.unsaved and "NOT SAVED" not in repr(result)
+    again = oauth.refresh(store.load("mine"), ep, v, store=store)  # the saved (rotated) token is the live one
+    assert again.rotated and not again.unsaved
+
+
+@pytest.mark.parametrize("kind", ["full", "read-only"])
+def test_login_flow_checks_the_store_before_spending_the_code(sim, tmp_path, monkeypatch, kind):
+    from lanelab.auth.flow import LoginFlow
+
+    flow = LoginFlow(Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home"), label="mine")
+    flow.start()
+    value = flow.headless_paste(auto=True)
+    fault = disk_faults.inject(monkeypatch, tmp_path / "home", kind)
+    assert flow.submit(value) is False
+    assert "cannot be written" in flow.error and "nothing was sent" in flow.error and flow.credential is None
+    fault.active = False
+    assert flow.submit(value) is True  # the same code: it was never sent, so it is not spent
+    assert flow.save() == CredentialStore(tmp_path / "home").path("mine")
+
+
+def test_login_flow_save_failure_keeps_the_credential_and_says_how_to_save_it(sim, tmp_path, monkeypatch):
+    from lanelab.auth.flow import LoginFlow
+
+    flow = LoginFlow(Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home"), label="mine")
+    flow.start()
+    assert flow.submit(flow.headless_paste(auto=True))
+    fault = disk_faults.inject(monkeypatch, tmp_path / "home", "full")
+    with pytest.raises(StoreNotWritable) as info:
+        flow.save()
+    text = str(info.value)
+    assert "ENOSPC" in text and "flow.credential" in text and "flow.save()" in text and flow.error == text
+    assert "save" not in flow.done and flow.credential is not None and flow.saved_path is None
+    assert flow.credential.access_token not in text + repr(flow)
+    fault.active = False
+    path = flow.save()
+    assert CredentialStore(tmp_path / "home").load("mine").access_token == flow.credential.access_token
+    assert "save" in flow.done and flow.error is None and path.exists()
+
+
+def test_cli_login_refuses_an_unwritable_store_before_showing_the_link(sim, tmp_path, monkeypatch, capsys):
+    for k, v in _env(sim, tmp_path).items():
+        monkeypatch.setenv(k, v)
+    disk_faults.inject(monkeypatch, tmp_path / "home", "read-only")
+    assert cli.main(["login", "--auto"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "EROFS" in err and "Traceback" not in err
+
+
+class EnterAfterFix:
+    """Standard input of a person who fixes the folder, then presses Enter (or Ctrl-D when ``give_up``)."""
+
+    def __init__(self, fault, give_up=False):
+        self.fault, self.give_up, self.lines = fault, give_up, 0
+
+    def readline(self) -> str:
+        self.lines += 1
+        if self.give_up:
+            return ""
+        self.fault.active = False
+        return "\n"
+
+
+@pytest.mark.parametrize("give_up", [False, True])
+def test_cli_login_save_failure_waits_for_the_fix(sim, tmp_path, monkeypatch, capsys, give_up):
+    for k, v in _env(sim, tmp_path).items():
+        monkeypatch.setenv(k, v)
+    fault = disk_faults.inject(monkeypatch, tmp_path / "home", "full", only=lambda p: ".mine." in p)
+    stdin = EnterAfterFix(fault, give_up)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code = cli.main(["login", "--auto", "--label", "mine", "--no-probe"])
+    out, err = capsys.readouterr()
+    assert stdin.lines == 1 and "could not save 'mine'" in err and "ENOSPC" in err and "press Enter" in err
+    assert "Traceback" not in err
+    store = CredentialStore(tmp_path / "home")
+    if give_up:
+        assert code == 2 and "is gone now that login ends" in err and "run 'python -m lanelab login' again" in err
+        assert store.labels() == []
+    else:
+        assert code == 0 and "Saved 'mine'" in out and store.load("mine").mode == "sim"

@@ -34,9 +34,11 @@ friends keep working. The whole hierarchy (classes defined in other modules are 
     │   ├── FlowOrderError                       (lanelab.auth.flow)
     │   ├── CorruptCredential                    (lanelab.auth.store)
     │   ├── CredentialFileError                  another client's credential file              (lanelab.auth.importers)
+    │   ├── RunLocked                            another runner is writing this run            (lanelab.runs)
     │   └── RunnerError                          (lanelab.matrix.errors)
     ├── ServiceError(UserError, ConnectionError) a server, process or file system the kit relies on failed
     │   ├── TokenEndpointError                   (lanelab.auth.oauth)
+    │   ├── StoreNotWritable                     the credential store is full or read-only     (lanelab.auth.store)
     │   ├── ServerStartError                     a loopback server (simulator, proxy)          (lanelab.serve)
     │   └── LabFailed, NotebookFailed            (lanelab.devtools.lab, .notebook_exec)
     └── (commands define small ones, e.g. NoPaste in lanelab.commands.login)

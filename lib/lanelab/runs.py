@@ -13,29 +13,38 @@ that table live in :mod:`lanelab.findings.frame`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import socket
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from lanelab import __version__, redact
 from lanelab.config import Settings, data_dir
-from lanelab.errors import InputError, NotFound
+from lanelab.errors import InputError, NotFound, StateError
 from lanelab.wire.classify import load_taxonomy
 from lanelab.wire.spec import Observation, RequestSpec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "BASE_COLUMNS", "DEFAULT_LEVEL", "LoadWarning", "Run", "RunWriter", "completed_cells", "derive_run_id",
-    "encode_record", "load_run", "load_runs", "make_header", "run_path", "run_paths", "spec_record", "tidy",
+    "BASE_COLUMNS", "DEFAULT_LEVEL", "LoadWarning", "Run", "RunLocked", "RunWriter", "completed_cells",
+    "derive_run_id", "encode_record", "load_run", "load_runs", "lock_path", "make_header", "run_path", "run_paths",
+    "spec_record", "tidy",
 ]
 
 #: Shown where a cell does not set a factor (designs that list only the levels they change).
@@ -219,21 +228,24 @@ def spec_record(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse_lines(path: Path, text: str) -> tuple[list[dict[str, Any]], list[LoadWarning], int]:
-    """Records, warnings, and the byte length of the intact prefix (everything up to the last good newline)."""
+def _parse_lines(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[LoadWarning], int]:
+    """Records, warnings, and the byte length of the intact prefix (everything up to the last good newline).
+
+    Works on the bytes as stored: each line is decoded on its own (bytes that are not UTF-8 become U+FFFD in that
+    line only), so the offset of a torn last line is exact whatever bytes came before it or are in it."""
     entries: list[dict[str, Any]] = []
     warnings: list[LoadWarning] = []
-    lines = text.split("\n")
-    torn = lines[-1] != ""  # no newline after the last line: a torn append
-    good_len = len(text.encode()) - (len(lines[-1].encode()) if torn else 0)
+    lines = data.split(b"\n")
+    torn = lines[-1] != b""  # no newline after the last line: a torn append
+    good_len = len(data) - (len(lines[-1]) if torn else 0)
     for i, raw in enumerate(lines[:-1] if not torn else lines, start=1):
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw)
+            rec = json.loads(raw.decode("utf-8", errors="replace"))
             if not isinstance(rec, dict):
                 raise TypeError("not an object")
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             last = torn and i == len(lines)
             what = "torn last line (an interrupted write); dropped" if last else f"unreadable line ({exc}); skipped"
             warnings.append(LoadWarning(str(path), i, what))
@@ -241,7 +253,7 @@ def _parse_lines(path: Path, text: str) -> tuple[list[dict[str, Any]], list[Load
         entries.append(rec)
         if torn and i == len(lines):
             # a complete JSON object that only lacks its newline is intact
-            good_len = len(text.encode())
+            good_len = len(data)
     return entries, warnings, good_len
 
 
@@ -263,8 +275,7 @@ def load_run(path: str | Path) -> Run:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path} cannot be read as a run file ({type(exc).__name__}).", _NO_RUN_HINT) from None
-    text = data.decode("utf-8", errors="replace")
-    entries, warnings, _ = _parse_lines(path, text)
+    entries, warnings, _ = _parse_lines(path, data)
     headers = [e for e in entries if e.get("record") == "header"]
     header = headers[0] if headers else {"record": "header", "run_id": path.stem}
     if not headers:
@@ -294,43 +305,196 @@ def completed_cells(run: Run, transient: Iterable[str] = ()) -> set[str]:
     return {cid for cid, rec in run.cells.items() if rec.get("outcome") not in skip}
 
 
+class RunLocked(StateError):
+    """Another writer (another runner) has this run file open: two writers would send every pending cell twice."""
+
+
+def lock_path(path: Path) -> Path:
+    """The sidecar naming who holds the lock on run file ``path`` (``<run_id>.jsonl.lock``; advisory text only:
+    the lock itself is an ``flock`` on the run file, which the system releases when its holder exits or dies)."""
+    return path.with_name(path.name + ".lock")
+
+
+def _holder_text(path: Path) -> str:
+    """Who holds ``path``'s lock, from its sidecar, in a few words (or why that is not known)."""
+    try:
+        info = json.loads(lock_path(path).read_text(encoding="utf-8"))
+        pid, since, host = int(info["pid"]), str(info["started_at"]), str(info.get("host") or "")
+    except (OSError, ValueError, TypeError, KeyError):
+        return "another process (its details are not readable)"
+    where = f" on {host}" if host and host != socket.gethostname() else ""
+    this = " (this process)" if pid == os.getpid() and not where else ""
+    return f"process {pid}{where}{this}, which opened it at {since}"
+
+
+#: Writers open in this process, by the real path of their run file (see RunWriter on reopening in one process).
+_open_writers: dict[str, weakref.ReferenceType[RunWriter]] = {}
+_open_writers_lock = threading.RLock()
+
+
+def _release(fd: int, sidecar: Path, holder: str) -> None:
+    """Close a writer's file (which releases its lock), removing its sidecar first if it is still its own."""
+    try:
+        if sidecar.read_text(encoding="utf-8") == holder:
+            sidecar.unlink()
+    except OSError:
+        pass
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
 class RunWriter:
-    """Appends records to one run file: redacted, leak-checked, fsync'd, thread-safe.
+    """Appends records to one run file: redacted, leak-checked, fsync'd, thread-safe, and the only writer.
 
     Opening a new file writes ``header`` as its first line. Opening an existing run keeps its header (so ``run_id``
-    resumes; ``resumed`` holds the run as it was) and trims a torn last line first, so the next append starts on a
-    clean line. Every append raises :class:`lanelab.redact.SecretLeak` (and writes nothing) if a secret survives
-    redaction, and ``OSError`` if the file cannot be written.
+    resumes; ``resumed`` holds the run as it was, read under the lock) and trims a torn last line first, so the next
+    append starts on a clean line. Every append raises :class:`lanelab.redact.SecretLeak` (and writes nothing) if a
+    secret survives redaction, and ``OSError`` if the file cannot be written (a partly written line is then cut off
+    again, so the file never keeps half a record).
+
+    The writer holds an exclusive lock on the run file from opening until :meth:`close` (or until it is garbage
+    collected, or its process ends or is killed: the system drops the lock then). A second writer in another process
+    raises :class:`RunLocked` naming the first one's pid and start time, before anything is sent. A second writer in
+    the same process (re-running a notebook cell, a run interrupted earlier) takes the file over: the older writer
+    is closed, and any later append through it raises :class:`~lanelab.errors.StateError`.
+
+    Raises:
+        RunLocked: another process is writing this run.
+        OSError: the file cannot be opened or repaired.
     """
 
     def __init__(self, path: Path, header: Mapping[str, Any]):
         self.path = path
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._closed_because: str | None = None
         self.resumed: Run | None = None
-        if path.exists() and path.stat().st_size:
-            text = path.read_bytes().decode("utf-8", errors="replace")
-            _, _, good_len = _parse_lines(path, text)
-            if good_len < path.stat().st_size:
-                with path.open("r+b") as f:
-                    f.truncate(good_len)
-                    os.fsync(f.fileno())
-            if good_len and not text.encode()[:good_len].endswith(b"\n"):
-                with path.open("ab") as f:
-                    f.write(b"\n")
-            self.resumed = load_run(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = os.path.realpath(path)
+        with _open_writers_lock:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                self._take_over(key, fd)
+                self._acquire(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            self.opened_at = now_iso()
+            self._holder = json.dumps({"pid": os.getpid(), "started_at": self.opened_at,
+                                       "host": socket.gethostname()})
+            self._finalizer = weakref.finalize(self, _release, fd, lock_path(path), self._holder)
+            _open_writers[key] = weakref.ref(self)
+        try:
+            lock_path(path).write_text(self._holder, encoding="utf-8")
+        except OSError:
+            pass  # only the message naming the holder needs it; the lock holds without it
+        try:
+            self._open_contents(header)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the lock -------------------------------------------------------------------------------------------------
+    def _take_over(self, key: str, fd: int) -> None:
+        ref = _open_writers.get(key)
+        old = ref() if ref is not None else None
+        if old is None or old._fd is None:
+            return
+        try:
+            same = os.path.samestat(os.fstat(old._fd), os.fstat(fd))
+        except OSError:
+            same = False
+        if same:
+            old._close(f"run file {self.path} was opened again in this process at {now_iso()}; "
+                       "this older writer stopped")
+
+    def _acquire(self, fd: int) -> None:
+        if fcntl is None:  # pragma: no cover - not POSIX: no lock
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLocked(
+                f"Run {self.path.stem} is already being written by {_holder_text(self.path)}; two runners on one "
+                "run would send every pending cell twice.",
+                "Wait for that run to finish (or stop it), then run the same command again: it resumes where the "
+                "file ends. Or choose another run id.") from None
+        except OSError:  # pragma: no cover - a file system without flock (some network mounts): no lock
+            return
+
+    # -- the file -------------------------------------------------------------------------------------------------
+    def _open_contents(self, header: Mapping[str, Any]) -> None:
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        good_len = 0
+        if size:
+            data = os.pread(self._fd, size, 0)
+            _, _, good_len = _parse_lines(self.path, data)
+            if good_len < size:
+                os.ftruncate(self._fd, good_len)
+                os.fsync(self._fd)
+            if good_len and not data[:good_len].endswith(b"\n"):
+                self._write(b"\n")
+        if good_len:
+            self.resumed = load_run(self.path)
             self.header = self.resumed.header
-        else:
+        else:  # a new file, or one that held only a torn line
             self.header = dict(header)
             self.append(self.header)
 
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` and fsync; on failure cut the file back to where it was, then raise."""
+        if self._fd is None:
+            raise StateError(f"This run writer is closed ({self._closed_because or 'closed'}).",
+                             "Open a new RunWriter for the run (it resumes) if more must be written.")
+        start = os.fstat(self._fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                pass  # the loader drops the torn line, and the next writer trims it
+            raise
+
     def append(self, record: Mapping[str, Any], redacted: bool = False) -> None:
-        """Append one record as a line (redacted unless ``redacted`` says the caller did); see the class for raises."""
+        """Append one record as a line (redacted unless ``redacted`` says the caller did); see the class for raises,
+        and :class:`~lanelab.errors.StateError` after :meth:`close`."""
         line = encode_record(record, redacted=redacted).encode()
-        with self._lock, self.path.open("ab") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        with self._lock:
+            self._write(line)
+
+    def _close(self, because: str) -> None:
+        with self._lock:
+            if self._fd is None:
+                return
+            self._fd = None
+            self._closed_because = because
+            self._finalizer()
+        with _open_writers_lock, contextlib.suppress(KeyError):
+            key = os.path.realpath(self.path)
+            if _open_writers[key]() in (self, None):
+                del _open_writers[key]
+
+    def close(self) -> None:
+        """Release the run file (and its lock). Idempotent; later appends raise ``StateError``."""
+        self._close("closed")
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (or another writer in this process took the file over)."""
+        return self._fd is None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def cell(self, *, cell_id: str, profile: str, levels: Mapping[str, str], credential: str | None,
              spec: RequestSpec | Mapping[str, Any], observation: Observation | Mapping[str, Any], outcome: str,

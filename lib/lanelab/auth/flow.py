@@ -18,7 +18,7 @@ from lanelab.auth.credential import Credential, validate_label
 from lanelab.auth.introspect import AccountSummary, CredentialSummary, describe, inspect_account
 from lanelab.auth.issuer import default_label
 from lanelab.auth.paste import PastedCode, PasteError, StateMismatch, parse_paste
-from lanelab.auth.store import CredentialStore
+from lanelab.auth.store import CredentialStore, StoreNotWritable
 from lanelab.config import Settings
 from lanelab.errors import StateError, UserError
 
@@ -175,13 +175,15 @@ class LoginFlow:
     def exchange(self) -> Credential:
         """Exchange the accepted code for tokens; returns the credential, labelled and stamped with its issuer.
 
-        Raises :class:`FlowOrderError` before an accepted paste, and the token endpoint's errors
+        Raises :class:`FlowOrderError` before an accepted paste,
+        :class:`~lanelab.auth.store.StoreNotWritable` when the store cannot be written (checked before the
+        single-use code is sent, so the same paste works once the folder is fixed), and the token endpoint's errors
         (:class:`~lanelab.auth.oauth.TokenEndpointError`, :class:`~lanelab.auth.oauth.UnsafeHost`).
         """
         self._require("exchange", "paste")
         assert self.authorization is not None and self.pasted is not None and self.endpoints is not None
         self.credential = oauth.exchange(self.endpoints, self.pasted, self.authorization.pkce.verifier, self.variant,
-                                         label=self.label, client=self.client)
+                                         label=self.label, client=self.client, store=self.store)
         self.done.add("exchange")
         self._info("exchange", f"Token endpoint answered ({self.variant.body} body): {self.credential!r}")
         return self.credential
@@ -219,13 +221,27 @@ class LoginFlow:
     def save(self, label: str | None = None) -> Path:
         """Save the credential (under ``label`` if given, else the flow's label) in the store; returns the file.
 
-        Raises :class:`FlowOrderError` before :meth:`exchange` and
-        :class:`~lanelab.auth.credential.InvalidLabel` for an unusable label (nothing is written then).
+        Raises :class:`FlowOrderError` before :meth:`exchange`,
+        :class:`~lanelab.auth.credential.InvalidLabel` for an unusable label (nothing is written then), and
+        :class:`~lanelab.auth.store.StoreNotWritable` when the folder cannot be written: the credential then stays
+        in this flow (``flow.credential``, usable in this session), the message says how to save it, and calling
+        :meth:`save` again once the folder is fixed saves it.
         """
         self._require("save", "exchange")
         assert self.credential is not None
         self.label = validate_label(label or self.label)
-        self.saved_path = self.store.save(self.credential, self.label)
+        try:
+            self.saved_path = self.store.save(self.credential, self.label)
+        except StoreNotWritable as exc:
+            self.saved_path = None
+            err = StoreNotWritable(
+                f"Could not save the credential {self.label!r} in {exc.folder} ({exc.reason}). It is kept in this "
+                "login (flow.credential) and works for this session.",
+                "Free some space or make the folder writable, then save again: flow.save(), or the Save button.",
+                folder=exc.folder, reason=exc.reason)
+            self._fail("save", err)
+            raise err from None
+        self.error = None
         self.done.add("save")
         self._info("save", f"Saved as {self.label!r} in {self.saved_path} (mode 0600).")
         return self.saved_path

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import logging
 import re
 import threading
 import time
@@ -28,7 +29,7 @@ from lanelab import redact
 from lanelab.auth.credential import Credential
 from lanelab.auth.issuer import default_label, issued_by
 from lanelab.auth.paste import PastedCode
-from lanelab.auth.store import CredentialStore
+from lanelab.auth.store import CredentialStore, StoreNotWritable
 from lanelab.config import Settings, data_dir, host_allowed, is_loopback_url
 from lanelab.datafiles import DataFileError, read_toml
 from lanelab.errors import Refused, ServiceError
@@ -40,6 +41,7 @@ __all__ = ["TIMEOUT", "Authorization", "ClientVariant", "EndpointSet", "Endpoint
            "refresh", "scope_meanings", "sim_paste_value", "start", "variant_for_body"]
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+_log = logging.getLogger("lanelab.auth")
 
 
 class EndpointSetError(DataFileError):
@@ -360,14 +362,20 @@ def credential_from_token_response(data: Mapping[str, Any], label: str, token_ur
 
 
 def exchange(endpoints: EndpointSet, pasted: PastedCode, verifier: str, variant: ClientVariant, *,
-             label: str | None = None, client: httpx.Client | None = None) -> Credential:
+             label: str | None = None, client: httpx.Client | None = None,
+             store: CredentialStore | None = None) -> Credential:
     """Exchange the pasted code for tokens (grant ``authorization_code``) and return the credential.
 
     The credential records who issued it (the token URL that answered) and is labelled ``label``, or the default
-    label of that mode (``sim-pkce``/``live-pkce``). Raises what :func:`post_token` raises.
+    label of that mode (``sim-pkce``/``live-pkce``). With ``store`` (where the caller will save it), checks first
+    that the store can be written, because the code is single-use: raises
+    :class:`~lanelab.auth.store.StoreNotWritable` then, before the code is sent. Otherwise raises what
+    :func:`post_token` raises. Saving is the caller's step.
     """
     redact.register_secret(pasted.code)
     redact.register_secret(verifier)
+    if store is not None:
+        store.check_writable()
     fields = {"grant_type": "authorization_code", "client_id": endpoints.client_id, "code": pasted.code,
               "state": pasted.state, "redirect_uri": endpoints.redirect_uri, "code_verifier": verifier}
     data, url = post_token(endpoints, fields, variant, client)
@@ -382,13 +390,43 @@ def exchange(endpoints: EndpointSet, pasted: PastedCode, verifier: str, variant:
 
 @dataclass
 class Refreshed:
-    """The result of a refresh: the new credential and what happened to the refresh token."""
+    """The result of a refresh: the new credential, what happened to the refresh token, and whether it was saved.
+
+    When the refresh was asked to save but the save failed (the disk filled up after the check), ``saved_to`` is
+    None, ``save_error`` says why, and the new credential lives only here: use ``credential`` as it is, and call
+    :meth:`save` once the folder is fixed. The old refresh token is spent by then, so this object is the only copy.
+    """
 
     credential: Credential
     old_refresh: str
     new_refresh: str
     rotated: bool
     kept_old: bool
+    saved_to: Path | None = None
+    save_error: str | None = None
+    store: CredentialStore | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def unsaved(self) -> bool:
+        """True when a save was asked for and failed: the new tokens exist only in this object."""
+        return self.save_error is not None
+
+    def save(self, store: CredentialStore | None = None) -> Path:
+        """Save the new credential (again) to ``store``, default the store the refresh was given; returns the file.
+
+        Raises :class:`~lanelab.auth.store.StoreNotWritable` while the folder still cannot be written (this object
+        keeps the credential), and :class:`RefreshRefused` when no store is known.
+        """
+        store = store or self.store
+        if store is None:
+            raise RefreshRefused("This refresh was not given a store to save to.", "Pass one: result.save(store).")
+        try:
+            self.saved_to = store.save(self.credential)
+        except StoreNotWritable as exc:
+            self.save_error = f"{exc.folder}: {exc.reason}"
+            raise
+        self.store, self.save_error = store, None
+        return self.saved_to
 
     def __repr__(self) -> str:
         if self.kept_old:
@@ -397,7 +435,11 @@ class Refreshed:
             what = f"refresh token rotated: {self.old_refresh} → {self.new_refresh}"
         else:
             what = f"refresh token unchanged: {self.new_refresh}"
-        return f"<Refreshed {self.credential.label!r}: {what}>"
+        if self.unsaved:
+            what += (f". NOT SAVED ({self.save_error}): the new tokens are only in this result, and the old refresh "
+                     "token is spent. Use result.credential meanwhile; free some space or make the folder writable, "
+                     "then call result.save()")
+        return redact.redact_text(f"<Refreshed {self.credential.label!r}: {what}>")
 
     __str__ = __repr__
 
@@ -422,10 +464,13 @@ def refresh(cred: Credential, endpoints: EndpointSet, variant: ClientVariant, *,
             store: CredentialStore | None = None, client: httpx.Client | None = None) -> Refreshed:
     """Refresh ``cred`` once. Concurrent calls for the same credential share one request and one result.
 
-    Keeps the old refresh token when the server returns none; saves to ``store`` when given. Returns a
-    :class:`Refreshed` whose credential records the token URL that answered as its issuer. Raises
-    :class:`RefreshRefused` for an imported credential unless ``allow_imported`` (the other client would be logged
-    out: refresh tokens are single-use) and for one without a refresh token; otherwise what :func:`post_token` raises.
+    Keeps the old refresh token when the server returns none. With ``store``, first checks that it can be written
+    (raising :class:`~lanelab.auth.store.StoreNotWritable` before the single-use refresh token is sent), then saves
+    the new credential there; if that save still fails, nothing is raised: the :class:`Refreshed` holds the only copy
+    (``unsaved`` is true, :meth:`Refreshed.save` tries again) and a warning is logged. Returns a :class:`Refreshed`
+    whose credential records the token URL that answered as its issuer. Raises :class:`RefreshRefused` for an
+    imported credential unless ``allow_imported`` (the other client would be logged out: refresh tokens are
+    single-use) and for one without a refresh token; otherwise what :func:`post_token` raises.
     """
     if cred.imported and not allow_imported:
         raise RefreshRefused(
@@ -464,6 +509,8 @@ def refresh(cred: Credential, endpoints: EndpointSet, variant: ClientVariant, *,
 def _refresh_once(cred: Credential, endpoints: EndpointSet, variant: ClientVariant, store: CredentialStore | None,
                   client: httpx.Client | None) -> Refreshed:
     old = cred.refresh_token or ""
+    if store is not None:  # the refresh token is single-use: never spend it when the result cannot be kept
+        store.check_writable()
     fields = {"grant_type": "refresh_token", "refresh_token": old, "client_id": endpoints.client_id}
     data, url = post_token(endpoints, fields, variant, client)
     new = credential_from_token_response(data, cred.label, url, source=cred.source,
@@ -479,7 +526,11 @@ def _refresh_once(cred: Credential, endpoints: EndpointSet, variant: ClientVaria
         new.scopes = cred.scopes
     new.imported = cred.imported
     new.extra = dict(cred.extra)
+    result = Refreshed(credential=new, old_refresh=redact.mask(old), new_refresh=redact.mask(new.refresh_token),
+                       rotated=not kept_old and new.refresh_token != old, kept_old=kept_old, store=store)
     if store is not None:
-        store.save(new)
-    return Refreshed(credential=new, old_refresh=redact.mask(old), new_refresh=redact.mask(new.refresh_token),
-                     rotated=not kept_old and new.refresh_token != old, kept_old=kept_old)
+        try:
+            result.save()
+        except StoreNotWritable:
+            _log.warning("%r", result)
+    return result

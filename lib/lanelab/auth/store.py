@@ -3,10 +3,16 @@
 Files have mode 0600 (the directory 0700) and are written atomically (temp file + ``os.replace``), so a crash never
 leaves half a token behind. Credentials other clients keep are read by :mod:`lanelab.auth.importers` and never
 written here or back.
+
+A login code and a refresh token are single-use: once the token endpoint answers, the new tokens exist only in
+memory until they are saved. So whoever spends one calls :meth:`CredentialStore.check_writable` first (a full or
+read-only folder is then refused before anything is sent), and a save that still fails raises
+:class:`StoreNotWritable`, a clear error the caller turns into "kept in memory; fix the folder and save again".
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -14,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.auth.credential import LABEL_RE, MODES, Credential, validate_label
-from lanelab.errors import NotFound, StateError
+from lanelab.errors import NotFound, ServiceError, StateError
 
-__all__ = ["DIR_MODE", "FILE_MODE", "CorruptCredential", "CredentialNotFound", "CredentialStore"]
+__all__ = ["DIR_MODE", "FILE_MODE", "CorruptCredential", "CredentialNotFound", "CredentialStore", "StoreNotWritable"]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+#: The probe :meth:`CredentialStore.check_writable` writes: about twice a saved credential's size.
+PROBE_NAME = ".write-check"
+PROBE_BYTES = 4096
 
 
 class CredentialNotFound(NotFound):
@@ -28,6 +37,25 @@ class CredentialNotFound(NotFound):
 
 class CorruptCredential(StateError):
     """A file in the kit's store cannot be read back."""
+
+
+class StoreNotWritable(ServiceError):
+    """The store's folder cannot be written now (disk full, read-only, no permission). Also an ``OSError``."""
+
+    hint = ("Free some space or make the folder writable (or point LANELAB_HOME at a writable folder), "
+            "then try again.")
+
+    def __init__(self, message: str, hint: str | None = None, *, folder: Path | None = None, reason: str = ""):
+        super().__init__(message, hint)
+        self.folder = folder
+        self.reason = reason
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An ``OSError`` in a few words without its file name: ``No space left on device (ENOSPC)``."""
+    name = errno.errorcode.get(exc.errno or 0)
+    text = exc.strerror or type(exc).__name__
+    return f"{text} ({name})" if name else text
 
 
 _OPTIONAL_TEXT = ("refresh_token", "account_uuid", "email", "organization_uuid", "organization_name",
@@ -68,28 +96,60 @@ class CredentialStore:
         """The file for ``label``. Raises :class:`~lanelab.auth.credential.InvalidLabel` for an unusable label."""
         return self.dir / f"{validate_label(label)}.json"
 
-    def save(self, cred: Credential, label: str | None = None) -> Path:
-        """Write ``cred`` (relabelled to ``label`` if given) atomically with mode 0600; returns the file's path.
-
-        Raises :class:`~lanelab.auth.credential.InvalidLabel` for an unusable label and ``OSError`` when the file
-        system refuses (the previous file, if any, is then left intact).
-        """
-        if label is not None:
-            cred.label = label
-        target = self.path(cred.label)
+    def _write(self, target: Path, data: bytes) -> None:
+        """Write ``data`` to ``target`` atomically with mode 0600 (temp file, fsync, rename); ``OSError`` on failure,
+        with the temp file removed and any previous ``target`` intact."""
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, DIR_MODE)
-        fd, tmp = tempfile.mkstemp(prefix=f".{cred.label}.", suffix=".tmp", dir=self.dir)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=self.dir)
         try:
-            os.fchmod(fd, FILE_MODE)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(cred.to_dict(), fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                os.fchmod(fd, FILE_MODE)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def check_writable(self) -> None:
+        """Make sure a credential can be saved right now: create the folder if needed, then write, sync, rename and
+        remove a small probe file, the way :meth:`save` writes. Call it before spending a single-use code or
+        refresh token.
+
+        Raises :class:`StoreNotWritable` (the folder is full, read-only or not ours); nothing is left behind.
+        """
+        probe = self.dir / PROBE_NAME
+        try:
+            self._write(probe, b"\0" * PROBE_BYTES)
+            probe.unlink()
+        except OSError as exc:
+            reason = describe_os_error(exc)
+            raise StoreNotWritable(
+                f"The credential store {self.dir} cannot be written ({reason}); nothing was sent, so no login code "
+                "or refresh token was spent.", folder=self.dir, reason=reason) from None
+
+    def save(self, cred: Credential, label: str | None = None) -> Path:
+        """Write ``cred`` (relabelled to ``label`` if given) atomically with mode 0600; returns the file's path.
+
+        Raises :class:`~lanelab.auth.credential.InvalidLabel` for an unusable label and :class:`StoreNotWritable`
+        (an ``OSError`` too) when the file system refuses: the previous file, if any, is then left intact, and
+        ``cred`` is unchanged but for its label.
+        """
+        if label is not None:
+            cred.label = label
+        target = self.path(cred.label)
+        data = json.dumps(cred.to_dict(), indent=2, sort_keys=True).encode("utf-8")
+        try:
+            self._write(target, data)
+        except OSError as exc:
+            reason = describe_os_error(exc)
+            raise StoreNotWritable(f"Could not save the credential {cred.label!r} in {self.dir} ({reason}).",
+                                   folder=self.dir, reason=reason) from None
         return target
 
     def load(self, label: str) -> Credential:

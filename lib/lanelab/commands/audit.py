@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 NAME = "audit"
-HELP = "print the hardening figures: canary hits, fuzz cases, fault classes survived, resume duplicates, foreign files"
+HELP = ("print the hardening figures: canary hits, fuzz cases, fault classes survived, cells resent after a kill, "
+        "foreign files")
 DESCRIPTION = (
     "Reads the figures the hardening tests recorded under LANELAB_AUDIT_DIR (default reports/audit) and prints them. "
     "Run `make audit` to run those tests and print the summary in one go."

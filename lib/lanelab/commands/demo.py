@@ -1,9 +1,18 @@
-"""``python -m lanelab demo``: every notebook, in reading order, against a fresh simulator; outputs under reports/."""
+"""``python -m lanelab demo``: every notebook, in reading order, against a fresh simulator; outputs in their own
+folder (reports/demo/ by default), so the demo never touches the runs you make yourself in reports/runs/.
+
+The demo starts fresh each time by removing what it wrote the time before, and nothing else: every file it creates
+is listed, with its size and modification time, in ``OUT/.lanelab-demo.json``; a later demo removes a listed file
+only while it is unchanged, and keeps (and names) any it did not write or that changed since.
+"""
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lanelab.config import DEFAULT_POLICY, Settings, repo_root
@@ -13,38 +22,136 @@ HELP = "execute every notebook headless against the embedded simulator and write
 DESCRIPTION = (
     "Starts the embedded simulator on a free loopback port (policy 2026-05-25 by default), then executes each notebook "
     "in notebooks/ in reading order with LANELAB_MODE=sim. Executed notebooks, runs and reports land under --out "
-    "(default: reports/). Nothing touches the network or your own credential store: the demo keeps its credentials in "
-    "OUT/.demo-home."
+    "(default: the demo folder of LANELAB_OUT, reports/demo/), never in your own runs folder. Each demo starts fresh by "
+    "removing the files the previous demo wrote there (listed in OUT/.lanelab-demo.json) and nothing else. Nothing "
+    "touches the network or your own credential store: the demo keeps its credentials in OUT/.demo-home."
 )
+
+#: The list of what the demo wrote, inside its output folder.
+MANIFEST = ".lanelab-demo.json"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: $LANELAB_OUT or reports/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: LANELAB_OUT/demo, i.e. reports/demo/)")
     parser.add_argument("--policy", default=DEFAULT_POLICY, help="simulator policy (default: %(default)s)")
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this text")
-    parser.add_argument("--keep-runs", action="store_true", help="keep earlier runs instead of starting fresh")
+    parser.add_argument("--keep-runs", action="store_true",
+                        help="keep what earlier demos wrote (their runs resume) instead of starting fresh")
     parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds (default: %(default)s)")
+
+
+def default_out(settings: Settings | None = None) -> Path:
+    """The demo's own folder: ``demo/`` under LANELAB_OUT (``reports/demo/`` by default)."""
+    return (settings or Settings.from_env()).out / "demo"
+
+
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every file and folder under ``root`` (not following links), deepest last."""
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder)
+        for name in dirs + files:
+            yield base / name
+
+
+@dataclass
+class DemoFolder:
+    """What the demo wrote in ``root``, from the manifest: files with their stamps, and the folders it made."""
+
+    root: Path
+    files: dict[str, list[int]] = field(default_factory=dict)
+    dirs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, root: Path) -> DemoFolder:
+        """The manifest in ``root`` (an empty one when there is none or it cannot be read: then nothing is ours)."""
+        try:
+            data = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+            files = {str(k): [int(x) for x in v] for k, v in data["files"].items()}
+            dirs = [str(d) for d in data["dirs"]]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return cls(root)
+        return cls(root, files, dirs)
+
+    def _inside(self, rel: str) -> Path | None:
+        path = (self.root / rel).resolve()
+        root = self.root.resolve()
+        return path if path != root and root in path.parents else None
+
+    def ours(self) -> tuple[list[Path], list[str]]:
+        """The listed files still as the demo left them, and those that are not (changed, replaced or gone)."""
+        mine, not_mine = [], []
+        for rel, stamp in self.files.items():
+            path = self._inside(rel)
+            if path is not None and path.is_file() and not path.is_symlink() and _stamp(path) == stamp:
+                mine.append(path)
+            elif path is not None and path.exists():
+                not_mine.append(rel)
+        return mine, not_mine
+
+    def clean(self) -> list[str]:
+        """Remove the files the previous demo wrote (unchanged ones only) and the folders it made once empty.
+
+        Returns the listed paths it kept because they changed since (relative to ``root``)."""
+        mine, kept = self.ours()
+        for path in mine:
+            path.unlink(missing_ok=True)
+        for rel in sorted(self.dirs, key=lambda d: d.count("/"), reverse=True):
+            path = self._inside(rel)
+            if path is not None and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+                path.rmdir()
+        self.files, self.dirs = {}, []
+        return kept
+
+    def snapshot(self) -> set[Path]:
+        """Every file and folder under ``root`` now (the manifest excluded)."""
+        return {p for p in _walk(self.root) if p.name != MANIFEST} if self.root.is_dir() else set()
+
+    def record(self, before: set[Path], carried: list[Path] = ()) -> None:
+        """List what appeared since ``before``, plus the ``carried`` files (the earlier demo's, kept with
+        ``--keep-runs``, which this demo may have appended to), and write the manifest."""
+        new = self.snapshot() - before
+        files = {p for p in new if p.is_file() and not p.is_symlink()} | {p for p in carried if p.is_file()}
+        dirs = {p.relative_to(self.root).as_posix() for p in new if p.is_dir() and not p.is_symlink()}
+        self.files = {p.relative_to(self.root).as_posix(): _stamp(p) for p in sorted(files)}
+        self.dirs = sorted(dirs | set(self.dirs))
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / MANIFEST).write_text(json.dumps({"files": self.files, "dirs": self.dirs}, indent=1),
+                                          encoding="utf-8")
 
 
 def run(args: argparse.Namespace) -> int:
     from lanelab.devtools.notebook_exec import execute, notebooks_in_order
     from lanelab.sim.server import running_simulator
 
-    out = (args.out or Settings.from_env().out).resolve()
+    out = (args.out or default_out()).resolve()
     home = out / ".demo-home"
-    if not args.keep_runs:
-        shutil.rmtree(out / "runs", ignore_errors=True)
-        shutil.rmtree(home, ignore_errors=True)
+    folder = DemoFolder.read(out)
+    carried: list[Path] = []
+    if args.keep_runs:
+        carried = folder.ours()[0]
+    else:
+        for rel in folder.clean():
+            print(f"kept {out / rel}: the previous demo wrote it, but it changed since", flush=True)
+    before = folder.snapshot()
     executed_dir = out / "notebooks"
     notebooks = [p for p in notebooks_in_order() if not args.only or args.only in p.name]
-    with running_simulator(policy=args.policy) as sim:
-        print(f"simulator: {sim.base_url} (policy {args.policy})", flush=True)
-        env = {"LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url, "LANELAB_HOME": str(home),
-               "LANELAB_OUT": str(out)}
-        for nb in notebooks:
-            print(f"running {nb.name} …", flush=True)
-            result = execute(nb, executed_dir, env=env, timeout=args.timeout, cwd=repo_root() / "notebooks")
-            print(f"  done in {result.seconds:.1f}s → {result.executed_path}", flush=True)
+    try:
+        with running_simulator(policy=args.policy) as sim:
+            print(f"simulator: {sim.base_url} (policy {args.policy})", flush=True)
+            env = {"LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url, "LANELAB_HOME": str(home),
+                   "LANELAB_OUT": str(out)}
+            for nb in notebooks:
+                print(f"running {nb.name} …", flush=True)
+                result = execute(nb, executed_dir, env=env, timeout=args.timeout, cwd=repo_root() / "notebooks")
+                print(f"  done in {result.seconds:.1f}s → {result.executed_path}", flush=True)
+    finally:  # a failed demo lists what it wrote too, so the next one can remove it
+        folder.record(before, carried)
     print("\nOutputs:")
     for label, path in (("executed notebooks", executed_dir), ("runs", out / "runs"),
                         ("report (HTML)", out / "findings.html"), ("report (Markdown)", out / "findings.md")):

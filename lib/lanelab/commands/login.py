@@ -10,6 +10,7 @@ from lanelab.auth import oauth
 from lanelab.auth.credential import validate_label
 from lanelab.auth.flow import LoginFlow
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
+from lanelab.auth.store import StoreNotWritable
 from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.live import require_live_opt_in
@@ -30,6 +31,10 @@ LIVE_NOTICE = (
 
 class NoPaste(UserError):
     """Standard input ended, or too many bad pastes."""
+
+
+class CredentialLost(StoreNotWritable):
+    """The new credential could not be saved and the command is ending: it is gone (nothing else changed)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -72,9 +77,30 @@ def _read_paste(flow: LoginFlow, tries: int) -> None:
     raise NoPaste(f"No usable value after {tries} tries.", "Run 'python -m lanelab login' again for a new link.")
 
 
+def _save(flow: LoginFlow) -> str:
+    """Save the new credential; while the store refuses, say why and wait for Enter to try again (the credential
+    stays in this process meanwhile). Returns the file's path. Raises :class:`CredentialLost` when standard input
+    ends first."""
+    while True:
+        try:
+            return str(flow.save())
+        except StoreNotWritable as exc:
+            print(f"lanelab login: could not save {flow.label!r} in {exc.folder} ({exc.reason}). The new "
+                  "credential is kept in this process until it ends: free some space or make the folder writable, "
+                  "then press Enter to save it (Ctrl-D gives up).", file=sys.stderr, flush=True)
+            if sys.stdin.readline() == "":
+                raise CredentialLost(
+                    f"The new credential could not be saved in {exc.folder} ({exc.reason}) and is gone now that "
+                    "login ends; nothing else was changed (a saved credential of that label is intact).",
+                    "Fix the folder, then run 'python -m lanelab login' again.",
+                    folder=exc.folder, reason=exc.reason) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Log in and save; returns 0. Raises a :class:`~lanelab.errors.UserError` (the CLI prints it, exit 2) for a bad
-    label, a refused paste, live mode without the opt-in, ``--auto`` in live mode or a token-endpoint failure."""
+    label, a refused paste, live mode without the opt-in, ``--auto`` in live mode, a token-endpoint failure, a
+    credential store that cannot be written (checked before the link is shown) and a save that failed until
+    standard input ended (:class:`CredentialLost`)."""
     settings = Settings.from_env()
     if settings.mode == "live":
         print(LIVE_NOTICE, file=sys.stderr)
@@ -84,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
                         "Open the link yourself and paste the value the callback page shows.")
     label = validate_label(args.label or default_label(settings.mode))  # before any network work
     flow = LoginFlow(settings, endpoints=args.endpoints, variant=_variant_name(args), label=label)
+    flow.store.check_writable()  # before the link: a code spent now could not be kept
     url = flow.start()
     print(f"Endpoint set: {flow.endpoints.name if flow.endpoints else '?'}; token POST: {flow.variant.name} "
           f"({flow.variant.body} body)")
@@ -99,6 +126,6 @@ def run(args: argparse.Namespace) -> int:
     print(redact.redact_text(repr(flow.summary())))
     if not args.no_probe and settings.base_url:
         print(redact.redact_text(repr(flow.inspect())))
-    path = flow.save()
+    path = _save(flow)
     print(f"Saved {cred.label!r} to {path}")
     return 0

@@ -13,17 +13,27 @@ from typing import Any
 
 from lanelab.config import repo_root
 
-#: The figures the summary prints, in order, with how they combine across records.
+#: The figures the summary prints, in order, with how they combine across records ("sum" or "max").
+#:
+#: A SIGKILL resends by design: a cell whose request was in flight (or answered but not yet stored) has no record,
+#: so the resume sends it again. The runner holds a concurrency slot until a record is on disk, so each kill can
+#: leave at most ``--concurrency`` such cells. The resume figures say both: completed cells sent again (must be 0)
+#: and in-flight cells sent again, next to that bound (``resume_inflight_bound``: the concurrency of each kill,
+#: summed over kills; printed with the resends, not on a line of its own).
 FIGURES = {
     "canary_hits": ("canary hits in produced files", "sum"),
     "files_scanned": ("files scanned for the canary", "sum"),
     "fuzz_cases": ("fuzz cases run", "sum"),
     "fault_classes_survived": ("fault classes survived", "sum"),
     "fault_classes_total": ("fault classes in all", "sum"),
-    "resume_duplicates": ("cells sent twice after a SIGKILL and resume", "sum"),
+    "resume_duplicates": ("completed cells sent again after a SIGKILL", "sum"),
+    "resume_inflight_resent": ("in-flight cells sent again after a SIGKILL", "sum"),
+    "resume_inflight_bound": ("--concurrency per kill", "sum"),
     "resume_lost": ("cells lost after a SIGKILL and resume", "sum"),
     "foreign_files_changed": ("foreign credential files changed", "sum"),
 }
+#: Figures printed inside another's line: figure → the figure whose line carries it.
+_SHOWN_WITH = {"resume_inflight_bound": "resume_inflight_resent"}
 
 
 def audit_dir() -> Path:
@@ -51,15 +61,23 @@ def summary(folder: Path | None = None) -> dict[str, Any]:
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text())
         tests.append(data.get("test", path.stem))
-        for key in FIGURES:
+        for key, (_, how) in FIGURES.items():
             if key in data:
-                totals[key] = totals.get(key, 0) + data[key]
+                totals[key] = max(totals.get(key, data[key]), data[key]) if how == "max" \
+                    else totals.get(key, 0) + data[key]
     return {"tests": tests, **totals}
 
 
 def format_summary(s: dict[str, Any]) -> str:
+    """The summary as text: one line per figure (``not measured`` when no record has it)."""
     lines = ["lanelab hardening audit", ""]
     for key, (label, _) in FIGURES.items():
-        lines.append(f"  {label:48} {s.get(key, 'not measured')}")
+        if key in _SHOWN_WITH:
+            continue
+        value = str(s.get(key, "not measured"))
+        for extra, host in _SHOWN_WITH.items():
+            if host == key and key in s and extra in s:
+                value += f" (by design; at most {s[extra]}: {FIGURES[extra][0]})"
+        lines.append(f"  {label:48} {value}")
     lines += ["", f"  from {len(s['tests'])} test record(s): {', '.join(s['tests']) or 'none'}"]
     return "\n".join(lines)
