@@ -11,6 +11,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -331,6 +332,25 @@ def test_sim_lab_keeps_simulator_credentials_out_of_the_users_store(lab_factory,
     assert after == before
     assert lab.stop() == 0
     assert not Path(saved).exists(), "the private home goes with the lab"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("port", ["99999", "-1", "busy"])
+def test_a_bad_or_busy_port_is_one_clear_line_and_exit_2(tmp_path, port):
+    with contextlib.ExitStack() as stack:
+        if port == "busy":
+            holder = stack.enter_context(socket.socket())
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = str(holder.getsockname()[1])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LANELAB_")}
+        env.update({"HOME": str(tmp_path), "TMPDIR": str(tmp_path), "LANELAB_OUT": str(tmp_path / "out")})
+        done = subprocess.run([sys.executable, "-m", "lanelab", "lab", "--no-browser", "--port", port], env=env, check=False,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert port in done.stderr and "JupyterLab:" not in done.stdout
+    assert not list(tmp_path.glob("lanelab-*"))
 
 
 # -- live mode ------------------------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import webbrowser
 from pathlib import Path
 
 from lanelab.config import DEFAULT_POLICY, Settings, repo_root
-from lanelab.errors import InputError
-from lanelab.live import NOTICE, require_live_opt_in
+from lanelab.errors import InputError, LiveNotOptedIn
+from lanelab.live import NOTICE, OPT_IN_HOW, require_live_opt_in
+from lanelab.serve import bind_loopback
 
 NAME = "lab"
 HELP = "open the notebooks in JupyterLab (sim mode: with the embedded simulator already running, offline)"
@@ -41,12 +42,18 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     live = settings.mode == "live"
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port {args.port} is not a port number (0 to 65535; 0 picks a free one).")
+    if args.port:
+        bind_loopback(args.port).close()  # a bad or busy --port: one clear line before anything starts
     if live:
         if args.policy is not None:
             raise InputError("--policy chooses the simulator's policy; live mode starts no simulator. Drop it.")
-        require_live_opt_in(settings, "The lab in live mode runs notebooks that spend your own plan, and is opt-in")
+        try:
+            require_live_opt_in(settings, "The lab in live mode runs notebooks that spend your own plan, and is "
+                                          "opt-in")
+        except LiveNotOptedIn as exc:  # the same gate; only the way forward is the lab's own
+            raise LiveNotOptedIn(str(exc).removesuffix(OPT_IN_HOW).strip().replace("nothing was sent",
+                                                                                     "nothing was started"),
+                                 "To go ahead, set LANELAB_LIVE_OPT_IN=1 and run the lab again.") from None
     restore = _stop_on_sigterm()
     try:
         with contextlib.ExitStack() as stack:

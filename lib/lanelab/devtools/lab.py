@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,12 +37,18 @@ import httpx
 from lanelab import http as lanelab_http
 from lanelab import redact
 from lanelab.errors import ServiceError
+from lanelab.serve import bind_loopback
 
 __all__ = ["LabFailed", "LabHandle", "free_port", "lab_command", "running_lab"]
 
 
 class LabFailed(ServiceError):
-    """JupyterLab did not start; the message carries the end of its log (token masked)."""
+    """JupyterLab did not start. The message is one line with the log's last error; ``log_tail`` holds the end of
+    the log (token masked), for a test harness to show."""
+
+    def __init__(self, message: str, log_tail: str = ""):
+        super().__init__(message)
+        self.log_tail = log_tail
 
 
 @dataclass
@@ -71,8 +76,7 @@ class LabHandle:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+    with bind_loopback(0) as s:
         return s.getsockname()[1]
 
 
@@ -105,6 +109,8 @@ def running_lab(root_dir: Path, env: Mapping[str, str | None] | None = None, por
     simulator credentials never reach the user's store and vanish with the lab). Raises :class:`LabFailed` when the
     server exits or does not answer.
     """
+    if port:
+        bind_loopback(port).close()  # a bad or busy port: one clear error before anything starts
     port = port or free_port()
     token = secrets.token_urlsafe(32)
     redact.register_secret(token)
@@ -186,7 +192,8 @@ def _wait_until_up(handle: LabHandle, proc: subprocess.Popen, timeout: float) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise LabFailed(f"JupyterLab exited with code {proc.returncode}: {_tail(handle.log_path)}")
+            time.sleep(0.2)  # let the log copier catch up with the last lines
+            raise _failed(f"JupyterLab exited with code {proc.returncode}", handle.log_path)
         try:
             with lanelab_http.client(handle.url, timeout=2) as http:
                 if http.get(f"{handle.url}/api/status", headers=handle.auth_headers).status_code == 200:
@@ -194,14 +201,18 @@ def _wait_until_up(handle: LabHandle, proc: subprocess.Popen, timeout: float) ->
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise LabFailed(f"JupyterLab did not answer within {timeout:.0f}s: {_tail(handle.log_path)}")
+    raise _failed(f"JupyterLab did not answer within {timeout:.0f}s", handle.log_path)
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def _failed(what: str, log_path: Path, lines: int = 15) -> LabFailed:
+    """A :class:`LabFailed` whose message is ``what`` and the log's last error line (the log is already masked)."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        tail = log_path.read_text(errors="replace").splitlines()[-lines:]
     except OSError:
-        return "(no log)"
+        tail = []
+    errors = [line for line in tail if line.startswith(("[E", "[C")) or "Error" in line]
+    last = (errors or tail or ["(JupyterLab wrote no log)"])[-1].strip()
+    return LabFailed(f"{what}: {last}", "\n".join(tail))
 
 
 # -- stopping ----------------------------------------------------------------------------------------------------
