@@ -107,11 +107,16 @@ class LabProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
-        for name in os.listdir("/proc"):
-            if name.isdigit() and int(name) != os.getpid():
-                with contextlib.suppress(OSError):
-                    if environ(int(name)).get("TMPDIR") == str(self.tmpdir):
-                        os.kill(int(name), signal.SIGKILL)
+        kill_marked(self.tmpdir)
+
+
+def kill_marked(tmpdir: Path) -> None:
+    """Kill every process whose environment carries ``TMPDIR=tmpdir`` (what one test started, orphans included)."""
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if environ(int(name)).get("TMPDIR") == str(tmpdir):
+                    os.kill(int(name), signal.SIGKILL)
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -235,9 +240,9 @@ def test_the_log_copier_masks_the_token(tmp_path):
 def test_lab_api_refuses_requests_without_the_token(lab_factory):
     lab = lab_factory()
     lab.wait_ready()
-    assert lab.token and len(lab.token) >= 32, "the printed URL carries a random token"
     for path in ("/api/kernels", "/api/contents", "/api/sessions"):
         assert httpx.get(f"{lab.url}{path}", timeout=10).status_code == 403, path
+    assert lab.token and len(lab.token) >= 32, "the printed URL carries a random token"
     assert httpx.get(f"{lab.url}/api/kernels", params={"token": "wrong" * 8}, timeout=10).status_code == 403
     # the token itself works (so the 403s above are about the token, not a broken server)
     assert httpx.get(f"{lab.url}/api/kernels", params={"token": lab.token}, timeout=10).status_code == 200
@@ -345,8 +350,9 @@ def test_a_bad_or_busy_port_is_one_clear_line_and_exit_2(tmp_path, port):
             port = str(holder.getsockname()[1])
         env = {k: v for k, v in os.environ.items() if not k.startswith("LANELAB_")}
         env.update({"HOME": str(tmp_path), "TMPDIR": str(tmp_path), "LANELAB_OUT": str(tmp_path / "out")})
-        done = subprocess.run([sys.executable, "-m", "lanelab", "lab", "--no-browser", "--port", port], env=env, check=False,
-                              capture_output=True, text=True, timeout=120)
+        stack.callback(kill_marked, tmp_path)
+        done = subprocess.run([sys.executable, "-m", "lanelab", "lab", "--no-browser", "--port", port], env=env,
+                              check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert port in done.stderr and "JupyterLab:" not in done.stdout
