@@ -419,3 +419,14 @@ def test_the_child_environment_has_private_jupyter_folders_and_can_drop_a_variab
     config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
     assert (config.stat().st_mode & 0o777) == 0o600
     assert "tok-" + "y" * 40 not in " ".join(env.values())
+
+
+def test_the_browser_is_opened_through_a_private_redirect_page(tmp_path):
+    """The browser gets a file path, not the tokenised URL, on its command line (which every local user can read)."""
+    from lanelab.commands.lab import _redirect_file
+
+    url = "http://127.0.0.1:1/lab/tree/01_oauth_flow.ipynb?token=" + "t" * 43
+    page = _redirect_file(tmp_path, url)
+    assert (page.stat().st_mode & 0o777) == 0o600
+    assert "t" * 43 not in page.as_uri()
+    assert f'content="0;url={url}"' in page.read_text()
