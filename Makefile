@@ -37,7 +37,7 @@ demo: $(STAMP) ## run every notebook headless against the simulator; results and
 test: $(TESTSTAMP) ## run the test suite (unit, simulator, notebooks headless, the live-mode rehearsal, a real browser)
 	LANELAB_REQUIRE_REHEARSAL=$${CI:+1} $(BIN)/python -m pytest -q
 
-lab: $(TESTSTAMP) ## open the notebooks in JupyterLab with the simulator already running (offline)
+lab: $(TESTSTAMP) ## open the notebooks in JupyterLab (sim: simulator running; prints the URL with its token; Ctrl-C stops)
 	$(BIN)/python -m lanelab lab
 
 audit: $(STAMP) ## run the hardening tests and print their figures (canary hits, fuzz cases, faults, resume)

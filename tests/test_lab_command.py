@@ -1,4 +1,5 @@
-"""`make lab` (python -m lanelab lab): JupyterLab on loopback with the simulator already running, stopped by Ctrl-C."""
+"""`make lab` (python -m lanelab lab): JupyterLab on loopback with the simulator already running, reached with the
+printed token URL, stopped by Ctrl-C. (Token, XSRF, SIGTERM, private home and live mode: test_lab_security.py.)"""
 
 import os
 import signal
@@ -27,9 +28,10 @@ def test_lab_serves_the_notebooks_with_a_simulator_and_stops_on_interrupt(tmp_pa
                 lines[key] = value.split()[0]
         sim_url, lab_url = lines["simulator"], lines["JupyterLab"]
         assert sim_url.startswith("http://127.0.0.1:") and lab_url.startswith("http://127.0.0.1:")
-        assert lab_url.endswith("/lab/tree/01_oauth_flow.ipynb")
+        page, _, token = lab_url.partition("?token=")
+        assert page.endswith("/lab/tree/01_oauth_flow.ipynb") and len(token) >= 32
         assert httpx.get(f"{sim_url}/_sim/policy", timeout=5).json()["name"] == "2026-05-25"
-        contents = httpx.get(lab_url.split("/lab/")[0] + "/api/contents", timeout=10).json()
+        contents = httpx.get(lab_url.split("/lab/")[0] + "/api/contents", params={"token": token}, timeout=10).json()
         assert {"01_oauth_flow.ipynb", "02_request_matrix.ipynb"} <= {c["name"] for c in contents["content"]}
     finally:
         proc.send_signal(signal.SIGINT)

@@ -56,5 +56,5 @@ def lab_env(tmp_path_factory):
 def lab_page(chromium, lab_env):
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    yield LabPage(page, lab_env["lab"].url, repo_root() / "reports" / "screenshots")
+    yield LabPage(page, lab_env["lab"].url, lab_env["lab"].token, repo_root() / "reports" / "screenshots")
     context.close()

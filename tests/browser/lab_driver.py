@@ -12,13 +12,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 class LabPage:
     """One JupyterLab tab, with the few gestures the tests need."""
 
-    def __init__(self, page, lab_url: str, shots: Path):
-        self.page, self.lab_url, self.shots = page, lab_url, shots
+    def __init__(self, page, lab_url: str, token: str, shots: Path):
+        self.page, self.lab_url, self.token, self.shots = page, lab_url, token, shots
         self.shots.mkdir(parents=True, exist_ok=True)
 
     def open_notebook(self, name: str) -> None:
-        # ?reset: start from an empty workspace, or Lab reopens earlier notebooks and "run all" may hit another one
-        self.page.goto(f"{self.lab_url}/lab/tree/{name}?reset")
+        # ?reset: start from an empty workspace, or Lab reopens earlier notebooks and "run all" may hit another one.
+        # ?token=: the lab's access token, as in the URL `make lab` prints; Lab then keeps a login cookie and sends
+        # the _xsrf value with every POST itself (XSRF checks stay on).
+        self.page.goto(f"{self.lab_url}/lab/tree/{name}?reset&token={self.token}")
         self.page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden)", timeout=90_000)
         self.wait_kernel_idle()
 
