@@ -74,6 +74,9 @@ class Answers(list[Answer]):
             "next run": a.next_run or "",
         } for a in self], columns=["question", "verdict", "explanation", "cells", "next run"])
 
+    def __repr__(self) -> str:
+        return "Answers(" + "; ".join(f"{a.key}: {a.verdict.split(':')[0]}" for a in self) + ")"
+
     def _repr_html_(self) -> str:
         """The answers in full (a pandas table would cut long text off with "…")."""
         from lanelab.findings.render import Table, html_table

@@ -141,7 +141,12 @@ class Bundle:
         return json.dumps(self.data, ensure_ascii=False, indent=2) + "\n"
 
     def _repr_markdown_(self) -> str:
-        return f"**{self.label}**\n\n{self.verdict._repr_markdown_()}"
+        from lanelab.findings.render import md_escape
+
+        return f"**{md_escape(self.label)}**\n\n{self.verdict._repr_markdown_()}"
+
+    def __repr__(self) -> str:
+        return f"<Bundle {self.label}>"
 
 
 def make_bundle(findings: Findings, run_id: str | None = None, plan: str | None = None, note: str = "",
@@ -412,6 +417,9 @@ class BundleComparison:
             return head + " and differ on none."
         shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
         return f"{head} and differ on {len(diff)}: {shown}."
+
+    def __repr__(self) -> str:
+        return f"<BundleComparison: {self.summary()}>"
 
     def _repr_html_(self) -> str:
         from lanelab.findings.render import Table, html_table

@@ -134,6 +134,10 @@ class CellView:
     def _repr_html_(self) -> str:
         return self.to_html()
 
+    def __repr__(self) -> str:
+        status = "no response" if self.status is None else self.status
+        return f"<CellView {self.cell_id} {self.change}: {status} {self.outcome}, lane {self.lane}>"
+
 
 class Explorer:
     """The cells of a run (or several) and the one being looked at.

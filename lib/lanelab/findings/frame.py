@@ -339,10 +339,12 @@ def minimal_pairs(df: pd.DataFrame, factor: str | None = None, baseline: str | N
         raise NotFound(f"The run has no cell {baseline!r}.", "Was the baseline cell sent? Pass its cell id.")
     if factor is not None:
         _require_columns(df, [factor])
+    bare = df.copy(deep=False)
+    bare.attrs = {}  # pandas deep-copies attrs into every group: the run headers would be copied per group
     out = []
     for f in [factor] if factor else factors:
         others = ["run_id", "profile", *[x for x in factors if x != f]]
-        for _, g in df.groupby(others, sort=False, dropna=False, observed=True):
+        for _, g in bare.groupby(others, sort=False, dropna=False, observed=True):
             if g[f].nunique() < 2:
                 continue
             recs = g.to_dict("records")

@@ -101,6 +101,7 @@ class Findings:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     _figures: dict[str, Figure] | None = None
     _pngs: dict[str, bytes] = field(default_factory=dict)
+    _data: dict[str, Any] | None = None
 
     # -- the runs by kind ---------------------------------------------------------------------------------------------
     @property
@@ -492,6 +493,8 @@ def report_data(findings: Findings) -> dict[str, Any]:
     Returns:
         A dict; its keys are listed at the top of ``templates/report.html.j2``.
     """
+    if findings._data is not None:
+        return findings._data
     f = findings
     figs = f.figures()
     has = bool(len(f.df))
@@ -521,7 +524,7 @@ def report_data(findings: Findings) -> dict[str, Any]:
         cmp = compare_bundles([*mine, *f.bundles])
         bundles = {"rows": Table.from_frame(cmp.to_frame()), "agreement": Table.from_frame(cmp.agreement()),
                    "summary": cmp.summary(), "verdicts": Table.from_frame(cmp.verdicts())}
-    return {
+    findings._data = {
         "title": "lanelab findings: which billing lane, and why",
         "generated": f.created_at, "kit_version": __version__,
         "sim": any((r.header.get("mode") or "sim") == "sim" for r in f.runs), "sim_notice": SIM_NOTICE,
@@ -543,6 +546,7 @@ def report_data(findings: Findings) -> dict[str, Any]:
         "raw": Table.from_frame(_raw(f), code=("cell", "request id")) if has else None,
         "glossary": glossary(), "responsible_use": RESPONSIBLE_USE,
     }
+    return findings._data
 
 
 def _data_uri(png: bytes) -> str:
