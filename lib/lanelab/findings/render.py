@@ -114,23 +114,36 @@ def md_inline(text: Any, in_table: bool = False) -> str:
     return "".join(out)
 
 
-def html_inline(text: Any) -> Markup:
-    """Inline text with backtick code spans as HTML: code in ``<code>``, every part escaped."""
+_BREAK_AFTER = re.compile(r"([_=/])(?=\w)")
+_LONG_TOKEN = re.compile(r"\S{19,}")
+
+
+def _breakable(escaped: str) -> str:
+    """Escaped text with a line-break opportunity (``<wbr>``) after ``_ = /`` inside long identifiers (19 characters
+    or more), so a narrow column can wrap ``tools=memory_session_search_mcp__`` instead of widening the page."""
+    return _LONG_TOKEN.sub(lambda m: _BREAK_AFTER.sub(r"\1<wbr>", m.group(0)), escaped)
+
+
+def html_inline(text: Any, breakable: bool = False) -> Markup:
+    """Inline text with backtick code spans as HTML: code in ``<code>``, every part escaped; with ``breakable``,
+    long identifiers may wrap (see :func:`_breakable`)."""
     out = []
     for seg, is_code in _spans(text):
-        out.append(f"<code>{html.escape(seg)}</code>" if is_code else html.escape(seg))
+        e = _breakable(html.escape(seg)) if breakable else html.escape(seg)
+        out.append(f"<code>{e}</code>" if is_code else e)
     return Markup("".join(out))
 
 
 def html_table(table: Table, css_class: str = "") -> Markup:
-    """A table as HTML, every cell escaped (cells may hold backtick code)."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    """A table as HTML, every cell escaped (cells may hold backtick code); long identifiers may wrap."""
+    head = "".join(f"<th>{_breakable(html.escape(c))}</th>" for c in table.columns)
     body = []
     for row in table.rows:
         tds = []
         for col, v in zip(table.columns, row):
             cls = ' class="nowrap"' if col in table.nowrap else ""
-            inner = f"<code>{html.escape(v)}</code>" if col in table.code and v else html_inline(v)
+            inner = (f"<code>{_breakable(html.escape(v))}</code>" if col in table.code and v
+                     else html_inline(v, breakable=True))
             tds.append(f"<td{cls}>{inner}</td>")
         body.append(f"<tr>{''.join(tds)}</tr>")
     cls = f' class="{html.escape(css_class)}"' if css_class else ""

@@ -480,7 +480,8 @@ def glossary(path: Path | None = None) -> list[tuple[str, str]]:
         text = path.read_text(encoding="utf-8")
     except OSError:
         return []
-    return [(m.group(1), m.group(2).strip()) for m in re.finditer(r"^- \*\*(.+?)\*\*:\s*(.+)$", text, re.MULTILINE)]
+    return [(m.group(1), m.group(2).replace("**", "").strip())
+            for m in re.finditer(r"^- \*\*(.+?)\*\*:\s*(.+)$", text, re.MULTILINE)]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
