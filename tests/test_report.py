@@ -198,6 +198,7 @@ def test_the_report_opens_with_the_answer_naming_mcp_and_mcp__(sample_reports) -
     assert "Evidence: 2 requests" in lead and "Remedy: rename the client" in lead
     first = md.split("\n\n")[1]
     assert first.startswith("**") and "`mcp_`" in first and "`mcp__`" in first
+    assert re.search(r"^Generated .* by lanelab \d+\.\d+\.\d+\.$", md, re.M), "no stray escapes mid-line"
     assert findings.verdict.sentence in findings.verdict.to_dict()["sentence"]
 
 

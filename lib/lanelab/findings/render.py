@@ -76,14 +76,15 @@ def _clean(text: Any) -> str:
     return redact.redact_text("" if text is None else str(text)).replace("\r", " ").replace("\n", " ")
 
 
-def md_escape(text: Any, in_table: bool = False) -> str:
+def md_escape(text: Any, line_start: bool = False) -> str:
     """Run data as Markdown text that renders literally: HTML specials become entities, Markdown punctuation is
-    backslash-escaped (an underscore only where it could start emphasis), a block marker at the start (``#``, ``>``,
-    ``-``, ``1.``) made literal unless ``in_table``, line breaks become spaces; redacted."""
+    backslash-escaped (an underscore only where it could start emphasis), line breaks become spaces; redacted. With
+    ``line_start`` (a value that begins a line), a block marker at its start (``#``, ``-``, ``+``, ``1.``) is made
+    literal too."""
     t = _clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     t = _MD_SPECIAL.sub(r"\\\1", t)
     t = _MD_LONE_UNDERSCORE.sub(r"\\_", t)
-    return t if in_table else _MD_LINE_START.sub(_escape_line_start, t)
+    return _MD_LINE_START.sub(_escape_line_start, t) if line_start else t
 
 
 def _escape_line_start(m: re.Match[str]) -> str:
@@ -110,7 +111,7 @@ def md_inline(text: Any, in_table: bool = False) -> str:
             seg = seg.replace("|", "\\|") if in_table else seg
             out.append(f"`{seg}`" if seg.strip() else "")
         else:
-            out.append(md_escape(seg, in_table=in_table or bool(out)))
+            out.append(md_escape(seg))
     return "".join(out)
 
 
@@ -159,7 +160,7 @@ def md_table(table: Table) -> Markup:
         return md_inline(v, in_table=True)
     if not table.columns:
         return Markup("")
-    lines = ["| " + " | ".join(md_escape(c, in_table=True) for c in table.columns) + " |",
+    lines = ["| " + " | ".join(md_escape(c) for c in table.columns) + " |",
              "|" + "|".join(" --- " for _ in table.columns) + "|"]
     lines += ["| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row)) + " |" for row in table.rows]
     return Markup("\n".join(lines))
@@ -178,7 +179,8 @@ def environment(kind: str) -> jinja2.Environment:
     """The Jinja2 environment for ``kind`` "html" (autoescape on) or "md" (every value through :func:`md_escape`).
 
     Filters: ``inline`` (backtick code spans kept, the rest escaped), ``table`` (a :class:`Table`), ``code`` (a
-    value as one code span).
+    value as one code span), ``block`` (a value that begins a line: in Markdown, a list or heading marker at its start
+    is made literal).
     """
     loader = jinja2.FileSystemLoader(str(TEMPLATES))
     if kind == "html":
@@ -187,12 +189,14 @@ def environment(kind: str) -> jinja2.Environment:
         env.filters["inline"] = html_inline
         env.filters["table"] = html_table
         env.filters["code"] = lambda t: html_inline("`" + _clean(t).replace("`", "'") + "`")
+        env.filters["block"] = lambda t: t
     elif kind == "md":
         env = jinja2.Environment(loader=loader, autoescape=False, finalize=_md_finalize,
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.filters["inline"] = lambda t: Markup(md_inline(t))
         env.filters["table"] = md_table
         env.filters["code"] = lambda t: Markup(md_inline("`" + _clean(t).replace("`", "'") + "`"))
+        env.filters["block"] = lambda t: Markup(md_escape(t, line_start=True))
     else:
         raise ValueError(f"unknown template kind {kind!r}")
     return env
