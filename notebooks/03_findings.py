@@ -133,10 +133,12 @@ findings.answers
 # compared and the ones that ended differently are listed.
 
 # %%
-from lanelab.findings.frame import compare_runs
-
-(compare_runs(findings.df, changed_only=True) if findings.comparison is not None
- else Markdown("*Only one run: nothing to compare it with.*"))
+if findings.comparison is not None:
+    summary, changed = report.comparison_table(findings)
+    display(Markdown(summary))
+    display(changed)
+else:
+    display(Markdown("*Only one run: nothing to compare it with.*"))
 
 # %% [markdown]
 # ## 7 · Findings from other people

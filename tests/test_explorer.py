@@ -86,7 +86,7 @@ def test_simulator_rules_come_from_the_simulator_that_answered(sim, tmp_path: Pa
     assert sim_rules(sim.base_url)[base.request_id] == "mcp_single_underscore_tool"
     gone, note = explorer_for(findings, Settings(mode="sim", base_url="http://127.0.0.1:9", home=tmp_path / "h"))
     assert note.startswith("Simulator rules are not shown") and gone.select(gone.cell_ids[0]).sim_rule is None
-    live, note = explorer_for(findings, Settings(mode="live", home=tmp_path / "h"))
+    _, note = explorer_for(findings, Settings(mode="live", home=tmp_path / "h"))
     assert note.startswith("Live mode")
     with pytest.raises(HostNotAllowed):
         sim_rules("https://api.anthropic.com")

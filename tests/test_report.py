@@ -176,7 +176,7 @@ JARGON = ("seed symptom", "minimal pair", "x-out", "none on the wire", "lane_fli
 
 
 def visible_text(page: str) -> str:
-    body = re.sub(r"<style>.*?</style>", " ", page, flags=re.S)
+    body = re.sub(r"<style>.*?</style>", " ", page, flags=re.DOTALL)
     body = re.sub(r'src="data:[^"]+"', " ", body)
     return re.sub(r"<[^>]+>", " ", body).replace("&#39;", "'").replace("&quot;", '"')
 
@@ -198,7 +198,7 @@ def test_the_report_opens_with_the_answer_naming_mcp_and_mcp__(sample_reports) -
     assert "Evidence: 2 requests" in lead and "Remedy: rename the client" in lead
     first = md.split("\n\n")[1]
     assert first.startswith("**") and "`mcp_`" in first and "`mcp__`" in first
-    assert re.search(r"^Generated .* by lanelab \d+\.\d+\.\d+\.$", md, re.M), "no stray escapes mid-line"
+    assert re.search(r"^Generated .* by lanelab \d+\.\d+\.\d+\.$", md, re.MULTILINE), "no stray escapes mid-line"
     assert findings.verdict.sentence in findings.verdict.to_dict()["sentence"]
 
 

@@ -44,9 +44,9 @@ from lanelab.runs import LoadWarning, Run, load_runs, tidy
 if TYPE_CHECKING:
     from lanelab.findings.bundles import Bundle
 
-__all__ = ["BISECT_DESIGN", "Findings", "axis_candidates", "build", "collect", "effects_table", "glossary",
-           "lanes_table", "markdown_table", "metadata", "render_html", "render_markdown", "report_data", "safe_stem",
-           "single_changes", "slug", "split_runs", "stored_secrets", "write_reports"]
+__all__ = ["BISECT_DESIGN", "Findings", "axis_candidates", "build", "collect", "comparison_table", "effects_table",
+           "glossary", "lanes_table", "markdown_table", "metadata", "render_html", "render_markdown", "report_data",
+           "safe_stem", "single_changes", "slug", "split_runs", "stored_secrets", "write_reports"]
 
 #: The header design of a run of bisect probes (notebook 04, ``lanelab bisect``): counted apart from matrix cells.
 BISECT_DESIGN = "bisect"
@@ -430,9 +430,21 @@ def _usage_tables(usage: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return p, m
 
 
-def _comparison_table(findings: Findings) -> tuple[str, pd.DataFrame]:
+def comparison_table(findings: Findings) -> tuple[str, pd.DataFrame]:
+    """Two runs side by side (the first two matrix runs), in the report's words.
+
+    Returns:
+        A sentence ("4 of 16 requests ended differently.") and a DataFrame of the requests that ended differently:
+        change, how each run ended (status and outcome in words) and the cell id.
+
+    Raises:
+        StateError: the findings hold fewer than two matrix runs.
+    """
+    from lanelab.errors import StateError
+
     cmp = findings.comparison
-    assert cmp is not None
+    if cmp is None:
+        raise StateError("Comparing runs needs two matrix runs.", "Load two run files (e.g. two simulator policies).")
     a, b = cmp.attrs.get("run_a"), cmp.attrs.get("run_b")
     fs = an.factors_of(findings.df)
     changed = cmp[cmp["change"] != "same"]
@@ -514,7 +526,7 @@ def report_data(findings: Findings) -> dict[str, Any]:
                       "percent": Table.from_frame(p), "money": Table.from_frame(m)})
     comparison = None
     if f.comparison is not None:
-        summary, table = _comparison_table(f)
+        summary, table = comparison_table(f)
         comparison = {"run_a": f.comparison.attrs.get("run_a"), "run_b": f.comparison.attrs.get("run_b"),
                       "summary": summary, "table": Table.from_frame(table, code=("cell",))}
     bundles = None
