@@ -43,11 +43,14 @@ IMPORT_LABEL = os.environ.get("LANELAB_IMPORT", "")  # second path: a credential
 # console host) and scope set (Hermes' three scopes or Claude Code's full set).
 
 # %%
+from IPython.display import Markdown
+
 from lanelab.auth.flow import LoginFlow
 
 flow = LoginFlow(settings, variant=VARIANT, label=LABEL)
 endpoints = flow.choose(ENDPOINTS or None)
-{"chosen": endpoints.name, "available in this mode": flow.endpoint_choices, "source": endpoints.source}
+Markdown(f"Chosen: **{endpoints.name}** (available in this mode: {', '.join(flow.endpoint_choices)}). "
+         f"Source: {endpoints.source}")
 
 # %% [markdown]
 # ## 2 · PKCE and the authorize link

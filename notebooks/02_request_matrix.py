@@ -63,9 +63,10 @@ print(result)
 # %% [markdown]
 # ## 3 · The results, redacted
 #
-# One row per cell: what was changed, the status, the outcome class (data/outcomes.toml), the billing lane read from
-# the `anthropic-ratelimit-unified-*` headers, and the server's message verbatim. A message the kit has never seen is
-# `unclassified`, never hidden.
+# One row per cell: what it changed from the request as the client sends it ("as sent" is the unchanged request),
+# the HTTP status, the outcome in words (data/outcomes.toml), the billing lane read from the
+# `anthropic-ratelimit-unified-*` headers, and the server's message verbatim. A message the kit has never seen is
+# shown as unclassified, never hidden. `cell_results(df, wide=True)` gives every factor as a column instead.
 
 # %%
 from lanelab.findings.frame import cell_results
@@ -78,40 +79,34 @@ cell_results(df)
 # %% [markdown]
 # ## 4 · Outcome by factor
 #
-# How many cells landed in each outcome class, for every level of every factor.
+# How many cells ended in each outcome, for every level of every factor.
 
 # %%
-from lanelab.findings.frame import outcome_by_factor
+from lanelab.findings.frame import outcome_by_factor, outcome_label
 
-outcome_by_factor(df)
+outcome_by_factor(df).rename(columns=outcome_label)
 
 # %% [markdown]
-# ## 5 · The single changes that flip the verdict
+# ## 5 · The answer: what moves this request between lanes
 #
-# Every cell that differs from the baseline in exactly one factor, and lands somewhere else than the baseline did.
-# The ones that turn the baseline's refusal into a 200 billed to the plan (`onto_plan`) are the answer to "what does
-# this client do differently?"; compare them with a maintainer in notebook 04.
-
-# %%
-from lanelab.findings.frame import flips_from_baseline
-
-flips_from_baseline(df, plan.baseline_cell_id)
-
-# %%
-from IPython.display import Markdown
-
-from lanelab.findings.frame import baseline_verdict
-
-Markdown(baseline_verdict(df, plan.baseline_cell_id))
-
-# %% [markdown]
-# ## 6 · The matrix at a glance
-#
-# Outcome by the two factors that flip the verdict most often (the findings notebook 03 goes further: answers,
-# lane signals and the shareable report).
+# Computed from the cells above, never written by hand: the request as sent, the single changes that get it billed
+# to the plan, and among those the smallest edit on the wire, with the element before and after, the evidence and the
+# remedy. Notebook 03 goes further (the three questions, the plan's headroom, a cell explorer, the shareable report).
 
 # %%
 from lanelab.findings import report
 
 first_look = report.collect(run)
-first_look.figure("heatmap")
+first_look.verdict
+
+# %% [markdown]
+# ## 6 · Each change on its own
+#
+# For a one-factor-at-a-time run, every single change and how it ended, ranked: billed to the plan first, then the
+# changes that end differently, then those that end like the request as sent. Designs that fill a grid (full,
+# pairwise) get the results matrix as a heatmap instead.
+
+# %%
+from IPython.display import Markdown
+
+first_look.figure(first_look.overview) if first_look.overview else Markdown("*This run holds no cells yet.*")

@@ -9,113 +9,159 @@
 # ---
 
 # %% [markdown]
-# # 03 · Findings: what the runs say, and a report you can share
+# # 03 · Findings: the answer, the evidence, and a report you can share
 #
 # Notebook 02 sent one request in many variants and recorded what each response said. This notebook turns those runs
-# into evidence: the results matrix, the factors that flip the verdict on their own (minimal pairs), the lane signals
-# beside the plan's headroom, and explicit answers to the three questions of the seed report (hermes-agent #32243).
-# It ends by writing `reports/findings.html` (self-contained) and `reports/findings.md` (paste into a GitHub issue),
-# both redacted; the writer refuses if a secret is still found.
+# into an answer: what moves this client's request between billing lanes (the exact element, before and after), the
+# evidence behind it, and the remedy. Then the charts and tables that support it, a cell explorer, the three
+# questions of the first public report (hermes-agent #32243), and findings from other people side by side. It ends by
+# writing `findings.html` (self-contained), `findings.md` (paste into a GitHub issue) and a findings bundle (one
+# redacted JSON file to share), all redacted; the writers refuse if a secret or an account identifier is still found.
 #
-# Runs made against the simulator are a model built from public reports; live observations always outrank it.
+# Runs made against the simulator are a model built from public reports; live observations always outrank it. Words
+# used here are explained in `docs/glossary.md`.
 
 # %% tags=["parameters"]
 from lanelab.config import Settings
 
 settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, LANELAB_OUT
 RUNS = None  # None: every run under LANELAB_OUT/runs (notebook 02), else the curated samples; or a list of paths
-ROWS, COLS = None, None  # heatmap axes; None: the factors that flip the verdict most
+ROWS, COLS = None, None  # heatmap axes for designs that fill one; None: the factors that change the outcome most
+BUNDLES = None  # None: the example bundles in data/bundles/; or a list of bundle files from other people
+PLAN = None  # your plan type for the bundle you share ("max", "pro"); None: recorded as unknown
+
+# %% [markdown]
+# ## The answer
+#
+# Generated from the runs, never written by hand (a diagnose run's verdict takes precedence when one exists). Below
+# it: what was read, with bisect probes counted apart from matrix cells and any line that could not be read listed
+# with the reason.
 
 # %%
-from lanelab.findings import report
+from IPython.display import Markdown, display
+
+from lanelab.findings import bundles, report
 from lanelab.runs import load_runs, run_paths
 
 paths = RUNS or run_paths(settings)
-findings = report.collect(load_runs(paths), rows=ROWS, cols=COLS)
+others = bundles.load_bundles(BUNDLES if BUNDLES is not None else bundles.shipped_bundles())
+findings = report.collect(load_runs(paths), rows=ROWS, cols=COLS, bundles=others)
+display(findings.verdict)
+Markdown("\n".join(f"- {line}" for line in findings.input_lines()))
+
+# %%
 report.metadata(findings)
 
 # %% [markdown]
-# ## 1 · The results matrix
+# ## 1 · What moves the request between lanes when changed on its own
 #
-# Outcome by the two factors that matter most (every other factor as the cell set it), for the first run. Each square
-# shows the HTTP status and a short outcome; `*` marks a square whose cells disagree (they differ in another factor).
+# For each factor, the pairs of requests that differ in it alone: on the left, how many end one on the plan and the
+# other not (the billing verdict); on the right, how many end differently in another way (one refusal or error for
+# another). A factor that only swaps one error for another never moves a request onto the plan.
 
 # %%
-from lanelab.findings.frame import matrix
-
-matrix(findings.df, findings.rows, findings.cols, where={"run_id": findings.runs[0].run_id})
+findings.figure("effects") if "effects" in findings.figures() else Markdown("*No factor varied in these runs.*")
 
 # %%
-findings.figure("heatmap")
+report.effects_table(findings.effects)
 
 # %% [markdown]
-# ## 2 · Which single change flips the verdict?
+# ## 2 · Each change on its own
 #
-# A *minimal pair* is two cells that differ in one factor alone. `lane_flips` counts the pairs where that change moves
-# the request onto or off the plan; `flips` counts any change of outcome. The cells listed support each line.
+# For a one-factor-at-a-time run: the request as sent, then every variant that changes one thing, ranked (billed to
+# the plan first, then those that end differently, then those that end like the request as sent). Designs that fill
+# a grid (full, pairwise) get the results matrix as a heatmap instead.
 
 # %%
-findings.effects
+findings.figure(findings.overview) if findings.overview else Markdown("*Nothing to show: no cells.*")
 
 # %%
-findings.figure("effects")
+findings.overview_table()
 
 # %% [markdown]
-# ## 3 · Lane signals: "my plan is unused, yet…"
+# ## 3 · Explore one cell
 #
-# What the `anthropic-ratelimit-unified-*` headers said per cell: the representative claim, the 5-hour and 7-day
-# utilization, and the state of the extra-usage pool (overage status and disabled reason), beside the outcome.
+# Pick a cell: its request against the request as sent (the annotated diff of notebook 04: what differs, and what
+# public reports say about it), and the response (status, the server's message verbatim, the lane signals of the
+# response headers, and in sim mode which simulator rule answered).
 
 # %%
-from lanelab.findings.frame import lane_signals
+from lanelab.findings.explorer import ExplorerWidget, explorer_for
 
-lane_signals(findings.df)
-
-# %%
-findings.figure("headroom")
+explorer, rules_note = explorer_for(findings, settings)
+display(Markdown(f"*{rules_note}*"))
+ExplorerWidget(explorer)
 
 # %% [markdown]
-# ### Usage before and after
-#
-# When a run read the free usage endpoint before and after sending (notebook 02 does), this is what moved: plan
-# windows move for plan-billed cells, the extra-usage credits for cells billed there.
+# The cell the answer rests on, shown here as well so the evidence stays in the saved notebook:
 
 # %%
-from IPython.display import display
+evidence = [c for c in findings.verdict.cells if c in explorer.cell_ids]
+explorer.select(evidence[-1]) if evidence else Markdown("*The answer names no cell of these runs.*")
 
+# %% [markdown]
+# ## 4 · The plan's headroom: "my plan is unused, yet…"
+#
+# What the `anthropic-ratelimit-unified-*` headers said per cell, in percent of each plan window used, beside the
+# outcome; then the usage endpoint before and after the run (percent of each window; extra usage's money in its own
+# table, in its currency).
+
+# %%
+findings.figure("headroom") if "headroom" in findings.figures() else Markdown("*No cells.*")
+
+# %%
+report.lanes_table(findings.df)
+
+# %%
 for chart in findings.usage_figures():
     display(chart)
-findings.usage_changes() if findings.usage else "No usage snapshots in these runs."
+findings.usage_changes() if findings.usage else Markdown("*No usage snapshots in these runs.*")
 
 # %% [markdown]
-# ## 4 · Answers
+# ## 5 · The three questions of the first report
 #
 # Each answer is computed from the data, names the cells that support it, and says which run would settle it when
 # this one cannot.
 
 # %%
-for line in findings.diagnosis:
-    print(line)
-findings.answers.to_frame()
+findings.answers
 
 # %% [markdown]
-# ## 5 · Two runs side by side
+# ## 6 · Two runs side by side
 #
-# With two runs of the same design (two simulator policies, or two live runs on different days), the same cell ids
-# are compared and the cells whose outcome, status or lane changed are listed.
+# With two runs of the same design (two simulator policies, or two live runs on different days), the same cells are
+# compared and the ones that ended differently are listed.
 
 # %%
-from lanelab.findings.frame import compare_runs
-
-compare_runs(findings.df, changed_only=True) if findings.comparison is not None else "only one run"
+if findings.comparison is not None:
+    summary, changed = report.comparison_table(findings)
+    display(Markdown(summary))
+    display(changed)
+else:
+    display(Markdown("*Only one run: nothing to compare it with.*"))
 
 # %% [markdown]
-# ## 6 · The shareable report
+# ## 7 · Findings from other people
 #
-# Both files pass through `lanelab.redact`; if a secret (including any token in the kit's credential store) is still
-# found, nothing is written.
+# Is the verdict the same across accounts, plans and dates? Each findings bundle is one redacted file that someone
+# attached to an issue: one row per bundle, the verdict per request shape, and where they agree and differ. Your own
+# runs are the first rows. Bundles are checked for secrets and account identifiers when they are written and again
+# when they are loaded. The examples in `data/bundles/` are two simulator runs and one hand-made bundle (it says so).
 
 # %%
-html_path, md_path = report.write_reports(findings, settings.out, secrets=report.stored_secrets(settings))
-print(f"HTML report: {html_path}")
-print(f"Markdown report: {md_path} (figures beside it)")
+mine = [bundles.make_bundle(findings, run_id=r.run_id, plan=PLAN, note="this notebook")
+        for r in findings.matrix_runs if len(findings.df)]
+bundles.compare_bundles([*mine, *others])
+
+# %% [markdown]
+# ## 8 · The shareable report and your bundle
+#
+# Both report files pass through `lanelab.redact`; if a secret (including any token in the kit's credential store)
+# is still found, nothing is written. The bundle is what you attach to an issue so others can compare.
+
+# %%
+secrets = report.stored_secrets(settings)
+html_path, md_path = report.write_reports(findings, settings.out, secrets=secrets)
+written = bundles.write_bundles(findings, settings.out, plan=PLAN, secrets=secrets) if len(findings.df) else []
+Markdown("\n".join([f"- HTML report: `{html_path}`", f"- Markdown report: `{md_path}` (figures beside it)",
+                    *[f"- Findings bundle: `{p}`" for p in written]]))

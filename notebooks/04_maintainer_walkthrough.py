@@ -127,20 +127,17 @@ result.probe_frame()
 
 # %% [markdown]
 # ## 5 · Conclusion
-# In the simulator's model of the 2026-05-25 policy, the smallest change that moves Hermes 0.14.0's request from
-# "out of extra usage" to the plan is in its **tools**: every tool name carries a single-underscore `mcp_` prefix, a
-# pattern public A/B tests tied to the 400 (hermes-agent PR #26430, #28849, #46675). The endpoint is not the cause:
-# the wire path is `/v1/messages`. A simulator result is a model's answer; run this notebook in live mode (opted in,
-# budgeted) before drawing a conclusion about the real service.
-#
-# The remedies that exist:
-# - **Fix a malformed request**: if the difference is a defect in the client (a name prefix, a stray header, a
-#   missing beta), fix the client. Hermes moved to `mcp__` names (PR #47723).
-# - **Enable extra usage** on the account, so third-party traffic is billed there instead of refused.
-# - **Use an API key** (`ANTHROPIC_API_KEY`) for programmatic traffic: billed to the API, as the terms intend.
-# - **Use Anthropic's own clients** (Claude Code, claude.ai) where the subscription plan is meant to apply.
-#
-# The kit does not make a third-party request pass as Claude Code, and never generates a billing attestation block.
+# The answer below is generated from the runs (notebook 02's matrix, or a diagnose run when there is one), exactly as
+# the report opens with it, never written by hand; the bisect above narrows the same question down on the wire. A
+# simulator result is a model's answer: run this notebook in live mode (opted in, budgeted) before drawing a
+# conclusion about the real service. The kit does not make a third-party request pass as Claude Code, and never
+# generates a billing attestation block.
+
+# %%
+from lanelab.findings.verdict import verdict_of_runs
+from lanelab.runs import load_runs, run_paths
+
+verdict_of_runs(load_runs(run_paths(settings)))
 
 # %%
 stack.close()

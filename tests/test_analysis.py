@@ -148,14 +148,26 @@ def test_missing_run_file_is_a_user_error(tmp_path: Path) -> None:
         load_run(tmp_path / "nope.jsonl")
 
 
-def test_cell_results_show_each_cell_with_its_factor_levels(tmp_path: Path) -> None:
-    df = load_run(hermes_like_run(tmp_path)).to_frame()
+def test_cell_results_say_what_changed_and_what_came_back(tmp_path: Path) -> None:
+    base = make_cell({"tools": "profile", "ua": "profile"}, "extra_usage_exhausted", 400, "extra_usage",
+                     message=EXTRA_MSG, cell_id="base")
+    one = make_cell({"tools": "mcp__", "ua": "profile"}, "served_plan", 200, "plan", cell_id="one")
+    df = load_run(write_run(tmp_path / "r.jsonl", [base, one])).to_frame()
     table = an.cell_results(df)
+    assert list(table.columns) == list(an.RESULT_COLUMNS)
+    assert table.values.tolist() == [
+        ["base", "as sent", 400, "400 out of extra usage", "extra usage", EXTRA_MSG],
+        ["one", "tools=mcp__", 200, "Served, billed to the plan", "plan", ""]]
+
+
+def test_cell_results_wide_show_each_cell_with_its_factor_levels(tmp_path: Path) -> None:
+    df = load_run(hermes_like_run(tmp_path)).to_frame()
+    table = an.cell_results(df, wide=True)
     assert list(table.columns) == ["cell_id", "endpoint", "ua", "tools", "status", "outcome", "lane", "error_message",
                                    "request_id"]
     assert len(table) == 8 and set(table.loc[table["tools"] == "mcp_", "error_message"]) == {EXTRA_MSG}
     two = tidy(load_runs([hermes_like_run(tmp_path, "a"), hermes_like_run(tmp_path, "b")]))
-    assert an.cell_results(two).columns[0] == "run_id"
+    assert an.cell_results(two).columns[0] == "run_id" and an.cell_results(two, wide=True).columns[0] == "run_id"
 
 
 def test_outcome_by_factor_counts_cells_per_level(tmp_path: Path) -> None:

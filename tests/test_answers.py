@@ -54,7 +54,7 @@ def test_credential_source_yes_when_one_credential_differs(tmp_path: Path) -> No
     cells.append(make_cell({"endpoint": "/v1/messages", "ua": "python-httpx", "tools": "none"}, "token_expired", 401,
                            credential="old-import"))
     a = ans.credential_source(frame(tmp_path, cells))
-    assert a.verdict.startswith("yes") and "token_expired" in a.explanation
+    assert a.verdict.startswith("yes") and "401 token expired or revoked" in a.explanation
     assert cells[-1]["cell_id"] in a.cells
 
 
@@ -87,10 +87,14 @@ def test_answer_all_and_diagnosis_on_a_known_run(tmp_path: Path) -> None:
     answers = ans.answer_all(df)
     assert [a.key for a in answers] == ["request_shape", "credential_source", "billing_lane"]
     table = answers.to_frame()
-    assert answers._repr_html_().startswith("<div>") and table.shape == (3, 5)
+    page = answers._repr_html_().replace("<wbr>", "")
+    assert page.startswith('<div class="table">') and table.shape == (3, 5)
+    assert all(a.explanation.replace("'", "&#x27;").replace('"', "&quot;") in page for a in answers), \
+        "answers are shown in full, never cut off"
     assert list(table["verdict"].str.split(":").str[0]) == ["no", "cannot tell", "both"]
     lines = ans.diagnosis(df)
-    assert lines[0].startswith("Seed symptom reproduced: 4 of 8 requests") and "at most 3% used" in lines[0]
+    assert lines[0].startswith("The reported problem appears: 4 of 8 requests") and "at most 3% used" in lines[0]
+    assert "(400 out of extra usage)" in lines[0]
     assert "'tools'" in lines[1] and "4 of 4" in lines[1] and "onto or off the plan" in lines[1]
 
 
@@ -107,19 +111,19 @@ def test_request_shape_no_when_request_details_only_change_the_error(tmp_path: P
                                       ("oauth", "none", "served_plan", 200, "plan")]]
     df = frame(tmp_path, cells)
     a = ans.request_shape(df)
-    assert a.verdict.startswith("no") and "extra_usage_exhausted→oauth_not_supported" in a.explanation
+    assert a.verdict.startswith("no") and "400 out of extra usage → 401 OAuth not supported" in a.explanation
     eff = an.factor_effects(df)
     assert list(eff["factor"]) == ["tools", "beta"]  # the lane flip outranks the error-only flip
     assert list(eff["lane_flips"]) == [1, 0] and list(eff["flips"]) == [1, 1]
 
 
-def test_curated_samples_reproduce_the_seed_symptom() -> None:
+def test_curated_samples_reproduce_the_reported_problem() -> None:
     paths = sorted((data_dir() / "runs" / "samples").glob("*.jsonl"))
     assert len(paths) == 2
     df = tidy(load_runs(paths))
     assert {h.get("mode") for h in df.attrs["runs"]} == {"sim"}
     lines = ans.diagnosis(df)
-    assert lines[0].startswith("Seed symptom reproduced") and "'tools'" in lines[1]
+    assert lines[0].startswith("The reported problem appears") and "'tools'" in lines[1]
     lane = ans.billing_lane(df)
     assert lane.answered and "out_of_credits" in lane.explanation
     assert not ans.credential_source(df).answered

@@ -1,5 +1,6 @@
 """The login step-through without a browser: LoginFlow's steps, messages and errors, and the widgets over it."""
 
+import html
 import stat
 
 import pytest
@@ -111,7 +112,7 @@ def test_widgets_drive_the_flow(sim, tmp_path):
     assert "oauth_access" in ui.result.value and "claude_max" in ui.result.value
     ui.label.value = " bad label "
     ui.save_button.click()
-    assert "not a valid credential label" in ui.error.value
+    assert "not a valid credential label" in ui.save_error.value and ui.error.value == ""  # beside Save, once
     ui.label.value = "from-widget"
     ui.save_button.click()
     assert (tmp_path / "home" / "credentials" / "from-widget.json").exists() and "Saved as" in ui.result.value
@@ -126,3 +127,67 @@ def test_widget_endpoint_choice_is_applied(sim, tmp_path):
     ui.endpoints.value = "sim-full-scopes"
     ui.link_button.click()
     assert flow.endpoints.name == "sim-full-scopes" and "user%3Amcp_servers" in flow.authorize_url
+
+
+def _token_posts(sim) -> int:
+    return sum(1 for e in sim.state.requests() if e["path"] == "/v1/oauth/token")
+
+
+def test_a_second_exchange_keeps_the_credential(sim, tmp_path):
+    """Issue 16: a second Exchange after a success used to spend the single-use code again (invalid_grant), drop the
+    credential and leave Save refusing. Now the flow refuses without calling the server and keeps the credential."""
+    flow = make_flow(sim, tmp_path)
+    flow.start()
+    value = flow.headless_paste(auto=True)
+    assert flow.submit(value) and flow.exchanged
+    credential, posts = flow.credential, _token_posts(sim)
+    with pytest.raises(FlowOrderError, match="already exchanged; the credential it gave is kept"):
+        flow.submit(value)
+    with pytest.raises(FlowOrderError, match="already exchanged"):
+        flow.exchange()
+    assert _token_posts(sim) == posts, "no second token request"
+    assert flow.credential is credential and {"paste", "exchange"} <= flow.done
+    assert flow.save("kept").name == "kept.json"
+    flow.start()  # a new link starts over: exchanging is possible again
+    assert not flow.exchanged and flow.submit(flow.headless_paste(auto=True))
+
+
+def test_the_widget_disables_and_explains_a_second_exchange(sim, tmp_path):
+    flow = make_flow(sim, tmp_path)
+    ui = LoginWidget(flow)
+    labels = {b: b.description for b in (ui.link_button, ui.submit_button, ui.save_button)}
+    assert ui.save_button.disabled and not ui.submit_button.disabled
+    ui.link_button.click()
+    value = flow.headless_paste(auto=True)
+    ui.paste.value = value
+    ui.submit_button.click()
+    assert flow.exchanged and ui.submit_button.disabled and ui.paste.disabled and not ui.save_button.disabled
+    assert "New link" in ui.submit_button.tooltip and "Exchange stays off until 'New link'" in ui.result.value
+    posts = _token_posts(sim)
+    ui.paste.value = value
+    ui.submit_button.click()  # a click that gets through anyway (click() ignores disabled)
+    assert _token_posts(sim) == posts and flow.credential is not None
+    assert "already exchanged" in ui.error.value and ui.save_error.value == "" and ui.link_error.value == ""
+    assert "already exchanged" not in ui.steps.value, "each error appears once"
+    ui.label.value = "after-second-click"
+    ui.save_button.click()
+    assert (tmp_path / "home" / "credentials" / "after-second-click.json").exists()
+    assert ui.error.value == "" and ui.save_error.value == ""
+    ui.link_button.click()
+    assert not ui.submit_button.disabled and not ui.paste.disabled
+    assert {b: b.description for b in labels} == labels, "buttons keep their labels"
+
+
+def test_each_error_appears_once_beside_its_button(sim, tmp_path):
+    flow = make_flow(sim, tmp_path)
+    ui = LoginWidget(flow)
+    ui.save_button.click()  # before any exchange: refused beside Save
+    assert "exchange the code" in ui.save_error.value.lower() and ui.error.value == "" and ui.link_error.value == ""
+    ui.endpoints.value = flow.endpoint_choices[0]
+    ui.link_button.click()
+    assert ui.save_error.value == "", "a later action clears an earlier error"
+    ui.paste.value = "not a code"
+    ui.submit_button.click()
+    shown = [w.value for w in (ui.link_error, ui.error, ui.save_error, ui.steps, ui.result)]
+    message = html.escape(flow.error)
+    assert flow.error and sum(message in v for v in shown) == 1 and message in ui.error.value

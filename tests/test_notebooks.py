@@ -40,6 +40,16 @@ def test_notebook_executes_headless(path: Path, lab):
         assert list((lab["out"] / "runs").glob("*.jsonl")), "notebook 02 should write a run"
     if stem == "03":
         assert (lab["out"] / "findings.html").exists() and (lab["out"] / "findings.md").exists()
+        page = (lab["out"] / "findings.html").read_text()
+        answer = page[page.index('id="answer"'):page.index("</section>")]
+        assert "<code>mcp_</code>" in answer and "<code>mcp__</code>" in answer, "the report opens with the answer"
+        assert (lab["out"] / "findings.bundle.json").exists(), "notebook 03 writes the user's bundle"
+        shown = " ".join(str(o.get("data", {}).get("text/html", "")) for c in nb.cells for o in c.get("outputs", []))
+        assert "hand-made example" in shown and "Where they agree and where they differ" in shown
+    raw = [(i, o["data"]["text/plain"][:60]) for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
+           if o.get("output_type") in ("execute_result", "display_data") and set(o.get("data", {})) <= {"text/plain"}
+           and o["data"].get("text/plain", "").lstrip()[:1] in ("{", "[", "(")]
+    assert not raw, f"raw dicts or lists shown to the reader: {raw}"
 
 
 def test_a_failing_notebook_keeps_its_executed_copy(tmp_path):

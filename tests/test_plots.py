@@ -33,10 +33,11 @@ def test_heatmap_axes_ticks_annotations_and_legend(tmp_path: Path) -> None:
     assert ax.get_xlabel() == "ua" and ax.get_ylabel() == "tools"
     assert [t.get_text() for t in ax.get_yticklabels()] == ["none", "mcp_"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["claude-cli/2.1.74 (external, cli)", "python-httpx"]
-    shorts = plots.short_labels(["served_plan", "extra_usage_exhausted"])
-    assert sorted(texts(ax)) == sorted([f"200\n{shorts['served_plan']}"] * 2 + [f"400\n{shorts['extra_usage_exhausted']}"] * 2)
+    plan, refused = plots.cell_text(200, "served_plan"), plots.cell_text(400, "extra_usage_exhausted")
+    assert plan == "200\nServed, billed\nto the plan" and refused == "400\nout of extra\nusage"  # status said once
+    assert sorted(texts(ax)) == sorted([plan] * 2 + [refused] * 2)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert len(legend) == 2 and legend[0].endswith("served_plan") and legend[1].endswith("extra_usage_exhausted")
+    assert legend == ["Served, billed to the plan", "400 out of extra usage"]  # plain words, no internal ids
     assert "endpoint=/v1/messages" in ax.get_title()
 
 
@@ -79,16 +80,52 @@ def test_effects_chart_is_ranked_and_labelled(tmp_path: Path) -> None:
     df = frame(tmp_path, hermes_like_cells(ua_flips=True))
     eff = an.factor_effects(df)
     fig = plots.effects_chart(eff)
-    ax = fig.axes[0]
+    lane_ax, other_ax = fig.axes[:2]
     # barh draws bottom-up: the top-ranked factor is the last tick label
-    assert [t.get_text() for t in ax.get_yticklabels()][::-1] == list(eff["factor"])
-    assert "2/4" in texts(ax) and "0/4" in texts(ax)
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["outcome flips", "same outcome"]
+    assert [t.get_text() for t in lane_ax.get_yticklabels()][::-1] == list(eff["factor"])
+    assert "2 of 4" in texts(lane_ax) and "0 of 4" in texts(lane_ax)
+    assert lane_ax.get_title() == "moves onto or off the plan" and other_ax.get_title().startswith("other outcome")
+
+
+def test_effects_chart_ranks_moves_onto_the_plan_apart_from_other_changes(tmp_path: Path) -> None:
+    """A factor that only swaps one refusal for another (betas) never outranks one that reaches the plan (tools),
+    however often it changes the outcome."""
+    cells = [make_cell({"tools": "profile", "betas": "profile"}, "extra_usage_exhausted", 400, "extra_usage",
+                       cell_id="base"),
+             make_cell({"tools": "mcp__", "betas": "profile"}, "served_plan", 200, "plan", cell_id="t1")]
+    cells += [make_cell({"tools": "profile", "betas": b}, "oauth_not_supported", 401, "none", cell_id=f"b{i}")
+              for i, b in enumerate(("none", "no_oauth", "other"))]
+    eff = an.factor_effects(frame(tmp_path, cells))
+    assert list(eff["factor"]) == ["tools", "betas"]
+    assert eff.set_index("factor")[["lane_flips", "other_flips"]].to_dict("index") == {
+        "tools": {"lane_flips": 1, "other_flips": 0}, "betas": {"lane_flips": 0, "other_flips": 3}}
+    lane_ax, other_ax = plots.effects_chart(eff).axes[:2]
+    labels = [t.get_text() for t in lane_ax.get_yticklabels()]
+    # each panel draws the pairs (grey) then the counts: the count bars are the second half of the patches
+    lane = dict(zip(labels, (p.get_width() for p in lane_ax.patches[len(labels):])))
+    other = dict(zip(labels, (p.get_width() for p in other_ax.patches[len(labels):])))
+    assert lane == {"betas": 0, "tools": 1} and other == {"betas": 3, "tools": 0}
+    assert labels[-1] == "tools"  # drawn at the top
+
+
+def test_changes_chart_ranks_each_single_change_by_how_it_ended(tmp_path: Path) -> None:
+    cells = [make_cell({"tools": "profile", "ua": "profile"}, "extra_usage_exhausted", 400, "extra_usage",
+                       cell_id="base"),
+             make_cell({"tools": "profile", "ua": "x"}, "extra_usage_exhausted", 400, "extra_usage", cell_id="same"),
+             make_cell({"tools": "none", "ua": "profile"}, "rate_limited", 429, cell_id="other"),
+             make_cell({"tools": "mcp__", "ua": "profile"}, "served_plan", 200, "plan", cell_id="plan")]
+    fig = plots.changes_chart(frame(tmp_path, cells), "base")
+    ax = fig.axes[0]
+    ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())), reverse=True)
+    labels = [label for _, label in ticks]  # top to bottom
+    assert labels == ["as sent (hermes)", "tools = mcp__", "tools = none", "ua = x"]
+    assert "200 · Served, billed to the plan" in texts(ax) and "400 out of extra usage" in texts(ax)
+    assert "1 billed to the plan, 1 ends differently, 1 ends like the request as sent" in ax.get_title()
 
 
 def test_effects_chart_without_pairs_says_so() -> None:
-    fig = plots.effects_chart(pd.DataFrame(columns=["factor", "pairs", "flips"]))
-    assert "No minimal pairs" in fig.axes[0].texts[0].get_text()
+    fig = plots.effects_chart(pd.DataFrame(columns=list(an.EFFECT_COLUMNS)))
+    assert "No two requests in this run differ in one factor alone" in fig.axes[0].texts[0].get_text()
 
 
 def test_headroom_chart_puts_utilization_beside_outcome(tmp_path: Path) -> None:
@@ -100,22 +137,33 @@ def test_headroom_chart_puts_utilization_beside_outcome(tmp_path: Path) -> None:
     assert len(labels) == 3 and labels[0].endswith("[200]") and labels[2].endswith("[429]")
     widths = sorted({round(p.get_width(), 6) for p in ax_u.patches})
     assert widths == [0.0, 3.0]  # 5h at 3 %, 7d at 0 %, and nothing for the cell without headers
-    assert "no unified headers" in texts(ax_u)
-    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"served_plan", "extra_usage_exhausted",
-                                                                  "burst_limited"}
+    assert "the response said nothing about the plan windows" in texts(ax_u)
+    assert ax_u.get_xlabel().startswith("% of the plan window used")
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {
+        "Served, billed to the plan", "400 out of extra usage", an.outcome_label("burst_limited")}
 
 
-def test_usage_chart_only_when_snapshots_exist(tmp_path: Path) -> None:
-    usage = {"before": {"five_hour": {"utilization": 3.0}, "extra_usage": {"used_credits": 0}},
-             "after": {"five_hour": {"utilization": 5.0}, "extra_usage": {"used_credits": 2}}}
+def test_usage_chart_draws_percent_only_never_money(tmp_path: Path) -> None:
+    usage = {"before": {"five_hour": {"utilization": 3.0}, "extra_usage": {"used_credits": 0, "monthly_limit": 50}},
+             "after": {"five_hour": {"utilization": 5.0}, "extra_usage": {"used_credits": 2, "monthly_limit": 50}}}
     run = load_run(write_run(tmp_path / "u.jsonl", hermes_like_cells(), usage=usage))
+    snaps = an.usage_snapshots(run).set_index("field")
+    assert snaps.loc["five_hour.utilization", "unit"] == an.UNIT_PERCENT
+    assert snaps.loc["extra_usage.used_credits", "unit"] == "currency not reported"
     fig = plots.usage_chart(an.usage_snapshots(run))
     assert fig is not None
-    assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == ["extra_usage.used_credits",
-                                                                          "five_hour.utilization"]
-    assert sorted(round(p.get_width()) for p in fig.axes[0].patches) == [0, 2, 3, 5]
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["5-hour window"]
+    assert sorted(round(p.get_width()) for p in ax.patches) == [3, 5]  # the 2 credits and the 50 limit are not drawn
+    assert ax.get_xlabel() == "% used"
     bare = load_run(write_run(tmp_path / "b.jsonl", hermes_like_cells()))
     assert plots.usage_chart(an.usage_snapshots(bare)) is None
+    money_only = load_run(write_run(tmp_path / "m.jsonl", hermes_like_cells(), usage={
+        "before": {"extra_usage": {"used_credits": 0, "currency": "EUR"}},
+        "after": {"extra_usage": {"used_credits": 2, "currency": "EUR"}}}))
+    snaps = an.usage_snapshots(money_only).set_index("field")
+    assert snaps.loc["extra_usage.used_credits", "unit"] == "EUR"
+    assert plots.usage_chart(an.usage_snapshots(money_only)) is None
 
 
 def test_to_png_gives_png_bytes(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,8 +12,9 @@ matplotlib.use("Agg")
 
 import pytest
 from lanelab import cli, redact
+from lanelab.errors import InputError
 from lanelab.findings import report
-from lanelab.runs import load_run
+from lanelab.runs import load_run, load_runs
 from test_analysis import PLAN_HEADERS, hermes_like_cells, make_cell, write_run
 
 
@@ -47,11 +49,18 @@ def test_reports_carry_run_metadata_and_answers(written: tuple[Path, Path]) -> N
     for text in (html_path.read_text(), md_path.read_text()):
         for value in ("0.1.0", "sim", "2026-05-25", "2026-06-18", "hermes", "full_factorial", "may", "jun"):
             assert value in text
-        assert "Seed symptom reproduced" in text and "Simulator output" in text
+        assert "Simulator output" in text
         assert "Does the credential" in text and "identical requests end the same" in text
-    meta = md_path.read_text().split("### Runs")[1].split("###")[0]
-    assert re.search(r"\|\s*may\s*\|\s*0\.1\.0\s*\|\s*sim\s*\|\s*2026-05-25\s*\|", meta)
-    assert re.search(r"\|\s*16\s*\|\s*16\s*\|\s*served_plan 8, extra_usage_exhausted 8", meta)
+    html_text, md = html_path.read_text(), md_path.read_text()
+    # no cell is the unchanged request here (a full design of named levels): the answer names the factor only
+    assert "Changing only <code>tools</code> moves requests onto or off the plan most often" in html_text
+    assert md.split("\n")[2].startswith("**Changing only `tools` moves requests onto or off the plan most often")
+    meta = md.split("### What was read")[1].split("###")[0]
+    assert "Read 2 matrix runs holding 32 requests." in meta and "No line was skipped." in meta
+    assert re.search(r"\|\s*may\s*\|\s*matrix\s*\|\s*sim\s*\|\s*2026-05-25\s*\|", meta)
+    may = next(line for line in meta.splitlines() if line.startswith("| may |"))
+    assert re.search(r"\|\s*16\s*\|", may) and may.rstrip().endswith("| 0.1.0 |")
+    assert "Served, billed to the plan: 8" in may and "400 out of extra usage: 8" in may
 
 
 def test_markdown_tables_render_and_figures_sit_beside_it(written: tuple[Path, Path]) -> None:
@@ -68,7 +77,7 @@ def test_markdown_tables_render_and_figures_sit_beside_it(written: tuple[Path, P
     assert figures and all((md_path.parent / f).is_file() for f in figures)
     assert (md_path.parent / "findings-effects.png").read_bytes()[:4] == b"\x89PNG"
     assert md.count("<details>") == md.count("</details>") >= 2
-    assert "Compare runs: `may` → `jun`" in md and "4 of 16 cells changed" in md
+    assert "Two runs side by side: `may` and `jun`" in md and "4 of 16 requests ended differently." in md
 
 
 def test_pipes_in_values_do_not_break_markdown_tables(tmp_path: Path) -> None:
@@ -154,3 +163,154 @@ def test_findings_name_their_figures_and_what_usage_moved(tmp_path: Path, two_ru
                              "after": {"five_hour": {"utilization": 5.0}, "plan": "max"}})
     changes = report.collect(load_run(moved)).usage_changes()
     assert changes[["run_id", "field", "change"]].values.tolist() == [["moved", "five_hour.utilization", 2.0]]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Issue 16: the answer first, plain words, honest inputs, templates that escape, safe names
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "runs" / "samples" / \
+    "sim-sample-hermes-0.14.0-ofat-2026-05-25.jsonl"
+#: Words a user must never read in a report (say what they mean, or the glossary does).
+JARGON = ("seed symptom", "minimal pair", "x-out", "none on the wire", "lane_flips", "flip_rate", "onto_plan",
+          "extra_usage_exhausted", "oauth_not_supported", "served_plan")
+
+
+def visible_text(page: str) -> str:
+    body = re.sub(r"<style>.*?</style>", " ", page, flags=re.DOTALL)
+    body = re.sub(r'src="data:[^"]+"', " ", body)
+    return re.sub(r"<[^>]+>", " ", body).replace("&#39;", "'").replace("&quot;", '"')
+
+
+@pytest.fixture(scope="module")
+def sample_reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[report.Findings, str, str]:
+    findings = report.collect(load_run(SAMPLE))
+    html_path, md_path = report.write_reports(findings, tmp_path_factory.mktemp("sample"))
+    return findings, html_path.read_text(), md_path.read_text()
+
+
+def test_the_report_opens_with_the_answer_naming_mcp_and_mcp__(sample_reports) -> None:
+    findings, page, md = sample_reports
+    answer = page.index('id="answer"')
+    assert answer < page.index("<h2") and answer < page.index("Simulator output")
+    lead = page[answer:page.index("</section>", answer)]
+    assert "its 16 tool names use the prefix <code>mcp_</code>" in lead
+    assert "the prefix <code>mcp__</code> instead" in lead and "billed to the plan" in lead
+    assert "Evidence: 2 requests" in lead and "Remedy: rename the client" in lead
+    first = md.split("\n\n")[1]
+    assert first.startswith("**") and "`mcp_`" in first and "`mcp__`" in first
+    assert re.search(r"^Generated .* by lanelab \d+\.\d+\.\d+\.$", md, re.MULTILINE), "no stray escapes mid-line"
+    assert findings.verdict.sentence in findings.verdict.to_dict()["sentence"]
+
+
+def test_the_effects_chart_puts_tools_first_and_betas_has_no_bar_onto_the_plan(sample_reports) -> None:
+    findings, _, _ = sample_reports
+    eff = findings.effects.set_index("factor")
+    assert findings.effects["factor"].iloc[0] == "tools" and eff.loc["tools", "lane_flips"] > 0
+    assert eff.loc["betas", "lane_flips"] == 0 and eff.loc["betas", "other_flips"] > eff.loc["tools", "other_flips"]
+    lane_ax = findings.figure("effects").axes[0]
+    ticks = sorted(zip(lane_ax.get_yticks(), (t.get_text() for t in lane_ax.get_yticklabels())), reverse=True)
+    assert ticks[0][1] == "tools"
+
+
+def test_an_ofat_run_shows_each_change_not_a_mostly_grey_heatmap(sample_reports, two_runs) -> None:
+    findings, page, _ = sample_reports
+    assert findings.overview == "changes" and "heatmap" not in findings.figures()
+    assert "Each change on its own, and how it ended" in page and "Results matrix" not in page
+    table = findings.overview_table()
+    assert table["change"].iloc[0] == "as sent" and set(table["lane"].iloc[1:6]) == {"plan"}
+    full = report.collect(load_runs(two_runs))  # a full design fills its grid: heatmaps stay
+    assert full.overview == "heatmap" and "changes" not in full.figures()
+
+
+def test_no_jargon_reaches_a_reader(sample_reports) -> None:
+    _, page, md = sample_reports
+    for text in (visible_text(page).lower(), md.lower()):
+        for word in JARGON:
+            assert word not in text, word
+    assert "Words used here" in page and "billing lane" in page
+
+
+def test_units_percent_of_the_window_and_money_apart(tmp_path: Path) -> None:
+    usage = {"before": {"five_hour": {"utilization": 3.0}, "extra_usage": {"used_credits": 0.0, "currency": "USD"}},
+             "after": {"five_hour": {"utilization": 4.5}, "extra_usage": {"used_credits": 1.25, "currency": "USD"}}}
+    findings = report.collect(load_run(write_run(tmp_path / "u.jsonl", hermes_like_cells(), usage=usage)))
+    data = report.report_data(findings)
+    (u,) = data["usage"]
+    assert u["percent"].columns == ["window", "before (%)", "after (%)", "change (points)", "of"]
+    assert [r[:4] for r in u["percent"].rows] == [["5-hour window: utilization", "3", "4.5", "1.5"]]
+    assert u["money"].rows == [["extra usage: used credits", "0", "1.25", "1.25", "USD"]]
+    assert all("%" not in c for c in u["money"].columns)
+    assert [t.get_text() for t in findings.figure(u["figure"]).axes[0].get_yticklabels()] == ["5-hour window"]
+
+
+def test_markdown_never_passes_raw_html_or_images_from_run_data(tmp_path: Path) -> None:
+    evil = '<img src=x onerror=alert(1)> ![p](http://tracker.example/p.png) <details open> [link](http://e.example)'
+    cells = hermes_like_cells()[:2]
+    cells[0]["observation"]["error_message"] = evil
+    cells[1]["levels"]["tools"] = "<b>bold</b>"
+    findings = report.collect(load_run(write_run(tmp_path / "h.jsonl", cells)))
+    md = report.render_markdown(findings, {})
+    page = report.render_html(findings)
+    for text in (md, page):
+        assert "<img src=x" not in text and "<b>bold" not in text and "<details open>" not in text
+    assert "![p](http" not in md and "[link](http" not in md
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md and "\\!\\[p\\](http://tracker.example/p.png)" in md
+    template_details = (report.render_markdown(report.collect(load_run(write_run(
+        tmp_path / "c.jsonl", hermes_like_cells()[:2]))), {})).count("<details>")
+    assert md.count("<details>") == template_details  # only the template's own
+
+
+def test_inputs_are_counted_honestly(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    matrix = write_run(tmp_path / "m.jsonl", hermes_like_cells(), torn=True)
+    with matrix.open("a") as fh:
+        fh.write("\n")  # the torn fragment becomes an unreadable middle line, then a good one follows
+        fh.write(json.dumps(make_cell({"endpoint": "x", "ua": "y", "tools": "z"}, "served_plan", 200, "plan")) + "\n")
+    bisect = tmp_path / "b.jsonl"
+    probes = [make_cell({"tools: tools": "failing"}, "extra_usage_exhausted", 400, "extra_usage", cell_id=f"p{i}")
+              for i in range(3)]
+    bisect.write_text("".join(json.dumps(x) + "\n" for x in [
+        {"record": "header", "run_id": "probes", "design": "bisect", "mode": "sim", "factors": []}, *probes]))
+    findings = report.collect(load_runs([matrix, bisect]))
+    assert len(findings.df) == 9 and set(findings.df["run_id"]) == {"run-a"}
+    lines = findings.input_lines()
+    assert lines[0] == "Read 1 matrix run holding 9 requests."
+    assert lines[1].startswith("1 bisect run with 3 probes, counted apart from the matrix")
+    assert lines[2].startswith("Skipped 1 line while reading: m.jsonl line 10: unreadable line")
+    monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))
+    assert cli.main(["report", str(matrix), str(bisect), "--out", str(tmp_path / "rep")]) == 0
+    err = capsys.readouterr().err
+    assert "skipped m.jsonl line 10: unreadable line" in err
+    page = (tmp_path / "rep" / "findings.html").read_text()
+    assert "counted apart from the matrix" in page and "Skipped 1 line while reading" in page
+
+
+def test_an_empty_run_says_there_is_nothing_to_conclude(tmp_path: Path) -> None:
+    findings = report.collect(load_run(write_run(tmp_path / "e.jsonl", [])))
+    assert findings.figures() == {} and findings.overview is None
+    html_path, md_path = report.write_reports(findings, tmp_path / "out")
+    for text in (html_path.read_text(), md_path.read_text()):
+        assert "nothing to conclude" in text and "Read 1 matrix run holding 0 requests." in text
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_new_to_this_kit_has_its_place(tmp_path: Path) -> None:
+    findings = report.collect(load_run(SAMPLE))
+    assert report.report_data(findings)["new_to_this_kit"] == []
+    assert "New to this kit" not in report.render_html(findings)
+    findings.drift = [{"element": "the header `x-new-thing`", "note": "never seen by this kit"}]
+    findings._data = None
+    page = report.render_html(findings)
+    assert 'id="new-to-this-kit"' in page and "<code>x-new-thing</code>" in page
+    assert page.index('id="new-to-this-kit"') < page.index('id="read"')
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "", "x\\y", ".hidden"])
+def test_report_name_cannot_leave_out(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    out = tmp_path / "deep" / "out"
+    code = cli.main(["report", str(SAMPLE), "--out", str(out), "--name", name])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "not a plain file name" in err
+    assert not list(tmp_path.rglob("*.html")) and not list(tmp_path.rglob("*.md"))
+    with pytest.raises(InputError):
+        report.write_reports(report.collect(load_run(SAMPLE)), out, stem=name)

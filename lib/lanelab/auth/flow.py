@@ -97,6 +97,17 @@ class LoginFlow:
             raise FlowOrderError(f"Cannot {STEP_TITLES[step].lower()} yet.",
                                  f"First: {STEP_TITLES[needed].lower()}.")
 
+    @property
+    def exchanged(self) -> bool:
+        """True once this link's code has been exchanged for a credential (it is single-use: a second exchange would
+        only get invalid_grant, so the flow refuses it and keeps the credential)."""
+        return self.credential is not None and "exchange" in self.done
+
+    def _refuse_second_exchange(self) -> None:
+        if self.exchanged:
+            raise FlowOrderError("This link's code was already exchanged; the credential it gave is kept.",
+                                 "Save it, or click 'New link' (flow.start()) to log in again.")
+
     def _reset_from(self, step: str) -> None:
         for s in STEPS[STEPS.index(step):]:
             self.done.discard(s)
@@ -155,10 +166,12 @@ class LoginFlow:
         """Parse and check a pasted value; returns True when accepted.
 
         On a bad paste returns False, ``self.error`` says why and the step stays current (nothing raised). Raises
-        :class:`FlowOrderError` before :meth:`start`.
+        :class:`FlowOrderError` before :meth:`start`, and once this link's code was exchanged (the credential is
+        kept; a code is single-use).
         """
         self._require("paste", "authorize")
         assert self.authorization is not None
+        self._refuse_second_exchange()
         try:
             self.pasted = parse_paste(text, expected_state=self.authorization.pkce.state)
         except PasteError as exc:
@@ -175,12 +188,13 @@ class LoginFlow:
     def exchange(self) -> Credential:
         """Exchange the accepted code for tokens; returns the credential, labelled and stamped with its issuer.
 
-        Raises :class:`FlowOrderError` before an accepted paste,
-        :class:`~lanelab.auth.store.StoreNotWritable` when the store cannot be written (checked before the
+        Raises :class:`FlowOrderError` before an accepted paste or after a successful exchange (the credential is
+        kept), :class:`~lanelab.auth.store.StoreNotWritable` when the store cannot be written (checked before the
         single-use code is sent, so the same paste works once the folder is fixed), and the token endpoint's errors
         (:class:`~lanelab.auth.oauth.TokenEndpointError`, :class:`~lanelab.auth.oauth.UnsafeHost`).
         """
         self._require("exchange", "paste")
+        self._refuse_second_exchange()
         assert self.authorization is not None and self.pasted is not None and self.endpoints is not None
         self.credential = oauth.exchange(self.endpoints, self.pasted, self.authorization.pkce.verifier, self.variant,
                                          label=self.label, client=self.client, store=self.store)
@@ -192,7 +206,7 @@ class LoginFlow:
         """Paste then exchange, as the widget's button does; returns True when a credential came back.
 
         Any user-facing failure lands in ``self.error`` and returns False; raises :class:`FlowOrderError` before
-        :meth:`start`."""
+        :meth:`start`, and after a successful exchange of this link's code (the credential is kept)."""
         if not self.submit_paste(text):
             return False
         try:

@@ -2,7 +2,7 @@
 each answer, or with the run that would answer it when the data cannot.
 
 1. Does the client call the API differently from a request that is billed to the plan (endpoint path, beta header,
-   client identifier)?  Read from minimal pairs whose only wire difference is one of those.
+   client identifier)?  Read from pairs of cells whose only difference on the wire is one of those.
 2. Does the credential's source matter?  Read from identical requests sent with different credential labels.
 3. Is the traffic billed against the plan or the extra-usage pool?  Read from the lanes of served cells and from what
    the refusals say.
@@ -74,8 +74,15 @@ class Answers(list[Answer]):
             "next run": a.next_run or "",
         } for a in self], columns=["question", "verdict", "explanation", "cells", "next run"])
 
+    def __repr__(self) -> str:
+        return "Answers(" + "; ".join(f"{a.key}: {a.verdict.split(':')[0]}" for a in self) + ")"
+
     def _repr_html_(self) -> str:
-        return self.to_frame()._repr_html_()
+        """The answers in full (a pandas table would cut long text off with "…")."""
+        from lanelab.findings.render import Table, html_table
+
+        shown = max((len(a.cells) for a in self), default=SHOWN_CELLS)
+        return str(html_table(Table.from_frame(self.to_frame(shown=shown))))
 
 
 def _aspects(s: str) -> set[str]:
@@ -87,8 +94,20 @@ def _cells(pairs: pd.DataFrame) -> list[str]:
 
 
 def _pair_text(p: pd.Series) -> str:
-    return (f"{p['factor']}={p['level_a']} gives {p['status_a']} {p['outcome_a']} (cell {p['cell_a']}) while "
-            f"{p['factor']}={p['level_b']} gives {p['status_b']} {p['outcome_b']} (cell {p['cell_b']})")
+    return (f"{p['factor']}={p['level_a']} gives {_said(p['status_a'], p['outcome_a'])} (cell {p['cell_a']}) while "
+            f"{p['factor']}={p['level_b']} gives {_said(p['status_b'], p['outcome_b'])} (cell {p['cell_b']})")
+
+
+def _said(status: object, outcome: object) -> str:
+    """A status and outcome in words ("400 out of extra usage", "200 · Served, billed to the plan")."""
+    return an.status_and_outcome(status, outcome)
+
+
+def _transitions(pairs: pd.DataFrame, limit: int = 3) -> str:
+    """The outcome changes of flipping pairs in words: "400 out of extra usage → 401 OAuth not supported"; …"""
+    seen = sorted({f"{an.outcome_label(a)} → {an.outcome_label(b)}"
+                   for a, b in zip(pairs["outcome_a"], pairs["outcome_b"])})
+    return "; ".join(seen[:limit]) + (f"; and {len(seen) - limit} more" if len(seen) > limit else "")
 
 
 def request_shape(df: pd.DataFrame, pairs: pd.DataFrame | None = None) -> Answer:
@@ -117,19 +136,19 @@ def request_shape(df: pd.DataFrame, pairs: pd.DataFrame | None = None) -> Answer
         example = _pair_text(flips.iloc[0])
         return Answer("request_shape", q, f"yes: changing only the {' or the '.join(which)} moves the request "
                       "onto or off the plan",
-                      f"{len(flips)} of {len(rel)} minimal pairs that differ only in the {' or the '.join(tested)} "
+                      f"{len(flips)} of {len(rel)} pairs of requests that differ only in the {' or the '.join(tested)} "
                       f"land in a different billing lane; for example {example}. So how the request is shaped on the "
                       "wire, not only who sends it, decides the verdict here."
                       + (f" Not yet tested: {', '.join(untested)}." if untested else ""),
                       _cells(flips), more)
     other = rel[rel["flips"]]
-    errors = (f" They do change which error comes back ({'; '.join(sorted(set(other['outcome_a'] + '→' + other['outcome_b']))[:3])}), "
+    errors = (f" They do change which error comes back ({_transitions(other)}), "
               "but never move a request onto the plan." if len(other) else "")
     return Answer("request_shape", q, f"no: changing only the {' or the '.join(tested)} does not move the request "
                   "onto the plan",
-                  f"None of the {len(rel)} minimal pairs that differ only in the {' or the '.join(tested)} changes the "
+                  f"None of the {len(rel)} pairs of requests that differ only in the {' or the '.join(tested)} changes the "
                   f"billing lane, so these request details are not what separates this traffic from plan-billed "
-                  f"traffic here; look at the factor effects for what does.{errors}"
+                  f"traffic here; the chart of what moves the request between lanes shows what does.{errors}"
                   + (f" Not yet tested: {', '.join(untested)}." if untested else ""),
                   _cells(rel), more)
 
@@ -199,7 +218,7 @@ def billing_lane(df: pd.DataFrame) -> Answer:
         return Answer("billing_lane", q, CANNOT_TELL,
                       "No request in this run was served with lane signals or refused by the extra-usage pool, so "
                       "nothing here says which pool pays.", [],
-                      "send at least one request the server serves (the minimal baseline) and the client's own "
+                      "send at least one request the server serves (a minimal request, e.g. the profile sdk-minimal) and the client's own "
                       "request, recording the anthropic-ratelimit-unified-* headers and the usage endpoint before and "
                       "after")
     if plan.empty:
@@ -227,12 +246,14 @@ def answer_all(df: pd.DataFrame) -> Answers:
 
 
 def diagnosis(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> list[str]:
-    """Plain sentences for the top of a report: whether the seed symptom (an extra-usage 400 while the plan is barely
-    used) appears, and which single factor, if any, flips the outcome most often.
+    """Plain sentences for a summary: whether the reported problem (HTTP 400 "out of extra usage" while the plan is
+    barely used) appears in the run, and which single factor, if any, changes the outcome most often on its own.
 
     Returns:
-        One to two sentences, in reading order.
+        One to two sentences, in reading order (none for an empty table).
     """
+    if df.empty:
+        return []
     effects = an.factor_effects(df) if effects is None else effects
     outcome = df["outcome"].astype(str)
     refused = df[outcome.isin(list(EXTRA_USAGE_REFUSALS)) & ~df["status"].between(200, 299).fillna(False).astype(bool)]
@@ -240,22 +261,23 @@ def diagnosis(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> list[str
     if not refused.empty:
         used = max(refused["util_5h"].max(skipna=True), refused["util_7d"].max(skipna=True))
         level = "unknown" if pd.isna(used) else f"at most {used:.0%}"
-        lines.append(f"Seed symptom reproduced: {len(refused)} of {len(df)} requests were refused by the extra-usage "
-                     f"pool ({refused['status'].mode().iloc[0]} {refused['outcome'].astype(str).mode().iloc[0]}) "
-                     f"while the plan windows were {level} used.")
+        said = _said(refused["status"].mode().iloc[0], refused["outcome"].astype(str).mode().iloc[0])
+        lines.append(f"The reported problem appears: {len(refused)} of {len(df)} requests were refused by the "
+                     f"extra-usage pool ({said}) while the plan windows were {level} used.")
     else:
-        lines.append(f"Seed symptom not seen: none of the {len(df)} requests was refused by the extra-usage pool.")
+        lines.append(f"The reported problem does not appear: none of the {len(df)} requests was refused by the "
+                     "extra-usage pool.")
     lane = effects[effects["lane_flips"] > 0] if len(effects) else effects
     flipping = effects[effects["flips"] > 0] if len(effects) else effects
     if len(lane):
         top = lane.iloc[0]
-        lines.append(f"The factor that moves requests onto or off the plan most often on its own is '{top['factor']}' "
-                     f"({top['lane_flips']} of {top['pairs']} minimal pairs; outcome changes seen: "
-                     f"{top['transitions']}).")
+        lines.append(f"Changing '{top['factor']}' on its own moves requests onto or off the plan most often "
+                     f"({top['lane_flips']} of {top['pairs']} pairs of requests that differ in it alone).")
     elif len(flipping):
         top = flipping.iloc[0]
-        lines.append(f"No single factor moves a request onto the plan; '{top['factor']}' changes the outcome most "
-                     f"often ({top['flips']} of {top['pairs']} minimal pairs: {top['transitions']}).")
+        lines.append(f"No single change moves a request onto the plan; changing '{top['factor']}' changes the "
+                     f"outcome most often ({top['flips']} of {top['pairs']} pairs of requests that differ in it "
+                     "alone).")
     elif len(effects):
-        lines.append("No single factor in this run flips the outcome on its own.")
+        lines.append("No single change in this run alters the outcome on its own.")
     return lines

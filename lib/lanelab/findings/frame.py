@@ -26,10 +26,11 @@ from lanelab.runs import DEFAULT_LEVEL, Run
 
 __all__ = [
     "ASPECT_AUTH", "ASPECT_BETA", "ASPECT_BODY", "ASPECT_CLIENT", "ASPECT_CREDENTIAL", "ASPECT_ENDPOINT",
-    "ASPECT_HEADERS", "CELL_COLUMNS", "CHANGE_COLUMNS", "LANE_COLUMNS", "PAIR_COLUMNS", "baseline_verdict",
-    "cell_label", "cell_results", "compare_runs", "factor_effects", "factors_of", "flips_from_baseline", "grid",
-    "lane_signals", "level_order", "matrix", "minimal_pairs", "on_plan", "outcome_by_factor", "spec_aspects",
-    "usage_snapshots", "varying_factors",
+    "ASPECT_HEADERS", "ASPECT_NONE", "AS_SENT", "BASELINE_LEVEL", "CELL_COLUMNS", "CHANGE_COLUMNS", "EFFECT_COLUMNS",
+    "LANE_COLUMNS", "PAIR_COLUMNS", "RESULT_COLUMNS", "UNIT_PERCENT", "UNIT_PERCENT_LIMIT", "baseline_cell", "baseline_verdict", "cell_label",
+    "cell_results", "change_label", "compare_runs", "factor_effects", "factors_of", "flips_from_baseline",
+    "grid", "lane_label", "lane_signals", "level_order", "matrix", "minimal_pairs", "on_plan",
+    "outcome_by_factor", "outcome_label", "spec_aspects", "status_and_outcome", "usage_snapshots", "varying_factors",
 ]
 
 #: Which part of a request a factor changes, read from the specs of a minimal pair (see :func:`spec_aspects`).
@@ -40,6 +41,8 @@ ASPECT_CREDENTIAL = "credential"
 ASPECT_AUTH = "auth style"
 ASPECT_BODY = "body"
 ASPECT_HEADERS = "other headers"
+#: What :func:`spec_aspects` reports when two cells sent the same request (the level changed nothing on the wire).
+ASPECT_NONE = "no difference in the request sent"
 _CLIENT_HEADERS = frozenset({"user-agent", "x-app"})
 
 
@@ -64,6 +67,10 @@ def level_order(df: pd.DataFrame, factor: str) -> list[str]:
     return sorted(seen, key=lambda v: (v != DEFAULT_LEVEL, seen.index(v)))
 
 
+#: The level every catalogued factor has: the request as the profile sends it (data/factors.toml).
+BASELINE_LEVEL = "profile"
+
+
 @lru_cache(maxsize=1)
 def _baseline_levels() -> dict[str, str]:
     """Each catalogued factor's baseline level ("as the profile sends it"), from data/factors.toml."""
@@ -76,26 +83,99 @@ def _baseline_levels() -> dict[str, str]:
 
 
 def cell_label(row: Mapping[str, Any], factors: Sequence[str]) -> str:
-    """A short human label for a cell: the levels that differ from the catalogue's baseline, or 'baseline'."""
+    """A short human label for a cell: the levels that differ from the catalogue's baseline (``profile``, the request
+    as the profile sends it, for a factor the catalogue does not list), or 'baseline'."""
     baselines = _baseline_levels()
     parts = [f"{f}={row[f]}" for f in factors
-             if row.get(f) not in (None, DEFAULT_LEVEL) and row.get(f) != baselines.get(f)]
+             if row.get(f) not in (None, DEFAULT_LEVEL) and row.get(f) != baselines.get(f, BASELINE_LEVEL)]
     return ", ".join(parts) or "baseline"
 
 
-#: The columns of :func:`cell_results` around the factor columns.
+#: What :func:`change_label` calls the cell that changes nothing (the request as the profile sends it).
+AS_SENT = "as sent"
+
+
+def change_label(row: Mapping[str, Any], factors: Sequence[str]) -> str:
+    """What a cell changed, in the words of a results table: ``tools=mcp__`` (several joined by ", "), or "as sent"
+    for the request as the profile sends it."""
+    label = cell_label(row, factors)
+    return AS_SENT if label == "baseline" else label
+
+
+def baseline_cell(df: pd.DataFrame, run_id: str | None = None) -> str | None:
+    """The cell that sends the request as the profile does (every factor at its baseline level).
+
+    Returns:
+        Its cell id (the first such cell of ``run_id``, or of the first run that has one), or None when no cell of
+        the table is the unchanged request.
+    """
+    fs = factors_of(df)
+    sub = df if run_id is None else df[df["run_id"] == run_id]
+    for r in sub.to_dict("records"):
+        if cell_label(r, fs) == "baseline":
+            return str(r["cell_id"])
+    return None
+
+
+#: The columns of ``cell_results(df, wide=True)`` around the factor columns.
 CELL_COLUMNS = ("cell_id", "status", "outcome", "lane", "error_message", "request_id")
+#: The columns of :func:`cell_results` (a run_id column leads when the table holds several runs).
+RESULT_COLUMNS = ("cell_id", "change", "status", "outcome", "lane", "message")
+
+#: How a billing lane reads in a table (the run store keeps the ids of lanelab.wire.unified).
+_LANE_WORDS = {"plan": "plan", "extra_usage": "extra usage", "api": "API key", "none": "none reported",
+               "unknown": "unknown"}
 
 
-def cell_results(df: pd.DataFrame) -> pd.DataFrame:
+def outcome_label(outcome: Any) -> str:
+    """An outcome id in plain words: the taxonomy's label (data/outcomes.toml), else the id with spaces."""
+    labels = _outcome_labels()
+    return labels.get(str(outcome)) or str(outcome).replace("_", " ")
+
+
+@lru_cache(maxsize=1)
+def _outcome_labels() -> dict[str, str]:
+    try:
+        from lanelab.wire.classify import load_taxonomy
+
+        return {c.id: c.label for c in load_taxonomy().classes}
+    except (UserError, OSError, ValueError):  # a table must still render when the taxonomy cannot be read
+        return {}
+
+
+def status_and_outcome(status: Any, outcome: Any) -> str:
+    """A status and an outcome in words, without saying the status twice: "400 out of extra usage",
+    "200 · Served, billed to the plan", "no response · Connection failed"."""
+    label = outcome_label(outcome)
+    st = "no response" if status is None or pd.isna(status) else str(int(status))
+    return label if label.startswith(st + " ") else f"{st} · {label}"
+
+
+def lane_label(lane: Any) -> str:
+    """A billing lane id in plain words ("extra_usage" → "extra usage"; an unknown id as it is)."""
+    return _LANE_WORDS.get(str(lane), str(lane))
+
+
+def cell_results(df: pd.DataFrame, wide: bool = False) -> pd.DataFrame:
     """The results, one row per cell: what was changed, and what came back.
 
     Returns:
-        A DataFrame with cell_id, one column per factor, status, outcome, lane, the server's error message verbatim
-        and the request id (a run_id column leads when the table holds several runs).
+        A DataFrame with :data:`RESULT_COLUMNS`: the cell id, what the cell changed from the request as the profile
+        sends it (``tools=mcp__``, or "as sent"), the HTTP status, the outcome and the billing lane in plain words,
+        and the server's message verbatim; a run_id column leads when the table holds several runs. With ``wide``,
+        the factor levels as columns instead, with the outcome and lane ids, the message and the request id.
     """
     lead = ["run_id"] if df["run_id"].nunique() > 1 else []
-    return df[[*lead, CELL_COLUMNS[0], *factors_of(df), *CELL_COLUMNS[1:]]].reset_index(drop=True)
+    if wide:
+        return df[[*lead, CELL_COLUMNS[0], *factors_of(df), *CELL_COLUMNS[1:]]].reset_index(drop=True)
+    fs = factors_of(df)
+    out = df[lead + ["cell_id"]].copy()
+    out["change"] = [change_label(r, fs) for r in df.to_dict("records")]
+    out["status"] = df["status"]
+    out["outcome"] = [outcome_label(o) for o in df["outcome"]]
+    out["lane"] = [lane_label(x) for x in df["lane"]]
+    out["message"] = df["error_message"].fillna("")
+    return out.reset_index(drop=True)
 
 
 def outcome_by_factor(df: pd.DataFrame, factors: Sequence[str] | None = None) -> pd.DataFrame:
@@ -232,7 +312,7 @@ def _pair(f: str, ra: Mapping[str, Any], rb: Mapping[str, Any]) -> dict[str, Any
         "status_a": ra["status"], "status_b": rb["status"], "lane_a": ra["lane"], "lane_b": rb["lane"],
         "flips": str(ra["outcome"]) != str(rb["outcome"]),
         "lane_flips": on_plan(ra["outcome"], ra["lane"], ra["status"]) != on_plan(rb["outcome"], rb["lane"], rb["status"]),
-        "aspects": ", ".join(sorted(spec_aspects(ra["spec"], rb["spec"]))) or "none on the wire",
+        "aspects": ", ".join(sorted(spec_aspects(ra["spec"], rb["spec"]))) or ASPECT_NONE,
         "run_id": ra["run_id"],
     }
 
@@ -259,10 +339,12 @@ def minimal_pairs(df: pd.DataFrame, factor: str | None = None, baseline: str | N
         raise NotFound(f"The run has no cell {baseline!r}.", "Was the baseline cell sent? Pass its cell id.")
     if factor is not None:
         _require_columns(df, [factor])
+    bare = df.copy(deep=False)
+    bare.attrs = {}  # pandas deep-copies attrs into every group: the run headers would be copied per group
     out = []
     for f in [factor] if factor else factors:
         others = ["run_id", "profile", *[x for x in factors if x != f]]
-        for _, g in df.groupby(others, sort=False, dropna=False, observed=True):
+        for _, g in bare.groupby(others, sort=False, dropna=False, observed=True):
             if g[f].nunique() < 2:
                 continue
             recs = g.to_dict("records")
@@ -330,14 +412,23 @@ def baseline_verdict(df: pd.DataFrame, baseline: str) -> str:
             f"into a plan-billed 200 under {where}: {named}.")
 
 
+#: The columns of :func:`factor_effects`.
+EFFECT_COLUMNS = ("factor", "pairs", "flips", "lane_flips", "other_flips", "flip_rate", "transitions", "cells",
+                  "aspects")
+
+
 def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
-    """Factors ranked by how often changing them alone flips the outcome, with the supporting cells.
+    """Factors ranked by how often changing them alone moves a request onto or off the plan, then by how often it
+    changes the outcome in other ways, with the supporting cells.
+
+    A *pair* is two cells of the same run and profile that differ in this factor alone (see :func:`minimal_pairs`).
 
     Returns:
-        A DataFrame with factor, pairs, flips, lane_flips (flips that move a request onto or off the plan: the
-        billing verdict), flip_rate, transitions (``a→b`` outcome changes seen), cells (ids of flipping pairs) and
-        aspects (what the factor changes on the wire); ranked by lane flips, then flips. Factors without a minimal
-        pair are left out.
+        A DataFrame with :data:`EFFECT_COLUMNS`: factor; pairs; flips (pairs whose outcomes differ); lane_flips
+        (pairs where one request is served on the plan and the other is not: the billing verdict); other_flips (the
+        rest of the flips: one refusal or error for another); flip_rate; transitions (``a→b`` outcome changes seen);
+        cells (ids of flipping pairs); aspects (what the factor changes in the request). Ranked by lane_flips, then
+        other_flips; factors without a pair are left out.
     """
     pairs = minimal_pairs(df)
     rows = []
@@ -349,13 +440,15 @@ def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
         transitions = sorted({f"{a}→{b}" for a, b in zip(flipped["outcome_a"], flipped["outcome_b"])})
         cells = list(dict.fromkeys(itertools.chain.from_iterable(zip(flipped["cell_a"], flipped["cell_b"]))))
         aspects = sorted({a.strip() for s in p["aspects"] for a in s.split(",") if a.strip()})
-        rows.append({"factor": f, "pairs": len(p), "flips": len(flipped), "lane_flips": int(p["lane_flips"].sum()),
-                     "flip_rate": len(flipped) / len(p),
+        if len(aspects) > 1 and ASPECT_NONE in aspects:  # some levels send what the profile sends: not news
+            aspects.remove(ASPECT_NONE)
+        lane = int(p["lane_flips"].sum())
+        rows.append({"factor": f, "pairs": len(p), "flips": len(flipped), "lane_flips": lane,
+                     "other_flips": len(flipped) - lane, "flip_rate": len(flipped) / len(p),
                      "transitions": "; ".join(transitions), "cells": cells, "aspects": ", ".join(aspects)})
-    res = pd.DataFrame(rows, columns=["factor", "pairs", "flips", "lane_flips", "flip_rate", "transitions", "cells",
-                                      "aspects"])
-    return res.sort_values(["lane_flips", "flips", "flip_rate"], ascending=[False, False, False], kind="stable") \
-        .reset_index(drop=True)
+    res = pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))
+    return res.sort_values(["lane_flips", "other_flips", "flip_rate"], ascending=[False, False, False],
+                           kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -373,7 +466,7 @@ def lane_signals(df: pd.DataFrame) -> pd.DataFrame:
     """
     fs = factors_of(df)
     out = df.copy()
-    out["label"] = [cell_label(r, fs) for r in df.to_dict("records")]
+    out["label"] = [change_label(r, fs) for r in df.to_dict("records")]
     return out[list(LANE_COLUMNS)].reset_index(drop=True)
 
 
@@ -388,22 +481,48 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+#: Plain names of the usage endpoint's windows.
+_WINDOWS = {"five_hour": "5-hour window", "seven_day": "7-day window", "seven_day_oauth_apps": "7-day window, apps",
+            "seven_day_opus": "7-day window, Opus", "seven_day_sonnet": "7-day window, Sonnet",
+            "extra_usage": "extra usage"}
+UNIT_PERCENT = "% of the window"
+UNIT_PERCENT_LIMIT = "% of the monthly limit"
+
+
+def _usage_unit(key: str, currency: str | None) -> str:
+    """The unit of one usage-endpoint field: windows report percent 0-100 (references/protocol.md, usage), extra
+    usage reports money in its currency (named by the endpoint when it says)."""
+    head, _, leaf = key.rpartition(".")
+    if leaf == "utilization":
+        return UNIT_PERCENT_LIMIT if head == "extra_usage" else UNIT_PERCENT
+    if head == "extra_usage" and leaf in ("monthly_limit", "used_credits"):
+        return currency or "currency not reported"
+    return ""
+
+
 def usage_snapshots(run: Run) -> pd.DataFrame:
     """The usage endpoint before and after a run.
 
     Returns:
-        A DataFrame with one line per field (dotted path): before, after and the numeric change (None where a value
-        is not a number); no rows when the run recorded no snapshots.
+        A DataFrame with one line per field (dotted path): ``what`` (the field in words), before, after, the numeric
+        change (None where a value is not a number) and ``unit``: "% of the window" for the plan windows, "% of the
+        monthly limit" for extra usage's utilization, the currency for extra usage's money ("currency not
+        reported" when the endpoint did not name it), empty for flags and dates. No rows when the run recorded no
+        snapshots.
     """
     before = _flatten(run.usage.get("before") or {})
     after = _flatten(run.usage.get("after") or {})
+    currency = next((str(v) for k, v in {**before, **after}.items() if k.endswith("currency") and v), None)
     keys = list(dict.fromkeys([*before, *after]))
     rows = []
     for k in keys:
         b, a = before.get(k), after.get(k)
         num = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
-        rows.append({"field": k, "before": b, "after": a, "change": (a - b) if num else None})
-    return pd.DataFrame(rows, columns=["field", "before", "after", "change"])
+        head, _, leaf = k.rpartition(".")
+        what = f"{_WINDOWS.get(head, head)}: {leaf.replace('_', ' ')}" if head else leaf.replace("_", " ")
+        rows.append({"field": k, "what": what, "before": b, "after": a, "change": (a - b) if num else None,
+                     "unit": _usage_unit(k, currency)})
+    return pd.DataFrame(rows, columns=["field", "what", "before", "after", "change", "unit"])
 
 
 def compare_runs(df: pd.DataFrame, run_a: str | None = None, run_b: str | None = None,

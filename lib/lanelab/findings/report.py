@@ -1,74 +1,180 @@
 """The shareable report: a self-contained HTML page and a GitHub-ready Markdown file built from one or more runs.
 
-Both carry the run metadata (kit version, mode, host or policy, date, profile, design, counts), the answers, the
-results matrix, factor effects, lane signals and the raw observations (collapsed). Every value is passed through
-:mod:`lanelab.redact` while rendering, and the finished text is checked again before anything is written: if a secret
-is still found, nothing is written and :class:`lanelab.redact.SecretLeak` is raised.
+Both open with the answer (:mod:`lanelab.findings.verdict`): what moves this client's request between lanes, the
+exact element with its before and after, the evidence and the remedy. Then what was read (runs, requests, bisect
+probes counted apart, lines skipped and why), what moves the request between lanes when changed on its own, every
+single change (or the results matrix, for designs that fill one), the three questions of the first report, the plan's
+headroom, usage before and after, run-to-run and person-to-person comparisons, and the raw observations (collapsed).
+
+Layout lives in Jinja2 templates (``templates/report.html.j2``, ``templates/report.md.j2``); this module only computes
+the values (:func:`report_data`). Escaping is automatic in both formats (:mod:`lanelab.findings.render`), every value
+is redacted, and the finished text is checked again before anything is written: if a secret is still found, nothing
+is written and :class:`lanelab.redact.SecretLeak` is raised.
 
 The HTML has inline CSS and inline PNGs only: no script, no external stylesheet, nothing loaded from a URL, so it
-can be mailed or attached as it is. The Markdown's figures are PNG files written next to it.
+can be mailed or attached as it is; it fits a 1280-pixel window. The Markdown's figures are PNG files beside it.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
 from lanelab import __version__, redact
 from lanelab.auth.store import CredentialStore
-from lanelab.config import Settings
-from lanelab.errors import NotFound, UserError
+from lanelab.config import Settings, repo_root
+from lanelab.errors import InputError, NotFound, UserError
 from lanelab.findings import answers as ans
 from lanelab.findings import frame as an
 from lanelab.findings import plots
-from lanelab.runs import Run, load_runs, tidy
+from lanelab.findings.render import Table, md_table, render
+from lanelab.findings.verdict import DIAGNOSE_DESIGN, Verdict, lead_verdict
+from lanelab.runs import LoadWarning, Run, load_runs, tidy
 
-__all__ = ["Findings", "axis_candidates", "build", "collect", "markdown_table", "metadata", "render_html",
-           "render_markdown", "stored_secrets", "write_reports"]
+if TYPE_CHECKING:
+    from lanelab.findings.bundles import Bundle
 
+__all__ = ["BISECT_DESIGN", "Findings", "axis_candidates", "build", "collect", "comparison_table", "effects_table",
+           "glossary", "lanes_table", "markdown_table", "metadata", "render_html", "render_markdown", "report_data",
+           "safe_stem", "single_changes", "slug", "split_runs", "stored_secrets", "write_reports"]
+
+#: The header design of a run of bisect probes (notebook 04, ``lanelab bisect``): counted apart from matrix cells.
+BISECT_DESIGN = "bisect"
 #: Observations shown per run in the raw-details table.
 RAW_ROWS = 200
-RAW_COLUMNS = ("run_id", "cell_id", "label", "status", "outcome", "lane", "claim", "util_5h", "util_7d",
-               "overage_status", "overage_disabled_reason", "error_type", "error_message", "request_id", "latency_ms",
-               "target")
+#: Below this share of filled squares a heatmap is mostly empty grey; the single changes are shown instead.
+HEATMAP_FILL = 0.5
 SIM_NOTICE = ("Simulator output: the responses come from lanelab's embedded simulator, a model built from public "
               "reports, not from Anthropic's servers. Live observations always outrank it.")
 RESPONSIBLE_USE = ("lanelab diagnoses; it does not evade. Remedies that exist: fix a malformed request, enable extra "
                    "usage, use an API key, or use Anthropic's own clients.")
+GLOSSARY = "docs/glossary.md"
+
+
+def split_runs(runs: Iterable[Run]) -> tuple[list[Run], list[Run], list[Run]]:
+    """Runs by kind, each in the order given.
+
+    Returns:
+        (matrix runs, bisect runs, diagnose runs), by the header's ``design`` ("bisect", "diagnose", anything else).
+    """
+    matrix, bisect, diagnose = [], [], []
+    for run in runs:
+        design = run.header.get("design")
+        (bisect if design == BISECT_DESIGN else diagnose if design == DIAGNOSE_DESIGN else matrix).append(run)
+    return matrix, bisect, diagnose
 
 
 @dataclass
 class Findings:
     """Everything a report shows, computed once from the runs (see :func:`collect`).
 
-    ``df`` is the tidy table of all runs, ``rows``/``cols`` the heatmap's axes, ``effects`` the factor effects,
-    ``answers`` the three answers, ``diagnosis`` the report's opening sentences, ``comparison`` the run-to-run
-    comparison (two runs or more, else None) and ``usage`` each run's usage snapshots by run id.
+    ``runs`` are every run read; ``df`` the tidy table of the matrix runs only (bisect probes and diagnose requests
+    are counted apart); ``rows``/``cols`` the heatmap's axes (None without two factors); ``effects`` the factor
+    effects; ``answers`` the three answers; ``verdict`` the opening answer; ``comparison`` the run-to-run comparison
+    (two matrix runs or more, else None); ``usage`` each run's usage snapshots by run id; ``drift`` what is new to
+    this kit (from ``lanelab.wire.drift`` once it lands; an empty list today); ``bundles`` findings bundles from other
+    people to compare with.
     """
 
     runs: list[Run]
     df: pd.DataFrame
-    rows: str
-    cols: str
+    rows: str | None
+    cols: str | None
     effects: pd.DataFrame
     answers: ans.Answers
-    diagnosis: list[str]
+    verdict: Verdict
+    diagnosis: list[str] = field(default_factory=list)
     comparison: pd.DataFrame | None = None
     usage: dict[str, pd.DataFrame] = field(default_factory=dict)
+    drift: list[dict[str, Any]] = field(default_factory=list)
+    bundles: list[Bundle] = field(default_factory=list)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     _figures: dict[str, Figure] | None = None
     _pngs: dict[str, bytes] = field(default_factory=dict)
+    _data: dict[str, Any] | None = None
 
+    # -- the runs by kind ---------------------------------------------------------------------------------------------
+    @property
+    def matrix_runs(self) -> list[Run]:
+        """The runs whose cells make up ``df``."""
+        return split_runs(self.runs)[0]
+
+    @property
+    def bisect_runs(self) -> list[Run]:
+        """Runs of bisect probes (counted apart from matrix cells)."""
+        return split_runs(self.runs)[1]
+
+    @property
+    def diagnose_runs(self) -> list[Run]:
+        """Runs written by a diagnose command."""
+        return split_runs(self.runs)[2]
+
+    @property
+    def skipped(self) -> list[LoadWarning]:
+        """Every line the loader skipped, with why (torn or unreadable lines, a missing header)."""
+        return [w for r in self.runs for w in r.warnings]
+
+    @property
+    def baseline(self) -> str | None:
+        """The cell that sends the client's request unchanged (first matrix run that has one), or None."""
+        for run_id in dict.fromkeys(self.df["run_id"]):
+            cid = an.baseline_cell(self.df, run_id)
+            if cid:
+                return cid
+        return None
+
+    @property
+    def overview(self) -> str | None:
+        """The name of the figure that shows every cell: "changes" (each single change and its outcome, for a
+        one-factor-at-a-time run, whose heatmap would be mostly empty), "heatmap" (a design that fills it), or None
+        (nothing to show)."""
+        figs = self.figures()
+        return "changes" if "changes" in figs else "heatmap" if "heatmap" in figs else None
+
+    def overview_table(self) -> pd.DataFrame:
+        """The table beside the overview figure: every single change (see :func:`single_changes`) for "changes",
+        the results matrix of the first run for "heatmap", else an empty table."""
+        if self.overview == "changes":
+            return single_changes(self)
+        if self.overview == "heatmap" and self.rows and self.cols:
+            return an.matrix(self._run_df(str(self.df["run_id"].iloc[0])), self.rows, self.cols)
+        return pd.DataFrame()
+
+    def input_lines(self) -> list[str]:
+        """What was read, in plain sentences: runs and requests, bisect probes apart, lines skipped and why."""
+        m, b, d = split_runs(self.runs)
+        n = len(self.df)
+        lines = [f"Read {len(m)} matrix run{'s' if len(m) != 1 else ''} holding {n} request{'s' if n != 1 else ''}."]
+        if b:
+            probes = sum(len(r.cells) for r in b)
+            lines.append(f"{len(b)} bisect run{'s' if len(b) != 1 else ''} with {probes} probe"
+                         f"{'s' if probes != 1 else ''}, counted apart from the matrix (a probe sends a mix of two "
+                         "requests to narrow down which difference matters).")
+        if d:
+            sent = sum(len(r.cells) for r in d)
+            lines.append(f"{len(d)} diagnose run{'s' if len(d) != 1 else ''} with {sent} request"
+                         f"{'s' if sent != 1 else ''}, counted apart from the matrix.")
+        skipped = self.skipped
+        if skipped:
+            lines.append(f"Skipped {len(skipped)} line{'s' if len(skipped) != 1 else ''} while reading: "
+                         + "; ".join(f"{Path(w.path).name} line {w.line}: {w.problem}" for w in skipped) + ".")
+        else:
+            lines.append("No line was skipped.")
+        if not n:
+            lines.append("With no request to read, there is nothing to conclude.")
+        return lines
+
+    # -- figures -----------------------------------------------------------------------------------------------------
     def png(self, name: str) -> bytes:
         """A figure as PNG bytes, rendered once.
 
@@ -80,52 +186,76 @@ class Findings:
         return self._pngs[name]
 
     def figure(self, name: str) -> Figure:
-        """One named figure ("heatmap", "effects", "headroom", "usage-<run>", …); it displays itself in a notebook.
+        """One named figure ("changes" or "heatmap", "effects", "headroom", "usage-<run>", …); it displays itself in
+        a notebook.
 
         Raises:
             NotFound: there is no figure of that name.
         """
         figs = self.figures()
         if name not in figs:
-            raise NotFound(f"No figure {name!r} in these findings.", f"Choose among: {', '.join(figs)}.")
+            raise NotFound(f"No figure {name!r} in these findings.", f"Choose among: {', '.join(figs) or '(none)'}.")
         return figs[name]
 
     def usage_figures(self) -> list[Figure]:
-        """The usage before/after charts, one per run that recorded numeric usage snapshots (possibly none)."""
+        """The usage before/after charts, one per run that recorded percent usage fields (possibly none)."""
         return [fig for name, fig in self.figures().items() if name.startswith("usage-")]
 
     def usage_changes(self) -> pd.DataFrame:
         """What the usage endpoint says moved during each run.
 
         Returns:
-            A DataFrame with run_id, field, before, after and change, for the numeric fields that changed; no rows
-            when nothing moved or no run recorded snapshots.
+            A DataFrame with run_id, field, what, before, after, change and unit, for the numeric fields that
+            changed; no rows when nothing moved or no run recorded snapshots.
         """
+        cols = ["run_id", "field", "what", "before", "after", "change", "unit"]
         moved = [u[u["change"].fillna(0) != 0].assign(run_id=run_id) for run_id, u in self.usage.items()]
-        cols = ["run_id", "field", "before", "after", "change"]
+        moved = [m for m in moved if len(m)]
         return pd.concat(moved)[cols].reset_index(drop=True) if moved else pd.DataFrame(columns=cols)
 
+    def _fills(self, run_id: str) -> bool:
+        if not (self.rows and self.cols):
+            return False
+        sub = self._run_df(run_id)
+        g = an.grid(sub, self.rows, self.cols)
+        squares = sub[self.rows].nunique() * sub[self.cols].nunique()
+        return bool(squares) and len(g) / squares >= HEATMAP_FILL
+
+    def _run_df(self, run_id: str) -> pd.DataFrame:
+        sub = self.df[self.df["run_id"] == run_id]
+        sub.attrs.update(self.df.attrs)
+        return sub
+
     def figures(self) -> dict[str, Figure]:
-        """Named figures, built on first use: one heatmap per run ("heatmap" for the first), "effects", "headroom",
-        and "usage-<run>" for each run with usage snapshots."""
+        """Named figures, built on first use: "effects"; for a one-factor-at-a-time run "changes", else one
+        "heatmap" per matrix run ("heatmap" for the first, "heatmap-<run>" after); "headroom"; and "usage-<run>" for
+        each run with usage snapshots. None for an empty table."""
         if self._figures is None:
             figs: dict[str, Figure] = {}
-            for run_id in dict.fromkeys(self.df["run_id"]):
-                sub = self.df[self.df["run_id"] == run_id]
-                sub.attrs.update(self.df.attrs)
-                name = "heatmap" if not figs else f"heatmap-{_slug(run_id)}"
-                figs[name] = plots.heatmap(sub, self.rows, self.cols, title=f"{run_id}: outcome by {self.rows} and {self.cols}")
-            figs["effects"] = plots.effects_chart(self.effects)
-            figs["headroom"] = plots.headroom_chart(self.df)
+            if not self.df.empty:
+                if len(self.effects):
+                    figs["effects"] = plots.effects_chart(self.effects)
+                base = self.baseline
+                first = str(self.df["run_id"].iloc[0])
+                if base is not None and not self._fills(first):
+                    base_run = str(self.df.loc[self.df["cell_id"] == base, "run_id"].iloc[0])
+                    figs["changes"] = plots.changes_chart(self._run_df(base_run), base)
+                elif self.rows and self.cols:
+                    for run_id in dict.fromkeys(self.df["run_id"]):
+                        name = "heatmap" if "heatmap" not in figs else f"heatmap-{slug(run_id)}"
+                        figs[name] = plots.heatmap(self._run_df(run_id), self.rows, self.cols,
+                                                   title=f"{run_id}: outcome by {self.rows} and {self.cols}")
+                figs["headroom"] = plots.headroom_chart(self.df)
             for run_id, usage in self.usage.items():
                 fig = plots.usage_chart(usage)
                 if fig is not None:
-                    figs[f"usage-{_slug(run_id)}"] = fig
+                    figs[f"usage-{slug(run_id)}"] = fig
             self._figures = figs
         return self._figures
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as a file-name-safe fragment (letters, digits, "-" and "_"; at most 60 characters)."""
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in str(text))[:60] or "run"
 
 
@@ -133,7 +263,7 @@ def axis_candidates(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> li
     """Columns for the key heatmap's axes, best first.
 
     Returns:
-        The factors that flip the outcome most, then the factors with most levels, then credential, profile and
+        The factors that change the outcome most, then the factors with most levels, then credential, profile and
         run id.
     """
     effects = an.factor_effects(df) if effects is None else effects
@@ -143,237 +273,340 @@ def axis_candidates(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> li
     return list(dict.fromkeys([*ranked, *varying, "credential", "profile", "run_id"]))
 
 
-def collect(runs: Run | Sequence[Run], rows: str | None = None, cols: str | None = None) -> Findings:
+def collect(runs: Run | Sequence[Run], rows: str | None = None, cols: str | None = None, verdict: Any = None,
+            bundles: Sequence[Bundle] = ()) -> Findings:
     """Compute the findings of one or more loaded runs (see :func:`lanelab.runs.load_run`).
 
-    ``rows`` and ``cols`` name the heatmap's axes; by default the factors that flip the outcome most.
+    Bisect and diagnose runs are kept apart from the matrix table; a diagnose run's recorded verdict, or ``verdict``
+    (anything :meth:`lanelab.findings.verdict.Verdict.from_obj` accepts), supplies the opening answer. ``rows`` and
+    ``cols`` name the heatmap's axes (default: the factors that change the outcome most); ``bundles`` are findings
+    bundles to compare with.
 
     Returns:
-        The :class:`Findings`.
+        The :class:`Findings` (an empty table, with a verdict saying there is nothing to conclude, when the runs
+        hold no matrix cell).
 
     Raises:
-        UserError: ``rows`` or ``cols`` is not a column of the runs' table (raised when a figure is drawn).
+        UserError: ``rows`` or ``cols`` is not a column of the runs' table.
+        InputError: ``verdict`` has no sentence.
     """
     runs = [runs] if isinstance(runs, Run) else list(runs)
-    df = tidy(runs)
-    effects = an.factor_effects(df)
-    spare = [c for c in axis_candidates(df, effects) if c not in (rows, cols)]
-    rows = rows or spare.pop(0)
-    cols = cols or spare.pop(0)
-    comparison = None
-    if df["run_id"].nunique() >= 2:
-        comparison = an.compare_runs(df)
+    matrix_runs, _, _ = split_runs(runs)
+    df = tidy(matrix_runs)
+    effects = an.factor_effects(df) if len(df) else pd.DataFrame(columns=list(an.EFFECT_COLUMNS))
+    for name in (rows, cols):
+        if name is not None and name not in df.columns:
+            raise UserError(f"The run has no factor {name!r}.",
+                            hint=f"Choose among: {', '.join(an.factors_of(df)) or '(none)'}.")
+    spare = [c for c in axis_candidates(df, effects) if c not in (rows, cols)] if len(df) else []
+    rows = rows or (spare.pop(0) if spare else None)
+    cols = cols or (spare.pop(0) if spare else None)
+    comparison = an.compare_runs(df) if len(df) and df["run_id"].nunique() >= 2 else None
     usage = {r.run_id: an.usage_snapshots(r) for r in runs if r.usage}
-    return Findings(runs=runs, df=df, rows=rows, cols=cols, effects=effects, answers=ans.answer_all(df),
-                    diagnosis=ans.diagnosis(df, effects), comparison=comparison, usage=usage)
+    return Findings(runs=runs, df=df, rows=rows, cols=cols, effects=effects,
+                    answers=ans.answer_all(df) if len(df) else ans.Answers(),
+                    verdict=lead_verdict(df, runs, verdict), diagnosis=ans.diagnosis(df, effects),
+                    comparison=comparison, usage=usage, bundles=list(bundles))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Tables shared by both formats
+# Tables
 
 
 def metadata(findings: Findings) -> pd.DataFrame:
     """The runs behind the findings.
 
     Returns:
-        A DataFrame with one line per run: kit version, mode, host or policy, date, profile, design, cells,
-        observations and the outcome counts.
+        A DataFrame with one line per run: run, kind (matrix, bisect probes, diagnose), mode, policy or host, date,
+        client profile, design, requests, what came back (outcome counts in words) and kit version.
     """
     out = []
     for run in findings.runs:
         h = run.header
-        sub = findings.df[findings.df["run_id"] == run.run_id]
-        counts = sub["outcome"].astype(str).value_counts()
+        design = h.get("design") or ""
+        kind = {BISECT_DESIGN: "bisect probes", DIAGNOSE_DESIGN: "diagnose"}.get(design, "matrix")
+        if kind == "matrix":
+            sub = findings.df[findings.df["run_id"] == run.run_id]
+            outcomes = sub["outcome"].astype(str)
+        else:
+            outcomes = pd.Series([c.get("outcome") or "unclassified" for c in run.cells.values()], dtype=str)
+        counts = outcomes.value_counts()
         out.append({
-            "run": run.run_id, "kit version": h.get("kit_version") or __version__, "mode": h.get("mode") or "",
-            "host / policy": h.get("policy") if h.get("mode") != "live" else h.get("host"),
-            "date": h.get("started_at") or "", "profile": h.get("profile") or "", "design": h.get("design") or "",
-            "cells": sub["cell_id"].nunique(), "observations": len(sub),
-            "outcomes": ", ".join(f"{k} {v}" for k, v in counts.items()),
+            "run": run.run_id, "kind": kind, "mode": h.get("mode") or "",
+            "policy or host": (h.get("policy") if h.get("mode") != "live" else h.get("host")) or "",
+            "date": str(h.get("started_at") or "")[:10], "client profile": h.get("profile") or "",
+            "design": design, "requests": len(outcomes),
+            "what came back": "; ".join(f"{an.outcome_label(k)}: {v}" for k, v in counts.items()),
+            "kit version": h.get("kit_version") or __version__,
         })
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=["run", "kind", "mode", "policy or host", "date", "client profile", "design",
+                                      "requests", "what came back", "kit version"])
+
+
+def effects_table(effects: pd.DataFrame, shown: int = 4) -> pd.DataFrame:
+    """The factor effects (:func:`~lanelab.findings.frame.factor_effects`) in the report's words.
+
+    Returns:
+        A DataFrame with factor, pairs differing in it alone, moves onto or off the plan, other outcome changes,
+        what it changes in the request, outcome changes seen (in words) and the first ``shown`` supporting cells.
+    """
+    rows = []
+    for e in effects.to_dict("records"):
+        seen = [t.split("→") for t in str(e["transitions"]).split("; ") if "→" in t]
+        rows.append({
+            "factor": e["factor"], "pairs differing in it alone": e["pairs"],
+            "moves onto or off the plan": e["lane_flips"], "other outcome changes": e["other_flips"],
+            "what it changes in the request": e["aspects"],
+            "outcome changes seen": "; ".join(f"{an.outcome_label(a)} → {an.outcome_label(b)}" for a, b in seen),
+            "cells": ", ".join(e["cells"][:shown]) + (f" (+{len(e['cells']) - shown})" if len(e["cells"]) > shown
+                                                      else ""),
+        })
+    return pd.DataFrame(rows, columns=["factor", "pairs differing in it alone", "moves onto or off the plan",
+                                       "other outcome changes", "what it changes in the request",
+                                       "outcome changes seen", "cells"])
+
+
+def single_changes(findings: Findings) -> pd.DataFrame:
+    """The request as sent and every single change from it, ranked as the "changes" chart ranks them.
+
+    Returns:
+        A DataFrame with change, cell, status, outcome, lane and message (no rows without an unchanged request).
+    """
+    base = findings.baseline
+    cols = ["change", "cell", "status", "outcome", "lane", "message"]
+    if base is None:
+        return pd.DataFrame(columns=cols)
+    run_id = str(findings.df.loc[findings.df["cell_id"] == base, "run_id"].iloc[0])
+    sub = findings._run_df(run_id)
+    b = sub[sub["cell_id"] == base].iloc[0]
+    ch = an.flips_from_baseline(sub, base, all_changes=True)
+    msgs = dict(zip(sub["cell_id"], sub["error_message"]))
+    rank = [0 if an.on_plan(o, ln, s) else 1 if o != str(b["outcome"]) else 2
+            for o, ln, s in zip(ch["outcome"], ch["lane"], ch["status"])]
+    ch = ch.assign(group=rank).sort_values("group", kind="stable")
+    rows = [{"change": an.AS_SENT, "cell": base, "status": b["status"], "outcome": an.outcome_label(b["outcome"]),
+             "lane": an.lane_label(b["lane"]), "message": b["error_message"]}]
+    rows += [{"change": f"{f}={lv}", "cell": c, "status": s, "outcome": an.outcome_label(o), "lane": an.lane_label(ln),
+              "message": msgs.get(c)}
+             for f, lv, c, s, o, ln in zip(ch["factor"], ch["level"], ch["cell_id"], ch["status"], ch["outcome"],
+                                           ch["lane"])]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _pct(x: Any) -> str:
+    return "" if x is None or pd.isna(x) else f"{100 * float(x):.3g}%"
+
+
+def lanes_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The lane signals per cell (:func:`~lanelab.findings.frame.lane_signals`) in the report's words.
+
+    Returns:
+        A DataFrame with change, status, outcome, lane, the 5-hour and 7-day windows used (percent of the window),
+        the window that applies, the state of extra usage and why it is off.
+    """
+    lanes = an.lane_signals(df)
+    return pd.DataFrame({
+        "change": lanes["label"], "status": lanes["status"],
+        "outcome": [an.outcome_label(o) for o in lanes["outcome"]],
+        "lane": [an.lane_label(x) for x in lanes["lane"]],
+        "5-hour window used": [_pct(v) for v in lanes["util_5h"]],
+        "7-day window used": [_pct(v) for v in lanes["util_7d"]],
+        "window that applies": lanes["claim"],
+        "extra usage": lanes["overage_status"], "why extra usage is off": lanes["overage_disabled_reason"],
+    })
+
+
+def _usage_tables(usage: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Percent fields and money fields of a usage snapshot, never in one table column."""
+    percent = usage[usage["unit"].isin([an.UNIT_PERCENT, an.UNIT_PERCENT_LIMIT])]
+    money = usage[~usage["unit"].isin([an.UNIT_PERCENT, an.UNIT_PERCENT_LIMIT, ""])]
+    fmt = lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else f"{v:.4g}"
+    p = pd.DataFrame({"window": percent["what"], "before (%)": [fmt(v) for v in percent["before"]],
+                      "after (%)": [fmt(v) for v in percent["after"]],
+                      "change (points)": [fmt(v) for v in percent["change"]], "of": percent["unit"].str[2:]})
+    m = pd.DataFrame({"extra usage": money["what"], "before": [fmt(v) for v in money["before"]],
+                      "after": [fmt(v) for v in money["after"]], "change": [fmt(v) for v in money["change"]],
+                      "currency": money["unit"]})
+    return p, m
+
+
+def comparison_table(findings: Findings) -> tuple[str, pd.DataFrame]:
+    """Two runs side by side (the first two matrix runs), in the report's words.
+
+    Returns:
+        A sentence ("4 of 16 requests ended differently.") and a DataFrame of the requests that ended differently:
+        change, how each run ended (status and outcome in words) and the cell id.
+
+    Raises:
+        StateError: the findings hold fewer than two matrix runs.
+    """
+    from lanelab.errors import StateError
+
+    cmp = findings.comparison
+    if cmp is None:
+        raise StateError("Comparing runs needs two matrix runs.", "Load two run files (e.g. two simulator policies).")
+    a, b = cmp.attrs.get("run_a"), cmp.attrs.get("run_b")
+    fs = an.factors_of(findings.df)
+    changed = cmp[cmp["change"] != "same"]
+    summary = f"{len(changed)} of {len(cmp)} requests ended differently."
+    said = lambda s, o: "" if pd.isna(o) or o == "nan" else (
+        f"{'' if pd.isna(s) else int(s)} {an.outcome_label(o)}".strip())
+    table = pd.DataFrame({
+        "change": [an.change_label(r, fs) for r in changed.to_dict("records")],
+        f"in {a}": [said(s, o) for s, o in zip(changed["status_a"], changed["outcome_a"])],
+        f"in {b}": [said(s, o) for s, o in zip(changed["status_b"], changed["outcome_b"])],
+        "cell": changed["cell_id"],
+    })
+    return summary, table
 
 
 def _raw(findings: Findings) -> pd.DataFrame:
-    lanes = an.lane_signals(findings.df)
-    raw = findings.df.assign(label=lanes["label"].values)
-    return raw[list(RAW_COLUMNS)].head(RAW_ROWS * max(1, len(findings.runs)))
-
-
-def _effects_table(effects: pd.DataFrame, shown: int = 6) -> pd.DataFrame:
-    t = effects.copy()
-    t["flip_rate"] = [f"{x:.0%}" for x in t["flip_rate"]]
-    t["cells"] = [", ".join(c[:shown]) + (f" (+{len(c) - shown})" if len(c) > shown else "") for c in t["cells"]]
-    return t
-
-
-def _comparison_table(cmp: pd.DataFrame) -> pd.DataFrame:
-    keep = [c for c in cmp.columns if c not in ("claim_a", "claim_b")]
-    return cmp[keep]
-
-
-def _safe(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy with every value as redacted text (tables are rendered from this, never from raw values)."""
-    def cell(v: Any) -> str:
-        if v is None or (not isinstance(v, (list, dict, str)) and pd.isna(v)):
-            return ""
-        if isinstance(v, float):
-            return f"{v:.3g}"
-        return redact.redact_text(str(v))
-    out = df.copy()
-    out.columns = [redact.redact_text(str(c)) for c in out.columns]
-    out.index = [redact.redact_text(str(i)) for i in out.index]
-    return out.astype(object).map(cell)
-
-
-def _text(value: Any) -> str:
-    return redact.redact_text(str(value))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# HTML
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
-color:#222;line-height:1.45}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}th,td{border:1px solid #ccc;padding:.25em .5em;
-text-align:left;vertical-align:top}th{background:#f3f3f3}.notice{background:#fff7e0;border-left:4px solid #E69F00;
-padding:.5em 1em}.verdict{font-weight:600}.answer{margin-bottom:1.2em}.cells{font-family:monospace;font-size:.85em}
-img{max-width:100%;height:auto}details{margin:1em 0}summary{cursor:pointer;font-weight:600}
-footer{margin-top:3em;font-size:.85em;color:#555}
-"""
-
-
-def _html_table(df: pd.DataFrame, index: bool = False) -> str:
-    return _safe(df).to_html(index=index, escape=True, border=0)
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def render_html(findings: Findings) -> str:
-    """The report as one self-contained HTML document (inline CSS and images only), every value redacted.
-
-    Returns:
-        The HTML text.
-    """
-    e = lambda v: html.escape(_text(v))
-    figs = findings.figures()
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             "<title>lanelab findings</title>", f"<style>{_CSS}</style></head><body>",
-             "<h1>lanelab findings: which billing lane, and why</h1>",
-             f"<p>Generated {e(findings.created_at)} by lanelab {e(__version__)}.</p>"]
-    if any((r.header.get("mode") or "sim") == "sim" for r in findings.runs):
-        parts.append(f'<p class="notice">{e(SIM_NOTICE)}</p>')
-    parts += ["<h2>Runs</h2>", _html_table(metadata(findings)), "<h2>Diagnosis</h2>", "<ul>",
-              *[f"<li>{e(line)}</li>" for line in findings.diagnosis], "</ul>", "<h2>Answers</h2>"]
-    for a in findings.answers:
-        parts.append('<div class="answer">')
-        parts.append(f"<h3>{e(a.question)}</h3><p class=\"verdict\">{e(a.headline)}</p><p>{e(a.explanation)}</p>")
-        if a.cells:
-            parts.append(f'<p>Supporting cells: <span class="cells">{e(", ".join(a.cells))}</span></p>')
-        elif a.next_run and a.answered:
-            parts.append(f"<p>To go further: {e(a.next_run)}</p>")
-        parts.append("</div>")
-    parts += [f"<h2>Results matrix: outcome by {e(findings.rows)} and {e(findings.cols)}</h2>"]
-    for name in figs:
-        if name.startswith("heatmap"):
-            parts.append(_img(findings.png(name), f"Outcome by {findings.rows} and {findings.cols}"))
-    for run_id in dict.fromkeys(findings.df["run_id"]):
-        sub = findings.df[findings.df["run_id"] == run_id]
-        sub.attrs.update(findings.df.attrs)
-        parts += [f"<p>{e(run_id)}</p>", _html_table(an.matrix(sub, findings.rows, findings.cols), index=True)]
-    parts += ["<h2>Factor effects (minimal pairs)</h2>", _img(findings.png("effects"), "Factor effects"),
-              _html_table(_effects_table(findings.effects)),
-              "<h2>Lane signals: plan headroom beside the outcome</h2>", _img(findings.png("headroom"), "Plan headroom"),
-              _html_table(an.lane_signals(findings.df))]
-    for run_id, usage in findings.usage.items():
-        parts += [f"<h2>Usage before and after {e(run_id)}</h2>", _html_table(usage)]
-        if f"usage-{_slug(run_id)}" in figs:
-            parts.append(_img(findings.png(f"usage-{_slug(run_id)}"), "Usage before and after"))
-    if findings.comparison is not None:
-        c = findings.comparison
-        parts += [f"<h2>Compare runs: {e(c.attrs.get('run_a'))} → {e(c.attrs.get('run_b'))}</h2>",
-                  _html_table(_comparison_table(c))]
-    parts += ["<details><summary>Raw observations</summary>", _html_table(_raw(findings)), "</details>",
-              f"<footer>{e(RESPONSIBLE_USE)}</footer>", "</body></html>"]
-    return "\n".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Markdown
-
-
-def _md_cell(v: str) -> str:
-    return v.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    df = findings.df
+    fs = an.factors_of(df)
+    raw = pd.DataFrame({
+        "run": df["run_id"], "cell": df["cell_id"], "change": [an.change_label(r, fs) for r in df.to_dict("records")],
+        "status": df["status"], "outcome": [an.outcome_label(o) for o in df["outcome"]],
+        "lane": [an.lane_label(x) for x in df["lane"]], "message": df["error_message"],
+        "request id": df["request_id"], "ms": df["latency_ms"].round(0),
+    })
+    return raw.head(RAW_ROWS * max(1, df["run_id"].nunique()))
 
 
 def markdown_table(df: pd.DataFrame, index: bool = False) -> str:
-    """A GitHub pipe table of ``df``, every value redacted (pipes and newlines inside values escaped).
+    """A GitHub pipe table of ``df``, every value redacted and escaped (pipes, line breaks and HTML too).
 
     Returns:
         The Markdown text.
     """
-    safe = _safe(df).map(_md_cell)
-    safe.columns = [_md_cell(c) for c in safe.columns]
-    if index:
-        safe.index = [_md_cell(i) for i in safe.index]
-    return safe.to_markdown(index=index, tablefmt="github")
+    return str(md_table(Table.from_frame(df, index=index)))
+
+
+def glossary(path: Path | None = None) -> list[tuple[str, str]]:
+    """The short glossary (docs/glossary.md): lines ``- **term**: definition``.
+
+    Returns:
+        (term, definition) pairs in file order; empty when the file is missing.
+    """
+    path = path or repo_root() / GLOSSARY
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [(m.group(1), m.group(2).replace("**", "").strip())
+            for m in re.finditer(r"^- \*\*(.+?)\*\*:\s*(.+)$", text, re.MULTILINE)]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The values the templates show
+
+
+def report_data(findings: Findings) -> dict[str, Any]:
+    """Every value the report templates use, computed once (tables as :class:`~lanelab.findings.render.Table`).
+
+    Returns:
+        A dict; its keys are listed at the top of ``templates/report.html.j2``.
+    """
+    if findings._data is not None:
+        return findings._data
+    f = findings
+    figs = f.figures()
+    has = bool(len(f.df))
+    overview = f.overview
+    overview_tables: list[tuple[str, Table]] = []
+    if overview == "changes":
+        overview_tables.append(("", Table.from_frame(single_changes(f), code=("cell",), nowrap=("status",))))
+    elif overview == "heatmap" and f.rows and f.cols:
+        for run_id in dict.fromkeys(f.df["run_id"]):
+            overview_tables.append((run_id, Table.from_frame(an.matrix(f._run_df(run_id), f.rows, f.cols),
+                                                             index=True)))
+    usage = []
+    for run_id, u in f.usage.items():
+        p, m = _usage_tables(u)
+        usage.append({"run": run_id, "figure": f"usage-{slug(run_id)}" if f"usage-{slug(run_id)}" in figs else None,
+                      "percent": Table.from_frame(p), "money": Table.from_frame(m)})
+    comparison = None
+    if f.comparison is not None:
+        summary, table = comparison_table(f)
+        comparison = {"run_a": f.comparison.attrs.get("run_a"), "run_b": f.comparison.attrs.get("run_b"),
+                      "summary": summary, "table": Table.from_frame(table, code=("cell",))}
+    bundles = None
+    if f.bundles:
+        from lanelab.findings.bundles import compare_bundles, make_bundle
+
+        mine = [make_bundle(f, run_id=r.run_id, note="this report") for r in f.matrix_runs if len(f.df)]
+        cmp = compare_bundles([*mine, *f.bundles])
+        bundles = {"rows": Table.from_frame(cmp.to_frame()), "agreement": Table.from_frame(cmp.agreement()),
+                   "summary": cmp.summary(), "verdicts": Table.from_frame(cmp.verdicts())}
+    findings._data = {
+        "title": "lanelab findings: which billing lane, and why",
+        "generated": f.created_at, "kit_version": __version__,
+        "sim": any((r.header.get("mode") or "sim") == "sim" for r in f.runs), "sim_notice": SIM_NOTICE,
+        "verdict": f.verdict,
+        # "New to this kit": drift flags from lanelab.wire.drift (not merged yet): an empty list until it lands.
+        "new_to_this_kit": list(f.drift),
+        "inputs": f.input_lines(), "has_data": has,
+        "runs": Table.from_frame(metadata(f), nowrap=("date", "requests")),
+        "effects": {"figure": "effects" if "effects" in figs else None,
+                    "table": Table.from_frame(effects_table(f.effects), code=("cells",))} if has else None,
+        "overview": {"kind": overview, "figure": overview if overview else None,
+                     "extra_figures": [n for n in figs if n.startswith("heatmap-")],
+                     "rows": f.rows, "cols": f.cols, "tables": overview_tables} if has else None,
+        "answers": [{"question": a.question, "headline": a.headline, "explanation": a.explanation,
+                     "cells": ", ".join(a.cells)} for a in f.answers],
+        "headroom": {"figure": "headroom" if "headroom" in figs else None,
+                     "table": Table.from_frame(lanes_table(f.df))} if has else None,
+        "usage": usage, "comparison": comparison, "bundles": bundles,
+        "raw": Table.from_frame(_raw(f), code=("cell", "request id")) if has else None,
+        "glossary": glossary(), "responsible_use": RESPONSIBLE_USE,
+    }
+    return findings._data
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def render_html(findings: Findings) -> str:
+    """The report as one self-contained HTML document (inline CSS and images only), every value escaped and
+    redacted (templates/report.html.j2).
+
+    Returns:
+        The HTML text.
+    """
+    data = report_data(findings)
+    srcs = {name: _data_uri(findings.png(name)) for name in findings.figures()}
+    return render("report.html.j2", "html", r=data, figure=srcs)
 
 
 def render_markdown(findings: Findings, figure_names: Mapping[str, str]) -> str:
-    """The report as GitHub-flavoured Markdown, every value redacted.
+    """The report as GitHub-flavoured Markdown, every value escaped and redacted (templates/report.md.j2).
 
     ``figure_names`` maps figure names to the PNG file names beside it (figures not named are left out).
 
     Returns:
         The Markdown text.
     """
-    t = _text
-    out = ["## lanelab findings: which billing lane, and why", "",
-           f"Generated {t(findings.created_at)} by lanelab {t(__version__)}.", ""]
-    if any((r.header.get("mode") or "sim") == "sim" for r in findings.runs):
-        out += [f"> {t(SIM_NOTICE)}", ""]
-    out += ["### Runs", "", markdown_table(metadata(findings)), "", "### Diagnosis", "",
-            *[f"- {t(line)}" for line in findings.diagnosis], "", "### Answers", ""]
-    for a in findings.answers:
-        out += [f"**{t(a.question)}**", "", f"*{t(a.headline)}*. {t(a.explanation)}"]
-        if a.cells:
-            out += ["", f"Supporting cells: `{t(', '.join(a.cells[:12]))}`" + (" …" if len(a.cells) > 12 else "")]
-        out.append("")
-    key = figure_names.get("heatmap")
-    out += [f"### Results matrix: outcome by {t(findings.rows)} and {t(findings.cols)}", ""]
-    if key:
-        out += [f"![Outcome by {t(findings.rows)} and {t(findings.cols)}]({key})", ""]
-    for run_id in dict.fromkeys(findings.df["run_id"]):
-        sub = findings.df[findings.df["run_id"] == run_id]
-        sub.attrs.update(findings.df.attrs)
-        out += [f"`{t(run_id)}`", "", markdown_table(an.matrix(sub, findings.rows, findings.cols), index=True), ""]
-    out += ["### Factor effects (minimal pairs)", "", markdown_table(_effects_table(findings.effects)), ""]
-    if findings.comparison is not None:
-        c = findings.comparison
-        changed = c[c["change"] != "same"]
-        out += [f"### Compare runs: `{t(c.attrs.get('run_a'))}` → `{t(c.attrs.get('run_b'))}`", "",
-                f"{len(changed)} of {len(c)} cells changed.", "",
-                markdown_table(_comparison_table(changed if len(changed) else c)), ""]
-    out += ["<details><summary>Lane signals per cell</summary>", "", markdown_table(an.lane_signals(findings.df)), ""]
-    if "headroom" in figure_names:
-        out += [f"![Plan headroom beside the outcome]({figure_names['headroom']})", ""]
-    out += ["</details>", ""]
-    for run_id, usage in findings.usage.items():
-        out += [f"<details><summary>Usage before and after {t(run_id)}</summary>", "", markdown_table(usage), "",
-                "</details>", ""]
-    out += ["<details><summary>Raw observations</summary>", "", markdown_table(_raw(findings)), "", "</details>", "",
-            (f"<sub>{t(RESPONSIBLE_USE)} The figures are the PNG files next to this file; attach them when pasting."
-             "</sub>"), ""]
-    return "\n".join(out)
+    return render("report.md.j2", "md", r=report_data(findings), figure=dict(figure_names))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Writing
+
+
+def safe_stem(stem: str) -> str:
+    """``stem`` checked as a plain file-name stem, so the files land inside the output folder.
+
+    Returns:
+        The stem.
+
+    Raises:
+        InputError: the stem is empty, has a path separator or '..', or characters other than letters, digits,
+            '.', '_' and '-'.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", stem or "") or ".." in stem:
+        raise InputError(f"--name {stem!r} is not a plain file name; the report would land outside --out.",
+                         "Use letters, digits, '.', '_' and '-' only (no '/' or '..'), e.g. --name findings.")
+    return stem
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -400,10 +633,12 @@ def write_reports(findings: Findings, out_dir: str | Path, stem: str = "findings
         The paths of the HTML and the Markdown file.
 
     Raises:
+        InputError: ``stem`` is not a plain file name (see :func:`safe_stem`).
         SecretLeak: a secret is still in a rendered report (nothing is written).
         OSError: ``out_dir`` cannot be written.
     """
     out_dir = Path(out_dir)
+    stem = safe_stem(stem)
     secrets = [s for s in secrets if s]
     figs = findings.figures()
     names = {name: f"{stem}-{name}.png" for name in figs}
@@ -420,18 +655,20 @@ def write_reports(findings: Findings, out_dir: str | Path, stem: str = "findings
 
 
 def build(paths: Iterable[str | Path], out_dir: str | Path, stem: str = "findings", rows: str | None = None,
-          cols: str | None = None, secrets: Iterable[str] = ()) -> tuple[Path, Path]:
+          cols: str | None = None, secrets: Iterable[str] = (), bundles: Sequence[Bundle] = ()) -> tuple[Path, Path]:
     """Load run files, compute the findings and write both reports (the ``report`` command calls this).
 
     Returns:
         The paths of the HTML and the Markdown file (see :func:`write_reports`).
 
     Raises:
-        NotFound, InputError: a run file is missing or unreadable (see :func:`lanelab.runs.load_run`).
+        NotFound, InputError: a run file is missing or unreadable (see :func:`lanelab.runs.load_run`), or ``stem``
+            is not a plain file name.
         UserError: ``rows`` or ``cols`` is not a column of the runs' table.
         SecretLeak: a secret is still in a rendered report (nothing is written).
     """
-    findings = collect(load_runs(paths), rows=rows, cols=cols)
+    safe_stem(stem)
+    findings = collect(load_runs(paths), rows=rows, cols=cols, bundles=bundles)
     return write_reports(findings, out_dir, stem=stem, secrets=secrets)
 
 

@@ -1,0 +1,146 @@
+"""Findings bundles: made without account identifiers, checked before writing and again when loading, compared side
+by side (one row per bundle, the verdict per request shape, where they agree and differ), from the CLI too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from lanelab import cli
+from lanelab.config import data_dir
+from lanelab.errors import InputError, NotFound
+from lanelab.findings import bundles, report
+from lanelab.runs import load_run, load_runs
+from test_analysis import make_cell, write_run
+
+SAMPLES = data_dir() / "runs" / "samples"
+SAMPLE = SAMPLES / "sim-sample-hermes-0.14.0-ofat-2026-05-25.jsonl"
+EMAIL, UUID = "someone@example.org", "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+def sample_bundle(**kw) -> bundles.Bundle:
+    return bundles.make_bundle(report.collect(load_run(SAMPLE)), **kw)
+
+
+def test_a_bundle_holds_the_reports_data_and_no_identifier() -> None:
+    b = sample_bundle(plan="max")
+    d = b.data
+    assert (d["schema"], d["mode"], d["policy_or_host"], d["plan"], d["date"]) == \
+        (bundles.SCHEMA, "sim", "2026-05-25", "max", "2026-11-24")
+    assert d["kit_version"] and d["profile"] == "hermes-0.14.0" and d["new_to_this_kit"] == []
+    assert "`mcp__`" in d["verdict"]["sentence"] and d["verdict"]["after"] == "mcp__"
+    shapes = b.shapes()
+    assert shapes["as sent"] == "extra usage" and shapes["tools=mcp__"] == "plan" and len(shapes) == 22
+    assert [a["question"][:8] for a in d["answers"]] == ["Does the", "Does the", "Is the t"]
+    text = b.to_json()
+    assert bundles.find_identifiers(text) == [] and "req_" not in text and "127.0.0.1" not in text
+    assert sample_bundle().data["plan"] == "unknown"  # never guessed
+
+
+def test_identifiers_in_run_data_are_scrubbed_when_a_bundle_is_made(tmp_path: Path) -> None:
+    cells = [make_cell({"tools": "profile"}, "extra_usage_exhausted", 400, "extra_usage",
+                       message=f"Org {UUID} of {EMAIL} is out of extra usage (req_011abcdefghijk)")]
+    b = bundles.make_bundle(report.collect(load_run(write_run(tmp_path / "r.jsonl", cells))))
+    msg = b.data["shapes"][0]["message"]
+    assert msg == "Org [uuid] of [email] is out of extra usage ([request id])"
+    assert EMAIL not in b.to_json() and UUID not in b.to_json()
+
+
+def test_write_then_load_round_trips(tmp_path: Path) -> None:
+    b = sample_bundle(plan="pro", note="mine")
+    path = bundles.write_bundle(b, tmp_path / "b.json")
+    again = bundles.load_bundle(path)
+    assert again.data == b.data and again.path == path and "plan pro" in again.label
+    with pytest.raises(bundles.BundleRefused, match="1 secret"):
+        bundles.write_bundle(b, tmp_path / "c.json", secrets=["hermes-0.14.0"])
+    assert not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.parametrize("planted,kind", [
+    (EMAIL, "an email address"), (UUID, "a uuid"), ("req_011CSHnA9bbh5Gv4kqhSVuJr", "a request id"),
+    ("org-8Fq2LmZp0aXy", "an organisation or account id"), ("203.0.113.42", "an IP address"),
+    ("/home/alice/.config", "a home directory"), ("sk-ant-oat01-" + "A" * 40, "1 secret"),
+])
+def test_a_bundle_with_an_identifier_is_refused_when_loaded(tmp_path: Path, planted: str, kind: str) -> None:
+    data = sample_bundle().data
+    data["note"] = f"sent by {planted}"
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(bundles.BundleRefused) as err:
+        bundles.load_bundle(path)
+    assert kind in str(err.value) and "evil.json" in str(err.value) and planted not in str(err.value)
+
+
+def test_malformed_bundles_are_input_errors(tmp_path: Path) -> None:
+    data = sample_bundle().data
+    cases = {"notjson.json": "{", "other.json": json.dumps({"schema": "something else"}),
+             "extra.json": json.dumps({**data, "account": "x"}),
+             "types.json": json.dumps({**data, "shapes": [{"shape": 1}]})}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputError):
+            bundles.load_bundle(tmp_path / name)
+    with pytest.raises(NotFound):
+        bundles.load_bundle(tmp_path / "missing.json")
+
+
+def test_the_shipped_bundles_load_and_compare() -> None:
+    paths = bundles.shipped_bundles()
+    assert [p.name for p in paths] == ["hand-made-example-pro.json", "sim-2026-05-25-hermes-0.14.0.json",
+                                       "sim-2026-08-hermes-0.14.0.json"]
+    loaded = bundles.load_bundles(paths)
+    hand = loaded[0]
+    assert hand.data["example"] and "HAND-MADE" in hand.data["note"] and "(hand-made example)" in hand.label
+    cmp = bundles.compare_bundles(loaded)
+    table = cmp.to_frame()
+    assert len(table) == 3 and list(table.columns)[:2] == ["bundle", "as sent"]  # one row per bundle
+    assert set(table["as sent"]) == {"extra usage"}
+    assert sorted(table["tools=mcp__"]) == ["extra usage", "extra usage", "plan"]
+    agree = cmp.agreement().set_index("shape")
+    assert agree.loc["as sent", "agree"] == "yes" and agree.loc["tools=mcp__", "agree"] == "no"
+    assert agree.loc["tools=mcp__", "verdicts"] == "extra usage in 2; plan in 1"
+    assert "tools=mcp__" in cmp.differing() and "differ on" in cmp.summary()
+    assert list(cmp.verdicts().columns) == ["bundle", "kit", "profile", "note", "answer"]
+    assert "<table>" in cmp._repr_html_() and "hand-made example" in cmp._repr_html_()
+
+
+def test_the_shipped_sim_bundles_match_the_sample_runs() -> None:
+    """The two simulator bundles are what the kit makes of the curated samples today (regenerate both together)."""
+    for policy in ("2026-05-25", "2026-08"):
+        shipped = bundles.load_bundle(data_dir() / "bundles" / f"sim-{policy}-hermes-0.14.0.json")
+        run = load_run(SAMPLES / f"sim-sample-hermes-0.14.0-ofat-{policy}.jsonl")
+        made = bundles.make_bundle(report.collect([run]), plan=shipped.data["plan"], note=shipped.data["note"])
+        assert made.data == shipped.data
+
+
+def test_a_bundle_describes_one_matrix_run() -> None:
+    findings = report.collect(load_runs(sorted(SAMPLES.glob("*.jsonl"))))
+    with pytest.raises(InputError, match="2 matrix runs"):
+        bundles.make_bundle(findings)
+    with pytest.raises(NotFound, match="No matrix run 'nope'"):
+        bundles.make_bundle(findings, run_id="nope")
+    b = bundles.make_bundle(findings, run_id="sim-sample-hermes-0.14.0-ofat-2026-08")
+    assert b.data["policy_or_host"] == "2026-08" and "no single change" in b.data["verdict"]["sentence"]
+
+
+def test_cli_writes_bundles_and_compares_others(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))
+    out = tmp_path / "rep"
+    assert cli.main(["report", str(SAMPLE), "--out", str(out), "--bundle", "--plan", "max",
+                     "--compare", *map(str, bundles.shipped_bundles())]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[-1] == str(out / "findings.bundle.json")
+    mine = bundles.load_bundle(out / "findings.bundle.json")
+    assert mine.data["plan"] == "max"
+    page = (out / "findings.html").read_text()
+    assert 'id="compare-people"' in page and "hand-made example" in page
+    md = (out / "findings.md").read_text()
+    assert "### Findings from other people, side by side" in md and "4 bundles" in md
+    evil = tmp_path / "evil.json"
+    evil.write_text(json.dumps({**mine.data, "note": EMAIL}))
+    assert cli.main(["report", str(SAMPLE), "--out", str(tmp_path / "x"), "--compare", str(evil)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "an email address" in err and EMAIL not in err
+    assert not (tmp_path / "x").exists()
