@@ -40,7 +40,7 @@ from lanelab.wire.classify import classify, load_taxonomy
 from lanelab.wire.spec import Observation, RequestSpec
 
 __all__ = ["ALREADY_PASSES", "BUDGET", "DEFAULT_PASS_OUTCOMES", "FAIL", "FOUND", "NOT_ISOLATED", "NO_FLIP",
-           "PASS", "STRATEGIES", "UNCLEAR", "BisectResult", "ProbeRecord", "ProbeSession", "SendFn",
+           "PASS", "STRATEGIES", "UNCLEAR", "BisectResult", "OutOfBudget", "ProbeRecord", "ProbeSession", "SendFn",
            "Verdict", "binary_worst_case", "bisect", "bisect_run_id", "bisect_to_run", "http_probe", "search"]
 
 STRATEGIES = ("binary", "ddmin", "one_at_a_time", "exhaustive")
@@ -55,6 +55,10 @@ FOUND, NO_FLIP, ALREADY_PASSES, BUDGET, NOT_ISOLATED = (
 
 class _OutOfBudget(Exception):
     pass
+
+
+#: Raised by :meth:`ProbeSession.flips` when its budget is used up (:func:`search` turns it into ``budget_exhausted``).
+OutOfBudget = _OutOfBudget
 
 
 @dataclass

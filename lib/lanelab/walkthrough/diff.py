@@ -35,7 +35,7 @@ from lanelab.wire.spec import RequestSpec
 
 __all__ = ["ATTESTATION_PREFIX", "GRAINS", "LIST_HEADERS", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc",
            "SpecDiff", "apply_differences", "carries_attestation", "diff_specs", "differences", "is_attestation",
-           "is_fine", "load_annotations", "show"]
+           "is_fine", "keep_sentences", "load_annotations", "show"]
 
 #: The prefix of a system text block that is a billing attestation (references/hermes.md F7). Detection only.
 ATTESTATION_PREFIX = "x-anthropic-billing-header:"
@@ -462,6 +462,17 @@ def _edit_text(text: str, edits: Sequence[Difference]) -> str:
         out.append(str(replaced.get(j, text[start:end])) + sep)
     new = "".join(out)
     return new.rstrip() if (removed or inserted) and not text[-1:].isspace() else new
+
+
+def keep_sentences(text: str, keep: Iterable[int]) -> str:
+    """``text`` with only the sentences numbered in ``keep`` (0-based, as lint splits them), separators kept: the
+    text fine differences reach when they remove the other sentences (how diagnose builds a reduced reference)."""
+    from lanelab.walkthrough.lint import sentence_spans
+
+    kept = set(keep)
+    drop = [_fine("system", "", ("text", (_SENT, j)), text[a:b], MISSING)
+            for j, (a, b) in enumerate(sentence_spans(text)) if j not in kept]
+    return _edit_text(text, drop)
 
 
 def _apply_fine(d: dict[str, Any], diffs: Sequence[Difference]) -> set[Loc]:
