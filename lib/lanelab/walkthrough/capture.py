@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,7 @@ from lanelab.wire.spec import observe_response
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureLog", "CaptureProxy", "CaptureRefused",
+__all__ = ["HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureHooks", "CaptureLog", "CaptureProxy", "CaptureRefused",
            "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
 
 #: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
@@ -114,12 +115,29 @@ def _pairs(headers: list[tuple[str, str]]) -> list[list[str]]:
     return [[k, next(iter(redact.redact_headers([(k, v)]).values()))] for k, v in headers]
 
 
+@dataclass
+class CaptureHooks:
+    """What a watcher (lanelab.walkthrough.watch) may add to the proxy; forwarding itself never changes.
+
+    ``gate(record)`` runs before forwarding, with the request part of the exchange record: it returns None to
+    forward, or ``(status, headers, body)`` for the proxy to answer itself (the answer is recorded, flagged with
+    ``"answered_by": "proxy"``, and nothing goes upstream). ``on_response(record, status, headers)`` runs when the
+    upstream's status line and headers arrive, before the body is relayed. ``on_record(record)`` runs after each
+    exchange record is written. Hooks run on the proxy's event loop: keep them quick, and never raise.
+    """
+
+    gate: Callable[[dict[str, Any]], tuple[int, list[tuple[str, str]], bytes] | None] | None = None
+    on_response: Callable[[dict[str, Any], int, list[tuple[str, str]]], None] | None = None
+    on_record: Callable[[dict[str, Any]], None] | None = None
+
+
 class CaptureApp:
     """The ASGI proxy: forwards each exchange to ``upstream`` and hands its record to ``sink``."""
 
-    def __init__(self, upstream: str, sink: CaptureLog):
+    def __init__(self, upstream: str, sink: CaptureLog, hooks: CaptureHooks | None = None):
         self.upstream = upstream
         self.sink = sink
+        self.hooks = hooks or CaptureHooks()
         self.client: httpx.AsyncClient | None = None
         self._seq = 0
 
@@ -150,9 +168,24 @@ class CaptureApp:
         forwarded = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "host"]
         query = scope.get("query_string", b"").decode("latin-1")
         record = _request_record(seq, self.upstream, scope, query, received, forwarded, body)
-        request = self._upstream_request(scope, query, received, forwarded, body)
-        relayed = await self._relay(request, send, started)
-        self.sink.write(_complete_record(record, relayed, started))
+        answer = self.hooks.gate(record) if self.hooks.gate is not None else None
+        if answer is not None:
+            relayed = await self._answer(send, *answer)
+            record["answered_by"] = "proxy"
+        else:
+            request = self._upstream_request(scope, query, received, forwarded, body)
+            relayed = await self._relay(request, send, started, record)
+        done = _complete_record(record, relayed, started)
+        self.sink.write(done)
+        if self.hooks.on_record is not None:
+            self.hooks.on_record(done)
+
+    async def _answer(self, send: Any, status: int, headers: list[tuple[str, str]], payload: bytes) -> _Relayed:
+        """Answer the client with the proxy's own response (a hook's), instead of forwarding."""
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+        await send({"type": "http.response.body", "body": payload})
+        return _Relayed(status=status, headers=list(headers), kept=bytearray(payload))
 
     def _upstream_request(self, scope: dict, query: str, received: list[tuple[str, str]],
                           forwarded: list[tuple[str, str]], body: bytes) -> httpx.Request:
@@ -167,7 +200,8 @@ class CaptureApp:
             request.headers["content-length"] = str(len(body))
         return request
 
-    async def _relay(self, request: httpx.Request, send: Any, started: float) -> _Relayed:
+    async def _relay(self, request: httpx.Request, send: Any, started: float,
+                     record: dict[str, Any] | None = None) -> _Relayed:
         """Send ``request`` upstream and stream its answer to the client; a 502 when the upstream is unreachable."""
         assert self.client is not None
         relayed = _Relayed()
@@ -180,6 +214,8 @@ class CaptureApp:
         relayed.status = response.status_code
         relayed.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
         relayed.headers_ms = (time.perf_counter() - started) * 1000
+        if self.hooks.on_response is not None and record is not None:
+            self.hooks.on_response(record, relayed.status, relayed.headers)
         try:
             await _stream(response, send, relayed, started)
         except (httpx.HTTPError, OSError) as exc:
@@ -363,17 +399,20 @@ class CaptureProxy:
 
 @contextlib.contextmanager
 def running_capture(upstream: str, out_path: str | Path, port: int = 0,
-                    settings: Settings | None = None, tls: TLS | None = None) -> Iterator[CaptureProxy]:
+                    settings: Settings | None = None, tls: TLS | None = None, *, hooks: CaptureHooks | None = None,
+                    sock: socket.socket | None = None) -> Iterator[CaptureProxy]:
     """Run the proxy on 127.0.0.1 (a free port when 0) in a background thread for the ``with`` block.
 
     ``tls`` serves https under the certificate's host name (capturing a client under the real host name).
+    ``hooks`` (:class:`CaptureHooks`) let a watcher see each exchange and answer requests itself; ``sock`` serves a
+    listening socket made elsewhere (one bound inside a private network namespace) instead of binding ``port``.
     Yields a :class:`CaptureProxy` (point the client at its ``base_url``). Raises :class:`CaptureRefused` for an
     upstream off the allow-list (or live without the opt-in) and :class:`lanelab.serve.ServerStartError` when the
     proxy cannot start.
     """
     upstream = check_upstream(upstream, settings)
     out_path = Path(out_path)
-    app = CaptureApp(upstream, CaptureLog(out_path, upstream))
+    app = CaptureApp(upstream, CaptureLog(out_path, upstream), hooks)
     with running_server(app, port, tls=tls, lifespan="on", name="lanelab-capture", server_header=False,
-                        date_header=False) as served:
+                        date_header=False, sock=sock) as served:
         yield CaptureProxy(served.base_url, upstream, out_path)
