@@ -152,7 +152,7 @@ def _watch_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "lib"), "LANELAB_OUT": str(tmp_path / "out"),
            "LANELAB_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
     return subprocess.run([sys.executable, "-m", "lanelab", "watch", *args, "--", sys.executable, str(script)],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+                          check=False, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
 
 
 def test_watch_command_runs_the_client_and_prints_base_url_lines_and_tally(tmp_path):
@@ -180,7 +180,7 @@ def test_watch_command_plan_only_with_extra_usage_enabled(tmp_path):
 def test_watch_command_refuses_bad_input(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "lib"), "LANELAB_OUT": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "lanelab", "watch", "--", "no-such-client-xyz"],
-                          capture_output=True, text=True, timeout=60, env=env)
+                          check=False, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2 and "no such command" in done.stderr and "Traceback" not in done.stderr
 
 
