@@ -975,6 +975,8 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
     n_confirm = len({s.n for s in confirm})
     if len(cause) == 1 and not partners:
         head = cause[0].what
+        if out.cause[0].finding is None:
+            head += f" keeps the request off the plan (as sent it is {outcome_words})"
         sentence = f"{head[0].upper()}{head[1:]}; the same request {fix} is billed to the plan " \
                    f"({n_confirm} requests confirm it)."
     elif partners:
