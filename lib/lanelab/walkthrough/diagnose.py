@@ -987,6 +987,7 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
         sentence = (f"{len(cause)} elements together keep the request off the plan, each needed: "
                     f"{_join([c.what for c in cause])}; the same request {fix} is billed to the plan "
                     f"({n_confirm} requests confirm it).")
+    sentence = sentence[0].upper() + sentence[1:]
     lines = [f"request #{as_sent.n} as sent: {outcome_words} (cell `{as_sent.cell_id}`)"]
     lines += [f"request #{s.n} {fix}: {_words(s, tax)} (cell `{s.cell_id}`)" for s in out.confirm]
     if out.alone is not None:
