@@ -56,7 +56,9 @@ def test_one_line_per_exchange_from_the_official_sdk(tmp_path):
                           on_line=seen.append) as watch:
         client = _sdk(watch.base_url, sim.mint_token()["access_token"])
         assert _ask(client) == 200
+        assert watch.wait_for(1) and len(watch.lines) == 1
         assert _ask(client, MCP_TOOL) == 400
+        assert watch.wait_for(2) and not watch.wait_for(3, timeout=0.2)
     assert [(x.method, x.path, x.status, x.outcome, x.lane) for x in seen] == [
         ("POST", "/v1/messages", 200, "served_plan", "plan"),
         ("POST", "/v1/messages", 400, "extra_usage_exhausted", "extra_usage")]
@@ -78,6 +80,7 @@ def test_plan_only_guard_stops_forwarding_after_extra_usage(tmp_path):
         assert _ask(client) == 200  # plan: forwarded, guard quiet
         assert not watch.guard.tripped
         assert _ask(client, MCP_TOOL) == 200  # billed to extra usage (extra usage enabled): trips the guard
+        assert watch.guard.tripped  # on the response headers already, before the body reached the client
         forwarded = len([e for e in sim.state.requests() if e["path"] == "/v1/messages"])
         with pytest.raises(anthropic.BadRequestError) as refused:
             client.messages.create(model="claude-sonnet-4-6", max_tokens=1,

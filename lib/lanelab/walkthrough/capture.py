@@ -3,7 +3,9 @@
 Point a client's base URL (``ANTHROPIC_BASE_URL``, the SDK's ``base_url``, Hermes' provider base URL) at the proxy.
 It forwards each request to the upstream exactly as received (same method, target, header values, body bytes; only
 the hop-by-hop headers and ``host`` are the proxy's own), streams the response back chunk by chunk without buffering,
-and appends one redacted JSON line per exchange with timing. The upstream is the simulator, or the real API only with
+and appends one redacted JSON line per exchange with timing (written before the answer's closing message, so a
+chunked answer ends only once its exchange is recorded; hooks for a watcher, :class:`CaptureHooks`, never change
+what is forwarded). The upstream is the simulator, or the real API only with
 the live opt-in and only on an allow-listed host, so a credential passing through goes nowhere else.
 """
 
@@ -176,9 +178,13 @@ class CaptureApp:
             request = self._upstream_request(scope, query, received, forwarded, body)
             relayed = await self._relay(request, send, started, record)
         done = _complete_record(record, relayed, started)
-        self.sink.write(done)
-        if self.hooks.on_record is not None:
-            self.hooks.on_record(done)
+        try:
+            self.sink.write(done)
+            if self.hooks.on_record is not None:
+                self.hooks.on_record(done)
+        finally:
+            if relayed.open_body:  # the client sees the end of the answer once the exchange is recorded
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _answer(self, send: Any, status: int, headers: list[tuple[str, str]], payload: bytes) -> _Relayed:
         """Answer the client with the proxy's own response (a hook's), instead of forwarding."""
@@ -246,6 +252,7 @@ class _Relayed:
     headers_ms: float | None = None
     first_chunk_ms: float | None = None
     error: str | None = None
+    open_body: bool = False  # every chunk relayed; the closing (empty) body message is still to be sent
 
 
 async def _read_body(receive: Any) -> bytes:
@@ -269,7 +276,7 @@ async def _stream(response: httpx.Response, send: Any, relayed: _Relayed, starte
         if len(relayed.kept) < RECORD_LIMIT:
             relayed.kept.extend(chunk[: RECORD_LIMIT - len(relayed.kept)])
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    relayed.open_body = True
 
 
 def _request_record(seq: int, upstream: str, scope: dict, query: str, received: list[tuple[str, str]],

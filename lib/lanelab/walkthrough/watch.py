@@ -182,6 +182,19 @@ class Watch:
     def base_url(self) -> str:
         return self.proxy.base_url if self.proxy else ""
 
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until ``count`` exchanges have been read (a reply can reach the client a moment before its record
+        is written); True when they have, False after ``timeout`` seconds."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.lines) >= count:
+                    return True
+            time.sleep(0.01)
+        return len(self.lines) >= count
+
     def _on_record(self, record: dict[str, Any]) -> None:
         try:
             line = line_of(record)
