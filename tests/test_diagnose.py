@@ -301,3 +301,21 @@ def test_a_diagnose_run_is_found_by_a_client_of_the_sdk(tmp_path):
                                       messages=[{"role": "user", "content": "ping"}]).usage.output_tokens >= 0
         d = diagnose(load_profile("sdk-minimal").spec, http_probe(sim.base_url, token), label="sdk-minimal")
     assert d.status == "plan" and d.requests == 1 and "billed to the plan as sent" in d.verdict.sentence
+
+
+def test_binary_worst_case_bounds_the_search():
+    import random
+
+    from lanelab.walkthrough.bisect import ProbeSession, _default_verdict, search
+
+    rnd = random.Random(5)
+    tight = 0
+    for _ in range(400):
+        n = rnd.randint(1, 70)
+        causes = set(rnd.sample(range(n), rnd.randint(1, min(3, n))))
+        session = ProbeSession(lambda applied, c=causes: c <= applied, _default_verdict(()))
+        result = search(n, session, "binary")
+        assert set(result.cause) == causes
+        assert result.requests <= binary_worst_case(n, len(causes))
+        tight += result.requests == binary_worst_case(n, len(causes))
+    assert tight  # the bound is reached, not just respected

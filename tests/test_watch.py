@@ -195,3 +195,37 @@ def test_watch_runs_a_client_in_a_namespace_under_the_real_host_name(tmp_path):
     assert out[0] == "https://api.anthropic.com"
     assert len([x for x in out if "  POST /v1/messages  " in x]) == 3
     assert "private network namespace" in done.stderr
+
+
+def test_watch_command_without_a_client_prints_the_tally_on_ctrl_c(tmp_path):
+    import signal
+
+    import httpx
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "lib"), "LANELAB_OUT": str(tmp_path / "out"),
+           "LANELAB_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "lanelab", "watch", "--policy", "2026-05-25"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = proc.stdout.readline().strip()
+        assert base.startswith("http://127.0.0.1:")
+        with httpx.Client(trust_env=False, timeout=30) as http:  # a client of the user's own, through the proxy
+            token = http.post(f"{base}/_sim/tokens", json={"kind": "pkce"}).json()["access_token"]
+            reply = http.post(f"{base}/v1/messages", headers={"authorization": f"Bearer {token}",
+                                                               "anthropic-beta": "oauth-2025-04-20",
+                                                               "anthropic-version": "2023-06-01"},
+                              json={"model": "claude-sonnet-4-6", "max_tokens": 1,
+                                    "messages": [{"role": "user", "content": "hi"}]})
+        assert reply.status_code == 200
+        first = proc.stdout.readline()
+        assert "POST /_sim/tokens  200" in first
+        second = proc.stdout.readline()
+        assert "POST /v1/messages  200  served_plan  lane=plan  claim=five_hour" in second
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert rest.splitlines()[0] == "tally: 2 exchange(s)" and "served_plan / lane plan: 1" in rest
+    assert "Traceback" not in err
