@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +40,8 @@ from lanelab.wire.classify import classify, load_taxonomy
 from lanelab.wire.spec import Observation, RequestSpec
 
 __all__ = ["ALREADY_PASSES", "BUDGET", "DEFAULT_PASS_OUTCOMES", "FAIL", "FOUND", "NOT_ISOLATED", "NO_FLIP",
-           "PASS", "STRATEGIES", "UNCLEAR", "BisectResult", "ProbeRecord", "ProbeSession", "SendFn",
-           "Verdict", "bisect", "bisect_run_id", "bisect_to_run", "http_probe", "search"]
+           "PASS", "STRATEGIES", "UNCLEAR", "BisectResult", "OutOfBudget", "ProbeRecord", "ProbeSession", "SendFn",
+           "Verdict", "binary_worst_case", "bisect", "bisect_run_id", "bisect_to_run", "http_probe", "search"]
 
 STRATEGIES = ("binary", "ddmin", "one_at_a_time", "exhaustive")
 PASS, FAIL, UNCLEAR = "pass", "fail", "unclear"
@@ -54,6 +55,10 @@ FOUND, NO_FLIP, ALREADY_PASSES, BUDGET, NOT_ISOLATED = (
 
 class _OutOfBudget(Exception):
     pass
+
+
+#: Raised by :meth:`ProbeSession.flips` when its budget is used up (:func:`search` turns it into ``budget_exhausted``).
+OutOfBudget = _OutOfBudget
 
 
 @dataclass
@@ -272,6 +277,16 @@ def _exhaustive(n: int, t: ProbeSession) -> tuple[str, list[int]]:
     return NO_FLIP, []
 
 
+def binary_worst_case(n: int, causes: int = 1) -> int:
+    """Most requests binary reduction sends over ``n`` edits to isolate ``causes`` needed edits, both ends unknown and
+    no retries: per cause a binary search (``ceil(log2 n)`` probes) and one confirming probe, plus the end with every
+    edit applied. Returns 0 for ``n`` = 0."""
+    if n <= 0:
+        return 0
+    causes = max(1, min(causes, n))
+    return causes * (math.ceil(math.log2(n)) + 1) + 1 if n > 1 else 2
+
+
 _RUN = {"binary": _binary, "ddmin": _ddmin, "one_at_a_time": _one_at_a_time, "exhaustive": _exhaustive}
 
 
@@ -326,18 +341,20 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
            strategy: str = "binary", budget: int | None = None, repeats: int = 0, retries_unclear: int = 1,
            pass_outcomes: Collection[str] = DEFAULT_PASS_OUTCOMES, check_ends: bool = False,
            known_outcomes: tuple[bool | None, bool | None] = (None, None), store: Any = None,
-           profile: str = "bisect", diffs: Sequence[Difference] | None = None) -> BisectResult:
+           profile: str = "bisect", diffs: Sequence[Difference] | None = None, grain: str = "field") -> BisectResult:
     """Find a 1-minimal set of differences that turns ``failing`` into a request that passes.
 
     ``probe(spec)`` sends one request and answers ``True``/``False``, an outcome id (``"served_plan"``…) or an
     :class:`Observation` (then classified, and stored as a cell in ``store``, a :class:`lanelab.runs.RunWriter`).
     ``known_outcomes`` = (failing passes?, passing passes?) when both were already sent, to save requests.
+    ``grain="fine"`` bisects over fine-grain differences (each beta token, system sentence and tool; see
+    :func:`lanelab.walkthrough.diff.differences`) so the cause names the element to act on.
     :func:`bisect_to_run` does the usual setup (an HTTP probe, a fresh run file) in one call.
 
     Returns a :class:`BisectResult` (``status``, ``cause``, requests spent, every probe). Raises ``ValueError`` for
     an unknown strategy; a budget that runs out is a status (``budget_exhausted``), not an error.
     """
-    all_diffs = list(diffs) if diffs is not None else diff_specs(failing, passing).rows
+    all_diffs = list(diffs) if diffs is not None else diff_specs(failing, passing, grain=grain).rows
     excluded = [d for d in all_diffs if d.b is not MISSING and is_attestation(d.b)]
     usable = [d for d in all_diffs if d not in excluded]
     base_verdict = _default_verdict(pass_outcomes)

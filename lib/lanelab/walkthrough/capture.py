@@ -3,7 +3,9 @@
 Point a client's base URL (``ANTHROPIC_BASE_URL``, the SDK's ``base_url``, Hermes' provider base URL) at the proxy.
 It forwards each request to the upstream exactly as received (same method, target, header values, body bytes; only
 the hop-by-hop headers and ``host`` are the proxy's own), streams the response back chunk by chunk without buffering,
-and appends one redacted JSON line per exchange with timing. The upstream is the simulator, or the real API only with
+and appends one redacted JSON line per exchange with timing (written before the answer's closing message, so a
+chunked answer ends only once its exchange is recorded; hooks for a watcher, :class:`CaptureHooks`, never change
+what is forwarded). The upstream is the simulator, or the real API only with
 the live opt-in and only on an allow-listed host, so a credential passing through goes nowhere else.
 """
 
@@ -12,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +37,7 @@ from lanelab.wire.spec import observe_response
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureLog", "CaptureProxy", "CaptureRefused",
+__all__ = ["HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureHooks", "CaptureLog", "CaptureProxy", "CaptureRefused",
            "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
 
 #: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
@@ -114,12 +117,29 @@ def _pairs(headers: list[tuple[str, str]]) -> list[list[str]]:
     return [[k, next(iter(redact.redact_headers([(k, v)]).values()))] for k, v in headers]
 
 
+@dataclass
+class CaptureHooks:
+    """What a watcher (lanelab.walkthrough.watch) may add to the proxy; forwarding itself never changes.
+
+    ``gate(record)`` runs before forwarding, with the request part of the exchange record: it returns None to
+    forward, or ``(status, headers, body)`` for the proxy to answer itself (the answer is recorded, flagged with
+    ``"answered_by": "proxy"``, and nothing goes upstream). ``on_response(record, status, headers)`` runs when the
+    upstream's status line and headers arrive, before the body is relayed. ``on_record(record)`` runs after each
+    exchange record is written. Hooks run on the proxy's event loop: keep them quick, and never raise.
+    """
+
+    gate: Callable[[dict[str, Any]], tuple[int, list[tuple[str, str]], bytes] | None] | None = None
+    on_response: Callable[[dict[str, Any], int, list[tuple[str, str]]], None] | None = None
+    on_record: Callable[[dict[str, Any]], None] | None = None
+
+
 class CaptureApp:
     """The ASGI proxy: forwards each exchange to ``upstream`` and hands its record to ``sink``."""
 
-    def __init__(self, upstream: str, sink: CaptureLog):
+    def __init__(self, upstream: str, sink: CaptureLog, hooks: CaptureHooks | None = None):
         self.upstream = upstream
         self.sink = sink
+        self.hooks = hooks or CaptureHooks()
         self.client: httpx.AsyncClient | None = None
         self._seq = 0
 
@@ -150,9 +170,28 @@ class CaptureApp:
         forwarded = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "host"]
         query = scope.get("query_string", b"").decode("latin-1")
         record = _request_record(seq, self.upstream, scope, query, received, forwarded, body)
-        request = self._upstream_request(scope, query, received, forwarded, body)
-        relayed = await self._relay(request, send, started)
-        self.sink.write(_complete_record(record, relayed, started))
+        answer = self.hooks.gate(record) if self.hooks.gate is not None else None
+        if answer is not None:
+            relayed = await self._answer(send, *answer)
+            record["answered_by"] = "proxy"
+        else:
+            request = self._upstream_request(scope, query, received, forwarded, body)
+            relayed = await self._relay(request, send, started, record)
+        done = _complete_record(record, relayed, started)
+        try:
+            self.sink.write(done)
+            if self.hooks.on_record is not None:
+                self.hooks.on_record(done)
+        finally:
+            if relayed.open_body:  # the client sees the end of the answer once the exchange is recorded
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _answer(self, send: Any, status: int, headers: list[tuple[str, str]], payload: bytes) -> _Relayed:
+        """Answer the client with the proxy's own response (a hook's), instead of forwarding."""
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+        await send({"type": "http.response.body", "body": payload})
+        return _Relayed(status=status, headers=list(headers), kept=bytearray(payload))
 
     def _upstream_request(self, scope: dict, query: str, received: list[tuple[str, str]],
                           forwarded: list[tuple[str, str]], body: bytes) -> httpx.Request:
@@ -167,7 +206,8 @@ class CaptureApp:
             request.headers["content-length"] = str(len(body))
         return request
 
-    async def _relay(self, request: httpx.Request, send: Any, started: float) -> _Relayed:
+    async def _relay(self, request: httpx.Request, send: Any, started: float,
+                     record: dict[str, Any] | None = None) -> _Relayed:
         """Send ``request`` upstream and stream its answer to the client; a 502 when the upstream is unreachable."""
         assert self.client is not None
         relayed = _Relayed()
@@ -180,6 +220,8 @@ class CaptureApp:
         relayed.status = response.status_code
         relayed.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
         relayed.headers_ms = (time.perf_counter() - started) * 1000
+        if self.hooks.on_response is not None and record is not None:
+            self.hooks.on_response(record, relayed.status, relayed.headers)
         try:
             await _stream(response, send, relayed, started)
         except (httpx.HTTPError, OSError) as exc:
@@ -210,6 +252,7 @@ class _Relayed:
     headers_ms: float | None = None
     first_chunk_ms: float | None = None
     error: str | None = None
+    open_body: bool = False  # every chunk relayed; the closing (empty) body message is still to be sent
 
 
 async def _read_body(receive: Any) -> bytes:
@@ -233,7 +276,7 @@ async def _stream(response: httpx.Response, send: Any, relayed: _Relayed, starte
         if len(relayed.kept) < RECORD_LIMIT:
             relayed.kept.extend(chunk[: RECORD_LIMIT - len(relayed.kept)])
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    relayed.open_body = True
 
 
 def _request_record(seq: int, upstream: str, scope: dict, query: str, received: list[tuple[str, str]],
@@ -363,17 +406,20 @@ class CaptureProxy:
 
 @contextlib.contextmanager
 def running_capture(upstream: str, out_path: str | Path, port: int = 0,
-                    settings: Settings | None = None, tls: TLS | None = None) -> Iterator[CaptureProxy]:
+                    settings: Settings | None = None, tls: TLS | None = None, *, hooks: CaptureHooks | None = None,
+                    sock: socket.socket | None = None) -> Iterator[CaptureProxy]:
     """Run the proxy on 127.0.0.1 (a free port when 0) in a background thread for the ``with`` block.
 
     ``tls`` serves https under the certificate's host name (capturing a client under the real host name).
+    ``hooks`` (:class:`CaptureHooks`) let a watcher see each exchange and answer requests itself; ``sock`` serves a
+    listening socket made elsewhere (one bound inside a private network namespace) instead of binding ``port``.
     Yields a :class:`CaptureProxy` (point the client at its ``base_url``). Raises :class:`CaptureRefused` for an
     upstream off the allow-list (or live without the opt-in) and :class:`lanelab.serve.ServerStartError` when the
     proxy cannot start.
     """
     upstream = check_upstream(upstream, settings)
     out_path = Path(out_path)
-    app = CaptureApp(upstream, CaptureLog(out_path, upstream))
+    app = CaptureApp(upstream, CaptureLog(out_path, upstream), hooks)
     with running_server(app, port, tls=tls, lifespan="on", name="lanelab-capture", server_header=False,
-                        date_header=False) as served:
+                        date_header=False, sock=sock) as served:
         yield CaptureProxy(served.base_url, upstream, out_path)

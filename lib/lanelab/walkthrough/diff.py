@@ -2,7 +2,13 @@
 
 Each difference is an atomic edit with a location inside a :class:`RequestSpec` (a header, a query parameter, a
 system block, one field of one tool, a top-level body field). :func:`apply_differences` moves any subset of them from
-one side to the other, which is what :mod:`lanelab.walkthrough.bisect` needs. Rows are annotated from
+one side to the other, which is what :mod:`lanelab.walkthrough.bisect` needs.
+
+Two grains. ``"field"`` (the default) is the table a person reads: one row per header, body field, system block
+and tool field, lists aligned by position. ``"fine"`` is what diagnose bisects over, so that an answer names the
+element to act on: each ``anthropic-beta`` token, each system sentence (split as lint splits them), each tool
+(lists aligned by tool name, so one removed tool is one difference, not a shifted tail) and each field of a tool
+present on both sides. Fine differences are edits of the first request: apply them to it (``side="b"``). Rows are annotated from
 ``data/diff_annotations.toml`` with what public reports say about that kind of difference, and their sources.
 
 The kit only *reports* whether a request carries Claude Code's billing attestation block; it never writes one, and the
@@ -11,6 +17,7 @@ table never shows one's content.
 
 from __future__ import annotations
 
+import difflib
 import html
 import json
 import re
@@ -26,14 +33,18 @@ from lanelab.config import data_dir
 from lanelab.datafiles import read_toml
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["ATTESTATION_PREFIX", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc", "SpecDiff",
-           "apply_differences", "carries_attestation", "diff_specs", "differences", "is_attestation",
-           "load_annotations", "show"]
+__all__ = ["ATTESTATION_PREFIX", "GRAINS", "LIST_HEADERS", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc",
+           "SpecDiff", "apply_differences", "carries_attestation", "diff_specs", "differences", "is_attestation",
+           "is_fine", "keep_sentences", "load_annotations", "show"]
 
 #: The prefix of a system text block that is a billing attestation (references/hermes.md F7). Detection only.
 ATTESTATION_PREFIX = "x-anthropic-billing-header:"
 #: Longest value shown in a table cell.
 SHOW_CHARS = 90
+#: Difference grains (see the module docstring).
+GRAINS = ("field", "fine")
+#: Headers whose value is a comma-separated list of tokens; at fine grain each token is one difference.
+LIST_HEADERS = ("anthropic-beta",)
 
 
 class _Missing:
@@ -91,6 +102,7 @@ class Difference:
     a: Any
     b: Any
     annotations: tuple[Annotation, ...] = ()
+    grain: str = "field"
 
     @property
     def change(self) -> str:
@@ -181,8 +193,16 @@ def _body_diffs(a: Any, b: Any) -> Iterator[Difference]:
             yield Difference(part, k, ("body", k), va, vb)
 
 
-def differences(a: RequestSpec, b: RequestSpec) -> list[Difference]:
-    """The atomic differences between two specs, in a stable order (request line, query, headers, body)."""
+def differences(a: RequestSpec, b: RequestSpec, grain: str = "field") -> list[Difference]:
+    """The atomic differences between two specs, in a stable order (request line, query, headers, body).
+
+    ``grain`` is ``"field"`` (the default) or ``"fine"`` (see the module docstring). Raises ``ValueError`` for an
+    unknown grain.
+    """
+    if grain == "fine":
+        return _fine_differences(a, b)
+    if grain != "field":
+        raise ValueError(f"Unknown grain {grain!r}; choose one of {', '.join(GRAINS)}.")
     out: list[Difference] = []
     for name in _REQUEST_FIELDS:
         va, vb = getattr(a, name), getattr(b, name)
@@ -196,6 +216,191 @@ def differences(a: RequestSpec, b: RequestSpec) -> list[Difference]:
     return out
 
 
+# --- fine grain --------------------------------------------------------------------------------------------------
+# A fine difference's ``loc`` may end in a tuple step, always relative to the FIRST request:
+#   ("token", t)     one token of a list header (LIST_HEADERS) at loc[:-1]
+#   ("s", j)         sentence j of the text at loc[:-1]
+#   ("s+", j, m)     a sentence inserted before sentence j of that text (m: its place in the second request)
+#   ("+", i, m)      an element inserted before element i of the list at loc[:-1] (m: its place in the second one)
+_TOKEN, _SENT, _SENT_INS, _INS = "token", "s", "s+", "+"
+
+
+def is_fine(diff: Difference) -> bool:
+    """Whether ``diff`` is a fine-grain difference (see :func:`differences`): it applies to the first request only."""
+    return diff.grain == "fine"
+
+
+def _fine(part: str, key: str, loc: Loc, a: Any, b: Any) -> Difference:
+    return Difference(part, key, loc, a, b, grain="fine")
+
+
+def _tokens(value: Any) -> list[str]:
+    if value is MISSING or value is None:
+        return []
+    return [t.strip() for t in str(value).split(",") if t.strip()]
+
+
+def _sentence_texts(text: str) -> list[str]:
+    # one sentence splitter for lint and diff; imported here because lint imports this module
+    from lanelab.walkthrough.lint import sentence_spans
+
+    return [text[x:y] for x, y in sentence_spans(text)]
+
+
+def _text_diffs(label: str, loc: Loc, a_text: str, b_text: str) -> Iterator[Difference]:
+    """Sentence-level differences between two texts of a system prompt (``loc`` is where the text lives); one
+    whole-text difference when sentences cannot express the change exactly (spacing between sentences changed)."""
+    sa, sb = _sentence_texts(a_text), _sentence_texts(b_text)
+    out: list[Difference] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, sa, sb, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        paired = min(i2 - i1, j2 - j1) if op == "replace" else 0
+        for n in range(paired):
+            out.append(_fine("system", f"{label} sentence {i1 + n + 1}", (*loc, (_SENT, i1 + n)), sa[i1 + n],
+                             sb[j1 + n]))
+        out.extend(_fine("system", f"{label} sentence {i + 1}", (*loc, (_SENT, i)), sa[i], MISSING)
+                   for i in range(i1 + paired, i2))
+        out.extend(_fine("system", f"{label} added sentence {j + 1}", (*loc, (_SENT_INS, i2, j)), MISSING, sb[j])
+                   for j in range(j1 + paired, j2))
+    edited = _edit_text(a_text, out)
+    if edited == b_text or (not b_text and not edited.strip()):
+        yield from out
+    elif a_text != b_text:
+        yield _fine("system", label, loc, a_text or MISSING, b_text or MISSING)
+
+
+def _text_block(block: Any) -> bool:
+    """A system block whose text can be split into sentences (never an attestation block)."""
+    if is_attestation(block):
+        return False
+    return isinstance(block, str) or (isinstance(block, dict) and isinstance(block.get("text"), str))
+
+
+def _system_fine(va: Any, vb: Any) -> Iterator[Difference]:
+    loc: Loc = ("body", "system")
+    if isinstance(va, str) or isinstance(vb, str):
+        if all(v is MISSING or (isinstance(v, str) and not is_attestation(v)) for v in (va, vb)):
+            yield from _text_diffs("system", loc, "" if va is MISSING else va, "" if vb is MISSING else vb)
+        else:
+            yield _fine("system", "system", loc, va, vb)
+        return
+    la, lb = ([] if va is MISSING else va), ([] if vb is MISSING else vb)
+    if not (isinstance(la, list) and isinstance(lb, list)) or (not la and va is not MISSING) or \
+            (not lb and vb is not MISSING):
+        yield _fine("system", "system", loc, va, vb)
+        return
+    for i in range(max(len(la), len(lb))):
+        ba = la[i] if i < len(la) else MISSING
+        bb = lb[i] if i < len(lb) else MISSING
+        if ba == bb:
+            continue
+        label = f"system[{i}]"
+        if ba is MISSING:
+            yield _fine("system", label, (*loc, (_INS, len(la), i)), MISSING, bb)
+        elif _text_block(ba) and (bb is MISSING or (_text_block(bb) and isinstance(ba, dict) == isinstance(bb, dict))):
+            text_loc: Loc = (*loc, i, "text") if isinstance(ba, dict) else (*loc, i)
+            if isinstance(ba, dict) and isinstance(bb, dict):
+                rest_a = {k: v for k, v in ba.items() if k != "text"}
+                rest_b = {k: v for k, v in bb.items() if k != "text"}
+                for d in _dict_diffs("system", (*loc, i), rest_a, rest_b, key_fmt=f"{label}.{{k}}"):
+                    yield _fine(d.part, d.key, d.loc, d.a, d.b)
+            b_text = "" if bb is MISSING else (bb["text"] if isinstance(bb, dict) else bb)
+            yield from _text_diffs(label, text_loc, ba["text"] if isinstance(ba, dict) else ba, b_text)
+        else:
+            yield _fine("system", label, (*loc, i), ba, bb)
+
+
+def _tool_key(tool: Any) -> str:
+    """What aligns tools: the name (top level, or an OpenAI ``function`` name), else the tool itself."""
+    if isinstance(tool, dict):
+        fn = tool.get("function")
+        name = tool.get("name", fn.get("name") if isinstance(fn, dict) else None)
+        if isinstance(name, str):
+            return name
+    return "#" + _flat(tool)
+
+
+def _tools_fine(va: Any, vb: Any) -> Iterator[Difference]:
+    loc: Loc = ("body", "tools")
+    la, lb = ([] if va is MISSING else va), ([] if vb is MISSING else vb)
+    if not (isinstance(la, list) and isinstance(lb, list)) or (not la and va is not MISSING) or \
+            (not lb and vb is not MISSING):
+        yield _fine("tools", "tools", loc, va, vb)
+        return
+
+    def pair(i: int, j: int) -> Iterator[Difference]:
+        ta, tb = la[i], lb[j]
+        if ta == tb:
+            return
+        if isinstance(ta, dict) and isinstance(tb, dict):
+            for d in _dict_diffs("tools", (*loc, i), ta, tb, key_fmt=f"tools[{i}].{{k}}"):
+                yield _fine(d.part, d.key, d.loc, d.a, d.b)
+        else:
+            yield _fine("tools", f"tools[{i}]", (*loc, i), ta, tb)
+
+    ka, kb = [_tool_key(t) for t in la], [_tool_key(t) for t in lb]
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ka, kb, autojunk=False).get_opcodes():
+        paired = (i2 - i1) if op == "equal" else min(i2 - i1, j2 - j1) if op == "replace" else 0
+        for n in range(paired):
+            yield from pair(i1 + n, j1 + n)
+        for i in range(i1 + paired, i2):
+            yield _fine("tools", f"tools[{i}]", (*loc, i), la[i], MISSING)
+        for j in range(j1 + paired, j2):
+            yield _fine("tools", f"tools[+{j}]", (*loc, (_INS, i2, j)), MISSING, lb[j])
+
+
+def _join_tokens(tokens: Sequence[str], like: Any) -> str:
+    return (", " if ", " in str("" if like is MISSING else like) else ",").join(tokens)
+
+
+def _token_diffs(name: str, va: Any, vb: Any) -> list[Difference] | None:
+    """One difference per token of a list header, or None when tokens cannot express the change exactly (a repeated
+    token, a reordering, other spacing): the header is then one difference."""
+    ta, tb = _tokens(va), _tokens(vb)
+    if (not ta and not tb) or len(set(ta)) != len(ta) or len(set(tb)) != len(tb):
+        return None
+    kept = [t for t in ta if t in tb]
+    result = _join_tokens(kept + [t for t in tb if t not in ta], va)
+    if (result or MISSING) != vb:
+        return None
+    return ([_fine("header", f"{name}: {t}", ("headers", name, (_TOKEN, t)), t, MISSING) for t in ta if t not in tb]
+            + [_fine("header", f"{name}: {t}", ("headers", name, (_TOKEN, t)), MISSING, t) for t in tb if t not in ta])
+
+
+def _fine_differences(a: RequestSpec, b: RequestSpec) -> list[Difference]:
+    out = [_fine(d.part, d.key, d.loc, d.a, d.b) for d in differences(a, b) if d.part in ("request", "query")]
+    lower_a = {k.lower(): v for k, v in (a.headers or {}).items()}
+    lower_b = {k.lower(): v for k, v in (b.headers or {}).items()}
+    for name in sorted(set(lower_a) | set(lower_b)):
+        va, vb = lower_a.get(name, MISSING), lower_b.get(name, MISSING)
+        if va == vb:
+            continue
+        tokens = _token_diffs(name, va, vb) if name in LIST_HEADERS else None
+        if tokens is not None:
+            out.extend(tokens)
+            continue
+        out.append(_fine("header", name, ("headers", name), va, vb))
+    ba, bb = a.body, b.body
+    if not (isinstance(ba, dict) and isinstance(bb, dict)):
+        out.extend(_fine(d.part, d.key, d.loc, d.a, d.b) for d in _body_diffs(ba, bb))
+        return out
+    for k in sorted(set(ba) | set(bb)):
+        va, vb = ba.get(k, MISSING), bb.get(k, MISSING)
+        if va == vb:
+            continue
+        if k == "system":
+            out.extend(_system_fine(va, vb))
+        elif k == "tools":
+            out.extend(_tools_fine(va, vb))
+        elif k == "messages" and isinstance(va, list) and isinstance(vb, list):
+            out.extend(_fine(d.part, d.key, d.loc, d.a, d.b)
+                       for d in _list_diffs("messages", "messages", ("body", "messages"), va, vb, split_fields=False))
+        else:
+            out.append(_fine({"messages": "messages"}.get(k, "body"), k, ("body", k), va, vb))
+    return out
+
+
 # --- applying differences ----------------------------------------------------------------------------------------
 
 def _purge(obj: Any) -> Any:
@@ -206,10 +411,24 @@ def _purge(obj: Any) -> Any:
     return obj
 
 
+def _get(root: Any, loc: Loc, default: Any = MISSING) -> Any:
+    node = root
+    for step in loc:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return default
+        if node is MISSING:
+            return default
+    return node
+
+
 def _set(root: dict, loc: Loc, value: Any) -> None:
     node: Any = root
     for step in loc[:-1]:
         node = node[step]
+        if node is MISSING:  # a container removed by a coarser edit of the same set: nothing left to edit
+            return
     last = loc[-1]
     if isinstance(node, list):
         while len(node) <= last:
@@ -219,25 +438,140 @@ def _set(root: dict, loc: Loc, value: Any) -> None:
         node[last] = value
 
 
+def _edit_text(text: str, edits: Sequence[Difference]) -> str:
+    """``text`` with sentence edits applied (removed, replaced, inserted), separators of the kept sentences kept."""
+    from lanelab.walkthrough.lint import sentence_spans
+
+    spans = sentence_spans(text)
+    removed = {d.loc[-1][1] for d in edits if d.loc[-1][0] == _SENT and d.b is MISSING}
+    replaced = {d.loc[-1][1]: d.b for d in edits if d.loc[-1][0] == _SENT and d.b is not MISSING}
+    inserted: dict[int, list[tuple[int, str]]] = {}
+    for d in edits:
+        if d.loc[-1][0] == _SENT_INS:
+            inserted.setdefault(d.loc[-1][1], []).append((d.loc[-1][2], str(d.b)))
+    out = [text[: spans[0][0]] if spans else ""]
+    for j in range(len(spans) + 1):
+        for _, sentence in sorted(inserted.get(j, [])):
+            out.append(sentence + " ")
+        if j == len(spans):
+            break
+        start, end = spans[j]
+        if j in removed:
+            continue
+        sep = text[end: spans[j + 1][0]] if j + 1 < len(spans) else text[end:]
+        out.append(str(replaced.get(j, text[start:end])) + sep)
+    new = "".join(out)
+    return new.rstrip() if (removed or inserted) and not text[-1:].isspace() else new
+
+
+def keep_sentences(text: str, keep: Iterable[int]) -> str:
+    """``text`` with only the sentences numbered in ``keep`` (0-based, as lint splits them), separators kept: the
+    text fine differences reach when they remove the other sentences (how diagnose builds a reduced reference)."""
+    from lanelab.walkthrough.lint import sentence_spans
+
+    kept = set(keep)
+    drop = [_fine("system", "", ("text", (_SENT, j)), text[a:b], MISSING)
+            for j, (a, b) in enumerate(sentence_spans(text)) if j not in kept]
+    return _edit_text(text, drop)
+
+
+def _apply_fine(d: dict[str, Any], diffs: Sequence[Difference]) -> set[Loc]:
+    """Apply the special steps (sentences, tokens, inserts) of fine differences to ``d`` in place; the lists that
+    lost elements (emptied ones are then removed with their key)."""
+    touched: set[Loc] = set()
+    by_text: dict[Loc, list[Difference]] = {}
+    for diff in diffs:
+        if diff.loc and isinstance(diff.loc[-1], tuple) and diff.loc[-1][0] in (_SENT, _SENT_INS):
+            by_text.setdefault(diff.loc[:-1], []).append(diff)
+    for text_loc, edits in by_text.items():
+        current = _get(d, text_loc, "")
+        new = _edit_text(current if isinstance(current, str) else "", edits)
+        holder = text_loc[:-1] if text_loc[-1] == "text" else text_loc
+        if new.strip():
+            _set(d, text_loc, new)
+        else:  # every sentence went: the block (or a string system prompt) goes with them
+            _set(d, holder, MISSING)
+            touched.add(holder[:-1])
+    return touched
+
+
+def _apply_tokens(d: dict[str, Any], diffs: Sequence[Difference], original: dict[str, str]) -> None:
+    by_header: dict[str, list[Difference]] = {}
+    for diff in diffs:
+        if diff.loc and isinstance(diff.loc[-1], tuple) and diff.loc[-1][0] == _TOKEN:
+            by_header.setdefault(diff.loc[1], []).append(diff)
+    for name, edits in by_header.items():
+        value = original.get(name, "")
+        tokens = _tokens(value)
+        drop = {e.a for e in edits if e.b is MISSING}
+        tokens = [t for t in tokens if t not in drop] + [e.b for e in edits if e.a is MISSING and e.b not in tokens]
+        if tokens:
+            d["headers"][name] = _join_tokens(tokens, value)
+        else:
+            d["headers"].pop(name, None)
+
+
+def _apply_inserts(d: dict[str, Any], diffs: Sequence[Difference]) -> None:
+    by_list: dict[Loc, list[Difference]] = {}
+    for diff in diffs:
+        if diff.loc and isinstance(diff.loc[-1], tuple) and diff.loc[-1][0] == _INS:
+            by_list.setdefault(diff.loc[:-1], []).append(diff)
+    for list_loc, edits in by_list.items():
+        if list_loc[0] == "body" and not isinstance(d["body"], dict):
+            d["body"] = {}
+        current = _get(d, list_loc, [])
+        current = current if isinstance(current, list) else []
+        new: list[Any] = []
+        for i in range(len(current) + 1):
+            new.extend(json.loads(json.dumps(e.b)) for e in sorted(edits, key=lambda e: e.loc[-1][2])
+                       if e.loc[-1][1] == i)
+            if i < len(current):
+                new.append(current[i])
+        _set(d, list_loc, new)
+
+
 def apply_differences(spec: RequestSpec, diffs: Iterable[Difference], side: str = "b") -> RequestSpec:
     """A copy of ``spec`` with each difference's location set to its ``side`` value ("a" or "b").
 
     Applied to the first spec of :func:`differences`, all of them give the second, none of them the first, and any
-    subset a request in between; list elements keep their order.
+    subset a request in between; list elements keep their order. Fine differences (``grain="fine"``) apply to the
+    first spec only: a list emptied by them loses its key, and a ``tool_choice`` left without tools goes too (the
+    API refuses one), so every subset is a well-formed request. Raises ``ValueError`` for a bad ``side``, or
+    ``side="a"`` with fine differences.
     """
     if side not in ("a", "b"):
         raise ValueError("side must be 'a' or 'b'")
+    diffs = list(diffs)
+    fine = [x for x in diffs if is_fine(x)]
+    if fine and side == "a":
+        raise ValueError("Fine-grain differences are edits of the first request; apply them with side='b'.")
     d = {"method": spec.method, "path": spec.path, "auth": spec.auth, "query": dict(spec.query or {}),
          "headers": {k.lower(): v for k, v in (spec.headers or {}).items()}, "body": spec.copy().body}
-    for diff in diffs:
+    original_headers = dict(d["headers"])
+    touched = _apply_fine(d, fine) if fine else set()
+    plain = [x for x in diffs if not (x.loc and isinstance(x.loc[-1], tuple))]
+    # deeper locations first, so removing a whole tool wins over renaming it in the same set
+    for diff in sorted(plain, key=lambda x: -len(x.loc)):
         value = diff.b if side == "b" else diff.a
         if diff.loc == ("body",):
             d["body"] = None if value is MISSING else value
             continue
         if diff.loc[0] == "body" and not isinstance(d["body"], dict):
             d["body"] = {}
+        if is_fine(diff) and value is MISSING and len(diff.loc) == 3 and diff.loc[0] == "body":
+            touched.add(diff.loc[:2])
         _set(d, diff.loc, json.loads(json.dumps(value)) if value is not MISSING else MISSING)
+    if fine:
+        _apply_tokens(d, fine, original_headers)
+        _apply_inserts(d, fine)
     d = {k: (_purge(v) if k in ("query", "headers", "body") else v) for k, v in d.items()}
+    body = d["body"]
+    if fine and isinstance(body, dict):
+        for loc in touched:
+            if len(loc) == 2 and body.get(loc[1]) == []:
+                del body[loc[1]]
+        if ("body", "tools") in touched and "tools" not in body:
+            body.pop("tool_choice", None)
     return RequestSpec(method=d["method"], path=d["path"], query=d["query"], headers=d["headers"], body=d["body"],
                        auth=d["auth"], credential=spec.credential)
 
@@ -334,9 +668,10 @@ class SpecDiff:
 
 
 def diff_specs(a: RequestSpec, b: RequestSpec, a_label: str = "A", b_label: str = "B",
-               annotations: Sequence[Annotation] | None = None) -> SpecDiff:
+               annotations: Sequence[Annotation] | None = None, grain: str = "field") -> SpecDiff:
     """Structural diff of two requests, each difference annotated from ``data/diff_annotations.toml``.
 
+    ``grain`` is ``"field"`` (the default) or ``"fine"`` (see :func:`differences`).
     Returns a :class:`SpecDiff` (renders as a table in a notebook; ``to_frame()``, ``to_markdown()``). Raises
     :class:`lanelab.datafiles.DataFileError` when the annotation catalog cannot be read.
     """
@@ -344,7 +679,7 @@ def diff_specs(a: RequestSpec, b: RequestSpec, a_label: str = "A", b_label: str 
         b_label = b_label + " (2)"
     catalog = load_annotations() if annotations is None else list(annotations)
     rows = []
-    for d in differences(a, b):
+    for d in differences(a, b, grain):
         found = tuple(an for an in catalog if an.matches(d))
-        rows.append(Difference(d.part, d.key, d.loc, d.a, d.b, found))
+        rows.append(Difference(d.part, d.key, d.loc, d.a, d.b, found, d.grain))
     return SpecDiff(a_label, b_label, rows, carries_attestation(a), carries_attestation(b))
