@@ -14,7 +14,7 @@ from typing import Any
 from lanelab.config import data_dir
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 
-__all__ = ["FIELDS", "Remedy", "RemediesError", "load_remedies", "remedies_path", "sentence"]
+__all__ = ["FIELDS", "RemediesError", "Remedy", "load_remedies", "remedies_path", "sentence"]
 
 #: The keys of one ``[[remedy]]``: required ones first, then the optional ones.
 FIELDS = {"id": True, "text": True, "caveat": True, "source": True, "generic": False, "short": False, "since": False}
