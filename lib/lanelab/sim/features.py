@@ -169,7 +169,7 @@ def _parse_body(body: Any) -> Any:
             return None
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to read, junk all the same
             return body
     return body
 
@@ -204,7 +204,7 @@ def _tool_name(tool: Any) -> str | None:
 def _json_size(value: Any) -> int:
     try:
         return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return 0
 
 
