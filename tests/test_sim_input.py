@@ -201,8 +201,8 @@ GATE_RULE = '[[rule]]\nid = "v"\nwhen = { claims_version_below_floor = "yes" }\n
     ('[service]\nusage_shape = 2026\nusage_shape_source = "s"\n', "", "service.usage_shape must be one of"),
     ('[service]\nfavourite = 1\n', "", "unknown key(s) ['favourite']"),
     ('[hosts]\napi = "api.anthropic.com"\n', "", "hosts.api must be a list of non-empty strings"),
-    ('[hosts]\napi = []\ntoken = []\nauthorize = []\ncallback = []\nsource = "s"\n[[hosts.redirect]]\nhost = "h"\n'
-     'path = "/p"\nto = "https://x/y"\nstatus = 200\nsource = "s"\n', "", "hosts.redirect[0].status"),
+    (('[hosts]\napi = []\ntoken = []\nauthorize = []\ncallback = []\nsource = "s"\n[[hosts.redirect]]\nhost = "h"\n'
+     'path = "/p"\nto = "https://x/y"\nstatus = 200\nsource = "s"\n'), "", "hosts.redirect[0].status"),
     ('[[model]]\nid = "m"\ndisplay_name = 3\nsource = "s"\n', "", "model[0].display_name must be a non-empty string"),
     ('[model]\nid = "m"\n', "", "model must be an array of tables"),
     ('[[token_endpoint.rule]]\nid = "t"\nwhen = { host_in = 3 }\noutcome = "token_not_found"\nsource = "s"\n', "",
@@ -225,8 +225,8 @@ def test_a_bad_policy_file_names_the_file_the_key_and_the_type(tmp_path: Path, e
     ('status = 400\nlane = "none"\nsource = "s"\nmessage = 3\n', "outcome.a.message must be a string"),
     ('status = 400\nlane = "none"\nsource = "s"\ncontent_type = "text/xml"\n', "outcome.a.content_type must be one of"),
     ('status = 400\nlane = "none"\nsource = "s"\nvariant = 3\n', "outcome.a.variant must be an array of tables"),
-    ('status = 400\nlane = "none"\nsource = "s"\n[[outcome.a.variant]]\nwhen = { extra_usage = "plenty" }\n'
-     'source = "s"\n', "when.extra_usage must be one of"),
+    (('status = 400\nlane = "none"\nsource = "s"\n[[outcome.a.variant]]\nwhen = { extra_usage = "plenty" }\n'
+     'source = "s"\n'), "when.extra_usage must be one of"),
     ('status = 400\nlane = "none"\nsource = "s"\n[[outcome.a.variant]]\nwhen = { team = "yes" }\nsource = "s"\n',
      "when.team must be true or false"),
 ])
