@@ -69,8 +69,8 @@ def test_the_billing_answer_names_them() -> None:
     ('[[remedy]]\nid = "a"\ntext = "t"\ncaveat = "c"\nsource = 3\n', "remedy[0].source must be a non-empty string"),
     ('[[remedy]]\nid = "a"\ntext = "Fix {fix}"\ncaveat = "c"\nsource = "s"\n', "remedy[0].generic is missing"),
     ('[[remedy]]\nid = "a"\ntext = "t"\ncaveat = "c"\nsource = "s"\ncolour = "red"\n', "unknown key(s) ['colour']"),
-    ('[[remedy]]\nid = "a"\ntext = "t"\ncaveat = "c"\nsource = "s"\n[[remedy]]\nid = "a"\ntext = "t"\ncaveat = "c"\n'
-     'source = "s"\n', "used twice"),
+    (('[[remedy]]\nid = "a"\ntext = "t"\ncaveat = "c"\nsource = "s"\n[[remedy]]\nid = "a"\ntext = "t"\ncaveat = "c"\n'
+     'source = "s"\n'), "used twice"),
 ])
 def test_a_bad_remedies_file_names_the_file_and_the_key(tmp_path: Path, text: str, says: str) -> None:
     path = tmp_path / "remedies.toml"
