@@ -289,3 +289,13 @@ def test_a_profile_with_an_attestation_marker_writes_its_caveat_into_the_run_hea
     plain = MatrixPlan.build("sdk-minimal", "ofat", ["x_app"], settings).run(
         token=sim_token(nov.base_url), credential="sim-pkce", progress=False)
     assert "profile_caveats" not in load_run(plain.path).header
+
+
+def test_every_november_rule_cites_a_reference_section_or_says_it_is_a_model_assumption() -> None:
+    policy = load_policy("2026-11")
+    for rule in (*policy.rules, *policy.token_rules):
+        assert "references/" in rule.source and "§" in rule.source or rule.source.startswith("model assumption"), \
+            rule.id
+    for key, source in policy.service.sources.items():
+        assert "references/autumn-2026.md §" in source, key
+    assert all("references/" in m.source for m in policy.models) and "references/" in policy.hosts.source
