@@ -14,6 +14,7 @@ from lanelab import redact
 from lanelab.cli import main as cli_main
 from lanelab.config import Settings
 from lanelab.errors import BudgetExceeded, LiveNotOptedIn
+from lanelab.findings.remedies import load_remedies
 from lanelab.matrix.profiles import ReferenceOnlyProfile, list_profiles, load_profile
 from lanelab.runs import load_run
 from lanelab.sim.server import running_simulator
@@ -24,7 +25,6 @@ from lanelab.walkthrough.diagnose import (
     apply_items,
     diagnose,
     lint_items,
-    load_remedies,
     plan_requests,
     reference_requests,
     run_diagnose,

@@ -11,7 +11,7 @@ from lanelab.sim import outcomes
 from lanelab.sim.outcomes import DEFAULT_ACCOUNT, OutcomeFileError, UnknownOutcome, render
 
 #: docs/contracts.md §1.1, verbatim.
-CONTRACT_OUTCOMES = ["plan", "third_party", "api_key", "oauth_unsupported", "invalid_x_api_key", "invalid_bearer", "token_expired", "scope_insufficient", "inference_scope_missing", "not_found", "generic_error", "claude_code_only", "long_context_unavailable", "long_context_auth_incompatible", "version_too_old", "monthly_spend_limit", "rate_limited", "burst_limited", "overloaded", "server_error", "token_not_found", "token_rate_limited", "token_forbidden", "token_bad_request", "token_invalid_format"]
+CONTRACT_OUTCOMES = ["plan", "third_party", "api_key", "oauth_unsupported", "invalid_x_api_key", "invalid_bearer", "token_expired", "scope_insufficient", "inference_scope_missing", "not_found", "generic_error", "claude_code_only", "long_context_unavailable", "long_context_auth_incompatible", "version_too_old", "monthly_spend_limit", "rate_limited", "burst_limited", "overloaded", "server_error", "token_not_found", "token_rate_limited", "token_forbidden", "token_bad_request", "token_invalid_format", "invalid_request", "long_context_extra_usage", "included_overage", "usage_rate_limited", "token_edge_banned"]
 
 OUT_OF_EXTRA = "You're out of extra usage. Add more at claude.ai/settings/usage and keep going."
 THIRD_PARTY = ("Third-party apps now draw from your extra usage, not your plan limits. "
@@ -38,7 +38,7 @@ def test_templates_define_exactly_the_contract_outcomes() -> None:
 def test_every_outcome_renders_consistently(outcome: str) -> None:
     reply = render(outcome, DEFAULT_ACCOUNT)
     assert 100 <= reply.status <= 599
-    assert reply.lane in ("plan", "extra_usage", "api", "none")
+    assert reply.lane in ("plan", "extra_usage", "included_overage", "api", "none")
     if reply.ok:
         assert reply.lane != "none" and reply.message is None and reply.error_type is None
     else:
@@ -130,7 +130,8 @@ def test_unknown_outcome_is_a_clear_error() -> None:
 def test_third_party_messages_are_verbatim_in_the_references() -> None:
     text = " ".join((REFERENCES / n).read_text(encoding="utf-8") for n in ("hermes.md", "protocol.md"))
     text = " ".join(text.split())
-    for msg in (OUT_OF_EXTRA, THIRD_PARTY, TEAM_OUT, TEAM_THIRD, render("version_too_old", None).message,
+    gate = render("version_too_old", None, details={"claimed": "2.1.75", "floor": "2.1.251"}).message
+    for msg in (OUT_OF_EXTRA, THIRD_PARTY, TEAM_OUT, TEAM_THIRD, gate,
                 render("inference_scope_missing", None).message, render("claude_code_only", None).message):
         assert msg in text
 

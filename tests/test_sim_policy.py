@@ -172,6 +172,24 @@ SHARED: dict[str, Case] = {
                                lambda: shaped(["Attach files like this. Use skill_manage to save skills."])),
     "mcp_single_underscore_tool": (lambda: shaped().with_body(tools=tools("mcp_read_file")),
                                    lambda: shaped().with_body(tools=tools("mcp__read_file"))),
+    "invalid_request_shape": (lambda: minimal().with_body(messages="x"), minimal),
+}
+FABLE = "claude-fable-5-1"
+OLD_CC = "claude-cli/2.1.74 (external, cli)"
+NEW_CC = "claude-cli/2.1.330 (external, cli)"
+AUGUST: dict[str, Case] = {
+    "identity_required_non_haiku": (minimal, lambda: minimal().with_body(model="claude-haiku-4-5")),
+    "no_claude_code_user_agent": (lambda: shaped().set("user-agent", "Anthropic/Python 0.86.0"), shaped),
+    "memory_or_session_search_tool": (lambda: shaped().with_body(tools=tools("mcp__memory")),
+                                      lambda: shaped().with_body(tools=tools("mcp__context_notes"))),
+    "hermes_identity_block": (lambda: shaped([hermes_identity_block().replace(SKILLS_SENTENCE, "")]),
+                              lambda: shaped(["Workspace notes: " + "the repository uses make. " * 100])),
+    "skills_guidance_sentence": (lambda: shaped([SKILLS_SENTENCE]),
+                                 lambda: shaped([SKILLS_SENTENCE.replace("save the approach as a skill",
+                                                                         "record the approach")])),
+    "large_hermes_prompt_spend_limit": (lambda: shaped(["Use chat_history_lookup to recall. " + "x" * 4500]),
+                                        lambda: shaped(["Use chat_history_lookup to recall. " + "x" * 3900])),
+    "default_plan": (shaped, minimal),
 }
 
 CASES: dict[str, dict[str, Case]] = {
@@ -179,51 +197,66 @@ CASES: dict[str, dict[str, Case]] = {
         **SHARED,
         "default_plan": (minimal, lambda: minimal().with_body(tools=tools("mcp_terminal"))),
     },
-    "2026-08": {
-        **SHARED,
-        "identity_required_non_haiku": (minimal, lambda: minimal().with_body(model="claude-haiku-4-5")),
-        "no_claude_code_user_agent": (lambda: shaped().set("user-agent", "Anthropic/Python 0.86.0"), shaped),
-        "memory_or_session_search_tool": (lambda: shaped().with_body(tools=tools("mcp__memory")),
-                                          lambda: shaped().with_body(tools=tools("mcp__context_notes"))),
-        "hermes_identity_block": (lambda: shaped([hermes_identity_block().replace(SKILLS_SENTENCE, "")]),
-                                  lambda: shaped(["Workspace notes: " + "the repository uses make. " * 100])),
-        "skills_guidance_sentence": (lambda: shaped([SKILLS_SENTENCE]),
-                                     lambda: shaped([SKILLS_SENTENCE.replace("save the approach as a skill",
-                                                                             "record the approach")])),
-        "large_hermes_prompt_spend_limit": (lambda: shaped(["Use chat_history_lookup to recall. " + "x" * 4500]),
-                                            lambda: shaped(["Use chat_history_lookup to recall. " + "x" * 3900])),
-        "default_plan": (shaped, minimal),
+    "2026-08": {**SHARED, **AUGUST},
+    "2026-11": {
+        **SHARED, **AUGUST,
+        "profile_scope_missing": (
+            lambda: replace(minimal(), body=None).at("/api/oauth/usage", "GET")
+            .using(replace(OAUTH, scopes=("user:inference",))),
+            lambda: replace(minimal(), body=None).at("/api/oauth/usage", "GET")),
+        "claude_code_version_gate": (lambda: shaped().with_body(model=FABLE).set("user-agent", OLD_CC),
+                                     lambda: shaped().with_body(model=FABLE).set("user-agent", NEW_CC)),
+        "fable_included_overage": (lambda: shaped().with_body(model=FABLE).set("user-agent", NEW_CC), shaped),
     },
 }
 
-TOKEN_CASES: dict[str, dict[str, tuple[tuple[str | None, str], tuple[str | None, str]]]] = {
-    # rule id -> ((user agent, content type) that triggers, near miss)
+FORM = "application/x-www-form-urlencoded"
+#: (user agent, content type[, host, grant type]): one request to the token endpoint.
+TokenCase = tuple
+CONSOLE_EXCHANGE = (("axios/1.7.9", FORM, "console.anthropic.com", "authorization_code"),
+                    ("axios/1.7.9", FORM, "console.anthropic.com", "refresh_token"))
+TOKEN_UA_RULES: dict[str, tuple[TokenCase, TokenCase]] = {
+    "token_ua_claude_cli": (("claude-cli/2.1.74 (external, cli)", FORM), ("axios/1.7.9", FORM)),
+    "token_ua_claude_code": (("claude-code/2.1.197", FORM), ("axios/1.7.9", FORM)),
+    "token_ua_curl": (("curl/8.5.0", FORM), ("axios/1.7.9", FORM)),
+}
+TOKEN_CASES: dict[str, dict[str, tuple[TokenCase, TokenCase]]] = {
+    # rule id -> (a request that triggers it, a near miss)
     "2026-05-25": {
         "token_body_style": (("axios/1.7.9", "text/plain"), ("axios/1.7.9", "application/json")),
     },
     "2026-08": {
-        "token_ua_claude_cli": (("claude-cli/2.1.74 (external, cli)", "application/x-www-form-urlencoded"),
-                                ("axios/1.7.9", "application/x-www-form-urlencoded")),
-        "token_ua_claude_code": (("claude-code/2.1.197", "application/x-www-form-urlencoded"),
-                                 ("axios/1.7.9", "application/x-www-form-urlencoded")),
-        "token_ua_curl": (("curl/8.5.0", "application/x-www-form-urlencoded"),
-                          ("axios/1.7.9", "application/x-www-form-urlencoded")),
-        "token_ua_empty": ((None, "application/x-www-form-urlencoded"),
-                           ("axios/1.7.9", "application/x-www-form-urlencoded")),
+        "token_console_code_exchange": CONSOLE_EXCHANGE,
+        **TOKEN_UA_RULES,
+        "token_ua_empty": ((None, FORM), ("axios/1.7.9", FORM)),
         "token_body_style": (("axios/1.7.9", "application/json"),
                              ("axios/1.7.9", "application/x-www-form-urlencoded; charset=utf-8")),
     },
+    "2026-11": {
+        "token_console_code_exchange": CONSOLE_EXCHANGE,
+        "token_ua_none_edge_1010": ((None, FORM), ("axios/1.7.9", FORM)),
+        **TOKEN_UA_RULES,
+        "token_body_style": (("axios/1.7.9", "text/plain"), ("axios/1.7.9", "application/json")),
+    },
 }
+
+
+def decide_token(policy: Any, case: TokenCase) -> Any:
+    ua, ctype, *where = case
+    host, grant = (where + [None, None])[:2]
+    return policy.decide_token(token_headers(ua), ctype, host=host or "", grant_type=grant)
+
 
 RULE_PARAMS = [(p, rid) for p, cases in CASES.items() for rid in cases]
 TOKEN_PARAMS = [(p, rid) for p, cases in TOKEN_CASES.items() for rid in cases]
 
 
 def test_policies_shipped() -> None:
-    assert set(list_policies()) >= {"2026-05-25", "2026-08"}
+    assert set(list_policies()) >= {"2026-05-25", "2026-08", "2026-11"}
+    assert set(CASES) == set(list_policies()) == set(TOKEN_CASES), "every shipped policy has its rule table here"
 
 
-@pytest.mark.parametrize("name", ["2026-05-25", "2026-08"])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_every_rule_has_a_case(name: str) -> None:
     policy = load_policy(name)
     assert set(policy.rule_ids) == set(CASES[name]), "each rule needs a trigger/near-miss case (and no stale cases)"
@@ -244,11 +277,11 @@ def test_rule_triggers_and_near_miss_does_not(name: str, rule_id: str) -> None:
 @pytest.mark.parametrize(("name", "rule_id"), TOKEN_PARAMS)
 def test_token_rule_triggers_and_near_miss_does_not(name: str, rule_id: str) -> None:
     policy = load_policy(name)
-    (ua, ctype), (miss_ua, miss_ctype) = TOKEN_CASES[name][rule_id]
-    hit = policy.decide_token(token_headers(ua), ctype)
+    trigger, near = TOKEN_CASES[name][rule_id]
+    hit = decide_token(policy, trigger)
     assert hit is not None and hit.rule_id == rule_id
     assert outcomes.render(hit.outcome, None).status >= 400
-    miss = policy.decide_token(token_headers(miss_ua), miss_ctype)
+    miss = decide_token(policy, near)
     assert miss is None or miss.rule_id != rule_id
 
 
@@ -412,7 +445,7 @@ def test_extract_never_raises_on_junk(body: Any, path: str, headers: Any, query:
     assert isinstance(f, RequestFeatures)
     assert f.body_shape in ("anthropic", "openai", "none", "invalid")
     assert f.system_chars == sum(len(t) for t in f.system_texts)
-    for name in ("2026-05-25", "2026-08"):
+    for name in CASES:
         assert load_policy(name).decide(f).outcome in outcomes.outcome_ids()
 
 

@@ -1,4 +1,9 @@
-"""Rehearsal: the CLI's live login, unchanged, under the real host names (scenarios/live_login.py), then ``creds``."""
+"""Rehearsal: the CLI's live login, unchanged, under the real host names (scenarios/live_login.py), then ``creds``.
+
+Two endpoint sets: the default (``live-claude-ai``: authorize on claude.ai) and ``live-cai`` (authorize on
+claude.com/cai, which redirects to claude.ai). Either way the browser ends on the registered callback host,
+platform.claude.com, the token is exchanged there, and only the API host ever sees the token.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,31 @@ import json
 import stat
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from lanelab.config import LIVE_HOSTS
 
+CALLBACK = "https://platform.claude.com/oauth/code/callback"
 
-def test_live_login_and_creds_end_to_end(rehearse):
-    done = rehearse("live_login")
+
+@pytest.mark.parametrize(("endpoints", "authorize", "hops"), [
+    (None, ("claude.ai", "/oauth/authorize"), [("GET", "claude.ai", "/oauth/authorize", 302)]),
+    ("live-cai", ("claude.com", "/cai/oauth/authorize"),
+     [("GET", "claude.com", "/cai/oauth/authorize", 307), ("GET", "claude.ai", "/oauth/authorize", 302)]),
+])
+def test_live_login_and_creds_end_to_end(rehearse, endpoints, authorize, hops):
+    done = rehearse("live_login", *(["--endpoints", endpoints] if endpoints else []))
     assert done.returncode == 0, done.describe()
     steps = {s["step"]: s for s in done.result()["steps"]}
     login, browser, creds = steps["login"], steps["browser"], steps["creds"]
 
-    # the notice before anything, the default live endpoint set, the authorize link on the live host
+    # the notice before anything, the endpoint set, the authorize link on the live host
     assert login["stderr"].startswith("Live mode: this logs in to your real Claude account.")
-    assert "Endpoint set: live-claude-ai" in login["stdout"]
+    assert f"Endpoint set: {endpoints or 'live-claude-ai'}" in login["stdout"]
     link = urlsplit(login["authorize_url"])
-    assert (link.scheme, link.hostname, link.path) == ("https", "claude.ai", "/oauth/authorize")
-    assert parse_qs(link.query)["redirect_uri"] == ["https://platform.claude.com/oauth/code/callback"]
-    assert browser["found"] and browser["pages"][-1].startswith("200 https://claude.ai/oauth/code/callback?")
+    assert (link.scheme, link.hostname, link.path) == ("https", *authorize)
+    assert parse_qs(link.query)["redirect_uri"] == [CALLBACK]
+    # the browser ends on the registered callback host, not on the authorize host
+    assert browser["found"] and browser["pages"][-1].startswith(f"200 {CALLBACK}?")
 
     # saved under live-pkce, recorded as issued live by the token host that answered, private to the user
     saved = done.home / "credentials" / "live-pkce.json"
@@ -34,10 +48,11 @@ def test_live_login_and_creds_end_to_end(rehearse):
     row = next(line for line in creds["stdout"].splitlines() if line.startswith("saved"))
     assert row.split()[:2] == ["saved", "live-pkce"] and "live https://platform.claude.com" in row
 
-    # what reached which host: authorize and callback on claude.ai, the exchange at platform.claude.com, the
-    # profile and usage probes (the only requests carrying the token) at the API host
+    # what reached which host: authorize (through claude.com/cai for live-cai) on claude.ai, the callback page and
+    # the exchange at platform.claude.com, the profile and usage probes (the only requests carrying the token) at the
+    # API host
     seen = [(r["method"], r["headers"].get("host"), r["path"], r["status"]) for r in done.sim_requests]
-    assert seen == [("GET", "claude.ai", "/oauth/authorize", 302), ("GET", "claude.ai", "/oauth/code/callback", 200),
+    assert seen == [*hops, ("GET", "platform.claude.com", "/oauth/code/callback", 200),
                     ("POST", "platform.claude.com", "/v1/oauth/token", 200),
                     ("GET", "api.anthropic.com", "/api/oauth/profile", 200),
                     ("GET", "api.anthropic.com", "/api/oauth/usage", 200)]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import DEFAULT_POLICY
-from lanelab.errors import UserError
+from lanelab.errors import InputError
 
 NAME = "sim"
 HELP = "run the embedded Anthropic API + OAuth simulator on 127.0.0.1"
@@ -21,45 +21,57 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from lanelab.sim.policy import list_policies
+
     parser.add_argument("--policy", default=DEFAULT_POLICY,
-                        help="policy snapshot from data/policies (default: %(default)s)")
+                        help=f"policy snapshot from data/policies: {', '.join(list_policies()) or 'none found'} "
+                        "(default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: a free port)")
     parser.add_argument("--faults", default=None, metavar="SPEC",
                         help="fault injection, e.g. 'latency=200ms@/v1/messages;http429=1%%0.3;sse_cut#2' "
                         "(grammar: kind[=arg][@pathglob][%%probability][#first_n])")
     parser.add_argument("--account", default=None, metavar="JSON",
                         help="account state to merge over the default: a JSON object or a path to a JSON file, "
-                        "e.g. '{\"extra_usage\": {\"monthly_limit\": 2000}}'")
+                        "e.g. '{\"plan\": \"ultra\", \"extra_usage\": {\"monthly_limit\": 2000}}'")
 
 
 def parse_account(value: str | None) -> dict[str, Any] | None:
-    """``--account`` as a dict: inline JSON or a JSON file."""
+    """``--account`` as a checked dict: inline JSON or a JSON file. Raises ``UserError`` kinds (one line each) for
+    a missing file, text that is not JSON (or nested too deep), and an account of the wrong shape."""
+    from lanelab.sim.account_shape import check_account
+
     if not value:
         return None
     text = value
     if not value.lstrip().startswith("{"):
         path = Path(value)
         if not path.is_file():
-            raise UserError(f"--account {value!r} is neither a JSON object nor an existing file.",
-                            "Pass inline JSON such as '{\"plan\": \"pro\"}' or a path to a .json file.")
-        text = path.read_text(encoding="utf-8")
+            raise InputError(f"--account {value[:80]!r} is neither a JSON object nor an existing file.",
+                             "Pass inline JSON such as '{\"plan\": \"pro\"}' or a path to a .json file.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--account: cannot read {path} as UTF-8 text ({type(exc).__name__}).") from None
     try:
         account = json.loads(text)
     except ValueError as exc:
-        raise UserError(f"--account is not valid JSON ({exc.msg} at line {exc.lineno}).",
-                        "Check the quoting: the whole object needs single quotes around it in a shell.") from None
-    if not isinstance(account, dict):
-        raise UserError("--account must be a JSON object.", "Example: '{\"extra_usage\": {\"is_enabled\": false}}'.")
-    return account
+        where = f" ({exc.msg} at line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InputError(f"--account is not valid JSON{where}.",
+                         "Check the quoting: the whole object needs single quotes around it in a shell.") from None
+    except RecursionError:
+        raise InputError("--account is nested too deeply to read.",
+                         "An account is a flat object with one nested extra_usage object.") from None
+    return check_account(account)
 
 
 def run(args: argparse.Namespace) -> int:
     from lanelab.sim.server import serve_forever
 
+    account = parse_account(args.account)  # before anything starts: a bad account is one line, exit 2
+
     def announce(base_url: str) -> None:
         print(base_url, flush=True)
         print(f"lanelab simulator: policy {args.policy}; Ctrl-C to stop.", file=sys.stderr, flush=True)
 
-    serve_forever(policy=args.policy, port=args.port, faults=args.faults, account=parse_account(args.account),
-                  on_ready=announce)
+    serve_forever(policy=args.policy, port=args.port, faults=args.faults, account=account, on_ready=announce)
     return 0

@@ -5,10 +5,12 @@
 - :mod:`~lanelab.findings.answers`: ``answer_all`` (the seed report's three questions, ``.to_frame()``)
 - :mod:`~lanelab.findings.plots`: figures that display themselves in a notebook
 - :mod:`~lanelab.findings.report`: ``collect`` the findings of runs, ``write_reports`` (HTML and Markdown)
+- :mod:`~lanelab.findings.timeline`: ``timeline(profile_or_capture)``, the same request under every dated simulator
+  snapshot (``.to_frame()``, ``.changes()``, ``.chart()``): when a change on the service side moved the traffic
 
 The runs themselves and their one tidy table come from :mod:`lanelab.runs` (``load_run(path).to_frame()``).
 """
 
 from __future__ import annotations
 
-__all__ = ["answers", "frame", "plots", "report"]
+__all__ = ["answers", "frame", "plots", "report", "timeline"]

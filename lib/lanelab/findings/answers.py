@@ -7,8 +7,9 @@ each answer, or with the run that would answer it when the data cannot.
 3. Is the traffic billed against the plan or the extra-usage pool?  Read from the lanes of served cells and from what
    the refusals say.
 
-Remedies named here are only those that exist (DESIGN.md, responsible use): fix a malformed request, enable extra usage,
-use an API key, or use Anthropic's own clients.
+Remedies named here are only those that exist (DESIGN.md, responsible use), read from data/remedies.toml: fix a
+malformed request, enable extra usage, use an API key (with the API credits some plans include), or use Anthropic's own
+clients.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lanelab.findings import frame as an
+from lanelab.findings import remedies
 
 __all__ = ["CANNOT_TELL", "Answer", "Answers", "answer_all", "billing_lane", "credential_source", "diagnosis",
            "request_shape"]
@@ -29,8 +31,6 @@ EXTRA_USAGE_REFUSALS = frozenset({"extra_usage_exhausted", "third_party_extra_us
 #: Served outcome ids and the lane each implies.
 SERVED_LANES = {"served_plan": "plan", "served_extra": "extra_usage", "served_api": "api"}
 REQUEST_ASPECTS = (an.ASPECT_ENDPOINT, an.ASPECT_BETA, an.ASPECT_CLIENT)
-REMEDIES = ("enable extra usage (the request is then billed there), use an API key, or use Anthropic's own clients; "
-            "where a malformed request is the difference, fix the request")
 #: How many supporting cell ids an answer lists in prose (the full list stays in ``cells``).
 SHOWN_CELLS = 6
 
@@ -212,7 +212,7 @@ def billing_lane(df: pd.DataFrame) -> Answer:
         refusal_text = (f" {len(refused)} requests were refused by the extra-usage pool"
                         f" ({'; '.join(repr(m) for m in msgs)}): the 400 means the request was routed to extra usage "
                         "and that pool is empty or not enabled, not that the plan is used up.")
-    remedy = f" Remedies that exist: {REMEDIES}."
+    remedy = f" Remedies that exist (data/remedies.toml): {remedies.sentence()}."
     cells = list(dict.fromkeys([*extra["cell_id"], *refused["cell_id"], *plan["cell_id"]]))
     if plan.empty and extra.empty and refused.empty:
         return Answer("billing_lane", q, CANNOT_TELL,

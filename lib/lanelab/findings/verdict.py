@@ -31,17 +31,16 @@ import pandas as pd
 
 from lanelab import redact
 from lanelab.findings import frame as an
+from lanelab.findings import remedies
 from lanelab.runs import Run
 from lanelab.walkthrough.diff import MISSING, Difference, differences
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["DIAGNOSE_DESIGN", "EXISTING_REMEDIES", "Verdict", "code", "describe_change", "diagnose_verdict",
+__all__ = ["DIAGNOSE_DESIGN", "Verdict", "code", "describe_change", "diagnose_verdict",
            "lead_verdict", "verdict_of_runs"]
 
 #: The header design of a run written by a diagnose command; its verdict note outranks the matrix analysis.
 DIAGNOSE_DESIGN = "diagnose"
-#: The remedies that exist whatever the request (DESIGN.md, responsible use).
-EXISTING_REMEDIES = "enable extra usage on the account, use an API key, or use Anthropic's own clients"
 #: How many example values a description shows.
 EXAMPLES = 1
 #: Longest value put in a code span.
@@ -382,7 +381,7 @@ def _analysis(df: pd.DataFrame) -> Verdict:
                     f"run {code(base['run_id'])}; {len(moved)} of them end differently, none on the plan.")
         return Verdict(sentence=sentence, evidence=evidence,
                        remedy=(f"Try changing two things at once (a full design) or diagnose the request; meanwhile "
-                               f"the remedies that exist: {EXISTING_REMEDIES}."),
+                               f"the remedies that exist: {remedies.sentence(exclude=('fix',))}."),
                        cells=(base_id,), requests=n_requests, conclusive=False)
     described = []
     for r in onto.to_dict("records"):
@@ -398,7 +397,7 @@ def _analysis(df: pd.DataFrame) -> Verdict:
                                  f"{code(label(r))} gets it billed to the plan."),
                        evidence=f"Evidence: cells {code(base_id)} and {code(r['cell_id'])} of run "
                                 f"{code(base['run_id'])}.",
-                       remedy=f"Remedies that exist: {EXISTING_REMEDIES}.", cells=(base_id, r["cell_id"]),
+                       remedy=f"Remedies that exist: {remedies.sentence(exclude=('fix',))}.", cells=(base_id, r["cell_id"]),
                        requests=2, conclusive=True)
     change, best = min(pool, key=lambda cr: cr[0].size)
     others = [label(r) for c, r in described if r["cell_id"] != best["cell_id"]]
@@ -416,9 +415,9 @@ def _analysis(df: pd.DataFrame) -> Verdict:
         evidence += f" Changing only {_listing(unmoved_factors)} does not."
     if change.first_party:
         remedy = ("Remedy: that change adds Claude Code's own identification, which the kit never recommends; the "
-                  f"remedies that exist: {EXISTING_REMEDIES}.")
+                  f"remedies that exist: {remedies.sentence(exclude=('fix',))}.")
     else:
-        remedy = f"Remedy: {change.fix}. Without changing the client: {EXISTING_REMEDIES}."
+        remedy = f"Remedy: {change.fix}. Without changing the client: {remedies.sentence(exclude=('fix',))}."
     return Verdict(sentence=sentence, evidence=evidence, remedy=remedy, element=change.element,
                    before=change.before, after=change.after, cells=(base_id, str(best["cell_id"])), requests=2,
                    conclusive=True)
@@ -436,11 +435,11 @@ def _without_baseline(df: pd.DataFrame) -> Verdict:
             evidence=f"Evidence: {len(df)} requests; no request in these runs is the client's unchanged request, so "
                      "the exact element cannot be named from them.",
             remedy=f"Send the unchanged request too (a one-factor-at-a-time design does); meanwhile the remedies "
-                   f"that exist: {EXISTING_REMEDIES}.",
+                   f"that exist: {remedies.sentence(exclude=('fix',))}.",
             cells=tuple(top["cells"][:2]), requests=len(df), conclusive=False)
     return Verdict(sentence="Nothing in these runs moves a request onto or off the plan on its own.",
                    evidence=f"Evidence: {len(df)} requests, {len(effects)} factors varied.",
-                   remedy=f"Remedies that exist: {EXISTING_REMEDIES}.", requests=len(df), conclusive=False)
+                   remedy=f"Remedies that exist: {remedies.sentence(exclude=('fix',))}.", requests=len(df), conclusive=False)
 
 
 def diagnose_verdict(runs: Iterable[Run]) -> Verdict | None:

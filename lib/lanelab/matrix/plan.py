@@ -115,6 +115,9 @@ class MatrixPlan:
         options = (options or RunOptions()).with_(**overrides)
         if options.settings is None:
             options = options.with_(settings=self.settings)
+        caveats = self.profiles[self.profile].caveats if self.profile in self.profiles else []
+        if caveats:  # in the run header, so findings can say them (e.g. "for the request without the block")
+            options = options.with_(header_extra={**options.header_extra, "profile_caveats": caveats})
         if budget is not None:
             options = options.with_(budget=Budget(max_requests=budget) if isinstance(budget, int) else budget)
         return run_matrix(self.planned(), options, profile=self.profile, design=self.design, factors=self.factors,

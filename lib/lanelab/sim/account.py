@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from lanelab.redact import Redactor
+from lanelab.sim.account_shape import check_account
 from lanelab.sim.billing import Billing, iso
 from lanelab.sim.grants import Grants
 from lanelab.sim.requestlog import RequestLog
@@ -75,8 +76,11 @@ class SimState:
         return self.billing.snapshot()
 
     def update_account(self, patch: dict[str, Any]) -> dict[str, Any]:
-        """Merge a partial account (nested dicts merge too) into the live one; returns a copy of the result."""
-        return self.billing.update(patch)
+        """Merge a partial account (nested dicts merge too) into the live one; returns a copy of the result.
+
+        Raises :class:`~lanelab.sim.account_shape.AccountShapeError` (and changes nothing) for a patch of the wrong
+        shape."""
+        return self.billing.update(check_account(patch))
 
     def set_baseline(self) -> None:
         """Make the current account the one :meth:`reset` returns to."""

@@ -25,11 +25,15 @@ from lanelab.sim.replies import error_response, note, read_lenient, request_id
 from lanelab.sim.simulator import Simulator
 from lanelab.sim.views import profile_view, usage_view
 
-__all__ = ["AUTH_OUTCOMES", "MODELS", "REPLY_TEXT", "ApiRoutes", "estimate_tokens", "routes"]
+__all__ = ["API_PATHS", "AUTH_OUTCOMES", "DEFAULT_MODEL", "REPLY_TEXT", "USAGE_PATH", "ApiRoutes", "estimate_tokens",
+           "routes"]
 
-#: Illustrative model list for ``GET /v1/models`` (names from references/hermes.md §1 F12; not a catalogue).
-MODELS = (("claude-opus-4-7", "Claude Opus 4.7"), ("claude-sonnet-4-6", "Claude Sonnet 4.6"),
-          ("claude-sonnet-4-5", "Claude Sonnet 4.5"), ("claude-haiku-4-5", "Claude Haiku 4.5"))
+#: The model a served reply names when the request named none.
+DEFAULT_MODEL = "claude-sonnet-4-6"
+USAGE_PATH = "/api/oauth/usage"
+#: The paths this module serves (answered only on the API host when the simulator serves under the real names).
+API_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/v1/chat/completions",
+                       "/chat/completions", USAGE_PATH, "/api/oauth/profile"})
 #: Outcomes that are about *who* is calling; control-plane GETs refuse only for these (billing lanes don't apply).
 AUTH_OUTCOMES = frozenset({"oauth_unsupported", "invalid_x_api_key", "invalid_bearer", "token_expired",
                            "scope_insufficient"})
@@ -54,7 +58,7 @@ class ApiRoutes:
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/chat/completions", self.chat_completions, methods=["POST"]),
-            Route("/api/oauth/usage", self.usage, methods=["GET"]),
+            Route(USAGE_PATH, self.usage, methods=["GET"]),
             Route("/api/oauth/profile", self.profile, methods=["GET"]),
         ]
 
@@ -85,7 +89,7 @@ class ApiRoutes:
         body, decision, reply, refused = await self._decided(request)
         if refused is not None:
             return refused
-        model = str(body.get("model") or MODELS[1][0])
+        model = str(body.get("model") or DEFAULT_MODEL)
         text = self._reply_text(decision)
         max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else 4096
         stop = "end_turn"
@@ -127,7 +131,7 @@ class ApiRoutes:
         body, decision, reply, refused = await self._decided(request)
         if refused is not None:
             return refused
-        model = str(body.get("model") or MODELS[1][0])
+        model = str(body.get("model") or DEFAULT_MODEL)
         text = self._reply_text(decision)
         prompt, completion = estimate_tokens(body.get("messages") or ""), estimate_tokens(text)
         self.sim.state.billing.charge(reply.lane, prompt + completion, model)
@@ -159,13 +163,21 @@ class ApiRoutes:
         refused = await self._control_plane(request, need_profile_scope=False)
         if refused is not None:
             return refused
-        created = "2026-01-01T00:00:00Z"
-        data = [{"type": "model", "id": mid, "display_name": name, "created_at": created} for mid, name in MODELS]
-        return JSONResponse({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
+        data = [{"type": "model", "id": m.id, "display_name": m.display_name, "created_at": m.created_at}
+                for m in self.sim.policy.models]
+        return JSONResponse({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                             "last_id": data[-1]["id"] if data else None})
 
     async def usage(self, request: Request) -> Response:
         refused = await self._control_plane(request, need_profile_scope=True)
-        return refused or JSONResponse(usage_view(self.sim.state.billing))
+        if refused is not None:
+            return refused
+        wait = self.sim.usage_reads.take(self.sim.policy.service.usage_reads_per_hour)
+        if wait is not None:
+            reply = self.sim.render("usage_rate_limited")
+            note(request, rule="usage_reads_per_hour", outcome="usage_rate_limited", lane="none")
+            return error_response(request, reply, {"retry-after": str(wait)})
+        return JSONResponse(usage_view(self.sim.state.billing))
 
     async def profile(self, request: Request) -> Response:
         refused = await self._control_plane(request, need_profile_scope=True)

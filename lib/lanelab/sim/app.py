@@ -1,5 +1,6 @@
-"""The simulator as an ASGI app: the per-request middleware (request id, faults, log) in front of a router holding the
-API routes, the OAuth server and the ``/_sim`` control routes, all backed by one :class:`Simulator`.
+"""The simulator as an ASGI app: the per-request middleware (request id, faults, log) in front of the host map (which
+host name serves which part, under the real names) and a router holding the API routes, the OAuth server and the
+``/_sim`` control routes, all backed by one :class:`Simulator`.
 
 Unknown paths answer 404 ``not_found_error`` and wrong methods 405, in the API's error shape.
 """
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse
 from lanelab.config import DEFAULT_POLICY
 from lanelab.sim import api, control, oauth_server
 from lanelab.sim.account import SimState
+from lanelab.sim.hostmap import HostMap
 from lanelab.sim.middleware import Receive, RequestMiddleware, Send
 from lanelab.sim.replies import note, plain_error
 from lanelab.sim.simulator import Simulator
@@ -40,7 +42,7 @@ class SimApp:
         router = Starlette(routes=[*api.routes(simulator), *oauth_server.routes(simulator),
                                    *control.routes(simulator)],
                            exception_handlers={404: _not_found, 405: _not_found})
-        self._asgi = RequestMiddleware(router, simulator)
+        self._asgi = RequestMiddleware(HostMap(router, simulator), simulator)
 
     @property
     def state(self) -> SimState:
@@ -54,6 +56,8 @@ class SimApp:
 
 
 def create_app(policy: str = DEFAULT_POLICY, faults: str | None = None, account: dict[str, Any] | None = None,
-               seed: int = 0) -> SimApp:
-    """The simulator as an ASGI app. Raises ``PolicyNotFound`` (unknown policy) or ``FaultSpecError`` (bad spec)."""
-    return SimApp(Simulator(policy=policy, faults=faults, account=account, seed=seed))
+               seed: int = 0, real_hosts: bool = False) -> SimApp:
+    """The simulator as an ASGI app (``real_hosts``: it answers under the real host names, see
+    :mod:`lanelab.sim.hostmap`). Raises ``PolicyNotFound`` (unknown policy), ``FaultSpecError`` (bad spec) or
+    ``AccountShapeError`` (an account of the wrong shape)."""
+    return SimApp(Simulator(policy=policy, faults=faults, account=account, seed=seed, real_hosts=real_hosts))

@@ -9,11 +9,14 @@ service.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from lanelab.sim.service import Service
 
 __all__ = ["CREDITS_PER_KTOKENS", "FIVE_HOUR_CAPACITY_TOKENS", "SEVEN_DAY_CAPACITY_TOKENS", "UNIFIED_PREFIX",
            "Billing", "Charge", "deep_merge", "iso"]
@@ -60,6 +63,13 @@ class Billing:
         self._baseline = copy.deepcopy(account)
         self.family_utilization: dict[str, float] = {}
         self.window_start = time.time()
+        #: What the active policy says about plans and windows (set with the policy).
+        self.service = Service()
+
+    def has_five_hour(self) -> bool:
+        """Whether the account's plan has a 5-hour window under the active policy (Ultra has none since 2026-11)."""
+        with self._lock:
+            return self.service.has_five_hour(self.account.get("plan"))
 
     # ---- the account ---------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -86,24 +96,32 @@ class Billing:
             self.window_start = time.time()
 
     def utilizations(self) -> tuple[float, float, dict[str, float]]:
-        """The 5-hour and 7-day fractions and a copy of the per-family ones."""
+        """The 5-hour and 7-day fractions and a copy of the per-family ones (``included_overage`` among them)."""
         with self._lock:
-            return (float(self.account.get("five_hour_utilization", 0.0)),
-                    float(self.account.get("seven_day_utilization", 0.0)), dict(self.family_utilization))
+            fam = dict(self.family_utilization)
+            fam["included_overage"] = _num(self.account.get("included_overage_utilization"))
+            return (_num(self.account.get("five_hour_utilization")),
+                    _num(self.account.get("seven_day_utilization")), fam)
 
     # ---- what a request costs ------------------------------------------------------------------------------
     def charge(self, lane: str, tokens: int, model: str = "") -> Charge:
-        """Apply a served request's effect: plan windows grow, or extra-usage credits are spent; API keys cost nothing."""
+        """Apply a served request's effect: plan windows grow (the 5-hour one only where the plan has it), or the
+        included-overage bucket, or extra-usage credits are spent; API keys cost nothing."""
         with self._lock:
             if lane == "plan":
-                self.account["five_hour_utilization"] = min(
-                    1.0, float(self.account.get("five_hour_utilization", 0.0)) + tokens / FIVE_HOUR_CAPACITY_TOKENS)
+                if self.service.has_five_hour(self.account.get("plan")):
+                    self.account["five_hour_utilization"] = min(
+                        1.0, _num(self.account.get("five_hour_utilization")) + tokens / FIVE_HOUR_CAPACITY_TOKENS)
                 self.account["seven_day_utilization"] = min(
-                    1.0, float(self.account.get("seven_day_utilization", 0.0)) + tokens / SEVEN_DAY_CAPACITY_TOKENS)
+                    1.0, _num(self.account.get("seven_day_utilization")) + tokens / SEVEN_DAY_CAPACITY_TOKENS)
                 family = next((f for f in ("opus", "sonnet") if f in model), None)
                 if family:
                     self.family_utilization[family] = min(
                         1.0, self.family_utilization.get(family, 0.0) + tokens / SEVEN_DAY_CAPACITY_TOKENS)
+                return Charge(lane, tokens)
+            if lane == "included_overage":
+                self.account["included_overage_utilization"] = min(
+                    1.0, _num(self.account.get("included_overage_utilization")) + tokens / SEVEN_DAY_CAPACITY_TOKENS)
                 return Charge(lane, tokens)
             if lane == "extra_usage":
                 credits = round(tokens * CREDITS_PER_KTOKENS / 1000, 4)
@@ -150,36 +168,79 @@ class Billing:
                 "anthropic-ratelimit-tokens-remaining": "399000", "anthropic-ratelimit-tokens-reset": reset}
 
     def unified_headers(self, lane: str, status: int) -> dict[str, str]:
-        """The ``anthropic-ratelimit-unified-*`` headers for a response in ``lane`` with HTTP ``status``."""
+        """The ``anthropic-ratelimit-unified-*`` headers for a response in ``lane`` with HTTP ``status``.
+
+        The windows follow the active policy (:attr:`service`): no ``5h-*`` for a plan without a 5-hour window, and
+        the extra windows it names (``7d_oi``, ``slow``, ``grace``). The account may force the representative claim
+        (``unified_claim``) and add headers verbatim (``unified_extra``): how tests show the client a claim or header
+        it has never seen."""
         with self._lock:
-            five = float(self.account.get("five_hour_utilization", 0.0))
-            seven = float(self.account.get("seven_day_utilization", 0.0))
+            five = _num(self.account.get("five_hour_utilization"))
+            seven = _num(self.account.get("seven_day_utilization"))
+            oi = _num(self.account.get("included_overage_utilization"))
             fallback = self.account.get("fallback_percentage", 0.5)
+            claim_override = self.account.get("unified_claim")
+            extra_headers = dict(self.account.get("unified_extra") or {})
+            service = self.service
+            has_five = service.has_five_hour(self.account.get("plan"))
         resets, over = self.resets(), self.overage()
-        claim = "seven_day" if seven > five else "five_hour"
-        h = {
-            "5h-status": "allowed" if five < 1 else "rejected",
-            "5h-utilization": f"{five:.4f}", "5h-reset": str(resets["five_hour"]),
+        if not has_five:
+            five = 0.0
+        claim = "seven_day" if seven > five or not has_five else "five_hour"
+        h: dict[str, str] = {}
+        if has_five:
+            h.update({"5h-status": "allowed" if five < 1 else "rejected", "5h-utilization": f"{five:.4f}",
+                      "5h-reset": str(resets["five_hour"])})
+        h.update({
             "7d-status": "allowed" if seven < 1 else "rejected",
             "7d-utilization": f"{seven:.4f}", "7d-reset": str(resets["seven_day"]),
             "overage-status": over["status"], "overage-utilization": f"{over['utilization']:.4f}",
             "overage-reset": str(resets["overage"]), "fallback-percentage": str(fallback),
-        }
+        })
         if over["reason"]:
             h["overage-disabled-reason"] = over["reason"]
+        for window in service.unified_windows:
+            h.update(self._extra_window(window, oi, resets))
         plan_open = five < 1 and seven < 1
         if lane == "extra_usage" and status < 400:
             h.update({"status": "allowed", "representative-claim": "overage", "overage-in-use": "true",
                       "reset": str(resets["overage"])})
+        elif lane == "included_overage" and status < 400:
+            h.update({"status": "allowed_warning" if oi >= 0.9 else "allowed",
+                      "representative-claim": "seven_day_overage_included", "reset": str(resets["seven_day"])})
         elif status < 400 and plan_open:
             h.update({"status": "allowed_warning" if max(five, seven) >= 0.9 else "allowed",
                       "representative-claim": claim, "reset": str(resets[claim])})
         elif status == 429 and plan_open:
-            # Limited for another reason (a burst, a spend cap): report the plan windows as they stand.
+            # Limited for another reason (a burst, a spend cap, the included-overage bucket): the plan windows as
+            # they stand.
             h.update({"status": "rejected", "representative-claim": claim, "reset": str(resets[claim])})
         elif not plan_open:
             h.update({"status": "rejected", "representative-claim": claim, "reset": str(resets[claim])})
         else:
             # Refused for its billing lane (the third-party 400): the overage pool it was routed to said no.
             h.update({"status": "rejected", "reset": str(resets["overage"])})
-        return {UNIFIED_PREFIX + k: v for k, v in h.items()}
+        if isinstance(claim_override, str) and claim_override:
+            h["representative-claim"] = claim_override
+        out = {UNIFIED_PREFIX + k: v for k, v in h.items()}
+        out.update({UNIFIED_PREFIX + str(k): str(v) for k, v in extra_headers.items()})
+        return out
+
+    @staticmethod
+    def _extra_window(window: str, oi: float, resets: dict[str, int]) -> dict[str, str]:
+        """The headers of one extra window. ``7d_oi`` carries the included-overage bucket (askalf/dario #672,
+        #1262); the fields and values of ``slow`` and ``grace`` are model assumptions (only the names are reported,
+        askalf/dario v6.23.13)."""
+        if window == "7d_oi":
+            return {"7d_oi-status": "allowed" if oi < 1 else "rejected", "7d_oi-utilization": f"{oi:.4f}",
+                    "7d_oi-reset": str(resets["seven_day"])}
+        return {f"{window}-status": "allowed", f"{window}-utilization": "0.0000"}
+
+
+def _num(value: Any) -> float:
+    """A number from an account value (junk and None are 0)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0

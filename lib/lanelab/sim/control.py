@@ -1,18 +1,28 @@
 """The simulator's ``/_sim`` control routes (docs/contracts.md §1): the request log, the account, reset, minting
-credentials, the active policy and the fault plan. They are never faulted by default and never logged.
+credentials, the active policy, the fault plan and the clock. They are never faulted by default and never logged.
+
+Every input is checked before anything changes: a body of the wrong shape gets a 400 ``invalid_request_error``
+naming the key and what it must be, and the simulator's state stays as it was.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from lanelab.sim import policy as policy_mod
+from lanelab.sim.account_shape import AccountShapeError
 from lanelab.sim.faults import FaultSpecError
-from lanelab.sim.replies import plain_error, read_json
+from lanelab.sim.grants import MINT_KINDS
+from lanelab.sim.replies import bad_input, plain_error, read_object
 from lanelab.sim.simulator import Simulator
 from lanelab.sim.views import account_view
+
+#: The keys each control body may hold.
+TOKEN_KEYS = ("kind", "scopes", "expires_in", "source")
 
 __all__ = ["ControlRoutes", "routes"]
 
@@ -31,6 +41,7 @@ class ControlRoutes:
             Route("/_sim/tokens", self.tokens, methods=["POST"]),
             Route("/_sim/policy", self.policy, methods=["GET", "POST"]),
             Route("/_sim/faults", self.faults, methods=["GET", "POST"]),
+            Route("/_sim/clock", self.clock, methods=["GET", "POST"]),
             Route("/_sim/ping", self.ping, methods=["GET"]),
         ]
 
@@ -46,15 +57,15 @@ class ControlRoutes:
         return JSONResponse(self.sim.state.log.since(since))
 
     async def account(self, request: Request) -> Response:
-        """``GET /_sim/account``; ``POST`` merges a partial account first."""
+        """``GET /_sim/account``; ``POST`` merges a partial account first (checked whole before anything merges)."""
         if request.method == "POST":
-            patch, bad = await read_json(request)
+            patch, bad = await read_object(request, "POST /_sim/account")
             if bad is not None:
                 return bad
-            if not isinstance(patch, dict):
-                return plain_error(request, 400, "invalid_request_error",
-                                   "POST /_sim/account takes a JSON object to merge into the account.")
-            self.sim.state.update_account(patch)
+            try:
+                self.sim.state.update_account(patch)
+            except AccountShapeError as exc:
+                return bad_input(request, str(exc))
         return JSONResponse(account_view(self.sim.state))
 
     async def reset(self, request: Request) -> Response:
@@ -64,40 +75,64 @@ class ControlRoutes:
 
     async def tokens(self, request: Request) -> Response:
         """``POST /_sim/tokens {"kind", "scopes", "expires_in", "source"}``: mint a credential."""
-        spec, bad = await read_json(request)
+        spec, bad = await read_object(request, "POST /_sim/tokens")
         if bad is not None:
             return bad
-        spec = spec if isinstance(spec, dict) else {}
-        try:
-            minted = self.sim.mint_token(scopes=spec.get("scopes"), kind=spec.get("kind", "pkce"),
-                                         source=spec.get("source"), expires_in=spec.get("expires_in"))
-        except ValueError as exc:
-            return plain_error(request, 400, "invalid_request_error", str(exc))
+        problem = _token_spec_problem(spec)
+        if problem:
+            return bad_input(request, problem)
+        minted = self.sim.mint_token(scopes=spec.get("scopes"), kind=spec.get("kind", "pkce"),
+                                     source=spec.get("source"), expires_in=spec.get("expires_in"))
         return JSONResponse(minted)
 
     async def policy(self, request: Request) -> Response:
         """``GET /_sim/policy``; ``POST {"name": …}`` switches to another policy first."""
         if request.method == "POST":
-            spec, bad = await read_json(request)
+            spec, bad = await read_object(request, "POST /_sim/policy")
             if bad is not None:
                 return bad
+            name = spec.get("name")
+            if not isinstance(name, str) or set(spec) - {"name"}:
+                return bad_input(request, 'POST /_sim/policy takes {"name": "<policy name>"} (a string; one of '
+                                          f"{', '.join(policy_mod.list_policies())}).")
             try:
-                self.sim.set_policy(str((spec or {}).get("name", "")))
+                self.sim.set_policy(name)
             except policy_mod.PolicyNotFound as exc:
                 return plain_error(request, 400, "invalid_request_error", str(exc))
-        return JSONResponse({"name": self.sim.state.policy_name, "available": policy_mod.list_policies()})
+        return JSONResponse({"name": self.sim.state.policy_name, "available": policy_mod.list_policies(),
+                             "date": self.sim.policy.date})
 
     async def faults(self, request: Request) -> Response:
         """``GET /_sim/faults``; ``POST {"spec": …}`` replaces the fault plan first."""
         if request.method == "POST":
-            spec, bad = await read_json(request)
+            spec, bad = await read_object(request, "POST /_sim/faults")
             if bad is not None:
                 return bad
+            value = spec.get("spec")
+            if set(spec) - {"spec"} or not (value is None or isinstance(value, str)):
+                return bad_input(request, 'POST /_sim/faults takes {"spec": "<fault spec>"} (a string, or null for '
+                                          "no faults).")
             try:
-                self.sim.faults.set((spec or {}).get("spec") or None)
+                self.sim.faults.set(value or None)
             except FaultSpecError as exc:
                 return plain_error(request, 400, "invalid_request_error", str(exc))
         return JSONResponse(self.sim.faults.to_dict())
+
+    async def clock(self, request: Request) -> Response:
+        """``GET /_sim/clock``; ``POST {"advance": seconds}`` moves the simulator's clock forward first (tests of
+        hourly limits, without sleeping)."""
+        if request.method == "POST":
+            spec, bad = await read_object(request, "POST /_sim/clock")
+            if bad is not None:
+                return bad
+            if set(spec) != {"advance"}:
+                return bad_input(request, 'POST /_sim/clock takes {"advance": <seconds, 0 or more>}.')
+            try:
+                self.sim.clock.advance(spec["advance"])
+            except ValueError as exc:
+                return bad_input(request, str(exc))
+        return JSONResponse({"now": self.sim.clock.now(), "offset": self.sim.clock.offset,
+                             "usage_reads_this_hour": self.sim.usage_reads.count()})
 
     async def ping(self, request: Request) -> Response:
         """``GET /_sim/ping``: a bare route (the benchmark's yardstick)."""
@@ -107,3 +142,24 @@ class ControlRoutes:
 def routes(sim: Simulator) -> list[Route]:
     """The control routes of ``sim``."""
     return ControlRoutes(sim).routes()
+
+
+def _token_spec_problem(spec: dict[str, Any]) -> str | None:
+    """Why a ``POST /_sim/tokens`` body cannot be minted, or None."""
+    unknown = sorted(set(spec) - set(TOKEN_KEYS))
+    if unknown:
+        return f"POST /_sim/tokens: unknown key(s) {unknown}; known: {', '.join(TOKEN_KEYS)}."
+    kind = spec.get("kind", "pkce")
+    if kind not in MINT_KINDS:
+        return f"kind must be one of {', '.join(MINT_KINDS)}."
+    scopes = spec.get("scopes")
+    if scopes is not None and not (isinstance(scopes, list) and all(isinstance(x, str) and x for x in scopes)):
+        return "scopes must be a list of scope names (strings), or null for the kind's default."
+    expires = spec.get("expires_in")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)
+                                or not 0 <= expires <= 10 * 365 * 86400):
+        return "expires_in must be a whole number of seconds from 0 to ten years, or null."
+    source = spec.get("source")
+    if source is not None and not (isinstance(source, str) and source.strip() and len(source) <= 200):
+        return "source must be a short non-empty string, or null."
+    return None

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from lanelab.sim import outcomes
+from lanelab.sim import outcomes, validation
 
 __all__ = ["AUTH_STYLES", "BODY_SHAPES", "MODEL_FAMILIES", "OPENAI_PATHS", "TOKEN_KINDS", "RequestFeatures", "TokenInfo",
-           "extract", "header_pairs", "model_family", "tool_base_name"]
+           "extract", "header_pairs", "host_name", "model_family", "tool_base_name"]
 
 TOKEN_KINDS = ("oauth", "api_key", "unknown", "none")
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
@@ -77,6 +77,8 @@ class RequestFeatures:
     has_metadata_user_id: bool = False
     messages_count: int = 0
     message_roles: tuple[str, ...] = field(default=())
+    host: str = ""
+    request_problem: str | None = None
 
     @property
     def user_agent(self) -> str | None:
@@ -167,7 +169,7 @@ def _parse_body(body: Any) -> Any:
             return None
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to read, junk all the same
             return body
     return body
 
@@ -202,7 +204,7 @@ def _tool_name(tool: Any) -> str | None:
 def _json_size(value: Any) -> int:
     try:
         return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return 0
 
 
@@ -250,6 +252,7 @@ def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: 
         "user_agents": user_agents,
         "x_app": merged.get("x-app"),
         "anthropic_version": merged.get("anthropic-version"),
+        "host": host_name(merged.get("host")),
     }
     parsed = _parse_body(body)
     if parsed is None:
@@ -258,7 +261,19 @@ def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: 
         return RequestFeatures(**base, body_shape="invalid")
     openai = path_s in OPENAI_PATHS
     base.update(_body_features(parsed, openai))
+    if base["method"] == "POST":
+        base["request_problem"] = validation.problem(path_s, parsed)
     return RequestFeatures(**base)
+
+
+def host_name(value: Any) -> str:
+    """The host name of a ``Host`` header value, lower-case, without the port (``""`` for junk)."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip().lower()
+    if text.startswith("["):  # an IPv6 literal
+        return text.split("]", 1)[0] + "]"
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
 
 
 def _body_features(body: Mapping[str, Any], openai: bool) -> dict[str, Any]:

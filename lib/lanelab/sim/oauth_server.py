@@ -1,8 +1,14 @@
 """The simulator's OAuth server: authorize (approves at once), the manual-paste callback page, the token endpoint.
 
 It checks what the real one is reported to check (references/protocol.md §1, references/hermes.md §3): the public client id,
-PKCE S256, an exact redirect_uri match, single-use codes and single-use rotating refresh tokens. Which body styles
-and user agents the token endpoint accepts is the active policy's call (``Policy.decide_token``).
+PKCE S256, an exact redirect_uri match, single-use codes and single-use rotating refresh tokens. Which body styles,
+user agents, hosts and grants the token endpoint accepts is the active policy's call (``Policy.decide_token``); an
+edge refusal (Cloudflare's 1010) is an HTML page, as the real one is.
+
+Under the real host names (the offline rehearsal) the authorize step sends the browser to the callback host the
+client registered (``platform.claude.com`` or ``console.anthropic.com``); on plain loopback, where every path is one
+origin, to the simulator's own callback page. ``claude.com/cai/oauth/authorize`` redirects to
+``claude.ai/oauth/authorize`` as the real one does (the policy's ``[hosts]`` redirects).
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from lanelab.sim.account import SimState
+from lanelab.sim.features import host_name
 from lanelab.sim.grants import OAuthGrantError
+from lanelab.sim.outcomes import Reply
 from lanelab.sim.replies import note
 from lanelab.sim.simulator import Simulator
 
-__all__ = ["CALLBACK_PATH", "CLIENT_IDS", "LIVE_MANUAL_REDIRECTS", "authorize", "code_callback", "routes", "token",
-           "token_body"]
+__all__ = ["AUTHORIZE_PATH", "CALLBACK_PATH", "CLIENT_IDS", "LIVE_MANUAL_REDIRECTS", "TOKEN_PATH", "authorize",
+           "code_callback", "edge_page", "redirect_response", "routes", "token", "token_body"]
 
 #: The one public client id every peer uses (references/protocol.md §1.1).
 CLIENT_IDS = frozenset({"9d1c250a-e61b-44d9-88ed-5944d1962f5e"})
@@ -30,6 +38,8 @@ CLIENT_IDS = frozenset({"9d1c250a-e61b-44d9-88ed-5944d1962f5e"})
 LIVE_MANUAL_REDIRECTS = frozenset({"https://platform.claude.com/oauth/code/callback",
                                    "https://console.anthropic.com/oauth/code/callback"})
 CALLBACK_PATH = "/oauth/code/callback"
+AUTHORIZE_PATH = "/oauth/authorize"
+TOKEN_PATH = "/v1/oauth/token"
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -65,14 +75,38 @@ async def authorize(request: Request, sim: Simulator) -> Response:
         return _bad_authorize("scope is missing; ask for at least user:inference.")
     redirect_uri = q.get("redirect_uri", "")
     base = str(request.base_url).rstrip("/")
-    manual = redirect_uri in LIVE_MANUAL_REDIRECTS or redirect_uri == base + CALLBACK_PATH
+    own_page = not sim.real_hosts and redirect_uri == base + CALLBACK_PATH
+    manual = redirect_uri in LIVE_MANUAL_REDIRECTS or own_page
     if not manual and not _is_loopback_callback(redirect_uri):
         return _bad_authorize(f"redirect_uri {redirect_uri!r} is not registered for this client.")
     code = sim.state.grants.issue_code(client_id, redirect_uri, q["code_challenge"], scopes, q["state"])
     sim.state.count("oauth_authorize")
     params = urlencode({"code": code, "state": q["state"]})
-    target = f"{base}{CALLBACK_PATH}?{params}" if manual else f"{redirect_uri}?{params}"
+    if manual and not sim.real_hosts:
+        target = f"{base}{CALLBACK_PATH}?{params}"  # one origin on plain loopback: the simulator's own page
+    else:
+        target = f"{redirect_uri}?{params}"  # the registered callback host (or the client's loopback listener)
     return RedirectResponse(target, status_code=302)
+
+
+def redirect_response(request: Request, sim: Simulator) -> Response | None:
+    """The redirect the active policy serves at this request's path (its ``[hosts]`` redirects, e.g.
+    ``/cai/oauth/authorize`` → ``claude.ai/oauth/authorize``), query kept; None when there is none.
+
+    Under the real names only on the redirect's own host, to the real target; on plain loopback on the one origin,
+    to the target's path there."""
+    hosts = sim.policy.hosts
+    if hosts is None or request.method not in ("GET", "HEAD"):
+        return None
+    path = request.url.path
+    rule = hosts.redirect(host_name(request.headers.get("host")), path) if sim.real_hosts \
+        else hosts.redirect_for_path(path)
+    if rule is None:
+        return None
+    target = rule.to if sim.real_hosts else str(request.base_url).rstrip("/") + urlsplit(rule.to).path
+    query = request.url.query
+    note(request, rule="hosts.redirect", outcome="redirect", lane="none")
+    return RedirectResponse(f"{target}?{query}" if query else target, status_code=rule.status)
 
 
 async def code_callback(request: Request) -> Response:
@@ -105,32 +139,61 @@ def token_body(issued: dict[str, Any], state: SimState) -> dict[str, Any]:
     return body
 
 
-async def _read_form_or_json(request: Request) -> tuple[dict[str, Any], str]:
-    raw = (await request.body()).decode("utf-8", errors="replace")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def _read_form_or_json(raw: bytes, ctype: str) -> tuple[dict[str, Any], str]:
+    text = raw.decode("utf-8", errors="replace")
     if ctype == "application/json":
         try:
-            body = json.loads(raw) if raw.strip() else {}
-        except ValueError:
+            body = json.loads(text) if text.strip() else {}
+        except (ValueError, RecursionError):
             raise OAuthGrantError("invalid_request", "The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise OAuthGrantError("invalid_request", "The request body must be a JSON object.")
         return body, ctype
-    return dict(parse_qsl(raw, keep_blank_values=True)), ctype
+    return dict(parse_qsl(text, keep_blank_values=True)), ctype
+
+
+def edge_page(reply: Reply, host: str) -> HTMLResponse:
+    """An edge refusal as the HTML page the edge serves (Cloudflare's 1010): the simulator's own wording around the
+    reported code and name."""
+    code, name = html.escape(reply.error_code or ""), html.escape(reply.error_type or "")
+    where = html.escape(host or "this site")
+    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(reply.message or 'Refused')} | "
+           f"{where}</title></head><body><h1>Error {code}</h1><h2>{html.escape(reply.message or '')}</h2>"
+           f"<p>{where} refuses requests from this client signature ({name}).</p>"
+           f"<p>Error code {code} · {name}</p></body></html>")
+    return HTMLResponse(doc, status_code=reply.status)
+
+
+def _peek_grant(raw: bytes, ctype: str) -> str | None:
+    """The ``grant_type`` of a token request body, without judging the body (None when it cannot be read)."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        if ctype == "application/json":
+            body = json.loads(text) if text.strip() else {}
+            value = body.get("grant_type") if isinstance(body, dict) else None
+        else:
+            value = dict(parse_qsl(text, keep_blank_values=True)).get("grant_type")
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 async def token(request: Request, sim: Simulator) -> Response:
     """``POST /v1/oauth/token``: ``authorization_code`` and ``refresh_token`` grants."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-    decision = sim.policy.decide_token(headers, ctype)
+    host = host_name(headers.get("host")) if sim.real_hosts else ""
+    raw = await request.body()
+    decision = sim.policy.decide_token(request.headers, ctype, host=host, grant_type=_peek_grant(raw, ctype))
     if decision is not None:
         reply = sim.render(decision.outcome)
         note(request, rule=decision.rule_id, outcome=decision.outcome, lane="none")
+        if reply.content_type == "text/html":
+            return edge_page(reply, host_name(headers.get("host")))
         extra = {"retry-after": str(reply.retry_after)} if reply.retry_after else None
         return _oauth_error(sim, reply.error_type or "invalid_request", reply.message or "Error", reply.status, extra)
     try:
-        body, _ = await _read_form_or_json(request)
+        body, _ = _read_form_or_json(raw, ctype)
         for key in ("code", "code_verifier", "refresh_token"):
             if isinstance(body.get(key), str):
                 sim.state.redactor.register_secret(body[key])
@@ -157,7 +220,8 @@ async def token(request: Request, sim: Simulator) -> Response:
 
 
 def routes(sim: Simulator) -> list[Route]:
-    """The OAuth routes of ``sim``: authorize, the paste page, the token endpoint."""
+    """The OAuth routes of ``sim``: authorize, the paste page, the token endpoint. (Redirect-only paths, such as
+    ``/cai/oauth/authorize``, are the active policy's and answered before routing, by :mod:`lanelab.sim.hostmap`.)"""
 
     async def authorize_route(request: Request) -> Response:
         return await authorize(request, sim)
@@ -166,7 +230,7 @@ def routes(sim: Simulator) -> list[Route]:
         return await token(request, sim)
 
     return [
-        Route("/oauth/authorize", authorize_route, methods=["GET"]),
+        Route(AUTHORIZE_PATH, authorize_route, methods=["GET"]),
         Route(CALLBACK_PATH, code_callback, methods=["GET"]),
-        Route("/v1/oauth/token", token_route, methods=["POST"]),
+        Route(TOKEN_PATH, token_route, methods=["POST"]),
     ]

@@ -8,6 +8,7 @@ the same request can answer differently as the account changes (extra usage enab
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any
 from lanelab.config import data_dir
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.errors import NotFound
+from lanelab.version_gate import load_version_gate
 
-__all__ = ["ACCOUNT_CONDITIONS", "DEFAULT_ACCOUNT", "EXTRA_USAGE_STATES", "LANES", "PLANS", "REPLY_FIELDS",
+__all__ = ["ACCOUNT_CONDITIONS", "CONTENT_TYPES", "DEFAULT_ACCOUNT", "EXTRA_USAGE_STATES", "LANES", "PLANS",
+           "REPLY_FIELDS", "REPLY_FIELD_TYPES",
            "OutcomeFileError", "Reply", "UnknownOutcome", "account_facts", "default_account", "extra_usage_state",
            "identity_line", "load_outcomes", "normalized_account", "outcome_ids", "outcomes_path", "render",
            "template"]
@@ -32,12 +35,25 @@ DEFAULT_ACCOUNT: dict[str, Any] = {
     "extra_usage": {"is_enabled": True, "monthly_limit": 0.0, "used_credits": 0.0},
 }
 
-PLANS = ("max_5x", "max_20x", "pro", "team")
-LANES = ("plan", "extra_usage", "api", "none")
+#: Plan names the simulator's account may hold: the 2026 names (Pro, Max 5x, Max 20x, Team) and, since 2026-10-30,
+#: Max (formerly Max 5x) and Ultra (formerly Max 20x) (references/autumn-2026.md §2.6).
+PLANS = ("max_5x", "max_20x", "pro", "team", "max", "ultra")
+LANES = ("plan", "extra_usage", "included_overage", "api", "none")
 EXTRA_USAGE_STATES = ("available", "exhausted", "disabled")
-ACCOUNT_CONDITIONS = frozenset({"extra_usage", "team", "window_exhausted"})
-REPLY_FIELDS = frozenset({"status", "error_type", "message", "error_code", "lane", "unified", "retry_after"})
-_META_FIELDS = frozenset({"source", "note", "description", "variant"})
+ACCOUNT_CONDITIONS = frozenset({"extra_usage", "team", "window_exhausted", "included_overage_exhausted"})
+REPLY_FIELDS = frozenset({"status", "error_type", "message", "error_code", "lane", "unified", "retry_after",
+                          "content_type"})
+#: What each reply field must hold (the file is checked against it when read).
+REPLY_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (int,), "error_type": (str,), "message": (str,), "error_code": (str,), "lane": (str,),
+    "unified": (bool,), "retry_after": (int,), "content_type": (str,), "source": (str,), "note": (str,),
+    "description": (str,), "from_gate": (bool,),
+}
+_TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false"}
+_META_FIELDS = frozenset({"source", "note", "description", "variant", "from_gate"})
+#: Content types a reply may have: the API's JSON error, or an edge page (Cloudflare's 1010).
+CONTENT_TYPES = ("application/json", "text/html")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 class OutcomeFileError(DataFileError):
@@ -63,6 +79,7 @@ class Reply:
     lane: str
     unified: bool
     retry_after: int | None
+    content_type: str = "application/json"
 
     @property
     def ok(self) -> bool:
@@ -126,6 +143,7 @@ def account_facts(account: Mapping[str, Any] | None) -> dict[str, Any]:
         "extra_usage": extra_usage_state(acc),
         "team": acc.get("plan") == "team",
         "window_exhausted": max(_num(acc.get("five_hour_utilization")), _num(acc.get("seven_day_utilization"))) >= 1.0,
+        "included_overage_exhausted": _num(acc.get("included_overage_utilization")) >= 1.0,
     }
 
 
@@ -147,42 +165,72 @@ def outcomes_path() -> Path:
     return data_dir() / "sim_outcomes.toml"
 
 
-def _check_reply_fields(where: str, table: Mapping[str, Any], path: Path) -> None:
+def _check_reply_fields(where: str, table: Any, path: Path) -> None:
+    if not isinstance(table, Mapping):
+        raise OutcomeFileError(f"{path}: {where} must be a table.")
     unknown = set(table) - REPLY_FIELDS - _META_FIELDS - {"when"}
     if unknown:
-        raise OutcomeFileError(f"{path}: {where} has unknown field(s) {sorted(unknown)}.")
+        raise OutcomeFileError(f"{path}: {where} has unknown field(s) {sorted(unknown)}; known: "
+                               f"{', '.join(sorted(REPLY_FIELDS | _META_FIELDS))}.")
+    for key, kinds in REPLY_FIELD_TYPES.items():
+        value = table.get(key)
+        if key in table and (not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))):
+            raise OutcomeFileError(f"{path}: {where}.{key} must be {_TYPE_WORDS[kinds[0]]}.")
     if "lane" in table and table["lane"] not in LANES:
-        raise OutcomeFileError(f"{path}: {where} has lane {table['lane']!r}; expected one of {LANES}.")
-    if "status" in table and not (isinstance(table["status"], int) and 100 <= table["status"] <= 599):
-        raise OutcomeFileError(f"{path}: {where} has status {table['status']!r}; expected an HTTP status code.")
+        shown = repr(table["lane"]) if re.fullmatch(r"[\w-]{1,24}", table["lane"]) else "another string"
+        raise OutcomeFileError(f"{path}: {where}.lane must be one of {', '.join(LANES)} (found {shown}).")
+    if "status" in table and not 100 <= table["status"] <= 599:
+        raise OutcomeFileError(f"{path}: {where}.status must be an HTTP status code, 100-599 (found "
+                               f"{table['status']}).")
+    if "retry_after" in table and table["retry_after"] < 0:
+        raise OutcomeFileError(f"{path}: {where}.retry_after must be a whole number of seconds (0 or more).")
+    if "content_type" in table and table["content_type"] not in CONTENT_TYPES:
+        raise OutcomeFileError(f"{path}: {where}.content_type must be one of {', '.join(CONTENT_TYPES)}.")
+
+
+def _check_when(where: str, when: Any, path: Path) -> None:
+    if not isinstance(when, Mapping) or not when:
+        raise OutcomeFileError(f"{path}: {where}.when must be a non-empty table of account conditions.")
+    unknown = set(when) - ACCOUNT_CONDITIONS
+    if unknown:
+        raise OutcomeFileError(
+            f"{path}: {where} uses unknown account condition(s) {sorted(unknown)}; "
+            f"known: {sorted(ACCOUNT_CONDITIONS)}."
+        )
+    for key, wanted in when.items():
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if key == "extra_usage":
+            if not values or any(v not in EXTRA_USAGE_STATES for v in values):
+                raise OutcomeFileError(f"{path}: {where}.when.extra_usage must be one of "
+                                       f"{', '.join(EXTRA_USAGE_STATES)} (or a list of them).")
+        elif not isinstance(wanted, bool):
+            raise OutcomeFileError(f"{path}: {where}.when.{key} must be true or false.")
 
 
 def _validate(doc: Mapping[str, Any], path: Path) -> None:
     outcomes = doc.get("outcome")
     if not isinstance(outcomes, Mapping) or not outcomes:
-        raise OutcomeFileError(f"{path}: no [outcome.<id>] tables found.")
-    facts_line = doc.get("wire_facts", {}).get("identity_line")
+        raise OutcomeFileError(f"{path}: outcome must be a table of [outcome.<id>] tables (none found).")
+    facts = doc.get("wire_facts")
+    facts_line = facts.get("identity_line") if isinstance(facts, Mapping) else None
     if not isinstance(facts_line, str) or not facts_line:
-        raise OutcomeFileError(f"{path}: [wire_facts] identity_line is missing.")
+        raise OutcomeFileError(f"{path}: wire_facts.identity_line must be a non-empty string.")
     for oid, table in outcomes.items():
-        _check_reply_fields(f"outcome {oid!r}", table, path)
-        for key in ("status", "lane", "source"):
+        where = f"outcome.{oid}"
+        _check_reply_fields(where, table, path)
+        required = ("lane", "source") if table.get("from_gate") else ("status", "lane", "source")
+        for key in required:
             if key not in table:
-                raise OutcomeFileError(f"{path}: outcome {oid!r} lacks {key!r}.")
-        for i, variant in enumerate(table.get("variant", [])):
-            where = f"outcome {oid!r} variant {i + 1}"
-            _check_reply_fields(where, variant, path)
-            when = variant.get("when")
-            if not isinstance(when, Mapping) or not when:
-                raise OutcomeFileError(f"{path}: {where} needs a non-empty `when` table.")
-            unknown = set(when) - ACCOUNT_CONDITIONS
-            if unknown:
-                raise OutcomeFileError(
-                    f"{path}: {where} uses unknown account condition(s) {sorted(unknown)}; "
-                    f"known: {sorted(ACCOUNT_CONDITIONS)}."
-                )
+                raise OutcomeFileError(f"{path}: {where}.{key} is missing.")
+        variants = table.get("variant", [])
+        if not isinstance(variants, list):
+            raise OutcomeFileError(f"{path}: {where}.variant must be an array of tables ([[{where}.variant]]).")
+        for i, variant in enumerate(variants):
+            vwhere = f"{where}.variant[{i}]"
+            _check_reply_fields(vwhere, variant, path)
+            _check_when(vwhere, variant.get("when"), path)
             if "source" not in variant:
-                raise OutcomeFileError(f"{path}: {where} lacks 'source'.")
+                raise OutcomeFileError(f"{path}: {vwhere}.source is missing.")
 
 
 def load_outcomes(path: Path | None = None) -> dict[str, Any]:
@@ -216,11 +264,27 @@ def template(outcome: str, doc: Mapping[str, Any] | None = None) -> dict[str, An
         raise UnknownOutcome(f"Unknown simulator outcome {outcome!r}.") from None
 
 
-def render(outcome: str, account: Mapping[str, Any] | None = None, doc: Mapping[str, Any] | None = None) -> Reply:
+def _fill(text: str | None, details: Mapping[str, str] | None) -> str | None:
+    """``text`` with each ``{name}`` that ``details`` names filled in (others stay as they are)."""
+    if not text or not details:
+        return text
+    return _PLACEHOLDER.sub(lambda m: str(details.get(m.group(1), m.group(0))), text)
+
+
+def render(outcome: str, account: Mapping[str, Any] | None = None, doc: Mapping[str, Any] | None = None,
+           details: Mapping[str, str] | None = None) -> Reply:
     """The reply for ``outcome`` given the account state (first matching variant overrides the defaults), from
-    ``doc`` when given (a running simulator holds the templates it started with) or the templates file."""
+    ``doc`` when given (a running simulator holds the templates it started with) or the templates file.
+
+    ``details`` fill the message's placeholders (``{claimed}``/``{floor}`` of the version gate, ``{problem}`` of an
+    invalid request). An outcome marked ``from_gate`` takes status, error type, code and message from
+    data/version_gate.toml, the one place the gate is described."""
     table = template(outcome, doc)
     fields = {k: v for k, v in table.items() if k in REPLY_FIELDS}
+    if table.get("from_gate"):
+        gate = load_version_gate()
+        fields.update(status=gate.status, error_type=gate.error_type, error_code=gate.error_code,
+                      message=gate.message)
     facts = account_facts(account)
     for variant in table.get("variant", []):
         if _variant_matches(variant["when"], facts):
@@ -230,9 +294,10 @@ def render(outcome: str, account: Mapping[str, Any] | None = None, doc: Mapping[
     return Reply(
         status=int(fields["status"]),
         error_type=fields.get("error_type") or None,
-        message=fields.get("message") or None,
+        message=_fill(fields.get("message"), details) or None,
         error_code=fields.get("error_code") or None,
         lane=str(fields["lane"]),
         unified=bool(fields.get("unified", False)),
         retry_after=int(retry) if retry is not None else None,
+        content_type=str(fields.get("content_type") or "application/json"),
     )

@@ -25,19 +25,29 @@ from lanelab.sim.features import (
     RequestFeatures,
     header_pairs,
 )
+from lanelab.sim.service import (
+    Hosts,
+    ModelEntry,
+    Service,
+    ServiceShapeError,
+    parse_hosts,
+    parse_models,
+    parse_service,
+)
+from lanelab.version_gate import GateHit, load_version_gate
 
 __all__ = ["BODY_STYLES", "CONDITIONS", "TOKEN_CONDITIONS", "TOKEN_META_KEYS", "TOKEN_OUTCOMES", "Condition", "Decision",
-           "Policy", "PolicyError", "PolicyNotFound", "Rule", "TokenRequest", "body_style", "list_policies",
+           "Policy", "PolicyError", "PolicyNotFound", "Rule", "TokenRequest", "body_style", "gate_hit", "list_policies",
            "load_policy", "load_policy_file", "policies_dir"]
 
 TOKEN_OUTCOMES = ("token_not_found", "token_rate_limited", "token_forbidden", "token_bad_request",
-                  "token_invalid_format")
+                  "token_invalid_format", "token_edge_banned")
 BODY_STYLES = ("json", "form", "other", "none")
 TOKEN_META_KEYS = frozenset({"body_styles_source", "body_styles_note", "body_style_outcome", "body_style_source"})
 
 
 class PolicyError(DataFileError):
-    """A policy file is missing or malformed; the message names the file and the rule."""
+    """A policy file is missing or malformed; the message names the file, the rule or key, and what was expected."""
 
     hint = "Fix the policy file (docs/contracts.md §1.1 and the comment at the top of each policy describe the format)."
 
@@ -48,11 +58,13 @@ class PolicyNotFound(NotFound):
 
 @dataclass(frozen=True)
 class Decision:
-    """Which outcome a request gets, and which cited rule said so."""
+    """Which outcome a request gets, which cited rule said so, and what the reply's message names (``details``: the
+    versions of the version gate, the problem of an invalid request)."""
 
     outcome: str
     rule_id: str
     source: str
+    details: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 # ------------------------------------------------------------------------------------------------ vocabulary
@@ -75,12 +87,25 @@ def _lacks_all(needles: Any, haystack: tuple[str, ...]) -> bool:
 
 @dataclass(frozen=True)
 class Condition:
-    """One condition key: what values it accepts (for validation) and how it matches a request."""
+    """One condition key: what values it accepts (for validation), how it matches a request, and (for some) what it
+    tells the reply's message when it matched (``details``)."""
 
     kind: str  # bool | int | str | strs (a string or a list of strings) | regex
     match: Callable[[Any, Any], bool]
     choices: tuple[str, ...] = ()
     doc: str = ""
+    details: Callable[[Any], dict[str, str]] | None = None
+
+
+def gate_hit(f: RequestFeatures) -> GateHit | None:
+    """The version gate's verdict on a request (data/version_gate.toml): a user agent claiming a Claude Code version
+    below the floor of the requested model, or None."""
+    return load_version_gate().check(f.model, f.user_agents)
+
+
+def _gate_details(f: RequestFeatures) -> dict[str, str]:
+    hit = gate_hit(f)
+    return hit.details if hit is not None else {}
 
 
 #: Request conditions. Keys in a rule's `when` are ANDed. "strs" accept a string or a list (any-of unless noted).
@@ -121,15 +146,24 @@ CONDITIONS: dict[str, Condition] = {
     "stream": Condition("bool", lambda v, f: f.stream == v),
     "max_tokens_over": Condition("int", lambda v, f: (f.max_tokens or 0) > v),
     "has_metadata_user_id": Condition("bool", lambda v, f: f.has_metadata_user_id == v),
+    "request_invalid": Condition("bool", lambda v, f: (f.request_problem is not None) == v,
+                                 doc="the body breaks the Messages request shape (lanelab.sim.validation)",
+                                 details=lambda f: {"problem": f.request_problem or ""}),
+    "claims_version_below_floor": Condition("bool", lambda v, f: (gate_hit(f) is not None) == v,
+                                            doc="a user agent claims a Claude Code version below the requested "
+                                                "model's floor (data/version_gate.toml)",
+                                            details=_gate_details),
 }
 
 
 @dataclass(frozen=True)
 class TokenRequest:
-    """What token-endpoint rules look at: the user agents and the body style."""
+    """What token-endpoint rules look at: the user agents, the body style, the host it was sent to and the grant."""
 
     user_agents: tuple[str, ...]
     body_style: str
+    host: str = ""
+    grant_type: str | None = None
 
 
 #: Token-endpoint conditions (rules under [[token_endpoint.rule]]).
@@ -138,6 +172,10 @@ TOKEN_CONDITIONS: dict[str, Condition] = {
     "ua_lacks_prefix": CONDITIONS["ua_lacks_prefix"],
     "ua_absent": CONDITIONS["ua_absent"],
     "body_style_in": Condition("strs", lambda v, t: t.body_style in _as_list(v), BODY_STYLES),
+    "host_in": Condition("strs", lambda v, t: t.host in _as_list(v),
+                         doc="the host name the request was sent to (only under the real names, see [hosts])"),
+    "grant_type_in": Condition("strs", lambda v, t: t.grant_type in _as_list(v),
+                               choices=("authorization_code", "refresh_token")),
 }
 
 
@@ -167,6 +205,15 @@ class Rule:
     def matches(self, subject: Any, vocabulary: Mapping[str, Condition]) -> bool:
         return all(vocabulary[key].match(value, subject) for key, value in self.when.items())
 
+    def details(self, subject: Any, vocabulary: Mapping[str, Condition]) -> dict[str, str]:
+        """What the conditions of this (matching) rule tell the reply's message."""
+        out: dict[str, str] = {}
+        for key in self.when:
+            explain = vocabulary[key].details
+            if explain is not None:
+                out.update(explain(subject))
+        return out
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -181,19 +228,25 @@ class Policy:
     token_body_styles: tuple[str, ...]
     path: Path
     token_meta: dict[str, Any] = field(default_factory=dict)
+    service: Service = field(default_factory=Service)
+    hosts: Hosts | None = None
+    models: tuple[ModelEntry, ...] = ()
 
     def decide(self, features: RequestFeatures) -> Decision:
         """The first matching rule's outcome (the file's final rule matches everything)."""
         for rule in self.rules:
             if rule.matches(features, CONDITIONS):
-                return Decision(rule.outcome, rule.id, rule.source)
+                return Decision(rule.outcome, rule.id, rule.source, rule.details(features, CONDITIONS))
         last = self.rules[-1]  # validation guarantees an unconditional default; kept for safety
         return Decision(last.outcome, last.id, last.source)
 
-    def decide_token(self, headers: Any, content_type: str | None) -> Decision | None:
-        """A token-endpoint refusal for this user agent / body style, or None to let the exchange proceed."""
+    def decide_token(self, headers: Any, content_type: str | None, host: str = "",
+                     grant_type: str | None = None) -> Decision | None:
+        """A token-endpoint refusal for this user agent / body style / host / grant, or None to let the exchange
+        proceed."""
         uas = tuple(v.strip() for k, v in header_pairs(headers) if k == "user-agent" and v.strip())
-        req = TokenRequest(user_agents=uas, body_style=body_style(content_type))
+        req = TokenRequest(user_agents=uas, body_style=body_style(content_type), host=host or "",
+                           grant_type=grant_type if isinstance(grant_type, str) else None)
         for rule in self.token_rules:
             if rule.matches(req, TOKEN_CONDITIONS):
                 return Decision(rule.outcome, rule.id, rule.source)
@@ -228,6 +281,9 @@ class Policy:
                           for r in self.token_rules],
                 **{k: v for k, v in self.token_meta.items() if k != "rule"},
             },
+            "service": self.service.summary(),
+            "hosts": self.hosts.summary() if self.hosts else None,
+            "models": [m.summary() for m in self.models],
         }
 
 
@@ -314,9 +370,13 @@ def _parse_policy_file(path: Path) -> Policy:
     for key in ("name", "date", "description"):
         if not isinstance(head.get(key), str) or not head[key]:
             raise PolicyError(f"Policy {path}: [policy] needs a non-empty `{key}`.")
-    unknown_top = set(doc) - {"policy", "rule", "token_endpoint"}
+    unknown_top = set(doc) - {"policy", "rule", "token_endpoint", "service", "hosts", "model"}
     if unknown_top:
-        raise PolicyError(f"Policy {path} has unknown section(s) {sorted(unknown_top)}.")
+        raise PolicyError(f"Policy {path} has unknown section(s) {sorted(unknown_top)}; known: policy, rule, "
+                          "token_endpoint, service, hosts, model.")
+    sources = head.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(x, str) for x in sources):
+        raise PolicyError(f"Policy {path}: policy.sources must be a list of strings.")
 
     inference_outcomes = frozenset(o for o in outcomes.outcome_ids() if o not in TOKEN_OUTCOMES)
     raw_rules = doc.get("rule")
@@ -349,13 +409,25 @@ def _parse_policy_file(path: Path) -> Policy:
     if meta["body_style_outcome"] not in TOKEN_OUTCOMES:
         raise PolicyError(f"Policy {path}: [token_endpoint] body_style_outcome {meta['body_style_outcome']!r} "
                           f"is not a token-endpoint outcome ({', '.join(TOKEN_OUTCOMES)}).")
+    raw_token_rules = token.get("rule", [])
+    if not isinstance(raw_token_rules, list):
+        raise PolicyError(f"Policy {path}: token_endpoint.rule must be an array of tables ([[token_endpoint.rule]]).")
     token_rules = tuple(_parse_rule(r, f"token_endpoint rule #{i + 1}", path, TOKEN_CONDITIONS, TOKEN_OUTCOMES)
-                        for i, r in enumerate(token.get("rule", [])))
+                        for i, r in enumerate(raw_token_rules))
     _check_ids((*rules, *token_rules), path)
+    if any("claims_version_below_floor" in r.when for r in rules):
+        load_version_gate()  # a policy that uses the gate needs a readable gate: say so when it is loaded
+    try:
+        service = parse_service(doc.get("service", {}))
+        hosts = parse_hosts(doc["hosts"]) if "hosts" in doc else None
+        models = parse_models(doc.get("model", []))
+    except ServiceShapeError as exc:
+        raise PolicyError(f"Policy {path}: {exc}") from None
     return Policy(
         name=head["name"], date=head["date"], description=head["description"],
-        sources=tuple(_as_list(head.get("sources", []))), rules=rules, token_rules=token_rules,
+        sources=tuple(sources), rules=rules, token_rules=token_rules,
         token_body_styles=tuple(_as_list(styles)), path=path, token_meta=meta,
+        service=service, hosts=hosts, models=models,
     )
 
 

@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse
 
 from lanelab.sim.outcomes import Reply
 
-__all__ = ["error_response", "note", "plain_error", "read_json", "read_lenient", "request_id"]
+__all__ = ["bad_input", "error_response", "note", "plain_error", "read_json", "read_lenient", "read_object",
+           "request_id"]
 
 
 def note(request: Request, **fields: Any) -> None:
@@ -42,18 +43,38 @@ async def read_lenient(request: Request) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse, judged as junk
         return raw.decode("utf-8", errors="replace")
 
 
 async def read_json(request: Request) -> tuple[Any, JSONResponse | None]:
-    """A control body: ``(parsed JSON or None when empty, None)``, or ``(None, a 400 response)`` when not JSON."""
+    """A control body: ``(parsed JSON or None when empty, None)``, or ``(None, a 400 response)`` when not JSON (or
+    nested too deep to parse)."""
     raw = await request.body()
     if not raw:
         return None, None
     try:
         return json.loads(raw), None
-    except ValueError:
+    except (ValueError, RecursionError):
         note(request, rule="parser", outcome="invalid_json", lane="none")
         return None, plain_error(request, 400, "invalid_request_error",
                                  "There was an error parsing the body of your request: not valid JSON.")
+
+
+async def read_object(request: Request, what: str) -> tuple[dict[str, Any], JSONResponse | None]:
+    """A control body that must be a JSON object (empty: ``{}``): ``(the object, None)`` or ``({}, a 400)``."""
+    body, bad = await read_json(request)
+    if bad is not None:
+        return {}, bad
+    if body is None:
+        return {}, None
+    if not isinstance(body, dict):
+        note(request, rule="control", outcome="bad_control_input", lane="none")
+        return {}, plain_error(request, 400, "invalid_request_error", f"{what} takes a JSON object.")
+    return body, None
+
+
+def bad_input(request: Request, message: str) -> JSONResponse:
+    """A 400 for control input of the wrong shape (the state is left as it was)."""
+    note(request, rule="control", outcome="bad_control_input", lane="none")
+    return plain_error(request, 400, "invalid_request_error", message)

@@ -31,7 +31,7 @@ def log_body(raw: bytes, content_type: str, redactor: Redactor) -> Any:
     if "json" in content_type:
         try:
             body = redactor.redact_obj(json.loads(text))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read: kept as redacted text
             body = redactor.redact_text(text)
     elif "x-www-form-urlencoded" in content_type:
         body = redactor.redact_obj(dict(parse_qsl(text, keep_blank_values=True)))

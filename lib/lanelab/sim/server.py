@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanelab import serve
-from lanelab.config import DEFAULT_POLICY
+from lanelab.config import DEFAULT_POLICY, LIVE_HOSTS
 from lanelab.serve import TLS, running_server
 from lanelab.sim.account import SimState
 from lanelab.sim.app import SimApp, create_app
@@ -55,9 +55,10 @@ def running_simulator(policy: str = DEFAULT_POLICY, faults: str | None = None, a
                       port: int = 0, seed: int = 0, tls: TLS | None = None) -> Iterator[SimHandle]:
     """Start the simulator in a background thread; stop it (thread joined, port closed) on exit.
 
-    ``tls`` serves https under the certificate's host name (the offline rehearsal of live mode).
+    ``tls`` serves https under the certificate's host name (the offline rehearsal of live mode); when that is a real
+    host name, each real name serves only its own part (:mod:`lanelab.sim.hostmap`).
     """
-    app = create_app(policy=policy, faults=faults, account=account, seed=seed)
+    app = create_app(policy=policy, faults=faults, account=account, seed=seed, real_hosts=_real_names(tls))
     with running_server(app, port, tls=tls, name="lanelab-sim") as served:
         yield SimHandle(base_url=served.base_url, port=served.port, app=app)
 
@@ -66,5 +67,10 @@ def serve_forever(policy: str = DEFAULT_POLICY, port: int = 0, faults: str | Non
                   account: dict[str, Any] | None = None,
                   on_ready: Callable[[str], None] | None = None, tls: TLS | None = None) -> None:
     """Serve in the foreground until SIGINT/SIGTERM; ``on_ready(base_url)`` runs once the socket listens."""
-    app = create_app(policy=policy, faults=faults, account=account)
+    app = create_app(policy=policy, faults=faults, account=account, real_hosts=_real_names(tls))
     serve.serve_forever(app, port, tls=tls, on_ready=(lambda served: on_ready(served.base_url)) if on_ready else None)
+
+
+def _real_names(tls: TLS | None) -> bool:
+    """Whether the simulator serves under the real host names: TLS for one of them."""
+    return tls is not None and tls.hostname in LIVE_HOSTS

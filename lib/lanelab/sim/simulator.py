@@ -17,6 +17,7 @@ from lanelab.sim import policy as policy_mod
 from lanelab.sim.account import SimState
 from lanelab.sim.faults import FaultPlan
 from lanelab.sim.outcomes import Reply
+from lanelab.sim.usage_limit import SimClock, UsageLimiter
 
 __all__ = ["Simulator"]
 
@@ -24,16 +25,23 @@ __all__ = ["Simulator"]
 class Simulator:
     """One simulator: its :class:`SimState`, the active :class:`~lanelab.sim.policy.Policy` and its fault plan.
 
-    Raises ``FaultSpecError`` for a bad ``faults`` spec and ``PolicyNotFound`` for an unknown policy name.
+    ``real_hosts``: it answers under the real host names (with TLS for them, the offline rehearsal), so each name
+    serves only its own part (the policy's ``[hosts]``); on plain loopback every path stays on one origin.
+
+    Raises ``FaultSpecError`` for a bad ``faults`` spec, ``PolicyNotFound`` for an unknown policy name and
+    ``AccountShapeError`` for an account of the wrong shape.
     """
 
     def __init__(self, policy: str = DEFAULT_POLICY, faults: str | None = None,
-                 account: dict[str, Any] | None = None, seed: int = 0):
+                 account: dict[str, Any] | None = None, seed: int = 0, real_hosts: bool = False):
         self.state = SimState(outcomes.default_account())
         if account:
             self.state.update_account(account)
             self.state.set_baseline()
         self.faults = FaultPlan(faults, seed=seed)
+        self.clock = SimClock()
+        self.usage_reads = UsageLimiter(self.clock)
+        self.real_hosts = real_hosts
         self.set_policy(policy)
         self.initial_policy = policy
 
@@ -43,24 +51,31 @@ class Simulator:
     def set_policy(self, name: str) -> None:
         """Make ``name`` the active policy, and (re)read the outcome templates with it; ``PolicyNotFound`` if there
         is no such policy (a name, never a path)."""
-        if name not in policy_mod.list_policies():  # a name, never a path, from a client of the simulator
+        if not isinstance(name, str) or name not in policy_mod.list_policies():  # a name, never a path
             raise policy_mod.PolicyNotFound(f"No simulator policy named {name!r}.",
                                             f"Choose one of: {', '.join(policy_mod.list_policies()) or '(none)'}.")
-        self.policy = policy_mod.load_policy(name)
-        self.templates = outcomes.load_outcomes()  # read with the policy, not on every request
-        self.state.policy_name = name
+        policy = policy_mod.load_policy(name)
+        templates = outcomes.load_outcomes()  # read with the policy, not on every request
+        with self.state.lock:
+            self.policy, self.templates = policy, templates
+            self.state.billing.service = policy.service
+            self.state.policy_name = name
 
     def reset(self) -> None:
         """Everything back to how this simulator started: account, credentials, request log, the simulator's secret
-        registry, counters, the policy it was created with and its fault plan (spec, counters, coin)."""
+        registry, counters, the clock and the usage reads, the policy it was created with and its fault plan (spec,
+        counters, coin)."""
         self.state.reset()
         self.faults.reset()
+        self.clock.reset()
+        self.usage_reads.reset()
         self.set_policy(self.initial_policy)
 
-    def render(self, outcome: str) -> Reply:
-        """The reply for ``outcome`` given the account as it stands (templates as read with the policy)."""
+    def render(self, outcome: str, details: Mapping[str, str] | None = None) -> Reply:
+        """The reply for ``outcome`` given the account as it stands (templates as read with the policy); ``details``
+        fill the message's placeholders."""
         with self.state.lock:  # render only reads the account: no copy needed while the lock is held
-            return outcomes.render(outcome, self.state.billing.account, self.templates)
+            return outcomes.render(outcome, self.state.billing.account, self.templates, details)
 
     def mint_token(self, scopes: list[str] | None = None, kind: str = "pkce", source: str | None = None,
                    expires_in: int | None = None) -> dict[str, Any]:
@@ -82,7 +97,7 @@ class Simulator:
         token = self.token_info(headers)
         feats = features.extract(method, path, query, headers, body, token)
         decision = self.policy.decide(feats)
-        return token, decision, self.render(decision.outcome)
+        return token, decision, self.render(decision.outcome, decision.details)
 
     def reply_headers(self, reply: Reply) -> dict[str, str]:
         """The headers a reply carries: unified values of the account, per-key limits for API keys, retry-after."""

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lanelab import redact
-from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings, data_dir
-from lanelab.datafiles import DataFileError, load_cached, read_toml
+from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings
 from lanelab.errors import BudgetExceeded, InputError
+from lanelab.findings.remedies import Remedy, load_remedies
 from lanelab.walkthrough.bisect import (
     BUDGET,
     DEFAULT_PASS_OUTCOMES,
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from lanelab.runs import RunWriter
 
 __all__ = ["DESIGN", "MAX_CAUSES_PLANNED", "CauseElement", "CredentialCheck", "Diagnosis", "Item", "Plan",
-           "RemediesError", "Remedy", "Sent", "Source", "Verdict", "apply_items", "diagnose", "lint_items", "load_remedies", "load_source",
+           "Sent", "Source", "Verdict", "apply_items", "diagnose", "lint_items", "load_source",
            "plan_requests", "reference_requests", "run_diagnose"]
 
 #: The run header's design for a diagnose run (the findings report shows its verdict first).
@@ -94,43 +94,7 @@ BODY_KEPT = ("model", "messages", "max_tokens", "stream")
 CODE_CHARS = 100
 
 
-class RemediesError(DataFileError):
-    """``data/remedies.toml`` is missing or malformed."""
-
-
 # ---------------------------------------------------------------------------------------------------- data types
-
-@dataclass(frozen=True)
-class Remedy:
-    """One remedy that exists (``data/remedies.toml``): what to do, what it costs or misses, the public source."""
-
-    id: str
-    text: str
-    caveat: str
-    source: str
-
-    def render(self, fix: str = "") -> str:
-        """The remedy as one line: text (with ``fix`` filled in), caveat, source."""
-        return f"{self.text.format(fix=fix)} {self.caveat} ({self.source})"
-
-
-def _parse_remedies(path: Path) -> tuple[Remedy, ...]:
-    raw = read_toml(path, "remedies", RemediesError)
-    out = []
-    for entry in raw.get("remedy", []):
-        if not all(isinstance(entry.get(k), str) and entry.get(k) for k in ("id", "text", "caveat", "source")):
-            raise RemediesError(f"{path}: every [[remedy]] needs id, text, caveat and source ({entry!r}).")
-        out.append(Remedy(entry["id"], entry["text"], entry["caveat"], entry["source"]))
-    if not out:
-        raise RemediesError(f"{path} lists no remedy.")
-    return tuple(out)
-
-
-def load_remedies(path: Path | None = None) -> list[Remedy]:
-    """The remedies, in print order (``data/remedies.toml``). Raises :class:`RemediesError` for a bad file."""
-    path = path or data_dir() / "remedies.toml"
-    return list(load_cached(path, _parse_remedies, "remedies", RemediesError))
-
 
 @dataclass(frozen=True)
 class Verdict:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,8 @@ from lanelab import redact
 from lanelab.config import data_dir
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.errors import InputError, NotFound
+from lanelab.findings.remedies import load_remedies
+from lanelab.version_gate import GatedModel, load_version_gate
 from lanelab.walkthrough.diff import is_attestation
 from lanelab.walkthrough.dumps import is_hermes_dump, parse_dump
 from lanelab.wire.spec import RequestSpec
@@ -45,11 +47,10 @@ EDIT_OPS = ("rename_tools", "drop_sentences", "drop_betas", "add_betas", "set_au
 SHOW_CHARS = 240
 _DATE = re.compile(r"^\d{4}-\d{2}(?:-\d{2})?$")
 _SENTENCE_SEP = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 
 
 class CatalogueError(DataFileError):
-    """``data/triggers.toml`` or ``data/version_gate.toml`` is missing or malformed."""
+    """``data/triggers.toml`` is missing or malformed (the version gate's errors are :class:`GateError`)."""
 
 
 class LintInputError(InputError):
@@ -375,17 +376,10 @@ def _gated_model(inp: LintInput) -> GatedModel | None:
 
 
 def _version_gate(inp: LintInput) -> list[Element]:
-    gate = load_version_gate()
-    floor = _gated_model(inp)
-    if floor is None:
-        return []
-    out = []
-    for ua in inp.headers("user-agent"):
-        claimed = gate.claimed_version(ua)
-        if claimed is not None and _vkey(claimed) < _vkey(floor.floor):
-            out.append(Element("header user-agent", f"{ua} claims Claude Code {claimed}; {floor.id} needs "
-                                                    f"{floor.floor} or newer (since {floor.since})"))
-    return out
+    model = _body(inp.spec).get("model")
+    return [Element("header user-agent", f"{hit.user_agent} claims Claude Code {hit.claimed}; {hit.model.id} needs "
+                                         f"{hit.model.floor} or newer (since {hit.model.since})")
+            for hit in load_version_gate().hits(model, inp.headers("user-agent"))]
 
 
 @dataclass(frozen=True)
@@ -508,11 +502,15 @@ class Trigger:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """All entries, in file order, plus the remedies printed for observations."""
+    """All entries, in file order, plus the remedies printed for observations (``data/remedies.toml``)."""
 
     triggers: tuple[Trigger, ...]
-    remedies: tuple[str, ...]
     path: Path
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        """The remedies that exist, one line each (what to do and its caveat), from ``data/remedies.toml``."""
+        return tuple(r.line for r in load_remedies())
 
     def __len__(self) -> int:
         return len(self.triggers)
@@ -634,7 +632,7 @@ def _parse_catalogue(path: Path) -> Catalogue:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise CatalogueError(f"{path}: duplicate trigger ids {dupes}.")
-    return Catalogue(triggers=triggers, remedies=_strs(raw.get("remedies", []), "remedies", path), path=path)
+    return Catalogue(triggers=triggers, path=path)
 
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
@@ -644,75 +642,6 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """
     return load_cached(Path(path) if path else data_dir() / "triggers.toml", _parse_catalogue,
                        "trigger catalogue", CatalogueError)
-
-
-# ----------------------------------------------------------------------------------------------- the version gate
-
-@dataclass(frozen=True)
-class GatedModel:
-    id: str
-    match: str
-    floor: str
-    since: str
-    sources: tuple[str, ...]
-    confidence: str
-
-
-@dataclass(frozen=True)
-class VersionGate:
-    """``data/version_gate.toml``: which models need which claimed Claude Code version."""
-
-    models: tuple[GatedModel, ...]
-    version_pattern: str
-    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
-
-    def floor_for(self, model: str) -> GatedModel | None:
-        """The gate entry for ``model`` (matched by each entry's regex), or None when the model is not gated."""
-        return next((m for m in self.models if re.search(m.match, model)), None)
-
-    def claimed_version(self, user_agent: str) -> str | None:
-        """The Claude Code version a user agent claims (``claude-cli/2.1.74 (…)`` → ``2.1.74``), or None."""
-        m = re.search(self.version_pattern, user_agent.strip())
-        return m.group("version") if m else None
-
-
-def _vkey(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split("."))
-
-
-def _parse_gate(path: Path) -> VersionGate:
-    raw = read_toml(path, "version gate", error=CatalogueError)
-    gate = raw.get("gate")
-    if not isinstance(gate, dict) or not isinstance(gate.get("version_pattern"), str):
-        raise CatalogueError(f"{path} needs a [gate] table with version_pattern.")
-    try:
-        if "version" not in re.compile(gate["version_pattern"]).groupindex:
-            raise CatalogueError(f"{path}: version_pattern needs a group named 'version'.")
-    except re.error as exc:
-        raise CatalogueError(f"{path}: invalid version_pattern ({exc}).") from None
-    models = []
-    for i, m in enumerate(raw.get("model", [])):
-        where = f"model #{i + 1}"
-        if not isinstance(m, dict) or not all(isinstance(m.get(k), str) for k in ("id", "match", "floor", "since")):
-            raise CatalogueError(f"{path}: {where} needs id, match, floor and since.")
-        if not _VERSION.match(m["floor"]) or not _DATE.match(m["since"]):
-            raise CatalogueError(f"{path}: {where}: floor must be X.Y.Z and since a date.")
-        try:
-            re.compile(m["match"])
-        except re.error as exc:
-            raise CatalogueError(f"{path}: {where}: invalid match ({exc}).") from None
-        sources = _strs(m.get("sources"), f"{where}.sources", path)
-        if not sources:
-            raise CatalogueError(f"{path}: {where} names no source.")
-        models.append(GatedModel(id=m["id"], match=m["match"], floor=m["floor"], since=m["since"], sources=sources,
-                                 confidence=str(m.get("confidence", ""))))
-    return VersionGate(models=tuple(models), version_pattern=gate["version_pattern"], raw=raw)
-
-
-def load_version_gate(path: str | Path | None = None) -> VersionGate:
-    """The model-version gate (``data/version_gate.toml`` unless ``path``). Raises :class:`CatalogueError`."""
-    return load_cached(Path(path) if path else data_dir() / "version_gate.toml", _parse_gate, "version gate",
-                       CatalogueError)
 
 
 # -------------------------------------------------------------------------------------------------------- matching
