@@ -100,13 +100,14 @@ def rehearse(test_ca: namespace.TestCA, tmp_path: Path) -> Callable[..., Rehears
         assert script.is_file(), f"no scenario {script}"
         run_dir = Path(tmp_path / script.stem)
         home, out, results = run_dir / "home", run_dir / "out", run_dir / "results"
-        for folder in (home, out, results):
+        user_home = run_dir / "userhome"  # a person's home with no other client's credential files in it
+        for folder in (home, out, results, user_home):
             folder.mkdir(parents=True)
         log = run_dir / "sim-requests.json"
         kit_env: dict[str, str | None] = {key: None for key in CLEARED}
         kit_env.update({
             "LANELAB_MODE": "live", "LANELAB_LIVE_OPT_IN": "1", "LANELAB_CA_BUNDLE": str(test_ca.ca_pem),
-            "LANELAB_HOME": str(home), "LANELAB_OUT": str(out),
+            "LANELAB_HOME": str(home), "LANELAB_OUT": str(out), "HOME": str(user_home),
             "REHEARSAL_DIR": str(results), "REHEARSAL_CA": str(test_ca.ca_pem),
             "PYTHONPATH": str(repo_root() / "lib"), "PYTHONUNBUFFERED": "1",
         })

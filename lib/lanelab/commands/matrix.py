@@ -199,4 +199,23 @@ def run(args: argparse.Namespace) -> int:
     if result.credential_note:
         print(f"credential: {result.credential_note}")
     print(result.summary())
+    verdict = _verdict(result.path, plan)
+    if verdict:
+        print(f"verdict: {verdict}")
     return 0
+
+
+def _verdict(path, plan: MatrixPlan) -> str | None:  # noqa: ANN001 - a Path
+    """The one-sentence verdict of a one-factor-at-a-time run (how the baseline ended, which single changes move it
+    onto the plan), as plain text; None for other designs or when the baseline has not been sent."""
+    if plan.design not in ("ofat", "one_factor_at_a_time"):
+        return None
+    from lanelab.errors import UserError
+    from lanelab.findings.frame import baseline_verdict
+    from lanelab.runs import load_run
+
+    try:
+        text = baseline_verdict(load_run(path).to_frame(), plan.baseline_cell_id)
+    except (UserError, LookupError, KeyError, IndexError, ValueError):
+        return None
+    return text.replace("**", "").replace("`", "")
