@@ -65,7 +65,7 @@ def test_a_live_cli_session_end_to_end(rehearse):
     assert f"Send 6 requests to api.anthropic.com with {masked}? [y/N]" in run["stdout"]
     assert inference(during(log, run, until=run["asked_at"])) == [], "sent before the confirmation"
     sent = during(log, run)
-    assert len(inference(sent)) == 6 <= 8, "the budget held"
+    assert len(inference(sent)) == 6, "the plan, within its budget of 8"
     assert [r["path"] for r in sent if r["path"] == "/api/oauth/usage"] == ["/api/oauth/usage"], \
         "usage read at most before and after (the reading before is the cached one from the login)"
     assert "spent 6/8 inference requests" in run["stdout"] and "usage: before: cached reading from" in run["stdout"]

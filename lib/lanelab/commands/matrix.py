@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
@@ -205,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verdict(path, plan: MatrixPlan) -> str | None:  # noqa: ANN001 - a Path
+def _verdict(path: Path, plan: MatrixPlan) -> str | None:
     """The one-sentence verdict of a one-factor-at-a-time run (how the baseline ended, which single changes move it
     onto the plan), as plain text; None for other designs or when the baseline has not been sent."""
     if plan.design not in ("ofat", "one_factor_at_a_time"):
