@@ -451,3 +451,27 @@ def test_notebook_defaults_match_the_cli_per_mode(notebook, tmp_path, monkeypatc
     assert (sim["CREDENTIAL"], sim["BUDGET"]) == ("sim-pkce", None)
     confirmed = parameters(notebook, {"LANELAB_MODE": "live", "LANELAB_CONFIRM_LIVE": "1"}, monkeypatch)
     assert confirmed["CONFIRM_LIVE"] is True
+
+
+# ------------------------------------------------------------------------------------------------ the README
+def test_every_command_in_the_readme_parses():
+    """The README's commands (the live walk-through, the simulator token) are real commands with real options."""
+    import re
+    import shlex
+
+    from lanelab.cli import build_parser
+
+    readme = (repo_root() / "README.md").read_text()
+    commands = set(re.findall(r"\.venv/bin/python -m lanelab ([^`$)\n]+)", readme))
+    assert {"login", "creds", "report"} <= {c.split()[0] for c in commands}
+    assert any("creds --mint" in c for c in commands) and any("matrix --live" in c for c in commands)
+    parser = build_parser()
+    for command in sorted(commands):
+        argv = shlex.split(command.split("#")[0].replace("COMMAND", "matrix").replace("…", ""))
+        if argv == ["--help"] or not argv:
+            continue
+        args = parser.parse_args(argv)  # exits (a test failure) on an unknown command or option
+        assert args.command == argv[0], command
+    section = readme.split("## Live mode, step by step", 1)[1].split("\n## ", 1)[0]
+    assert "LANELAB_LIVE_OPT_IN=1" in section and "[y/N]" in section and "--yes" in section
+    assert "LANELAB_INTERACTIVE" in readme and "LANELAB_CONFIRM_LIVE" in readme
