@@ -168,8 +168,9 @@ def _print_dry_run(plan: MatrixPlan, settings: Settings, args: argparse.Namespac
 
 def run(args: argparse.Namespace) -> int:
     """Build the plan, show its cost; in live mode refuse a plan over the budget, show the notice, host, credential
-    (masked) and cost and ask (or take ``--yes``); then send. Returns 0. Every refusal is a
-    :class:`~lanelab.errors.UserError` raised before anything is sent (the CLI prints it, exit 2)."""
+    (masked) and cost and ask (or take ``--yes``); then send. Returns 0, or 1 when the run stopped because its
+    requests did not reach the server. Every refusal is a :class:`~lanelab.errors.UserError` raised before anything
+    is sent (the CLI prints it, exit 2)."""
     from lanelab.auth.store import CredentialStore
     from lanelab.matrix.plan import MatrixPlan
 
@@ -203,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     verdict = _verdict(result.path, plan)
     if verdict:
         print(f"verdict: {verdict}")
-    return 0
+    return 1 if result.stopped else 0
 
 
 def _verdict(path: Path, plan: MatrixPlan) -> str | None:

@@ -97,6 +97,5 @@ class Reachability:
         """One line for the run summary (empty when every send arrived)."""
         if not self.unreached:
             return ""
-        line = (f"{self.unreached} send{'s' if self.unreached != 1 else ''} never reached the server (not counted "
+        return (f"{self.unreached} send{'s' if self.unreached != 1 else ''} never reached the server (not counted "
                 f"as spend): {self.top_cause()}")
-        return f"{line}; {self.stopped.split(' (')[0]}" if self.stopped else line
