@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from lanelab.config import LIVE_HOSTS
 from lanelab.findings.report import SIM_NOTICE
 from lanelab.live import NOTICE
@@ -27,6 +28,7 @@ def inference(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in requests if r["path"] in INFERENCE]
 
 
+@pytest.mark.timeout(900)  # four kernels (or a dozen commands) on a busy machine
 def test_a_live_cli_session_end_to_end(rehearse):
     done = rehearse("live_cli", timeout=400)
     assert done.returncode == 0, done.describe()

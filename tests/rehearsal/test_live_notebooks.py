@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import nbformat
+import pytest
 from lanelab.config import LIVE_HOSTS
 from lanelab.findings.report import SIM_NOTICE
 from lanelab.live import NOTICE
@@ -52,6 +53,7 @@ def confirmation_cell(step: dict[str, Any]) -> nbformat.NotebookNode:
     return next(c for c in cells(step) if "ConfirmWidget(gate)" in c.source)
 
 
+@pytest.mark.timeout(900)  # four kernels (or a dozen commands) on a busy machine
 def test_the_notebooks_in_live_mode_end_to_end(rehearse):
     done = rehearse("live_notebooks", timeout=600)
     assert done.returncode == 0, done.describe() + json.dumps(done.result(), indent=1)
