@@ -7,6 +7,7 @@ simulator's request log.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ def test_the_notebooks_in_live_mode_end_to_end(rehearse):
     # 03: the findings from the live runs, no simulator banner
     assert steps["03"]["ok"], steps["03"]["error"]
     md, html = (done.out / "findings.md").read_text(), (done.out / "findings.html").read_text()
-    assert "| live " in md and SIM_NOTICE not in md and SIM_NOTICE[:40] not in html
+    assert re.search(r"\|\s*live\s*\|\s*https://api\.anthropic\.com\s*\|", md), "the runs table: mode live, the host"
+    assert SIM_NOTICE not in md and SIM_NOTICE[:40] not in html
 
     # 04: confirmed before the captures; captures and probes within the budget; the bisect run is live
     walkthrough = steps["04"]
