@@ -35,6 +35,15 @@ PASTE = os.environ.get("LANELAB_PASTE", "")  # for unattended live runs only; ne
 AUTO_PASTE = settings.mode == "sim" and not os.environ.get("LANELAB_INTERACTIVE")
 IMPORT_LABEL = os.environ.get("LANELAB_IMPORT", "")  # second path: a credential to import instead (see the end)
 
+# %%
+from IPython.display import Markdown
+
+from lanelab.live import NOTICE, require_live_opt_in
+
+require_live_opt_in(settings, "Logging in to your real account needs the live opt-in")
+Markdown(f"**Live mode.** {NOTICE} Logging in spends nothing; notebooks 02 and 04 ask before they send."
+         if settings.mode == "live" else "*Sim mode: everything below runs against the embedded simulator.*")
+
 # %% [markdown]
 # ## 1 · Choose the endpoint set
 #

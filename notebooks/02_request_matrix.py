@@ -19,18 +19,26 @@
 #
 # The default is the seed report: Hermes 0.14.0, one factor at a time, against the embedded simulator (a model built
 # from public reports; live observations always outrank it). In live mode every cell spends a little of your own plan:
-# `max_tokens` is 1, nothing streams unless a factor asks for it, and a budget caps the requests. The kit diagnoses;
-# it never disguises a request as Claude Code.
+# `max_tokens` is 1, nothing streams unless a factor asks for it, the default plan is a handful of cells around the
+# most reported triggers (it fits the default budget), and nothing is sent until you confirm the notice, the host,
+# the credential and the cost. The kit diagnoses; it never disguises a request as Claude Code.
 
 # %% tags=["parameters"]
+import os
+
+from lanelab.auth.issuer import default_label
 from lanelab.config import Settings
+from lanelab.live import env_flag
+from lanelab.matrix.budget import DEFAULT_LIVE_BUDGET
 
 settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, LANELAB_OUT
 PROFILE = "hermes-0.14.0"  # a client shape from data/profiles/
-DESIGN = "ofat"  # ofat (one factor at a time), full, pairwise
-FACTORS = None  # None: every factor in data/factors.toml except credential; or e.g. ["tools", "user_agent"]
-CREDENTIAL = "sim-pkce" if settings.mode == "sim" else "live-pkce"  # the label notebook 01 saved
-BUDGET = None if settings.mode == "sim" else 10  # live: at most this many inference requests, retries included
+DESIGN = None  # None: ofat (one factor at a time); or full, pairwise
+FACTORS = None  # None: sim, every factor except credential; live, the small default plan (data/live_default.toml)
+LEVELS = None  # e.g. {"tools": ["none", "mcp__"]}; live: also how to include a level left out for its cost
+CREDENTIAL = default_label(settings.mode)  # sim-pkce or live-pkce: what notebook 01 saves (the CLI's default too)
+BUDGET = None if settings.mode == "sim" else DEFAULT_LIVE_BUDGET  # live: most inference requests, retries included
+CONFIRM_LIVE = env_flag(os.environ.get("LANELAB_CONFIRM_LIVE"))  # headless live runs only; in Lab press the button
 CONCURRENCY = 4
 RUN_ID = None  # None: derived from profile, design, mode and policy, so running again resumes
 
@@ -38,13 +46,28 @@ RUN_ID = None  # None: derived from profile, design, mode and policy, so running
 # ## 1 · The cells and what they cost
 #
 # One cell per variant. For one-factor-at-a-time the first cell is the baseline (every factor as the profile sends
-# it); each other cell changes exactly one thing. Nothing has been sent yet.
+# it); each other cell changes exactly one thing. The cost is the inference requests and their worst-case tokens
+# (input estimate plus `max_tokens`). Nothing has been sent yet.
 
 # %%
 from lanelab.matrix.plan import MatrixPlan
 
-plan = MatrixPlan.build(PROFILE, DESIGN, FACTORS, settings)
+plan = MatrixPlan.build(PROFILE, DESIGN, FACTORS, settings, levels=LEVELS)
 plan.describe()
+
+# %% [markdown]
+# ### Before sending: confirm (live mode)
+#
+# In live mode this shows the responsible-use notice, the host, the credential (masked) and the plan's cost, and
+# nothing is sent until you press the button (or, for a headless run, set `CONFIRM_LIVE = True`). A plan over the
+# budget is refused here, with its cost and a cheaper plan to run instead. The simulator spends nothing, so sim mode
+# needs no confirmation.
+
+# %%
+from lanelab.matrix.confirm import ConfirmWidget
+
+gate = plan.gate(CREDENTIAL, BUDGET, confirmed=CONFIRM_LIVE)
+ConfirmWidget(gate)
 
 # %% [markdown]
 # ## 2 · Send them
@@ -53,9 +76,10 @@ plan.describe()
 # `retry-after`), never for verdicts such as the extra-usage 400. Every response is appended to
 # `LANELAB_OUT/runs/<run_id>.jsonl` as it arrives, redacted, so re-running this cell sends only what is missing.
 # The credential is the one notebook 01 saved; in sim mode without one, a fresh token is minted from the simulator.
+# In live mode this cell sends only once the step above is confirmed.
 
 # %%
-result = plan.run(credential=CREDENTIAL, budget=BUDGET, run_id=RUN_ID, concurrency=CONCURRENCY,
+result = plan.run(credential=CREDENTIAL, budget=BUDGET, gate=gate, run_id=RUN_ID, concurrency=CONCURRENCY,
                   usage_snapshots=True)
 print(result.credential_note or f"credential {CREDENTIAL!r}: nothing needed sending")
 print(result)

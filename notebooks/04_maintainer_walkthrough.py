@@ -23,35 +23,63 @@
 # 4. bisect: apply subsets of the differences and find the smallest set that flips the verdict, spending few requests.
 #
 # By default everything runs against the embedded simulator (a model built from public reports). Live mode needs the
-# opt-in, and each probe then spends a little of your own plan.
+# opt-in and a confirmation; each request then spends a little of your own plan (`max_tokens` 1, no streaming).
 
 # %% tags=["parameters"]
 import contextlib
+import os
 from pathlib import Path
 
+from lanelab.auth.issuer import default_label
 from lanelab.config import Settings
+from lanelab.live import env_flag
+from lanelab.matrix.budget import DEFAULT_LIVE_BUDGET
 
 settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, LANELAB_OUT
 FAILING = "hermes-0.14.0"  # the client shape to examine (data/profiles/)
 PASSING = "sdk-minimal"  # a request the server bills to the plan
-CREDENTIAL = "sim-pkce" if settings.mode == "sim" else "live-pkce"
-BUDGET = None if settings.mode == "sim" else 12  # live: inference requests in all (2 for the captures, the rest probes)
+CREDENTIAL = default_label(settings.mode)  # sim-pkce or live-pkce: what notebook 01 saves (the CLI's default too)
+BUDGET = None if settings.mode == "sim" else DEFAULT_LIVE_BUDGET  # live: inference requests in all (captures too)
+CONFIRM_LIVE = env_flag(os.environ.get("LANELAB_CONFIRM_LIVE"))  # headless live runs only; in Lab press the button
 CAPTURE_REQUESTS = 2  # the SDK's request and the replay of the failing profile, both sent through the proxy
 CAPTURE_FILE = Path(settings.out) / "captures" / "04_walkthrough.jsonl"
 
 # %% [markdown]
 # ## 1 · The server and a credential
 # In sim mode without `LANELAB_BASE_URL`, an embedded simulator starts for this notebook. The token is the one
-# notebook 01 saved, or a fresh simulator token; it is registered as a secret, so it is masked in every output.
+# notebook 01 saved (sent only to the service that issued it), or in sim mode a fresh simulator token; it is
+# registered as a secret, so it is masked in every output. In live mode both requests are the cheapest of their
+# shape (`max_tokens` 1, no streaming).
 
 # %%
+from lanelab.matrix.profiles import ensure_sendable, minimal_spend
 from lanelab.matrix.tokens import TokenSource
 from lanelab.sim.server import running_simulator
 
 stack = contextlib.ExitStack()
 upstream = settings.base_url or stack.enter_context(running_simulator()).base_url
-token = TokenSource(settings, upstream, CREDENTIAL).token()
-print("server:", upstream)
+source = TokenSource(settings, upstream, CREDENTIAL)
+token = source.token()
+cheapest = minimal_spend if settings.mode == "live" else (lambda spec: spec)
+failing_profile_spec = cheapest(ensure_sendable(FAILING).spec)  # a first-party reference profile is never sent
+passing_profile_spec = cheapest(ensure_sendable(PASSING).spec)
+print("server:", upstream, "| credential:", source.where)
+
+# %% [markdown]
+# ### Before sending: confirm (live mode)
+# The notice, the host, the credential (masked) and the cost of everything below: the two captured requests and at
+# most `BUDGET - CAPTURE_REQUESTS` bisect probes. Nothing is sent until you press the button (or set
+# `CONFIRM_LIVE = True` for a headless run). Sim mode needs no confirmation.
+
+# %%
+from lanelab.matrix.confirm import ConfirmWidget, gate_for
+
+probe_budget = None if BUDGET is None else BUDGET - CAPTURE_REQUESTS  # the captures are paid from the same budget
+gate = gate_for(settings, upstream, CREDENTIAL, token, once=[passing_profile_spec, failing_profile_spec],
+                mixed=(failing_profile_spec, passing_profile_spec), probes=probe_budget or 0, budget=BUDGET,
+                confirmed=CONFIRM_LIVE, extra=[f"{CAPTURE_REQUESTS} captured requests, then at most {probe_budget} "
+                                               f"bisect probes ({FAILING} against {PASSING})"])
+ConfirmWidget(gate)
 
 # %% [markdown]
 # ## 2 · Capture what the clients really send
@@ -64,6 +92,7 @@ import anthropic
 import lanelab.http
 from lanelab.walkthrough.capture import running_capture
 
+gate.require()  # live mode: nothing is sent before the confirmation above
 CAPTURE_FILE.unlink(missing_ok=True)
 proxy = stack.enter_context(running_capture(upstream, CAPTURE_FILE, settings=settings))
 sdk = stack.enter_context(anthropic.Anthropic(auth_token=token, base_url=proxy.base_url, max_retries=0,
@@ -77,10 +106,9 @@ print("SDK request answered with HTTP", sdk_reply.status_code)
 # Then Hermes 0.14.0 as it sent its request at the time of the seed report (#32243), replayed from its profile.
 
 # %%
-from lanelab.matrix.profiles import load_profile
 from lanelab.wire.spec import send
 
-hermes_obs = send(load_profile(FAILING).spec, proxy.base_url, token)
+hermes_obs = send(failing_profile_spec, proxy.base_url, token)
 hermes_obs
 
 # %% [markdown]
@@ -102,7 +130,7 @@ from lanelab.walkthrough.to_profile import spec_from_exchange
 from lanelab.walkthrough.diff import diff_specs
 
 failing_spec, _ = spec_from_exchange(inference_exchange(proxy.exchanges()))  # Hermes' request, as captured
-passing_spec = load_profile(PASSING).spec
+passing_spec = passing_profile_spec
 difference = diff_specs(failing_spec, passing_spec, FAILING, PASSING)
 difference
 
@@ -115,10 +143,9 @@ difference
 # %%
 from lanelab.walkthrough.bisect import bisect_to_run
 
-probe_budget = None if BUDGET is None else BUDGET - CAPTURE_REQUESTS  # the captures were paid for already
 result = bisect_to_run(failing_spec, passing_spec, upstream, token, settings=settings, failing_label=FAILING,
                        passing_label=PASSING, credential=CREDENTIAL, run_id="04_walkthrough_bisect",
-                       budget=probe_budget)
+                       budget=probe_budget, confirmed=gate.confirmed)
 print(result.summary())
 result
 

@@ -91,19 +91,24 @@ def test_live_mode_from_the_environment_needs_the_opt_in_too(env, no_network, ca
     assert no_network.attempts == [] and nothing_written(env)
 
 
-def test_live_without_opt_in_or_budget_names_both(env, no_network, capsys):
+def test_live_without_opt_in_is_refused_whatever_the_budget(env, no_network, capsys):
     assert main(["matrix", "--live"]) == 2
     err = capsys.readouterr().err
-    assert "LANELAB_LIVE_OPT_IN=1" in err and "--budget" in err
+    assert "LANELAB_LIVE_OPT_IN=1" in err and "nothing was sent" in err
     assert no_network.attempts == []
 
 
 @pytest.mark.parametrize("opt_in", ["1", "yes", "true"])
-def test_opt_in_without_budget_is_refused(env, no_network, capsys, monkeypatch, opt_in):
+def test_opt_in_without_budget_gets_the_default_budget_and_still_needs_a_confirmation(env, no_network, capsys,
+                                                                                     monkeypatch, opt_in):
     monkeypatch.setenv("LANELAB_LIVE_OPT_IN", opt_in)
-    assert main(["matrix", "--live", "--factors", "x_app"]) == 2
-    err = capsys.readouterr().err
-    assert "needs a budget" in err and "--budget N" in err
+    monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", CANARY)
+    assert main(["matrix", "--live", "--factors", "x_app", "--credential", "env-CLAUDE_CODE_OAUTH_TOKEN"]) == 2
+    out, err = capsys.readouterr()
+    assert "budget: 10 inference requests, retries included (the default; --budget N to change)" in out
+    assert "cost: 3 inference requests" in out and "sk-ant-oat01-…" + CANARY[-4:] in out
+    assert "--yes" in err and "nothing was sent" in err
+    assert_no_secret(out + err, CANARY_SECRET)
     assert no_network.attempts == [] and nothing_written(env)
 
 
@@ -162,7 +167,8 @@ def test_dry_run_prints_exactly_what_build_request_would_send(env, no_network, c
 def test_dry_run_with_a_saved_credential_of_an_unfamiliar_shape(env, no_network, capsys, monkeypatch):
     monkeypatch.setenv("LANELAB_LIVE_OPT_IN", "1")
     path = CredentialStore(env / "home").save(Credential(label="mine", access_token=ODD_SECRET,
-                                                         refresh_token=ODD_SECRET[::-1]))
+                                                         refresh_token=ODD_SECRET[::-1], mode="live",
+                                                         issuer="https://platform.claude.com"))
     assert ODD_SECRET in path.read_text()  # the secret really is available to the kit
     assert main(["matrix", "--live", "--budget", "20", "--dry-run", "--factors", "auth",
                  "--credential", "mine"]) == 0
@@ -188,6 +194,16 @@ def test_live_dry_run_without_the_credential_is_a_clear_error(env, no_network, c
                  "--credential", "nobody"]) == 2
     err = capsys.readouterr().err
     assert "'nobody'" in err and "lanelab login" in err
+    assert no_network.attempts == []
+
+
+def test_dry_run_refuses_a_credential_of_unknown_origin_for_the_live_host(env, no_network, capsys, monkeypatch):
+    monkeypatch.setenv("LANELAB_LIVE_OPT_IN", "1")
+    CredentialStore(env / "home").save(Credential(label="old", access_token=CANARY))
+    assert main(["matrix", "--live", "--dry-run", "--factors", "x_app", "--credential", "old"]) == 2
+    err = capsys.readouterr().err
+    assert "'old' does not record who issued it" in err and "lanelab login --label live-pkce" in err
+    assert_no_secret(err, CANARY_SECRET)
     assert no_network.attempts == []
 
 

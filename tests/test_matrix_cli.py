@@ -24,6 +24,9 @@ def env(tmp_path, monkeypatch, sim_url):
     monkeypatch.setenv("LANELAB_OUT", str(tmp_path / "out"))
     monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LANELAB_LIVE_OPT_IN", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "userhome"))  # no other client's credential files
+    for name in ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
     httpx.delete(sim_url + "/_sim/requests")
     return tmp_path
 
@@ -67,20 +70,90 @@ def test_unknown_factor_is_a_clear_error(env, capsys):
     assert "nonsense" in err and "Choose from" in err
 
 
-def test_live_needs_a_budget_and_an_opt_in(env, capsys, monkeypatch):
+def save_live_credential(env, label="live-pkce", token="sk-ant-oat01-" + "L" * 36 + "abcd"):
+    from lanelab.auth.credential import Credential
+    from lanelab.auth.store import CredentialStore
+
+    CredentialStore(env / "home").save(Credential(label=label, access_token=token, mode="live",
+                                                  issuer="https://platform.claude.com"))
+    return token
+
+
+def test_live_needs_an_opt_in(env, capsys):
     assert main(["matrix", "--live"]) == 2
-    assert "--budget" in capsys.readouterr().err
+    assert "LANELAB_LIVE_OPT_IN" in capsys.readouterr().err
     assert main(["matrix", "--live", "--budget", "3"]) == 2
     assert "LANELAB_LIVE_OPT_IN" in capsys.readouterr().err
+
+
+def test_live_without_a_terminal_needs_yes_and_shows_notice_host_credential_and_cost_first(env, capsys,
+                                                                                           monkeypatch):
+    monkeypatch.setenv("LANELAB_LIVE_OPT_IN", "1")
+    monkeypatch.delenv("LANELAB_BASE_URL")
+    token = save_live_credential(env)
+    assert main(["matrix", "--live", "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert "Responsible use" in out and "host: api.anthropic.com" in out
+    assert "credential: 'live-pkce' (sk-ant-oat01-…abcd)" in out and token not in out + err
+    assert "cost: 6 inference requests" in out and "the live default plan" in out
+    assert "budget: 10 inference requests, retries included (the default; --budget N to change)" in out
+    assert "--yes" in err and "nothing was sent" in err
+    assert not (env / "out" / "runs").exists() or not list((env / "out" / "runs").iterdir())
+
+
+def test_live_refuses_a_simulator_credential_before_asking(env, capsys, monkeypatch, sim_url):
+    from lanelab.auth.credential import Credential
+    from lanelab.auth.store import CredentialStore
+
+    monkeypatch.setenv("LANELAB_LIVE_OPT_IN", "1")
+    monkeypatch.delenv("LANELAB_BASE_URL")
+    CredentialStore(env / "home").save(Credential(label="sim-pkce", access_token="sk-ant-oat01-" + "S" * 40,
+                                                  mode="sim", issuer=sim_url))
+    save_live_credential(env)
+    assert main(["matrix", "--live", "--credential", "sim-pkce", "--yes"]) == 2
+    out, err = capsys.readouterr()
+    assert "'sim-pkce' was issued by the simulator" in err and "Use 'live-pkce'" in err
+    assert "Send" not in out and log(sim_url) == []
 
 
 def test_live_plan_over_budget_is_refused_before_anything_happens(env, capsys, monkeypatch):
     monkeypatch.setenv("LANELAB_LIVE_OPT_IN", "1")
     monkeypatch.delenv("LANELAB_BASE_URL")
-    assert main(["matrix", "--live", "--budget", "2", "--factors", "tools"]) == 2
-    err = capsys.readouterr().err
+    save_live_credential(env)
+    assert main(["matrix", "--live", "--budget", "2", "--factors", "tools", "--yes"]) == 2
+    out, err = capsys.readouterr()
     assert "limit of 2" in err and "nothing was sent" in err and "--budget" in err
+    assert "worst case" in err and "'python -m lanelab matrix --live --profile hermes-0.14.0'" in err
+    assert "Responsible use" not in out, "refused before the confirmation"
     assert not (env / "out" / "runs").exists() or not list((env / "out" / "runs").iterdir())
+
+
+def test_live_levels_that_raise_the_cost_are_left_out_and_shown(env, capsys, monkeypatch):
+    monkeypatch.setenv("LANELAB_LIVE_OPT_IN", "1")
+    monkeypatch.delenv("LANELAB_BASE_URL")
+    save_live_credential(env)
+    assert main(["matrix", "--live", "--factors", "max_tokens,stream", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "left out (they raise the cost): max_tokens=128000 (+128,000 worst-case tokens per request)" in out
+    assert "stream=on" in out and "--levels max_tokens=128000" in out
+    assert "fits within 10 inference requests" in out and '"max_tokens": 128000' not in out
+    assert main(["matrix", "--live", "--factors", "max_tokens", "--levels", "max_tokens=128000", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert '"max_tokens": 128000' in out and "left out" not in out
+
+
+def test_a_reference_only_profile_is_refused_in_one_line(env, capsys, sim_url):
+    assert main(["matrix", "--profile", "claude-code-2.1.332", "--factors", "x_app", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "first-party reference" in err and "never sends it" in err
+    assert log(sim_url) == []
+
+
+def test_bad_levels_are_a_clear_error(env, capsys):
+    assert main(["matrix", "--levels", "tools"]) == 2
+    assert "FACTOR=LEVEL" in capsys.readouterr().err
+    assert main(["matrix", "--levels", "tools=nope", "--dry-run"]) == 2
+    assert "no level 'nope'" in capsys.readouterr().err
 
 
 def test_without_a_base_url_it_starts_its_own_simulator(env, capsys, monkeypatch):

@@ -313,16 +313,58 @@ def test_unknown_factor_is_a_user_error():
         MatrixPlan.build("hermes-0.14.0", "ofat", ["nope"], Settings(mode="sim"))
 
 
-def test_token_source_replaces_a_credential_from_another_simulator_session(tmp_path, sim_url):
+@pytest.mark.parametrize("issued,why", [
+    (("sim", "http://127.0.0.1:1"), "was issued by another simulator session"),
+    (("sim", None), "was issued by another simulator session"),  # this simulator's address, restarted since
+    (("live", "https://platform.claude.com"), "is a live credential, never sent to the simulator"),
+    ((None, None), "does not record who issued it"),
+])
+def test_token_source_mints_instead_of_a_saved_credential_this_simulator_did_not_issue(tmp_path, sim_url, issued,
+                                                                                        why):
     from lanelab.auth.credential import Credential
     from lanelab.auth.store import CredentialStore
     s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "home", out=tmp_path / "out")
-    stale = "sk-ant-oat01-" + "Q" * 40
-    CredentialStore(s.home).save(Credential(label="sim-pkce", access_token=stale, scopes=("user:inference",)))
+    stale = "sk-ant-oat01-" + "Q" * 36 + "Wxyz"
+    mode, issuer = issued
+    CredentialStore(s.home).save(Credential(label="sim-pkce", access_token=stale, scopes=("user:inference",),
+                                            mode=mode, issuer=issuer or (sim_url if mode else None)))
+    httpx.delete(sim_url + "/_sim/requests")
     source = TokenSource(s, sim_url, "sim-pkce")
     token = source("sim-pkce")
-    assert token != stale and "another simulator session" in source.where
+    assert token != stale and why in source.where and "minted a fresh pkce token" in source.where
     assert source("sim-pkce") == token
+    sent = [r["headers"].get("authorization", "") for r in request_log(sim_url)]
+    assert mode == "sim" and issuer is None or not any(a.endswith("Wxyz") for a in sent), \
+        "a credential the simulator did not issue is never sent there (only probed when it claims to be its own)"
+
+
+def test_token_source_uses_a_saved_credential_this_simulator_issued(tmp_path, sim_url):
+    from lanelab.auth.credential import Credential
+    from lanelab.auth.store import CredentialStore
+    s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "home", out=tmp_path / "out")
+    minted = sim_token(sim_url)
+    CredentialStore(s.home).save(Credential(label="sim-pkce", access_token=minted, mode="sim", issuer=sim_url))
+    source = TokenSource(s, sim_url, "sim-pkce")
+    assert source("sim-pkce") == minted and source.where == "credential 'sim-pkce' from the kit's store"
+
+
+def test_token_source_in_live_mode_refuses_a_simulator_credential_and_names_the_live_one(tmp_path):
+    from lanelab.auth.credential import Credential
+    from lanelab.auth.issuer import WrongIssuer
+    from lanelab.auth.store import CredentialStore
+    s = Settings(mode="live", base_url="https://api.anthropic.com", home=tmp_path / "home", out=tmp_path / "out",
+                 live_opt_in=True)
+    store = CredentialStore(s.home)
+    store.save(Credential(label="sim-pkce", access_token="sk-ant-oat01-" + "S" * 40, mode="sim",
+                          issuer="http://127.0.0.1:5555"))
+    store.save(Credential(label="live-pkce", access_token=TOKEN, mode="live", issuer="https://platform.claude.com"))
+    with pytest.raises(WrongIssuer) as info:
+        TokenSource(s, s.base_url, "sim-pkce").token()
+    assert "'sim-pkce'" in str(info.value) and "'live-pkce'" in str(info.value)
+    assert "api.anthropic.com" in str(info.value) and "S" * 20 not in str(info.value)
+    source = TokenSource(s, s.base_url, "live-pkce")
+    assert source.token() == TOKEN and redact.mask(TOKEN) in source.where and TOKEN not in source.where
+    assert TokenSource(s, s.base_url, "live-pkce").masked() == redact.mask(TOKEN)
 
 
 def test_usage_snapshots_before_and_after_are_stored_and_reported(tmp_path):

@@ -6,6 +6,8 @@ kit through ``LANELAB_CA_BUNDLE``) differ from a real live run. Nothing in the n
 
 ``rehearse("name", *args)`` runs ``scenarios/name.py`` (or a path) and returns a :class:`Rehearsal`: its exit status,
 output, the files it wrote under its ``LANELAB_HOME``/``LANELAB_OUT``/``REHEARSAL_DIR`` and what the simulator saw.
+``hosts=`` names the host names that resolve inside (default: every live one); leaving one out rehearses a DNS
+failure for it. ``HOME`` is an empty folder: no other client's credential files.
 The scenario gets, besides the kit's live settings: ``REHEARSAL_DIR`` (a folder for its own results) and
 ``REHEARSAL_CA`` (the test CA, for the scenario's stand-in for a person's browser; the kit itself gets it only
 through ``LANELAB_CA_BUNDLE``). Where namespaces cannot be made the tests skip with the reason (fail instead with
@@ -19,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,18 +97,20 @@ def rehearse(test_ca: namespace.TestCA, tmp_path: Path) -> Callable[..., Rehears
     """Run a scenario in the namespace with the simulator on 443 and the kit configured as live (see the module)."""
 
     def run(scenario: str | Path, *args: str, env: dict[str, str] | None = None, policy: str | None = None,
-            account: dict[str, Any] | None = None, timeout: float = 120.0) -> Rehearsal:
+            account: dict[str, Any] | None = None, timeout: float = 120.0,
+            hosts: Iterable[str] | None = None) -> Rehearsal:
         script = Path(scenario) if os.sep in str(scenario) else SCENARIOS / f"{scenario}.py"
         assert script.is_file(), f"no scenario {script}"
         run_dir = Path(tmp_path / script.stem)
         home, out, results = run_dir / "home", run_dir / "out", run_dir / "results"
-        for folder in (home, out, results):
+        user_home = run_dir / "userhome"  # a person's home with no other client's credential files in it
+        for folder in (home, out, results, user_home):
             folder.mkdir(parents=True)
         log = run_dir / "sim-requests.json"
         kit_env: dict[str, str | None] = {key: None for key in CLEARED}
         kit_env.update({
             "LANELAB_MODE": "live", "LANELAB_LIVE_OPT_IN": "1", "LANELAB_CA_BUNDLE": str(test_ca.ca_pem),
-            "LANELAB_HOME": str(home), "LANELAB_OUT": str(out),
+            "LANELAB_HOME": str(home), "LANELAB_OUT": str(out), "HOME": str(user_home),
             "REHEARSAL_DIR": str(results), "REHEARSAL_CA": str(test_ca.ca_pem),
             "PYTHONPATH": str(repo_root() / "lib"), "PYTHONUNBUFFERED": "1",
         })
@@ -119,8 +123,8 @@ def rehearse(test_ca: namespace.TestCA, tmp_path: Path) -> Callable[..., Rehears
             argv += ["--account", json.dumps(account)]
         argv += ["--", str(script), *args]
         started = time.monotonic()
-        done = namespace.run(argv, env=kit_env, capture_output=True, text=True, timeout=timeout + 30,
-                             stdin=subprocess.DEVNULL)
+        done = namespace.run(argv, None if hosts is None else sorted(hosts), env=kit_env, capture_output=True,
+                             text=True, timeout=timeout + 30, stdin=subprocess.DEVNULL)
         seconds = time.monotonic() - started
         sim_requests = json.loads(log.read_text()) if log.is_file() else []
         return Rehearsal(done.returncode, done.stdout, done.stderr, home, out, results, sim_requests, seconds)

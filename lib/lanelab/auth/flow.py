@@ -15,7 +15,7 @@ import httpx
 from lanelab import redact
 from lanelab.auth import oauth
 from lanelab.auth.credential import Credential, validate_label
-from lanelab.auth.introspect import AccountSummary, CredentialSummary, describe, inspect_account
+from lanelab.auth.introspect import AccountSummary, CredentialSummary, UsageCache, describe, inspect_account
 from lanelab.auth.issuer import default_label
 from lanelab.auth.paste import PastedCode, PasteError, StateMismatch, parse_paste
 from lanelab.auth.store import CredentialStore, StoreNotWritable
@@ -226,7 +226,8 @@ class LoginFlow:
         base = self.settings.base_url
         if not base:
             raise FlowOrderError("No API base URL is set.", "Set LANELAB_BASE_URL (the simulator's address).")
-        self.account = inspect_account(self.credential.access_token, base, self.client)
+        self.account = inspect_account(self.credential.access_token, base, self.client,
+                                       cache=UsageCache.in_home(self.settings.home))
         self.done.add("inspect")
         self._info("inspect", "Profile and usage probed." + (" Errors: " + "; ".join(self.account.errors)
                                                             if self.account.errors else ""))

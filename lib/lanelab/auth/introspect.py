@@ -3,13 +3,25 @@
 Token kind and expiry come from the credential itself; plan, tier, extra usage and the usage windows come from the two
 free probes ``/api/oauth/profile`` and ``/api/oauth/usage`` (references/protocol.md §4), sent through
 :func:`lanelab.wire.spec.send` like every other request.
+
+The usage endpoint is rate limited to about 30 reads an hour per account, a limit shared with Claude Code
+(references/autumn-2026.md §2). So the kit reads it through :func:`read_usage_cached`: a reading is cached per
+credential (``LANELAB_HOME/usage/``, with its time) and reused while it is recent (:data:`USAGE_REUSE_SECONDS`), a
+429 is honoured (the cached reading is shown, saying it is cached and from when, and the endpoint is not asked again
+before its ``retry-after``), and a failed probe is a note, never an exception.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
+import os
+import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,14 +38,20 @@ from lanelab.wire.usage import PERCENT, ExtraUsage, UsageLimit, UsageReading, Us
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["KIND_ACCESS", "KIND_API_KEY", "KIND_REFRESH", "KIND_UNKNOWN", "AccountSummary", "CredentialSummary",
-           "CredentialTable", "credentials_table", "describe", "inspect_account", "probe_profile",
-           "probe_spec", "probe_usage", "summarize", "token_kind"]
+__all__ = ["KIND_ACCESS", "KIND_API_KEY", "KIND_REFRESH", "KIND_UNKNOWN", "USAGE_REUSE_SECONDS", "AccountSummary",
+           "CredentialSummary", "CredentialTable", "UsageCache", "UsageRead", "credentials_table", "describe",
+           "inspect_account", "probe_profile", "probe_spec", "probe_usage", "read_usage_cached", "summarize",
+           "token_kind"]
 
 KIND_ACCESS = "oauth_access"
 KIND_REFRESH = "oauth_refresh"
 KIND_API_KEY = "api_key"
 KIND_UNKNOWN = "unknown"
+#: A usage reading younger than this is reused instead of asking the endpoint again (about 30 reads an hour per
+#: account, shared with Claude Code: references/autumn-2026.md §2).
+USAGE_REUSE_SECONDS = 120.0
+#: How long to leave the usage endpoint alone after a 429 that names no retry-after.
+USAGE_BACKOFF_SECONDS = 300.0
 
 
 def token_kind(token: str | None) -> str:
@@ -134,6 +152,136 @@ def probe_usage(token: str, base_url: str, client: httpx.Client | None = None) -
     """GET the usage endpoint with ``token``; the observation (never raises for an HTTP or transport failure)."""
     return wire.send(probe_spec(probe_settings().get("usage_path", "/api/oauth/usage")), base_url, token, client)
 
+# ---------------------------------------------------------------------------------------------------------------
+# The usage reading, cached
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class UsageCache:
+    """Usage readings per credential on disk: one JSON file per credential (mode 0600) in ``folder``, holding the
+    last reading (redacted), its time, its request id, and until when the endpoint asked to be left alone.
+
+    A credential is keyed by a one-way hash of its token and the server's origin, so the file names reveal nothing.
+    """
+
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+
+    @classmethod
+    def in_home(cls, home: Path | str) -> UsageCache:
+        """The cache of the kit's store at ``home`` (``LANELAB_HOME/usage``)."""
+        return cls(Path(home) / "usage")
+
+    @staticmethod
+    def key(token: str, base_url: str) -> str:
+        from lanelab.auth.issuer import origin
+
+        digest = hashlib.sha256(f"{origin(base_url) or base_url}\n{token}".encode()).hexdigest()
+        return digest[:24]
+
+    def get(self, key: str) -> dict[str, Any]:
+        """The stored entry (empty when there is none or it cannot be read)."""
+        try:
+            data = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def put(self, key: str, **changes: Any) -> None:
+        """Merge ``changes`` into the entry and write it atomically (0600); a file-system error is ignored (a cache
+        never fails a run)."""
+        entry = {**self.get(key), **redact.redact_obj(changes)}
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.folder)
+            try:
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(entry, fh, indent=1, sort_keys=True)
+                os.replace(tmp, self.folder / f"{key}.json")
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError:
+            pass
+
+
+@dataclass
+class UsageRead:
+    """One usage reading as the kit got it: the body (None when there is none), when it was read, whether it came
+    from the cache, and a note saying so (``cached reading from …``) or why there is none."""
+
+    body: dict[str, Any] | None = None
+    read_at: float | None = None
+    cached: bool = False
+    request_id: str | None = None
+    note: str = ""
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return isinstance(self.body, dict)
+
+    def observation(self) -> wire.Observation:
+        """The reading as an :class:`~lanelab.wire.spec.Observation` (for :func:`summarize`)."""
+        if self.ok:
+            return wire.Observation(status=200, body=self.body, request_id=self.request_id)
+        return wire.Observation(status=self.status, error_type="usage_unavailable" if self.status else None,
+                                error_message=self.note or self.error, transport_error=None if self.status else
+                                (self.error or self.note or "usage probe failed"))
+
+
+def read_usage_cached(token: str, base_url: str, cache: UsageCache | None = None, *,
+                      client: httpx.Client | None = None, reuse_seconds: float = USAGE_REUSE_SECONDS,
+                      now: float | None = None) -> UsageRead:
+    """The usage reading for ``token``: a recent cached one, or a fresh probe (then cached).
+
+    Honours the endpoint's rate limit (see the module docstring): a 429 keeps the cached reading (the note says it is
+    cached and from when) and the endpoint is left alone until its ``retry-after``. ``cache`` None reads without a
+    cache. Never raises: any failure becomes the :class:`UsageRead`'s ``error`` and ``note``.
+    """
+    now = time.time() if now is None else now
+    key = UsageCache.key(token, base_url) if cache is not None else ""
+    entry = cache.get(key) if cache is not None else {}
+    body, read_at = entry.get("body"), entry.get("read_at")
+    have = isinstance(body, dict) and isinstance(read_at, (int, float))
+
+    def from_cache(why: str) -> UsageRead:
+        if have:
+            return UsageRead(body=body, read_at=read_at, cached=True, request_id=entry.get("request_id"),
+                             note=f"cached reading from {_clock(read_at)} ({why})")
+        return UsageRead(note=f"no usage reading ({why})", error=why)
+
+    if have and now - read_at < reuse_seconds:
+        return from_cache(f"{now - read_at:.0f} s old; reused to spare the endpoint's rate limit")
+    blocked = entry.get("blocked_until")
+    if isinstance(blocked, (int, float)) and blocked > now:
+        return from_cache(f"the usage endpoint is rate limited until {_clock(blocked)}; not asked again")
+    try:
+        obs = probe_usage(token, base_url, client)
+    except Exception as exc:  # noqa: BLE001 - a usage probe never fails a run
+        return from_cache(f"the usage probe failed: {redact.redact_text(type(exc).__name__ + ': ' + str(exc))}")
+    if obs.ok and isinstance(obs.body, dict):
+        if cache is not None:
+            cache.put(key, body=obs.body, read_at=now, request_id=obs.request_id, blocked_until=None)
+        return UsageRead(body=redact.redact_obj(obs.body), read_at=now, request_id=obs.request_id, status=obs.status)
+    if obs.status == 429:
+        wait = obs.retry_after if obs.retry_after is not None else USAGE_BACKOFF_SECONDS
+        if cache is not None:
+            cache.put(key, blocked_until=now + max(wait, 1.0))
+        read = from_cache("the usage endpoint answered 429: about 30 reads an hour per account, shared with Claude "
+                          "Code")
+        read.status = 429
+        return read
+    what = obs.transport_error or f"HTTP {obs.status} {obs.error_type}: {obs.error_message}"
+    read = from_cache(f"the usage probe failed: {redact.redact_text(str(what))}")
+    read.status = obs.status
+    return read
+
 
 @dataclass
 class AccountSummary:
@@ -157,6 +305,7 @@ class AccountSummary:
     limits: list[UsageLimit] = field(default_factory=list)
     extra_usage: ExtraUsage | None = None
     unknown: list[wire.Unknown] = field(default_factory=list)
+    usage_note: str = ""  # e.g. "cached reading from 2026-11-20 10:02:03 UTC (…)"
 
     def rows(self) -> list[tuple[str, str]]:
         """``(field, value)`` pairs, as the repr and the HTML table show them."""
@@ -191,6 +340,8 @@ class AccountSummary:
             scope = f" ({lim.scope})" if lim.scope else ""
             rows.append((f"limit {s(lim.kind)}{scope}", f"{pct}, resets {s(lim.resets_at)}{active}"))
         rows += [("new to this kit", f"{u.name} = {u.value}") for u in self.unknown]
+        if self.usage_note:
+            rows.append(("usage reading", self.usage_note))
         rows += [("probe error", e) for e in self.errors]
         return rows
 
@@ -255,13 +406,22 @@ def summarize(profile: wire.Observation | None, usage: wire.Observation | None) 
     return out
 
 
-def inspect_account(token: str, base_url: str, client: httpx.Client | None = None) -> AccountSummary:
+def inspect_account(token: str, base_url: str, client: httpx.Client | None = None,
+                    cache: UsageCache | None = None) -> AccountSummary:
     """Probe profile and usage with ``token`` at ``base_url`` and summarise (no inference, no quota spent).
 
-    Returns an :class:`AccountSummary`; a failed probe becomes a line in its ``errors``, never an exception.
-    Raises :class:`~lanelab.errors.HostNotAllowed` when ``base_url`` is off the allow-list (nothing is sent).
+    With ``cache`` the usage reading goes through :func:`read_usage_cached` (a recent or, after a 429, the cached
+    reading; :attr:`AccountSummary.usage_note` says so). Returns an :class:`AccountSummary`; a failed probe becomes
+    a line in its ``errors``, never an exception. Raises :class:`~lanelab.errors.HostNotAllowed` when ``base_url``
+    is off the allow-list (nothing is sent).
     """
-    return summarize(probe_profile(token, base_url, client), probe_usage(token, base_url, client))
+    profile = probe_profile(token, base_url, client)
+    if cache is None:
+        return summarize(profile, probe_usage(token, base_url, client))
+    read = read_usage_cached(token, base_url, cache, client=client)
+    out = summarize(profile, read.observation())
+    out.usage_note = read.note
+    return out
 
 
 @dataclass

@@ -16,7 +16,8 @@ HELP = "run the embedded Anthropic API + OAuth simulator on 127.0.0.1"
 DESCRIPTION = (
     "Run the embedded simulator (a model of the Anthropic API and OAuth server built from public reports) on "
     "127.0.0.1. The first line of output is its base URL; point LANELAB_BASE_URL (or a client's "
-    "ANTHROPIC_BASE_URL) at it. Serves until Ctrl-C / SIGTERM."
+    "ANTHROPIC_BASE_URL) at it. Serves until Ctrl-C / SIGTERM. A token it accepts: "
+    "'LANELAB_BASE_URL=URL python -m lanelab creds --mint --print' (saved as a simulator credential too)."
 )
 
 
@@ -71,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
     def announce(base_url: str) -> None:
         print(base_url, flush=True)
-        print(f"lanelab simulator: policy {args.policy}; Ctrl-C to stop.", file=sys.stderr, flush=True)
+        print(f"lanelab simulator: policy {args.policy}; Ctrl-C to stop. A token for a client (the official SDK, "
+              f"curl…): LANELAB_BASE_URL={base_url} python -m lanelab creds --mint --print", file=sys.stderr,
+              flush=True)
 
     serve_forever(policy=args.policy, port=args.port, faults=args.faults, account=account, on_ready=announce)
     return 0

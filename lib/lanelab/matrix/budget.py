@@ -1,8 +1,13 @@
 """The spend guard for live runs: a cap on inference requests and on estimated tokens.
 
-A live matrix spends the user's own quota, so the kit refuses to start a plan larger than the budget (saying by how
-much and how to raise it), reserves every request before it is sent (retries included) and stops cleanly when the
-budget is used up: no request is ever sent beyond it.
+A live matrix spends the user's own quota, so the kit refuses to start a plan larger than the budget (saying what it
+would cost, the cheaper alternative and how to raise it), reserves every request before it is sent (retries
+included) and stops cleanly when the budget is used up: no request is ever sent beyond it. A request that never
+reached the server (DNS, refused connection, TLS; :mod:`lanelab.matrix.reach`) is given back: it spent nothing.
+
+The cost of a plan is its inference requests and its worst-case tokens (:func:`estimate_tokens` of each: the body's
+size in tokens plus ``max_tokens``). :data:`DEFAULT_LIVE_BUDGET` is the budget a live run gets when none is named
+(the CLI and the notebooks alike); the live default plan (:mod:`lanelab.matrix.live_default`) fits it.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from typing import Any
 from lanelab.errors import BudgetExceeded
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["CHARS_PER_TOKEN", "Budget", "BudgetGuard", "Spend", "estimate_tokens"]
+__all__ = ["CHARS_PER_TOKEN", "DEFAULT_LIVE_BUDGET", "Budget", "BudgetGuard", "Cost", "Spend", "estimate_tokens",
+           "mix_cost", "plan_cost"]
 
 #: Characters per token, for estimates only (English text and JSON average about four).
 CHARS_PER_TOKEN = 4
+#: Inference requests (retries included) a live run may spend when no budget is named: CLI and notebooks alike.
+DEFAULT_LIVE_BUDGET = 10
 
 
 def estimate_tokens(spec: RequestSpec) -> int:
@@ -30,6 +38,30 @@ def estimate_tokens(spec: RequestSpec) -> int:
     size = len(json.dumps(body, ensure_ascii=False)) if body else 0
     out = body.get("max_tokens", 0)
     return size // CHARS_PER_TOKEN + (int(out) if isinstance(out, (int, float)) else 0)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What sending a plan once costs: inference requests and worst-case tokens (input estimate + ``max_tokens``)."""
+
+    requests: int = 0
+    tokens: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.requests} inference request{'s' if self.requests != 1 else ''}, at most ~{self.tokens:,} "
+                "tokens (worst case)")
+
+
+def plan_cost(specs: Iterable[RequestSpec]) -> Cost:
+    """The :class:`Cost` of sending each spec once (non-inference requests cost nothing)."""
+    specs = [s for s in specs if s.is_inference]
+    return Cost(len(specs), sum(estimate_tokens(s) for s in specs))
+
+
+def mix_cost(a: RequestSpec, b: RequestSpec, requests: int) -> Cost:
+    """The worst-case :class:`Cost` of ``requests`` sends of requests mixing parts of ``a`` and ``b`` (a bisect's
+    probes): each at most as large as both together."""
+    return Cost(requests, requests * (estimate_tokens(a) + estimate_tokens(b)))
 
 
 @dataclass(frozen=True)
@@ -52,9 +84,11 @@ class Spend:
     requests: int = 0
     tokens: int = 0
     refused: int = 0
+    unreached: int = 0  # sends given back: they never reached the server
 
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "tokens": self.tokens, "refused": self.refused}
+        return {"requests": self.requests, "tokens": self.tokens, "refused": self.refused,
+                "unreached": self.unreached}
 
 
 @dataclass
@@ -65,10 +99,15 @@ class BudgetGuard:
     spent: Spend = field(default_factory=Spend)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def check_plan(self, specs: Iterable[RequestSpec], how_to_raise: str = "pass a larger budget") -> None:
-        """Refuse to start when sending each spec once would already exceed the budget."""
-        specs = [s for s in specs if s.is_inference]
-        n, tokens = len(specs), sum(estimate_tokens(s) for s in specs)
+    def check_plan(self, specs: Iterable[RequestSpec], how_to_raise: str = "pass a larger budget",
+                   cheaper: str = "") -> Cost:
+        """Refuse to start when sending each spec once would already exceed the budget; returns the plan's cost.
+
+        Raises :class:`BudgetExceeded` naming the cost (requests and worst-case tokens), the limit, ``cheaper`` (the
+        cheaper alternative, when given) and ``how_to_raise``.
+        """
+        cost = plan_cost(specs)
+        n, tokens = cost.requests, cost.tokens
         b = self.budget
         over = []
         if b.max_requests is not None and self.spent.requests + n > b.max_requests:
@@ -77,9 +116,11 @@ class BudgetGuard:
         if b.max_tokens is not None and self.spent.tokens + tokens > b.max_tokens:
             over.append(f"about {tokens} estimated tokens against a limit of {b.max_tokens}")
         if over:
+            hint = f"Cheaper: {cheaper}. Or {how_to_raise}." if cheaper else \
+                f"Choose fewer cells or factors, or {how_to_raise}."
             raise BudgetExceeded(
-                f"This run needs {' and '.join(over)}; nothing was sent.",
-                f"Choose fewer cells or factors, or {how_to_raise}.")
+                f"This run needs {' and '.join(over)} (cost: {cost}); nothing was sent.", hint)
+        return cost
 
     def reserve(self, spec: RequestSpec) -> bool:
         """Count one send of ``spec``; False (and nothing counted) when it would exceed the budget."""
@@ -96,10 +137,21 @@ class BudgetGuard:
             self.spent.tokens += cost
             return True
 
+    def give_back(self, spec: RequestSpec) -> None:
+        """Undo one :meth:`reserve` of ``spec``: the send never reached the server, so it spent nothing."""
+        if not spec.is_inference:
+            return
+        with self._lock:
+            self.spent.requests = max(0, self.spent.requests - 1)
+            self.spent.tokens = max(0, self.spent.tokens - estimate_tokens(spec))
+            self.spent.unreached += 1
+
     def report(self) -> str:
         """One line for people: what was spent against what limit."""
         s, b = self.spent, self.budget
         req = f"{s.requests}" + (f"/{b.max_requests}" if b.max_requests is not None else "")
         tok = f"~{s.tokens}" + (f"/{b.max_tokens}" if b.max_tokens is not None else "")
         tail = f"; stopped at the budget ({s.refused} sends refused)" if s.refused else ""
+        if s.unreached:
+            tail += f"; {s.unreached} sends never reached the server and are not counted"
         return f"spent {req} inference requests, {tok} estimated tokens{tail}"

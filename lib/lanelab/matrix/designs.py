@@ -4,7 +4,9 @@ A cell is a profile plus one level per chosen factor, with a stable id (so a res
 already sent, whatever process or dict order produced them). Four designs: an explicit list; one factor at a time from
 a baseline (answers "which single change flips the verdict?"); the full factorial; and a pairwise covering design
 (every pair of levels of every two factors in at least one cell, in far fewer cells than the full factorial).
-:func:`describe` says what a design will cost before anything is sent.
+:func:`describe` says what a design will cost before anything is sent: its inference requests and worst-case tokens
+(:class:`lanelab.matrix.budget.Cost`). Building a cell's request refuses a reference-only profile
+(:func:`lanelab.matrix.profiles.ensure_sendable`): the kit never sends a first-party client's request.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lanelab.errors import UserError
-from lanelab.matrix.budget import CHARS_PER_TOKEN
+from lanelab.matrix.budget import CHARS_PER_TOKEN, Cost, estimate_tokens
 from lanelab.matrix.factors import Factor, apply_levels, baseline_levels, context_for, resolve
-from lanelab.matrix.profiles import Profile, load_profile, minimal_spend
+from lanelab.matrix.profiles import Profile, ensure_sendable, minimal_spend
 from lanelab.wire.spec import RequestSpec
 
 if TYPE_CHECKING:
@@ -193,12 +195,14 @@ def design(name: str, profile: str, catalog: Mapping[str, Factor], factors: Sequ
 
 def _profile(profiles: Mapping[str, Profile] | None, name: str) -> Profile:
     if profiles is not None and name in profiles:
-        return profiles[name]
-    return load_profile(name)
+        return ensure_sendable(profiles[name])
+    return ensure_sendable(name)
 
 
 def build_spec(cell: Cell, profiles: Mapping[str, Profile] | None, factors: Mapping[str, Factor]) -> RequestSpec:
-    """The request a cell stands for: the profile's spec with the cell's levels applied in canonical order."""
+    """The request a cell stands for: the profile's spec with the cell's levels applied in canonical order.
+
+    Raises :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a reference-only profile (never sent)."""
     profile = _profile(profiles, cell.profile)
     return apply_levels(profile.spec, cell.levels, factors, context_for(profile.spec))
 
@@ -213,11 +217,32 @@ class DesignSummary:
     output_tokens: int
     minimal_spend: bool
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: worst-case tokens of the inference requests (input estimate + max_tokens of each)
+    worst_case_tokens: int = 0
+    #: what the plan is (e.g. "the live default plan"), shown above the cost
+    origin: str = ""
+    #: levels a live plan left out because they raise the cost (text with their cost) and how to include them
+    left_out: list[str] = field(default_factory=list)
+    include_hint: str = ""
+
+    @property
+    def cost(self) -> Cost:
+        """Inference requests and worst-case tokens of sending every cell once."""
+        return Cost(self.inference_requests, self.worst_case_tokens)
+
+    def lines(self) -> list[str]:
+        """The summary line, the cost, and what a live plan left out (with how to include it)."""
+        out = [(f"{self.cells} cells, {self.inference_requests} inference requests, about {self.input_tokens} input "
+                f"and at most {self.output_tokens} output tokens"
+                f"{' (live minimal spend)' if self.minimal_spend else ''}")]
+        out.append(f"cost: {self.cost}" + (f" ({self.origin})" if self.origin else ""))
+        if self.left_out:
+            out.append(f"left out (they raise the cost): {', '.join(self.left_out)}"
+                       + (f"; {self.include_hint}" if self.include_hint else ""))
+        return out
 
     def __str__(self) -> str:
-        return (f"{self.cells} cells, {self.inference_requests} inference requests, about {self.input_tokens} input "
-                f"and at most {self.output_tokens} output tokens"
-                f"{' (live minimal spend)' if self.minimal_spend else ''}")
+        return "\n".join(self.lines())
 
     def to_frame(self) -> pd.DataFrame:
         """One row per cell: its id, what it changes, the request line and its estimated tokens."""
@@ -228,7 +253,8 @@ class DesignSummary:
     def _repr_html_(self, limit: int = 60) -> str:
         more = f"<p>… and {len(self.rows) - limit} more cells</p>" if len(self.rows) > limit else ""
         table = self.to_frame().head(limit).to_html(index=False, escape=True)
-        return f"<p><b>{html.escape(str(self))}</b></p>{table}{more}"
+        head = "<br>".join(html.escape(line) for line in self.lines())
+        return f"<p><b>{head}</b></p>{table}{more}"
 
 
 def describe(cells: Sequence[Cell], profiles: Mapping[str, Profile] | None, factors: Mapping[str, Factor],
@@ -236,7 +262,7 @@ def describe(cells: Sequence[Cell], profiles: Mapping[str, Profile] | None, fact
     """Cell count, inference requests and estimated tokens; ``minimal`` estimates what a live run sends
     (:func:`lanelab.matrix.profiles.minimal_spend` applied, as the runner does in live mode)."""
     rows: list[dict[str, Any]] = []
-    inference = tokens_in = tokens_out = 0
+    inference = tokens_in = tokens_out = worst = 0
     for cell in cells:
         spec = build_spec(cell, profiles, factors)
         if minimal:
@@ -245,9 +271,10 @@ def describe(cells: Sequence[Cell], profiles: Mapping[str, Profile] | None, fact
         est_in = len(json.dumps(spec.body, ensure_ascii=False)) // CHARS_PER_TOKEN if spec.body is not None else 0
         est_out = int(body.get("max_tokens", 0) or 0) if spec.is_inference else 0
         inference += int(spec.is_inference)
+        worst += estimate_tokens(spec)
         tokens_in += est_in
         tokens_out += est_out
         rows.append(dict(zip(SUMMARY_COLUMNS, (cell.cell_id, cell.label(factors), f"{spec.method} {spec.target}",
                                                est_in, est_out), strict=True)))
     return DesignSummary(cells=len(cells), inference_requests=inference, input_tokens=tokens_in,
-                         output_tokens=tokens_out, minimal_spend=minimal, rows=rows)
+                         output_tokens=tokens_out, minimal_spend=minimal, rows=rows, worst_case_tokens=worst)

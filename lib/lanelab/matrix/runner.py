@@ -3,8 +3,13 @@
 Each cell is sent by :mod:`lanelab.matrix.sender` and appended to the run store before it counts as done, so an
 interrupted run loses nothing and a rerun of the same run id sends only what is missing. The same code path serves
 the simulator and the live API; only the base URL and the credential differ. A run refuses to start (before anything
-is written or sent) without a server, in live mode without the opt-in or a budget, with a plan over its budget, or
-when a credential would go to a host off the allow-list.
+is written or sent) without a server, in live mode without the opt-in, a budget or a confirmation, with a plan over
+its budget, with a reference-only profile, or when a credential would go to a host off the allow-list or other than
+its issuer's.
+
+Sends that never reached the server are not counted as spend; after a few in a row the run stops, and the summary
+names the cause and what to check (:mod:`lanelab.matrix.reach`). Usage snapshots go through the cached reader
+(:func:`lanelab.auth.introspect.read_usage_cached`): at most one read before and one after, and never fatal.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from lanelab.config import Settings, host_allowed
-from lanelab.live import require_live_opt_in
+from lanelab.live import NotConfirmed, require_live_opt_in
 from lanelab.matrix.budget import Budget, BudgetGuard, Spend
 from lanelab.matrix.errors import RunnerError
+from lanelab.matrix.reach import STOP_AFTER, Reachability
 from lanelab.matrix.sender import PlannedCell, RetryPolicy, SendContext, Sleep, send_all
 from lanelab.matrix.sim_client import sim_policy
 from lanelab.matrix.tokens import TokenFor, resolve_tokens, token_source
@@ -42,9 +48,11 @@ class RunOptions:
     """How a run is sent and recorded. Every field has a default a notebook can keep.
 
     ``settings`` None reads the environment; ``base_url`` None sends to ``settings.base_url``; ``run_id`` None derives
-    one from the question (so the same question resumes). ``budget`` is required in live mode. ``usage_snapshots``
-    reads the free usage endpoint before and after sending. ``sleep``, ``rng``, ``client`` and ``taxonomy`` are seams
-    for tests.
+    one from the question (so the same question resumes). ``budget`` is required in live mode, and so is
+    ``confirmed`` (the user confirmed the notice, host, credential and cost: :mod:`lanelab.live`). ``cheaper`` names
+    the cheaper alternative when the plan is over its budget. ``usage_snapshots`` reads the free usage endpoint before
+    and after sending (cached per credential). ``stop_after`` sends in a row that never reached the server stop the
+    run (0: never stop). ``sleep``, ``rng``, ``client`` and ``taxonomy`` are seams for tests.
     """
 
     settings: Settings | None = None
@@ -55,6 +63,9 @@ class RunOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: bool = True
     usage_snapshots: bool = False
+    confirmed: bool = False
+    cheaper: str = ""
+    stop_after: int = STOP_AFTER
     header_extra: Mapping[str, Any] = field(default_factory=dict)
     sleep: Sleep | None = None
     rng: random.Random | None = None
@@ -85,17 +96,32 @@ class RunResult:
     header: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what loading the earlier run file dropped (a torn line)
     credential_note: str | None = None  # where the run's credential came from, when it was looked up
+    unreached: int = 0  # requests that never reached the server (not counted as spend)
+    reach_note: str = ""  # their cause and what to check, and whether the run stopped because of them
+    stopped: str | None = None  # why the run stopped before the end of the plan
+    usage_notes: list[str] = field(default_factory=list)  # cached or failed usage readings
+    mode: str = "sim"
 
     def summary(self) -> str:
-        """The report: counts, the run file, warnings, the simulator policy, the budget, and cells per outcome."""
-        lines = [(f"run {self.run_id}: {self.cells} cells, {self.sent} sent ({self.requests} requests), "
-                 f"{self.resumed} resumed, {self.failed} failed, {self.not_sent} not sent"),
+        """The report: counts, the run file, warnings, the simulator policy (sim) or host (live), the budget, what
+        never reached the server and why, and cells per outcome."""
+        unreached = f", {self.unreached} never reached the server" if self.unreached else ""
+        lines = [(f"run {self.run_id}: {self.cells} cells, {self.sent} sent ({self.requests} "
+                  f"requests{unreached}), {self.resumed} resumed, {self.failed} failed, {self.not_sent} not sent"),
                  f"  file: {self.path}"]
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.policy:
             lines.append(f"  simulator policy: {self.policy}")
+        elif self.mode == "live":
+            lines.append(f"  live: {self.header.get('host') or 'the real API'}")
         if self.budget_report:
             lines.append(f"  budget: {self.budget_report}")
+        if self.reach_note:
+            lines.append(f"  network: {self.reach_note}")
+        if self.stopped:
+            lines.append(f"  STOPPED: {self.stopped}; the {self.not_sent} cells not sent can be sent by running "
+                         "the same command again")
+        lines += [f"  usage: {n}" for n in self.usage_notes]
         for outcome, n in self._by_count():
             lines.append(f"  {n:5d}  {outcome}")
         return "\n".join(lines)
@@ -170,23 +196,41 @@ def _start(opening: _Opening, cells: Sequence[PlannedCell], token_for: TokenFor)
     return writer, result
 
 
-def _usage_snapshot(writer: RunWriter, when: str, token: str, base_url: str) -> None:
-    """Record what the usage endpoint says (free: no inference); a refusal is noted, never fatal."""
-    from lanelab.auth.introspect import probe_usage
+def _refuse_references(cells: Sequence[PlannedCell]) -> None:
+    """Raise :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` when a cell comes from a reference-only profile
+    (a first-party client's request: never sent), before anything is written or sent."""
+    from lanelab.matrix.profiles import ensure_sendable, list_profiles
 
-    obs = probe_usage(token, base_url)
-    if obs.ok and isinstance(obs.body, dict):
-        writer.append({"record": "usage", "when": when, "usage": obs.body, "request_id": obs.request_id})
-    else:
-        writer.note(event="usage_snapshot_failed", when=when, status=obs.status,
-                    error=obs.transport_error or obs.error_message)
+    known = set(list_profiles())
+    for name in sorted({c.profile for c in cells} & known):
+        ensure_sendable(name)
+
+
+def _usage_snapshot(writer: RunWriter, when: str, token: str, base_url: str, settings: Settings,
+                    result: RunResult) -> None:
+    """Record what the usage endpoint says (free: no inference), through the per-credential cache: the reading
+    before may be a recent one, the one after is fresh unless the endpoint is rate limited. Never fatal."""
+    from lanelab.auth.introspect import UsageCache, read_usage_cached
+
+    try:
+        read = read_usage_cached(token, base_url, UsageCache.in_home(settings.home),
+                                 reuse_seconds=60.0 if when == "before" else 0.0)
+        if read.ok:
+            writer.append({"record": "usage", "when": when, "usage": read.body, "request_id": read.request_id,
+                           "read_at": read.read_at, "cached": read.cached, **({"note": read.note} if read.note else {})})
+        else:
+            writer.note(event="usage_snapshot_failed", when=when, status=read.status, error=read.note or read.error)
+        if read.note:
+            result.usage_notes.append(f"{when}: {read.note}")
+    except Exception as exc:  # noqa: BLE001 - a usage probe never fails a run
+        result.usage_notes.append(f"{when}: the usage reading failed ({type(exc).__name__})")
 
 
 def _send(ctx: SendContext, todo: list[PlannedCell], options: RunOptions, result: RunResult,
-          snapshot_token: str | None) -> None:
+          snapshot_token: str | None, settings: Settings) -> None:
     """Send the missing cells between the optional usage snapshots, and copy the tally into ``result``."""
     if snapshot_token:
-        _usage_snapshot(ctx.writer, "before", snapshot_token, ctx.base_url)
+        _usage_snapshot(ctx.writer, "before", snapshot_token, ctx.base_url, settings, result)
     started = time.perf_counter()
     if todo:
         send_all(todo, ctx, concurrency=options.concurrency, progress=options.progress, client=options.client,
@@ -195,14 +239,19 @@ def _send(ctx: SendContext, todo: list[PlannedCell], options: RunOptions, result
     tally = ctx.tally
     result.sent, result.failed, result.not_sent = tally.sent, tally.failed, tally.not_sent
     result.requests, result.outcomes = tally.requests, Counter(tally.outcomes)
+    result.unreached, result.reach_note, result.stopped = tally.unreached, ctx.reach.summary(), ctx.reach.stopped
     if ctx.guard is not None:
         result.spend, result.budget_report = ctx.guard.spent, ctx.guard.report()
         ctx.writer.note(event="budget", budget=ctx.guard.budget.describe(), spent=ctx.guard.spent.to_dict())
-    if snapshot_token:
-        _usage_snapshot(ctx.writer, "after", snapshot_token, ctx.base_url)
+    if ctx.reach.unreached:
+        ctx.writer.note(event="unreached", requests=ctx.reach.unreached, causes=dict(ctx.reach.causes),
+                        stopped=ctx.reach.stopped)
+    if snapshot_token and not ctx.reach.stopped:  # the server was not reachable: do not try it again
+        _usage_snapshot(ctx.writer, "after", snapshot_token, ctx.base_url, settings, result)
     if todo:
         ctx.writer.note(event="finished", sent=result.sent, requests=result.requests, failed=result.failed,
-                        not_sent=result.not_sent, seconds=round(seconds, 3))
+                        not_sent=result.not_sent, unreached=result.unreached, stopped=result.stopped,
+                        seconds=round(seconds, 3))
 
 
 # --------------------------------------------------------------------------------------------------- the entry point
@@ -217,13 +266,17 @@ def run_matrix(cells: Sequence[PlannedCell], options: RunOptions | None = None, 
 
     Returns a :class:`RunResult` (what was sent, resumed, and what came back). Raises :class:`RunnerError` (no
     server, live without a budget, a credential bound for a foreign host), :class:`lanelab.errors.LiveNotOptedIn`,
-    :class:`lanelab.errors.BudgetExceeded` (the plan exceeds the budget; nothing sent), a credential lookup error, or
-    :class:`lanelab.errors.InputError` (an unsafe run id); never after anything was sent.
+    :class:`lanelab.errors.BudgetExceeded` (the plan exceeds the budget; nothing sent),
+    :class:`lanelab.live.NotConfirmed` (live without ``confirmed``),
+    :class:`lanelab.matrix.profiles.ReferenceOnlyProfile`, a credential lookup error (not found, or
+    :class:`lanelab.auth.issuer.WrongIssuer`), or :class:`lanelab.errors.InputError` (an unsafe run id); never after
+    anything was sent.
     """
     options = (options or RunOptions()).with_(**overrides)
     settings = options.settings or Settings.from_env()
     labels = {c.spec.credential or credential for c in cells}
     base_url = _check_target(settings, options, labels)
+    _refuse_references(cells)
     token_for = token_source(settings, base_url, credential, token=token, token_for=token_for)
     taxonomy = options.taxonomy or load_taxonomy()
     opening = _open_run(cells, settings, base_url, options, taxonomy, profile=profile, design=design,
@@ -231,13 +284,19 @@ def run_matrix(cells: Sequence[PlannedCell], options: RunOptions | None = None, 
     todo = opening.todo
     guard = BudgetGuard(options.budget) if options.budget is not None else None
     if guard is not None:  # before anything is written or sent
-        guard.check_plan((c.spec for c in todo), how_to_raise="raise the budget (--budget N, or budget=…)")
+        guard.check_plan((c.spec for c in todo), how_to_raise="raise the budget (--budget N, or budget=…)",
+                         cheaper=options.cheaper)
+    if settings.mode == "live" and todo and not options.confirmed:
+        raise NotConfirmed(f"{len(todo)} live requests need a confirmation; nothing was sent.",
+                           "Confirm first: --yes (CLI), the confirm button or CONFIRM_LIVE = True (notebook), or "
+                           "confirmed=True from Python after showing plan.confirmation(...).")
     tokens = resolve_tokens((c.spec.credential or credential for c in todo), token_for)
     writer, result = _start(opening, cells, token_for)
+    result.mode = settings.mode
     ctx = SendContext(base_url=base_url, writer=writer, tokens=tokens, default_credential=credential,
                       retry=options.retry, guard=guard, taxonomy=taxonomy, sleep=options.sleep or asyncio.sleep,
-                      rng=options.rng or random.Random())
+                      rng=options.rng or random.Random(), reach=Reachability(stop_after=options.stop_after))
     wanted = options.usage_snapshots and todo
     snapshot_token = (tokens.get(credential) or next(iter(tokens.values()), None)) if wanted else None
-    _send(ctx, todo, options, result, snapshot_token)
+    _send(ctx, todo, options, result, snapshot_token, settings)
     return result

@@ -4,6 +4,9 @@ Each cell is sent once (plus retries for transient failures, as a :class:`RetryP
 to the run writer on a worker thread, so the event loop keeps sending while a record is encoded, leak-checked and
 fsync'd. A concurrency slot is held until the cell's record is on disk: a kill can then leave at most
 ``concurrency`` cells sent but unrecorded (resent on resume, so spent twice in live mode).
+
+A send that never reached the server (:mod:`lanelab.matrix.reach`) is given back to the budget; after a few of them
+in a row the sender stops: the cells not yet sent are counted as not sent, and the reason is kept for the summary.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tqdm.auto import tqdm
 from lanelab import http as lanelab_http
 from lanelab.http import DEFAULT_TIMEOUT
 from lanelab.matrix.budget import BudgetGuard
+from lanelab.matrix.reach import Reachability
 from lanelab.runs import RunWriter
 from lanelab.wire.classify import Classified, Taxonomy, classify
 from lanelab.wire.spec import Observation, RequestSpec, asend
@@ -73,10 +77,12 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 
 @dataclass
 class Tally:
-    """What the sender has done: requests (retries included), cells stored, of which ``failed`` ended transient,
-    cells the budget refused before their first send, and the outcome of every stored cell."""
+    """What the sender has done: requests (retries included; ``unreached`` of them never reached the server), cells
+    stored, of which ``failed`` ended transient, cells not sent (the budget refused them, or the run stopped), and
+    the outcome of every stored cell."""
 
     requests: int = 0
+    unreached: int = 0
     sent: int = 0
     failed: int = 0
     not_sent: int = 0
@@ -98,6 +104,7 @@ class SendContext:
     rng: random.Random
     tally: Tally = field(default_factory=Tally)
     io: ThreadPoolExecutor | None = None
+    reach: Reachability = field(default_factory=Reachability)
 
 
 async def send_cell(ctx: SendContext, cell: PlannedCell, client: httpx.AsyncClient) -> dict[str, Any] | None:
@@ -108,21 +115,25 @@ async def send_cell(ctx: SendContext, cell: PlannedCell, client: httpx.AsyncClie
     obs: Observation | None = None
     verdict: Classified | None = None
     while True:
-        if ctx.guard is not None and not ctx.guard.reserve(cell.spec):
+        if ctx.reach.stopped or (ctx.guard is not None and not ctx.guard.reserve(cell.spec)):
             break
         attempts += 1
         ctx.tally.requests += 1
         obs = await asend(cell.spec, ctx.base_url, token, client=client)
+        if ctx.reach.record(obs):  # never reached the server: it spent nothing
+            ctx.tally.unreached += 1
+            if ctx.guard is not None:
+                ctx.guard.give_back(cell.spec)
         verdict = classify(obs, ctx.taxonomy)
         if not ctx.taxonomy.is_transient(verdict.outcome):
             break
         wait = ctx.retry.delay(obs, attempts, ctx.rng)
-        if wait is None:
+        if wait is None or ctx.reach.stopped:
             break
         retries.append({"attempt": attempts, "status": obs.status, "outcome": verdict.outcome,
                         "delay_s": round(wait, 3)})
         await ctx.sleep(wait)
-    if obs is None or verdict is None:  # the budget refused the first send: nothing to record
+    if obs is None or verdict is None:  # the budget refused the first send, or the run stopped: nothing to record
         ctx.tally.not_sent += 1
         return None
     obs.attempts = attempts

@@ -16,7 +16,7 @@ from lanelab import redact
 from lanelab.config import is_loopback_url
 from lanelab.matrix.errors import RunnerError
 
-__all__ = ["sim_knows", "sim_policy", "sim_token"]
+__all__ = ["sim_knows", "sim_mint", "sim_policy", "sim_token"]
 
 
 def sim_policy(base_url: str, client: httpx.Client | None = None) -> str | None:
@@ -46,6 +46,14 @@ def sim_token(base_url: str, kind: str = "pkce", scopes: list[str] | None = None
     Returns the access token, already registered as a secret. Raises :class:`RunnerError` when ``base_url`` is not a
     loopback http URL (live mode never mints), when the simulator cannot be reached, or when it refuses.
     """
+    return sim_mint(base_url, kind, scopes, source)["access_token"]
+
+
+def sim_mint(base_url: str, kind: str = "pkce", scopes: list[str] | None = None,
+             source: str | None = None) -> dict[str, Any]:
+    """Mint a credential from the simulator (``POST /_sim/tokens``) and return everything it answered
+    (``access_token``, ``refresh_token``, ``expires_in``, ``scopes``…), every secret registered. Raises as
+    :func:`sim_token`."""
     if not (base_url.startswith("http://") and is_loopback_url(base_url)):
         raise RunnerError("Tokens can be minted only from the loopback simulator.",
                           "Use a saved credential (notebook 01 or 'python -m lanelab login') in live mode.")
@@ -62,9 +70,10 @@ def sim_token(base_url: str, kind: str = "pkce", scopes: list[str] | None = None
     if not isinstance(minted, dict) or not isinstance(minted.get("access_token"), str):
         raise RunnerError(f"The simulator refused to mint a {kind} token (HTTP {r.status_code}).",
                           "Check LANELAB_BASE_URL points at 'python -m lanelab sim'.")
-    token = minted["access_token"]
-    redact.register_secret(token)
-    return token
+    redact.register_secret(minted["access_token"])
+    if isinstance(minted.get("refresh_token"), str):
+        redact.register_secret(minted["refresh_token"])
+    return minted
 
 
 def sim_knows(base_url: str, token: str) -> bool:

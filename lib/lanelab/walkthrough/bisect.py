@@ -408,10 +408,25 @@ def bisect_run_id(failing_label: str, passing_label: str, host: str, strategy: s
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in run_id)
 
 
+def _refuse_references(*labels: str) -> None:
+    """Raise :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` when a label names a reference-only profile or
+    the capture it was made from: a first-party client's request is a reference for diffs, never a probe."""
+    from lanelab.matrix import profiles as profiles_mod
+
+    known = set(profiles_mod.list_profiles())
+    for label in labels:
+        if label in known:
+            profiles_mod.ensure_sendable(label)
+        elif label and Path(label).is_file():
+            reference = profiles_mod.reference_for_capture(label)
+            if reference is not None:
+                raise profiles_mod.reference_refusal(f"{Path(label).name} (the capture of {reference})")
+
+
 def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, token: str | None, *,
                   settings: Settings | None = None, failing_label: str = "failing", passing_label: str = "passing",
                   credential: str | None = None, run_id: str | None = None, host: str | None = None,
-                  policy: str | None = None, **options: Any) -> BisectResult:
+                  policy: str | None = None, confirmed: bool = False, **options: Any) -> BisectResult:
     """Bisect between two requests by sending probes to ``base_url``, every probe stored as a cell of a run.
 
     The run file is ``<runs_dir>/<run_id>.jsonl`` (``run_id`` None: :func:`bisect_run_id` of the labels, ``host``
@@ -420,11 +435,22 @@ def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, tok
     ``credential`` names the label each probe is recorded with. ``options`` go to :func:`bisect` (``strategy``,
     ``budget``, ``repeats``, ``pass_outcomes``, ``check_ends``…). ``token`` is registered as a secret first.
 
+    In live mode the probes spend the user's plan: ``confirmed`` must say the user confirmed them
+    (:mod:`lanelab.live`). Requests named by a reference-only profile (or its capture) are never probed.
+
     Returns the :class:`BisectResult`, with ``path`` set to the run file. Raises
-    :class:`lanelab.errors.InputError` for an unsafe ``run_id``, ``ValueError`` for an unknown strategy, and
-    :class:`lanelab.errors.HostNotAllowed` when ``base_url`` is off the allow-list.
+    :class:`lanelab.errors.InputError` for an unsafe ``run_id``, ``ValueError`` for an unknown strategy,
+    :class:`lanelab.errors.HostNotAllowed` when ``base_url`` is off the allow-list,
+    :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a reference-only label, and
+    :class:`lanelab.live.NotConfirmed` in live mode without ``confirmed`` (all before anything is sent).
     """
     settings = settings or Settings.from_env()
+    _refuse_references(failing_label, passing_label)
+    if settings.mode == "live" and not confirmed:
+        from lanelab.live import NotConfirmed
+
+        raise NotConfirmed("Live bisect probes need a confirmation; nothing was sent.",
+                           "Confirm first: --yes (CLI), the confirm button or CONFIRM_LIVE = True (notebook).")
     if token is not None:
         redact.register_secret(token)
     host = host or base_url

@@ -13,16 +13,14 @@ it went through) and exits 0 only when every step worked: login exit 0, the cred
 
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
+from _browser import open_link
 
 LABEL = "live-pkce"
 results: dict[str, Any] = {"steps": []}
@@ -38,20 +36,9 @@ def record(step: str, **fields: Any) -> dict[str, Any]:
 
 def browser_paste_value(url: str) -> str | None:
     """What a person copies from the callback page after opening ``url`` (None when no page shows one)."""
-    pages = []
-    try:
-        with httpx.Client(trust_env=False, verify=os.environ["REHEARSAL_CA"], follow_redirects=True,
-                          timeout=10) as browser:
-            response = browser.get(url)
-        pages = [f"{r.status_code} {r.url}" for r in (*response.history, response)]
-        match = re.search(r'id="paste-value"[^>]*>([^<]+)<', response.text)
-        value = html.unescape(match.group(1)).strip() if match else None
-        record("browser", url=url, pages=pages, found=bool(value),
-               page_text=None if value else re.sub(r"<[^>]+>", " ", response.text)[:500])
-        return value
-    except httpx.HTTPError as exc:
-        record("browser", url=url, pages=pages, found=False, error=f"{type(exc).__name__}: {exc}")
-        return None
+    seen = open_link(url)
+    record("browser", url=url, found=bool(seen["value"]), **{k: v for k, v in seen.items() if k != "value"})
+    return seen["value"]
 
 
 def main() -> int:
