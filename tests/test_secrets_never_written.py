@@ -170,7 +170,7 @@ def test_every_secret_is_registered_before_the_record_is_written(tmp_path: Path,
 
 def test_to_profile_never_copies_a_secret(tmp_path: Path, forget: None) -> None:
     """A capture written by an older kit (or edited by hand) may hold raw secrets; the profile must not."""
-    from lanelab.walkthrough.to_profile import profile_from_capture
+    from lanelab.walkthrough.to_profile import SecretInCapture, profile_from_capture
 
     goog, meta, query = opaque("goo"), opaque("met"), opaque("que")
     exchange = {"record": "exchange", "seq": 1, "request": {
@@ -182,14 +182,23 @@ def test_to_profile_never_copies_a_secret(tmp_path: Path, forget: None) -> None:
             "messages": [{"role": "user", "content": "hi"}]}}}}
     capture = tmp_path / "old.jsonl"
     capture.write_text(json.dumps({"record": "capture"}) + "\n" + json.dumps(exchange) + "\n")
-    try:
-        path = profile_from_capture(capture, "old-client", out_dir=tmp_path / "profiles")
-    except redact.SecretLeak:
-        assert not list((tmp_path / "profiles").glob("*.toml")), "refused before anything was written"
-        return
-    text = path.read_text()
+    with pytest.raises(SecretInCapture) as info:  # the body's metadata.user_token cannot be dropped: refused
+        profile_from_capture(capture, "old-client", out_dir=tmp_path / "profiles")
+    assert not list((tmp_path / "profiles").glob("*.toml")), "refused before anything was written"
+    assert not leaked(str(info.value), [goog, meta, query])
+    del exchange["request"]["body"]["json"]["metadata"]  # what remains is dropped (header, query parameter)
+    capture.write_text(json.dumps({"record": "capture"}) + "\n" + json.dumps(exchange) + "\n")
+    text = profile_from_capture(capture, "old-client", out_dir=tmp_path / "profiles").read_text()
     assert not leaked(text, [goog, meta, query]), text
-    assert "anthropic-version" in text
+    assert "anthropic-version" in text and "dropped secret header x-goog-api-key" in text
+    assert "dropped secret query parameter api_key" in text and 'beta = "true"' in text
+    # and through the command: one line, exit 2, no traceback
+    from lanelab.cli import main
+
+    exchange["request"]["body"]["json"]["metadata"] = {"user_token": meta}
+    capture.write_text(json.dumps({"record": "capture"}) + "\n" + json.dumps(exchange) + "\n")
+    assert main(["capture", "--to-profile", "cli-old", str(capture), "--profiles-dir", str(tmp_path / "p2")]) == 2
+    assert not (tmp_path / "p2" / "cli-old.toml").exists()
 
 
 def test_simulator_request_log_holds_no_secret(sim, forget: None) -> None:

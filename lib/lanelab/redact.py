@@ -94,7 +94,11 @@ def _may_hold_token(text: str) -> bool:
 
 
 class SecretLeak(RuntimeError):
-    """Raised by writers that refuse to write text which still contains a secret."""
+    """Raised by writers that refuse to write text which still contains a secret (``hits``: their masked forms)."""
+
+    def __init__(self, message: str, hits: Iterable[str] = ()):
+        super().__init__(message)
+        self.hits = list(hits)
 
 
 def mask(value: str | None) -> str:
@@ -548,10 +552,10 @@ class Redactor:
         """Raise :class:`SecretLeak` (naming only masked forms) when ``text`` still holds a secret."""
         hits = self.find_secrets(text, extra)
         if hits:
+            shown = sorted(set(hits))[:3]
             raise SecretLeak(
                 f"Refusing to write {where}: it still contains {len(hits)} secret(s) "
-                f"({', '.join(sorted(set(hits))[:3])}). Pass the content through lanelab.redact before writing."
-            )
+                f"({', '.join(shown)}). Pass the content through lanelab.redact before writing.", shown)
 
 
 #: The kit's own registry: what the module-level functions below use.
