@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 __all__ = ["MAX_BODY_BYTES", "READ_TIMEOUT_S", "BodyTooLarge", "ClientGone", "capped_receive", "declared_length",
-           "http_protocol", "max_body_bytes", "too_large_body", "too_large_message"]
+           "http_protocol", "max_body_bytes", "read_body_first", "too_large_body", "too_large_message"]
 
 #: The largest request body accepted by default: 32 MB, the API's limit for the Messages API.
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -84,6 +84,23 @@ def capped_receive(receive: Receive, limit: int) -> Receive:
         return message
 
     return wrapped
+
+
+async def read_body_first(receive: Receive) -> Receive:
+    """Read the whole request body now and return a ``receive`` that replays it, then defers to the original.
+
+    Raises what ``receive`` raises (a capped one: :class:`BodyTooLarge`), before anything reaches the app."""
+    buffered: list[Message] = []
+    while True:
+        message = await receive()
+        buffered.append(message)
+        if message.get("type") != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Message:
+        return buffered.pop(0) if buffered else await receive()
+
+    return replay
 
 
 def too_large_message(limit: int, server: str) -> str:

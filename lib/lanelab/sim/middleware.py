@@ -54,22 +54,8 @@ def _drop_connection(send: Send) -> None:
     cycle.disconnected = True
 
 
-async def read_body_first(receive: Receive) -> Receive:
-    """Read the whole request body now and return a ``receive`` that replays it, then defers to the original.
-
-    Raises what ``receive`` raises (a capped one: :class:`~lanelab.limits.BodyTooLarge`, or
-    :class:`~lanelab.limits.ClientGone` when the client leaves mid-body)."""
-    buffered: list[Message] = []
-    while True:
-        message = await receive()
-        buffered.append(message)
-        if message.get("type") != "http.request" or not message.get("more_body"):
-            break
-
-    async def replay() -> Message:
-        return buffered.pop(0) if buffered else await receive()
-
-    return replay
+#: Read the whole body now, replay it to the route (shared with the capture proxy).
+read_body_first = limits.read_body_first
 
 
 async def _no_body() -> Message:

@@ -123,13 +123,17 @@ class CaptureApp:
         self._open += 1
         try:
             declared = limits.declared_length(scope)
-            if declared is not None and declared > self.max_body:
-                await self._too_large(scope, send, limits.BodyTooLarge(self.max_body, 0, declared))
-                return
             try:
-                await self._proxy(scope, limits.capped_receive(receive, self.max_body), send)
+                if declared is not None and declared > self.max_body:
+                    raise limits.BodyTooLarge(self.max_body, 0, declared)
+                capped = limits.capped_receive(receive, self.max_body)
+                if declared is None:  # a chunked body: read it all (capped) before anything is forwarded
+                    capped = await limits.read_body_first(capped)
             except limits.BodyTooLarge as exc:
                 await self._too_large(scope, send, exc)
+                return
+            try:
+                await self._proxy(scope, capped, send)
             except limits.ClientGone:
                 return  # the client left before its body was complete: nothing was forwarded, nothing to answer
         finally:
