@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -43,7 +43,7 @@ class DiscardUpstream:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 left = int(self.headers.get("content-length") or 0)
                 total = 0
                 while left:
@@ -64,7 +64,7 @@ class DiscardUpstream:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> DiscardUpstream:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
