@@ -610,8 +610,6 @@ class LogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         r = self.redactor
-        if isinstance(record.msg, str):
-            record.msg = r.redact_text(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(_redact_arg(a, r) for a in record.args)
         elif isinstance(record.args, Mapping):
