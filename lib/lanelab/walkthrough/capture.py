@@ -35,8 +35,8 @@ from lanelab.wire.spec import observe_response
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BODY_RECORD_LIMIT", "HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureLog", "CaptureProxy", "CaptureRefused",
-           "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
+__all__ = ["BODY_RECORD_LIMIT", "HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureLog", "CaptureProxy",
+           "CaptureRefused", "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
 
 #: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
