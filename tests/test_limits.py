@@ -146,6 +146,23 @@ def test_capture_records_are_written_off_the_event_loop(upstream, tmp_path: Path
     assert writers[1:] and all(name.startswith("capture-writer") for name in writers[1:]), writers
 
 
+def test_awaiting_a_write_returns_once_the_line_is_on_disk(tmp_path: Path) -> None:
+    import asyncio
+
+    log = capture_mod.CaptureLog(tmp_path / "c.jsonl", "http://127.0.0.1:1")
+
+    async def go() -> bool:
+        return await log.awrite({"record": "exchange", "seq": 1, "note": "x" * 100_000})
+
+    try:
+        assert asyncio.run(go()) is True
+        assert '"seq": 1' in (tmp_path / "c.jsonl").read_text(), "on disk when the await returns"
+        assert log.write({"record": "exchange", "seq": 2, "bad": object()}).result(timeout=10) is False
+        assert log.failures and "exchange 2" in log.failures[0]
+    finally:
+        log.close()
+
+
 # ---- time limits ----------------------------------------------------------------------------------------------
 
 

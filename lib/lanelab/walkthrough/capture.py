@@ -9,6 +9,7 @@ the live opt-in and only on an allow-listed host, so a credential passing throug
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -17,6 +18,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -317,16 +319,19 @@ class CaptureLog:
     """Appends redacted, leak-checked JSON lines to the capture file (billing attestation blocks as a marker).
 
     Lines are serialised, checked and written by a writer thread, in the order :meth:`write` was called, so a large
-    record never holds up the proxy's event loop (another client's event stream keeps flowing). :meth:`flush` waits
-    for what was handed over; :meth:`close` flushes and stops the thread. A record that cannot be written (it would
-    leak a secret, or the disk refuses) is left out, counted in ``failures`` and logged, never raised at a client.
+    record never holds up the proxy's event loop (another client's event stream keeps flowing). :meth:`write` returns
+    a future that is done once the line is on disk; on the event loop, ``await log.awrite(record)`` waits for that
+    without blocking the loop (e.g. to end an answer only once its exchange is recorded). :meth:`flush` waits for
+    what was handed over; :meth:`close` flushes and stops the thread. A record that cannot be written (it would leak
+    a secret, or the disk refuses) is left out, counted in ``failures`` and logged, never raised at a client (its
+    future's result is then False).
     """
 
     def __init__(self, path: Path, upstream: str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[dict[str, Any], Future[bool]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.failures: list[str] = []
         self._append(self._line({"record": "capture", "kit_version": __version__, "upstream": upstream,
@@ -344,27 +349,38 @@ class CaptureLog:
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Hand ``record`` to the writer thread (started on first use); returns at once."""
+    def write(self, record: dict[str, Any]) -> Future[bool]:
+        """Hand ``record`` to the writer thread (started on first use) and return at once: a future whose result is
+        True once the line is written, False when it could not be (see ``failures``)."""
+        done: Future[bool] = Future()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=f"capture-writer:{self.path.name}",
                                                 daemon=True)
                 self._thread.start()
-        self._queue.put(record)
+        self._queue.put((record, done))
+        return done
+
+    async def awrite(self, record: dict[str, Any]) -> bool:
+        """:meth:`write`, awaited on the event loop without blocking it: returns once the line is on disk."""
+        return await asyncio.wrap_future(self.write(record))
 
     def _run(self) -> None:
         while True:
-            record = self._queue.get()
+            item = self._queue.get()
             try:
-                if record is None:
+                if item is None:
                     return
-                self._append(self._line(record))
-            except (redact.SecretLeak, OSError, TypeError, ValueError) as exc:
-                what = f"exchange {record.get('seq')}" if isinstance(record, dict) else "a record"
-                reason = redact.redact_text(f"{type(exc).__name__}: {exc}")
-                self.failures.append(f"{what}: {reason}")
-                _log.warning("lanelab capture: %s was not recorded (%s)", what, reason)
+                record, done = item
+                try:
+                    self._append(self._line(record))
+                    done.set_result(True)
+                except (redact.SecretLeak, OSError, TypeError, ValueError) as exc:
+                    what = f"exchange {record.get('seq')}" if isinstance(record, dict) else "a record"
+                    reason = redact.redact_text(f"{type(exc).__name__}: {exc}")
+                    self.failures.append(f"{what}: {reason}")
+                    _log.warning("lanelab capture: %s was not recorded (%s)", what, reason)
+                    done.set_result(False)
             finally:
                 self._queue.task_done()
 
