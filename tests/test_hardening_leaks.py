@@ -39,7 +39,11 @@ ENV_TOKEN = _canary("oat", "envtoken")
 CLAUDE_CODE = (_canary("oat", "claudecode"), _canary("ort", "claudecode"))
 HERMES_POOL = (_canary("oat", "hermespool"), _canary("ort", "hermespool"))
 HERMES_PKCE = (_canary("oat", "hermespkce"), _canary("ort", "hermespkce"))
-CANARIES = [OAUTH_ACCESS, OAUTH_REFRESH, CLI_ACCESS, CLI_REFRESH, ENV_TOKEN, *CLAUDE_CODE, *HERMES_POOL, *HERMES_PKCE]
+#: Opaque canaries (no sk-ant- prefix, no JWT shape): only the rules about where a secret sits can catch them.
+OPAQUE_HEADER, OPAQUE_COOKIE, OPAQUE_QUERY = ("opaqueCanaryHeader" + "Zq8Wn3Lk6Tr1", "opaqueCanaryCookie" + "Mv5Bx2Hp9Gd4",
+                                              "opaqueCanaryQuery" + "Yc7Nf4Js1Qa8")
+CANARIES = [OAUTH_ACCESS, OAUTH_REFRESH, CLI_ACCESS, CLI_REFRESH, ENV_TOKEN, *CLAUDE_CODE, *HERMES_POOL, *HERMES_PKCE,
+            OPAQUE_HEADER, OPAQUE_COOKIE, OPAQUE_QUERY]
 WINDOW = 8
 
 
@@ -96,6 +100,15 @@ def _capture_one_request(env: dict[str, str], sim_url: str, out: Path, logs: Pat
                                                        "anthropic-version": "2023-06-01"},
                        json={"model": "claude-sonnet-4-6", "max_tokens": 1,
                              "messages": [{"role": "user", "content": f"echo {ENV_TOKEN}"}]}, timeout=30)
+        assert r.status_code == 200
+        # opaque secrets where a client may put them: a custom key header, a cookie, the query string
+        r = httpx.post(f"{base}/v1/messages?access_token={OPAQUE_QUERY}",
+                       headers={"authorization": f"Bearer {ENV_TOKEN}", "anthropic-beta": "oauth-2025-04-20",
+                                "anthropic-version": "2023-06-01", "x-goog-api-key": OPAQUE_HEADER,
+                                "cookie": f"theme=dark; sid={OPAQUE_COOKIE}"},
+                       json={"model": "claude-sonnet-4-6", "max_tokens": 1,
+                             "messages": [{"role": "user", "content": f"echo {OPAQUE_HEADER} {OPAQUE_COOKIE}"}]},
+                       timeout=30)
         assert r.status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)

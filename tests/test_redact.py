@@ -132,3 +132,125 @@ def test_module_level_functions_are_the_default_redactor():
     assert value in redact.snapshot() and value not in redact.redact_text(f"[{value}]")
     redact.restore(frozenset())
     assert redact.redact_text(f"[{value}]") == f"[{value}]"
+
+
+# ---- issue 12: the rules beyond token shapes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["x-goog-api-key", "X-Api-Key", "sessionToken", "webhook_secret", "client-secret",
+                                 "x-auth-token", "id_token", "Set-Cookie", "proxy-authorization", "code_verifier",
+                                 "db_password", "private_key"])
+def test_keys_that_name_a_secret_by_their_ending_are_sensitive(key):
+    assert redact.is_sensitive_key(key)
+
+
+@pytest.mark.parametrize("key", ["max_tokens", "input_tokens", "cache_read_input_tokens", "token_type",
+                                 "code_challenge", "error_code", "status_code", "auth", "credential", "keys",
+                                 "env-CLAUDE_CODE_OAUTH_TOKEN", "x-claude-code-session-id", "anthropic-beta"])
+def test_ordinary_keys_stay_visible(key):
+    assert not redact.is_sensitive_key(key)
+
+
+SECRET = "Op4queS3cretValue9876"
+
+
+@pytest.mark.parametrize("template", [
+    "GET http://127.0.0.1:5/oauth/code/callback?code={s}&state=st4te \"HTTP/1.1 200 OK\"",
+    "[(b'date', b'Mon'), (b'location', b'http://h/cb?code={s}&state=st4te')]",
+    '{{"access_token": "{s}", "token_type": "Bearer"}}',
+    '"{{\\"refresh_token\\": \\"{s}\\"}}"',
+    "x-goog-api-key: {s}",
+    "authorization: Bearer {s}",
+    '[["x-api-key", "{s}"], ["anthropic-version", "2023-06-01"]]',
+    'api_token = "{s}"',
+    "grant_type=refresh_token&refresh_token={s}&client_id=abc",
+])
+def test_values_under_sensitive_keys_are_masked_inside_text(template):
+    text = template.format(s=SECRET)
+    out = redact.redact_text(text)
+    assert SECRET not in out and _longest_common_run(SECRET, out) < 8 and SECRET[-4:] in out
+    assert redact.find_secrets(text) and not redact.find_secrets(out)
+
+
+@pytest.mark.parametrize("text", [
+    "http://x/oauth/authorize?code=true&client_id=9d1c&code_challenge=ICfr1XYm7fHt1IezW4Zi5s&state=abcdefghijkl",
+    '{"credential": "env-CLAUDE_CODE_OAUTH_TOKEN", "observation": {"status": 200}}',
+    "Credential(label='env-CLAUDE_CODE_OAUTH_TOKEN', source='env:CLAUDE_CODE_OAUTH_TOKEN', imported=True)",
+    "Invalid 'code_verifier' in request.",
+    '{"max_tokens": 123456789, "token_type": "Bearer", "code": {"type": "string", "description": "Python code"}}',
+    '{"access_token": null, "refresh_token": 12345678901}',
+    "error_code=overloaded_error status_code: 5290000000",
+])
+def test_text_that_only_mentions_sensitive_keys_is_left_alone(text):
+    assert redact.redact_text(text) == text and redact.find_secrets(text) == []
+
+
+def test_secrets_used_as_keys_or_nested_under_sensitive_keys_are_masked():
+    redact.register_secret(SECRET)
+    nested = "Nest3dOpaqueValue1234"
+    out = redact.redact_obj({SECRET: {"scopes": ["user:inference"]}, "refresh_token": {"value": nested},
+                             "api_key": [nested], "tools": [{"input_schema": {"properties": {
+                                 "code": {"type": "string", "description": "Python code to run"}}}}]})
+    blob = json.dumps(out)
+    assert SECRET not in blob and nested not in blob
+    assert out["tools"][0]["input_schema"]["properties"]["code"]["description"] == "Python code to run"
+
+
+def test_what_goes_by_is_learned_before_it_is_redacted():
+    bearer, cookie, first, verifier, code, access = (f"Lrn{i}Opaque{i}Value{i}xyz" for i in range(6))
+    redact.learn_headers([("authorization", f"Bearer {bearer}"), ("cookie", f"theme=darkmode; sid={cookie}"),
+                          ("set-cookie", f"s={first}; Max-Age=31536000; Path=/"),
+                          ("location", "/cb?code=LocationCode12345&state=s")])
+    redact.learn_body(f"grant_type=authorization_code&code={code}&code_verifier={verifier}".encode(),
+                      "application/x-www-form-urlencoded")
+    redact.learn_body(json.dumps({"access_token": access, "expires_in": 3600}).encode(), "application/json")
+    for value in (bearer, cookie, first, verifier, code, access, "LocationCode12345"):
+        assert value not in redact.redact_text(f"echo {value} echo"), redact.mask(value)
+    assert "31536000" in redact.redact_text("Max-Age 31536000"), "a cookie's attributes are no secret"
+
+
+def test_code_is_a_secret_only_where_it_is_an_authorization_code():
+    redact.learn_obj({"messages": [{"content": [{"type": "tool_use", "input": {"code": "print_the_answer"}}]}]})
+    assert redact.redact_text("print_the_answer") == "print_the_answer", "a tool's code parameter is not learned"
+    redact.learn_obj({"grant_type": "authorization_code", "code": "RealAuthCode123456"})
+    assert "RealAuthCode123456" not in redact.redact_text("x RealAuthCode123456")
+
+
+def test_a_large_body_is_recorded_as_a_prefix_with_size_and_hash():
+    import hashlib
+
+    raw = json.dumps({"access_token": SECRET, "pad": "p" * 5000}).encode()
+    rec = redact.redact_body(raw, "application/json", limit=1000)
+    assert rec["truncated"] is True and rec["bytes"] == len(raw) and len(rec["text"]) <= 1000
+    assert rec["sha256"] == hashlib.sha256(raw).hexdigest() and SECRET not in rec["text"]
+    small = redact.redact_body(b"grant_type=x&code=" + SECRET.encode(), "application/x-www-form-urlencoded")
+    assert small["form"]["grant_type"] == "x" and SECRET not in json.dumps(small)
+    assert redact.redact_body(b"[" * 100 + b"]" * 100, "application/json")["text"], "deep JSON is kept as text"
+
+
+def test_log_records_are_redacted_message_and_arguments(caplog):
+    import logging
+
+    redact.guard_logging()
+    logger = logging.getLogger("httpx")
+    assert logger.level != logging.NOTSET, "quiet unless someone chose a level"
+    caplog.set_level(logging.INFO, logger="httpx")
+    logger.info('HTTP Request: %s %s "%s"', "GET", f"http://127.0.0.1/cb?code={SECRET}&state=s", "HTTP/1.1 200 OK")
+    logger.info("token=%s", SECRET)
+    try:
+        raise ValueError(f"refresh_token={SECRET}")
+    except ValueError:
+        logger.exception("failed")
+    text = caplog.text
+    assert "HTTP Request: GET" in text and "failed" in text and SECRET not in text and SECRET[-4:] in text
+
+
+@pytest.mark.parametrize("bad", ["tok\nen-value-1234", "tok en", "tök", "", "x" * 9000, "tab\there", "nul\x00x"])
+def test_token_shape_is_one_line_of_printable_ascii(bad):
+    from lanelab.errors import InputError
+
+    assert redact.token_shape_problem(bad)
+    with pytest.raises(InputError) as info:
+        redact.check_token_shape(bad, "token")
+    assert bad not in str(info.value) or not bad
+    assert redact.token_shape_problem("sk-ant-oat01-" + "A" * 90) is None

@@ -15,7 +15,7 @@ LIB = Path(lanelab.__file__).parent
 SIM = LIB / "sim"
 #: What the simulator may share with the client: the core, nothing of wire/, auth/, matrix/, findings/…
 CORE = frozenset({"lanelab", "lanelab.config", "lanelab.errors", "lanelab.redact", "lanelab.datafiles",
-                  "lanelab.serve", "lanelab.http", "lanelab.pkce", "lanelab.version_gate"})
+                  "lanelab.serve", "lanelab.limits", "lanelab.http", "lanelab.pkce", "lanelab.version_gate"})
 
 
 def module_file(name: str) -> Path | None:

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    redact.guard_logging()  # no log line of any command shows a secret (lanelab.redact.guard_logging)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -23,10 +23,15 @@ from typing import Any
 
 import httpx
 
+from lanelab import redact
 from lanelab.config import LIVE_HOSTS, Settings, host_allowed, is_loopback
 from lanelab.errors import HostNotAllowed
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+# httpx logs every request URL at INFO (?code=… included) and httpcore every response header at DEBUG (location
+# included): wherever the kit sends requests, those loggers are quiet by default and redacted when turned up.
+redact.guard_logging()
 
 __all__ = ["DEFAULT_TIMEOUT", "async_client", "check_url", "client", "sdk_client"]
 

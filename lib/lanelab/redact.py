@@ -1,10 +1,15 @@
 """The one place that knows what a secret looks like. Every writer (store, report, log, capture, repr) goes through it.
 
-Three mechanisms, each catching what the others miss:
+Four mechanisms, each catching what the others miss:
 - patterns: token shapes (``sk-ant-oat01-…``, ``sk-ant-ort01-…``, API keys, JWTs, ``Bearer …``);
-- sensitive keys: JSON fields and headers whose value is a secret whatever it looks like (``code``, ``code_verifier``…);
+- sensitive keys: JSON fields, form and query parameters and headers whose value is a secret whatever it looks like
+  (``code``, ``code_verifier``, anything ending in ``token``, ``api-key``, ``secret``…, see :func:`is_sensitive_key`);
+- the same keys inside free text: ``access_token=…`` in a URL or a form body, ``"refresh_token": "…"`` in JSON held
+  in a string or an error message, ``x-goog-api-key: …`` in a header line, ``(b'authorization', b'…')`` in a debug log;
 - a registry of known secrets: anything the kit has handled as a secret (an authorization code, a verifier, a token of
-  an unfamiliar shape) is registered once and masked wherever it appears afterwards.
+  an unfamiliar shape) is registered once and masked wherever it appears afterwards. Whoever sees a secret go by
+  (the capture proxy, the simulator, the OAuth client) *learns* it (:meth:`Redactor.learn_headers`,
+  :meth:`Redactor.learn_text`, :meth:`Redactor.learn_obj`) before anything about it is written.
 
 The registry belongs to a :class:`Redactor`. The module-level functions use the kit's default one; a part that must
 keep its secrets apart (the embedded simulator is a separate party: the server's secrets are not the client's) makes
@@ -12,14 +17,24 @@ its own ``Redactor()`` and redacts through it, with the same patterns and keys.
 
 A mask keeps a token's public prefix and its last four characters, never eight consecutive secret characters, so a
 masked value can be recognised by its owner and matched across records without being usable.
+
+Also here, because they are the same rules applied at the edges: :func:`check_token_shape` (a token that cannot go
+into an HTTP header is refused at every entry, with a message that never shows it), :meth:`Redactor.redact_body` (a
+request or response body for a record: bounded, hashed, learned and redacted) and :func:`guard_logging` (the
+third-party loggers that print URLs and headers are quiet by default and redacted when turned up).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl
 
 MASK = "…"
 
@@ -30,7 +45,9 @@ _TOKEN_RE = re.compile(
     r"|(?P<bearer>(?i:bearer)\s+)(?P<bsecret>(?!sk-ant-)(?!…)[A-Za-z0-9_\-.~+/=]{12,})"
 )
 
-#: Keys (JSON fields, query parameters, form fields, headers) whose values are always secret.
+#: Keys (JSON fields, query parameters, form fields, headers) whose values are always secret. Beyond these, any key
+#: ending in one of :data:`SENSITIVE_SUFFIXES` or containing ``authorization`` or ``cookie`` is (see
+#: :func:`is_sensitive_key`).
 SENSITIVE_KEYS = frozenset(
     k.lower()
     for k in (
@@ -40,10 +57,35 @@ SENSITIVE_KEYS = frozenset(
         "session_key", "sessionKey",
     )
 )
+#: Key endings that make a key sensitive (compared lower-case, ``-`` read as ``_``): ``x-goog-api-key``,
+#: ``sessionToken``, ``webhook_secret``… Plurals (``max_tokens``, ``input_tokens``) do not end so and stay visible.
+SENSITIVE_SUFFIXES = ("token", "api_key", "apikey", "secret", "password", "passwd", "passphrase", "private_key",
+                      "access_key", "session_key", "sessionkey", "verifier")
+_SENSITIVE_PARTS = ("authorization", "cookie")
+_SENSITIVE_NORMALISED = frozenset(k.replace("-", "_") for k in SENSITIVE_KEYS)
+#: ``code`` is also an ordinary word (a tool's parameter, a JSON-schema property): its value is masked where it is a
+#: string, but what is nested under it is a secret only in an OAuth body (see :func:`_is_oauth_body`).
+_WEAK_KEYS = frozenset({"code"})
+#: The labels the environment importer gives (``env-CLAUDE_CODE_OAUTH_TOKEN``) end in TOKEN but name a credential.
+_ENV_LABEL_RE = re.compile(r"env-[A-Z][A-Z0-9_]*$")
+#: Fields that mark a dict as an OAuth request or answer (then ``code`` under it is the authorization code).
+_OAUTH_FIELDS = frozenset({"grant_type", "code_verifier", "redirect_uri", "refresh_token", "access_token",
+                           "client_id"})
 
-__all__ = ["MASK", "SENSITIVE_KEYS", "Redactor", "SecretLeak", "assert_clean", "find_secrets", "forget_secrets",
-           "is_sensitive_key", "mask", "redact_headers", "redact_obj", "redact_text", "register_secret", "restore",
-           "snapshot"]
+#: What a token may be: printable ASCII without spaces (anything else cannot go into an HTTP header) ...
+_TOKEN_SHAPE_RE = re.compile(r"[\x21-\x7e]+")
+#: ... and at most this long.
+TOKEN_MAX_CHARS = 8192
+#: A body longer than this is recorded as its first so many bytes (as text), its size and its SHA-256.
+BODY_RECORD_LIMIT = 1024 * 1024
+#: JSON nested deeper than this is recorded as text (deep data would overflow recursive redaction).
+MAX_JSON_DEPTH = 64
+
+__all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES", "TOKEN_MAX_CHARS",
+           "LogFilter", "Redactor", "SecretLeak", "assert_clean", "check_token_shape", "find_secrets",
+           "forget_secrets", "guard_logging", "is_sensitive_key", "learn_body", "learn_headers", "learn_obj", "learn_text",
+           "loads_bounded", "mask", "redact_body", "redact_headers", "redact_obj", "redact_text", "register_secret",
+           "restore", "snapshot", "token_shape_problem"]
 
 
 def _may_hold_token(text: str) -> bool:
@@ -52,7 +94,11 @@ def _may_hold_token(text: str) -> bool:
 
 
 class SecretLeak(RuntimeError):
-    """Raised by writers that refuse to write text which still contains a secret."""
+    """Raised by writers that refuse to write text which still contains a secret (``hits``: their masked forms)."""
+
+    def __init__(self, message: str, hits: Iterable[str] = ()):
+        super().__init__(message)
+        self.hits = list(hits)
 
 
 def mask(value: str | None) -> str:
@@ -76,15 +122,210 @@ def _mask_match(m: re.Match[str]) -> str:
     return m.group("bearer") + mask(m.group("bsecret"))
 
 
+def _normal_key(key: str) -> str:
+    return key.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+@lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
-    return key.lower() in SENSITIVE_KEYS
+    """True when the value under ``key`` (a JSON field, a form or query parameter, a header name) is a secret.
+
+    The listed :data:`SENSITIVE_KEYS`, any key ending in one of :data:`SENSITIVE_SUFFIXES` (``x-goog-api-key``,
+    ``sessionToken``…) and any key containing ``authorization`` or ``cookie``; case and ``-``/``_`` do not matter.
+    """
+    if _ENV_LABEL_RE.match(key):
+        return False
+    k = _normal_key(key)
+    return k in _SENSITIVE_NORMALISED or k.endswith(SENSITIVE_SUFFIXES) or any(p in k for p in _SENSITIVE_PARTS)
+
+
+def _is_weak_key(key: str) -> bool:
+    return _normal_key(key) in _WEAK_KEYS
+
+
+def _split_scheme(value: str) -> tuple[str, str]:
+    """``("Bearer ", "abc")`` for ``"Bearer abc"``; ``("", value)`` when there is no auth scheme."""
+    scheme, sep, rest = value.partition(" ")
+    if sep and rest and scheme.lower() in ("bearer", "basic", "token"):
+        return f"{scheme} ", rest.strip()
+    return "", value
 
 
 def _mask_header_value(value: str) -> str:
-    scheme, _, rest = value.partition(" ")
-    if rest and scheme.lower() in ("bearer", "basic"):
-        return f"{scheme} {mask(rest)}"
-    return mask(value)
+    if MASK in value:  # masked already (redacting twice keeps the recognisable tail)
+        return value
+    scheme, rest = _split_scheme(value)
+    return f"{scheme}{mask(rest)}"
+
+
+# ---- sensitive keys inside free text --------------------------------------------------------------------------
+
+#: Every sensitive key contains one of these (lower-case); text without any of them holds no sensitive pair.
+_STEMS = ("token", "key", "secret", "passw", "passphrase", "verifier", "authorization", "cookie", "code")
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+# After a quoted key: ``"key": "value"``, ``'key': 'value'``, ``\"key\": \"value\"`` (JSON inside a string),
+# ``key = "value"`` (TOML) and ``(b'key', b'value')`` (a header pair in a repr).
+_QUOTED_TAIL_RE = re.compile(r"(?P<q1>\\?[\"'])?[ \t]*(?P<sep>[:=,])[ \t]*b?(?P<q2>\\?[\"'])(?P<val>[^\n]{1,8192}?)"
+                             r"(?P=q2)")
+# After a bare key: ``key=value`` (query strings, form bodies, cookies), ``key: value`` (a header line).
+_BARE_TAIL_RE = re.compile(r"[ \t]*[:=][ \t]*(?P<scheme>(?:bearer|basic|token)[ \t]+)?"
+                           r"(?P<val>[^\s&\"'#;,<>(){}\[\]\\|`]{1,8192})", re.IGNORECASE)
+_PAIR_OPENER_RE = re.compile(r"[\[(][ \t]*b?\\?[\"']$")
+
+
+def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
+    """``(key, start, end, quoted)`` of every value under a sensitive key in ``text`` (``start:end`` is the value,
+    an auth scheme such as ``Bearer`` included when the value is quoted)."""
+    low = text.lower()
+    if len(low) != len(text):  # a character whose lower case is longer ("İ"): lower ASCII only, indexes kept
+        low = text.translate(_ASCII_LOWER)
+    hits: list[tuple[int, int]] = []
+    for stem in _STEMS:
+        i = low.find(stem)
+        while i >= 0:
+            hits.append((i, i + len(stem)))
+            i = low.find(stem, i + 1)
+    if not hits:
+        return
+    hits.sort()
+    pos, n = 0, len(text)
+    for a, b in hits:
+        if a < pos:
+            continue
+        while a > 0 and text[a - 1] in _KEY_CHARS:
+            a -= 1
+        while b < n and text[b] in _KEY_CHARS:
+            b += 1
+        pos = b
+        key = text[a:b]
+        if len(key) > 100 or not is_sensitive_key(key):
+            continue
+        opened = a > 0 and text[a - 1] in "\"'"
+        tail = _QUOTED_TAIL_RE.match(text, b)
+        if tail is not None and (tail.group("q1") is not None) == opened:
+            if tail.group("sep") == "," and not (opened and _PAIR_OPENER_RE.search(text, max(0, a - 8), a)):
+                continue  # a comma after a key is a pair only inside ( ) or [ ]: ("authorization", "…")
+            yield key, tail.start("val"), tail.end("val"), True
+            pos = tail.end()
+            continue
+        if opened:
+            continue  # a quoted key followed by a bare value is JSON's number, true, false or null
+        tail = _BARE_TAIL_RE.match(text, b)
+        if tail is not None:
+            yield key, tail.start("val"), tail.end("val"), False
+            pos = tail.end()
+
+
+def _hidden(value: str) -> bool:
+    """True for a value that is no secret to mask: already masked, or too short to be one."""
+    return len(value) < 8 or MASK in value
+
+
+def _mask_pairs(text: str) -> str:
+    pieces: list[str] = []
+    last = 0
+    for _, start, end, quoted in _pairs_in_text(text):
+        value = text[start:end]
+        if _hidden(_split_scheme(value)[1] if quoted else value):
+            continue
+        pieces += [text[last:start], _mask_header_value(value) if quoted else mask(value)]
+        last = end
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+# ---- token shape ----------------------------------------------------------------------------------------------
+
+
+def token_shape_problem(value: Any) -> str | None:
+    """What makes ``value`` unusable as a token (``"holds a line break at character 57 of 120"``), or None.
+
+    A token is one line of printable ASCII without spaces, at most :data:`TOKEN_MAX_CHARS` characters: anything else
+    cannot go into an HTTP header (and would be cut or echoed by the HTTP library). The answer never quotes the value.
+    """
+    if not isinstance(value, str):
+        return f"is not text ({type(value).__name__})"
+    if not value:
+        return "is empty"
+    if len(value) > TOKEN_MAX_CHARS:
+        return f"is {len(value)} characters long, more than any token ({TOKEN_MAX_CHARS})"
+    if _TOKEN_SHAPE_RE.fullmatch(value):
+        return None
+    for i, ch in enumerate(value):
+        if "\x21" <= ch <= "\x7e":
+            continue
+        if ch in "\r\n":
+            what = "a line break"
+        elif ch in " \t":
+            what = "a space" if ch == " " else "a tab"
+        elif ch < " " or ch == "\x7f":
+            what = "a control character"
+        else:
+            what = "a non-ASCII character"
+        return f"holds {what} at character {i + 1} of {len(value)}"
+    return None  # pragma: no cover - the regex and the loop agree
+
+
+def check_token_shape(value: Any, what: str = "token", error: type[Exception] | None = None,
+                      hint: str | None = None) -> str:
+    """Return ``value`` when it can be used as a token; otherwise register every piece of it as a secret and raise.
+
+    Raises ``error`` (default :class:`lanelab.errors.InputError`) saying what is wrong and where (``what`` names the
+    value: ``"access token"``, ``"CLAUDE_CODE_OAUTH_TOKEN"``…), never the value itself; ``hint`` replaces the default
+    advice for a :class:`~lanelab.errors.UserError`. The pieces between the bad characters are registered first, so a
+    tail after a line break stays masked wherever it turns up later.
+    """
+    problem = token_shape_problem(value)
+    if problem is None:
+        return value
+    if isinstance(value, str):
+        register_secret(value[:TOKEN_MAX_CHARS * 4])
+        for piece in re.split(r"[^\x21-\x7e]+", value[:TOKEN_MAX_CHARS * 4]):
+            register_secret(piece)
+    from lanelab.errors import InputError, UserError  # lanelab.errors imports this module
+
+    cls = error or InputError
+    message = f"The {what} {problem}; a token is one line of printable ASCII without spaces."
+    if issubclass(cls, UserError):
+        if hint is None and not cls.hint:  # an error class with its own advice keeps it
+            hint = "Copy it again, alone: no quotes, spaces or line breaks around or inside it."
+        raise cls(message, hint)
+    raise cls(message)
+
+
+# ---- JSON ---------------------------------------------------------------------------------------------------------
+
+
+def loads_bounded(text: str) -> Any:
+    """``json.loads`` that raises ``ValueError`` for invalid JSON and for data nested deeper than
+    :data:`MAX_JSON_DEPTH` (which every recursive walk over it, redaction included, would overflow)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError("JSON nested too deeply")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return value
+
+
+def _header_items(headers: Any) -> Iterable[tuple[str, str]]:
+    if hasattr(headers, "multi_items"):
+        return headers.multi_items()
+    if isinstance(headers, Mapping):
+        return headers.items()
+    return headers
+
+
+def _is_oauth_body(obj: Mapping[Any, Any]) -> bool:
+    return any(k in obj for k in _OAUTH_FIELDS)
 
 
 class Redactor:
@@ -97,15 +338,18 @@ class Redactor:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._registry: set[str] = set()
+        self._sorted: list[str] | None = []
 
     def __repr__(self) -> str:
         return f"<Redactor: {len(self._registry)} registered secret(s)>"
 
     def register_secret(self, value: str | None) -> None:
         """Remember ``value`` as secret so that every later redaction masks it, whatever its shape."""
-        if value and len(value) >= 8:
+        if value and isinstance(value, str) and len(value) >= 8 and MASK not in value:
             with self._lock:
-                self._registry.add(value)
+                if value not in self._registry:
+                    self._registry.add(value)
+                    self._sorted = None
 
     def snapshot(self) -> frozenset[str]:
         """The registered secrets right now (tests restore it so that one test's secrets do not follow it around)."""
@@ -117,32 +361,105 @@ class Redactor:
         with self._lock:
             self._registry.clear()
             self._registry.update(saved)
+            self._sorted = None
 
     def forget_secrets(self) -> None:
         """Clear the registry (tests, and a simulator's reset)."""
         with self._lock:
             self._registry.clear()
+            self._sorted = []
 
+    def _known(self) -> list[str]:
+        with self._lock:
+            if self._sorted is None:
+                self._sorted = sorted(self._registry, key=len, reverse=True)
+            return self._sorted
+
+    # ---- learning: what goes by as a secret is registered before anything about it is written ------------------
+    def learn_headers(self, headers: Any) -> None:
+        """Register the secrets ``headers`` carry (dict, ``httpx.Headers`` or pairs): the value of every sensitive
+        header (its auth scheme left out; each cookie of a ``cookie`` header, the cookie of a ``set-cookie``) and
+        whatever a value holds under a sensitive key (a ``location`` with ``?code=…``)."""
+        for name, value in _header_items(headers):
+            if not isinstance(value, str):
+                continue
+            if isinstance(name, str) and is_sensitive_key(name):
+                self.register_secret(_split_scheme(value.strip())[1])
+                lower = name.lower()
+                if "set-cookie" in lower:
+                    self.register_secret(value.split(";", 1)[0].partition("=")[2].strip().strip('"'))
+                elif "cookie" in lower:
+                    for part in value.split(";"):
+                        self.register_secret(part.partition("=")[2].strip().strip('"'))
+            self.learn_text(value)
+
+    def learn_text(self, text: str) -> None:
+        """Register every value ``text`` holds under a sensitive key (``access_token=…``, ``"code": "…"``)."""
+        if not isinstance(text, str) or len(text) < 8:
+            return
+        for _, start, end, quoted in _pairs_in_text(text):
+            value = text[start:end]
+            self.register_secret(_split_scheme(value)[1] if quoted else value)
+
+    def learn_obj(self, obj: Any) -> None:
+        """Register the secrets in JSON-like data: every string under a sensitive key, nested ones included when they
+        look like tokens (``code`` counts in an OAuth body only: elsewhere it may be a tool's parameter)."""
+        stack = [obj]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, Mapping):
+                oauth = _is_oauth_body(item)
+                for k, v in item.items():
+                    if isinstance(k, str) and is_sensitive_key(k) and (oauth or not _is_weak_key(k)):
+                        self._register_leaves(v)
+                    elif isinstance(v, (Mapping, list, tuple)):
+                        stack.append(v)
+            elif isinstance(item, (list, tuple)):
+                stack.extend(v for v in item if isinstance(v, (Mapping, list, tuple)))
+
+    def _register_leaves(self, value: Any) -> None:
+        if isinstance(value, str):
+            self.register_secret(_split_scheme(value.strip())[1])
+            return
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                if token_shape_problem(item) is None:
+                    self.register_secret(item)
+            elif isinstance(item, Mapping):
+                stack.extend(item.values())
+            elif isinstance(item, (list, tuple)):
+                stack.extend(item)
+
+    # ---- redaction ---------------------------------------------------------------------------------------------
     def redact_text(self, text: str) -> str:
-        """Mask every secret found in free text (log lines, exception messages, HTML, Markdown, notebook outputs)."""
+        """Mask every secret found in free text (log lines, exception messages, HTML, Markdown, notebook outputs,
+        URLs): registered secrets, values under sensitive keys, and token shapes."""
         if len(text) < 8:  # shorter than any secret the registry keeps or the patterns match
             return text
-        with self._lock:
-            known = sorted(self._registry, key=len, reverse=True)
-        for secret in known:
+        for secret in self._known():
             if secret in text:
                 text = text.replace(secret, mask(secret))
+        text = _mask_pairs(text)
         return _TOKEN_RE.sub(_mask_match, text) if _may_hold_token(text) else text
 
     def redact_obj(self, obj: Any) -> Any:
-        """A redacted deep copy of JSON-like data: sensitive keys masked, every string scanned."""
+        """A redacted deep copy of JSON-like data: keys scanned like text (a secret may be a key), values under
+        sensitive keys masked (all the strings under them but for ``code``, which may be an ordinary parameter),
+        every other string scanned."""
         if isinstance(obj, dict):
             out = {}
             for k, v in obj.items():
-                if isinstance(k, str) and is_sensitive_key(k) and isinstance(v, str):
-                    out[k] = _mask_header_value(v)
-                else:
-                    out[k] = self.redact_obj(v)
+                key = self.redact_text(k) if isinstance(k, str) else k
+                if isinstance(k, str) and is_sensitive_key(k):
+                    if isinstance(v, str):
+                        out[key] = _mask_header_value(v)
+                        continue
+                    if isinstance(v, (dict, list, tuple)) and not _is_weak_key(k):
+                        out[key] = self._mask_leaves(v)
+                        continue
+                out[key] = self.redact_obj(v)
             return out
         if isinstance(obj, (list, tuple)):
             return [self.redact_obj(v) for v in obj]
@@ -150,43 +467,95 @@ class Redactor:
             return self.redact_text(obj)
         return obj
 
+    def _mask_leaves(self, obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {self.redact_text(k) if isinstance(k, str) else k: self._mask_leaves(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self._mask_leaves(v) for v in obj]
+        if isinstance(obj, str):
+            return _mask_header_value(obj)
+        return obj
+
     def redact_headers(self, headers: Any) -> dict[str, str]:
         """Headers as a plain dict with secret values masked (accepts dicts, httpx.Headers or pairs)."""
-        items: Iterable[tuple[str, str]]
-        if hasattr(headers, "multi_items"):
-            items = headers.multi_items()
-        elif isinstance(headers, dict):
-            items = headers.items()
-        else:
-            items = headers
         out: dict[str, str] = {}
-        for k, v in items:
+        for k, v in _header_items(headers):
             v = _mask_header_value(v) if is_sensitive_key(k) else self.redact_text(v)
             out[k] = f"{out[k]}, {v}" if k in out else v
         return out
 
+    def learn_body(self, raw: bytes, content_type: str = "", *, limit: int = BODY_RECORD_LIMIT) -> None:
+        """Register the secrets a body carries: JSON (:meth:`learn_obj`), form fields (every value of a sensitive
+        field) or text (``access_token=…`` pairs, :meth:`learn_text`). Only the first ``limit`` bytes are read."""
+        if raw:
+            self._parse_and_learn(raw[:limit].decode("utf-8", errors="replace"), content_type)
+
+    def _parse_and_learn(self, text: str, content_type: str) -> tuple[str, Any]:
+        """``("form", fields)``, ``("json", data)`` or ``("text", text)``, each learned."""
+        if "x-www-form-urlencoded" in content_type.lower():
+            pairs = parse_qsl(text, keep_blank_values=True)
+            fields = dict(pairs)
+            self.learn_obj(fields)
+            for k, v in pairs:  # a field sent twice: every value is learned (the record keeps the last)
+                if is_sensitive_key(k) and (not _is_weak_key(k) or _is_oauth_body(fields)):
+                    self.register_secret(v)
+            return "form", fields
+        try:
+            data = loads_bounded(text)
+        except ValueError:
+            self.learn_text(text)
+            return "text", text
+        self.learn_obj(data)
+        return "json", data
+
+    def redact_body(self, raw: bytes, content_type: str = "", *, limit: int = BODY_RECORD_LIMIT,
+                    size: int | None = None, sha256: str | None = None) -> dict[str, Any]:
+        """A body for a record, its secrets learned first: ``{"bytes", "sha256"}`` plus ``json`` (parsed, redacted),
+        ``form`` (form fields, redacted) or ``text`` (redacted).
+
+        ``raw`` may be only the first bytes of the body: ``size`` and ``sha256`` then describe the whole of it. A body
+        longer than ``limit`` is kept as its first ``limit`` bytes, as text, with ``"truncated": true`` (a JSON prefix
+        is no JSON); nothing larger is ever decoded or parsed.
+        """
+        total = len(raw) if size is None else size
+        out: dict[str, Any] = {"bytes": total, "sha256": sha256 or hashlib.sha256(raw).hexdigest()}
+        if not raw:
+            out["json"] = None
+            return out
+        if total > limit or len(raw) > limit:
+            text = raw[:limit].decode("utf-8", errors="replace")
+            self.learn_text(text)
+            out.update(truncated=True, recorded_bytes=min(len(raw), limit), text=self.redact_text(text))
+            return out
+        kind, value = self._parse_and_learn(raw.decode("utf-8", errors="replace"), content_type)
+        out[kind] = self.redact_text(value) if kind == "text" else self.redact_obj(value)
+        return out
+
+    # ---- checks ------------------------------------------------------------------------------------------------
     def find_secrets(self, text: str, extra: Iterable[str] = ()) -> list[str]:
         """Masked descriptions of the secrets still present in ``text`` (empty when clean)."""
         hits: list[str] = []
-        with self._lock:
-            known = list(self._registry)
-        for secret in [*known, *extra]:
+        for secret in [*self._known(), *extra]:
             if secret and secret in text:
                 hits.append(mask(secret))
         for m in _TOKEN_RE.finditer(text) if _may_hold_token(text) else ():
             secret = m.group("secret") or m.group("jwt") or m.group("bsecret") or ""
             if MASK not in secret and len(secret) > 8:
                 hits.append(_mask_match(m))
+        for key, start, end, quoted in _pairs_in_text(text):
+            value = text[start:end]
+            if not _hidden(_split_scheme(value)[1] if quoted else value):
+                hits.append(f"{key}={mask(value)}")
         return hits
 
     def assert_clean(self, text: str, where: str = "output", extra: Iterable[str] = ()) -> None:
         """Raise :class:`SecretLeak` (naming only masked forms) when ``text`` still holds a secret."""
         hits = self.find_secrets(text, extra)
         if hits:
+            shown = sorted(set(hits))[:3]
             raise SecretLeak(
                 f"Refusing to write {where}: it still contains {len(hits)} secret(s) "
-                f"({', '.join(sorted(set(hits))[:3])}). Pass the content through lanelab.redact before writing."
-            )
+                f"({', '.join(shown)}). Pass the content through lanelab.redact before writing.", shown)
 
 
 #: The kit's own registry: what the module-level functions below use.
@@ -196,8 +565,92 @@ register_secret = _default.register_secret
 snapshot = _default.snapshot
 restore = _default.restore
 forget_secrets = _default.forget_secrets
+learn_headers = _default.learn_headers
+learn_text = _default.learn_text
+learn_obj = _default.learn_obj
+learn_body = _default.learn_body
 redact_text = _default.redact_text
 redact_obj = _default.redact_obj
 redact_headers = _default.redact_headers
+redact_body = _default.redact_body
 find_secrets = _default.find_secrets
 assert_clean = _default.assert_clean
+
+
+# ---- logging ------------------------------------------------------------------------------------------------------
+
+#: Third-party loggers that print URLs (with ``?code=``) and response headers (with ``location``) at INFO and DEBUG:
+#: quiet (WARNING) unless the user sets a level, and redacted whatever the level.
+QUIET_LOGGERS = ("httpx", "httpcore", "hpack")
+#: Loggers whose records are redacted where they are made (a filter on the logger itself).
+GUARDED_LOGGERS = (*QUIET_LOGGERS, "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy",
+                   "httpcore.socks", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "lanelab",
+                   "lanelab.auth", "anthropic", "anthropic._base_client", "asyncio")
+
+
+def _redact_arg(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    text = str(value)
+    clean = redactor.redact_text(text)
+    return value if clean == text else clean
+
+
+class LogFilter(logging.Filter):
+    """Redacts each record it sees, in place, and lets it through: message, arguments, exception and stack text.
+
+    Arguments are redacted one by one (formatters that read them, like uvicorn's access log, keep working); when the
+    formatted message still holds a secret split between message and arguments (``"code=%s"``), the record carries
+    the redacted message and no arguments.
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or _default
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        r = self.redactor
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(a, r) for a in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {k: _redact_arg(v, r) for k, v in record.args.items()}
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):  # a broken format string is the handler's to report
+            return True
+        clean = r.redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = r.redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = r.redact_text(record.stack_info)
+        return True
+
+
+_LOG_FILTER = LogFilter()
+_guard_lock = threading.Lock()
+
+
+def guard_logging() -> None:
+    """Make the kit's logging safe; idempotent, cheap, called by the HTTP client factory, the CLI and the servers.
+
+    - ``httpx``, ``httpcore`` and ``hpack`` log at WARNING unless someone set their level (their INFO line prints the
+      request URL, ``?code=…`` included; their DEBUG lines print every response header, ``location`` included);
+    - a :class:`LogFilter` sits on each of :data:`GUARDED_LOGGERS`, so their records are redacted where they are made
+      whoever handles them, and on every handler the root logger has now.
+    """
+    with _guard_lock:
+        for name in QUIET_LOGGERS:
+            logger = logging.getLogger(name)
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.WARNING)
+        for name in GUARDED_LOGGERS:
+            logger = logging.getLogger(name)
+            if _LOG_FILTER not in logger.filters:
+                logger.addFilter(_LOG_FILTER)
+        for handler in logging.getLogger().handlers:
+            if _LOG_FILTER not in handler.filters:
+                handler.addFilter(_LOG_FILTER)

@@ -12,6 +12,7 @@ host name with nothing changed but name resolution and trust (the offline rehear
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
 import threading
 import time
@@ -23,11 +24,13 @@ from typing import Any
 
 import uvicorn
 
+from lanelab import limits, redact
 from lanelab.errors import InputError, ServiceError
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 10.0
-#: Idle keep-alive connections are closed after this many seconds (half-open clients never hold a slot forever).
+#: Idle keep-alive connections are closed after this many seconds; a client that owes the server bytes (a request,
+#: the rest of its headers or body) is closed after :data:`lanelab.limits.READ_TIMEOUT_S` without one.
 KEEP_ALIVE_S = 5
 
 __all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "running_server", "serve_forever"]
@@ -77,9 +80,21 @@ def _base_url(sock: socket.socket, tls: TLS | None) -> str:
     return f"https://{tls.hostname}" + ("" if port == 443 else f":{port}")
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging set-up with the kit's redacting filter on each of its handlers."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"lanelab_redact": {"()": "lanelab.redact.LogFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["lanelab_redact"]
+    return config
+
+
 def _config(app: Any, tls: TLS | None, lifespan: str, **extra: Any) -> uvicorn.Config:
-    options: dict[str, Any] = dict(log_level="warning", access_log=False, lifespan=lifespan,
-                                   timeout_graceful_shutdown=2, timeout_keep_alive=KEEP_ALIVE_S)
+    redact.guard_logging()
+    # http: the h11 protocol with a read timeout (limits.READ_TIMEOUT_S), so half-open and slow clients are closed
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": lifespan,
+                               "timeout_graceful_shutdown": 2, "timeout_keep_alive": KEEP_ALIVE_S,
+                               "http": limits.http_protocol(), "log_config": _log_config()}
     if tls is not None:
         options.update(ssl_certfile=str(tls.certfile), ssl_keyfile=str(tls.keyfile))
     options.update(extra)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lanelab import redact
 from lanelab.auth.credential import Credential
 from lanelab.errors import StateError
 
@@ -31,8 +32,6 @@ HERMES_PKCE_FILE = Path(".hermes/.anthropic_oauth.json")
 ENV_VARS = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_TOKEN")
 #: Credential files are a few hundred bytes; anything this large is not one (and is not read into memory).
 MAX_FILE_BYTES = 4 * 1024 * 1024
-#: What a token may consist of: printable ASCII without spaces (anything else cannot go into an HTTP header).
-_TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,8192}$")
 #: What a Hermes pool entry id may be, so that ``hermes-pool-<id>`` is a valid credential label.
 _POOL_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
 
@@ -77,7 +76,8 @@ def _ms_or_s(value: Any) -> float | None:
 
 
 def _looks_like_token(value: str) -> bool:
-    return bool(_TOKEN_RE.match(value))
+    """The kit's one token-shape rule (:func:`lanelab.redact.token_shape_problem`)."""
+    return redact.token_shape_problem(value) is None
 
 
 #: What :func:`_read_json` returns for a file that does not exist (``None`` is a file holding ``null``).
@@ -128,8 +128,7 @@ def _token(d: Mapping[str, Any], key: str, where: str, required: bool = False) -
     if value == "" and not required:
         return None
     if value is not None and not _looks_like_token(value):
-        raise ValueError(f"{where}: field {key!r} is not a token (empty, too long, or it holds spaces, "
-                         "control or non-ASCII characters)")
+        redact.check_token_shape(value, f"{where}: field {key!r}", error=ValueError)  # registers it, then raises
     return value
 
 
@@ -247,9 +246,7 @@ def import_env(environ: Mapping[str, str]) -> list[Credential]:
         if raw is not None and not isinstance(raw, str):
             raise CredentialEnvError(f"The environment variable {name} is not text.")
         if value and not _looks_like_token(value):
-            raise CredentialEnvError(
-                f"The environment variable {name} does not hold a single token ({len(value)} characters, with "
-                "spaces, control or non-ASCII characters, or more than 8192 characters).")
+            redact.check_token_shape(value, f"environment variable {name}", error=CredentialEnvError)
         if value:
             out.append(Credential(label=f"env-{name}", access_token=value, source=f"env:{name}", imported=True,
                                   mode="live"))

@@ -334,11 +334,26 @@ def post_token(endpoints: EndpointSet, fields: Mapping[str, str], variant: Clien
                     from None
             if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
                 raise TokenEndpointError(f"The token endpoint {url} answered without an access_token.")
+            _check_issued_tokens(data, url)
             return data, url
     finally:
         if own:
             client.close()
     raise TokenEndpointError("No token endpoint is configured in this endpoint set.")  # pragma: no cover
+
+
+def _check_issued_tokens(data: Mapping[str, Any], url: str) -> None:
+    """Register the tokens of a token-endpoint answer, then refuse one that could not go into a header
+    (:class:`TokenEndpointError` naming the field, never the value)."""
+    for key in ("access_token", "refresh_token", "id_token"):
+        redact.register_secret(data.get(key) if isinstance(data.get(key), str) else None)
+    for key in ("access_token", "refresh_token"):
+        value = data.get(key)
+        if key == "refresh_token" and value in (None, ""):
+            continue
+        redact.check_token_shape(value, f"{key} the token endpoint {url} answered with", error=TokenEndpointError,
+                                 hint="The kit cannot send it in a header; nothing was saved. Try again, and report "
+                                      "the endpoint if it keeps answering so.")
 
 
 def credential_from_token_response(data: Mapping[str, Any], label: str, token_url: str, source: str = "lanelab:pkce",

@@ -134,6 +134,8 @@ def parse_paste(text: str | None, expected_state: str | None = None) -> PastedCo
     code_kind = _token_kind(code)
     if code_kind:
         raise TokenPasted(f"The code part looks like {code_kind}, not an authorization code.")
+    # a control or non-ASCII character: every piece of the code is registered, the message says where, never what
+    redact.check_token_shape(code, "authorization code in the pasted value", error=UnrecognisedPaste)
     if not _CODE_RE.match(code):
         raise UnrecognisedPaste(
             f"The pasted value ({len(value)} characters) contains characters an authorization code never has.")

@@ -31,6 +31,8 @@ FIGURES = {
     "resume_inflight_bound": ("--concurrency per kill", "sum"),
     "resume_lost": ("cells lost after a SIGKILL and resume", "sum"),
     "foreign_files_changed": ("foreign credential files changed", "sum"),
+    "body_200mb_rss_bytes": ("bytes of memory, 200 MB body via the proxy (413)", "max"),
+    "body_200mb_forwarded_rss_bytes": ("the same with the limit raised (forwarded)", "max"),
 }
 #: Figures printed inside another's line: figure → the figure whose line carries it.
 _SHOWN_WITH = {"resume_inflight_bound": "resume_inflight_resent"}

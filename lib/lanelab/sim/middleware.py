@@ -1,6 +1,10 @@
 """What happens to every request before and after its route: a request id, the faults that fire for it, and one
 redacted line in the request log.
 
+Request bodies are capped (:mod:`lanelab.limits`): one larger than the limit is answered ``413 request_too_large``
+without being read into memory, and logged with its size only. The log keeps a bounded prefix of each body, with its
+size and SHA-256.
+
 Faults may delay a request (``latency``), drop its connection (``reset``), answer in place of the route (``http500``,
 ``http529``, ``http429``) or damage the route's answer in flight (``malformed_json``, ``sse_cut``; the streamed-error
 faults are the route's to deliver). The log line is written just before the last body chunk leaves, so a client
@@ -10,6 +14,7 @@ never outruns it; a request that ends without a response (a reset) is logged whe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import struct
 import time
@@ -19,10 +24,11 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from lanelab import limits
 from lanelab.sim import faults as faults_mod
 from lanelab.sim.ids import new_request_id
 from lanelab.sim.outcomes import Reply
-from lanelab.sim.requestlog import log_entry
+from lanelab.sim.requestlog import LOG_PARSE_LIMIT, log_entry
 from lanelab.sim.simulator import Simulator
 
 __all__ = ["RequestMiddleware", "read_body_first"]
@@ -48,19 +54,8 @@ def _drop_connection(send: Send) -> None:
     cycle.disconnected = True
 
 
-async def read_body_first(receive: Receive) -> Receive:
-    """Read the whole request body now and return a ``receive`` that replays it, then defers to the original."""
-    buffered: list[Message] = []
-    while True:
-        message = await receive()
-        buffered.append(message)
-        if message.get("type") != "http.request" or not message.get("more_body"):
-            break
-
-    async def replay() -> Message:
-        return buffered.pop(0) if buffered else await receive()
-
-    return replay
+#: Read the whole body now, replay it to the route (shared with the capture proxy).
+read_body_first = limits.read_body_first
 
 
 async def _no_body() -> Message:
@@ -76,7 +71,10 @@ class _Exchange:
     headers: dict[str, str]
     meta: dict[str, Any]
     started: float
-    chunks: list[bytes] = field(default_factory=list)
+    body_prefix: bytearray = field(default_factory=bytearray)  # the first LOG_PARSE_LIMIT + 1 bytes of the body
+    body_size: int = 0
+    body_hash: Any = field(default_factory=hashlib.sha256)
+    body_refused: str | None = None
     status: int | None = None
     faults: list[faults_mod.Fault] = field(default_factory=list)
     logged: bool = False
@@ -96,9 +94,10 @@ class _Held:
 class RequestMiddleware:
     """The ASGI app around the routes: request id, faults and log line for every HTTP request."""
 
-    def __init__(self, app: ASGIApp, sim: Simulator):
+    def __init__(self, app: ASGIApp, sim: Simulator, max_body: int | None = None):
         self.app = app
         self.sim = sim
+        self.max_body = max_body if max_body is not None else limits.max_body_bytes()
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,18 +112,42 @@ class RequestMiddleware:
         async def recording_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                ex.chunks.append(message.get("body", b""))
+                chunk = message.get("body", b"")
+                ex.body_size += len(chunk)
+                ex.body_hash.update(chunk)
+                room = LOG_PARSE_LIMIT + 1 - len(ex.body_prefix)
+                if room > 0:
+                    ex.body_prefix += chunk[:room]
             return message
 
+        declared = limits.declared_length(scope)
         try:
-            ex.faults = self.sim.faults.select(scope["path"], headers.get(faults_mod.HEADER))
-        except faults_mod.FaultSpecError as exc:
-            meta.update(rule="fault_header", outcome="bad_fault_header")
-            reply = Reply.error(400, "invalid_request_error", self.sim.state.redactor.redact_text(str(exc)))
-            await self._answer(ex, send, reply, {})
+            if declared is not None and declared > self.max_body:
+                raise limits.BodyTooLarge(self.max_body, 0, declared)
+            body_receive: Receive = limits.capped_receive(recording_receive, self.max_body)
+            if declared is None:  # a chunked body: read it now, so one over the limit never reaches a route
+                body_receive = await read_body_first(body_receive)
+        except limits.BodyTooLarge as exc:
+            await self._too_large(ex, send, exc)
         else:
-            await self._serve(ex, recording_receive, send)
+            try:
+                ex.faults = self.sim.faults.select(scope["path"], headers.get(faults_mod.HEADER))
+            except faults_mod.FaultSpecError as exc:
+                meta.update(rule="fault_header", outcome="bad_fault_header")
+                reply = Reply.error(400, "invalid_request_error", self.sim.state.redactor.redact_text(str(exc)))
+                await self._answer(ex, send, reply, {})
+            else:
+                await self._serve(ex, body_receive, send)
         self._write_log(ex)  # requests that ended without a response (a reset) are logged here
+
+    async def _too_large(self, ex: _Exchange, send: Send, exc: limits.BodyTooLarge) -> None:
+        """413 ``request_too_large`` in the API's shape; the rest of the body is discarded by the server unread."""
+        size = exc.declared if exc.declared is not None else exc.seen
+        ex.body_refused = f"larger than the simulator's limit of {self.max_body} bytes"
+        ex.body_size = size
+        ex.meta.update(rule="body_limit", outcome="request_too_large", lane="none")
+        reply = Reply.error(413, "request_too_large", limits.too_large_message(self.max_body, "lanelab simulator"))
+        await self._answer(ex, send, reply, {})
 
     def _write_log(self, ex: _Exchange) -> None:
         path = ex.scope["path"]
@@ -134,8 +157,9 @@ class RequestMiddleware:
         state = self.sim.state
         state.log.record(log_entry(
             state.redactor, started=ex.started, method=ex.scope["method"], path=path,
-            query_string=ex.scope.get("query_string", b""), headers=ex.headers, body=b"".join(ex.chunks),
-            status=ex.status, meta=ex.meta, request_id=ex.request_id, faults=[f.describe() for f in ex.faults]))
+            query_string=ex.scope.get("query_string", b""), headers=ex.headers, body=bytes(ex.body_prefix),
+            status=ex.status, meta=ex.meta, request_id=ex.request_id, faults=[f.describe() for f in ex.faults],
+            body_size=ex.body_size, body_sha256=ex.body_hash.hexdigest(), body_refused=ex.body_refused))
 
     async def _answer(self, ex: _Exchange, send: Send, reply: Reply, headers: dict[str, str]) -> None:
         """Answer in place of the route with ``reply``'s error."""

@@ -1,7 +1,10 @@
 """The simulator's request log: one redacted entry per request, kept in memory for ``GET /_sim/requests``.
 
-An entry is redacted when it is made (with the simulator's own :class:`~lanelab.redact.Redactor`), so the log never
-holds a secret; large bodies are cut to a preview.
+An entry is redacted when it is made, with the simulator's own :class:`~lanelab.redact.Redactor` and the kit's rules:
+the secrets a request carries (its credential headers, cookies, sensitive query parameters and body fields) are
+learned first, then path, query, headers and body are redacted, so the log never holds a secret, of whatever shape.
+Only a bounded prefix of a body is ever parsed (:data:`LOG_PARSE_LIMIT`); larger bodies are cut to a preview, with
+their size and SHA-256.
 """
 
 from __future__ import annotations
@@ -12,46 +15,61 @@ import threading
 from typing import Any
 from urllib.parse import parse_qsl
 
-from lanelab.redact import Redactor
+from lanelab.redact import BODY_RECORD_LIMIT, Redactor
 
-__all__ = ["LOG_BODY_LIMIT", "LOG_LIMIT", "RequestLog", "log_body", "log_entry"]
+__all__ = ["LOG_BODY_LIMIT", "LOG_LIMIT", "LOG_PARSE_LIMIT", "RequestLog", "log_body", "log_entry"]
 
 #: The request log keeps at most this many entries (oldest dropped), so a long-running simulator stays small.
 LOG_LIMIT = 10_000
 #: Request bodies longer than this (serialised) are truncated in the log.
 LOG_BODY_LIMIT = 16_000
+#: At most this much of a request body is kept for its log entry and parsed (the rest is counted and hashed only).
+LOG_PARSE_LIMIT = BODY_RECORD_LIMIT
 
 
-def log_body(raw: bytes, content_type: str, redactor: Redactor) -> Any:
-    """A request body fit for the log: parsed and redacted, truncated when large (``None`` when empty)."""
-    if not raw:
+def log_body(raw: bytes, content_type: str, redactor: Redactor, *, size: int | None = None,
+             sha256: str | None = None) -> Any:
+    """A request body fit for the log: parsed and redacted, truncated to a preview when large (``None`` when empty).
+
+    ``raw`` may be the body's first bytes only; ``size`` and ``sha256`` then describe the whole body. A truncated
+    body is ``{"truncated": true, "chars", "bytes", "sha256", "preview"}``.
+    """
+    if not raw and not size:
         return None
-    text = raw.decode("utf-8", errors="replace")
-    body: Any
-    if "json" in content_type:
-        try:
-            body = redactor.redact_obj(json.loads(text))
-        except (ValueError, RecursionError):  # not JSON, or nested too deep to read: kept as redacted text
-            body = redactor.redact_text(text)
-    elif "x-www-form-urlencoded" in content_type:
-        body = redactor.redact_obj(dict(parse_qsl(text, keep_blank_values=True)))
-    else:
-        body = redactor.redact_text(text)
+    rec = redactor.redact_body(raw, content_type, limit=LOG_PARSE_LIMIT, size=size, sha256=sha256)
+    if rec.get("truncated"):
+        return {"truncated": True, "chars": rec["bytes"], "bytes": rec["bytes"], "sha256": rec["sha256"],
+                "preview": rec["text"][:LOG_BODY_LIMIT]}
+    body = rec["json"] if "json" in rec else rec["form"] if "form" in rec else rec.get("text")
     dumped = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
     if len(dumped) > LOG_BODY_LIMIT:
-        return {"truncated": True, "chars": len(dumped), "preview": redactor.redact_text(dumped[:LOG_BODY_LIMIT])}
+        return {"truncated": True, "chars": len(dumped), "bytes": rec["bytes"], "sha256": rec["sha256"],
+                "preview": dumped[:LOG_BODY_LIMIT]}
     return body
 
 
 def log_entry(redactor: Redactor, *, started: float, method: str, path: str, query_string: bytes,
               headers: dict[str, str], body: bytes, status: int | None, meta: dict[str, Any], request_id: str,
-              faults: list[str]) -> dict[str, Any]:
-    """One log entry (without its ``seq``), every part redacted: what came in, and what the simulator decided."""
+              faults: list[str], body_size: int | None = None, body_sha256: str | None = None,
+              body_refused: str | None = None) -> dict[str, Any]:
+    """One log entry (without its ``seq``), every part redacted: what came in, and what the simulator decided.
+
+    ``body`` may be the first bytes of the body only (``body_size`` and ``body_sha256`` describe all of it);
+    ``body_refused`` says why a body was not read at all (it was over the size limit).
+    """
+    query = query_string.decode("latin-1")
+    redactor.learn_headers(headers)
+    redactor.learn_text(query)
+    redactor.learn_text(path)
+    if body_refused is not None:
+        logged_body: Any = {"bytes": body_size, "refused": body_refused}
+    else:
+        logged_body = log_body(body, headers.get("content-type", ""), redactor, size=body_size, sha256=body_sha256)
     return {
-        "time": started, "method": method, "path": path,
-        "query": redactor.redact_obj(dict(parse_qsl(query_string.decode("latin-1")))),
+        "time": started, "method": method, "path": redactor.redact_text(path),
+        "query": redactor.redact_obj(dict(parse_qsl(query))),
         "headers": redactor.redact_headers(headers),
-        "body": log_body(body, headers.get("content-type", ""), redactor),
+        "body": logged_body,
         "status": status, "rule": meta.get("rule"), "outcome": meta.get("outcome"), "lane": meta.get("lane"),
         "request_id": request_id, "faults": faults,
     }

@@ -11,14 +11,17 @@ the live opt-in and only on an allow-listed host, so a credential passing throug
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import hashlib
 import json
+import logging
+import queue
 import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from lanelab import __version__, redact
+from lanelab import __version__, limits, redact
 from lanelab import http as lanelab_http
 from lanelab.config import Settings, host_allowed, is_loopback
 from lanelab.errors import Refused, UserError
@@ -37,14 +40,18 @@ from lanelab.wire.spec import observe_response
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureHooks", "CaptureLog", "CaptureProxy", "CaptureRefused",
-           "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
+__all__ = ["BODY_RECORD_LIMIT", "HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureHooks", "CaptureLog", "CaptureProxy",
+           "CaptureRefused", "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
 
 #: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                         "upgrade", "proxy-authenticate"})
 #: At most this much of a response is kept (in memory) to build the recorded observation; forwarding is unaffected.
 RECORD_LIMIT = 4 * 1024 * 1024
+#: A request body longer than this is recorded as its first so many bytes (text), its size and its SHA-256; shorter
+#: ones are recorded whole (parsed and redacted). Forwarding always sends the whole body.
+BODY_RECORD_LIMIT = redact.BODY_RECORD_LIMIT
+_log = logging.getLogger("lanelab.capture")
 
 
 class CaptureRefused(Refused):
@@ -88,30 +95,6 @@ def _decode_for_record(content: bytes, encoding: str) -> bytes:
     return content
 
 
-def _body_record(raw: bytes, content_type: str) -> dict[str, Any]:
-    """The request body for the record: parsed JSON or form fields, redacted; its length and hash for byte checks."""
-    out: dict[str, Any] = {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
-    if not raw:
-        out["json"] = None
-        return out
-    text = raw.decode("utf-8", errors="replace")
-    if "x-www-form-urlencoded" in content_type:
-        out["form"] = redact.redact_obj(dict(parse_qsl(text, keep_blank_values=True)))
-        return out
-    try:
-        out["json"] = redact.redact_obj(json.loads(text))
-    except ValueError:
-        out["text"] = redact.redact_text(text[:2000])
-    return out
-
-
-def _register_header_secrets(headers: list[tuple[str, str]]) -> None:
-    for name, value in headers:
-        if redact.is_sensitive_key(name):
-            scheme, _, rest = value.partition(" ")
-            redact.register_secret(rest if rest and scheme.lower() in ("bearer", "basic") else value)
-
-
 def _pairs(headers: list[tuple[str, str]]) -> list[list[str]]:
     """Headers as redacted [name, value] pairs, duplicates kept (a client may send a header twice)."""
     return [[k, next(iter(redact.redact_headers([(k, v)]).values()))] for k, v in headers]
@@ -136,12 +119,14 @@ class CaptureHooks:
 class CaptureApp:
     """The ASGI proxy: forwards each exchange to ``upstream`` and hands its record to ``sink``."""
 
-    def __init__(self, upstream: str, sink: CaptureLog, hooks: CaptureHooks | None = None):
+    def __init__(self, upstream: str, sink: CaptureLog, hooks: CaptureHooks | None = None, max_body: int | None = None):
         self.upstream = upstream
         self.sink = sink
         self.hooks = hooks or CaptureHooks()
+        self.max_body = max_body if max_body is not None else limits.max_body_bytes()
         self.client: httpx.AsyncClient | None = None
         self._seq = 0
+        self._open = 0  # exchanges whose record is not handed to the sink yet
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -157,7 +142,49 @@ class CaptureApp:
                     return
         if scope["type"] != "http":
             return
-        await self._proxy(scope, receive, send)
+        self._open += 1
+        try:
+            declared = limits.declared_length(scope)
+            try:
+                if declared is not None and declared > self.max_body:
+                    raise limits.BodyTooLarge(self.max_body, 0, declared)
+                capped = limits.capped_receive(receive, self.max_body)
+                if declared is None:  # a chunked body: read it all (capped) before anything is forwarded
+                    capped = await limits.read_body_first(capped)
+            except limits.BodyTooLarge as exc:
+                await self._too_large(scope, send, exc)
+                return
+            try:
+                await self._proxy(scope, capped, send)
+            except limits.ClientGone:
+                return  # the client left before its body was complete: nothing was forwarded, nothing to answer
+        finally:
+            self._open -= 1
+
+    @property
+    def busy(self) -> bool:
+        """True while an exchange is in progress (its record not yet handed to the capture log)."""
+        return self._open > 0
+
+    async def _too_large(self, scope: dict, send: Any, exc: limits.BodyTooLarge) -> None:
+        """Answer 413 (the API's ``request_too_large``) without reading the rest of the body (the server discards
+        it as it arrives), and record the refused exchange with the body's size only."""
+        started = time.perf_counter()
+        self._seq += 1
+        payload = limits.too_large_body(self.max_body, "lanelab capture proxy")
+        headers = [("content-type", "application/json"), ("content-length", str(len(payload)))]
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+        await send({"type": "http.response.body", "body": payload})
+        received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        record = _request_record(self._seq, self.upstream, scope, scope.get("query_string", b"").decode("latin-1"),
+                                 received, [], b"")
+        record["request"]["body"] = {"bytes": exc.declared if exc.declared is not None else exc.seen,
+                                     "refused": f"larger than the proxy's limit of {self.max_body} bytes",
+                                     "received_before_refusal": exc.seen}
+        relayed = _Relayed(status=413, headers=headers, kept=bytearray(payload),
+                           error=f"request body over the limit of {self.max_body} bytes; nothing was forwarded")
+        self.sink.write(_complete_record(record, relayed, started))
 
     async def _proxy(self, scope: dict, receive: Any, send: Any) -> None:
         """One exchange: read the client's request, forward it, stream the answer back, then record both."""
@@ -166,7 +193,6 @@ class CaptureApp:
         seq = self._seq
         body = await _read_body(receive)
         received = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        _register_header_secrets(received)
         forwarded = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "host"]
         query = scope.get("query_string", b"").decode("latin-1")
         record = _request_record(seq, self.upstream, scope, query, received, forwarded, body)
@@ -179,7 +205,7 @@ class CaptureApp:
             relayed = await self._relay(request, send, started, record)
         done = _complete_record(record, relayed, started)
         try:
-            self.sink.write(done)
+            await self.sink.awrite(done)
             if self.hooks.on_record is not None:
                 self.hooks.on_record(done)
         finally:
@@ -256,10 +282,17 @@ class _Relayed:
 
 
 async def _read_body(receive: Any) -> bytes:
-    """The whole request body, however many ASGI messages it came in."""
+    """The whole request body, however many ASGI messages it came in.
+
+    The proxy hands a capped ``receive`` (:func:`lanelab.limits.capped_receive`): past the body limit it raises
+    :class:`~lanelab.limits.BodyTooLarge`, and :class:`~lanelab.limits.ClientGone` if the client leaves mid-body,
+    so a partial body is never forwarded as if it were whole.
+    """
     chunks = []
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise limits.ClientGone()
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -281,14 +314,25 @@ async def _stream(response: httpx.Response, send: Any, relayed: _Relayed, starte
 
 def _request_record(seq: int, upstream: str, scope: dict, query: str, received: list[tuple[str, str]],
                     forwarded: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
-    """The exchange record as far as the request goes (headers and body redacted)."""
+    """The exchange record as far as the request goes, every part redacted.
+
+    Every secret the request carries is learned first (the values of the Authorization, x-api-key, cookie and other
+    sensitive headers, sensitive query parameters, an OAuth body's code, verifier and refresh token), so it is masked
+    wherever it turns up afterwards, in this record or a later one. A body over :data:`BODY_RECORD_LIMIT` is recorded
+    as its first bytes, its size and its SHA-256.
+    """
+    redact.learn_headers(received)
+    redact.learn_text(query)
+    redact.learn_text(scope["path"])
     ctype = next((v for k, v in received if k.lower() == "content-type"), "")
+    body_record = redact.redact_body(body, ctype, limit=BODY_RECORD_LIMIT)
     return {
         "record": "exchange", "seq": seq, "started_at": _now(), "upstream": upstream,
-        "request": {"method": scope["method"], "path": scope["path"], "query": query,
+        "request": {"method": scope["method"], "path": redact.redact_text(scope["path"]),
+                    "query": redact.redact_text(query),
                     "query_params": redact.redact_obj(dict(parse_qsl(query, keep_blank_values=True))),
                     "headers": _pairs(received), "forwarded_headers": [k for k, _ in forwarded],
-                    "body": _body_record(body, ctype)},
+                    "body": body_record},
     }
 
 
@@ -299,6 +343,10 @@ def _complete_record(record: dict[str, Any], relayed: _Relayed, started: float) 
     total_ms = (time.perf_counter() - started) * 1000
     lower = {k.lower(): v for k, v in relayed.headers}
     content = _decode_for_record(bytes(relayed.kept), lower.get("content-encoding", ""))
+    # what the answer hands out (tokens of a token endpoint, JSON or form; cookies; a location with ?code=) is
+    # learned before anything of it is recorded
+    redact.learn_headers(relayed.headers)
+    redact.learn_body(content, lower.get("content-type", ""))
     observation = observe_response(relayed.status, lower, content, total_ms)
     record["response"] = {"status": relayed.status, "headers": _pairs(relayed.headers), "bytes": len(relayed.kept),
                           "streamed": "text/event-stream" in lower.get("content-type", ""),
@@ -311,22 +359,86 @@ def _complete_record(record: dict[str, Any], relayed: _Relayed, started: float) 
 
 
 class CaptureLog:
-    """Appends redacted, leak-checked JSON lines to the capture file (billing attestation blocks as a marker)."""
+    """Appends redacted, leak-checked JSON lines to the capture file (billing attestation blocks as a marker).
+
+    Lines are serialised, checked and written by a writer thread, in the order :meth:`write` was called, so a large
+    record never holds up the proxy's event loop (another client's event stream keeps flowing). :meth:`write` returns
+    a future that is done once the line is on disk; on the event loop, ``await log.awrite(record)`` waits for that
+    without blocking the loop (e.g. to end an answer only once its exchange is recorded). :meth:`flush` waits for
+    what was handed over; :meth:`close` flushes and stops the thread. A record that cannot be written (it would leak
+    a secret, or the disk refuses) is left out, counted in ``failures`` and logged, never raised at a client (its
+    future's result is then False).
+    """
 
     def __init__(self, path: Path, upstream: str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.write({"record": "capture", "kit_version": __version__, "upstream": upstream, "started_at": _now()})
+        self._queue: queue.Queue[tuple[dict[str, Any], Future[bool]] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.failures: list[str] = []
+        self._append(self._line({"record": "capture", "kit_version": __version__, "upstream": upstream,
+                                 "started_at": _now()}))
 
-    def write(self, record: dict[str, Any]) -> None:
+    def _line(self, record: dict[str, Any]) -> str:
         # A billing attestation block is recorded as a marker, never its value (DESIGN.md, responsible use).
         from lanelab.walkthrough.to_profile import mark_attestation
 
         line = json.dumps(mark_attestation(redact.redact_obj(record)), ensure_ascii=False)
         redact.assert_clean(line, where=f"capture file {self.path}")
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+        return line
+
+    def _append(self, line: str) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
+
+    def write(self, record: dict[str, Any]) -> Future[bool]:
+        """Hand ``record`` to the writer thread (started on first use) and return at once: a future whose result is
+        True once the line is written, False when it could not be (see ``failures``)."""
+        done: Future[bool] = Future()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=f"capture-writer:{self.path.name}",
+                                                daemon=True)
+                self._thread.start()
+        self._queue.put((record, done))
+        return done
+
+    async def awrite(self, record: dict[str, Any]) -> bool:
+        """:meth:`write`, awaited on the event loop without blocking it: returns once the line is on disk."""
+        return await asyncio.wrap_future(self.write(record))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                record, done = item
+                try:
+                    self._append(self._line(record))
+                    done.set_result(True)
+                except (redact.SecretLeak, OSError, TypeError, ValueError) as exc:
+                    what = f"exchange {record.get('seq')}" if isinstance(record, dict) else "a record"
+                    reason = redact.redact_text(f"{type(exc).__name__}: {exc}")
+                    self.failures.append(f"{what}: {reason}")
+                    _log.warning("lanelab capture: %s was not recorded (%s)", what, reason)
+                    done.set_result(False)
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every record handed over so far is written (or counted in ``failures``)."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def close(self) -> None:
+        """Flush and stop the writer thread."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join()
 
 
 def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
@@ -391,9 +503,20 @@ class CaptureProxy:
     base_url: str
     upstream: str
     out_path: Path
+    app: CaptureApp | None = field(default=None, repr=False, compare=False)
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait (at most ``timeout`` seconds) until the exchanges in progress are recorded and written."""
+        if self.app is None:
+            return
+        deadline = time.monotonic() + timeout
+        while self.app.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.app.sink.flush()
 
     def exchanges(self) -> list[dict[str, Any]]:
-        """The exchange records recorded so far (see :func:`load_exchanges`)."""
+        """The exchange records recorded so far (see :func:`load_exchanges`); waits briefly for those in progress."""
+        self.settle()
         return load_exchanges(self.out_path)
 
     def to_frame(self) -> pd.DataFrame:
@@ -407,8 +530,11 @@ class CaptureProxy:
 @contextlib.contextmanager
 def running_capture(upstream: str, out_path: str | Path, port: int = 0,
                     settings: Settings | None = None, tls: TLS | None = None, *, hooks: CaptureHooks | None = None,
-                    sock: socket.socket | None = None) -> Iterator[CaptureProxy]:
+                    sock: socket.socket | None = None, max_body: int | None = None) -> Iterator[CaptureProxy]:
     """Run the proxy on 127.0.0.1 (a free port when 0) in a background thread for the ``with`` block.
+
+    ``max_body`` caps request bodies (default :func:`lanelab.limits.max_body_bytes`): a larger one is answered 413
+    and recorded with its size only. Every record is written by the time the block ends.
 
     ``tls`` serves https under the certificate's host name (capturing a client under the real host name).
     ``hooks`` (:class:`CaptureHooks`) let a watcher see each exchange and answer requests itself; ``sock`` serves a
@@ -419,7 +545,11 @@ def running_capture(upstream: str, out_path: str | Path, port: int = 0,
     """
     upstream = check_upstream(upstream, settings)
     out_path = Path(out_path)
-    app = CaptureApp(upstream, CaptureLog(out_path, upstream), hooks)
-    with running_server(app, port, tls=tls, lifespan="on", name="lanelab-capture", server_header=False,
-                        date_header=False, sock=sock) as served:
-        yield CaptureProxy(served.base_url, upstream, out_path)
+    log = CaptureLog(out_path, upstream)
+    app = CaptureApp(upstream, log, hooks, max_body=max_body)
+    try:
+        with running_server(app, port, tls=tls, lifespan="on", name="lanelab-capture", server_header=False,
+                            date_header=False, sock=sock) as served:
+            yield CaptureProxy(served.base_url, upstream, out_path, app)
+    finally:
+        log.close()

@@ -29,7 +29,7 @@ from typing import Any
 
 from lanelab import redact
 from lanelab.datafiles import read_toml
-from lanelab.errors import UserError
+from lanelab.errors import Refused, UserError
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges
 from lanelab.walkthrough.diff import ATTESTATION_PREFIX, is_attestation
 from lanelab.wire.spec import RequestSpec
@@ -74,6 +74,13 @@ def mark_attestation(obj: Any) -> Any:
             return [obj[0], ATTESTATION_MARKER]
         return [mark_attestation(x) for x in obj]
     return obj
+
+
+class SecretInCapture(Refused):
+    """A capture holds a secret (one recorded before the kit masked it, or edited in) that a profile would copy."""
+
+    hint = ("Capture the client again with this version of the kit (captures are redacted as they are written), or "
+            "remove the value from the capture file.")
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,12 @@ def spec_from_exchange(exchange: Mapping[str, Any]) -> tuple[RequestSpec, list[s
     if body is None and (body_rec.get("text") or body_rec.get("form")):
         raise UserError("The captured request body is not JSON; it cannot become a profile.",
                         "Pick an inference exchange (POST /v1/messages).")
-    query = {str(k): str(v) for k, v in (req.get("query_params") or {}).items()}
+    query = {}
+    for k, v in (req.get("query_params") or {}).items():
+        if redact.is_sensitive_key(str(k)):
+            notes.append(f"dropped secret query parameter {k}")
+            continue
+        query[str(k)] = str(v)
     spec = RequestSpec(method=req["method"], path=req["path"], query=query, headers=headers, body=body, auth=auth)
     return spec, notes
 
@@ -385,7 +397,11 @@ def profile_from_capture(capture: str | Path, name: str, *, prompt: str | None =
         source = (f"{info.package} {info.version}, captured {info.date} with tools/capture_profiles.py "
                   f"({info.capture_file or Path(capture).name}, exchange {exchange['seq']})" if info
                   else f"lanelab capture {Path(capture).name}, exchange {exchange['seq']}")
-    text = profile_toml(spec, name, description, [source], notes, extra=extra, top=top)
+    try:  # the last guard: a secret the capture still holds (an old or hand-edited file) is never copied
+        text = profile_toml(spec, name, description, [source], notes, extra=extra, top=top)
+    except redact.SecretLeak as exc:
+        raise SecretInCapture(f"The capture {Path(capture).name} holds a secret the profile would copy "
+                              f"({', '.join(exc.hits)}); nothing was written.") from None
     from lanelab.matrix.profiles import profiles_dir
 
     target_dir = Path(out_dir) if out_dir else profiles_dir()

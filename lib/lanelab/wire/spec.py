@@ -186,13 +186,16 @@ class Observation:
 def apply_auth(headers: dict[str, str], style: str, token: str | None) -> dict[str, str]:
     """Headers with the credential attached in the given style (``bearer``, ``x-api-key``, ``both`` or ``none``).
 
-    Any credential header already in ``headers`` is dropped first. Raises ``ValueError`` for an unknown style.
+    Any credential header already in ``headers`` is dropped first. Raises ``ValueError`` for an unknown style, and
+    :class:`~lanelab.errors.InputError` (never showing the token) for a token that cannot go into a header (a line
+    break, a space, a non-ASCII character…: see :func:`lanelab.redact.check_token_shape`).
     """
     if style not in AUTH_STYLES:
         raise ValueError(f"Unknown auth style {style!r}; expected one of {', '.join(AUTH_STYLES)}.")
     out = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "x-api-key")}
     if token is None or style == "none":
         return out
+    redact.check_token_shape(token, "credential's token")
     redact.register_secret(token)
     if style in ("bearer", "both"):
         out["authorization"] = f"Bearer {token}"
@@ -205,7 +208,8 @@ def build_request(spec: RequestSpec, base_url: str, token: str | None) -> httpx.
     """The exact httpx request for ``spec`` at ``base_url``, with ``token`` attached in ``spec.auth``'s style.
 
     Raises :class:`~lanelab.errors.HostNotAllowed` rather than attach a token for a host that is not allow-listed
-    (loopback or Anthropic's), and ``ValueError`` for an unknown auth style.
+    (loopback or Anthropic's), ``ValueError`` for an unknown auth style and :class:`~lanelab.errors.InputError` for
+    a token that cannot go into a header.
     """
     url = base_url.rstrip("/") + spec.path
     if token is not None and spec.auth != "none" and not host_allowed(url):
