@@ -39,7 +39,6 @@ PLAN = None  # your plan type for the bundle you share ("max", "pro"); None: rec
 
 # %%
 from IPython.display import Markdown, display
-
 from lanelab.findings import bundles, report
 from lanelab.runs import load_runs, run_paths
 

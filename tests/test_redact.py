@@ -5,7 +5,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lanelab import redact
+from lanelab import errors, redact
 
 OAT = "sk-ant-oat01-" + "Abc123_-" * 10
 ORT = "sk-ant-ort01-" + "Zyx987-_" * 10
@@ -251,6 +251,6 @@ def test_token_shape_is_one_line_of_printable_ascii(bad):
 
     assert redact.token_shape_problem(bad)
     with pytest.raises(InputError) as info:
-        redact.check_token_shape(bad, "token")
+        errors.check_token_shape(bad, "token")
     assert bad not in str(info.value) or not bad
     assert redact.token_shape_problem("sk-ant-oat01-" + "A" * 90) is None

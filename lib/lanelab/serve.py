@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import signal
 import socket
 import threading
 import time
@@ -33,7 +34,7 @@ STARTUP_TIMEOUT_S = 10.0
 #: the rest of its headers or body) is closed after :data:`lanelab.limits.READ_TIMEOUT_S` without one.
 KEEP_ALIVE_S = 5
 
-__all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "running_server", "serve_forever"]
+__all__ = ["HOST", "wait_for_stop", "TLS", "Served", "ServerStartError", "bind_loopback", "running_server", "serve_forever"]
 
 
 class ServerStartError(ServiceError):
@@ -139,3 +140,22 @@ def serve_forever(app: Any, port: int = 0, *, tls: TLS | None = None, lifespan: 
         uvicorn.Server(_config(app, tls, lifespan, **uvicorn_options)).run(sockets=[sock])
     finally:
         sock.close()
+
+
+def wait_for_stop(poll_s: float = 0.1) -> int:
+    """Block the main thread until SIGINT or SIGTERM arrives; returns the signal number.
+
+    The handlers only set a flag, and the main thread polls it: a handler that called ``threading.Event.set`` could
+    deadlock, since it runs in the main thread, possibly while that thread holds the event's own lock inside
+    ``wait``. The previous handlers are restored on return.
+    """
+    got: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: got.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not got:
+            time.sleep(poll_s)
+        return got[0]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

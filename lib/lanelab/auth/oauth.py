@@ -23,9 +23,9 @@ from urllib.parse import urlencode, urljoin
 
 import httpx
 
+from lanelab import errors, redact
 from lanelab import http as lanelab_http
 from lanelab import pkce as pkce_mod
-from lanelab import redact
 from lanelab.auth.credential import Credential
 from lanelab.auth.issuer import default_label, issued_by
 from lanelab.auth.paste import PastedCode
@@ -351,7 +351,7 @@ def _check_issued_tokens(data: Mapping[str, Any], url: str) -> None:
         value = data.get(key)
         if key == "refresh_token" and value in (None, ""):
             continue
-        redact.check_token_shape(value, f"{key} the token endpoint {url} answered with", error=TokenEndpointError,
+        errors.check_token_shape(value, f"{key} the token endpoint {url} answered with", error=TokenEndpointError,
                                  hint="The kit cannot send it in a header; nothing was saved. Try again, and report "
                                       "the endpoint if it keeps answering so.")
 

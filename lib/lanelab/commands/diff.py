@@ -20,8 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lanelab.walkthrough.diff import diff_specs
     from lanelab.walkthrough.to_profile import load_request
+    from lanelab.wire.diff import diff_specs
 
     a_label, a = load_request(args.a, as_captured=True)  # a billing attestation block shows as the kit's marker
     b_label, b = load_request(args.b, as_captured=True)

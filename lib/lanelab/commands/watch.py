@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -107,10 +106,9 @@ def run(args: argparse.Namespace) -> int:
         watch = stack.enter_context(factory())
         out(watch.base_url)
         err(f"forwarding to {watch.where}; recording to {watch.proxy.out_path}. Ctrl-C prints the tally and stops.")
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        from lanelab.serve import wait_for_stop
+
+        wait_for_stop()
         out(watch.tally_text())
     return 0
 

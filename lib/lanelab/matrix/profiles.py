@@ -11,7 +11,7 @@ table: client, version, capture date, the exact command and the capture method, 
 - ``reference_only = true`` (with ``reference_reason``): a first-party client's request (Claude Code), kept as a
   reference for diffs and lints. :func:`ensure_sendable` refuses it, and a profile extending it inherits the flag.
 - a billing attestation block is stored only as the marker
-  (:data:`lanelab.walkthrough.to_profile.ATTESTATION_MARKER`) where the client sent it; ``Profile.spec`` is the request
+  (:data:`lanelab.wire.attestation.ATTESTATION_MARKER`) where the client sent it; ``Profile.spec`` is the request
   without it (what the kit sends), :meth:`Profile.as_captured` the one with the marker (for diffs and lints), and
   :attr:`Profile.caveats` says that findings are for the request without the block. A profile holding anything else
   after the attestation prefix is refused as bad.
@@ -169,12 +169,12 @@ def _check_clean(name: str, request: Mapping[str, Any]) -> None:
     if leaks or sensitive:
         raise BadProfile(f"Profile {name!r} contains a secret ({', '.join(leaks + sensitive)}).",
                          hint="Remove it; a token is attached only at send time.")
-    from lanelab.walkthrough.to_profile import holds_attestation_value  # at call time: keeps matrix light
+    from lanelab.wire.attestation import holds_attestation_value  # at call time: keeps matrix light
 
     if holds_attestation_value(json.dumps(request, ensure_ascii=False)):
         raise BadProfile(f"Profile {name!r} holds a billing attestation value.",
                          hint="The kit never stores or sends one: put the marker from "
-                              "lanelab.walkthrough.to_profile.ATTESTATION_MARKER in its place.")
+                              "lanelab.wire.attestation.ATTESTATION_MARKER in its place.")
 
 
 def _in_order(body: Any, order: Any) -> Any:
@@ -202,7 +202,7 @@ def load_profile(name: str) -> Profile:
         auth=str(request.get("auth", "bearer")),
         credential=None,
     )
-    from lanelab.walkthrough.to_profile import attestation_positions, without_attestation
+    from lanelab.wire.attestation import attestation_positions, without_attestation
 
     positions = tuple(attestation_positions(captured))
     spec = without_attestation(captured)[0] if positions else captured

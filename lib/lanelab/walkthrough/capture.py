@@ -35,7 +35,7 @@ from lanelab import http as lanelab_http
 from lanelab.config import Settings, host_allowed, is_loopback
 from lanelab.errors import Refused, UserError
 from lanelab.serve import TLS, running_server
-from lanelab.wire.spec import observe_response
+from lanelab.wire.observe import observe_response
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -382,7 +382,7 @@ class CaptureLog:
 
     def _line(self, record: dict[str, Any]) -> str:
         # A billing attestation block is recorded as a marker, never its value (DESIGN.md, responsible use).
-        from lanelab.walkthrough.to_profile import mark_attestation
+        from lanelab.wire.attestation import mark_attestation
 
         line = json.dumps(mark_attestation(redact.redact_obj(record)), ensure_ascii=False)
         redact.assert_clean(line, where=f"capture file {self.path}")

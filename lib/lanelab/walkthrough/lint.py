@@ -31,8 +31,8 @@ from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.errors import InputError, NotFound
 from lanelab.findings.remedies import load_remedies
 from lanelab.version_gate import GatedModel, load_version_gate
-from lanelab.walkthrough.diff import is_attestation
 from lanelab.walkthrough.dumps import is_hermes_dump, parse_dump
+from lanelab.wire.attestation import is_attestation
 from lanelab.wire.spec import RequestSpec
 
 if TYPE_CHECKING:

@@ -31,14 +31,13 @@ import pandas as pd
 from lanelab import redact
 from lanelab.config import data_dir
 from lanelab.datafiles import read_toml
+from lanelab.wire.attestation import carries_attestation, is_attestation
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["ATTESTATION_PREFIX", "GRAINS", "LIST_HEADERS", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc",
-           "SpecDiff", "apply_differences", "carries_attestation", "diff_specs", "differences", "is_attestation",
+__all__ = ["GRAINS", "LIST_HEADERS", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc",
+           "SpecDiff", "apply_differences", "diff_specs", "differences",
            "is_fine", "keep_sentences", "load_annotations", "show"]
 
-#: The prefix of a system text block that is a billing attestation (references/hermes.md F7). Detection only.
-ATTESTATION_PREFIX = "x-anthropic-billing-header:"
 #: Longest value shown in a table cell.
 SHOW_CHARS = 90
 #: Difference grains (see the module docstring).
@@ -118,21 +117,6 @@ class Difference:
 
     def __repr__(self) -> str:
         return f"<Difference {self.label} ({self.change})>"
-
-
-def is_attestation(block: Any) -> bool:
-    """True for a system block (or string) that is a billing attestation line."""
-    text = block.get("text") if isinstance(block, dict) else block
-    return isinstance(text, str) and text.lstrip().lower().startswith(ATTESTATION_PREFIX)
-
-
-def carries_attestation(spec: RequestSpec) -> bool:
-    """Whether ``spec`` carries a billing attestation block in its system prompt (reported, never generated)."""
-    body = spec.body if isinstance(spec.body, dict) else {}
-    system = body.get("system")
-    if isinstance(system, list):
-        return any(is_attestation(b) for b in system)
-    return is_attestation(system)
 
 
 def load_annotations(path: Path | None = None) -> list[Annotation]:
