@@ -23,7 +23,7 @@ import pandas as pd
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import read_toml
+from lanelab.datafiles import Str, Table, read_toml
 from lanelab.wire.spec import RequestSpec
 
 __all__ = ["ATTESTATION_PREFIX", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc", "SpecDiff",
@@ -123,10 +123,18 @@ def carries_attestation(spec: RequestSpec) -> bool:
     return is_attestation(system)
 
 
+#: The shape of data/diff_annotations.toml (see lanelab.datafiles for the vocabulary).
+ANNOTATIONS_SCHEMA = Table({"annotation?": [Table({
+    "id": Str(nonempty=True), "part?": Str(nonempty=True), "key?": Str(nonempty=True), "note": Str(nonempty=True),
+    "source": Str(nonempty=True), "confidence?": str, "value_pattern?": Str(regex=True)})]})
+
+
 def load_annotations(path: Path | None = None) -> list[Annotation]:
-    """The annotation catalog (``data/diff_annotations.toml``); every entry names its public source."""
+    """The annotation catalog (``data/diff_annotations.toml``); every entry names its public source.
+
+    Raises :class:`~lanelab.datafiles.DataFileError` naming the key and the expected type for a malformed file."""
     path = path or data_dir() / "diff_annotations.toml"
-    raw = read_toml(path, "diff annotations")
+    raw = read_toml(path, "diff annotations", schema=ANNOTATIONS_SCHEMA)
     out = []
     for entry in raw.get("annotation", []):
         out.append(Annotation(

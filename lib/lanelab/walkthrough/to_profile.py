@@ -413,7 +413,7 @@ def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = Fal
             if reference is not None:
                 raise profiles_mod.reference_refusal(f"{path.name} (the capture of {reference})")
         if path.suffix == ".toml":
-            raw = read_toml(path, "profile file")
+            raw = read_toml(path, "profile file", schema=profiles_mod.SCHEMA)
             if raw.get("reference_only") and not as_captured:
                 raise profiles_mod.reference_refusal(str(raw.get("name", path.stem)))
             request = raw.get("request", {})
