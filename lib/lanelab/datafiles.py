@@ -182,7 +182,7 @@ class Str(Schema):
             try:
                 re.compile(value)
             except re.error as exc:
-                yield where, self.describe(), f"an invalid one: {exc}"
+                yield where, self.describe(), f"an invalid pattern: {exc}"
 
 
 class ListOf(Schema):
@@ -212,6 +212,7 @@ class ListOf(Schema):
             yield from self.item.check(item, f"{where}[{i}]")
 
 
+_SHORT_WORD = re.compile(r"[A-Za-z0-9_.:/+ -]{1,24}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
@@ -283,7 +284,8 @@ class OneOf(Schema):
         if not ok:
             found = _found(value)
             if isinstance(value, str) and value.strip():
-                found = "another string"
+                # a short word is shown (a typo is easier to spot); anything longer might be text not to echo
+                found = repr(value) if _SHORT_WORD.fullmatch(value) else "another string"
             yield where, self.describe(), found
 
 

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureLog", "CaptureProxy", "CaptureRefused",
-           "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
+           "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture",
+           "target_refusal"]
 
 #: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
@@ -150,22 +151,60 @@ class CaptureApp:
         forwarded = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "host"]
         query = scope.get("query_string", b"").decode("latin-1")
         record = _request_record(seq, self.upstream, scope, query, received, forwarded, body)
-        request = self._upstream_request(scope, query, received, forwarded, body)
-        relayed = await self._relay(request, send, started)
+        refusal = target_refusal(scope)
+        request = None
+        if refusal is None:
+            request = self._upstream_request(scope, query, received, forwarded, body)
+            refusal = self._off_origin(request)
+        if refusal is not None or request is None:
+            relayed = await self._refuse(send, refusal or "the target cannot be forwarded")
+        else:
+            relayed = await self._relay(request, send, started)
         self.sink.write(_complete_record(record, relayed, started))
 
     def _upstream_request(self, scope: dict, query: str, received: list[tuple[str, str]],
-                          forwarded: list[tuple[str, str]], body: bytes) -> httpx.Request:
-        """The request to the upstream: the client's method, raw target, header values and body bytes."""
+                          forwarded: list[tuple[str, str]], body: bytes) -> httpx.Request | None:
+        """The request to the upstream: the client's method, raw target, header values and body bytes (None when
+        no valid URL can be built from them)."""
         assert self.client is not None
         target = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         url = self.upstream + target + (f"?{query}" if query else "")
-        request = self.client.build_request(scope["method"], url, content=body)
+        try:
+            request = self.client.build_request(scope["method"], url, content=body)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            return None
         # Send exactly the client's headers (duplicates and order kept), not httpx's defaults.
         request.headers = httpx.Headers([*forwarded, ("host", request.url.netloc.decode("ascii"))])
         if body or "content-length" in {k.lower() for k, _ in received}:
             request.headers["content-length"] = str(len(body))
         return request
+
+    def _off_origin(self, request: httpx.Request | None) -> str | None:
+        """Why the built URL may not be used (not the upstream's scheme, host and port, or off the allow-list)."""
+        if request is None:
+            return "the target does not make a valid URL on the upstream"
+        up = httpx.URL(self.upstream)
+        if (request.url.scheme, request.url.host, request.url.port) != (up.scheme, up.host, up.port):
+            return "the target would leave the upstream's origin"
+        try:
+            lanelab_http.check_url(request.url)
+        except Refused:
+            return "the target would leave the allowed hosts"
+        return None
+
+    async def _refuse(self, send: Any, reason: str) -> _Relayed:
+        """Answer the client with the proxy's own 400 (nothing is forwarded) and say why in an Anthropic-shaped body."""
+        relayed = _Relayed(status=400, error=f"refused: {reason}; nothing was forwarded")
+        message = (f"lanelab capture forwards only origin-form request targets (a path starting with /): {reason}. "
+                   "Nothing was forwarded. Point the client's base URL at the proxy; do not use it as an HTTP proxy.")
+        payload = json.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).encode()
+        relayed.headers = [("content-type", "application/json"), ("content-length", str(len(payload))),
+                           ("connection", "close")]
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in relayed.headers]})
+        await send({"type": "http.response.body", "body": payload})
+        relayed.kept.extend(payload)
+        return relayed
 
     async def _relay(self, request: httpx.Request, send: Any, started: float) -> _Relayed:
         """Send ``request`` upstream and stream its answer to the client; a 502 when the upstream is unreachable."""
@@ -198,6 +237,31 @@ class CaptureApp:
         await send({"type": "http.response.body", "body": payload})
         relayed.kept.extend(payload)
         relayed.headers = [("content-type", "application/json")]
+
+
+def target_refusal(scope: dict) -> str | None:
+    """Why the proxy will not forward this request target, or None for an origin-form target (``/path?query``).
+
+    A reverse proxy forwards only paths: an absolute-form target (``http://other/…``), an authority-form one
+    (``CONNECT host:443``), the asterisk form (``OPTIONS *``, the HTTP/2 preface ``PRI *``) or anything else not
+    starting with ``/`` (``@other:PORT/…``, ``.evil.example/…``) could make ``upstream + target`` name another host.
+    """
+    method = str(scope.get("method", ""))
+    raw = scope.get("raw_path") or str(scope.get("path", "")).encode("latin-1", "replace")
+    target = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    if method == "PRI" or scope.get("http_version") == "2":
+        return "an HTTP/2 connection preface (the proxy speaks HTTP/1.1)"
+    if method == "CONNECT":
+        return "CONNECT (an authority-form target; the proxy is not a tunnel)"
+    if target == "*" or target.startswith("*"):
+        return "an asterisk-form target (*)"
+    if "://" in target.split("/", 1)[0] or target.split("?", 1)[0].lower().startswith(("http:", "https:")):
+        return "an absolute-form target (scheme://host/…)"
+    if not target.startswith("/"):
+        return "a target that does not start with /"
+    if any(c in target for c in "\\#") or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        return "a target with characters a path may not hold"
+    return None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, MapOf, OneOf, Str, Table, load_cached, read_toml, validate
+from lanelab.datafiles import DataFileError, MapOf, Str, Table, load_cached, read_toml, validate
 from lanelab.wire.spec import Unknown
 
 __all__ = ["KEY_KINDS", "KIND_FIELD", "PERCENT", "ExtraUsage", "KeySpec", "ObjectSpec", "UsageLimit", "UsageReading",
@@ -70,7 +70,7 @@ _NAME = Str(nonempty=True)
 
 #: The shape of data/usage_fields.toml (see lanelab.datafiles for the vocabulary).
 SCHEMA = Table({
-    "key?": [Table({"name": _NAME, "kind": OneOf(*KEY_KINDS), "label?": str, "codename?": bool, "source": _NAME})],
+    "key?": [Table({"name": _NAME, "kind": str, "label?": str, "codename?": bool, "source": _NAME})],
     "object?": MapOf(Table({"fields?": [str], "percent?": [str], "money?": [str], "currency?": str,
                             "currency_field?": str, "currency_note?": str, "kinds?": [str], "source": _NAME})),
 })
@@ -80,7 +80,7 @@ def parse_usage_shape(doc: Mapping[str, Any], path: Path | None = None) -> Usage
     """Build a :class:`UsageShape` from the parsed usage-fields TOML; raises :class:`UsageShapeError` naming the key
     and the expected type when the document is not the shape :data:`SCHEMA` describes (an entry without a source,
     an unknown kind …)."""
-    validate(doc, SCHEMA, f"The usage field list at {path}", UsageShapeError)
+    validate(doc, SCHEMA, f"The usage field list" + (f" at {path}" if path else ""), UsageShapeError)
     keys = {}
     for entry in doc.get("key", []):
         name, kind = entry.get("name"), entry.get("kind")
