@@ -104,7 +104,16 @@ def _check_port(args: argparse.Namespace) -> None:
 
 
 def _stdout_closed() -> bool:
-    """True when stdout's reader has gone (``… | head``): flushing it fails with a broken pipe."""
+    """True when stdout's reader has gone (``… | head``): the pipe reports an error, or flushing it fails."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        if any(events & select.POLLERR for _, events in poller.poll(0)):
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
     try:
         sys.stdout.flush()
     except BrokenPipeError:
@@ -204,7 +213,7 @@ def write_bug_report(command: str, exc: BaseException, argv: list[str]) -> Path 
     ])
     try:
         text = redact.redact_text(text)
-    except Exception:  # the redactor itself failing must not leak the unredacted text
+    except Exception:  # noqa: BLE001 - the redactor itself failing must not leak the unredacted text
         text = f"lanelab {__version__} bug report ({stamp}): {type(exc).__name__}; the traceback could not be redacted."
     folder = bug_report_dir()
     path = folder / f"lanelab-bug-{command}-{stamp}-{os.getpid()}.txt"
@@ -253,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return _bug(command, exc, argv)
     except RecursionError as exc:
         return _bug(command, exc, argv)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback reaches the user
         message = _file_system_message(exc) if isinstance(exc, OSError) else _unreachable_message(exc)
         if message is not None:
             _say(command, message)

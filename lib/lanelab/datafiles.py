@@ -13,6 +13,7 @@ missing table or a misspelt enum value is one line naming the file, the key and 
 class, a baseline is one of its levels …) and can rely on the types. The vocabulary::
 
     str, int, float, bool           a value of that type (``int`` refuses true/false; ``float`` takes integers too)
+    None                            null (JSON documents; TOML has none)
     object                          anything
     [spec]                          a list whose items match ``spec`` (``[Table(...)]``: an array of tables)
     Table({"key": spec,             a table with these keys; "key?" is optional; keys not listed are allowed
@@ -22,6 +23,7 @@ class, a baseline is one of its levels …) and can rely on the types. The vocab
     Either(str, [str])              any one of these specs
     Str(nonempty=True, regex=True)  a string, with extra checks (not blank; a valid regular expression)
     ListOf(spec, nonempty=True)     a list, with extra checks
+    Int(minimum, maximum)           an integer in a range
 
 ``read_toml(path, what, error, schema=SPEC)`` checks while reading; :func:`validate` checks any parsed document
 (JSON too) and :func:`problems` lists every mismatch without raising. Messages name the key path TOML-style
@@ -47,8 +49,8 @@ from typing import Any, TypeVar
 
 from lanelab.errors import InputError, UserError
 
-__all__ = ["DataFileError", "Either", "ListOf", "MapOf", "OneOf", "Schema", "Str", "Table", "describe", "key_path",
-           "load_cached", "problems", "read_toml", "validate"]
+__all__ = ["DataFileError", "Either", "Int", "ListOf", "MapOf", "OneOf", "Schema", "Str", "Table", "describe",
+           "key_path", "load_cached", "problems", "read_toml", "validate"]
 
 
 T = TypeVar("T")
@@ -115,6 +117,8 @@ def _found(value: Any) -> str:
 def _as_schema(spec: Spec) -> Schema:
     if isinstance(spec, Schema):
         return spec
+    if spec is None:
+        return _Null()
     if isinstance(spec, list):
         if len(spec) != 1:
             raise TypeError(f"a list spec holds exactly one item spec, not {spec!r}")
@@ -155,6 +159,37 @@ class _Type(Schema):
             yield where, self.describe(), _found(value)
 
 
+class _Null(Schema):
+    """JSON's null (run records and other JSON documents; TOML has none)."""
+
+    def describe(self) -> str:
+        return "null"
+
+    def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
+        if value is not None:
+            yield where, "null", _found(value)
+
+
+class Int(Schema):
+    """An integer (not true/false) from ``minimum`` to ``maximum`` (either may be None)."""
+
+    def __init__(self, minimum: int | None = None, maximum: int | None = None):
+        self.minimum, self.maximum = minimum, maximum
+
+    def describe(self) -> str:
+        if self.minimum is not None and self.maximum is not None:
+            return f"an integer from {self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f"an integer of at least {self.minimum}"
+        return f"an integer of at most {self.maximum}" if self.maximum is not None else "an integer"
+
+    def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
+        if not isinstance(value, int) or isinstance(value, bool):
+            yield where, self.describe(), _found(value)
+        elif (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            yield where, self.describe(), "an integer out of range"
+
+
 class Str(Schema):
     """A string; ``nonempty``: not blank; ``regex``: compiles as a regular expression; ``pattern``: fully matches."""
 
@@ -172,9 +207,7 @@ class Str(Schema):
         return "a non-empty string" if self.nonempty else "a string"
 
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
-        if not isinstance(value, str):
-            yield where, self.describe(), _found(value)
-        elif self.nonempty and not value.strip():
+        if not isinstance(value, str) or (self.nonempty and not value.strip()):
             yield where, self.describe(), _found(value)
         elif self.pattern is not None and not self.pattern.fullmatch(value):
             yield where, self.describe(), "a string of another form"

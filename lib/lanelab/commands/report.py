@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from lanelab.config import Settings
-from lanelab.errors import UserError
+from lanelab.errors import InputError, UserError
 
 NAME = "report"
 HELP = "build reports/findings.html and findings.md (answers, matrix, plots) from run files"
@@ -27,6 +28,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cols", default=None, help="factor on the heatmap's columns (default: chosen from the data)")
 
 
+def _check_runs(paths: list[Path]) -> None:
+    """Say on stderr what loading the runs had to skip (one line each); refuse when no run holds a usable cell."""
+    from lanelab.runs import load_runs
+
+    runs = load_runs(paths)
+    for warning in (w for r in runs for w in r.warnings):
+        print(f"lanelab report: warning: {warning}", file=sys.stderr)
+    if not any(r.cells for r in runs):
+        raise InputError(f"No usable cell record in {', '.join(str(p) for p in paths)}.",
+                         "Check that these are run files written by 'lanelab matrix' (JSON Lines, one cell per line).")
+
+
 def run(args: argparse.Namespace) -> int:
     from lanelab.findings import report
     from lanelab.runs import run_paths
@@ -39,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     for p in paths:
         if p.is_dir():
             raise UserError(f"{p} is a directory.", hint="Pass run files, e.g. 'reports/runs/*.jsonl'.")
+    _check_runs(paths)
     html_path, md_path = report.build(paths, args.out or settings.out, stem=args.name, rows=args.rows, cols=args.cols,
                                       secrets=report.stored_secrets(settings))
     print(html_path)

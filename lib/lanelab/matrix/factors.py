@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import (DataFileError, Either, MapOf, OneOf, Str, Table, key_path, load_cached, read_toml,
-                               validate)
+from lanelab.datafiles import (
+    DataFileError,
+    Either,
+    MapOf,
+    OneOf,
+    Str,
+    Table,
+    key_path,
+    load_cached,
+    read_toml,
+    validate,
+)
 from lanelab.errors import NotFound, UserError
 from lanelab.matrix import transforms
 from lanelab.matrix.transforms import TransformContext

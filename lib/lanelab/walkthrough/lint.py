@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, Either, MapOf, OneOf, Str, Table, load_cached, read_toml
+from lanelab.datafiles import DataFileError, MapOf, OneOf, Str, Table, load_cached, read_toml
 from lanelab.errors import InputError, NotFound
 from lanelab.walkthrough.diff import is_attestation
 from lanelab.walkthrough.dumps import is_hermes_dump, parse_dump

@@ -189,7 +189,7 @@ def parse_taxonomy(doc: Mapping[str, Any], path: Path | None = None) -> Taxonomy
     Raises :class:`TaxonomyError` when the document is not the shape :data:`SCHEMA` describes (naming the key and
     the expected type), ``unclassified`` is missing, a rule names an unknown class or no source.
     """
-    validate(doc, SCHEMA, f"The outcome taxonomy" + (f" at {path}" if path else ""), TaxonomyError)
+    validate(doc, SCHEMA, "The outcome taxonomy" + (f" at {path}" if path else ""), TaxonomyError)
     classes = tuple(
         OutcomeClass(id=c["id"], label=c["label"], short=c["short"], colour=c["colour"],
                      description=c.get("description", ""), transient=bool(c.get("transient", False)))

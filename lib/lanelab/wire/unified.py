@@ -84,7 +84,7 @@ def parse_lane_table(doc: Mapping[str, Any], path: Path | None = None) -> LaneTa
 
     Raises :class:`LaneFileError` naming the key and the expected type when the document is not the shape
     :data:`SCHEMA` describes, or naming the entry when it is inconsistent."""
-    validate(doc, SCHEMA, f"The lane table" + (f" at {path}" if path else ""), LaneFileError)
+    validate(doc, SCHEMA, "The lane table" + (f" at {path}" if path else ""), LaneFileError)
     lanes = {}
     for entry in doc.get("lane", []):
         if not entry.get("id") or not entry.get("source"):

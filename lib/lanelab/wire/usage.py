@@ -80,7 +80,7 @@ def parse_usage_shape(doc: Mapping[str, Any], path: Path | None = None) -> Usage
     """Build a :class:`UsageShape` from the parsed usage-fields TOML; raises :class:`UsageShapeError` naming the key
     and the expected type when the document is not the shape :data:`SCHEMA` describes (an entry without a source,
     an unknown kind …)."""
-    validate(doc, SCHEMA, f"The usage field list" + (f" at {path}" if path else ""), UsageShapeError)
+    validate(doc, SCHEMA, "The usage field list" + (f" at {path}" if path else ""), UsageShapeError)
     keys = {}
     for entry in doc.get("key", []):
         name, kind = entry.get("name"), entry.get("kind")
