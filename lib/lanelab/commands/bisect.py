@@ -6,6 +6,7 @@ import argparse
 import contextlib
 from collections.abc import Iterator
 
+from lanelab.commands import count
 from lanelab.config import DEFAULT_POLICY, Settings
 from lanelab.errors import BudgetExceeded
 from lanelab.live import require_live_opt_in
@@ -23,8 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pass", dest="passing", required=True, help="the request billed to the plan")
     parser.add_argument("--fail", dest="failing", required=True, help="the request that fails")
     parser.add_argument("--strategy", default="binary", choices=("binary", "ddmin", "one_at_a_time", "exhaustive"))
-    parser.add_argument("--budget", type=int, default=None, help="most requests to send")
-    parser.add_argument("--repeats", type=int, default=0,
+    parser.add_argument("--budget", type=count(1), default=None, help="most requests to send")
+    parser.add_argument("--repeats", type=count(0, 100), default=0,
                         help="confirm each verdict and, on disagreement, re-send up to N more times (flaky servers)")
     parser.add_argument("--pass-outcome", action="append", default=None,
                         help="outcome id(s) that count as passing (default: served_plan)")

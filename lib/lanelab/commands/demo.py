@@ -6,6 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from lanelab.commands import count
 from lanelab.config import DEFAULT_POLICY, Settings, repo_root
 
 NAME = "demo"
@@ -23,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default=DEFAULT_POLICY, help="simulator policy (default: %(default)s)")
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this text")
     parser.add_argument("--keep-runs", action="store_true", help="keep earlier runs instead of starting fresh")
-    parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds (default: %(default)s)")
+    parser.add_argument("--timeout", type=count(1), default=600,
+                        help="per-cell timeout in seconds (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from lanelab.sim.server import running_simulator
 
     out = (args.out or Settings.from_env().out).resolve()
+    out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails here, before a simulator or notebook starts
     home = out / ".demo-home"
     if not args.keep_runs:
         shutil.rmtree(out / "runs", ignore_errors=True)

@@ -10,6 +10,7 @@ from lanelab.auth import oauth
 from lanelab.auth.credential import validate_label
 from lanelab.auth.flow import LoginFlow
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
+from lanelab.commands import count
 from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.live import require_live_opt_in
@@ -41,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", metavar="NAME", help="token-endpoint client variant from data/oauth.toml "
                         "(default: axios-json)")
     parser.add_argument("--auto", action="store_true", help="sim mode only: read the paste value from the simulator")
-    parser.add_argument("--tries", type=int, default=3, help="how many pastes to accept before giving up (default: 3)")
+    parser.add_argument("--tries", type=count(1, 100), default=3, help="how many pastes to accept before giving up (default: 3)")
     parser.add_argument("--no-probe", action="store_true", help="skip the profile and usage probes")
 
 
