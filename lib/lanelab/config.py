@@ -75,6 +75,18 @@ def host_allowed(url: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
     return parts.scheme == "https" and (host in LIVE_HOSTS or host in extra_hosts)
 
 
+def _check_url_form(url: str) -> None:
+    """Refuse a LANELAB_BASE_URL that does not parse (a port that is not a number from 0 to 65535, a broken IPv6
+    literal) or that carries a user name or password (it would be echoed in messages)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        raise ConfigError(f"LANELAB_BASE_URL is not a valid URL ({exc}); check for a typo.") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("LANELAB_BASE_URL must not hold a user name or password (user:password@host); remove it.")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The kit's configuration for one process."""
@@ -102,6 +114,7 @@ class Settings:
             base_url = LIVE_API_BASE
         if base_url is not None:
             base_url = base_url.rstrip("/")
+            _check_url_form(base_url)
             if not host_allowed(base_url):
                 raise ConfigError(
                     f"LANELAB_BASE_URL={base_url!r} is neither loopback nor an Anthropic host; "

@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     label, a refused paste, live mode without the opt-in, ``--auto`` in live mode or a token-endpoint failure."""
     settings = Settings.from_env()
     if settings.mode == "live":
+        require_live_opt_in(settings, "Live login needs an explicit opt-in")  # before the notice: one line if not
         print(LIVE_NOTICE, file=sys.stderr)
-        require_live_opt_in(settings, "Live login needs an explicit opt-in")
     if args.auto and settings.mode != "sim":
         raise UserError("--auto works only against the simulator (LANELAB_MODE=sim).",
                         "Open the link yourself and paste the value the callback page shows.")
