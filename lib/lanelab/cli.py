@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.configure(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _parser=p)
     return parser
 
 
@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "cli"
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # said by the command's own parser, so the line names the command
+            getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extras)}")
         if not getattr(args, "_run", None):
             parser.print_help()
             return 0

@@ -304,7 +304,7 @@ def _parse_lines(path: Path, text: str) -> tuple[list[dict[str, Any]], list[Load
             rec = json.loads(raw)
             if not isinstance(rec, dict):
                 raise TypeError("not an object")
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             last = torn and i == len(lines)
             what = "torn last line (an interrupted write); dropped" if last else f"unreadable line ({exc}); skipped"
             warnings.append(LoadWarning(str(path), i, what))

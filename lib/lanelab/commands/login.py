@@ -59,18 +59,24 @@ def _variant_name(args: argparse.Namespace) -> str:
 
 def _read_paste(flow: LoginFlow, tries: int) -> None:
     """Read pastes from standard input until one is accepted; raises :class:`NoPaste` when input ends or after
-    ``tries`` refusals (each refusal is printed with how many tries are left)."""
+    ``tries`` refusals. At a terminal each refusal is printed with how many tries are left; from a pipe or a file
+    nothing is printed but the final error, which says why the last value was refused."""
+    isatty = getattr(sys.stdin, "isatty", None)
+    interactive = isatty() if callable(isatty) else True  # a stream that cannot say is taken for a person
     for attempt in range(1, max(tries, 1) + 1):
-        print("paste> ", end="", file=sys.stderr, flush=True)
+        if interactive:
+            print("paste> ", end="", file=sys.stderr, flush=True)
         line = sys.stdin.readline()
         if line == "":
-            raise NoPaste("No value was pasted (standard input ended).",
-                          "Run the command again and paste the value the callback page shows.")
+            raise NoPaste("No value was pasted (standard input ended)" + (f"; the last one was refused: {flow.error}"
+                          if flow.error else "."), "Run the command again and paste the value the callback page shows.")
         if flow.submit_paste(line):
             return
         left = tries - attempt
-        print(f"lanelab login: {flow.error}" + (f" ({left} more tries.)" if left else ""), file=sys.stderr)
-    raise NoPaste(f"No usable value after {tries} tries.", "Run 'python -m lanelab login' again for a new link.")
+        if interactive:
+            print(f"lanelab login: {flow.error}" + (f" ({left} more tries.)" if left else ""), file=sys.stderr)
+    raise NoPaste(f"No usable value after {tries} tries (the last: {flow.error})",
+                  "Run 'python -m lanelab login' again for a new link.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,13 +84,14 @@ def run(args: argparse.Namespace) -> int:
     label, a refused paste, live mode without the opt-in, ``--auto`` in live mode or a token-endpoint failure."""
     settings = Settings.from_env()
     if settings.mode == "live":
-        require_live_opt_in(settings, "Live login needs an explicit opt-in")  # before the notice: one line if not
-        print(LIVE_NOTICE, file=sys.stderr)
+        require_live_opt_in(settings, "Live login needs an explicit opt-in")
     if args.auto and settings.mode != "sim":
         raise UserError("--auto works only against the simulator (LANELAB_MODE=sim).",
                         "Open the link yourself and paste the value the callback page shows.")
     label = validate_label(args.label or default_label(settings.mode))  # before any network work
     flow = LoginFlow(settings, endpoints=args.endpoints, variant=_variant_name(args), label=label)
+    if settings.mode == "live":  # after every check of the input, so a refused input stays one line
+        print(LIVE_NOTICE, file=sys.stderr)
     url = flow.start()
     print(f"Endpoint set: {flow.endpoints.name if flow.endpoints else '?'}; token POST: {flow.variant.name} "
           f"({flow.variant.body} body)")

@@ -29,15 +29,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_runs(paths: list[Path]) -> None:
-    """Say on stderr what loading the runs had to skip (one line each); refuse when no run holds a usable cell."""
+    """Refuse (one line) when no run holds a usable cell; otherwise say on stderr what loading the runs had to skip,
+    one line each (the report is built from the rest)."""
     from lanelab.runs import load_runs
 
     runs = load_runs(paths)
-    for warning in (w for r in runs for w in r.warnings):
-        print(f"lanelab report: warning: {warning}", file=sys.stderr)
+    warnings = [w for r in runs for w in r.warnings]
     if not any(r.cells for r in runs):
-        raise InputError(f"No usable cell record in {', '.join(str(p) for p in paths)}.",
-                         "Check that these are run files written by 'lanelab matrix' (JSON Lines, one cell per line).")
+        first = f" ({len(warnings)} line(s) skipped; the first: {warnings[0]})" if warnings else ""
+        raise InputError(f"No usable cell record in {', '.join(str(p) for p in paths)}{first}.",
+                         "Pass run files written by 'lanelab matrix' (JSON Lines, one cell per line).")
+    for warning in warnings:
+        print(f"lanelab report: warning: {warning}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,9 +25,9 @@ FIGURES = {
     "resume_duplicates": ("cells sent twice after a SIGKILL and resume", "sum"),
     "resume_lost": ("cells lost after a SIGKILL and resume", "sum"),
     "foreign_files_changed": ("foreign credential files changed", "sum"),
-    "bad_inputs_tried": ("bad inputs tried (CLI, data files, run files, proxy)", "sum"),
+    "bad_inputs_tried": ("bad inputs tried (CLI, data, runs, proxy)", "sum"),
     "tracebacks": ("tracebacks shown for a bad input", "sum"),
-    "leak_paths_tried": ("leak paths tried with canaries (proxy env on/off)", "sum"),
+    "leak_paths_tried": ("leak paths tried (canaries, proxy env on/off)", "sum"),
 }
 
 

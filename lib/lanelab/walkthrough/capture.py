@@ -27,6 +27,7 @@ import httpx
 from lanelab import __version__, redact
 from lanelab import http as lanelab_http
 from lanelab.config import Settings, host_allowed, is_loopback
+from lanelab.datafiles import Either, ListOf, MapOf, Str, Table, problems
 from lanelab.errors import Refused, UserError
 from lanelab.serve import TLS, running_server
 from lanelab.wire.spec import observe_response
@@ -350,21 +351,46 @@ class CaptureLog:
             fh.write(line + "\n")
 
 
-def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
-    """The exchange records of a capture file, in order (a torn last line is skipped).
+#: What readers of a capture file rely on in an exchange record (lanelab.datafiles' vocabulary); the request's headers
+#: are [name, value] pairs, duplicates kept.
+EXCHANGE_SCHEMA = Table({
+    "request": Table({"method": Str(nonempty=True), "path": str, "headers": [ListOf(str)],
+                      "query_params?": Either(MapOf(object), None),
+                      "body?": Either(Table({"json?": object, "text?": Either(str, None),
+                                             "form?": Either(MapOf(object), None)}), None)}),
+    "response?": Either(Table({"status?": Either(int, None)}), None),
+})
 
-    Returns a list of dicts (already redacted). Raises :class:`lanelab.errors.UserError` when there is no such file.
+
+def _usable_exchange(record: Any) -> bool:
+    return (isinstance(record, dict) and not problems(record, EXCHANGE_SCHEMA, limit=1)
+            and all(len(pair) == 2 for pair in record["request"]["headers"]))
+
+
+def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
+    """The exchange records of a capture file, in order (a torn last line, or a record without the fields readers
+    rely on, :data:`EXCHANGE_SCHEMA`, is skipped).
+
+    Returns a list of dicts (already redacted). Raises :class:`lanelab.errors.UserError` when there is no such file
+    or it is not UTF-8 text.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"No capture file at {path}.", "Run 'python -m lanelab capture' first, or check the path.")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"Cannot read the capture file {path} ({exc.strerror or type(exc).__name__}).") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text, so not a capture file.",
+                        "Pass a .jsonl file written by 'python -m lanelab capture'.") from None
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        if isinstance(rec, dict) and rec.get("record") == "exchange":
+        if isinstance(rec, dict) and rec.get("record") == "exchange" and _usable_exchange(rec):
             out.append(rec)
     return out
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import Str, Table, read_toml
+from lanelab.datafiles import ListOf, Str, Table, read_toml
 from lanelab.wire.spec import RequestSpec
 
 __all__ = ["ATTESTATION_PREFIX", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc", "SpecDiff",
@@ -124,9 +124,9 @@ def carries_attestation(spec: RequestSpec) -> bool:
 
 
 #: The shape of data/diff_annotations.toml (see lanelab.datafiles for the vocabulary).
-ANNOTATIONS_SCHEMA = Table({"annotation?": [Table({
+ANNOTATIONS_SCHEMA = Table({"annotation": ListOf(Table({
     "id": Str(nonempty=True), "part?": Str(nonempty=True), "key?": Str(nonempty=True), "note": Str(nonempty=True),
-    "source": Str(nonempty=True), "confidence?": str, "value_pattern?": Str(regex=True)})]})
+    "source": Str(nonempty=True), "confidence?": str, "value_pattern?": Str(regex=True)}), nonempty=True)})
 
 
 def load_annotations(path: Path | None = None) -> list[Annotation]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from lanelab import redact
 from lanelab.datafiles import read_toml
-from lanelab.errors import UserError
+from lanelab.errors import InputError, UserError
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges
 from lanelab.walkthrough.diff import ATTESTATION_PREFIX, is_attestation
 from lanelab.wire.spec import RequestSpec
@@ -414,6 +414,8 @@ def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = Fal
                 raise profiles_mod.reference_refusal(f"{path.name} (the capture of {reference})")
         if path.suffix == ".toml":
             raw = read_toml(path, "profile file", schema=profiles_mod.SCHEMA)
+            if not isinstance(raw.get("request"), dict):
+                raise InputError(f"{path} is TOML but has no [request] table, so it is not a profile.")
             if raw.get("reference_only") and not as_captured:
                 raise profiles_mod.reference_refusal(str(raw.get("name", path.stem)))
             request = raw.get("request", {})

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, MapOf, Str, Table, load_cached, read_toml, validate
+from lanelab.datafiles import DataFileError, ListOf, MapOf, Str, Table, load_cached, read_toml, validate
 from lanelab.wire.spec import Unknown
 
 __all__ = ["KEY_KINDS", "KIND_FIELD", "PERCENT", "ExtraUsage", "KeySpec", "ObjectSpec", "UsageLimit", "UsageReading",
@@ -70,8 +70,8 @@ _NAME = Str(nonempty=True)
 
 #: The shape of data/usage_fields.toml (see lanelab.datafiles for the vocabulary).
 SCHEMA = Table({
-    "key?": [Table({"name": _NAME, "kind": str, "label?": str, "codename?": bool, "source": _NAME})],
-    "object?": MapOf(Table({"fields?": [str], "percent?": [str], "money?": [str], "currency?": str,
+    "key": ListOf(Table({"name": _NAME, "kind": str, "label?": str, "codename?": bool, "source": _NAME}), nonempty=True),
+    "object": MapOf(Table({"fields?": [str], "percent?": [str], "money?": [str], "currency?": str,
                             "currency_field?": str, "currency_note?": str, "kinds?": [str], "source": _NAME})),
 })
 
