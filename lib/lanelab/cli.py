@@ -94,13 +94,13 @@ def _say(command: str, message: str) -> None:
 
 
 def _check_port(args: argparse.Namespace) -> None:
-    """Refuse a ``--port`` outside 0…65535 before a command starts anything (the range check of serve.bind_loopback,
-    which every server binds through, made early so no command gets as far as starting a child first)."""
+    """Refuse a ``--port`` that is no TCP port before a command starts anything: the check every server binds
+    through (:func:`lanelab.serve.check_port`), made early so no command gets as far as starting a child first."""
     port = getattr(args, "port", None)
     if isinstance(port, int) and not 0 <= port <= 65535:
-        from lanelab.errors import InputError
+        from lanelab.serve import check_port
 
-        raise InputError(f"--port {port} is not a TCP port.", "Use a number from 1 to 65535, or 0 for a free one.")
+        check_port(port)
 
 
 def _stdout_closed() -> bool:

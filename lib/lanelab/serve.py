@@ -30,7 +30,8 @@ STARTUP_TIMEOUT_S = 10.0
 #: Idle keep-alive connections are closed after this many seconds (half-open clients never hold a slot forever).
 KEEP_ALIVE_S = 5
 
-__all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "running_server", "serve_forever"]
+__all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "check_port", "running_server",
+           "serve_forever"]
 
 
 class ServerStartError(ServiceError):
@@ -54,10 +55,17 @@ class Served:
     port: int
 
 
-def bind_loopback(port: int = 0, host: str = HOST) -> socket.socket:
-    """A listening TCP socket on ``host`` (loopback; ``port=0``: a free one), or :class:`ServerStartError`."""
-    if not isinstance(port, int) or not 0 <= port <= 65535:
+def check_port(port: object) -> int:
+    """``port`` when it is a TCP port number (0 … 65535; 0 picks a free one), else :class:`InputError`."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InputError(f"Port {port!r} is not a TCP port.", "Use a number from 1 to 65535, or 0 for a free one.")
+    return port
+
+
+def bind_loopback(port: int = 0, host: str = HOST) -> socket.socket:
+    """A listening TCP socket on ``host`` (loopback; ``port=0``: a free one), or :class:`ServerStartError`
+    (:class:`InputError` for a number that is no port, see :func:`check_port`)."""
+    check_port(port)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
