@@ -97,8 +97,8 @@ def _check_port(args: argparse.Namespace) -> None:
     """Refuse a ``--port`` that is no TCP port before a command starts anything: the check every server binds
     through (:func:`lanelab.serve.check_port`), made early so no command gets as far as starting a child first."""
     port = getattr(args, "port", None)
-    if port is not None:
-        from lanelab.serve import check_port  # the commands that take a port serve anyway: no extra import cost
+    if port is not None:  # the commands that take a port serve anyway: importing serve costs them nothing
+        from lanelab.serve import check_port
 
         check_port(port)
 
