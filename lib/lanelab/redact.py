@@ -172,6 +172,7 @@ _QUOTED_TAIL_RE = re.compile(r"(?P<q1>\\?[\"'])?[ \t]*(?P<sep>[:=,])[ \t]*b?(?P<
 _BARE_TAIL_RE = re.compile(r"[ \t]*[:=][ \t]*(?P<scheme>(?:bearer|basic|token)[ \t]+)?"
                            r"(?P<val>[^\s&\"'#;,<>(){}\[\]\\|`]{1,8192})", re.IGNORECASE)
 _PAIR_OPENER_RE = re.compile(r"[\[(][ \t]*b?\\?[\"']$")
+_PAIR_CLOSER_RE = re.compile(r"[ \t]*[\])]")
 
 
 def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
@@ -204,8 +205,9 @@ def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
         opened = a > 0 and text[a - 1] in "\"'"
         tail = _QUOTED_TAIL_RE.match(text, b)
         if tail is not None and (tail.group("q1") is not None) == opened:
-            if tail.group("sep") == "," and not (opened and _PAIR_OPENER_RE.search(text, max(0, a - 8), a)):
-                continue  # a comma after a key is a pair only inside ( ) or [ ]: ("authorization", "…")
+            if tail.group("sep") == "," and not (opened and _PAIR_OPENER_RE.search(text, max(0, a - 8), a)
+                                                 and _PAIR_CLOSER_RE.match(text, tail.end())):
+                continue  # a comma after a key is a pair only as a whole ( ) or [ ] of two: ("authorization", "…")
             yield key, tail.start("val"), tail.end("val"), True
             pos = tail.end()
             continue

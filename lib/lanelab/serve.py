@@ -34,7 +34,8 @@ STARTUP_TIMEOUT_S = 10.0
 #: the rest of its headers or body) is closed after :data:`lanelab.limits.READ_TIMEOUT_S` without one.
 KEEP_ALIVE_S = 5
 
-__all__ = ["HOST", "wait_for_stop", "TLS", "Served", "ServerStartError", "bind_loopback", "running_server", "serve_forever"]
+__all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "check_port", "running_server",
+           "serve_forever", "wait_for_stop"]
 
 
 class ServerStartError(ServiceError):
@@ -58,11 +59,18 @@ class Served:
     port: int
 
 
-def bind_loopback(port: int = 0, host: str = HOST) -> socket.socket:
-    """A listening TCP socket on ``host`` (loopback; ``port=0``: a free one), or :class:`ServerStartError`."""
-    if not isinstance(port, int) or not 0 <= port <= 65535:
+def check_port(port: object) -> int:
+    """``port`` when it is a TCP port number (0 … 65535; 0 picks a free one), else :class:`InputError`."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InputError(f"Port {port!r} is not a TCP port.", "Use a number from 1 to 65535, or 0 for a free one.")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio then turns Nagle off
+    return port
+
+
+def bind_loopback(port: int = 0, host: str = HOST) -> socket.socket:
+    """A listening TCP socket on ``host`` (loopback; ``port=0``: a free one), or :class:`ServerStartError`
+    (:class:`InputError` for a number that is no port, see :func:`check_port`)."""
+    check_port(port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio then turns Nagle off
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
+from lanelab.commands import count
 from lanelab.config import DEFAULT_POLICY, Settings
 from lanelab.errors import InputError
 from lanelab.live import confirm_cli, require_live_opt_in
@@ -27,9 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pass", dest="passing", required=True, help="the request billed to the plan")
     parser.add_argument("--fail", dest="failing", required=True, help="the request that fails")
     parser.add_argument("--strategy", default="binary", choices=("binary", "ddmin", "one_at_a_time", "exhaustive"))
-    parser.add_argument("--budget", type=int, default=None,
+    parser.add_argument("--budget", type=count(1), default=None,
                         help=f"most requests to send (default: none in sim mode, {DEFAULT_LIVE_BUDGET} live)")
-    parser.add_argument("--repeats", type=int, default=0,
+    parser.add_argument("--repeats", type=count(0, 100), default=0,
                         help="confirm each verdict and, on disagreement, re-send up to N more times (flaky servers)")
     parser.add_argument("--pass-outcome", action="append", default=None,
                         help="outcome id(s) that count as passing (default: served_plan)")

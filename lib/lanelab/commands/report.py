@@ -56,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
     others = bundles.load_bundles(args.compare)
     out = args.out or settings.out
     secrets = report.stored_secrets(settings)
-    findings = report.collect(load_runs(paths), rows=args.rows, cols=args.cols, bundles=others)
+    runs = load_runs(paths)
+    if not others and not any(r.cells for r in runs):
+        skipped = [w for r in runs for w in r.warnings]
+        first = f" ({len(skipped)} line(s) skipped; the first: {skipped[0]})" if skipped else ""
+        raise InputError(f"No usable cell record in {', '.join(str(p) for p in paths)}{first}.",
+                         "Pass run files written by 'lanelab matrix' (JSON Lines, one cell per line).")
+    findings = report.collect(runs, rows=args.rows, cols=args.cols, bundles=others)
     for warning in findings.skipped:
         print(f"skipped {Path(warning.path).name} line {warning.line}: {warning.problem}", file=sys.stderr)
     if args.bundle and findings.df.empty:

@@ -48,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default="auto", choices=("auto", "always", "never"),
                         help="with -- CMD: run the client in a private network namespace (auto: Hermes, Pi and "
                              "OpenClaw, when this machine allows it)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG ...]: the client to run")
+    parser.add_argument("client", nargs=argparse.REMAINDER, metavar="-- CMD", help="the client to run, with its arguments")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from lanelab.walkthrough.watch import run_client, running_watch
 
     settings = Settings.from_env()
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if command and args.command[:1] != ["--"]:
+    command = args.client[1:] if args.client[:1] == ["--"] else args.client
+    if command and args.client[:1] != ["--"]:
         raise InputError(f"Unexpected argument {command[0]!r}.", "Put the client command after --, e.g. "
                                                                  "python -m lanelab watch -- hermes chat -q ping")
     if args.upstream is not None and args.account is not None:

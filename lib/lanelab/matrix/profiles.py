@@ -33,9 +33,9 @@ from typing import Any
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, read_toml
+from lanelab.datafiles import DataFileError, Either, MapOf, OneOf, Str, Table, read_toml
 from lanelab.errors import NotFound, Refused
-from lanelab.wire.spec import RequestSpec
+from lanelab.wire.spec import AUTH_STYLES, RequestSpec
 
 #: The inference body keys that cost money, and their cheapest setting (None: remove the key).
 MINIMAL_SPEND: dict[str, Any] = {"max_tokens": 1, "stream": None}
@@ -122,6 +122,31 @@ def _html(value: Any) -> str:
     return html.escape(redact.redact_text(str(value)))
 
 
+_SCALAR = Either(str, int, float, bool)
+
+#: The shape of a profile file (see lanelab.datafiles for the vocabulary); ``load_profile`` adds the semantic checks
+#: (a source, no secret, no attestation value, no extends cycle).
+SCHEMA = Table({
+    "name?": Str(nonempty=True),
+    "description?": str,
+    "sources?": [str],
+    "notes?": str,
+    "extends?": Str(pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", meaning="a profile name"),
+    "reference_only?": bool,
+    "reference_reason?": str,
+    "request?": Table({
+        "method?": Str(nonempty=True),
+        "path?": Str(pattern=r"/.*", meaning="a path starting with /"),
+        "query?": MapOf(_SCALAR),
+        "headers?": MapOf(_SCALAR),
+        "auth?": OneOf(*AUTH_STYLES),
+        "body?": Table({"system?": Either(str, [Table({})]), "messages?": [Table({})],
+                        "tools?": [Table({"name?": str})]}),
+    }),
+    "capture?": Table({"file?": str, "body_key_order?": [str], "repeated_headers?": MapOf([str])}),
+})
+
+
 def profiles_dir() -> Path:
     return data_dir() / "profiles"
 
@@ -145,7 +170,7 @@ def _read(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if not path.is_file():
         raise UnknownProfile(f"No profile named {name!r}.",
                              hint=f"Known profiles: {', '.join(list_profiles()) or 'none'} (in {profiles_dir()}).")
-    raw = read_toml(path, f"profile {name!r}", error=BadProfile)
+    raw = read_toml(path, f"profile {name!r}", error=BadProfile, schema=SCHEMA)
     parent = raw.get("extends")
     if parent:
         if parent in seen:
@@ -236,7 +261,7 @@ def reference_for_capture(path: str | Path) -> str | None:
     """The name of the reference-only profile converted from the capture file ``path``, if there is one."""
     target = Path(path).resolve()
     for name in list_profiles():
-        raw = read_toml(profiles_dir() / f"{name}.toml", f"profile {name!r}", error=BadProfile)
+        raw = read_toml(profiles_dir() / f"{name}.toml", f"profile {name!r}", error=BadProfile, schema=SCHEMA)
         capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
         stored = capture.get("file")  # relative to the folder holding data/ (the repo)
         if raw.get("reference_only") and stored and (data_dir().parent / str(stored)).resolve() == target:

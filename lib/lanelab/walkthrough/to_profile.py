@@ -29,7 +29,7 @@ from typing import Any
 
 from lanelab import redact
 from lanelab.datafiles import read_toml
-from lanelab.errors import Refused, UserError
+from lanelab.errors import InputError, Refused, UserError
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges
 from lanelab.wire.attestation import (
     ATTESTATION_HEADER,
@@ -361,7 +361,9 @@ def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = Fal
             if reference is not None:
                 raise profiles_mod.reference_refusal(f"{path.name} (the capture of {reference})")
         if path.suffix == ".toml":
-            raw = read_toml(path, "profile file")
+            raw = read_toml(path, "profile file", schema=profiles_mod.SCHEMA)
+            if not isinstance(raw.get("request"), dict):
+                raise InputError(f"{path} is TOML but has no [request] table, so it is not a profile.")
             if raw.get("reference_only") and not as_captured:
                 raise profiles_mod.reference_refusal(str(raw.get("name", path.stem)))
             request = raw.get("request", {})

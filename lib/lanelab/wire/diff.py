@@ -30,7 +30,7 @@ import pandas as pd
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import read_toml
+from lanelab.datafiles import ListOf, Str, Table, read_toml
 from lanelab.wire.attestation import carries_attestation, is_attestation
 from lanelab.wire.spec import RequestSpec
 
@@ -119,10 +119,18 @@ class Difference:
         return f"<Difference {self.label} ({self.change})>"
 
 
+#: The shape of data/diff_annotations.toml (see lanelab.datafiles for the vocabulary).
+ANNOTATIONS_SCHEMA = Table({"annotation": ListOf(Table({
+    "id": Str(nonempty=True), "part?": Str(nonempty=True), "key?": Str(nonempty=True), "note": Str(nonempty=True),
+    "source": Str(nonempty=True), "confidence?": str, "value_pattern?": Str(regex=True)}), nonempty=True)})
+
+
 def load_annotations(path: Path | None = None) -> list[Annotation]:
-    """The annotation catalog (``data/diff_annotations.toml``); every entry names its public source."""
+    """The annotation catalog (``data/diff_annotations.toml``); every entry names its public source.
+
+    Raises :class:`~lanelab.datafiles.DataFileError` naming the key and the expected type for a malformed file."""
     path = path or data_dir() / "diff_annotations.toml"
-    raw = read_toml(path, "diff annotations")
+    raw = read_toml(path, "diff annotations", schema=ANNOTATIONS_SCHEMA)
     out = []
     for entry in raw.get("annotation", []):
         out.append(Annotation(
