@@ -949,7 +949,7 @@ def test_sigint_to_a_running_simulator_stops_it_without_a_traceback(tmp_path: Pa
 @pytest.mark.parametrize("out_usable", [True, False], ids=["bug-file-in-out", "bug-file-in-tmp"])
 def test_a_bug_is_one_line_naming_a_redacted_traceback_file(out_usable: bool, world: World,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from lanelab.walkthrough import diff
+    from lanelab.wire import diff
 
     secret = "Hs8Kd2Lq7Wz4Xm9Pv3Rt6Bn1Cj5Gf0Ye"
     redact.register_secret(secret)  # a token the kit handled earlier in the process

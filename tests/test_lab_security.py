@@ -328,7 +328,8 @@ def test_sim_lab_keeps_simulator_credentials_out_of_the_users_store(lab_factory,
     # what notebook 01 does after a login: save the credential in the kit's store for the current settings
     saved = run_in_kernel(lab, kernel_pid, (
         "from lanelab.config import Settings\n"
-        "from lanelab.auth.credentials import Credential, CredentialStore\n"
+        "from lanelab.auth.credential import Credential\n"
+        "from lanelab.auth.store import CredentialStore\n"
         "print(CredentialStore(Settings.from_env().home).save("
         "Credential(label='sim-pkce', access_token='sk-ant-oat01-' + 'q' * 40)))\n")).strip()
     assert Path(saved).is_relative_to(folder) and Path(saved).exists()
