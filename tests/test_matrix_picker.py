@@ -81,7 +81,7 @@ def test_every_choice_updates_the_count_and_the_cost(tmp_path):
         picker.choose(**choice)
         assert not picker.message, choice
         same_as_plan(picker, MatrixPlan.build(profile, design, factors, s))
-        assert picker.cost_lines()[0].startswith(f"{picker.cells} cells")
+        assert picker.cost_lines() == [f"{picker.cells} cells: {picker.cost}"]
         seen.append((picker.cells, picker.cost))
     assert len(set(seen)) == len(seen), "each choice changed the count or the cost"
     picker.choose(budget=picker.cost.requests)
@@ -159,6 +159,7 @@ def test_sim_mode_sends_and_keeps_the_result_the_progress_and_the_findings(tmp_p
     assert picker.chart_png().startswith(b"\x89PNG") and picker.answer() == picker.findings.verdict.sentence
     again = picker.send()  # the same choice resumes: nothing is sent twice
     assert again.sent == 0 and again.resumed == n and picker.progress == (n, n)
+    assert picker.status.startswith(f"Sent 0 cells ({n} already in the run)")
 
 
 def test_sim_mode_without_a_server_says_so_in_one_line(tmp_path):
@@ -193,7 +194,8 @@ def test_live_mode_a_changed_choice_asks_again(tmp_path):
     assert picker.send(client=calls.client()) is None and calls.requests == []
     picker.choose(budget="")
     assert "Live mode needs a budget" in picker.message and picker.gate is None
-    picker.choose(budget=DEFAULT_LIVE_BUDGET)
+    picker.choose(budget=DEFAULT_LIVE_BUDGET, factors=["max_tokens", "x_app"])
+    assert picker.ready and "left out (they raise the cost): max_tokens=128000" in picker.cost_lines()[1]
     missing = MatrixPicker(PROFILE, None, None, s, budget=DEFAULT_LIVE_BUDGET, credential="nobody")
     assert "nobody" in missing.message and not missing.ready
 

@@ -27,6 +27,18 @@ __all__ = ["LoginWidget"]
 
 #: Where an action's error is shown: beside the button that caused it.
 ERROR_SLOTS = ("link", "paste", "save")
+
+
+def _keep() -> w.Layout:
+    """A button's layout: never narrower than its label (an error beside it takes the rest of the row and wraps)."""
+    return w.Layout(width="auto", min_width="110px", flex="0 0 auto")
+
+
+def _beside() -> w.Layout:
+    """An error's layout: the rest of the row, wrapping."""
+    return w.Layout(flex="1 1 auto", min_width="0", margin="0 0 0 8px")
+
+
 EXCHANGED_TIP = "This link's code was exchanged already; click 'New link' to log in again."
 
 
@@ -42,16 +54,17 @@ class LoginWidget:
         self.endpoints = w.Dropdown(options=flow.endpoint_choices, description="Endpoints",
                                     value=flow.endpoints.name if flow.endpoints else flow.endpoint_choices[0])
         self.variant = w.Dropdown(options=flow.variant_choices, value=flow.variant.name, description="Token POST")
-        self.link_button = w.Button(description="New link", icon="link")
-        self.link_error = w.HTML()
+        self.link_button = w.Button(description="New link", icon="link", layout=_keep())
+        self.link_error = w.HTML(layout=_beside())
         self.link = w.HTML()
         # A password box: the code is a secret and must not linger in saved widget state.
-        self.paste = w.Password(placeholder="code#state or the callback URL", description="Paste")
-        self.submit_button = w.Button(description="Exchange", button_style="primary")
-        self.error = w.HTML()
-        self.label = w.Text(value=flow.label, description="Label")
-        self.save_button = w.Button(description="Save")
-        self.save_error = w.HTML()
+        self.paste = w.Password(placeholder="code#state or the callback URL", description="Paste",
+                                layout=w.Layout(width="420px", flex="0 0 auto"))
+        self.submit_button = w.Button(description="Exchange", button_style="primary", layout=_keep())
+        self.error = w.HTML(layout=_beside())
+        self.label = w.Text(value=flow.label, description="Label", layout=w.Layout(width="420px", flex="0 0 auto"))
+        self.save_button = w.Button(description="Save", layout=_keep())
+        self.save_error = w.HTML(layout=_beside())
         self.steps = w.HTML()
         self.result = w.HTML()
         self._error_at: str | None = None

@@ -297,8 +297,14 @@ class MatrixPicker:
         return self.ready and self.gate is not None and self.gate.confirmed
 
     def cost_lines(self) -> list[str]:
-        """The count and cost in words (and, live, what was left out for its cost); empty without a plan."""
-        return self.summary.lines() if self.summary is not None else []
+        """The count and cost in words (``12 cells: 11 inference requests, at most ~9,650 tokens (worst case)``)
+        and, live, what was left out because it raises the cost; empty without a plan."""
+        if self.summary is None:
+            return []
+        out = [f"{self.summary.cells} cell{'s' if self.summary.cells != 1 else ''}: {self.summary.cost}"]
+        if self.summary.left_out:
+            out.append(f"left out (they raise the cost): {', '.join(self.summary.left_out)}")
+        return out
 
     def lines(self) -> list[str]:
         """The choices, the count and cost, and the message or send status: what a headless run records."""
@@ -348,8 +354,11 @@ class MatrixPicker:
             return None
         self.result = result
         self._advance(result.sent, result.sent + result.not_sent, total)
-        self.status = (f"Sent {result.sent} cells ({result.resumed} already in the run, {result.not_sent} not sent) "
-                       f"to run {result.run_id}.")
+        extra = [f"{n} {what}" for n, what in ((result.resumed, "already in the run"),
+                                                (result.not_sent, "not sent")) if n]
+        self.status = (f"Sent {result.sent} cell{'s' if result.sent != 1 else ''}"
+                       f"{' (' + ', '.join(extra) + ')' if extra else ''} to run {result.run_id}."
+                       + (f" {result.stopped}." if result.stopped else ""))
         self.findings = self._first_look(result)
         return result
 

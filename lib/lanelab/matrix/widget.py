@@ -20,6 +20,7 @@ from typing import Any
 import ipywidgets as w
 
 from lanelab import redact
+from lanelab.findings.render import html_inline
 from lanelab.matrix.confirm import ConfirmWidget
 from lanelab.matrix.picker import DESIGN_CHOICES, MatrixPicker
 
@@ -180,7 +181,7 @@ class MatrixWidget:
         if total:
             self._progress(done, total)
         answer = p.answer()
-        self.answer.value = f"<p>{html.escape(redact.redact_text(answer))}</p>" if answer else ""
+        self.answer.value = f"<p>{html_inline(redact.redact_text(answer))}</p>" if answer else ""
         png = p.chart_png() if not self._sending else None
         if png:
             if self.chart.value != png:
