@@ -21,7 +21,7 @@ def test_01_oauth_flow_by_clicking(lab_env, lab_page, chromium):
     page = lab_page.page
     link = page.locator("a", has_text="Open the authorize page").first
     link.wait_for(timeout=30_000)
-    lab_page.show(page.locator(".lanelab-login-link").first)
+    lab_page.show(page.locator(".lanelab-login").first)
     lab_page.screenshot("01_a_authorize_link")
     href = link.get_attribute("href")
     assert href.startswith(lab_env["sim"].base_url + "/oauth/authorize")
@@ -41,7 +41,7 @@ def test_01_oauth_flow_by_clicking(lab_env, lab_page, chromium):
     error = page.locator(".widget-html span[style*='color']").first
     error.wait_for(timeout=15_000)
     assert "code#state" in error.inner_text() or "paste" in error.inner_text().lower()
-    lab_page.show(page.locator(".lanelab-login-link").first)
+    lab_page.show(page.locator(".lanelab-login").first)
     lab_page.screenshot("01_c_bad_paste")
 
     box.fill(paste_value)
@@ -59,9 +59,11 @@ def test_01_oauth_flow_by_clicking(lab_env, lab_page, chromium):
     exchange.click(force=True)
     page.wait_for_timeout(1_000)
     assert token_posts(lab_env["sim"]) == posts, "a second token request was sent"
-    explained = page.locator(".widget-html", has_text="Exchange stays off until 'New link'").first
     lab_page.show(exchange)
-    assert explained.is_visible() and MASKED.search(page.inner_text("body"))
+    beside_exchange = page.locator(".lanelab-login-exchanged").first
+    assert beside_exchange.is_visible() and "click 'New link'" in beside_exchange.inner_text()
+    assert page.locator(".lanelab-login-paste-error").first.inner_text().strip() == ""
+    assert MASKED.search(page.locator(".lanelab-login").first.inner_text()), "the credential is kept, masked"
     assert "lanelab-login-exchange" in (exchange.get_attribute("class") or "")
     assert "New link" in (exchange.get_attribute("title") or ""), "the tooltip explains the disabled button"
     lab_page.screenshot("01_d_second_exchange_refused")
