@@ -68,7 +68,7 @@ class MatrixWidget:
         self.status = w.HTML()
         self.progress = w.IntProgress(value=0, min=0, max=1, description="Progress", style=_LABEL,
                                       layout=w.Layout(width="480px"))
-        self.progress_text = w.Label(value="")
+        self.progress_text = w.Label(value="nothing sent yet")
         self.answer = w.HTML()
         self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto", display="none"))
         for widget, name in ((self.profile, "profile"), (self.path, "path"), (self.design, "design"),
