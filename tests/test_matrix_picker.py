@@ -220,6 +220,7 @@ def test_the_widget_is_a_thin_layer_over_the_picker(tmp_path, sim):
     ui.path.value = str(CAPTURE)
     assert picker.profile == str(CAPTURE) and ui.profile.value == str(CAPTURE)
     ui.profile.value = PROFILE
+    assert picker.profile == PROFILE and ui.path.value == "", "a profile picked from the list clears the file box"
     ui.design.value = "ofat"
     ui.send_button.click()
     assert picker.result is not None and ui.progress.value == ui.progress.max == picker.cells

@@ -147,6 +147,7 @@ class MatrixPicker:
         self.run_options = dict(run_options)
         self._confirmed = bool(confirmed)
         self._extra_refs: list[str] = []
+        self._sendable: list[str] | None = None
         self.plan: MatrixPlan | None = None
         self.summary: DesignSummary | None = None
         self.gate: LiveGate | None = None
@@ -160,16 +161,20 @@ class MatrixPicker:
         self._update()
 
     # -- what can be chosen -------------------------------------------------------------------------------------------
-    def _listed(self) -> list[tuple[str, str]]:
-        out = []
-        for name in profiles_mod.list_profiles():
-            try:
-                if profiles_mod.load_profile(name).reference_only:
+    def _sendable_profiles(self) -> list[str]:
+        if self._sendable is None:  # read once: the profiles do not change while a notebook runs
+            self._sendable = []
+            for name in profiles_mod.list_profiles():
+                try:
+                    if not profiles_mod.load_profile(name).reference_only:
+                        self._sendable.append(name)
+                except UserError:
                     continue
-            except UserError:
-                continue
-            out.append((name, name))
-        return out + [(f"capture: {path.name}", str(path)) for path in capture_files(self.settings)]
+        return self._sendable
+
+    def _listed(self) -> list[tuple[str, str]]:
+        return ([(name, name) for name in self._sendable_profiles()]
+                + [(f"capture: {path.name}", str(path)) for path in capture_files(self.settings)])
 
     @property
     def profile_choices(self) -> list[tuple[str, str]]:
@@ -269,7 +274,8 @@ class MatrixPicker:
             self.plan, self.summary = plan, plan.describe()
             if self.live and budget is None:
                 raise InputError("Live mode needs a budget.", "Give the most inference requests to spend, e.g. 10.")
-            plan.check_budget(budget)
+            if not self.live and budget is not None:
+                plan.check_budget(budget)  # live: the gate checks it (building every request once more)
             self.gate = plan.gate(self.credential, budget, confirmed=self._confirmed)
         except UserError as exc:
             self.message = str(exc)

@@ -98,7 +98,7 @@ class MatrixWidget:
         def on(widget: w.Widget, choice: Callable[[Any], dict[str, Any]]) -> None:
             widget.observe(lambda change: self._choose(**choice(change["new"])), names="value")
 
-        on(self.profile, lambda v: {"profile": v})
+        self.profile.observe(self._profile_picked, names="value")
         on(self.design, lambda v: {"design": v})
         on(self.budget, lambda v: {"budget": v})
         self.path.observe(self._path_entered, names="value")
@@ -117,6 +117,17 @@ class MatrixWidget:
             return
         self.picker.choose(**choices)
         self.render()
+
+    def _profile_picked(self, change: dict[str, Any]) -> None:
+        if self._syncing or change["new"] is None:
+            return
+        self._syncing = True  # a profile picked from the list: the file box no longer applies
+        try:
+            if self.path.value and self.path.value.strip() != change["new"]:
+                self.path.value = ""
+        finally:
+            self._syncing = False
+        self._choose(profile=change["new"])
 
     def _path_entered(self, change: dict[str, Any]) -> None:
         value = str(change["new"] or "").strip()
