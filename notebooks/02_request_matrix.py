@@ -56,6 +56,28 @@ plan = MatrixPlan.build(PROFILE, DESIGN, FACTORS, settings, levels=LEVELS)
 plan.describe()
 
 # %% [markdown]
+# ### The same choice, with pickers
+#
+# The pickers below start from the parameters above and are another way to drive this notebook: choose a profile
+# (one of data/profiles, a capture that `python -m lanelab capture` or `watch` wrote under `LANELAB_OUT/captures`,
+# or the path of a capture or profile file), a design, the factors to vary and a budget, and the cell count and the
+# cost follow every choice. A choice that cannot be sent says why instead of failing. **Send** sends the chosen
+# cells (in live mode only after you confirm the notice, host, credential and cost that appear above it), with a
+# progress bar and a first look at the results below it.
+#
+# Nothing here is needed for a headless run: the cells after this one keep running from the parameters, so
+# "Run All" and headless runs (`make demo`, the tests) never wait for a click. To read a run sent from the
+# pickers in sections 3 to 6, run `result = picker.result` in a new cell, then the cells from section 3 on.
+
+# %%
+from lanelab.matrix.picker import MatrixPicker
+from lanelab.matrix.widget import MatrixWidget
+
+picker = MatrixPicker(PROFILE, DESIGN, FACTORS, settings, levels=LEVELS, budget=BUDGET, credential=CREDENTIAL,
+                      confirmed=CONFIRM_LIVE, concurrency=CONCURRENCY, usage_snapshots=True)
+MatrixWidget(picker)
+
+# %% [markdown]
 # ### Before sending: confirm (live mode)
 #
 # In live mode this shows the responsible-use notice, the host, the credential (masked) and the plan's cost, and

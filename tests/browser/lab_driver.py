@@ -52,6 +52,15 @@ class LabPage:
             ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
             "els => els.map(e => e.textContent).filter(t => /Traceback|Error/.test(t))")
 
+    def show(self, locator, block: str = "start") -> None:
+        """Scroll the notebook so ``locator``'s element is at the top (``block`` "start") or in the middle
+        ("center") of the window, a little below the toolbar, for a screenshot."""
+        locator.wait_for(state="attached", timeout=30_000)
+        locator.evaluate("(e, b) => { e.scrollIntoView({block: b});"
+                         " const s = e.closest('.jp-WindowedPanel-outer'); if (s && b === 'start') s.scrollTop -= 40; }",
+                         block)
+        self.page.wait_for_timeout(300)
+
     def screenshot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=False)

@@ -3,13 +3,15 @@ beside it, and a save button with its own error beside it. All state and logic l
 :class:`~lanelab.auth.flow.LoginFlow`.
 
 After a successful exchange the paste box and Exchange are disabled (a code is single-use: a second exchange would
-only get invalid_grant) and say so in their tooltip; the credential is kept until 'New link' starts again. Every error
+only get invalid_grant) and say so in their tooltip and in a note beside Exchange; the credential is kept until
+'New link' starts again. Every error
 appears once, beside the button whose action caused it; buttons keep their labels.
 
 IDs a browser test can use: the buttons' labels ("New link", "Exchange", "Save") never change; the widgets carry the
 CSS classes ``lanelab-login-link``, ``lanelab-login-paste``, ``lanelab-login-exchange``, ``lanelab-login-save``,
 ``lanelab-login-label`` and, for the errors, ``lanelab-login-link-error``, ``lanelab-login-paste-error`` and
-``lanelab-login-save-error``.
+``lanelab-login-save-error``; the note beside a disabled Exchange carries ``lanelab-login-exchanged`` and the whole
+widget ``lanelab-login``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ __all__ = ["LoginWidget"]
 
 #: Where an action's error is shown: beside the button that caused it.
 ERROR_SLOTS = ("link", "paste", "save")
+
+
+def _keep() -> w.Layout:
+    """A button's layout: never narrower than its label (an error beside it takes the rest of the row and wraps)."""
+    return w.Layout(width="auto", min_width="110px", flex="0 0 auto")
+
+
+def _beside() -> w.Layout:
+    """An error's layout: the rest of the row, wrapping."""
+    return w.Layout(flex="1 1 auto", min_width="0", margin="0 0 0 8px")
+
+
 EXCHANGED_TIP = "This link's code was exchanged already; click 'New link' to log in again."
 
 
@@ -42,22 +56,25 @@ class LoginWidget:
         self.endpoints = w.Dropdown(options=flow.endpoint_choices, description="Endpoints",
                                     value=flow.endpoints.name if flow.endpoints else flow.endpoint_choices[0])
         self.variant = w.Dropdown(options=flow.variant_choices, value=flow.variant.name, description="Token POST")
-        self.link_button = w.Button(description="New link", icon="link")
-        self.link_error = w.HTML()
+        self.link_button = w.Button(description="New link", icon="link", layout=_keep())
+        self.link_error = w.HTML(layout=_beside())
         self.link = w.HTML()
         # A password box: the code is a secret and must not linger in saved widget state.
-        self.paste = w.Password(placeholder="code#state or the callback URL", description="Paste")
-        self.submit_button = w.Button(description="Exchange", button_style="primary")
-        self.error = w.HTML()
-        self.label = w.Text(value=flow.label, description="Label")
-        self.save_button = w.Button(description="Save")
-        self.save_error = w.HTML()
+        self.paste = w.Password(placeholder="code#state or the callback URL", description="Paste",
+                                layout=w.Layout(width="420px", flex="0 0 auto"))
+        self.submit_button = w.Button(description="Exchange", button_style="primary", layout=_keep())
+        self.error = w.HTML(layout=_beside())
+        self.exchanged = w.HTML(layout=_beside())  # beside the disabled Exchange: why it is off
+        self.label = w.Text(value=flow.label, description="Label", layout=w.Layout(width="420px", flex="0 0 auto"))
+        self.save_button = w.Button(description="Save", layout=_keep())
+        self.save_error = w.HTML(layout=_beside())
         self.steps = w.HTML()
         self.result = w.HTML()
         self._error_at: str | None = None
         for widget, name in ((self.link_button, "link"), (self.paste, "paste"), (self.submit_button, "exchange"),
                              (self.save_button, "save"), (self.label, "label"), (self.link_error, "link-error"),
-                             (self.error, "paste-error"), (self.save_error, "save-error")):
+                             (self.error, "paste-error"), (self.save_error, "save-error"),
+                             (self.exchanged, "exchanged")):
             widget.add_class(f"lanelab-login-{name}")
         self.link_button.on_click(lambda _: self.new_link())
         self.submit_button.on_click(lambda _: self.submit())
@@ -66,10 +83,11 @@ class LoginWidget:
             self.steps,
             w.HBox([self.endpoints, self.variant, self.link_button, self.link_error]),
             self.link,
-            w.HBox([self.paste, self.submit_button, self.error]),
+            w.HBox([self.paste, self.submit_button, self.error, self.exchanged]),
             self.result,
             w.HBox([self.label, self.save_button, self.save_error]),
         ])
+        self.box.add_class("lanelab-login")
         self.render()
 
     def _ipython_display_(self) -> None:
@@ -136,6 +154,8 @@ class LoginWidget:
         done = flow.exchanged
         self.submit_button.disabled = self.paste.disabled = done
         self.submit_button.tooltip = EXCHANGED_TIP if done else "Exchange the pasted code for tokens"
+        self.exchanged.value = ("<span style='color:#060'>✓ Exchanged: the credential is below. To log in again, "
+                                "click 'New link'.</span>" if done and not self.error.value else "")
         self.save_button.disabled = not done
         self.save_button.tooltip = "Save the credential under the label" if done else "Exchange a code first"
         parts = []

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CellView", "Explorer", "ExplorerWidget", "explorer_for", "sim_rules"]
 
+#: The view's section headings: as large as body text (a widget pane shrinks a bare h5 to a footnote).
+_SECTION = " style='font-size:1.1em;margin:1em 0 0.4em'"
 NO_RULE = "not known: the simulator that answered is not running, or this run was made in live mode"
 
 
@@ -124,11 +126,11 @@ class CellView:
 
         parts = [f'<h4 class="lanelab-explorer-title">{html.escape(self.change)}</h4>',
                  f"<p>Cell <code>{html.escape(self.cell_id)}</code> of run <code>{html.escape(self.run_id)}</code>.</p>",
-                 "<h5>The request</h5>", f"<p>{html.escape(self.diff_text())}</p>"]
+                 f"<h5{_SECTION}>The request</h5>", f"<p>{html.escape(self.diff_text())}</p>"]
         if self.diff is not None and len(self.diff) and not self.is_baseline:
             frame = self.diff.to_frame().drop(columns=["sources"], errors="ignore")
             parts.append(str(html_table(Table.from_frame(frame))))
-        parts += ["<h5>The response</h5>", str(html_table(Table.from_frame(self.response_frame())))]
+        parts += [f"<h5{_SECTION}>The response</h5>", str(html_table(Table.from_frame(self.response_frame())))]
         return redact.redact_text("".join(parts))
 
     def _repr_html_(self) -> str:

@@ -19,7 +19,7 @@ import dataclasses
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +52,9 @@ class RunOptions:
     ``confirmed`` (the user confirmed the notice, host, credential and cost: :mod:`lanelab.live`). ``cheaper`` names
     the cheaper alternative when the plan is over its budget. ``usage_snapshots`` reads the free usage endpoint before
     and after sending (cached per credential). ``stop_after`` sends in a row that never reached the server stop the
-    run (0: never stop). ``sleep``, ``rng``, ``client`` and ``taxonomy`` are seams for tests.
+    run (0: never stop). ``on_progress(done, total)`` is called after each cell of this call (from the sending thread;
+    ``total`` counts the cells still to send, not those resumed), e.g. by a widget's progress bar. ``sleep``, ``rng``,
+    ``client`` and ``taxonomy`` are seams for tests.
     """
 
     settings: Settings | None = None
@@ -62,6 +64,7 @@ class RunOptions:
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: bool = True
+    on_progress: Callable[[int, int], None] | None = None
     usage_snapshots: bool = False
     confirmed: bool = False
     cheaper: str = ""
@@ -234,7 +237,7 @@ def _send(ctx: SendContext, todo: list[PlannedCell], options: RunOptions, result
     started = time.perf_counter()
     if todo:
         send_all(todo, ctx, concurrency=options.concurrency, progress=options.progress, client=options.client,
-                 desc=result.run_id)
+                 desc=result.run_id, on_progress=options.on_progress)
     seconds = time.perf_counter() - started
     tally = ctx.tally
     result.sent, result.failed, result.not_sent = tally.sent, tally.failed, tally.not_sent

@@ -153,12 +153,16 @@ async def store_cell(ctx: SendContext, record: dict[str, Any]) -> None:
 
 
 async def execute(cells: Sequence[PlannedCell], ctx: SendContext, *, concurrency: int, progress: bool,
-                  client: httpx.AsyncClient | None = None, desc: str = "cells") -> None:
-    """Send ``cells`` with at most ``concurrency`` requests in flight, updating a progress bar."""
+                  client: httpx.AsyncClient | None = None, desc: str = "cells",
+                  on_progress: Callable[[int, int], None] | None = None) -> None:
+    """Send ``cells`` with at most ``concurrency`` requests in flight, updating a progress bar (and calling
+    ``on_progress(done, total)`` after each cell)."""
     sem = asyncio.Semaphore(max(1, concurrency))
     bar = tqdm(total=len(cells), desc=desc, unit="cell", disable=not progress, leave=True)
+    done = 0
 
     async def one(cell: PlannedCell, http: httpx.AsyncClient) -> None:
+        nonlocal done
         # The slot is held until the record is on disk: a kill can then leave at most `concurrency` cells sent but
         # unrecorded (resent on resume, so spent twice in live mode). Releasing it earlier is faster, but unbounded.
         async with sem:
@@ -166,6 +170,9 @@ async def execute(cells: Sequence[PlannedCell], ctx: SendContext, *, concurrency
             if record is not None:
                 await store_cell(ctx, record)
         bar.update(1)
+        done += 1
+        if on_progress is not None:
+            on_progress(done, len(cells))
 
     limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency))
     own = client is None
@@ -179,13 +186,14 @@ async def execute(cells: Sequence[PlannedCell], ctx: SendContext, *, concurrency
 
 
 def send_all(cells: Sequence[PlannedCell], ctx: SendContext, *, concurrency: int, progress: bool,
-             client: httpx.AsyncClient | None = None, desc: str = "cells") -> Tally:
+             client: httpx.AsyncClient | None = None, desc: str = "cells",
+             on_progress: Callable[[int, int], None] | None = None) -> Tally:
     """Send ``cells`` from sync code (records stored on one writer thread); returns ``ctx.tally``."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanelab-store") as io:
         ctx.io = io
         try:
             run_sync(lambda: execute(cells, ctx, concurrency=concurrency, progress=progress, client=client,
-                                     desc=desc))
+                                     desc=desc, on_progress=on_progress))
         finally:
             ctx.io = None
     return ctx.tally
