@@ -23,7 +23,12 @@ from lanelab.matrix.profiles import (
 )
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges
 from lanelab.walkthrough.to_profile import spec_from_exchange
-from lanelab.wire.attestation import ATTESTATION_MARKER, carries_attestation, holds_attestation_value
+from lanelab.wire.attestation import (
+    ATTESTATION_MARKER,
+    FirstPartyRequest,
+    carries_attestation,
+    holds_attestation_value,
+)
 from lanelab.wire.spec import RequestSpec, build_request
 
 EXPECTED = {"sdk-minimal", "hermes-0.14.0", "hermes-current"}
@@ -68,9 +73,13 @@ def test_every_profile_loads_builds_and_is_clean(name: str) -> None:
     assert profile.spec.credential is None and profile.spec.auth == "bearer"
     assert all(h == h.lower() for h in profile.spec.headers)
     token = "sk-ant-oat01-FAKEprofileTESTtokenABCDEF"
-    req = build_request(profile.spec, "http://127.0.0.1:9", token)
-    assert req.headers["authorization"] == f"Bearer {token}" and "x-api-key" not in req.headers
-    assert json.loads(req.content)["messages"]
+    if profile.reference_only:  # Claude Code's own request: never built for sending (tests/test_first_party.py)
+        with pytest.raises(FirstPartyRequest):
+            build_request(profile.spec, "http://127.0.0.1:9", token)
+    else:
+        req = build_request(profile.spec, "http://127.0.0.1:9", token)
+        assert req.headers["authorization"] == f"Bearer {token}" and "x-api-key" not in req.headers
+        assert json.loads(req.content)["messages"]
     text = (repo_root() / "data" / "profiles" / f"{name}.toml").read_text()
     assert redact.find_secrets(text) == []
     assert not any(redact.is_sensitive_key(h) for h in profile.spec.headers)

@@ -10,11 +10,15 @@ one is sent only without it (:func:`without_attestation`).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lanelab.wire.spec import RequestSpec
+from lanelab.errors import Refused
 
-__all__ = ["ATTESTATION_HEADER", "ATTESTATION_MARKER", "ATTESTATION_PREFIX", "attestation_positions",
+if TYPE_CHECKING:  # only for annotations: lanelab.wire.spec imports this module
+    from lanelab.wire.spec import RequestSpec
+
+__all__ = ["ATTESTATION_HEADER", "ATTESTATION_MARKER", "ATTESTATION_PREFIX", "FIRST_PARTY_HEADER_PREFIXES",
+           "FirstPartyRequest", "attestation_positions", "refuse_first_party",
            "carries_attestation", "holds_attestation_value", "is_attestation", "is_marker", "mark_attestation",
            "without_attestation"]
 
@@ -108,3 +112,25 @@ def without_attestation(spec: RequestSpec) -> tuple[RequestSpec, bool]:
             del body["system"]
         return out, True
     return out, False
+
+
+#: Header names only Claude Code itself sends (seen in its captured request: references/clients-2026-11.md §1, the
+#: claude-code profile's capture); no third-party client sends them. A request carrying one is Claude Code's own.
+FIRST_PARTY_HEADER_PREFIXES = ("x-claude-code-", "x-claude-1p-")
+
+
+class FirstPartyRequest(Refused):
+    """The kit was asked to send a request that carries Claude Code's own identification or attestation."""
+
+    hint = ("A captured Claude Code request is a reference for diffs and lints only (DESIGN.md, responsible use): "
+            "diff your client against it, or lint your client's request; the kit never sends it.")
+
+
+def refuse_first_party(spec: RequestSpec) -> None:
+    """Raise :class:`FirstPartyRequest` when ``spec`` carries a billing attestation block (or the kit's marker for
+    one) or a header only Claude Code sends. Called by :func:`lanelab.wire.spec.build_request`, the one place every
+    request the kit sends is built, so such a request cannot be sent whatever file it came from."""
+    first_party = sorted(h for h in spec.headers if h.lower().startswith(FIRST_PARTY_HEADER_PREFIXES))
+    if carries_attestation(spec) or first_party:
+        what = f"header(s) {', '.join(first_party)}" if first_party else "a billing attestation block"
+        raise FirstPartyRequest(f"Refusing to send a request that carries Claude Code's own {what}.")

@@ -21,6 +21,7 @@ import httpx
 from lanelab import errors, redact
 from lanelab.config import host_allowed
 from lanelab.errors import HostNotAllowed
+from lanelab.wire import attestation
 from lanelab.wire.unified import UnifiedLimits
 
 __all__ = ["AUTH_STYLES", "BODY_SNIPPET", "MAX_JSON_DEPTH", "UNKNOWN_VALUE_MAX", "Observation", "RequestSpec", "Unknown",
@@ -207,9 +208,11 @@ def build_request(spec: RequestSpec, base_url: str, token: str | None) -> httpx.
     """The exact httpx request for ``spec`` at ``base_url``, with ``token`` attached in ``spec.auth``'s style.
 
     Raises :class:`~lanelab.errors.HostNotAllowed` rather than attach a token for a host that is not allow-listed
-    (loopback or Anthropic's), ``ValueError`` for an unknown auth style and :class:`~lanelab.errors.InputError` for
-    a token that cannot go into a header.
+    (loopback or Anthropic's), ``ValueError`` for an unknown auth style, :class:`~lanelab.errors.InputError` for
+    a token that cannot go into a header, and :class:`~lanelab.wire.attestation.FirstPartyRequest` for a request
+    that carries Claude Code's own identification or attestation block (the kit never sends one).
     """
+    attestation.refuse_first_party(spec)
     url = base_url.rstrip("/") + spec.path
     if token is not None and spec.auth != "none" and not host_allowed(url):
         raise HostNotAllowed(
