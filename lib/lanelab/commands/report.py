@@ -38,6 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the plan type to record in the bundle, e.g. max or pro (default: unknown)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="BUNDLE", type=Path,
                         help="findings bundles from other people to show side by side in the report")
+    parser.add_argument("--timeline", action=argparse.BooleanOptionalAction, default=None,
+                        help="add 'when would this request have been billed where?': the runs' profile sent to an "
+                        "embedded simulator under every dated snapshot (a model; nothing leaves this machine). "
+                        "Default: on for simulator runs in sim mode, off for live runs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     others = bundles.load_bundles(args.compare)
     out = args.out or settings.out
     secrets = report.stored_secrets(settings)
-    findings = report.collect(load_runs(paths), rows=args.rows, cols=args.cols, bundles=others)
+    runs = load_runs(paths)
+    asked = args.timeline if args.timeline is not None else (None if settings.mode == "sim" else False)
+    findings = report.collect(runs, rows=args.rows, cols=args.cols, bundles=others,
+                              timeline=report.timeline_for(runs, asked=asked))
     for warning in findings.skipped:
         print(f"skipped {Path(warning.path).name} line {warning.line}: {warning.problem}", file=sys.stderr)
     if args.bundle and findings.df.empty:
