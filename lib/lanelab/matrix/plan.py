@@ -90,11 +90,13 @@ class MatrixPlan:
     left_out: list[LeftOut] = field(default_factory=list)
 
     @classmethod
-    def build(cls, profile: str, design: str | None = None, factors: Iterable[str] | None = None,
+    def build(cls, profile: str | Profile, design: str | None = None, factors: Iterable[str] | None = None,
               settings: Settings | None = None, credential_labels: Iterable[str] = (),
               levels: Mapping[str, Iterable[str]] | None = None) -> MatrixPlan:
-        """Expand ``design`` (default ``ofat``) over ``factors`` for ``profile``. ``settings`` None reads the
-        environment; it also serves :meth:`run`.
+        """Expand ``design`` (default ``ofat``) over ``factors`` for ``profile`` (a name from data/profiles, or a
+        :class:`~lanelab.matrix.profiles.Profile`, e.g. a capture or a profile file read by
+        :func:`lanelab.walkthrough.to_profile.profile_for`). ``settings`` None reads the environment; it also serves
+        :meth:`run`.
 
         Factors: ``None`` means every factor but ``credential`` (which needs ``credential_labels``) in sim mode, and
         the live default plan in live mode. ``levels`` (``{factor: [level, …]}``) limits factors to those levels and
@@ -110,7 +112,8 @@ class MatrixPlan:
         settings = settings or Settings.from_env()
         live = settings.mode == "live"
         catalog = factors_mod.load_factors()
-        prof = profiles_mod.ensure_sendable(profile)
+        prof = profiles_mod.ensure_sendable(profile)  # a name, or a Profile (a file or capture: to_profile.profile_for)
+        profile = prof.name
         named_levels = {str(k): [str(x) for x in v] for k, v in (levels or {}).items()}
         if live and factors is None and not named_levels:
             default = load_live_default()
@@ -181,12 +184,13 @@ class MatrixPlan:
         this already is the live default), and ``lanelab diagnose`` when the kit has it."""
         live = self._live_settings()
         if self.origin != LIVE_DEFAULT:
-            alt = MatrixPlan.build(self.profile, settings=live)
+            alt = MatrixPlan.build(self.profiles.get(self.profile, self.profile), settings=live)
             options = [(f"the live default plan ({len(alt.cells)} cells, {alt.cost()}): 'python -m lanelab matrix "
                         f"--live --profile {self.profile}' (notebook 02: FACTORS = None)")]
         else:
             name, levels = next(iter(load_live_default().levels.items()))
-            alt = MatrixPlan.build(self.profile, self.design, settings=live, levels={name: levels})
+            alt = MatrixPlan.build(self.profiles.get(self.profile, self.profile), self.design, settings=live,
+                                   levels={name: levels})
             options = [(f"one factor ({len(alt.cells)} cells, {alt.cost()}): 'python -m lanelab matrix --live "
                         f"--profile {self.profile} --levels {name}={','.join(levels)}' "
                         f"(notebook 02: LEVELS = {{{name!r}: {levels!r}}})")]
