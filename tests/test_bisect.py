@@ -237,8 +237,10 @@ def test_a_rerun_resumes_and_sends_no_probe_twice(sim, tmp_path) -> None:
     failing, passing = _mcp_pair(8, ["Bash", "mcp_read_file"], ["Bash", "mcp__read_file"])
     token = sim.mint_token()["access_token"]
     settings = Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home", out=tmp_path / "out")
-    kw = dict(settings=settings, failing_label="f", passing_label="p", credential="sim-pkce")
-    sent = lambda: sum(1 for e in sim.state.requests() if e["path"].startswith("/v1/messages"))  # noqa: E731
+    kw = {"settings": settings, "failing_label": "f", "passing_label": "p", "credential": "sim-pkce"}
+
+    def sent() -> int:
+        return sum(1 for e in sim.state.requests() if e["path"].startswith("/v1/messages"))
     cut = bisect_to_run(failing, passing, sim.base_url, token, budget=2, **kw)  # stopped by its budget
     assert cut.status == BUDGET and cut.requests == 2 and sent() == 2
     before = sent()
