@@ -161,8 +161,9 @@ if findings.timeline is not None:
     for caveat in findings.timeline.caveats:
         display(Markdown(f"*{caveat}*"))
 else:
-    display(Markdown("*No timeline: these runs are live or name no profile of data/profiles (set `TIMELINE = True`"
-                     " for live runs; it still only talks to the embedded simulator).*"))
+    display(Markdown("*No timeline here: in live mode it is added only when asked (`TIMELINE = True`; it is the "
+                     "model described above, never sent to the live service), and it needs a profile of "
+                     "data/profiles.*"))
 
 # %% [markdown]
 # ## 6 · The three questions of the first report
