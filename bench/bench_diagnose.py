@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from lanelab.matrix.profiles import load_profile
 from lanelab.walkthrough.bisect import ProbeSession, _default_verdict, bisect, search
 from lanelab.walkthrough.diagnose import diagnose, reference_requests
-from lanelab.walkthrough.diff import MISSING, Difference, apply_differences, differences
+from lanelab.wire.diff import MISSING, Difference, apply_differences, differences
 from lanelab.wire.spec import RequestSpec
 
 KS = (4, 8, 16, 32, 64)

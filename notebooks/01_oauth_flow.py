@@ -37,7 +37,6 @@ IMPORT_LABEL = os.environ.get("LANELAB_IMPORT", "")  # second path: a credential
 
 # %%
 from IPython.display import Markdown
-
 from lanelab.live import NOTICE, require_live_opt_in
 
 require_live_opt_in(settings, "Logging in to your real account needs the live opt-in")
@@ -53,7 +52,6 @@ Markdown(f"**Live mode.** {NOTICE} Logging in spends nothing; notebooks 02 and 0
 
 # %%
 from IPython.display import Markdown
-
 from lanelab.auth.flow import LoginFlow
 
 flow = LoginFlow(settings, variant=VARIANT, label=LABEL)
@@ -135,8 +133,8 @@ from lanelab.auth.introspect import credentials_table
 credentials_table(settings)
 
 # %%
-from lanelab.auth.resolve import resolve_credential
 from lanelab.auth.introspect import describe
+from lanelab.auth.resolve import resolve_credential
 
 describe(resolve_credential(IMPORT_LABEL, settings)) if IMPORT_LABEL else Markdown(
     "*Set `LANELAB_IMPORT` to one of the labels above to inspect it here.*")

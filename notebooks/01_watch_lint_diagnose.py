@@ -64,10 +64,9 @@ watch.live_table()
 # %%
 if SEND_EXAMPLE_TRAFFIC:
     import anthropic
-
     import lanelab.http
     from lanelab.matrix.profiles import load_profile
-    from lanelab.wire.spec import send
+    from lanelab.wire.send import send
 
     token = TokenSource(settings, upstream, CREDENTIAL).token()
     sdk = anthropic.Anthropic(auth_token=token, base_url=watch.base_url, max_retries=0,

@@ -42,7 +42,6 @@ TIMELINE = None  # None: in sim mode only; True: also beside live runs (always t
 
 # %%
 from IPython.display import Markdown, display
-
 from lanelab.findings import bundles, report
 from lanelab.runs import load_runs, run_paths
 

@@ -110,7 +110,7 @@ print("SDK request answered with HTTP", sdk_reply.status_code)
 # Then Hermes 0.14.0 as it sent its request at the time of the seed report (#32243), replayed from its profile.
 
 # %%
-from lanelab.wire.spec import send
+from lanelab.wire.send import send
 
 hermes_obs = send(failing_profile_spec, proxy.base_url, token)
 hermes_obs
@@ -131,8 +131,8 @@ proxy.to_frame()
 
 # %%
 from lanelab.walkthrough.capture import inference_exchange
+from lanelab.wire.diff import diff_specs
 from lanelab.walkthrough.to_profile import spec_from_exchange
-from lanelab.walkthrough.diff import diff_specs
 
 sdk_spec, _ = spec_from_exchange(inference_exchange(proxy.exchanges(), 0))  # the SDK's request, as captured
 failing_spec, _ = spec_from_exchange(inference_exchange(proxy.exchanges()))  # Hermes' request, as captured

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from lanelab.errors import NotFound, UserError
 from lanelab.findings import frame as an
 from lanelab.runs import DEFAULT_LEVEL, load_run, load_runs, tidy
-from lanelab.wire import spec as wire
+from lanelab.wire import observe as wire
 from lanelab.wire.classify import load_taxonomy
 
 PLAN_HEADERS = {"status": "allowed", "representative-claim": "five_hour", "5h-status": "allowed",

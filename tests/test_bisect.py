@@ -23,7 +23,7 @@ from lanelab.walkthrough.bisect import (
     http_probe,
     search,
 )
-from lanelab.walkthrough.diff import MISSING
+from lanelab.wire.diff import MISSING
 from lanelab.wire.spec import RequestSpec
 
 
@@ -61,7 +61,7 @@ def test_causes_needed_together_come_out_as_a_pair(pair: tuple[int, int]) -> Non
     result = bisect(failing, passing, probe)
     assert result.status == FOUND
     assert sorted(d.key for d in result.cause_differences) == [f"h{i:02d}" for i in pair]
-    from lanelab.walkthrough.diff import apply_differences
+    from lanelab.wire.diff import apply_differences
     for drop in result.cause_differences:  # 1-minimal: dropping either edit no longer flips
         rest = [d for d in result.cause_differences if d is not drop]
         assert not probe(apply_differences(failing, rest))

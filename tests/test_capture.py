@@ -216,8 +216,8 @@ def test_the_sdk_with_the_kits_client_cannot_leave_the_allow_list() -> None:
 
 def test_capture_to_profile_round_trip(upstream: Upstream, tmp_path, monkeypatch) -> None:
     from lanelab.cli import main
-    from lanelab.walkthrough.diff import carries_attestation
     from lanelab.walkthrough.to_profile import load_request, profile_from_capture
+    from lanelab.wire.attestation import carries_attestation
 
     body = {"model": "m", "max_tokens": 5, "system": [
         {"type": "text", "text": "x-anthropic-billing-header: test-fixture;"}, {"type": "text", "text": "Be kind."}],

@@ -27,15 +27,14 @@ from lanelab.matrix.profiles import load_profile
 from lanelab.serve import TLS
 from lanelab.sim.server import running_simulator
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges, running_capture
-from lanelab.walkthrough.diff import carries_attestation, is_attestation
-from lanelab.walkthrough.to_profile import (
+from lanelab.walkthrough.to_profile import CaptureInfo, load_request, profile_from_capture
+from lanelab.wire.attestation import (
     ATTESTATION_MARKER,
-    CaptureInfo,
+    carries_attestation,
     holds_attestation_value,
+    is_attestation,
     is_marker,
-    load_request,
     mark_attestation,
-    profile_from_capture,
     without_attestation,
 )
 from lanelab.wire.spec import RequestSpec, build_request

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from lanelab.config import data_dir
 from lanelab.runs import load_run
 from lanelab.wire.classify import UNCLASSIFIED, TaxonomyError, classify, load_taxonomy, parse_taxonomy
-from lanelab.wire.spec import Observation, observe_response
+from lanelab.wire.observe import observe_response
+from lanelab.wire.spec import Observation
 from lanelab.wire.unified import PREFIX, parse_unified
 
 PLAN_HEADERS = {

@@ -19,7 +19,7 @@ from lanelab.runs import load_run
 from lanelab.sim.server import SimHandle, running_simulator
 from lanelab.walkthrough.capture import running_capture
 from lanelab.walkthrough.to_profile import ProfileExists, load_request, profile_for, profile_from_capture
-from lanelab.wire.spec import send
+from lanelab.wire.send import send
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ from lanelab.walkthrough.diagnose import (
     reference_requests,
     run_diagnose,
 )
-from lanelab.walkthrough.diff import MISSING, differences
 from lanelab.walkthrough.lint import lint, lint_file
+from lanelab.wire.diff import MISSING, differences
 from lanelab.wire.spec import RequestSpec, build_request
 
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.matrix.profiles import load_profile
-from lanelab.walkthrough.diff import (
+from lanelab.wire.attestation import carries_attestation
+from lanelab.wire.diff import (
     MISSING,
     apply_differences,
-    carries_attestation,
     diff_specs,
     differences,
     load_annotations,

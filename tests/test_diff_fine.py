@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.matrix.profiles import load_profile
-from lanelab.walkthrough.diff import MISSING, apply_differences, differences, is_fine
+from lanelab.wire.diff import MISSING, apply_differences, differences, is_fine
 from lanelab.wire.spec import RequestSpec
 
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."

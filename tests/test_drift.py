@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from lanelab.config import data_dir
 from lanelab.runs import RunWriter, load_run, load_runs, make_header
 from lanelab.wire import drift
-from lanelab.wire.spec import Observation, RequestSpec, observe_response
+from lanelab.wire.observe import observe_response
+from lanelab.wire.spec import Observation, RequestSpec
 from lanelab.wire.unified import PREFIX, parse_unified
 
 PLAN = {f"{PREFIX}status": "allowed", f"{PREFIX}representative-claim": "five_hour", f"{PREFIX}5h-status": "allowed",
@@ -123,7 +124,7 @@ def test_new_to_kit_collects_items_with_their_cells_and_runs(tmp_path):
     old = served.to_dict()
     del old["unknown"], old["endpoint"]
     b = write_run(tmp_path / "b.jsonl", "run-b", [("c9", old)], usage={"five_hour": None, "quantum_quota": 3})
-    df = drift.new_to_kit([a, b])
+    df = drift.new_to_kit(load_runs([a, b]))
     assert list(df.columns) == list(drift.COLUMNS)
     rows = {(r.kind, r.value): r for r in df.itertuples()}
     claim = rows[("claim", "seven_day_promo")]
@@ -133,15 +134,14 @@ def test_new_to_kit_collects_items_with_their_cells_and_runs(tmp_path):
     usage = rows[("usage_field", "3")]
     assert (usage.name, usage.cells, usage.runs) == ("quantum_quota", ["usage:before"], ["run-b"])
     assert list(df["kind"]) == ["claim", "message", "usage_field"]  # ordered by kind
-    # the same from loaded runs, of either loader
-    for loaded in ([load_run(a), load_run(b)], load_runs([a, b])):
-        again = drift.new_to_kit(loaded)
-        assert again[["kind", "name", "value", "count"]].equals(df[["kind", "name", "value", "count"]])
+    # the same from runs loaded one by one
+    again = drift.new_to_kit([load_run(a), load_run(b)])
+    assert again[["kind", "name", "value", "count"]].equals(df[["kind", "name", "value", "count"]])
 
 
 def test_the_curated_samples_hold_nothing_new():
     paths = sorted((data_dir() / "runs" / "samples").glob("*.jsonl"))
-    df = drift.new_to_kit(paths)
+    df = drift.new_to_kit(load_runs(paths))
     assert len(paths) == 2 and df.empty and list(df.columns) == list(drift.COLUMNS)
 
 

@@ -77,7 +77,7 @@ def _send_two_cells(sim, path: Path) -> Path:
     from lanelab.matrix.profiles import load_profile
     from lanelab.runs import RunWriter, make_header
     from lanelab.wire.classify import classify
-    from lanelab.wire.spec import send
+    from lanelab.wire.send import send
 
     token = sim.mint_token()["access_token"]
     as_sent = load_profile("hermes-0.14.0").spec

@@ -25,7 +25,8 @@ from lanelab.auth.credential import Credential
 from lanelab.auth.store import CorruptCredential, CredentialStore
 from lanelab.devtools import audit
 from lanelab.errors import UserError
-from lanelab.wire.spec import MAX_JSON_DEPTH, Observation, observe_response
+from lanelab.wire.observe import observe_response
+from lanelab.wire.spec import MAX_JSON_DEPTH, Observation
 
 pytestmark = pytest.mark.hardening
 

@@ -10,7 +10,8 @@ import pytest
 from lanelab import http as lanelab_http
 from lanelab.config import Settings, host_allowed, is_loopback
 from lanelab.errors import ConfigError, HostNotAllowed, UserError
-from lanelab.wire.spec import RequestSpec, send
+from lanelab.wire.send import send
+from lanelab.wire.spec import RequestSpec
 
 
 class Listener:

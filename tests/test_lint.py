@@ -294,7 +294,7 @@ def test_lint_fixed_hermes_request_lints_clean_and_adds_nothing() -> None:
 def test_lint_fixed_hermes_request_is_billed_to_the_plan_in_the_simulator(policy: str) -> None:
     """The catalogue's fixes agree with the simulator snapshots that model its entries."""
     from lanelab.sim.server import running_simulator
-    from lanelab.wire.spec import send
+    from lanelab.wire.send import send
 
     result = lint_file("hermes-0.14.0")
     fixed, _ = result.fixed_spec()
@@ -454,7 +454,7 @@ def test_a_real_capture_of_the_hermes_request_lints_like_the_profile(tmp_path: P
     """The capture writer's own output (the simulator as upstream): lint names the mcp_ tools from the file alone."""
     from lanelab.sim.server import running_simulator
     from lanelab.walkthrough.capture import running_capture
-    from lanelab.wire.spec import send
+    from lanelab.wire.send import send
 
     hermes = load_profile("hermes-0.14.0").spec
     with running_simulator(policy="2026-05-25") as sim, running_capture(sim.base_url, tmp_path / "c.jsonl") as proxy:

@@ -414,7 +414,7 @@ def test_describe_explains_scopes_and_expiry():
 
 def test_summarize_reads_plan_extra_usage_and_windows():
     from lanelab.auth.introspect import summarize
-    from lanelab.wire.spec import observe_response
+    from lanelab.wire.observe import observe_response
 
     profile = observe_response(200, {"content-type": "application/json", "request-id": "req_1"}, json.dumps({
         "account": {"uuid": "a", "email": "person@example.com"},

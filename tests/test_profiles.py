@@ -22,8 +22,8 @@ from lanelab.matrix.profiles import (
     minimal_spend,
 )
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges
-from lanelab.walkthrough.diff import carries_attestation
-from lanelab.walkthrough.to_profile import ATTESTATION_MARKER, holds_attestation_value, spec_from_exchange
+from lanelab.walkthrough.to_profile import spec_from_exchange
+from lanelab.wire.attestation import ATTESTATION_MARKER, carries_attestation, holds_attestation_value
 from lanelab.wire.spec import RequestSpec, build_request
 
 EXPECTED = {"sdk-minimal", "hermes-0.14.0", "hermes-current"}

@@ -5,7 +5,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lanelab import redact
+from lanelab import errors, redact
 
 OAT = "sk-ant-oat01-" + "Abc123_-" * 10
 ORT = "sk-ant-ort01-" + "Zyx987-_" * 10
@@ -251,6 +251,17 @@ def test_token_shape_is_one_line_of_printable_ascii(bad):
 
     assert redact.token_shape_problem(bad)
     with pytest.raises(InputError) as info:
-        redact.check_token_shape(bad, "token")
+        errors.check_token_shape(bad, "token")
     assert bad not in str(info.value) or not bad
     assert redact.token_shape_problem("sk-ant-oat01-" + "A" * 90) is None
+
+
+def test_a_list_of_header_names_is_not_a_header_pair():
+    """``["authorization", "content-type", …]`` names headers; only a two-element ``[name, value]`` is a pair. A
+    capture record holds both (its headers and the names it forwarded), and must be writable once masked."""
+    redact.register_secret("opaqueTestTokenAAAA1234567890")
+    record = {"headers": [["authorization", "Bearer opaqueTestTokenAAAA1234567890"], ["content-type", "x"]],
+              "forwarded_headers": ["authorization", "content-type", "content-length"]}
+    line = json.dumps(redact.redact_obj(record), ensure_ascii=False)
+    assert redact.find_secrets(line) == []
+    assert redact.find_secrets('[["authorization", "Bearer abcdefghijklmnop"]]') != []

@@ -19,7 +19,7 @@ from typing import Self
 
 import httpx
 import pytest
-from lanelab import redact
+from lanelab import errors, redact
 from lanelab.errors import InputError
 
 
@@ -289,16 +289,17 @@ BAD_TOKENS = {
 def test_check_token_shape_refuses_without_showing_the_value(kind: str) -> None:
     value = BAD_TOKENS[kind]
     with pytest.raises(InputError) as info:
-        redact.check_token_shape(value, "access token")
+        errors.check_token_shape(value, "access token")
     message = str(info.value)
     assert "access token" in message and not leaked(message, [value]) and "TAILSECRET" not in message
     assert "TAILSECRET" not in redact.redact_text(f"later the tail alone: {value.split()[-1][-20:]}")
-    assert redact.check_token_shape("sk-ant-oat01-" + "C" * 40, "access token").startswith("sk-ant-oat01-")
+    assert errors.check_token_shape("sk-ant-oat01-" + "C" * 40, "access token").startswith("sk-ant-oat01-")
 
 
 @pytest.mark.parametrize("kind", BAD_TOKENS)
 def test_wire_refuses_a_bad_token_before_sending(kind: str) -> None:
-    from lanelab.wire.spec import RequestSpec, send
+    from lanelab.wire.send import send
+    from lanelab.wire.spec import RequestSpec
 
     with pytest.raises(InputError) as info:
         send(RequestSpec(), "http://127.0.0.1:9", BAD_TOKENS[kind])

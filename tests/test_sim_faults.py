@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lanelab.sim.faults import KINDS, Fault, FaultPlan, FaultSpecError, parse_item, parse_spec
 from lanelab.sim.server import running_simulator
-from lanelab.wire.spec import RequestSpec, observe_response, parse_sse, send
+from lanelab.wire.observe import observe_response, parse_sse
+from lanelab.wire.send import send
+from lanelab.wire.spec import RequestSpec
 
 MINIMAL = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role": "user", "content": "ping"}]}
 

@@ -17,7 +17,7 @@ from lanelab import redact
 from lanelab.commands import sim as sim_command
 from lanelab.errors import UserError
 from lanelab.sim.server import running_simulator
-from lanelab.wire.spec import observe_response, parse_sse
+from lanelab.wire.observe import observe_response, parse_sse
 from lanelab.wire.unified import parse_unified
 
 REQUEST_ID = re.compile(r"^req_011[0-9A-Za-z]{21}$")

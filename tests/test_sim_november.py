@@ -1,6 +1,6 @@
 """The 2026-11 snapshot end to end over real HTTP, read by the kit's own readers (issue 14's "Done when").
 
-Each test sends through lanelab.wire.spec.send (the kit's one client), then reads the answer with
+Each test sends through lanelab.wire.send.send (the kit's one client), then reads the answer with
 lanelab.wire.classify, the unified-header lane and lanelab.wire.drift, as a run would.
 """
 
@@ -24,7 +24,9 @@ from lanelab.sim.server import SimHandle, running_simulator
 from lanelab.version_gate import load_version_gate
 from lanelab.wire import drift
 from lanelab.wire.classify import classify
-from lanelab.wire.spec import RequestSpec, observe_response, send
+from lanelab.wire.observe import observe_response
+from lanelab.wire.send import send
+from lanelab.wire.spec import RequestSpec
 from lanelab.wire.usage import read_usage
 
 FIXTURE = Path(__file__).parent / "fixtures" / "oauth_usage_2026-11.json"

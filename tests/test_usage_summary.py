@@ -16,7 +16,7 @@ from lanelab.auth.introspect import summarize
 from lanelab.config import data_dir
 from lanelab.datafiles import read_toml
 from lanelab.wire.classify import classify
-from lanelab.wire.spec import observe_response
+from lanelab.wire.observe import observe_response
 from lanelab.wire.usage import (
     PERCENT,
     UsageShapeError,

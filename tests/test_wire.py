@@ -5,6 +5,8 @@ import json
 import httpx
 import pytest
 from lanelab import redact
+from lanelab.wire.observe import parse_sse
+from lanelab.wire.send import send
 from lanelab.wire.spec import (
     UNKNOWN_VALUE_MAX,
     HostNotAllowed,
@@ -13,8 +15,6 @@ from lanelab.wire.spec import (
     Unknown,
     apply_auth,
     build_request,
-    parse_sse,
-    send,
 )
 
 TOKEN = "sk-ant-oat01-" + "canaryWIRE" * 6

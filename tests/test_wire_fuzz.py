@@ -5,7 +5,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lanelab import redact
-from lanelab.wire.spec import Observation, observe_response, parse_sse
+from lanelab.wire.observe import observe_response, parse_sse
+from lanelab.wire.spec import Observation
 
 CANARY = "sk-ant-oat01-CANARYcanary0123456789abcdefghijklmnopqrstuvwxyz"
 CTYPES = st.sampled_from(["application/json", "text/event-stream", "text/html", "", "application/json; charset=utf-8",

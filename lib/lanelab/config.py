@@ -75,6 +75,18 @@ def host_allowed(url: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
     return parts.scheme == "https" and (host in LIVE_HOSTS or host in extra_hosts)
 
 
+def _check_url_form(url: str, userinfo: bool) -> None:
+    """Refuse a LANELAB_BASE_URL that does not parse (a port that is not a number from 0 to 65535, a broken IPv6
+    literal) or, with ``userinfo``, one that carries a user name or password (it would be echoed in messages)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        raise ConfigError(f"LANELAB_BASE_URL is not a valid URL ({exc}); check for a typo.") from None
+    if userinfo and (parts.username is not None or parts.password is not None):
+        raise ConfigError("LANELAB_BASE_URL must not hold a user name or password (user:password@host); remove it.")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The kit's configuration for one process."""
@@ -102,11 +114,13 @@ class Settings:
             base_url = LIVE_API_BASE
         if base_url is not None:
             base_url = base_url.rstrip("/")
+            _check_url_form(base_url, userinfo=False)
             if not host_allowed(base_url):
                 raise ConfigError(
                     f"LANELAB_BASE_URL={base_url!r} is neither loopback nor an Anthropic host; "
                     "the kit refuses to send a credential there. Check for a typo."
                 )
+            _check_url_form(base_url, userinfo=True)
         home = Path(env["LANELAB_HOME"]) if env.get("LANELAB_HOME") else default_home()
         out = Path(env["LANELAB_OUT"]) if env.get("LANELAB_OUT") else repo_root() / "reports"
         opt_in = env.get("LANELAB_LIVE_OPT_IN", "").strip().lower() in ("1", "yes", "true")

@@ -49,6 +49,9 @@ writer before a secret reaches disk.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from lanelab import redact
 
 
@@ -97,3 +100,28 @@ class LiveNotOptedIn(Refused):
 
 class BudgetExceeded(Refused):
     """A live run would spend, or has spent, more than its budget allows."""
+
+
+def check_token_shape(value: Any, what: str = "token", error: type[Exception] | None = None,
+                      hint: str | None = None) -> str:
+    """Return ``value`` when it can be used as a token; otherwise register every piece of it as a secret and raise.
+
+    Raises ``error`` (default :class:`InputError`) saying what is wrong and where (``what`` names the
+    value: ``"access token"``, ``"CLAUDE_CODE_OAUTH_TOKEN"``…), never the value itself; ``hint`` replaces the default
+    advice for a :class:`UserError`. The pieces between the bad characters are registered first, so a
+    tail after a line break stays masked wherever it turns up later.
+    """
+    problem = redact.token_shape_problem(value)
+    if problem is None:
+        return value
+    if isinstance(value, str):
+        redact.register_secret(value[:redact.TOKEN_MAX_CHARS * 4])
+        for piece in re.split(r"[^\x21-\x7e]+", value[:redact.TOKEN_MAX_CHARS * 4]):
+            redact.register_secret(piece)
+    cls = error or InputError
+    message = f"The {what} {problem}; a token is one line of printable ASCII without spaces."
+    if issubclass(cls, UserError):
+        if hint is None and not cls.hint:  # an error class with its own advice keeps it
+            hint = "Copy it again, alone: no quotes, spaces or line breaks around or inside it."
+        raise cls(message, hint)
+    raise cls(message)

@@ -18,7 +18,7 @@ its own ``Redactor()`` and redacts through it, with the same patterns and keys.
 A mask keeps a token's public prefix and its last four characters, never eight consecutive secret characters, so a
 masked value can be recognised by its owner and matched across records without being usable.
 
-Also here, because they are the same rules applied at the edges: :func:`check_token_shape` (a token that cannot go
+Also here, because they are the same rules applied at the edges: :func:`token_shape_problem` (a token that cannot go
 into an HTTP header is refused at every entry, with a message that never shows it), :meth:`Redactor.redact_body` (a
 request or response body for a record: bounded, hashed, learned and redacted) and :func:`guard_logging` (the
 third-party loggers that print URLs and headers are quiet by default and redacted when turned up).
@@ -82,7 +82,7 @@ BODY_RECORD_LIMIT = 1024 * 1024
 MAX_JSON_DEPTH = 64
 
 __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES", "TOKEN_MAX_CHARS",
-           "LogFilter", "Redactor", "SecretLeak", "assert_clean", "check_token_shape", "find_secrets",
+           "LogFilter", "Redactor", "SecretLeak", "assert_clean", "find_secrets",
            "forget_secrets", "guard_logging", "is_sensitive_key", "learn_body", "learn_headers", "learn_obj", "learn_text",
            "loads_bounded", "mask", "redact_body", "redact_headers", "redact_obj", "redact_text", "register_secret",
            "restore", "snapshot", "token_shape_problem"]
@@ -172,6 +172,7 @@ _QUOTED_TAIL_RE = re.compile(r"(?P<q1>\\?[\"'])?[ \t]*(?P<sep>[:=,])[ \t]*b?(?P<
 _BARE_TAIL_RE = re.compile(r"[ \t]*[:=][ \t]*(?P<scheme>(?:bearer|basic|token)[ \t]+)?"
                            r"(?P<val>[^\s&\"'#;,<>(){}\[\]\\|`]{1,8192})", re.IGNORECASE)
 _PAIR_OPENER_RE = re.compile(r"[\[(][ \t]*b?\\?[\"']$")
+_PAIR_CLOSER_RE = re.compile(r"[ \t]*[\])]")
 
 
 def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
@@ -204,8 +205,9 @@ def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
         opened = a > 0 and text[a - 1] in "\"'"
         tail = _QUOTED_TAIL_RE.match(text, b)
         if tail is not None and (tail.group("q1") is not None) == opened:
-            if tail.group("sep") == "," and not (opened and _PAIR_OPENER_RE.search(text, max(0, a - 8), a)):
-                continue  # a comma after a key is a pair only inside ( ) or [ ]: ("authorization", "…")
+            if tail.group("sep") == "," and not (opened and _PAIR_OPENER_RE.search(text, max(0, a - 8), a)
+                                                 and _PAIR_CLOSER_RE.match(text, tail.end())):
+                continue  # a comma after a key is a pair only as a whole ( ) or [ ] of two: ("authorization", "…")
             yield key, tail.start("val"), tail.end("val"), True
             pos = tail.end()
             continue
@@ -267,33 +269,6 @@ def token_shape_problem(value: Any) -> str | None:
             what = "a non-ASCII character"
         return f"holds {what} at character {i + 1} of {len(value)}"
     return None  # pragma: no cover - the regex and the loop agree
-
-
-def check_token_shape(value: Any, what: str = "token", error: type[Exception] | None = None,
-                      hint: str | None = None) -> str:
-    """Return ``value`` when it can be used as a token; otherwise register every piece of it as a secret and raise.
-
-    Raises ``error`` (default :class:`lanelab.errors.InputError`) saying what is wrong and where (``what`` names the
-    value: ``"access token"``, ``"CLAUDE_CODE_OAUTH_TOKEN"``…), never the value itself; ``hint`` replaces the default
-    advice for a :class:`~lanelab.errors.UserError`. The pieces between the bad characters are registered first, so a
-    tail after a line break stays masked wherever it turns up later.
-    """
-    problem = token_shape_problem(value)
-    if problem is None:
-        return value
-    if isinstance(value, str):
-        register_secret(value[:TOKEN_MAX_CHARS * 4])
-        for piece in re.split(r"[^\x21-\x7e]+", value[:TOKEN_MAX_CHARS * 4]):
-            register_secret(piece)
-    from lanelab.errors import InputError, UserError  # lanelab.errors imports this module
-
-    cls = error or InputError
-    message = f"The {what} {problem}; a token is one line of printable ASCII without spaces."
-    if issubclass(cls, UserError):
-        if hint is None and not cls.hint:  # an error class with its own advice keeps it
-            hint = "Copy it again, alone: no quotes, spaces or line breaks around or inside it."
-        raise cls(message, hint)
-    raise cls(message)
 
 
 # ---- JSON ---------------------------------------------------------------------------------------------------------

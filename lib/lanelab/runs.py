@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from lanelab import __version__, redact
 from lanelab.config import Settings, data_dir
+from lanelab.datafiles import Either, Int, MapOf, Str, Table, problems
 from lanelab.errors import InputError, NotFound, StateError
 from lanelab.wire.classify import load_taxonomy
 from lanelab.wire.spec import Observation, RequestSpec
@@ -74,6 +75,76 @@ class LoadWarning:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.problem}"
+
+
+_TEXT = Either(str, None)
+_NUMBER = Either(float, None)
+_WINDOW = Either(Table({"status?": _TEXT, "utilization?": _NUMBER}), None)
+
+#: The parts of each record kind that readers (the tidy table, resume, reports) rely on; a record that does not match
+#: is skipped by :func:`load_run` with a warning naming the line and the key (lanelab.datafiles' vocabulary).
+RECORD_SCHEMAS = {
+    "header": Table({"run_id?": _TEXT, "mode?": _TEXT, "host?": _TEXT, "policy?": _TEXT, "profile?": _TEXT,
+                     "design?": _TEXT, "factors?": Either([Either(str, Table({"name?": _TEXT}))], None)}),
+    "cell": Table({
+        "cell_id": Str(nonempty=True), "profile?": _TEXT, "credential?": _TEXT, "outcome?": _TEXT, "lane?": _TEXT,
+        "rule?": _TEXT, "sent_at?": _TEXT,
+        "levels?": Either(MapOf(Either(str, int, float, bool, None)), None),
+        "spec?": Either(Table({"method?": _TEXT, "path?": _TEXT, "query?": Either(MapOf(object), None),
+                               "headers?": Either(MapOf(object), None), "credential?": _TEXT}), None),
+        "observation?": Either(Table({
+            "status?": Either(Int(0, 999), None), "latency_ms?": _NUMBER, "error_type?": _TEXT, "error_message?": _TEXT,
+            "error_code?": _TEXT, "request_id?": _TEXT, "transport_error?": _TEXT,
+            "unified?": Either(Table({"status?": _TEXT, "lane?": _TEXT, "representative_claim?": _TEXT,
+                                      "five_hour?": _WINDOW, "seven_day?": _WINDOW, "overage_status?": _TEXT,
+                                      "overage_disabled_reason?": _TEXT}), None)}), None),
+    }),
+    "usage": Table({"when?": _TEXT}),
+}
+
+
+def _record_problem(record: Mapping[str, Any]) -> str | None:
+    """What is wrong with a record's types (the first problem), or None."""
+    kind = record.get("record")
+    if not isinstance(kind, str):
+        return "its `record` kind is not a string"
+    schema = RECORD_SCHEMAS.get(kind)
+    found = problems(record, schema, limit=1) if schema is not None else []
+    return f"{kind} record: {found[0]}" if found else None
+
+
+def _record_lines(content: str | bytes) -> list[int]:
+    """The line numbers (from 1) of the lines that hold a JSON object, in order: the k-th loaded record's line."""
+    lines = content.split(b"\n" if isinstance(content, bytes) else "\n")
+    out = []
+    for i, raw in enumerate(lines, start=1):
+        if raw.strip():
+            try:
+                if isinstance(json.loads(raw), dict):
+                    out.append(i)
+            except (ValueError, RecursionError):
+                continue
+    return out
+
+
+def _assemble(path: Path, entries: list[dict[str, Any]], warnings: list[LoadWarning], content: str | bytes) -> Run:
+    """The run from its parsed records: the first header (or one holding the file name as run id), then every other
+    record whose types readers can use. A record that does not match :data:`RECORD_SCHEMAS` is skipped with a warning
+    naming its line and key, never raised: a damaged cell is not counted as completed (a resumed run sends it again)
+    and stays in the file."""
+    found = [(i, _record_problem(e)) for i, e in enumerate(entries)]
+    if any(problem for _, problem in found):
+        numbers = _record_lines(content)
+        for i, problem in found:
+            if problem:
+                line = numbers[i] if i < len(numbers) else 0
+                warnings.append(LoadWarning(str(path), line, f"{problem}; skipped"))
+    usable = [e for (_, problem), e in zip(found, entries, strict=True) if not problem]
+    headers = [e for e in usable if e.get("record") == "header"]
+    header = headers[0] if headers else {"record": "header", "run_id": path.stem}
+    if not headers:
+        warnings.append(LoadWarning(str(path), 1, "no usable header record; using the file name as run id"))
+    return Run(path=path, header=header, entries=[e for e in usable if e is not header], warnings=warnings)
 
 
 @dataclass
@@ -258,8 +329,9 @@ def _parse_lines(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[Lo
 
 
 def load_run(path: str | Path) -> Run:
-    """Load one run file. A torn last line (an interrupted write) or a corrupt line is skipped and reported in
-    ``run.warnings``, never raised; a file without a header takes its file name as run id (also reported).
+    """Load one run file. A torn last line (an interrupted write), a corrupt line or a record whose types readers
+    cannot use (:data:`RECORD_SCHEMAS`) is skipped and reported in ``run.warnings``, never raised; a file without a
+    usable header takes its file name as run id (also reported). The file itself is never changed.
 
     Returns:
         The :class:`Run`.
@@ -276,11 +348,7 @@ def load_run(path: str | Path) -> Run:
     except OSError as exc:
         raise InputError(f"{path} cannot be read as a run file ({type(exc).__name__}).", _NO_RUN_HINT) from None
     entries, warnings, _ = _parse_lines(path, data)
-    headers = [e for e in entries if e.get("record") == "header"]
-    header = headers[0] if headers else {"record": "header", "run_id": path.stem}
-    if not headers:
-        warnings.append(LoadWarning(str(path), 1, "no header record; using the file name as run id"))
-    return Run(path=path, header=header, entries=[e for e in entries if e is not header], warnings=warnings)
+    return _assemble(path, entries, warnings, data)
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:

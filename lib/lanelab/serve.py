@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import signal
 import socket
 import threading
 import time
@@ -33,7 +34,8 @@ STARTUP_TIMEOUT_S = 10.0
 #: the rest of its headers or body) is closed after :data:`lanelab.limits.READ_TIMEOUT_S` without one.
 KEEP_ALIVE_S = 5
 
-__all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "running_server", "serve_forever"]
+__all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "check_port", "running_server",
+           "serve_forever", "wait_for_stop"]
 
 
 class ServerStartError(ServiceError):
@@ -57,11 +59,18 @@ class Served:
     port: int
 
 
-def bind_loopback(port: int = 0, host: str = HOST) -> socket.socket:
-    """A listening TCP socket on ``host`` (loopback; ``port=0``: a free one), or :class:`ServerStartError`."""
-    if not isinstance(port, int) or not 0 <= port <= 65535:
+def check_port(port: object) -> int:
+    """``port`` when it is a TCP port number (0 … 65535; 0 picks a free one), else :class:`InputError`."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InputError(f"Port {port!r} is not a TCP port.", "Use a number from 1 to 65535, or 0 for a free one.")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio then turns Nagle off
+    return port
+
+
+def bind_loopback(port: int = 0, host: str = HOST) -> socket.socket:
+    """A listening TCP socket on ``host`` (loopback; ``port=0``: a free one), or :class:`ServerStartError`
+    (:class:`InputError` for a number that is no port, see :func:`check_port`)."""
+    check_port(port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio then turns Nagle off
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -139,3 +148,22 @@ def serve_forever(app: Any, port: int = 0, *, tls: TLS | None = None, lifespan: 
         uvicorn.Server(_config(app, tls, lifespan, **uvicorn_options)).run(sockets=[sock])
     finally:
         sock.close()
+
+
+def wait_for_stop(poll_s: float = 0.1) -> int:
+    """Block the main thread until SIGINT or SIGTERM arrives; returns the signal number.
+
+    The handlers only set a flag, and the main thread polls it: a handler that called ``threading.Event.set`` could
+    deadlock, since it runs in the main thread, possibly while that thread holds the event's own lock inside
+    ``wait``. The previous handlers are restored on return.
+    """
+    got: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: got.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not got:
+            time.sleep(poll_s)
+        return got[0]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

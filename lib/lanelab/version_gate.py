@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, load_cached, read_toml
+from lanelab.datafiles import DataFileError, Str, Table, load_cached, read_toml
 
 __all__ = ["GateError", "GateHit", "GatedModel", "VersionGate", "gate_path", "load_version_gate", "version_key"]
 
@@ -119,8 +119,16 @@ def _strs(value: Any, where: str, path: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
+#: The shape of data/version_gate.toml (the vocabulary is lanelab.datafiles'); the reader's checks go further.
+GATE_SCHEMA = Table({
+    "gate": Table({"version_pattern": Str(regex=True)}),
+    "model?": [Table({"id": Str(nonempty=True), "match": Str(regex=True), "floor": Str(nonempty=True),
+                      "since": Str(nonempty=True), "sources": [str], "confidence?": str})],
+})
+
+
 def _parse_gate(path: Path) -> VersionGate:
-    raw = read_toml(path, "version gate", error=GateError)
+    raw = read_toml(path, "version gate", error=GateError, schema=GATE_SCHEMA)
     gate = raw.get("gate")
     if not isinstance(gate, dict) or not isinstance(gate.get("version_pattern"), str):
         raise GateError(f"{path}: [gate] must be a table with version_pattern (a string).")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lanelab import redact
+from lanelab import errors, redact
 from lanelab.auth.credential import Credential
 from lanelab.errors import StateError
 
@@ -128,7 +128,7 @@ def _token(d: Mapping[str, Any], key: str, where: str, required: bool = False) -
     if value == "" and not required:
         return None
     if value is not None and not _looks_like_token(value):
-        redact.check_token_shape(value, f"{where}: field {key!r}", error=ValueError)  # registers it, then raises
+        errors.check_token_shape(value, f"{where}: field {key!r}", error=ValueError)  # registers it, then raises
     return value
 
 
@@ -246,7 +246,7 @@ def import_env(environ: Mapping[str, str]) -> list[Credential]:
         if raw is not None and not isinstance(raw, str):
             raise CredentialEnvError(f"The environment variable {name} is not text.")
         if value and not _looks_like_token(value):
-            redact.check_token_shape(value, f"environment variable {name}", error=CredentialEnvError)
+            errors.check_token_shape(value, f"environment variable {name}", error=CredentialEnvError)
         if value:
             out.append(Credential(label=f"env-{name}", access_token=value, source=f"env:{name}", imported=True,
                                   mode="live"))

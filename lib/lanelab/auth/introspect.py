@@ -2,7 +2,7 @@
 
 Token kind and expiry come from the credential itself; plan, tier, extra usage and the usage windows come from the two
 free probes ``/api/oauth/profile`` and ``/api/oauth/usage`` (references/protocol.md §4), sent through
-:func:`lanelab.wire.spec.send` like every other request.
+:func:`lanelab.wire.send.send` like every other request.
 
 The usage endpoint is rate limited to about 30 reads an hour per account, a limit shared with Claude Code
 (references/autumn-2026.md §2). So the kit reads it through :func:`read_usage_cached`: a reading is cached per
@@ -33,6 +33,7 @@ from lanelab.auth.oauth import probe_settings, scope_meanings
 from lanelab.auth.resolve import available
 from lanelab.config import Settings
 from lanelab.wire import spec as wire
+from lanelab.wire.send import send
 from lanelab.wire.usage import PERCENT, ExtraUsage, UsageLimit, UsageReading, UsageWindow, read_usage
 
 if TYPE_CHECKING:
@@ -145,12 +146,12 @@ def probe_spec(path: str) -> wire.RequestSpec:
 
 def probe_profile(token: str, base_url: str, client: httpx.Client | None = None) -> wire.Observation:
     """GET the profile endpoint with ``token``; the observation (never raises for an HTTP or transport failure)."""
-    return wire.send(probe_spec(probe_settings().get("profile_path", "/api/oauth/profile")), base_url, token, client)
+    return send(probe_spec(probe_settings().get("profile_path", "/api/oauth/profile")), base_url, token, client)
 
 
 def probe_usage(token: str, base_url: str, client: httpx.Client | None = None) -> wire.Observation:
     """GET the usage endpoint with ``token``; the observation (never raises for an HTTP or transport failure)."""
-    return wire.send(probe_spec(probe_settings().get("usage_path", "/api/oauth/usage")), base_url, token, client)
+    return send(probe_spec(probe_settings().get("usage_path", "/api/oauth/usage")), base_url, token, client)
 
 # ---------------------------------------------------------------------------------------------------------------
 # The usage reading, cached

@@ -23,15 +23,15 @@ from urllib.parse import urlencode, urljoin
 
 import httpx
 
+from lanelab import errors, redact
 from lanelab import http as lanelab_http
 from lanelab import pkce as pkce_mod
-from lanelab import redact
 from lanelab.auth.credential import Credential
 from lanelab.auth.issuer import default_label, issued_by
 from lanelab.auth.paste import PastedCode
 from lanelab.auth.store import CredentialStore, StoreNotWritable
 from lanelab.config import Settings, data_dir, host_allowed, is_loopback_url
-from lanelab.datafiles import DataFileError, read_toml
+from lanelab.datafiles import DataFileError, Either, ListOf, MapOf, OneOf, Str, Table, read_toml
 from lanelab.errors import Refused, ServiceError
 
 __all__ = ["TIMEOUT", "Authorization", "ClientVariant", "EndpointSet", "EndpointSetError", "RefreshRefused",
@@ -114,17 +114,41 @@ class ClientVariant:
         return h
 
 
+_URL = Str(nonempty=True)
+_PATH = Str(pattern=r"/.*", meaning="a path starting with /")
+
+#: The shape of data/oauth.toml (see lanelab.datafiles for the vocabulary); the loaders add the semantic checks
+#: (an endpoint's named scope set exists).
+SCHEMA = Table({
+    "client": Table({"client_id": Str(nonempty=True), "source?": str}),
+    "scopes?": MapOf(Table({"scopes": [str], "source?": str})),
+    "scope_meanings?": MapOf(str),
+    "endpoints": MapOf(Table({
+        "description?": str, "relative?": bool, "authorize_url": _URL, "token_urls": ListOf(_URL, nonempty=True),
+        "redirect_uri": _URL, "scopes": Either(Str(nonempty=True), [str]), "code_param?": bool,
+        "client_id?": Str(nonempty=True), "source?": str}), nonempty=True),
+    "variants?": MapOf(Table({"body": OneOf("json", "form"), "user_agent?": str, "accept?": str,
+                              "description?": str, "source?": str})),
+    "probes?": Table({"beta?": str, "profile_path?": _PATH, "usage_path?": _PATH, "required_scope?": str,
+                      "default_expires_in?": int, "source?": str}),
+})
+
+
 def _load(path: Path | None = None) -> dict[str, Any]:
-    return read_toml(path or data_dir() / "oauth.toml", "OAuth endpoint sets", EndpointSetError)
+    return read_toml(path or data_dir() / "oauth.toml", "OAuth endpoint sets", EndpointSetError, schema=SCHEMA)
 
 
 def load_endpoint_sets(path: Path | None = None) -> dict[str, EndpointSet]:
-    """Every endpoint set in ``data/oauth.toml`` by name. Raises :class:`EndpointSetError` for a bad file."""
+    """Every endpoint set in ``data/oauth.toml`` by name. Raises :class:`EndpointSetError` for a bad file (naming
+    the key and what it must be) or an endpoint set naming a scope set that does not exist."""
     data = _load(path)
     client_id = data["client"]["client_id"]
     scope_sets = {k: tuple(v["scopes"]) for k, v in data.get("scopes", {}).items()}
     out = {}
     for name, e in data.get("endpoints", {}).items():
+        if isinstance(e["scopes"], str) and e["scopes"] not in scope_sets:
+            raise EndpointSetError(f"The OAuth endpoint sets at {path or data_dir() / 'oauth.toml'}: endpoint set "
+                                   f"{name!r} names scope set {e['scopes']!r}, which no [scopes.*] table defines.")
         scopes = scope_sets[e["scopes"]] if isinstance(e["scopes"], str) else tuple(e["scopes"])
         out[name] = EndpointSet(name=name, description=e.get("description", ""), authorize_url=e["authorize_url"],
                                 token_urls=tuple(e["token_urls"]), redirect_uri=e["redirect_uri"], scopes=scopes,
@@ -162,8 +186,14 @@ def list_endpoint_sets(mode: str | None = None) -> list[str]:
 
 
 def default_endpoint_set_name(settings: Settings) -> str:
-    """The first endpoint set usable in ``settings.mode`` (``sim`` in sim mode, ``live-claude-ai`` in live mode)."""
-    return list_endpoint_sets(settings.mode)[0]
+    """The first endpoint set usable in ``settings.mode`` (``sim`` in sim mode, ``live-claude-ai`` in live mode).
+
+    Raises :class:`EndpointSetError` when data/oauth.toml has none for that mode."""
+    names = list_endpoint_sets(settings.mode)
+    if not names:
+        raise EndpointSetError(f"data/oauth.toml has no endpoint set usable in {settings.mode} mode.",
+                               "Add one ([endpoints.NAME]; relative = true for the simulator).")
+    return names[0]
 
 
 def endpoint_set(name: str, base_url: str | None = None) -> EndpointSet:
@@ -351,7 +381,7 @@ def _check_issued_tokens(data: Mapping[str, Any], url: str) -> None:
         value = data.get(key)
         if key == "refresh_token" and value in (None, ""):
             continue
-        redact.check_token_shape(value, f"{key} the token endpoint {url} answered with", error=TokenEndpointError,
+        errors.check_token_shape(value, f"{key} the token endpoint {url} answered with", error=TokenEndpointError,
                                  hint="The kit cannot send it in a header; nothing was saved. Try again, and report "
                                       "the endpoint if it keeps answering so.")
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from lanelab import redact
+from lanelab import errors, redact
 from lanelab.errors import InputError
 
 __all__ = ["MAX_PASTE_CHARS", "EmptyPaste", "MissingState", "PasteError", "PastedCode", "StateMismatch",
@@ -135,7 +135,7 @@ def parse_paste(text: str | None, expected_state: str | None = None) -> PastedCo
     if code_kind:
         raise TokenPasted(f"The code part looks like {code_kind}, not an authorization code.")
     # a control or non-ASCII character: every piece of the code is registered, the message says where, never what
-    redact.check_token_shape(code, "authorization code in the pasted value", error=UnrecognisedPaste)
+    errors.check_token_shape(code, "authorization code in the pasted value", error=UnrecognisedPaste)
     if not _CODE_RE.match(code):
         raise UnrecognisedPaste(
             f"The pasted value ({len(value)} characters) contains characters an authorization code never has.")

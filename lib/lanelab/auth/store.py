@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lanelab import redact
+from lanelab import errors
 from lanelab.auth.credential import LABEL_RE, MODES, Credential, validate_label
 from lanelab.errors import NotFound, ServiceError, StateError
 
@@ -69,7 +69,7 @@ def _check_shape(data: Any) -> None:
         raise TypeError("no access_token")
     for key in ("access_token", "refresh_token"):
         if data.get(key) is not None:
-            redact.check_token_shape(data[key], key, error=ValueError)  # never echoes the value
+            errors.check_token_shape(data[key], key, error=ValueError)  # never echoes the value
     for key in _OPTIONAL_TEXT:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise TypeError(f"{key} is not text")
@@ -141,16 +141,16 @@ class CredentialStore:
         """Write ``cred`` (relabelled to ``label`` if given) atomically with mode 0600; returns the file's path.
 
         Raises :class:`~lanelab.auth.credential.InvalidLabel` for an unusable label, ``InputError`` for a token that
-        cannot go into a header (:func:`lanelab.redact.check_token_shape`; nothing is written) and :class:`StoreNotWritable`
+        cannot go into a header (:func:`lanelab.errors.check_token_shape`; nothing is written) and :class:`StoreNotWritable`
         (an ``OSError`` too) when the file system refuses: the previous file, if any, is then left intact, and
         ``cred`` is unchanged but for its label.
         """
         if label is not None:
             cred.label = label
         target = self.path(cred.label)
-        redact.check_token_shape(cred.access_token, f"access token of {cred.label!r}")
+        errors.check_token_shape(cred.access_token, f"access token of {cred.label!r}")
         if cred.refresh_token is not None:
-            redact.check_token_shape(cred.refresh_token, f"refresh token of {cred.label!r}")
+            errors.check_token_shape(cred.refresh_token, f"refresh token of {cred.label!r}")
         data = json.dumps(cred.to_dict(), indent=2, sort_keys=True).encode("utf-8")
         try:
             self._write(target, data)

@@ -1,1 +1,34 @@
-"""One module per ``python -m lanelab`` subcommand: ``NAME``, ``HELP``, ``configure(parser)``, ``run(args)``."""
+"""One module per ``python -m lanelab`` subcommand: ``NAME``, ``HELP``, ``configure(parser)``, ``run(args)``.
+
+:func:`count` is the argparse type for whole-number options: a value out of range is refused by argparse as one
+line (exit 2) before a command starts anything. ``--port`` options are checked by :mod:`lanelab.cli` for every
+command.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def count(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: the option's value as an int from ``minimum`` to ``maximum`` (None: no upper bound).
+
+    The returned function raises ``argparse.ArgumentTypeError`` (argparse prints it as one line, exit 2) for text
+    that is not a whole number or a number out of range; it carries ``integer = True`` so tools can tell it is one.
+    """
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            shown = value if abs(value) < 10**12 else "a number that large"
+            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, not {shown}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in some messages
+    parse.integer = True  # type: ignore[attr-defined]
+    return parse

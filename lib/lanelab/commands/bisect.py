@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
+from lanelab.commands import count
 from lanelab.config import DEFAULT_POLICY, Settings
 from lanelab.errors import InputError
 from lanelab.live import confirm_cli, require_live_opt_in
@@ -48,9 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "every capture, or twice (--fail's, then --pass's)")
     parser.add_argument("--strategy", default="binary", choices=("binary", "ddmin", "one_at_a_time", "exhaustive"),
                         help="how subsets are chosen (default: %(default)s, about log2(N)+1 probes per cause)")
-    parser.add_argument("--budget", type=int, default=None, metavar="N",
+    parser.add_argument("--budget", type=count(1), default=None, metavar="N",
                         help=f"most requests to send (default: none in sim mode, {DEFAULT_LIVE_BUDGET} live)")
-    parser.add_argument("--repeats", type=int, default=0, metavar="N",
+    parser.add_argument("--repeats", type=count(0, 100), default=0, metavar="N",
                         help="confirm each verdict and, on disagreement, re-send up to N more times (flaky servers)")
     parser.add_argument("--pass-outcome", action="append", default=None, metavar="OUTCOME",
                         help="outcome id(s) that count as passing (repeatable; default: served_plan)")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,12 +63,11 @@ def run(args: argparse.Namespace) -> int:
                         "or set LANELAB_BASE_URL.")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or settings.out / "captures" / f"capture-{stamp}.jsonl"
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     with running_capture(upstream, out, port=args.port, settings=settings) as proxy:
         print(proxy.base_url, flush=True)
         print(f"forwarding to {proxy.upstream}; recording to {out}. Ctrl-C stops.", flush=True)
-        stop.wait()
+        from lanelab.serve import wait_for_stop
+
+        wait_for_stop()
     print(f"{len(proxy.exchanges())} exchange(s) recorded in {out}", flush=True)
     return 0

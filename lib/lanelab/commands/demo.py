@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lanelab.commands import count
 from lanelab.config import DEFAULT_POLICY, Settings, repo_root
 
 NAME = "demo"
@@ -38,7 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this text")
     parser.add_argument("--keep-runs", action="store_true",
                         help="keep what earlier demos wrote (their runs resume) instead of starting fresh")
-    parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds (default: %(default)s)")
+    parser.add_argument("--timeout", type=count(1), default=600,
+                        help="per-cell timeout in seconds (default: %(default)s)")
 
 
 def default_out(settings: Settings | None = None) -> Path:
@@ -130,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from lanelab.sim.server import running_simulator
 
     out = (args.out or default_out()).resolve()
+    out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails here, before a simulator or notebook starts
     home = out / ".demo-home"
     folder = DemoFolder.read(out)
     carried: list[Path] = []

@@ -26,8 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from lanelab.walkthrough.diff import diff_specs
     from lanelab.walkthrough.to_profile import indexes_for, is_capture_ref, load_request, pick_request
+    from lanelab.wire.diff import diff_specs
 
     ia, ib = indexes_for([args.a, args.b], args.index)
     # a billing attestation block shows as the kit's marker

@@ -11,6 +11,7 @@ from lanelab.auth.credential import validate_label
 from lanelab.auth.flow import LoginFlow
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
 from lanelab.auth.store import StoreNotWritable
+from lanelab.commands import count
 from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.live import require_live_opt_in
@@ -46,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", metavar="NAME", help="token-endpoint client variant from data/oauth.toml "
                         "(default: axios-json)")
     parser.add_argument("--auto", action="store_true", help="sim mode only: read the paste value from the simulator")
-    parser.add_argument("--tries", type=int, default=3, help="how many pastes to accept before giving up (default: 3)")
+    parser.add_argument("--tries", type=count(1, 100), default=3, help="how many pastes to accept before giving up (default: 3)")
     parser.add_argument("--no-probe", action="store_true", help="skip the profile and usage probes")
 
 
@@ -63,18 +64,24 @@ def _variant_name(args: argparse.Namespace) -> str:
 
 def _read_paste(flow: LoginFlow, tries: int) -> None:
     """Read pastes from standard input until one is accepted; raises :class:`NoPaste` when input ends or after
-    ``tries`` refusals (each refusal is printed with how many tries are left)."""
+    ``tries`` refusals. At a terminal each refusal is printed with how many tries are left; from a pipe or a file
+    nothing is printed but the final error, which says why the last value was refused."""
+    isatty = getattr(sys.stdin, "isatty", None)
+    interactive = isatty() if callable(isatty) else True  # a stream that cannot say is taken for a person
     for attempt in range(1, max(tries, 1) + 1):
-        print("paste> ", end="", file=sys.stderr, flush=True)
+        if interactive:
+            print("paste> ", end="", file=sys.stderr, flush=True)
         line = sys.stdin.readline()
         if line == "":
-            raise NoPaste("No value was pasted (standard input ended).",
-                          "Run the command again and paste the value the callback page shows.")
+            raise NoPaste("No value was pasted (standard input ended)" + (f"; the last one was refused: {flow.error}"
+                          if flow.error else "."), "Run the command again and paste the value the callback page shows.")
         if flow.submit_paste(line):
             return
         left = tries - attempt
-        print(f"lanelab login: {flow.error}" + (f" ({left} more tries.)" if left else ""), file=sys.stderr)
-    raise NoPaste(f"No usable value after {tries} tries.", "Run 'python -m lanelab login' again for a new link.")
+        if interactive:
+            print(f"lanelab login: {flow.error}" + (f" ({left} more tries.)" if left else ""), file=sys.stderr)
+    raise NoPaste(f"No usable value after {tries} tries (the last: {flow.error})",
+                  "Run 'python -m lanelab login' again for a new link.")
 
 
 def _save(flow: LoginFlow) -> str:
@@ -103,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
     standard input ended (:class:`CredentialLost`)."""
     settings = Settings.from_env()
     if settings.mode == "live":
-        print(LIVE_NOTICE, file=sys.stderr)
         require_live_opt_in(settings, "Live login needs an explicit opt-in")
     if args.auto and settings.mode != "sim":
         raise UserError("--auto works only against the simulator (LANELAB_MODE=sim).",
@@ -111,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     label = validate_label(args.label or default_label(settings.mode))  # before any network work
     flow = LoginFlow(settings, endpoints=args.endpoints, variant=_variant_name(args), label=label)
     flow.store.check_writable()  # before the link: a code spent now could not be kept
+    if settings.mode == "live":  # after every check of the input, so a refused input stays one line
+        print(LIVE_NOTICE, file=sys.stderr)
     url = flow.start()
     print(f"Endpoint set: {flow.endpoints.name if flow.endpoints else '?'}; token POST: {flow.variant.name} "
           f"({flow.variant.body} body)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
+from lanelab.commands import count
 from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings
 from lanelab.errors import InputError
 from lanelab.live import confirm_cli, require_live_opt_in
@@ -54,15 +55,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         + "; in sim mode a simulator token is minted when none usable is saved)")
     parser.add_argument("--run-id", default=None, help="run id (default: derived from profile, design, mode, "
                         "policy, factors and credential, so the same command resumes)")
-    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (default: %(default)s)")
+    parser.add_argument("--concurrency", type=count(1, 256), default=4, help="requests in flight (default: %(default)s)")
     parser.add_argument("--live", action="store_true", help="send to the real API (needs LANELAB_LIVE_OPT_IN=1)")
-    parser.add_argument("--budget", type=int, default=None, metavar="N",
+    parser.add_argument("--budget", type=count(1), default=None, metavar="N",
                         help="live: at most N inference requests, retries included (default: "
                         f"{DEFAULT_LIVE_BUDGET})")
     parser.add_argument("--yes", action="store_true",
                         help="live: confirm the notice, host, credential and cost without being asked (needed "
                         "when there is no terminal)")
-    parser.add_argument("--budget-tokens", type=int, default=None, metavar="N",
+    parser.add_argument("--budget-tokens", type=count(1), default=None, metavar="N",
                         help="live: at most N estimated tokens")
     parser.add_argument("--policy", default=DEFAULT_POLICY,
                         help="policy of the simulator started when LANELAB_BASE_URL is unset (default: %(default)s)")

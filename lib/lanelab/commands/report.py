@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or settings.out
     secrets = report.stored_secrets(settings)
     runs = load_runs(paths)
+    if not others and not any(r.cells for r in runs):
+        skipped = [w for r in runs for w in r.warnings]
+        first = f" ({len(skipped)} line(s) skipped; the first: {skipped[0]})" if skipped else ""
+        raise InputError(f"No usable cell record in {', '.join(str(p) for p in paths)}{first}.",
+                         "Pass run files written by 'lanelab matrix' (JSON Lines, one cell per line).")
     asked = args.timeline if args.timeline is not None else (None if settings.mode == "sim" else False)
     findings = report.collect(runs, rows=args.rows, cols=args.cols, bundles=others,
                               timeline=report.timeline_for(runs, asked=asked))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -49,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default="auto", choices=("auto", "always", "never"),
                         help="with -- CMD: run the client in a private network namespace (auto: Hermes, Pi and "
                              "OpenClaw, when this machine allows it)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG ...]: the client to run")
+    parser.add_argument("client", nargs=argparse.REMAINDER, metavar="-- CMD", help="the client to run, with its arguments")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from lanelab.walkthrough.watch import run_client, running_watch
 
     settings = Settings.from_env()
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if command and args.command[:1] != ["--"]:
+    command = args.client[1:] if args.client[:1] == ["--"] else args.client
+    if command and args.client[:1] != ["--"]:
         raise InputError(f"Unexpected argument {command[0]!r}.", "Put the client command after --, e.g. "
                                                                  "python -m lanelab watch -- hermes chat -q ping")
     if args.upstream is not None and args.account is not None:
@@ -107,10 +106,9 @@ def run(args: argparse.Namespace) -> int:
         watch = stack.enter_context(factory())
         out(watch.base_url)
         err(f"forwarding to {watch.where}; recording to {watch.proxy.out_path}. Ctrl-C prints the tally and stops.")
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        from lanelab.serve import wait_for_stop
+
+        wait_for_stop()
         out(watch.tally_text())
     return 0
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import repo_root
+from lanelab.datafiles import Table, problems
+from lanelab.errors import InputError
 
 #: The figures the summary prints, in order, with how they combine across records ("sum" or "max").
 #:
@@ -33,9 +35,16 @@ FIGURES = {
     "foreign_files_changed": ("foreign credential files changed", "sum"),
     "body_200mb_rss_bytes": ("bytes of memory, 200 MB body via the proxy (413)", "max"),
     "body_200mb_forwarded_rss_bytes": ("the same with the limit raised (forwarded)", "max"),
+    "bad_inputs_tried": ("bad inputs tried (CLI, data, runs, proxy)", "sum"),
+    "tracebacks": ("tracebacks shown for a bad input", "sum"),
+    "leak_paths_tried": ("leak paths tried (canaries, proxy env on/off)", "sum"),
 }
 #: Figures printed inside another's line: figure → the figure whose line carries it.
 _SHOWN_WITH = {"resume_inflight_bound": "resume_inflight_resent"}
+
+
+#: The shape of one record: every figure is a number.
+_RECORD = Table({"test?": str, **{f"{k}?": float for k in FIGURES}})
 
 
 def audit_dir() -> Path:
@@ -61,7 +70,14 @@ def summary(folder: Path | None = None) -> dict[str, Any]:
     totals: dict[str, Any] = {}
     tests = []
     for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise InputError(f"The audit record {path} cannot be read ({type(exc).__name__}).",
+                             "Delete it, or run `make audit` again (it starts from an empty folder).") from None
+        found = problems(data, _RECORD, limit=1)
+        if found:
+            raise InputError(f"The audit record {path} is damaged: {found[0]}.", "Run `make audit` again.")
         tests.append(data.get("test", path.stem))
         for key, (_, how) in FIGURES.items():
             if key in data:

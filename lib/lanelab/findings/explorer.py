@@ -1,5 +1,5 @@
 """Explore one cell at a time (notebook 03): pick a cell and see how its request differs from the request as sent
-(the annotated diff of :mod:`lanelab.walkthrough.diff`) and what came back: the status, the server's message
+(the annotated diff of :mod:`lanelab.wire.diff`) and what came back: the status, the server's message
 verbatim, the lane signals of the response headers, and, in sim mode, which simulator rule decided it.
 
 All state lives in :class:`Explorer`, a plain object a test drives without a browser; :class:`ExplorerWidget` is a
@@ -22,7 +22,7 @@ import pandas as pd
 from lanelab import redact
 from lanelab.errors import NotFound, ServiceError
 from lanelab.findings import frame as an
-from lanelab.walkthrough.diff import SpecDiff, diff_specs
+from lanelab.wire.diff import SpecDiff, diff_specs
 from lanelab.wire.spec import RequestSpec
 
 if TYPE_CHECKING:

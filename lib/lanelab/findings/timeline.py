@@ -81,7 +81,8 @@ def load_timeline_request(ref: str | Path) -> TimelineRequest:
     reference (it is never sent), and other ``UserError`` kinds for a missing or unreadable source.
     """
     from lanelab.matrix import profiles as profiles_mod
-    from lanelab.walkthrough.to_profile import attestation_positions, load_request
+    from lanelab.walkthrough.to_profile import load_request
+    from lanelab.wire.attestation import attestation_positions
 
     text = str(ref)
     label, spec = load_request(text)
@@ -274,8 +275,8 @@ def timeline(refs: str | Path | Sequence[str | Path], policies: Iterable[str] | 
     from lanelab.matrix.sim_client import sim_token
     from lanelab.sim.grants import MINT_KINDS
     from lanelab.sim.server import running_simulator
-    from lanelab.wire import spec as wire
     from lanelab.wire.classify import classify
+    from lanelab.wire.send import send
 
     if credential_kind not in MINT_KINDS:
         raise InputError(f"credential_kind {credential_kind!r} is not one of {', '.join(MINT_KINDS)}.")
@@ -300,7 +301,7 @@ def timeline(refs: str | Path | Sequence[str | Path], policies: Iterable[str] | 
                         if answer.status_code != 200:
                             raise ServiceError(f"The simulator refused {path} (HTTP {answer.status_code}).")
                     token = sim_token(base, kind=credential_kind, source=f"lanelab:timeline:{credential_kind}")
-                    obs = wire.send(req.spec, base, token, http)
+                    obs = send(req.spec, base, token, http)
                     log = http.get(base + "/_sim/requests").json()
                 except (httpx.HTTPError, ValueError) as exc:
                     raise ServiceError(f"The timeline's simulator stopped answering ({type(exc).__name__}).") from None

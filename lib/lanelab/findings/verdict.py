@@ -8,7 +8,7 @@ The sentence is never written by hand. It comes, in this order of preference, fr
    ``{"record": "note", "verdict": {"sentence": …, "evidence": …, "remedy": …, …}}`` (the keys of :class:`Verdict`);
 3. the analysis of the matrix runs: the request as the profile sends it (the cell that changes nothing), the single
    changes from it that get it billed to the plan, and, among those, the smallest edit on the wire, described from
-   the two stored requests (:mod:`lanelab.walkthrough.diff`), e.g. 16 tool names with the prefix ``mcp_`` → ``mcp__``.
+   the two stored requests (:mod:`lanelab.wire.diff`), e.g. 16 tool names with the prefix ``mcp_`` → ``mcp__``.
 
 Text conventions: :attr:`Verdict.sentence`, ``evidence`` and ``remedy`` are plain text in which backticks mark code
 (a tool name, a header value). Values from run data are put in code spans with :func:`code`, which drops backticks
@@ -33,7 +33,7 @@ from lanelab import redact
 from lanelab.findings import frame as an
 from lanelab.findings import remedies
 from lanelab.runs import Run
-from lanelab.walkthrough.diff import MISSING, Difference, differences
+from lanelab.wire.diff import MISSING, Difference, differences
 from lanelab.wire.spec import RequestSpec
 
 __all__ = ["DIAGNOSE_DESIGN", "Verdict", "code", "describe_change", "diagnose_verdict",

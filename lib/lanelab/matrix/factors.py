@@ -18,11 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import load_cached, read_toml
+from lanelab.datafiles import (
+    DataFileError,
+    Either,
+    MapOf,
+    OneOf,
+    Str,
+    Table,
+    key_path,
+    load_cached,
+    read_toml,
+    validate,
+)
 from lanelab.errors import NotFound, UserError
 from lanelab.matrix import transforms
 from lanelab.matrix.transforms import TransformContext
-from lanelab.wire.spec import RequestSpec
+from lanelab.wire.spec import AUTH_STYLES, RequestSpec
 
 __all__ = ["PROFILE_LEVEL", "Factor", "Level", "UnknownFactor", "apply_level", "apply_levels",
            "baseline_levels", "canonical_order", "context_for", "factors_path", "identity_texts",
@@ -83,16 +94,66 @@ def factors_path() -> Path:
     return data_dir() / "factors.toml"
 
 
+#: The shape of data/factors.toml (see lanelab.datafiles for the vocabulary).
+SCHEMA = Table({
+    "identity?": Table({"texts?": [str]}),
+    "factors": MapOf(Table({
+        "description?": str,
+        "stage?": int,
+        "baseline?": Str(nonempty=True),
+        "spend_key?": str,
+        "levels": MapOf(Table({"kind": Str(nonempty=True), "args?": Table({}), "source": str, "changes": [str],
+                               "description?": str}), nonempty=True),
+    })),
+})
+
+#: The arguments each transformation kind takes (kinds not listed here take any table).
+LEVEL_ARGS = {
+    "keep": Table({}),
+    "header": Table({"name": Str(nonempty=True), "value?": Either(str, int, float, bool)}),
+    "auth": Table({"style": OneOf(*AUTH_STYLES)}),
+    "credential": Table({"label": Str(nonempty=True)}),
+    "betas": Table({"base?": Either(OneOf("none", "current", "profile"), [str]), "remove?": [str], "add?": [str]}),
+    "identity": Table({"on?": bool, "text?": Str(nonempty=True), "cache_control?": Table({})}),
+    "system_extra": Table({"text?": str}),
+    "tools": Table({"mode": OneOf("remove", "rename", "replace"), "strip?": [str], "prefix?": str,
+                    "tools?": [Table({"name": Str(nonempty=True)})]}),
+    "tool_choice": Table({"choice": Str(nonempty=True)}),
+    "body_set": Table({"key": Str(nonempty=True), "value?": object}),
+    "body_from_profile": Table({"key": Str(nonempty=True)}),
+    "endpoint": Table({"path": Str(pattern=r"/.*", meaning="a path starting with /"),
+                       "query?": MapOf(Either(str, int, float, bool)), "keep_body_keys?": [str],
+                       "body_shape?": OneOf("openai")}),
+}
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    return read_toml(path, "factor catalogue", schema=SCHEMA)
+
+
 def _read(path: Path | None = None, fresh: bool = True) -> dict[str, Any]:
     """The parsed catalogue file; ``fresh=False`` returns the shared cached parse (callers must not modify it)."""
     path = path or factors_path()
     if fresh:
-        return read_toml(path, "factor catalogue")
-    return load_cached(path, lambda p: read_toml(p, "factor catalogue"), "factor catalogue")
+        return _parse(path)
+    return load_cached(path, _parse, "factor catalogue")
+
+
+def _check_args(path: Path, fname: str, lname: str, kind: str, args: Mapping[str, Any]) -> None:
+    """A level's ``args`` match its kind (a missing or wrong argument would fail only when a cell is built)."""
+    where, at = f"The factor catalogue at {path}", key_path("factors", fname, "levels", lname, "args")
+    schema = LEVEL_ARGS.get(kind)
+    if schema is not None:
+        validate(args, schema, where, DataFileError, at=at)
+    if kind == "identity" and args.get("on") and not args.get("text"):
+        raise DataFileError(f"{where}: {at}: an identity level with on = true needs text.")
+    if kind == "tools" and args.get("mode") == "replace" and not args.get("tools"):
+        raise DataFileError(f"{where}: {at}: mode = \"replace\" needs a non-empty tools list.")
 
 
 def load_factors(path: Path | None = None) -> dict[str, Factor]:
     """The catalogue, in data order. Each level must name a known kind, its source and its expected changes."""
+    path = path or factors_path()
     raw = _read(path)
     known_kinds = set(transforms.kinds())
     catalog: dict[str, Factor] = {}
@@ -101,18 +162,18 @@ def load_factors(path: Path | None = None) -> dict[str, Factor]:
         for lname, ldata in fdata.get("levels", {}).items():
             kind = ldata.get("kind")
             if kind not in known_kinds:
-                raise UserError(f"Level {fname}.{lname} has kind {kind!r}, which lanelab.matrix.transforms does not know.",
-                                hint=f"Use one of: {', '.join(sorted(known_kinds))}.")
-            if "source" not in ldata or "changes" not in ldata:
-                raise UserError(f"Level {fname}.{lname} must name its source and the wire parts it changes.",
-                                hint="Add source = \"…\" and changes = [...] to data/factors.toml.")
+                raise DataFileError(f"The factor catalogue at {path}: {key_path('factors', fname, 'levels', lname)} "
+                                    f"has kind {kind!r}, which lanelab.matrix.transforms does not know.",
+                                    hint=f"Use one of: {', '.join(sorted(known_kinds))}.")
+            _check_args(path, fname, lname, kind, ldata.get("args", {}))
             levels[lname] = Level(
                 name=lname, kind=kind, args=dict(ldata.get("args", {})), source=str(ldata["source"]),
                 changes=tuple(ldata["changes"]), description=str(ldata.get("description", "")),
             )
         baseline = fdata.get("baseline", PROFILE_LEVEL)
         if baseline not in levels:
-            raise UserError(f"Factor {fname!r} names baseline {baseline!r}, which is not one of its levels.")
+            raise DataFileError(f"The factor catalogue at {path}: factor {fname!r} names baseline {baseline!r}, "
+                                "which is not one of its levels.")
         catalog[fname] = Factor(name=fname, description=str(fdata.get("description", "")), levels=levels,
                                 baseline=baseline, stage=int(fdata.get("stage", 50)),
                                 spend_key=fdata.get("spend_key"))

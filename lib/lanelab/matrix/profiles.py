@@ -11,7 +11,7 @@ table: client, version, capture date, the exact command and the capture method, 
 - ``reference_only = true`` (with ``reference_reason``): a first-party client's request (Claude Code), kept as a
   reference for diffs and lints. :func:`ensure_sendable` refuses it, and a profile extending it inherits the flag.
 - a billing attestation block is stored only as the marker
-  (:data:`lanelab.walkthrough.to_profile.ATTESTATION_MARKER`) where the client sent it; ``Profile.spec`` is the request
+  (:data:`lanelab.wire.attestation.ATTESTATION_MARKER`) where the client sent it; ``Profile.spec`` is the request
   without it (what the kit sends), :meth:`Profile.as_captured` the one with the marker (for diffs and lints), and
   :attr:`Profile.caveats` says that findings are for the request without the block. A profile holding anything else
   after the attestation prefix is refused as bad.
@@ -33,9 +33,9 @@ from typing import Any
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, read_toml
+from lanelab.datafiles import DataFileError, Either, MapOf, OneOf, Str, Table, read_toml
 from lanelab.errors import NotFound, Refused
-from lanelab.wire.spec import RequestSpec
+from lanelab.wire.spec import AUTH_STYLES, RequestSpec
 
 #: The inference body keys that cost money, and their cheapest setting (None: remove the key).
 MINIMAL_SPEND: dict[str, Any] = {"max_tokens": 1, "stream": None}
@@ -122,6 +122,31 @@ def _html(value: Any) -> str:
     return html.escape(redact.redact_text(str(value)))
 
 
+_SCALAR = Either(str, int, float, bool)
+
+#: The shape of a profile file (see lanelab.datafiles for the vocabulary); ``load_profile`` adds the semantic checks
+#: (a source, no secret, no attestation value, no extends cycle).
+SCHEMA = Table({
+    "name?": Str(nonempty=True),
+    "description?": str,
+    "sources?": [str],
+    "notes?": str,
+    "extends?": Str(pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", meaning="a profile name"),
+    "reference_only?": bool,
+    "reference_reason?": str,
+    "request?": Table({
+        "method?": Str(nonempty=True),
+        "path?": Str(pattern=r"/.*", meaning="a path starting with /"),
+        "query?": MapOf(_SCALAR),
+        "headers?": MapOf(_SCALAR),
+        "auth?": OneOf(*AUTH_STYLES),
+        "body?": Table({"system?": Either(str, [Table({})]), "messages?": [Table({})],
+                        "tools?": [Table({"name?": str})]}),
+    }),
+    "capture?": Table({"file?": str, "body_key_order?": [str], "repeated_headers?": MapOf([str])}),
+})
+
+
 def profiles_dir() -> Path:
     return data_dir() / "profiles"
 
@@ -145,7 +170,7 @@ def _read(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if not path.is_file():
         raise UnknownProfile(f"No profile named {name!r}.",
                              hint=f"Known profiles: {', '.join(list_profiles()) or 'none'} (in {profiles_dir()}).")
-    raw = read_toml(path, f"profile {name!r}", error=BadProfile)
+    raw = read_toml(path, f"profile {name!r}", error=BadProfile, schema=SCHEMA)
     parent = raw.get("extends")
     if parent:
         if parent in seen:
@@ -169,12 +194,12 @@ def _check_clean(name: str, request: Mapping[str, Any]) -> None:
     if leaks or sensitive:
         raise BadProfile(f"Profile {name!r} contains a secret ({', '.join(leaks + sensitive)}).",
                          hint="Remove it; a token is attached only at send time.")
-    from lanelab.walkthrough.to_profile import holds_attestation_value  # at call time: keeps matrix light
+    from lanelab.wire.attestation import holds_attestation_value  # at call time: keeps matrix light
 
     if holds_attestation_value(json.dumps(request, ensure_ascii=False)):
         raise BadProfile(f"Profile {name!r} holds a billing attestation value.",
                          hint="The kit never stores or sends one: put the marker from "
-                              "lanelab.walkthrough.to_profile.ATTESTATION_MARKER in its place.")
+                              "lanelab.wire.attestation.ATTESTATION_MARKER in its place.")
 
 
 def _in_order(body: Any, order: Any) -> Any:
@@ -202,7 +227,7 @@ def load_profile(name: str) -> Profile:
         auth=str(request.get("auth", "bearer")),
         credential=None,
     )
-    from lanelab.walkthrough.to_profile import attestation_positions, without_attestation
+    from lanelab.wire.attestation import attestation_positions, without_attestation
 
     positions = tuple(attestation_positions(captured))
     spec = without_attestation(captured)[0] if positions else captured
@@ -236,7 +261,7 @@ def reference_for_capture(path: str | Path) -> str | None:
     """The name of the reference-only profile converted from the capture file ``path``, if there is one."""
     target = Path(path).resolve()
     for name in list_profiles():
-        raw = read_toml(profiles_dir() / f"{name}.toml", f"profile {name!r}", error=BadProfile)
+        raw = read_toml(profiles_dir() / f"{name}.toml", f"profile {name!r}", error=BadProfile, schema=SCHEMA)
         capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
         stored = capture.get("file")  # relative to the folder holding data/ (the repo)
         if raw.get("reference_only") and stored and (data_dir().parent / str(stored)).resolve() == target:

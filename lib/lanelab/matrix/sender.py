@@ -28,7 +28,8 @@ from lanelab.matrix.budget import BudgetGuard
 from lanelab.matrix.reach import Reachability
 from lanelab.runs import RunWriter
 from lanelab.wire.classify import Classified, Taxonomy, classify
-from lanelab.wire.spec import Observation, RequestSpec, asend
+from lanelab.wire.send import asend
+from lanelab.wire.spec import Observation, RequestSpec
 
 __all__ = ["NO_RETRY", "PlannedCell", "RetryPolicy", "SendContext", "Sleep", "Tally", "execute", "run_sync",
            "send_all", "send_cell", "store_cell"]

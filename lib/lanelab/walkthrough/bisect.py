@@ -1,6 +1,6 @@
 """Delta debugging between a request that fails and one that passes: the smallest difference that flips the verdict.
 
-A *difference* (see :mod:`lanelab.walkthrough.diff`) is an atomic edit that moves one part of the failing request to its value in
+A *difference* (see :mod:`lanelab.wire.diff`) is an atomic edit that moves one part of the failing request to its value in
 the passing one. Bisect applies subsets of the edits to the failing request, sends each through a probe, and narrows
 to a 1-minimal set that still flips the outcome (removing any one edit from it no longer flips).
 
@@ -48,17 +48,17 @@ from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.matrix.designs import cell_id_for
 from lanelab.runs import Run, RunWriter, load_run, make_header, run_path
-from lanelab.walkthrough.diff import (
+from lanelab.wire.attestation import is_attestation
+from lanelab.wire.classify import classify, load_taxonomy
+from lanelab.wire.diff import (
     MISSING,
     Difference,
     apply_differences,
     diff_specs,
     differences,
-    is_attestation,
     load_annotations,
     show,
 )
-from lanelab.wire.classify import classify, load_taxonomy
 from lanelab.wire.spec import Observation, RequestSpec
 
 __all__ = ["ALREADY_PASSES", "BUDGET", "DEFAULT_PASS_OUTCOMES", "FAIL", "FOUND", "NOT_ISOLATED", "NO_FLIP",
@@ -464,7 +464,7 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
     :class:`Observation` (then classified, and stored as a cell in ``store``, a :class:`lanelab.runs.RunWriter`).
     ``known_outcomes`` = (failing passes?, passing passes?) when both were already sent, to save requests.
     ``grain="fine"`` bisects over fine-grain differences (each beta token, system sentence and tool; see
-    :func:`lanelab.walkthrough.diff.differences`) so the cause names the element to act on. ``items`` (diagnose's
+    :func:`lanelab.wire.diff.differences`) so the cause names the element to act on. ``items`` (diagnose's
     ``Item``: a lint fix or one fine difference; see :func:`reference_for`) are searched as units instead of single
     differences, each probe applying its subset with diagnose's ``apply_items``. ``stored`` (see
     :func:`stored_probes`) holds the answers of an earlier run: a probe whose request is there is answered from it
@@ -578,7 +578,7 @@ def http_probe(base_url: str, token: str | None = None, credential: str | None =
     ``credential`` is the label recorded with each probe; ``client`` an HTTP client from :mod:`lanelab.http` to reuse.
     Returns the probe; sending raises :class:`lanelab.errors.HostNotAllowed` for a host off the allow-list.
     """
-    from lanelab.wire.spec import send as wire_send
+    from lanelab.wire.send import send as wire_send
 
     def probe(spec: RequestSpec) -> Observation:
         if credential is not None:

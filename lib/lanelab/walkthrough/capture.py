@@ -33,15 +33,17 @@ import httpx
 from lanelab import __version__, limits, redact
 from lanelab import http as lanelab_http
 from lanelab.config import Settings, host_allowed, is_loopback
+from lanelab.datafiles import Either, ListOf, MapOf, Str, Table, problems
 from lanelab.errors import Refused, UserError
 from lanelab.serve import TLS, running_server
-from lanelab.wire.spec import observe_response
+from lanelab.wire.observe import observe_response
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["BODY_RECORD_LIMIT", "HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureHooks", "CaptureLog", "CaptureProxy",
-           "CaptureRefused", "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture"]
+           "CaptureRefused", "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture",
+           "target_refusal"]
 
 #: Headers that belong to one connection, not to the request; never forwarded (RFC 9110 §7.6.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
@@ -196,12 +198,18 @@ class CaptureApp:
         forwarded = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "host"]
         query = scope.get("query_string", b"").decode("latin-1")
         record = _request_record(seq, self.upstream, scope, query, received, forwarded, body)
-        answer = self.hooks.gate(record) if self.hooks.gate is not None else None
-        if answer is not None:
+        refusal = target_refusal(scope)
+        request = None
+        if refusal is None:
+            request = self._upstream_request(scope, query, received, forwarded, body)
+            refusal = self._off_origin(request)
+        answer = self.hooks.gate(record) if refusal is None and self.hooks.gate is not None else None
+        if refusal is not None or request is None:
+            relayed = await self._refuse(send, refusal or "the target cannot be forwarded")
+        elif answer is not None:
             relayed = await self._answer(send, *answer)
             record["answered_by"] = "proxy"
         else:
-            request = self._upstream_request(scope, query, received, forwarded, body)
             relayed = await self._relay(request, send, started, record)
         done = _complete_record(record, relayed, started)
         try:
@@ -220,17 +228,48 @@ class CaptureApp:
         return _Relayed(status=status, headers=list(headers), kept=bytearray(payload))
 
     def _upstream_request(self, scope: dict, query: str, received: list[tuple[str, str]],
-                          forwarded: list[tuple[str, str]], body: bytes) -> httpx.Request:
-        """The request to the upstream: the client's method, raw target, header values and body bytes."""
+                          forwarded: list[tuple[str, str]], body: bytes) -> httpx.Request | None:
+        """The request to the upstream: the client's method, raw target, header values and body bytes (None when
+        no valid URL can be built from them)."""
         assert self.client is not None
         target = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         url = self.upstream + target + (f"?{query}" if query else "")
-        request = self.client.build_request(scope["method"], url, content=body)
+        try:
+            request = self.client.build_request(scope["method"], url, content=body)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            return None
         # Send exactly the client's headers (duplicates and order kept), not httpx's defaults.
         request.headers = httpx.Headers([*forwarded, ("host", request.url.netloc.decode("ascii"))])
         if body or "content-length" in {k.lower() for k, _ in received}:
             request.headers["content-length"] = str(len(body))
         return request
+
+    def _off_origin(self, request: httpx.Request | None) -> str | None:
+        """Why the built URL may not be used (not the upstream's scheme, host and port, or off the allow-list)."""
+        if request is None:
+            return "the target does not make a valid URL on the upstream"
+        up = httpx.URL(self.upstream)
+        if (request.url.scheme, request.url.host, request.url.port) != (up.scheme, up.host, up.port):
+            return "the target would leave the upstream's origin"
+        try:
+            lanelab_http.check_url(request.url)
+        except Refused:
+            return "the target would leave the allowed hosts"
+        return None
+
+    async def _refuse(self, send: Any, reason: str) -> _Relayed:
+        """Answer the client with the proxy's own 400 (nothing is forwarded) and say why in an Anthropic-shaped body."""
+        relayed = _Relayed(status=400, error=f"refused: {reason}; nothing was forwarded")
+        message = (f"lanelab capture forwards only origin-form request targets (a path starting with /): {reason}. "
+                   "Nothing was forwarded. Point the client's base URL at the proxy; do not use it as an HTTP proxy.")
+        payload = json.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).encode()
+        relayed.headers = [("content-type", "application/json"), ("content-length", str(len(payload))),
+                           ("connection", "close")]
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in relayed.headers]})
+        await send({"type": "http.response.body", "body": payload})
+        relayed.kept.extend(payload)
+        return relayed
 
     async def _relay(self, request: httpx.Request, send: Any, started: float,
                      record: dict[str, Any] | None = None) -> _Relayed:
@@ -266,6 +305,31 @@ class CaptureApp:
         await send({"type": "http.response.body", "body": payload})
         relayed.kept.extend(payload)
         relayed.headers = [("content-type", "application/json")]
+
+
+def target_refusal(scope: dict) -> str | None:
+    """Why the proxy will not forward this request target, or None for an origin-form target (``/path?query``).
+
+    A reverse proxy forwards only paths: an absolute-form target (``http://other/…``), an authority-form one
+    (``CONNECT host:443``), the asterisk form (``OPTIONS *``, the HTTP/2 preface ``PRI *``) or anything else not
+    starting with ``/`` (``@other:PORT/…``, ``.evil.example/…``) could make ``upstream + target`` name another host.
+    """
+    method = str(scope.get("method", ""))
+    raw = scope.get("raw_path") or str(scope.get("path", "")).encode("latin-1", "replace")
+    target = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    if method == "PRI" or scope.get("http_version") == "2":
+        return "an HTTP/2 connection preface (the proxy speaks HTTP/1.1)"
+    if method == "CONNECT":
+        return "CONNECT (an authority-form target; the proxy is not a tunnel)"
+    if target == "*" or target.startswith("*"):
+        return "an asterisk-form target (*)"
+    if "://" in target.split("/", 1)[0] or target.split("?", 1)[0].lower().startswith(("http:", "https:")):
+        return "an absolute-form target (scheme://host/…)"
+    if not target.startswith("/"):
+        return "a target that does not start with /"
+    if any(c in target for c in "\\#") or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        return "a target with characters a path may not hold"
+    return None
 
 
 @dataclass
@@ -382,7 +446,7 @@ class CaptureLog:
 
     def _line(self, record: dict[str, Any]) -> str:
         # A billing attestation block is recorded as a marker, never its value (DESIGN.md, responsible use).
-        from lanelab.walkthrough.to_profile import mark_attestation
+        from lanelab.wire.attestation import mark_attestation
 
         line = json.dumps(mark_attestation(redact.redact_obj(record)), ensure_ascii=False)
         redact.assert_clean(line, where=f"capture file {self.path}")
@@ -441,21 +505,46 @@ class CaptureLog:
             thread.join()
 
 
-def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
-    """The exchange records of a capture file, in order (a torn last line is skipped).
+#: What readers of a capture file rely on in an exchange record (lanelab.datafiles' vocabulary); the request's headers
+#: are [name, value] pairs, duplicates kept.
+EXCHANGE_SCHEMA = Table({
+    "request": Table({"method": Str(nonempty=True), "path": str, "headers": [ListOf(str)],
+                      "query_params?": Either(MapOf(object), None),
+                      "body?": Either(Table({"json?": object, "text?": Either(str, None),
+                                             "form?": Either(MapOf(object), None)}), None)}),
+    "response?": Either(Table({"status?": Either(int, None)}), None),
+})
 
-    Returns a list of dicts (already redacted). Raises :class:`lanelab.errors.UserError` when there is no such file.
+
+def _usable_exchange(record: Any) -> bool:
+    return (isinstance(record, dict) and not problems(record, EXCHANGE_SCHEMA, limit=1)
+            and all(len(pair) == 2 for pair in record["request"]["headers"]))
+
+
+def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
+    """The exchange records of a capture file, in order (a torn last line, or a record without the fields readers
+    rely on, :data:`EXCHANGE_SCHEMA`, is skipped).
+
+    Returns a list of dicts (already redacted). Raises :class:`lanelab.errors.UserError` when there is no such file
+    or it is not UTF-8 text.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"No capture file at {path}.", "Run 'python -m lanelab capture' first, or check the path.")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"Cannot read the capture file {path} ({exc.strerror or type(exc).__name__}).") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text, so not a capture file.",
+                        "Pass a .jsonl file written by 'python -m lanelab capture'.") from None
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        if isinstance(rec, dict) and rec.get("record") == "exchange":
+        if isinstance(rec, dict) and rec.get("record") == "exchange" and _usable_exchange(rec):
             out.append(rec)
     return out
 

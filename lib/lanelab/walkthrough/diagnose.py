@@ -7,7 +7,7 @@ The steps, each request stored as a cell of a run whose header says ``design = "
 2. Lint it (no request). When lint's triggers come with machine edits, send the request with the likeliest fix
    alone (when there are several; likeliest = the catalogue's confidence), then with every fix. Billed to the plan:
    bisect among the lint fixes only. A single trigger whose fix flips it costs two requests in all.
-3. Otherwise bisect at fine grain (:func:`lanelab.walkthrough.diff.differences` with ``grain="fine"``: each beta
+3. Otherwise bisect at fine grain (:func:`lanelab.wire.diff.differences` with ``grain="fine"``: each beta
    token, header, body field, system sentence and tool) against a reference built from the client's OWN request by
    removal only: first the request cut down to its model, messages and the client's own identification (user
    agent, ``x-app``, ``anthropic-version``, its oauth and claude-code betas, the first sentence of its system
@@ -53,16 +53,10 @@ from lanelab.walkthrough.bisect import (
     binary_worst_case,
     search,
 )
-from lanelab.walkthrough.diff import (
-    MISSING,
-    Difference,
-    apply_differences,
-    differences,
-    is_attestation,
-    keep_sentences,
-)
 from lanelab.walkthrough.lint import Finding, LintInput, LintResult, apply_fixes, lint
+from lanelab.wire.attestation import is_attestation
 from lanelab.wire.classify import Classified, classify, load_taxonomy
+from lanelab.wire.diff import MISSING, Difference, apply_differences, differences, keep_sentences
 from lanelab.wire.spec import Observation, RequestSpec
 
 if TYPE_CHECKING:
@@ -362,7 +356,7 @@ def load_source(*, profile: str | None = None, capture: str | Path | None = None
     """
     from lanelab.matrix import profiles as profiles_mod
     from lanelab.walkthrough.lint import load_input
-    from lanelab.walkthrough.to_profile import without_attestation
+    from lanelab.wire.attestation import without_attestation
 
     given = [x for x in (profile, capture, dump) if x is not None]
     if len(given) != 1:

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, load_cached, read_toml
+from lanelab.datafiles import DataFileError, MapOf, OneOf, Str, Table, load_cached, read_toml
 from lanelab.errors import InputError, NotFound
 from lanelab.findings.remedies import load_remedies
 from lanelab.version_gate import GatedModel, load_version_gate
-from lanelab.walkthrough.diff import is_attestation
 from lanelab.walkthrough.dumps import is_hermes_dump, parse_dump
+from lanelab.wire.attestation import is_attestation
 from lanelab.wire.spec import RequestSpec
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _profile_input(name: str) -> LintInput:
 
 
 def _profile_file_input(path: Path) -> LintInput:
-    from lanelab.matrix.profiles import profiles_dir
+    from lanelab.matrix.profiles import SCHEMA, profiles_dir
     from lanelab.walkthrough.to_profile import load_request
 
     try:
@@ -110,7 +110,7 @@ def _profile_file_input(path: Path) -> LintInput:
             return _profile_input(path.stem)
     except OSError:
         pass
-    raw = read_toml(path, "profile file", error=LintInputError)
+    raw = read_toml(path, "profile file", error=LintInputError, schema=SCHEMA)
     if not isinstance(raw.get("request"), dict):
         raise LintInputError(f"{path} is TOML but has no [request] table, so it is not a profile.")
     label, spec = load_request(str(path))
@@ -622,8 +622,25 @@ def _trigger(raw: Any, i: int, path: Path) -> Trigger:
                    note=str(raw.get("note", "")))
 
 
+_TEXT = Str(nonempty=True)
+
+#: The shape of data/triggers.toml (see lanelab.datafiles for the vocabulary); the parser adds the semantic checks
+#: (known parts, valid patterns, dates in order, fixes only on triggers, addable betas only …).
+CATALOGUE_SCHEMA = Table({
+    "remedies?": [str],
+    "trigger": [Table({
+        "id": _TEXT, "kind": OneOf(*KINDS), "title": _TEXT, "says": _TEXT, "factor": _TEXT,
+        "confidence": OneOf(*CONFIDENCES),
+        "match": [Table({"part": _TEXT, "pattern?": Str(regex=True), "contains?": str, "ignore_case?": bool,
+                         "absent?": bool, "over?": float})],
+        "reports": [str], "seen?": [str], "seen_note?": str, "policies?": MapOf([str]), "fix?": str,
+        "fix_reports?": [str], "edits?": [Table({"op": OneOf(*EDIT_OPS), "pattern?": Str(regex=True),
+                                                   "replace?": str, "betas?": [str], "auth?": str})],
+        "remedies?": bool, "confidence_note?": str, "note?": str})],
+})
+
 def _parse_catalogue(path: Path) -> Catalogue:
-    raw = read_toml(path, "trigger catalogue", error=CatalogueError)
+    raw = read_toml(path, "trigger catalogue", error=CatalogueError, schema=CATALOGUE_SCHEMA)
     entries = raw.get("trigger")
     if not isinstance(entries, list) or not entries:
         raise CatalogueError(f"{path} holds no [[trigger]] entries.")

@@ -8,7 +8,7 @@ except credentials and per-connection headers, and replaces the user's prompt (i
 Billing attestation (DESIGN.md, responsible use): the kit never stores, ships or sends Claude Code's billing
 attestation block. Wherever one would be recorded, :func:`mark_attestation` puts :data:`ATTESTATION_MARKER` in its
 place: the capture proxy does so before a capture line is written, and a profile keeps the marker where the client
-sent the block, so diffs and lints still see that the client sends one (:func:`lanelab.walkthrough.diff.is_attestation`
+sent the block, so diffs and lints still see that the client sends one (:func:`lanelab.wire.diff.is_attestation`
 is true for the marker). A profile loads for sending without it (:mod:`lanelab.matrix.profiles`), and so does
 :func:`load_request` unless asked for the request as captured.
 
@@ -31,7 +31,14 @@ from lanelab import redact
 from lanelab.datafiles import read_toml
 from lanelab.errors import InputError, NotFound, Refused, UserError
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges
-from lanelab.walkthrough.diff import ATTESTATION_PREFIX, is_attestation
+from lanelab.wire.attestation import (
+    ATTESTATION_HEADER,
+    ATTESTATION_MARKER,
+    attestation_positions,
+    holds_attestation_value,
+    mark_attestation,
+    without_attestation,
+)
 from lanelab.wire.spec import RequestSpec
 
 #: Headers that describe one connection or carry a credential; never part of a profile.
@@ -40,42 +47,6 @@ DROPPED_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive
 DEFAULT_PROMPT = "ping"
 #: Suffixes that make a name a file reference rather than a profile name.
 _FILE_SUFFIXES = (".json", ".jsonl", ".toml")
-
-#: What stands where a client sent a billing attestation block. It starts with the attestation prefix, so detection
-#: (:func:`lanelab.walkthrough.diff.is_attestation`) still reports it; it carries no value of the block.
-ATTESTATION_MARKER = (f"{ATTESTATION_PREFIX} <lanelab marker: the client sent a billing attestation block here; "
-                      "its value is not stored and the kit never sends it>")
-#: A header of that name, should a client send one, is recorded with this value instead of its own.
-ATTESTATION_HEADER = ATTESTATION_PREFIX.rstrip(":")
-_ATTESTATION_LINE = re.compile(re.escape(ATTESTATION_PREFIX) + r"[^\n]*", re.IGNORECASE)
-
-
-def is_marker(block: Any) -> bool:
-    """True for a system block (or string) that is the kit's marker, not a real attestation block."""
-    text = block.get("text") if isinstance(block, dict) else block
-    return isinstance(text, str) and text.strip() == ATTESTATION_MARKER
-
-
-def holds_attestation_value(text: str) -> bool:
-    """True when ``text`` holds the attestation prefix anywhere other than as the kit's marker."""
-    return text.lower().count(ATTESTATION_PREFIX) != text.count(ATTESTATION_MARKER)
-
-
-def mark_attestation(obj: Any) -> Any:
-    """A copy of ``obj`` (JSON-like) with every billing attestation line replaced by :data:`ATTESTATION_MARKER`.
-
-    Any string holding the attestation prefix has that line replaced (the rest of the string is kept), and a
-    ``[name, value]`` header pair named ``x-anthropic-billing-header`` gets the marker as its value. Idempotent.
-    """
-    if isinstance(obj, str):
-        return _ATTESTATION_LINE.sub(ATTESTATION_MARKER, obj) if ATTESTATION_PREFIX in obj.lower() else obj
-    if isinstance(obj, dict):
-        return {k: mark_attestation(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        if len(obj) == 2 and all(isinstance(x, str) for x in obj) and obj[0].lower() == ATTESTATION_HEADER:
-            return [obj[0], ATTESTATION_MARKER]
-        return [mark_attestation(x) for x in obj]
-    return obj
 
 
 class ProfileExists(Refused):
@@ -212,44 +183,6 @@ def with_prompt(spec: RequestSpec, prompt: str) -> RequestSpec:
                     content.append({"type": "text", "text": prompt})
             break
     return out
-
-
-def attestation_positions(spec: RequestSpec) -> list[int]:
-    """Where ``spec``'s system prompt holds a billing attestation block (or the kit's marker): block indexes.
-
-    A string system prompt whose text holds one reports ``[0]``.
-    """
-    body = spec.body if isinstance(spec.body, dict) else {}
-    system = body.get("system")
-    if isinstance(system, list):
-        return [i for i, b in enumerate(system) if is_attestation(b)]
-    if isinstance(system, str) and ATTESTATION_PREFIX in system.lower():
-        return [0]
-    return []
-
-
-def without_attestation(spec: RequestSpec) -> tuple[RequestSpec, bool]:
-    """``spec`` without billing attestation blocks (or markers), and whether there was one.
-
-    From a string system prompt only the attestation line goes; the rest of the prompt stays. A system prompt with
-    nothing left is removed.
-    """
-    out = spec.copy()
-    body = out.body if isinstance(out.body, dict) else {}
-    system = body.get("system")
-    if isinstance(system, list) and any(is_attestation(b) for b in system):
-        body["system"] = [b for b in system if not is_attestation(b)]
-        if not body["system"]:
-            del body["system"]
-        return out, True
-    if isinstance(system, str) and ATTESTATION_PREFIX in system.lower():
-        rest = _ATTESTATION_LINE.sub("", system).strip("\n")
-        if rest:
-            body["system"] = rest
-        else:
-            del body["system"]
-        return out, True
-    return out, False
 
 
 def _null_paths(obj: Any, where: str = "") -> list[str]:
@@ -508,7 +441,9 @@ def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = Fal
             if reference is not None:
                 raise profiles_mod.reference_refusal(f"{path.name} (the capture of {reference})")
         if path.suffix == ".toml":
-            raw = read_toml(path, "profile file")
+            raw = read_toml(path, "profile file", schema=profiles_mod.SCHEMA)
+            if not isinstance(raw.get("request"), dict):
+                raise InputError(f"{path} is TOML but has no [request] table, so it is not a profile.")
             if raw.get("reference_only") and not as_captured:
                 raise profiles_mod.reference_refusal(str(raw.get("name", path.stem)))
             request = raw.get("request", {})

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, load_cached, read_toml
+from lanelab.datafiles import DataFileError, Either, OneOf, Str, Table, load_cached, read_toml, validate
 from lanelab.wire.spec import Observation
 from lanelab.wire.unified import LANE_UNKNOWN
 
@@ -186,8 +186,10 @@ def _tuple(v: Any) -> tuple:
 def parse_taxonomy(doc: Mapping[str, Any], path: Path | None = None) -> Taxonomy:
     """Build a :class:`Taxonomy` from a parsed outcomes TOML document, checking every rule names a known class.
 
-    Raises :class:`TaxonomyError` when ``unclassified`` is missing, a rule names an unknown class or no source.
+    Raises :class:`TaxonomyError` when the document is not the shape :data:`SCHEMA` describes (naming the key and
+    the expected type), ``unclassified`` is missing, a rule names an unknown class or no source.
     """
+    validate(doc, SCHEMA, "The outcome taxonomy" + (f" at {path}" if path else ""), TaxonomyError)
     classes = tuple(
         OutcomeClass(id=c["id"], label=c["label"], short=c["short"], colour=c["colour"],
                      description=c.get("description", ""), transient=bool(c.get("transient", False)))
@@ -231,6 +233,25 @@ def parse_taxonomy(doc: Mapping[str, Any], path: Path | None = None) -> Taxonomy
 KNOWN_KINDS = ("error_type", "error_code", "message")
 
 
+_TEXTS = Either(str, [str])
+_PATTERN = Str(regex=True)
+
+#: The shape of data/outcomes.toml (see lanelab.datafiles for the vocabulary); ``parse_taxonomy`` adds the semantic
+#: checks (rules name known classes and a source, ``unclassified`` exists).
+SCHEMA = Table({
+    "palette?": str,
+    "class": [Table({"id": Str(nonempty=True), "label": str, "short": str,
+                     "colour": Str(pattern=r"#[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?", meaning="a colour like #009E73"),
+                     "description?": str, "transient?": bool})],
+    "rule?": [Table({"id": Str(nonempty=True), "outcome": Str(nonempty=True), "source": str, "served?": bool,
+                     "status?": Either(int, [int]), "error_type?": _TEXTS, "error_code?": _TEXTS, "message?": _PATTERN,
+                     "transport?": bool, "unified?": bool, "unified_lane?": _TEXTS, "header_present?": str,
+                     "endpoint?": _PATTERN, "body?": _PATTERN, "any_message?": bool, "capture?": _PATTERN,
+                     "lane?": Str(nonempty=True)})],
+    "known?": [Table({"what": OneOf(*KNOWN_KINDS), "source": str, "values?": _TEXTS})],
+})
+
+
 def _compile(pattern: str, path: Path | None, where: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
@@ -244,8 +265,11 @@ def _pattern(rule: Mapping[str, Any], key: str, path: Path | None) -> re.Pattern
 
 
 def _load(path: Path) -> Taxonomy:
-    return load_cached(path, lambda p: parse_taxonomy(read_toml(p, "outcome taxonomy", TaxonomyError), p),
-                       "outcome taxonomy", TaxonomyError)
+    return load_cached(path, _parse_file, "outcome taxonomy", TaxonomyError)
+
+
+def _parse_file(path: Path) -> Taxonomy:
+    return parse_taxonomy(read_toml(path, "outcome taxonomy", TaxonomyError), path)
 
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -111,30 +110,19 @@ def _cell_unknowns(cell: Mapping[str, Any]) -> tuple[list[Unknown], bool]:
 
 
 def _as_runs(runs: Any) -> list[Any]:
-    if isinstance(runs, (str, Path)) or hasattr(runs, "cells"):
-        runs = [runs]
-    out = []
-    for r in runs:
-        if isinstance(r, (str, Path)):
-            from lanelab.runs import load_run
-
-            r = load_run(r)
-        out.append(r)
-    return out
+    return [runs] if hasattr(runs, "cells") else list(runs)
 
 
 def new_to_kit(runs: Any) -> pd.DataFrame:
     """What the runs' responses carried that the kit has never seen: one row per distinct item.
 
-    ``runs`` is one run or several: loaded runs (``lanelab.runs.load_run``, ``load_runs``) or paths of run
-    files. Columns: ``kind`` (claim, unified_header, unified_value, error_code, error_type, message, usage_field),
+    ``runs`` is one loaded run or several (``lanelab.runs.load_run``, ``load_runs``). Columns: ``kind`` (claim, unified_header, unified_value, error_code, error_type, message, usage_field),
     ``name`` (where: the header name, ``error.message``, a JSON path), ``value`` (verbatim), ``count`` (observations
     carrying it), ``cells`` (the cell ids, in run order; a usage snapshot is ``usage:before``/``usage:after``), ``runs``
     (the run ids) and ``recorded`` (True when every flag was stored at send time; False when some was checked now
     against the current data files: records that predate the flags, and usage snapshots). Empty (with these columns)
     when nothing is new.
 
-    Raises ``lanelab.errors.NotFound``/``InputError`` for a path that is not a readable run file.
     """
     found: dict[Unknown, dict[str, Any]] = {}
 

@@ -1,4 +1,6 @@
-"""What goes on the wire and what comes back: ``RequestSpec`` in, ``Observation`` out, through one ``send``.
+"""What goes on the wire and what comes back, as data: ``RequestSpec`` in, ``Observation`` out.
+
+Sending is :mod:`lanelab.wire.send`; reading a response into an observation is :mod:`lanelab.wire.observe`.
 
 A spec never holds a secret. It names an auth *style* and a credential *label*; the token is attached at the last
 moment, inside :func:`build_request`, and only when the target host is allow-listed. So specs can be stored, diffed,
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,15 +18,13 @@ from urllib.parse import urlencode
 
 import httpx
 
-from lanelab import http as lanelab_http
-from lanelab import redact
+from lanelab import errors, redact
 from lanelab.config import host_allowed
 from lanelab.errors import HostNotAllowed
-from lanelab.http import DEFAULT_TIMEOUT
-from lanelab.wire.unified import UnifiedLimits, parse_unified
+from lanelab.wire.unified import UnifiedLimits
 
 __all__ = ["AUTH_STYLES", "BODY_SNIPPET", "MAX_JSON_DEPTH", "UNKNOWN_VALUE_MAX", "Observation", "RequestSpec", "Unknown",
-           "apply_auth", "asend", "build_request", "observe_response", "parse_sse", "send"]
+           "apply_auth", "build_request"]
 
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
 #: At most this much of a non-JSON body is kept in an observation.
@@ -188,14 +187,14 @@ def apply_auth(headers: dict[str, str], style: str, token: str | None) -> dict[s
 
     Any credential header already in ``headers`` is dropped first. Raises ``ValueError`` for an unknown style, and
     :class:`~lanelab.errors.InputError` (never showing the token) for a token that cannot go into a header (a line
-    break, a space, a non-ASCII character…: see :func:`lanelab.redact.check_token_shape`).
+    break, a space, a non-ASCII character…: see :func:`lanelab.errors.check_token_shape`).
     """
     if style not in AUTH_STYLES:
         raise ValueError(f"Unknown auth style {style!r}; expected one of {', '.join(AUTH_STYLES)}.")
     out = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "x-api-key")}
     if token is None or style == "none":
         return out
-    redact.check_token_shape(token, "credential's token")
+    errors.check_token_shape(token, "credential's token")
     redact.register_secret(token)
     if style in ("bearer", "both"):
         out["authorization"] = f"Bearer {token}"
@@ -223,155 +222,3 @@ def build_request(spec: RequestSpec, base_url: str, token: str | None) -> httpx.
         content = json.dumps(spec.body, ensure_ascii=False).encode()
         headers.setdefault("content-type", "application/json")
     return httpx.Request(spec.method, url, params=spec.query or None, headers=headers, content=content)
-
-
-def _loads_bounded(raw: str) -> Any:
-    """``json.loads`` that raises ``ValueError`` for data nested deeper than :data:`MAX_JSON_DEPTH`."""
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError("JSON nested too deeply")
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return value
-
-
-def parse_sse(text: str) -> list[tuple[str, Any]]:
-    """Server-sent events as ``(event, data)`` pairs; data is parsed JSON where it is JSON."""
-    events: list[tuple[str, Any]] = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        name, data_lines = "message", []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data_lines.append(line[5:].lstrip())
-        if not data_lines and name == "message":
-            continue
-        raw = "\n".join(data_lines)
-        try:
-            data: Any = _loads_bounded(raw)
-        except ValueError:
-            data = raw
-        events.append((name, data))
-    return events
-
-
-def _fill_error(obs: Observation, body: Any) -> None:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        err = body["error"]
-        obs.error_type = str(err.get("type") or "unknown")
-        obs.error_message = str(err.get("message") or "")
-        details = err.get("details") if isinstance(err.get("details"), dict) else body.get("details")
-        if isinstance(details, dict) and details.get("error_code"):
-            obs.error_code = str(details["error_code"])
-        obs.request_id = obs.request_id or body.get("request_id")
-
-
-def observe_response(status: int, headers: Mapping[str, str], content: bytes, latency_ms: float,
-                     endpoint: str | None = None) -> Observation:
-    """Turn a raw response into an :class:`Observation` (shared by ``send``, the capture proxy and tests).
-
-    ``endpoint`` is the request path; with it the usage endpoint's body is checked for fields the kit does not know.
-    Whatever the response carried that the data files do not know is listed in ``Observation.unknown``."""
-    obs = _observe(status, headers, content, latency_ms)
-    obs.endpoint = endpoint
-    from lanelab.wire import drift  # drift reads the classifier, which imports this module
-
-    obs.unknown = drift.scan(obs)
-    return obs
-
-
-def _observe(status: int, headers: Mapping[str, str], content: bytes, latency_ms: float) -> Observation:
-    lower = {str(k).lower(): str(v) for k, v in headers.items()}
-    obs = Observation(status=status, headers=redact.redact_headers(lower), latency_ms=round(latency_ms, 2))
-    obs.request_id = lower.get("request-id")
-    obs.unified = parse_unified(lower)
-    text = content.decode("utf-8", errors="replace")
-    ctype = lower.get("content-type", "")
-    if "text/event-stream" in ctype:
-        events = parse_sse(text)
-        obs.stream_events = [name for name, _ in events]
-        final: dict[str, Any] = {}
-        for name, data in events:
-            if name == "message_start" and isinstance(data, dict):
-                final = dict(data.get("message") or {})
-            elif name == "error":
-                _fill_error(obs, data)
-        if obs.error_type is None and status >= 400:
-            obs.error_type = f"http_{status}"
-            obs.error_message = f"HTTP {status} with an event stream that carried no error event."
-        elif obs.error_type is None and "message_stop" not in obs.stream_events:
-            obs.error_type = "stream_truncated"
-            obs.error_message = "The event stream ended before message_stop."
-        obs.body = redact.redact_obj(final) if final else None
-        return obs
-    try:
-        body: Any = _loads_bounded(text) if text.strip() else None
-    except ValueError:
-        body = redact.redact_text(text[:BODY_SNIPPET])
-        if status >= 400 or "json" in ctype:
-            obs.error_type = obs.error_type or "malformed_response"
-            obs.error_message = f"Response body is not valid JSON (content-type {ctype or 'missing'})."
-    obs.body = redact.redact_obj(body)
-    if status >= 400 or (isinstance(body, dict) and body.get("type") == "error"):
-        _fill_error(obs, body)
-        if obs.error_type is None and status >= 400:
-            obs.error_type = f"http_{status}"
-            obs.error_message = redact.redact_text(text[:200])
-    return obs
-
-
-def _transport_failure(exc: Exception, started: float, endpoint: str | None = None) -> Observation:
-    return Observation(
-        status=None,
-        transport_error=f"{type(exc).__name__}: {redact.redact_text(str(exc)) or 'connection failed'}",
-        latency_ms=round((time.perf_counter() - started) * 1000, 2), endpoint=endpoint,
-    )
-
-
-def send(spec: RequestSpec, base_url: str, token: str | None = None, client: httpx.Client | None = None,
-         timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> Observation:
-    """Send ``spec`` once and return the :class:`Observation` of everything the response says.
-
-    Network errors become observations too (``transport_error``); raises only what :func:`build_request` raises
-    (nothing is sent then). Uses ``client`` if given, else a client from :func:`lanelab.http.client`.
-    """
-    request = build_request(spec, base_url, token)
-    own = client is None
-    client = client or lanelab_http.client(base_url, timeout=timeout)
-    started = time.perf_counter()
-    try:
-        response = client.send(request)
-        content = response.read()
-        return observe_response(response.status_code, response.headers, content,
-                                (time.perf_counter() - started) * 1000, endpoint=spec.path)
-    except httpx.HTTPError as exc:
-        return _transport_failure(exc, started, spec.path)
-    finally:
-        if own:
-            client.close()
-
-
-async def asend(spec: RequestSpec, base_url: str, token: str | None = None,
-                client: httpx.AsyncClient | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> Observation:
-    """The async twin of :func:`send` (the runner uses it)."""
-    request = build_request(spec, base_url, token)
-    own = client is None
-    client = client or lanelab_http.async_client(base_url, timeout=timeout)
-    started = time.perf_counter()
-    try:
-        response = await client.send(request)
-        content = await response.aread()
-        return observe_response(response.status_code, response.headers, content,
-                                (time.perf_counter() - started) * 1000, endpoint=spec.path)
-    except httpx.HTTPError as exc:
-        return _transport_failure(exc, started, spec.path)
-    finally:
-        if own:
-            await client.aclose()

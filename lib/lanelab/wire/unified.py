@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, load_cached, read_toml
+from lanelab.datafiles import DataFileError, Str, Table, load_cached, read_toml, validate
 
 __all__ = ["KIND_CLAIM", "KIND_HEADER", "KIND_VALUE", "LANES", "LANE_EXTRA", "LANE_INCLUDED", "LANE_PLAN", "LANE_REJECTED",
            "LANE_UNKNOWN", "PREFIX", "LaneFileError", "LaneTable", "UnifiedLimits", "Window", "load_lane_table",
@@ -65,12 +65,30 @@ class LaneTable:
         return self.claim_windows.get(claim or "")
 
 
+_NAME = Str(nonempty=True)
+
+#: The shape of data/lanes.toml (see lanelab.datafiles for the vocabulary); ``parse_lane_table`` adds the semantic
+#: checks (every lane the code reads exists, claims and windows name declared lanes and windows).
+SCHEMA = Table({
+    "lane": [Table({"id": _NAME, "label?": str, "description?": str, "source": _NAME})],
+    "claim?": [Table({"claim": _NAME, "lane": _NAME, "window?": str, "source": _NAME})],
+    "windows?": Table({"common_fields?": [str]}),
+    "window?": [Table({"key": _NAME, "label?": str, "fields?": [str], "source": _NAME})],
+    "headers?": Table({"status_values?": [str], "fallback_values?": [str], "disabled_reasons?": [str],
+                       "in_use_values?": [str], "top_level?": [str]}),
+})
+
+
 def parse_lane_table(doc: Mapping[str, Any], path: Path | None = None) -> LaneTable:
-    """Build a :class:`LaneTable` from a parsed lanes TOML document, checking every entry names its source."""
+    """Build a :class:`LaneTable` from a parsed lanes TOML document, checking every entry names its source.
+
+    Raises :class:`LaneFileError` naming the key and the expected type when the document is not the shape
+    :data:`SCHEMA` describes, or naming the entry when it is inconsistent."""
+    validate(doc, SCHEMA, "The lane table" + (f" at {path}" if path else ""), LaneFileError)
     lanes = {}
     for entry in doc.get("lane", []):
         if not entry.get("id") or not entry.get("source"):
-            raise LaneFileError(f"{path}: every [[lane]] needs an id and a source ({entry!r}).")
+            raise LaneFileError(f"{path}: every [[lane]] needs an id and a source.")
         lanes[str(entry["id"])] = str(entry.get("label") or entry["id"])
     missing = set(LANES) - set(lanes)
     if missing:
@@ -79,7 +97,7 @@ def parse_lane_table(doc: Mapping[str, Any], path: Path | None = None) -> LaneTa
     for entry in doc.get("claim", []):
         claim, lane = entry.get("claim"), entry.get("lane")
         if not claim or not entry.get("source"):
-            raise LaneFileError(f"{path}: every [[claim]] needs a claim and a source ({entry!r}).")
+            raise LaneFileError(f"{path}: every [[claim]] needs a claim and a source.")
         if lane not in lanes:
             raise LaneFileError(f"{path}: claim {claim!r} names lane {lane!r}, which no [[lane]] declares.")
         claims[str(claim)] = str(lane)
@@ -89,7 +107,7 @@ def parse_lane_table(doc: Mapping[str, Any], path: Path | None = None) -> LaneTa
     windows, labels = {}, {}
     for entry in doc.get("window", []):
         if not entry.get("key") or not entry.get("source"):
-            raise LaneFileError(f"{path}: every [[window]] needs a key and a source ({entry!r}).")
+            raise LaneFileError(f"{path}: every [[window]] needs a key and a source.")
         key = str(entry["key"])
         windows[key] = common | frozenset(str(f) for f in entry.get("fields", []))
         labels[key] = str(entry.get("label") or key)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lanelab.config import data_dir
-from lanelab.datafiles import DataFileError, load_cached, read_toml
+from lanelab.datafiles import DataFileError, ListOf, MapOf, Str, Table, load_cached, read_toml, validate
 from lanelab.wire.spec import Unknown
 
 __all__ = ["KEY_KINDS", "KIND_FIELD", "PERCENT", "ExtraUsage", "KeySpec", "ObjectSpec", "UsageLimit", "UsageReading",
@@ -66,14 +66,26 @@ class UsageShape:
         return self.objects.get(kind) or ObjectSpec(fields=frozenset())
 
 
+_NAME = Str(nonempty=True)
+
+#: The shape of data/usage_fields.toml (see lanelab.datafiles for the vocabulary).
+SCHEMA = Table({
+    "key": ListOf(Table({"name": _NAME, "kind": str, "label?": str, "codename?": bool, "source": _NAME}), nonempty=True),
+    "object": MapOf(Table({"fields?": [str], "percent?": [str], "money?": [str], "currency?": str,
+                            "currency_field?": str, "currency_note?": str, "kinds?": [str], "source": _NAME})),
+})
+
+
 def parse_usage_shape(doc: Mapping[str, Any], path: Path | None = None) -> UsageShape:
-    """Build a :class:`UsageShape` from the parsed usage-fields TOML; raises :class:`UsageShapeError` for an entry
-    without a source or with an unknown kind."""
+    """Build a :class:`UsageShape` from the parsed usage-fields TOML; raises :class:`UsageShapeError` naming the key
+    and the expected type when the document is not the shape :data:`SCHEMA` describes (an entry without a source,
+    an unknown kind …)."""
+    validate(doc, SCHEMA, "The usage field list" + (f" at {path}" if path else ""), UsageShapeError)
     keys = {}
     for entry in doc.get("key", []):
         name, kind = entry.get("name"), entry.get("kind")
         if not name or not entry.get("source"):
-            raise UsageShapeError(f"{path}: every [[key]] needs a name and a source ({entry!r}).")
+            raise UsageShapeError(f"{path}: every [[key]] needs a name and a source.")
         if kind not in KEY_KINDS:
             raise UsageShapeError(f"{path}: key {name!r} has kind {kind!r}; expected one of {', '.join(KEY_KINDS)}.")
         keys[str(name)] = KeySpec(str(name), str(kind), str(entry.get("label") or name), bool(entry.get("codename")))
@@ -95,8 +107,12 @@ def load_usage_shape(path: Path | None = None) -> UsageShape:
                        "usage field list", UsageShapeError)
 
 
+#: The part of data/oauth.toml read here (lanelab.auth.oauth checks the whole file).
+_PROBES_SCHEMA = Table({"probes?": Table({"usage_path?": Str(pattern=r"/.*", meaning="a path starting with /")})})
+
+
 def _read_usage_path(path: Path) -> str:
-    probes = read_toml(path, "OAuth settings").get("probes") or {}
+    probes = read_toml(path, "OAuth endpoint sets", schema=_PROBES_SCHEMA).get("probes") or {}
     return str(probes.get("usage_path") or "/api/oauth/usage")
 
 

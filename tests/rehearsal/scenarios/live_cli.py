@@ -120,7 +120,7 @@ def capture_through_a_client() -> Path:
     with the user's own credential) sends one request through it; then Ctrl-C."""
     from lanelab.auth.resolve import resolve_token
     from lanelab.matrix.profiles import load_profile, minimal_spend
-    from lanelab.wire.spec import send
+    from lanelab.wire.send import send
 
     out = RESULTS / "capture.jsonl"
     started = time.time()

@@ -30,15 +30,14 @@ import pandas as pd
 
 from lanelab import redact
 from lanelab.config import data_dir
-from lanelab.datafiles import read_toml
+from lanelab.datafiles import ListOf, Str, Table, read_toml
+from lanelab.wire.attestation import carries_attestation, is_attestation
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["ATTESTATION_PREFIX", "GRAINS", "LIST_HEADERS", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc",
-           "SpecDiff", "apply_differences", "carries_attestation", "diff_specs", "differences", "is_attestation",
+__all__ = ["GRAINS", "LIST_HEADERS", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc",
+           "SpecDiff", "apply_differences", "diff_specs", "differences",
            "is_fine", "keep_sentences", "load_annotations", "show"]
 
-#: The prefix of a system text block that is a billing attestation (references/hermes.md F7). Detection only.
-ATTESTATION_PREFIX = "x-anthropic-billing-header:"
 #: Longest value shown in a table cell.
 SHOW_CHARS = 90
 #: Difference grains (see the module docstring).
@@ -120,25 +119,18 @@ class Difference:
         return f"<Difference {self.label} ({self.change})>"
 
 
-def is_attestation(block: Any) -> bool:
-    """True for a system block (or string) that is a billing attestation line."""
-    text = block.get("text") if isinstance(block, dict) else block
-    return isinstance(text, str) and text.lstrip().lower().startswith(ATTESTATION_PREFIX)
-
-
-def carries_attestation(spec: RequestSpec) -> bool:
-    """Whether ``spec`` carries a billing attestation block in its system prompt (reported, never generated)."""
-    body = spec.body if isinstance(spec.body, dict) else {}
-    system = body.get("system")
-    if isinstance(system, list):
-        return any(is_attestation(b) for b in system)
-    return is_attestation(system)
+#: The shape of data/diff_annotations.toml (see lanelab.datafiles for the vocabulary).
+ANNOTATIONS_SCHEMA = Table({"annotation": ListOf(Table({
+    "id": Str(nonempty=True), "part?": Str(nonempty=True), "key?": Str(nonempty=True), "note": Str(nonempty=True),
+    "source": Str(nonempty=True), "confidence?": str, "value_pattern?": Str(regex=True)}), nonempty=True)})
 
 
 def load_annotations(path: Path | None = None) -> list[Annotation]:
-    """The annotation catalog (``data/diff_annotations.toml``); every entry names its public source."""
+    """The annotation catalog (``data/diff_annotations.toml``); every entry names its public source.
+
+    Raises :class:`~lanelab.datafiles.DataFileError` naming the key and the expected type for a malformed file."""
     path = path or data_dir() / "diff_annotations.toml"
-    raw = read_toml(path, "diff annotations")
+    raw = read_toml(path, "diff annotations", schema=ANNOTATIONS_SCHEMA)
     out = []
     for entry in raw.get("annotation", []):
         out.append(Annotation(
