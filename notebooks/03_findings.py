@@ -13,8 +13,10 @@
 #
 # Notebook 02 sent one request in many variants and recorded what each response said. This notebook turns those runs
 # into an answer: what moves this client's request between billing lanes (the exact element, before and after), the
-# evidence behind it, and the remedy. Then the charts and tables that support it, a cell explorer, the three
-# questions of the first public report (hermes-agent #32243), and findings from other people side by side. It ends by
+# evidence behind it, and the remedy, with anything the responses carried that the kit has never seen listed right
+# below it. Then the charts and tables that support it, a cell explorer, when the same request would have been billed
+# where under each dated snapshot of the service, the three questions of the first public report
+# (hermes-agent #32243), and findings from other people side by side. It ends by
 # writing `findings.html` (self-contained), `findings.md` (paste into a GitHub issue) and a findings bundle (one
 # redacted JSON file to share), all redacted; the writers refuse if a secret or an account identifier is still found.
 #
@@ -29,6 +31,7 @@ RUNS = None  # None: every run under LANELAB_OUT/runs (notebook 02), else the cu
 ROWS, COLS = None, None  # heatmap axes for designs that fill one; None: the factors that change the outcome most
 BUNDLES = None  # None: the example bundles in data/bundles/; or a list of bundle files from other people
 PLAN = None  # your plan type for the bundle you share ("max", "pro"); None: recorded as unknown
+TIMELINE = None  # None: in sim mode only; True: also beside live runs (always the embedded simulator); False: never
 
 # %% [markdown]
 # ## The answer
@@ -44,9 +47,30 @@ from lanelab.runs import load_runs, run_paths
 
 paths = RUNS or run_paths(settings)
 others = bundles.load_bundles(BUNDLES if BUNDLES is not None else bundles.shipped_bundles())
-findings = report.collect(load_runs(paths), rows=ROWS, cols=COLS, bundles=others)
+runs = load_runs(paths)
+when = TIMELINE if TIMELINE is not None else (None if settings.mode == "sim" else False)
+findings = report.collect(runs, rows=ROWS, cols=COLS, bundles=others, timeline=report.timeline_for(runs, asked=when))
 display(findings.verdict)
 Markdown("\n".join(f"- {line}" for line in findings.input_lines()))
+
+# %% [markdown]
+# ### New to this kit
+#
+# Anything the responses carried that the kit has never seen (a rate-limit header, a representative claim, an error
+# code, type or message, a usage field) is listed verbatim with the cells where it appeared. It is never mapped to a
+# guess: a lane read from it is "unknown". Please report such items so the kit can learn them.
+
+# %%
+new_items = findings.new_to_kit()
+new_items if len(new_items) else Markdown("*Nothing in these responses was new to this kit.*")
+
+# %% [markdown]
+# What the findings must say about the request itself, as the run recorded it: for example, a client that sends a
+# billing attestation block (the kit never stores or sends one, so the findings are for the request without it).
+
+# %%
+Markdown("\n".join(f"- {c}" for c in findings.caveats) if findings.caveats
+         else "*No caveat about the request in these runs.*")
 
 # %%
 report.metadata(findings)
@@ -114,10 +138,34 @@ report.lanes_table(findings.df)
 # %%
 for chart in findings.usage_figures():
     display(chart)
+for run in findings.runs:  # usage fields the kit does not know, shown as such (verbatim)
+    unknown_fields = report.usage_unknown(run)
+    if len(unknown_fields):
+        display(Markdown(f"**New to this kit** in the usage snapshots of `{run.run_id}`, verbatim:"))
+        display(unknown_fields)
 findings.usage_changes() if findings.usage else Markdown("*No usage snapshots in these runs.*")
 
 # %% [markdown]
-# ## 5 · The three questions of the first report
+# ## 5 · When would this request have been billed where?
+#
+# The same request (the runs' profile) sent to the embedded simulator once per dated snapshot of the service, oldest
+# first. The request never changes, so a step where the answer moves is a change on the service side, not the
+# client's. This is the simulator's model of each date, built from public reports: it runs on this machine and sends
+# nothing to Anthropic. By default it is computed in sim mode only (`TIMELINE = True` adds it beside live runs).
+
+# %%
+if findings.timeline is not None:
+    display(findings.figure("timeline"))
+    display(report.timeline_table(findings.timeline))
+    for caveat in findings.timeline.caveats:
+        display(Markdown(f"*{caveat}*"))
+else:
+    display(Markdown("*No timeline here: in live mode it is added only when asked (`TIMELINE = True`; it is the "
+                     "model described above, never sent to the live service), and it needs a profile of "
+                     "data/profiles.*"))
+
+# %% [markdown]
+# ## 6 · The three questions of the first report
 #
 # Each answer is computed from the data, names the cells that support it, and says which run would settle it when
 # this one cannot.
@@ -126,7 +174,7 @@ findings.usage_changes() if findings.usage else Markdown("*No usage snapshots in
 findings.answers
 
 # %% [markdown]
-# ## 6 · Two runs side by side
+# ## 7 · Two runs side by side
 #
 # With two runs of the same design (two simulator policies, or two live runs on different days), the same cells are
 # compared and the ones that ended differently are listed.
@@ -140,7 +188,7 @@ else:
     display(Markdown("*Only one run: nothing to compare it with.*"))
 
 # %% [markdown]
-# ## 7 · Findings from other people
+# ## 8 · Findings from other people
 #
 # Is the verdict the same across accounts, plans and dates? Each findings bundle is one redacted file that someone
 # attached to an issue: one row per bundle, the verdict per request shape, and where they agree and differ. Your own
@@ -153,7 +201,7 @@ mine = [bundles.make_bundle(findings, run_id=r.run_id, plan=PLAN, note="this not
 bundles.compare_bundles([*mine, *others])
 
 # %% [markdown]
-# ## 8 · The shareable report and your bundle
+# ## 9 · The shareable report and your bundle
 #
 # Both report files pass through `lanelab.redact`; if a secret (including any token in the kit's credential store)
 # is still found, nothing is written. The bundle is what you attach to an issue so others can compare.

@@ -18,9 +18,11 @@
 # 1. put a recording proxy in front of the server and send through it the official `anthropic` SDK's request and a
 #    replay of the `hermes-0.14.0` profile;
 # 2. read the wire path and headers from the capture;
-# 3. diff Hermes' request against one the server bills to the plan (`sdk-minimal`), with what public reports say
-#    about each difference;
-# 4. bisect: apply subsets of the differences and find the smallest set that flips the verdict, spending few requests.
+# 3. diff Hermes' request against the SDK's (billed to the plan), with what public reports say about each
+#    difference; then build the reference to bisect against from Hermes' own request: lint's fixes applied, nothing
+#    added (the reference `lanelab diagnose` tries first);
+# 4. bisect: apply subsets of those fixes and find the smallest set that flips the verdict, spending few requests,
+#    so the answer names the element to change (the tool names, a sentence) rather than "remove all tools".
 #
 # By default everything runs against the embedded simulator (a model built from public reports). Live mode needs the
 # opt-in and a confirmation; each request then spends a little of your own plan (`max_tokens` 1, no streaming).
@@ -37,7 +39,7 @@ from lanelab.matrix.budget import DEFAULT_LIVE_BUDGET
 
 settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, LANELAB_OUT
 FAILING = "hermes-0.14.0"  # the client shape to examine (data/profiles/)
-PASSING = "sdk-minimal"  # a request the server bills to the plan
+PASSING = "sdk-minimal"  # the profile of the SDK's request (sent once through the proxy; its cost is shown first)
 CREDENTIAL = default_label(settings.mode)  # sim-pkce or live-pkce: what notebook 01 saves (the CLI's default too)
 BUDGET = None if settings.mode == "sim" else DEFAULT_LIVE_BUDGET  # live: inference requests in all (captures too)
 CONFIRM_LIVE = env_flag(os.environ.get("LANELAB_CONFIRM_LIVE"))  # headless live runs only; in Lab press the button
@@ -73,12 +75,14 @@ print("server:", upstream, "| credential:", source.where)
 
 # %%
 from lanelab.matrix.confirm import ConfirmWidget, gate_for
+from lanelab.walkthrough.bisect import reference_for
 
 probe_budget = None if BUDGET is None else BUDGET - CAPTURE_REQUESTS  # the captures are paid from the same budget
+planned = reference_for(failing_profile_spec)  # what the probes mix with the failing request (step 3)
 gate = gate_for(settings, upstream, CREDENTIAL, token, once=[passing_profile_spec, failing_profile_spec],
-                mixed=(failing_profile_spec, passing_profile_spec), probes=probe_budget or 0, budget=BUDGET,
+                mixed=(failing_profile_spec, planned.spec), probes=probe_budget or 0, budget=BUDGET,
                 confirmed=CONFIRM_LIVE, extra=[f"{CAPTURE_REQUESTS} captured requests, then at most {probe_budget} "
-                                               f"bisect probes ({FAILING} against {PASSING})"])
+                                               f"bisect probes ({FAILING} against {planned.description})"])
 ConfirmWidget(gate)
 
 # %% [markdown]
@@ -119,34 +123,55 @@ hermes_obs
 proxy.to_frame()
 
 # %% [markdown]
-# ## 3 · Diff against a request billed to the plan
-# One row per difference: headers, query, each system block, tools and their names, other body fields. The last
-# columns say what public reports claim about that kind of difference, with their sources. The diff also says
-# whether either request carries a billing attestation block (the kit reports one; it never makes one).
+# ## 3 · Diff against the SDK's request, then a reference built from Hermes' own
+# One row per difference between Hermes' request and the SDK's (both as captured): headers, query, each system
+# block, tools and their names, other body fields. The last columns say what public reports claim about that kind
+# of difference, with their sources. The diff also says whether either request carries a billing attestation block
+# (the kit reports one; it never makes one).
 
 # %%
 from lanelab.walkthrough.capture import inference_exchange
 from lanelab.wire.diff import diff_specs
 from lanelab.walkthrough.to_profile import spec_from_exchange
 
+sdk_spec, _ = spec_from_exchange(inference_exchange(proxy.exchanges(), 0))  # the SDK's request, as captured
 failing_spec, _ = spec_from_exchange(inference_exchange(proxy.exchanges()))  # Hermes' request, as captured
-passing_spec = passing_profile_spec
-difference = diff_specs(failing_spec, passing_spec, FAILING, PASSING)
-difference
+diff_specs(failing_spec, sdk_spec, FAILING, "anthropic SDK")
 
 # %% [markdown]
-# ## 4 · Bisect to the smallest difference that flips the verdict
-# Each probe applies a subset of the differences to Hermes' request and sends it; a binary search over the
-# differences narrows to a set where removing any one edit no longer flips the outcome. Every probe is stored as a
-# cell of a run, like the matrix.
+# That table says what differs, not what matters, and bisecting against the SDK's request could only answer
+# "remove all tools". So the reference for the bisect is built from Hermes' own request, the way `lanelab diagnose`
+# builds its first one: lint's fixes applied (each a trigger from `data/triggers.toml` with its public source), nothing
+# added that Hermes does not send. The rows below are exactly the edits the bisect works with: each tool name, each
+# system sentence.
 
 # %%
-from lanelab.walkthrough.bisect import bisect_to_run
+from IPython.display import Markdown, display
 
-result = bisect_to_run(failing_spec, passing_spec, upstream, token, settings=settings, failing_label=FAILING,
-                       passing_label=PASSING, credential=CREDENTIAL, run_id="04_walkthrough_bisect",
-                       budget=probe_budget, confirmed=gate.confirmed)
-print(result.summary())
+reference = reference_for(failing_spec)
+display(Markdown(f"Reference **{reference.name}**: {reference.description}; {len(reference.items)} fix(es) to "
+                 "try, each applied as a whole."))
+diff_specs(failing_spec, reference.spec, FAILING, reference.name, grain="fine")
+
+# %% [markdown]
+# ## 4 · Bisect to the smallest fix that flips the verdict
+# Each probe applies a subset of the fixes to Hermes' request and sends it; a binary search narrows to a set where
+# leaving out any one fix no longer gets the request billed to the plan. The answer names the element and its fix,
+# in the same words `lanelab diagnose` uses. Every probe is stored as a cell of a run, like the matrix; running this
+# cell again reads the stored probes back and sends none of them twice.
+
+# %%
+from lanelab.walkthrough.bisect import NO_FLIP, bisect_to_run
+
+result = bisect_to_run(failing_spec, reference.spec, upstream, token, settings=settings, failing_label=FAILING,
+                       passing_label=f"{FAILING}-{reference.name}", credential=CREDENTIAL,
+                       run_id="04_walkthrough_bisect", items=list(reference.items), budget=probe_budget,
+                       confirmed=gate.confirmed)
+if result.status == NO_FLIP:
+    display(Markdown(f"*Lint's fixes together do not get {FAILING}'s request billed to the plan here: "
+                     f"`python -m lanelab diagnose --profile {FAILING}` goes on at fine grain.*"))
+for note in result.notes:
+    display(Markdown(f"*{note}*"))
 result
 
 # %%

@@ -212,7 +212,7 @@ def test_cli_bisect_and_diff_run(sim, tmp_path, monkeypatch, capsys) -> None:
     assert "No profile named" in capsys.readouterr().err
 
 
-def test_bisect_to_run_stores_every_probe_in_a_fresh_run(sim, tmp_path) -> None:
+def test_bisect_to_run_stores_every_probe_in_a_run(sim, tmp_path) -> None:
     from lanelab.config import Settings
 
     failing, passing = _mcp_pair(4, ["Bash", "mcp_read_file"], ["Bash", "mcp__read_file"])
@@ -221,22 +221,63 @@ def test_bisect_to_run_stores_every_probe_in_a_fresh_run(sim, tmp_path) -> None:
     first = bisect_to_run(failing, passing, sim.base_url, token, settings=settings, failing_label="hermes x",
                           passing_label="sdk/min", credential="sim-pkce", policy="2026-05-25")
     assert first.status == FOUND and [d.key for d in first.cause_differences] == ["tools[1].name"]
-    expected = settings.runs_dir / f"{bisect_run_id('hermes x', 'sdk/min', sim.base_url)}.jsonl"
-    assert first.path == expected and expected.name.startswith("bisect_hermes-x_vs_sdk-min_")
+    assert first.path.parent == settings.runs_dir and first.path.name.startswith("bisect_hermes-x_vs_sdk-min_")
     run = load_run(first.path)
     assert run.header["design"] == "bisect" and run.header["profile"] == "hermes x"
     assert run.header["passing"] == "sdk/min" and run.header["credentials"] == ["sim-pkce"]
     assert run.header["host"] == sim.base_url and run.header["policy"] == "2026-05-25"
+    assert first.path.stem == bisect_run_id("hermes x", "sdk/min", sim.base_url, question=run.header["question"])
     assert len(run.cells) == first.requests and {c["credential"] for c in run.cells.values()} == {"sim-pkce"}
     assert token not in first.path.read_text()
 
-    again = bisect_to_run(failing, passing, sim.base_url, token, settings=settings, run_id="fixed", budget=1,
+
+def test_a_rerun_resumes_and_sends_no_probe_twice(sim, tmp_path) -> None:
+    from lanelab.config import Settings
+
+    failing, passing = _mcp_pair(8, ["Bash", "mcp_read_file"], ["Bash", "mcp__read_file"])
+    token = sim.mint_token()["access_token"]
+    settings = Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home", out=tmp_path / "out")
+    kw = {"settings": settings, "failing_label": "f", "passing_label": "p", "credential": "sim-pkce"}
+
+    def sent() -> int:
+        return sum(1 for e in sim.state.requests() if e["path"].startswith("/v1/messages"))
+    cut = bisect_to_run(failing, passing, sim.base_url, token, budget=2, **kw)  # stopped by its budget
+    assert cut.status == BUDGET and cut.requests == 2 and sent() == 2
+    before = sent()
+    done = bisect_to_run(failing, passing, sim.base_url, token, **kw)
+    assert done.path == cut.path, "the same question resumes the same run"
+    assert done.status == FOUND and [d.key for d in done.cause_differences] == ["tools[1].name"]
+    assert done.reused == 2 and sent() - before == done.requests, "the two stored probes were not sent again"
+    assert "read back from the earlier run" in done.summary()
+    again_before = sent()
+    again = bisect_to_run(failing, passing, sim.base_url, token, **kw)
+    assert again.requests == 0 and sent() == again_before and again.reused == done.reused + done.requests
+    assert again.cause == done.cause
+    run = load_run(again.path)
+    assert run.path.read_text().count('"record": "header"') == 1
+    assert len(run.of_kind("cell")) == cut.requests + done.requests, "every probe stored once"
+    assert [n["event"] for n in run.of_kind("note")].count("resumed") == 2
+
+
+def test_a_run_id_holding_another_experiment_is_never_replaced(sim, tmp_path) -> None:
+    from lanelab.config import Settings
+
+    failing, passing = _mcp_pair(4, ["Bash", "mcp_read_file"], ["Bash", "mcp__read_file"])
+    token = sim.mint_token()["access_token"]
+    settings = Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home", out=tmp_path / "out")
+    first = bisect_to_run(failing, passing, sim.base_url, token, settings=settings, run_id="fixed", budget=1,
                           check_ends=True)
-    assert again.status == BUDGET and again.path == settings.runs_dir / "fixed.jsonl"
-    assert len(load_run(again.path).cells) == again.requests == 1
-    replaced = bisect_to_run(failing, passing, sim.base_url, token, settings=settings, run_id="fixed", budget=1)
-    assert replaced.path.read_text().count('"record": "header"') == 1, "the earlier file was replaced, not resumed"
-    assert len(load_run(replaced.path).cells) == replaced.requests == 1
+    assert first.status == BUDGET and first.path == settings.runs_dir / "fixed.jsonl" and not first.notes
+    kept = first.path.read_bytes()
+    other = _mcp_pair(4, ["mcp_a", "Bash"], ["mcp__a", "Bash"])
+    second = bisect_to_run(*other, sim.base_url, token, settings=settings, run_id="fixed", budget=1)
+    assert second.path == settings.runs_dir / "fixed-2.jsonl" and first.path.read_bytes() == kept
+    assert second.notes and "fixed-2" in second.notes[0] and "left as it is" in second.notes[0]
+    matrix = settings.runs_dir / "m.jsonl"
+    matrix.write_text(json.dumps(make_header("m", mode="sim", host=None, policy=None, profile="x", design="ofat",
+                                             factors=[], credentials=[])) + "\n")
+    third = bisect_to_run(failing, passing, sim.base_url, token, settings=settings, run_id="m", budget=1)
+    assert third.path.name == "m-2.jsonl" and load_run(matrix).header["design"] == "ofat"
 
 
 def test_tester_never_exceeds_budget_with_repeats() -> None:

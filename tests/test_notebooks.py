@@ -46,6 +46,18 @@ def test_notebook_executes_headless(path: Path, lab):
         assert (lab["out"] / "findings.bundle.json").exists(), "notebook 03 writes the user's bundle"
         shown = " ".join(str(o.get("data", {}).get("text/html", "")) for c in nb.cells for o in c.get("outputs", []))
         assert "hand-made example" in shown and "Where they agree and where they differ" in shown
+        md = (lab["out"] / "findings.md").read_text()
+        assert "### When would this request have been billed where?" in md, "sim mode: the timeline is in the report"
+        assert (lab["out"] / "findings-timeline.png").is_file()
+        texts = " ".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells
+                         for o in c.get("outputs", []))
+        assert "Nothing in these responses was new to this kit." in texts
+    if stem == "04":
+        shown = " ".join(str(o.get("data", {}).get("text/html", "")) for c in nb.cells for o in c.get("outputs", []))
+        # the bisect names the element and its fix, as diagnose does, not "remove all tools"
+        assert "16 tool names use the single-underscore <code>mcp_</code> prefix" in shown or \
+            "16 tool names use the single-underscore `mcp_` prefix" in shown, "the answer names the tool names"
+        assert "instead of" in shown and "mcp__" in shown
     raw = [(i, o["data"]["text/plain"][:60]) for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
            if o.get("output_type") in ("execute_result", "display_data") and set(o.get("data", {})) <= {"text/plain"}
            and o["data"].get("text/plain", "").lstrip()[:1] in ("{", "[", "(")]

@@ -298,10 +298,13 @@ def test_new_to_this_kit_has_its_place(tmp_path: Path) -> None:
     findings = report.collect(load_run(SAMPLE))
     assert report.report_data(findings)["new_to_this_kit"] == []
     assert "New to this kit" not in report.render_html(findings)
-    findings.drift = [{"element": "the header `x-new-thing`", "note": "never seen by this kit"}]
+    findings.drift = [{"kind": "unified_header", "what": "rate-limit header", "name": "x-new-thing",
+                       "value": "<b>odd</b>", "count": 1, "cells": ["c1"], "runs": ["r"], "cells_shown": "c1",
+                       "element": "unified_header x-new-thing: <b>odd</b>", "note": "in 1 response"}]
     findings._data = None
     page = report.render_html(findings)
     assert 'id="new-to-this-kit"' in page and "<code>x-new-thing</code>" in page
+    assert "<code>&lt;b&gt;odd&lt;/b&gt;</code>" in page, "verbatim, escaped"
     assert page.index('id="new-to-this-kit"') < page.index('id="read"')
 
 

@@ -16,7 +16,9 @@ DESCRIPTION = (
     "(ANTHROPIC_BASE_URL for Claude Code and the anthropic SDK, the provider base URL for Hermes). Each exchange is "
     "forwarded unchanged to --upstream (default: LANELAB_BASE_URL) and recorded, redacted, as one JSON line with "
     "timing. The real API is used only with LANELAB_LIVE_OPT_IN=1. With --to-profile NAME CAPTURE, turns the last "
-    "inference request of a capture file into data/profiles/NAME.toml instead."
+    "inference request of a capture file (--index picks another) into data/profiles/NAME.toml instead; an existing "
+    "profile of that name (one the kit ships, or an earlier conversion) is never overwritten: the command refuses "
+    "and writes nothing."
 )
 
 
@@ -28,17 +30,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to-profile", metavar="NAME", default=None,
                         help="convert a capture file (positional CAPTURE) into a profile named NAME")
     parser.add_argument("capture", nargs="?", type=Path, help="with --to-profile: the capture file to convert")
+    parser.add_argument("--index", type=int, default=None, metavar="N",
+                        help="with --to-profile: which inference request (0 the first, -1 the last; default -1)")
     parser.add_argument("--prompt", default="ping", help="with --to-profile: the user prompt to put in")
     parser.add_argument("--profiles-dir", type=Path, default=None, help="with --to-profile: where to write")
 
 
 def _to_profile(args: argparse.Namespace) -> int:
-    from lanelab.walkthrough.to_profile import profile_from_capture
+    from lanelab.walkthrough.to_profile import pick_request, profile_from_capture
 
     if args.capture is None:
         raise UserError("--to-profile needs the capture file to convert.",
                         "Example: python -m lanelab capture --to-profile my-client reports/captures/x.jsonl")
-    path = profile_from_capture(args.capture, args.to_profile, prompt=args.prompt, out_dir=args.profiles_dir)
+    picked = pick_request(args.capture, args.index)
+    print(f"request: {picked.describe(args.capture)}")
+    path = profile_from_capture(args.capture, args.to_profile, prompt=args.prompt, out_dir=args.profiles_dir,
+                                index=picked.position)
     print(path)
     return 0
 

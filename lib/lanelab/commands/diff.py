@@ -1,4 +1,4 @@
-"""``python -m lanelab diff A B``: a structural, annotated diff of two requests (profile names or capture files)."""
+"""``python -m lanelab diff A B``: a structural, annotated diff of two requests (profile names or files, or captures)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,42 @@ import argparse
 NAME = "diff"
 HELP = "show how two requests differ (headers, query, system blocks, tools, body), with what reports say"
 DESCRIPTION = (
-    "A and B are profile names (data/profiles) or capture files from 'lanelab capture' (their last inference "
-    "request). Prints a Markdown table, one row per difference, annotated from data/diff_annotations.toml with the "
-    "public reports behind each, and whether either request carries a billing attestation block."
+    "A and B are profile names (data/profiles), profile files (.toml) or capture files from 'lanelab capture' (by "
+    "default their last inference request; --index picks another, and the command says which one it took). Prints "
+    "a Markdown table, one row per difference, annotated from data/diff_annotations.toml with the public reports "
+    "behind each, and whether either request carries a billing attestation block."
 )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("a", help="first request: a profile name or a capture file")
-    parser.add_argument("b", help="second request: a profile name or a capture file")
+    parser.add_argument("a", help="first request: a profile name, a profile file or a capture file")
+    parser.add_argument("b", help="second request: a profile name, a profile file or a capture file")
+    parser.add_argument("--index", type=int, action="append", default=None, metavar="N",
+                        help="which inference request of a capture (0 the first, -1 the last; default -1): once for "
+                        "every capture, or twice (A's, then B's)")
     parser.add_argument("--csv", action="store_true", help="print CSV instead of Markdown")
 
 
 def run(args: argparse.Namespace) -> int:
-    from lanelab.walkthrough.to_profile import load_request
+    import sys
+
+    from lanelab.walkthrough.to_profile import indexes_for, is_capture_ref, load_request, pick_request
     from lanelab.wire.diff import diff_specs
 
-    a_label, a = load_request(args.a, as_captured=True)  # a billing attestation block shows as the kit's marker
-    b_label, b = load_request(args.b, as_captured=True)
+    ia, ib = indexes_for([args.a, args.b], args.index)
+    # a billing attestation block shows as the kit's marker
+    a_label, a = load_request(args.a, as_captured=True, index=ia)
+    b_label, b = load_request(args.b, as_captured=True, index=ib)
+    taken = [f"{side}: {pick_request(ref, i).describe(ref)}" for side, ref, i in (("A", args.a, ia), ("B", args.b, ib))
+             if is_capture_ref(ref)]
     result = diff_specs(a, b, a_label, b_label)
     if args.csv:
+        for line in taken:  # the table stays machine-readable on stdout
+            print(line, file=sys.stderr)
         print(result.to_frame().to_csv(index=False), end="")
     else:
+        for line in taken:
+            print(line)
         print(f"{len(result)} difference(s) between {result.a_label} and {result.b_label}.")
         print(result.to_markdown())
     return 0

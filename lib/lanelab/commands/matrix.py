@@ -35,8 +35,11 @@ SIM_PLACEHOLDER = "http://127.0.0.1"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="hermes-0.14.0", help="client profile from data/profiles "
-                        "(default: %(default)s)")
+    parser.add_argument("--profile", default="hermes-0.14.0", metavar="NAME|FILE",
+                        help="the request to vary, as diff and bisect take it: a profile name from data/profiles, a "
+                        "profile file (.toml) or a capture file from 'lanelab capture' (default: %(default)s)")
+    parser.add_argument("--index", type=int, default=None, metavar="N",
+                        help="with a capture: which inference request (0 the first, -1 the last; default -1)")
     parser.add_argument("--design", default=None, choices=["ofat", "full", "pairwise"],
                         help="ofat = one factor at a time from the profile (default), full = every combination, "
                         "pairwise = every pair of levels at least once")
@@ -174,19 +177,23 @@ def run(args: argparse.Namespace) -> int:
     is sent (the CLI prints it, exit 2)."""
     from lanelab.auth.store import CredentialStore
     from lanelab.matrix.plan import MatrixPlan
+    from lanelab.walkthrough.to_profile import is_capture_ref, pick_request, profile_for
 
     settings = _settings(args)
     credential = args.credential or default_label(settings.mode)
     names = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
     labels = [lbl for lbl in CredentialStore(settings.home).labels() if lbl != credential]
-    plan = MatrixPlan.build(args.profile, args.design, names, settings, credential_labels=labels,
+    profile = profile_for(args.profile, index=args.index)
+    if is_capture_ref(args.profile):
+        print(f"request: {pick_request(args.profile, args.index).describe(args.profile)}", flush=True)
+    plan = MatrixPlan.build(profile, args.design, names, settings, credential_labels=labels,
                             levels=_levels(args.levels))
     budget = _budget(args, plan.live)
     if args.dry_run:
         _print_dry_run(plan, settings, args, budget, credential)
         return 0
     summary = plan.describe()
-    print(f"{args.profile} × {plan.design} over {len(plan.factors)} factors: {summary}", flush=True)
+    print(f"{plan.profile} × {plan.design} over {len(plan.factors)} factors: {summary}", flush=True)
     if plan.live:
         confirmation = plan.confirmation(credential, budget, settings.base_url)  # refuses an over-budget plan
         if not (args.budget or args.budget_tokens):

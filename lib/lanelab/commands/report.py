@@ -38,6 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the plan type to record in the bundle, e.g. max or pro (default: unknown)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="BUNDLE", type=Path,
                         help="findings bundles from other people to show side by side in the report")
+    parser.add_argument("--timeline", action=argparse.BooleanOptionalAction, default=None,
+                        help="add 'when would this request have been billed where?': the runs' profile sent to an "
+                        "embedded simulator under every dated snapshot (a model; nothing leaves this machine). "
+                        "Default: on for simulator runs in sim mode, off for live runs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         first = f" ({len(skipped)} line(s) skipped; the first: {skipped[0]})" if skipped else ""
         raise InputError(f"No usable cell record in {', '.join(str(p) for p in paths)}{first}.",
                          "Pass run files written by 'lanelab matrix' (JSON Lines, one cell per line).")
-    findings = report.collect(runs, rows=args.rows, cols=args.cols, bundles=others)
+    asked = args.timeline if args.timeline is not None else (None if settings.mode == "sim" else False)
+    findings = report.collect(runs, rows=args.rows, cols=args.cols, bundles=others,
+                              timeline=report.timeline_for(runs, asked=asked))
     for warning in findings.skipped:
         print(f"skipped {Path(warning.path).name} line {warning.line}: {warning.problem}", file=sys.stderr)
     if args.bundle and findings.df.empty:

@@ -4,7 +4,10 @@
   ``factor_effects``, ``lane_signals``, ``compare_runs`` … (each returns a DataFrame)
 - :mod:`~lanelab.findings.answers`: ``answer_all`` (the seed report's three questions, ``.to_frame()``)
 - :mod:`~lanelab.findings.plots`: figures that display themselves in a notebook
-- :mod:`~lanelab.findings.report`: ``collect`` the findings of runs, ``write_reports`` (HTML and Markdown)
+- :mod:`~lanelab.findings.report`: ``collect`` the findings of runs, ``write_reports`` (HTML and Markdown); the
+  findings open with the answer, then what the responses carried that is new to this kit (``Findings.new_to_kit()``,
+  from :mod:`lanelab.wire.drift`) and the request's caveats (``Findings.caveats``); ``timeline_for`` adds the timeline
+  below (simulator runs, or when asked)
 - :mod:`~lanelab.findings.timeline`: ``timeline(profile_or_capture)``, the same request under every dated simulator
   snapshot (``.to_frame()``, ``.changes()``, ``.chart()``): when a change on the service side moved the traffic
 

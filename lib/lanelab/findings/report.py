@@ -1,10 +1,19 @@
 """The shareable report: a self-contained HTML page and a GitHub-ready Markdown file built from one or more runs.
 
 Both open with the answer (:mod:`lanelab.findings.verdict`): what moves this client's request between lanes, the
-exact element with its before and after, the evidence and the remedy. Then what was read (runs, requests, bisect
-probes counted apart, lines skipped and why), what moves the request between lanes when changed on its own, every
-single change (or the results matrix, for designs that fill one), the three questions of the first report, the plan's
-headroom, usage before and after, run-to-run and person-to-person comparisons, and the raw observations (collapsed).
+exact element with its before and after, the evidence and the remedy. Right below it, whatever the responses carried
+that the kit has never seen ("new to this kit", verbatim, with the cells where it appeared: :mod:`lanelab.wire.drift`)
+and what the findings must say about the request itself (the run header's ``profile_caveats``, e.g. a client's billing
+attestation block the kit never sends). Then what was read (runs, requests, bisect probes counted apart, lines skipped
+and why), what moves the request between lanes when changed on its own, every single change (or the results matrix,
+for designs that fill one), the three questions of the first report, the plan's headroom, usage before and after
+(fields the kit does not know shown as such), when the same request would have been billed where under each dated
+simulator snapshot (:mod:`lanelab.findings.timeline`, when one was computed), run-to-run and person-to-person
+comparisons, and the raw observations (collapsed).
+
+The timeline is a simulator model: it is computed only against an embedded simulator on loopback, and only when asked
+(:func:`timeline_for`; the ``report`` command asks for it for simulator runs, or with ``--timeline``), never from live
+runs on its own and never against the live API.
 
 Layout lives in Jinja2 templates (``templates/report.html.j2``, ``templates/report.md.j2``); this module only computes
 the values (:func:`report_data`). Escaping is automatic in both formats (:mod:`lanelab.findings.render`), every value
@@ -43,10 +52,12 @@ from lanelab.runs import LoadWarning, Run, load_runs, tidy
 
 if TYPE_CHECKING:
     from lanelab.findings.bundles import Bundle
+    from lanelab.findings.timeline import Timeline
 
-__all__ = ["BISECT_DESIGN", "Findings", "axis_candidates", "build", "collect", "comparison_table", "effects_table",
-           "glossary", "lanes_table", "markdown_table", "metadata", "render_html", "render_markdown", "report_data",
-           "safe_stem", "single_changes", "slug", "split_runs", "stored_secrets", "write_reports"]
+__all__ = ["BISECT_DESIGN", "Findings", "axis_candidates", "build", "collect", "comparison_table", "drift_items",
+           "effects_table", "glossary", "lanes_table", "markdown_table", "metadata", "profile_caveats", "render_html",
+           "render_markdown", "report_data", "safe_stem", "single_changes", "slug", "split_runs", "stored_secrets",
+           "timeline_for", "timeline_refs", "timeline_table", "usage_unknown", "write_reports"]
 
 #: The header design of a run of bisect probes (notebook 04, ``lanelab bisect``): counted apart from matrix cells.
 BISECT_DESIGN = "bisect"
@@ -59,6 +70,15 @@ SIM_NOTICE = ("Simulator output: the responses come from lanelab's embedded simu
 RESPONSIBLE_USE = ("lanelab diagnoses; it does not evade. Remedies that exist: fix a malformed request, enable extra "
                    "usage, use an API key, or use Anthropic's own clients.")
 GLOSSARY = "docs/glossary.md"
+#: What each kind of drift item is, in words (kinds from :data:`lanelab.wire.drift.KINDS`).
+DRIFT_WORDS = {"claim": "representative claim", "unified_header": "rate-limit header",
+               "unified_value": "rate-limit header value", "error_code": "error code", "error_type": "error type",
+               "message": "error message", "usage_field": "usage field"}
+#: Cells listed per drift item before "and N more".
+DRIFT_CELLS = 8
+TIMELINE_NOTE = ("A simulator model: the same request sent to the kit's embedded simulator (on this machine) under "
+                 "each dated snapshot of the service, as public reports describe it. Nothing was sent to Anthropic. "
+                 "A step where the answer moves is a change on the service side, not the client's.")
 
 
 def split_runs(runs: Iterable[Run]) -> tuple[list[Run], list[Run], list[Run]]:
@@ -82,7 +102,9 @@ class Findings:
     are counted apart); ``rows``/``cols`` the heatmap's axes (None without two factors); ``effects`` the factor
     effects; ``answers`` the three answers; ``verdict`` the opening answer; ``comparison`` the run-to-run comparison
     (two matrix runs or more, else None); ``usage`` each run's usage snapshots by run id; ``drift`` what is new to
-    this kit (from ``lanelab.wire.drift`` once it lands; an empty list today); ``bundles`` findings bundles from other
+    this kit (:func:`drift_items`: one dict per item, verbatim, with the cells where it appeared); ``caveats`` what
+    the findings must say about the request (:func:`profile_caveats`); ``timeline`` the same request under every dated
+    simulator snapshot (None unless computed, see :func:`timeline_for`); ``bundles`` findings bundles from other
     people to compare with.
     """
 
@@ -97,6 +119,8 @@ class Findings:
     comparison: pd.DataFrame | None = None
     usage: dict[str, pd.DataFrame] = field(default_factory=dict)
     drift: list[dict[str, Any]] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
+    timeline: Timeline | None = None
     bundles: list[Bundle] = field(default_factory=list)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     _figures: dict[str, Figure] | None = None
@@ -170,9 +194,26 @@ class Findings:
                          + "; ".join(f"{Path(w.path).name} line {w.line}: {w.problem}" for w in skipped) + ".")
         else:
             lines.append("No line was skipped.")
+        if self.drift:
+            lines.append(f"{len(self.drift)} thing{'s' if len(self.drift) != 1 else ''} in the responses "
+                         f"{'were' if len(self.drift) != 1 else 'was'} new to this kit (listed at the top, verbatim).")
+        elif self.runs:
+            lines.append("Nothing in the responses was new to this kit.")
         if not n:
             lines.append("With no request to read, there is nothing to conclude.")
         return lines
+
+    def new_to_kit(self) -> pd.DataFrame:
+        """What the responses carried that the kit has never seen (see :func:`drift_items`), one row per item.
+
+        Returns:
+            A DataFrame with what (the kind in words), where (header name or JSON path), value (verbatim), responses
+            (how many carried it), cells (where it appeared) and runs; no rows when nothing was new.
+        """
+        cols = ["what", "where", "value", "responses", "cells", "runs"]
+        return pd.DataFrame([{"what": d["what"], "where": d["name"], "value": d["value"], "responses": d["count"],
+                              "cells": ", ".join(d["cells"]), "runs": ", ".join(d["runs"])} for d in self.drift],
+                            columns=cols)
 
     # -- figures -----------------------------------------------------------------------------------------------------
     def png(self, name: str) -> bytes:
@@ -228,8 +269,8 @@ class Findings:
 
     def figures(self) -> dict[str, Figure]:
         """Named figures, built on first use: "effects"; for a one-factor-at-a-time run "changes", else one
-        "heatmap" per matrix run ("heatmap" for the first, "heatmap-<run>" after); "headroom"; and "usage-<run>" for
-        each run with usage snapshots. None for an empty table."""
+        "heatmap" per matrix run ("heatmap" for the first, "heatmap-<run>" after); "headroom"; "usage-<run>" for
+        each run with usage snapshots; and "timeline" when a timeline was computed. None for an empty table."""
         if self._figures is None:
             figs: dict[str, Figure] = {}
             if not self.df.empty:
@@ -250,6 +291,8 @@ class Findings:
                 fig = plots.usage_chart(usage)
                 if fig is not None:
                     figs[f"usage-{slug(run_id)}"] = fig
+            if self.timeline is not None and self.timeline.rows:
+                figs["timeline"] = self.timeline.chart()
             self._figures = figs
         return self._figures
 
@@ -273,14 +316,130 @@ def axis_candidates(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> li
     return list(dict.fromkeys([*ranked, *varying, "credential", "profile", "run_id"]))
 
 
+def drift_items(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """What the runs' responses carried that the kit has never seen (:func:`lanelab.wire.drift.new_to_kit`), as the
+    report lists it: every kind of run (matrix, bisect, diagnose), usage snapshots included.
+
+    Returns:
+        One dict per item, in the order of :data:`lanelab.wire.drift.KINDS`: ``kind``, ``what`` (the kind in
+        words), ``name`` (where: header name or JSON path), ``value`` (verbatim), ``count`` (responses carrying it),
+        ``cells`` and ``runs`` (lists), ``recorded`` (flagged when sent, or checked now), and for a findings bundle
+        ``element`` ("claim <header>: <value>") and ``note`` (where it was seen). Empty when nothing was new.
+    """
+    from lanelab.wire.drift import new_to_kit
+
+    if not runs:
+        return []
+    out = []
+    for row in new_to_kit(list(runs)).to_dict("records"):
+        cells, run_ids = [str(c) for c in row["cells"]], [str(r) for r in row["runs"]]
+        shown = ", ".join(cells[:DRIFT_CELLS]) + (f" and {len(cells) - DRIFT_CELLS} more" if len(cells) > DRIFT_CELLS
+                                                  else "")
+        out.append({
+            "kind": row["kind"], "what": DRIFT_WORDS.get(row["kind"], row["kind"]), "name": row["name"],
+            "value": row["value"], "count": int(row["count"]), "cells": cells, "runs": run_ids,
+            "recorded": bool(row["recorded"]), "cells_shown": shown,
+            "element": f"{row['kind']} {row['name']}: {row['value']}",
+            "note": (f"in {row['count']} response{'s' if row['count'] != 1 else ''}; cells {shown} "
+                     f"(run{'s' if len(run_ids) != 1 else ''} {', '.join(run_ids)})"),
+        })
+    return out
+
+
+def profile_caveats(runs: Sequence[Run]) -> list[str]:
+    """What the findings must say about the request itself: the ``profile_caveats`` the matrix wrote into each run
+    header (e.g. "the client sends a billing attestation block … findings for this profile are for the request
+    without the block"), each once, in run order.
+
+    Returns:
+        The sentences (empty when no run recorded one).
+    """
+    out: list[str] = []
+    for run in runs:
+        found = run.header.get("profile_caveats")
+        for text in found if isinstance(found, list) else []:
+            if isinstance(text, str) and text.strip() and text not in out:
+                out.append(text)
+    return out
+
+
+def usage_unknown(run: Run) -> pd.DataFrame:
+    """The usage-endpoint keys and fields of a run's snapshots that the kit does not know
+    (``data/usage_fields.toml``), verbatim, as the account summary shows them ("new to this kit").
+
+    Returns:
+        A DataFrame with field, before and after (verbatim values; empty where a snapshot lacks it); no rows when
+        every field is known or the run recorded no snapshots.
+    """
+    from lanelab.wire.usage import read_usage
+
+    seen: dict[str, dict[str, str]] = {}
+    for when in ("before", "after"):
+        for u in read_usage(run.usage.get(when)).unknown:
+            seen.setdefault(u.name, {})[when] = u.value
+    return pd.DataFrame([{"field": k, "before": v.get("before", ""), "after": v.get("after", "")}
+                         for k, v in seen.items()], columns=["field", "before", "after"])
+
+
+def timeline_refs(runs: Sequence[Run]) -> list[str]:
+    """The requests a timeline can be computed for: the profiles of the matrix runs that data/profiles holds and
+    the kit may send (a first-party reference never is), each once.
+
+    Returns:
+        Profile names (possibly none: runs of captures or of profiles the kit does not ship).
+    """
+    from lanelab.matrix import profiles as profiles_mod
+
+    known = set(profiles_mod.list_profiles())
+    out: list[str] = []
+    for run in split_runs(runs)[0]:
+        name = run.header.get("profile")
+        if isinstance(name, str) and name in known and name not in out:
+            try:
+                profiles_mod.ensure_sendable(name)
+            except UserError:
+                continue
+            out.append(name)
+    return out
+
+
+def timeline_for(runs: Sequence[Run] | Findings, *, asked: bool | None = None,
+                 policies: Sequence[str] | None = None) -> Timeline | None:
+    """The timeline of the runs' request(s) (:func:`lanelab.findings.timeline.timeline`), when it should be shown.
+
+    ``asked`` None: only when every run was made against the simulator (mode "sim"); True: also for live runs (the
+    timeline still only ever talks to an embedded simulator on loopback, never to the live API); False: never.
+    ``policies`` limits the snapshots (default: every dated policy).
+
+    Returns:
+        The :class:`~lanelab.findings.timeline.Timeline`, or None when it is not wanted or there is no profile to
+        send (see :func:`timeline_refs`).
+
+    Raises:
+        ServiceError: the embedded simulator stopped answering.
+    """
+    runs = runs.runs if isinstance(runs, Findings) else list(runs)
+    if asked is False or not runs:
+        return None
+    if asked is None and any((r.header.get("mode") or "sim") != "sim" for r in runs):
+        return None
+    refs = timeline_refs(runs)
+    if not refs:
+        return None
+    from lanelab.findings.timeline import timeline
+
+    return timeline(refs, policies)
+
+
 def collect(runs: Run | Sequence[Run], rows: str | None = None, cols: str | None = None, verdict: Any = None,
-            bundles: Sequence[Bundle] = ()) -> Findings:
+            bundles: Sequence[Bundle] = (), timeline: Timeline | None = None) -> Findings:
     """Compute the findings of one or more loaded runs (see :func:`lanelab.runs.load_run`).
 
     Bisect and diagnose runs are kept apart from the matrix table; a diagnose run's recorded verdict, or ``verdict``
     (anything :meth:`lanelab.findings.verdict.Verdict.from_obj` accepts), supplies the opening answer. ``rows`` and
     ``cols`` name the heatmap's axes (default: the factors that change the outcome most); ``bundles`` are findings
-    bundles to compare with.
+    bundles to compare with; ``timeline`` a timeline to show (see :func:`timeline_for`; nothing is sent here). What
+    is new to this kit (:func:`drift_items`) and the request's caveats (:func:`profile_caveats`) come from the runs.
 
     Returns:
         The :class:`Findings` (an empty table, with a verdict saying there is nothing to conclude, when the runs
@@ -306,7 +465,8 @@ def collect(runs: Run | Sequence[Run], rows: str | None = None, cols: str | None
     return Findings(runs=runs, df=df, rows=rows, cols=cols, effects=effects,
                     answers=ans.answer_all(df) if len(df) else ans.Answers(),
                     verdict=lead_verdict(df, runs, verdict), diagnosis=ans.diagnosis(df, effects),
-                    comparison=comparison, usage=usage, bundles=list(bundles))
+                    comparison=comparison, usage=usage, drift=drift_items(runs), caveats=profile_caveats(runs),
+                    timeline=timeline, bundles=list(bundles))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -520,10 +680,13 @@ def report_data(findings: Findings) -> dict[str, Any]:
             overview_tables.append((run_id, Table.from_frame(an.matrix(f._run_df(run_id), f.rows, f.cols),
                                                              index=True)))
     usage = []
+    by_id = {r.run_id: r for r in f.runs}
     for run_id, u in f.usage.items():
         p, m = _usage_tables(u)
+        unknown = usage_unknown(by_id[run_id]) if run_id in by_id else pd.DataFrame()
         usage.append({"run": run_id, "figure": f"usage-{slug(run_id)}" if f"usage-{slug(run_id)}" in figs else None,
-                      "percent": Table.from_frame(p), "money": Table.from_frame(m)})
+                      "percent": Table.from_frame(p), "money": Table.from_frame(m),
+                      "unknown": Table.from_frame(unknown, code=("field", "before", "after"))})
     comparison = None
     if f.comparison is not None:
         summary, table = comparison_table(f)
@@ -542,8 +705,7 @@ def report_data(findings: Findings) -> dict[str, Any]:
         "generated": f.created_at, "kit_version": __version__,
         "sim": any((r.header.get("mode") or "sim") == "sim" for r in f.runs), "sim_notice": SIM_NOTICE,
         "verdict": f.verdict,
-        # "New to this kit": drift flags from lanelab.wire.drift (not merged yet): an empty list until it lands.
-        "new_to_this_kit": list(f.drift),
+        "new_to_this_kit": list(f.drift), "caveats": list(f.caveats),
         "inputs": f.input_lines(), "has_data": has,
         "runs": Table.from_frame(metadata(f), nowrap=("date", "requests")),
         "effects": {"figure": "effects" if "effects" in figs else None,
@@ -555,11 +717,50 @@ def report_data(findings: Findings) -> dict[str, Any]:
                      "cells": ", ".join(a.cells)} for a in f.answers],
         "headroom": {"figure": "headroom" if "headroom" in figs else None,
                      "table": Table.from_frame(lanes_table(f.df))} if has else None,
-        "usage": usage, "comparison": comparison, "bundles": bundles,
+        "usage": usage, "timeline": _timeline_data(f, figs), "comparison": comparison, "bundles": bundles,
         "raw": Table.from_frame(_raw(f), code=("cell", "request id")) if has else None,
         "glossary": glossary(), "responsible_use": RESPONSIBLE_USE,
     }
     return findings._data
+
+
+def timeline_table(tl: Timeline) -> pd.DataFrame:
+    """A timeline's table (:meth:`~lanelab.findings.timeline.Timeline.to_frame`) in the report's words.
+
+    Returns:
+        A DataFrame with request, snapshot, date, status, outcome, lane, claim, moved ("moved" where the answer
+        differs from the snapshot before), the simulator rule with its public source, and what was new to this kit
+        (that column only when something was).
+    """
+    df = tl.to_frame()
+    out = pd.DataFrame({
+        "request": df["request"], "snapshot": df["policy"], "date": df["date"],
+        "status": ["" if pd.isna(x) else str(int(x)) for x in df["status"]],
+        "outcome": [an.outcome_label(o) for o in df["outcome"]], "lane": [an.lane_label(x) for x in df["lane"]],
+        "claim": df["claim"], "moved": ["moved" if c else "" for c in df["changed"]],
+        "simulator rule": [f"{r} ({src})" if src else r for r, src in zip(df["sim_rule"], df["rule_source"])],
+    })
+    if df["new_to_kit"].astype(bool).any():
+        out["new to this kit"] = df["new_to_kit"]
+    return out
+
+
+def _timeline_data(f: Findings, figs: Mapping[str, Figure]) -> dict[str, Any] | None:
+    tl = f.timeline
+    if tl is None or not tl.rows:
+        return None
+    moved, last = [], {}
+    for row in tl.rows:  # each step where the outcome or lane moved, in words
+        before = last.get(row["request"])
+        if before is not None and row["changed"]:
+            said = lambda r: f"{an.outcome_label(r['outcome'])} ({an.lane_label(r['lane'])})"
+            moved.append(f"{row['request']}: from {before['policy']} to {row['policy']}, {said(before)} → {said(row)}"
+                         + (f"; simulator rule {row['sim_rule']}" if row["sim_rule"] else ""))
+        last[row["request"]] = row
+    return {"figure": "timeline" if "timeline" in figs else None, "note": TIMELINE_NOTE,
+            "table": Table.from_frame(timeline_table(tl), code=("claim",), nowrap=("date", "status")),
+            "moved": moved, "caveats": [c for c in tl.caveats if c not in f.caveats],
+            "live": any((r.header.get("mode") or "sim") == "live" for r in f.runs)}
 
 
 def _data_uri(png: bytes) -> str:
@@ -655,8 +856,12 @@ def write_reports(findings: Findings, out_dir: str | Path, stem: str = "findings
 
 
 def build(paths: Iterable[str | Path], out_dir: str | Path, stem: str = "findings", rows: str | None = None,
-          cols: str | None = None, secrets: Iterable[str] = (), bundles: Sequence[Bundle] = ()) -> tuple[Path, Path]:
-    """Load run files, compute the findings and write both reports (the ``report`` command calls this).
+          cols: str | None = None, secrets: Iterable[str] = (), bundles: Sequence[Bundle] = (),
+          timeline: bool | None = False) -> tuple[Path, Path]:
+    """Load run files, compute the findings and write both reports.
+
+    ``timeline`` is :func:`timeline_for`'s ``asked``: False (the default) leaves the timeline out, None computes it
+    for simulator runs only, True for live runs too (always against an embedded simulator).
 
     Returns:
         The paths of the HTML and the Markdown file (see :func:`write_reports`).
@@ -668,7 +873,8 @@ def build(paths: Iterable[str | Path], out_dir: str | Path, stem: str = "finding
         SecretLeak: a secret is still in a rendered report (nothing is written).
     """
     safe_stem(stem)
-    findings = collect(load_runs(paths), rows=rows, cols=cols, bundles=bundles)
+    runs = load_runs(paths)
+    findings = collect(runs, rows=rows, cols=cols, bundles=bundles, timeline=timeline_for(runs, asked=timeline))
     return write_reports(findings, out_dir, stem=stem, secrets=secrets)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from lanelab.findings.plots import Chart, palette, short_labels, text_colour, to_png
+from lanelab.findings.plots import Chart, cell_text, palette, text_colour, to_png
 from lanelab.wire.spec import RequestSpec
 
 __all__ = ["COLUMNS", "Snapshot", "Timeline", "TimelineRequest", "load_timeline_request", "snapshots", "timeline"]
@@ -159,7 +159,9 @@ class Timeline:
         labels = list(dict.fromkeys(r.label for r in self.requests))
         names = [s.name for s in self.snapshots]
         outcomes = list(dict.fromkeys(df["outcome"].astype(str)))
-        colours, shorts = palette(outcomes), short_labels(outcomes)
+        from lanelab.findings.frame import lane_label, outcome_label
+
+        colours = palette(outcomes)
         fig = Chart(figsize=(max(6.0, 1.9 * len(names) + 3.0), max(2.4, 0.9 * len(labels) + 1.8)),
                     layout="constrained")
         ax = fig.add_subplot()
@@ -171,8 +173,8 @@ class Timeline:
             i, j = labels.index(rec["request"]), names.index(rec["policy"])
             colour = colours[str(rec["outcome"])]
             image[i][j] = to_rgb(colour)
-            status = "—" if rec["status"] is None or pd.isna(rec["status"]) else str(int(rec["status"]))
-            ax.text(j, i, f"{status} {shorts[str(rec['outcome'])]}\n{rec['lane']}", ha="center", va="center",
+            said = cell_text(rec["status"], str(rec["outcome"]), width=22)  # plain words, as the heatmap says it
+            ax.text(j, i, f"{said}\nlane: {lane_label(rec['lane'])}", ha="center", va="center",
                     fontsize=8, color=text_colour(colour))
             if rec["changed"]:
                 ax.add_patch(Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, linewidth=2.2,
@@ -186,7 +188,7 @@ class Timeline:
         ax.tick_params(which="minor", length=0)
         ax.set_xlabel("simulator snapshot of the service (oldest first)")
         ax.set_title(title or "When would this request have been billed where?", fontsize=10)
-        handles = [Patch(facecolor=colours[o], label=o) for o in outcomes]
+        handles = [Patch(facecolor=colours[o], label=outcome_label(o)) for o in outcomes]
         handles.append(Patch(facecolor="white", edgecolor="black", linewidth=2, label="moved (service side)"))
         ax.legend(handles=handles, title="outcome", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
                   title_fontsize=8, frameon=False)

@@ -94,7 +94,8 @@ class MatrixPlan:
               settings: Settings | None = None, credential_labels: Iterable[str] = (),
               levels: Mapping[str, Iterable[str]] | None = None) -> MatrixPlan:
         """Expand ``design`` (default ``ofat``) over ``factors`` for ``profile`` (a name from data/profiles, or a
-        :class:`Profile` built elsewhere, e.g. from a capture). ``settings`` None reads the environment; it also serves
+        :class:`~lanelab.matrix.profiles.Profile`, e.g. a capture or a profile file read by
+        :func:`lanelab.walkthrough.to_profile.profile_for`). ``settings`` None reads the environment; it also serves
         :meth:`run`.
 
         Factors: ``None`` means every factor but ``credential`` (which needs ``credential_labels``) in sim mode, and
@@ -111,8 +112,8 @@ class MatrixPlan:
         settings = settings or Settings.from_env()
         live = settings.mode == "live"
         catalog = factors_mod.load_factors()
-        prof = profiles_mod.ensure_sendable(profile)
-        profile = prof.name if isinstance(profile, Profile) else profile
+        prof = profiles_mod.ensure_sendable(profile)  # a name, or a Profile (a file or capture: to_profile.profile_for)
+        profile = prof.name
         named_levels = {str(k): [str(x) for x in v] for k, v in (levels or {}).items()}
         if live and factors is None and not named_levels:
             default = load_live_default()

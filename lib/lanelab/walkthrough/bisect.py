@@ -14,6 +14,16 @@ Flaky servers: a transient outcome (429, 529, 5xx, transport error) is re-sent u
 ``repeats`` > 0 confirms every verdict with a second send and, when the two disagree, sends up to ``repeats`` more
 and lets the majority decide. A budget caps the requests sent; the result always says how many were spent.
 
+Items instead of single differences: ``items`` (diagnose's :class:`~lanelab.walkthrough.diagnose.Item`: one lint fix,
+or one fine difference) are searched as units, so an answer names the element to act on the way diagnose names it
+(``16 tool names use the single-underscore mcp_ prefix: with mcp__ instead of mcp_``). :func:`reference_for` builds
+the reference diagnose tries first from the client's own request (lint's fixes applied, nothing added) and its items.
+
+Resuming: :func:`bisect_to_run` stores every probe as a cell of a run and, run again on the same question, reads the
+stored probes back (keyed by the request each sent, :func:`probe_key`) and reuses their verdicts instead of sending
+them again, like the matrix. A run file is never deleted or replaced: a run id that holds another question gets the
+next free name (``<run_id>-2`` …), and the result says so.
+
 Responsible use: an edit that would add a billing attestation block is never applied (the kit does not send one on
 anyone's behalf); it is listed in ``result.excluded``.
 """
@@ -22,8 +32,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,16 +45,26 @@ import pandas as pd
 from lanelab import http as lanelab_http
 from lanelab import redact
 from lanelab.config import Settings
+from lanelab.errors import UserError
 from lanelab.matrix.designs import cell_id_for
-from lanelab.runs import RunWriter, make_header, run_path
+from lanelab.runs import Run, RunWriter, load_run, make_header, run_path
 from lanelab.wire.attestation import is_attestation
 from lanelab.wire.classify import classify, load_taxonomy
-from lanelab.wire.diff import MISSING, Difference, apply_differences, diff_specs, show
+from lanelab.wire.diff import (
+    MISSING,
+    Difference,
+    apply_differences,
+    diff_specs,
+    differences,
+    load_annotations,
+    show,
+)
 from lanelab.wire.spec import Observation, RequestSpec
 
 __all__ = ["ALREADY_PASSES", "BUDGET", "DEFAULT_PASS_OUTCOMES", "FAIL", "FOUND", "NOT_ISOLATED", "NO_FLIP",
-           "PASS", "STRATEGIES", "UNCLEAR", "BisectResult", "OutOfBudget", "ProbeRecord", "ProbeSession", "SendFn",
-           "Verdict", "binary_worst_case", "bisect", "bisect_run_id", "bisect_to_run", "http_probe", "search"]
+           "PASS", "STRATEGIES", "UNCLEAR", "BisectResult", "OutOfBudget", "ProbeRecord", "ProbeSession", "Reference",
+           "SendFn", "Verdict", "binary_worst_case", "bisect", "bisect_run_id", "bisect_to_run", "http_probe",
+           "probe_key", "reference_for", "search", "stored_probes"]
 
 STRATEGIES = ("binary", "ddmin", "one_at_a_time", "exhaustive")
 PASS, FAIL, UNCLEAR = "pass", "fail", "unclear"
@@ -90,18 +112,39 @@ class BisectResult:
     excluded: list[Difference] = field(default_factory=list)
     ends_confirmed: bool = False
     path: Path | None = None  # the run file holding every probe, when the probes were stored (bisect_to_run)
+    #: the units searched when they were items (lint fixes, fine differences), else empty: ``cause`` indexes them
+    items: list[Any] = field(default_factory=list)
+    #: probe answers read back from the stored run instead of sent again (a resumed bisect)
+    reused: int = 0
+    #: what the caller should know (e.g. the run was stored under a new name)
+    notes: list[str] = field(default_factory=list)
+    #: the failing request, to describe items in diagnose's words
+    failing: RequestSpec | None = field(default=None, repr=False)
 
     @property
     def found(self) -> bool:
         return self.status == FOUND
 
     @property
+    def units(self) -> int:
+        """How many units the search went over (items, or differences)."""
+        return len(self.items) if self.items else len(self.differences)
+
+    @property
     def cause_differences(self) -> list[Difference]:
+        if self.items:
+            return [d for i in self.cause for d in self.items[i].diffs]
         return [self.differences[i] for i in self.cause] if self.differences else []
+
+    def unit_label(self, i: int) -> str:
+        """Unit ``i`` in words: an item as diagnose describes it (what it is, and the fix), or a difference's label."""
+        if self.items:
+            return _item_words(self.items[i], self.failing)
+        return self.differences[i].label if self.differences else f"#{i}"
 
     def summary(self) -> str:
         """One redacted sentence: what was found (or why nothing was) and how many requests it cost."""
-        labels = [d.label for d in self.cause_differences] or [f"#{i}" for i in self.cause]
+        labels = [self.unit_label(i) for i in self.cause]
         if self.status == FOUND:
             what = (f"the smallest difference that flips the verdict is {len(labels)} edit(s): {', '.join(labels)}"
                     if labels else "nothing: the failing request passed")
@@ -110,12 +153,15 @@ class BisectResult:
         elif self.status == ALREADY_PASSES:
             what = "the failing request passed unchanged: nothing to bisect"
         elif self.status == BUDGET:
-            sus = [self.differences[i].label if self.differences else f"#{i}" for i in self.suspects]
-            what = f"the budget ran out; the cause is among {len(sus)} difference(s): {', '.join(sus[:8])}"
+            sus = [self.unit_label(i) for i in self.suspects]
+            more = f" and {len(sus) - 8} more" if len(sus) > 8 else ""
+            what = f"the budget ran out; the cause is among {len(sus)} difference(s): {', '.join(sus[:8])}{more}"
         else:
             what = "no single edit flips the verdict; the cause needs several edits together"
         note = f" ({len(self.excluded)} attestation edit(s) not tried)" if self.excluded else ""
-        return redact.redact_text(f"{what}; {self.requests} request(s) spent{note}.")
+        reused = (f"; {self.reused} probe answer(s) read back from the earlier run, not sent again"
+                  if self.reused else "")
+        return redact.redact_text(f"{what}; {self.requests} request(s) spent{reused}{note}.")
 
     def probe_frame(self) -> pd.DataFrame:
         """One row per probe: how many edits it applied, what each send answered, and the verdict."""
@@ -125,10 +171,19 @@ class BisectResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per difference in the cause: where it is, both values, and what public reports say about it."""
-        rows = [{"part": d.part, "field": d.key, "failing": show(d.a), "passing": show(d.b),
-                 "what reports say": " · ".join(a.note for a in d.annotations),
-                 "sources": "; ".join(a.source for a in d.annotations)} for d in self.cause_differences]
-        return pd.DataFrame(rows, columns=["part", "field", "failing", "passing", "what reports say", "sources"])
+        return _diff_rows(self.cause_differences)
+
+    def differences_frame(self) -> pd.DataFrame:
+        """Every difference the search went over (then the attestation edits it never tries), one row each: the unit
+        it belongs to (``#``), where it is, both values, what public reports say, and whether it is in the cause."""
+        units = ([(i, d) for i, item in enumerate(self.items) for d in item.diffs] if self.items
+                 else list(enumerate(self.differences)))
+        df = _diff_rows([d for _, d in units] + list(self.excluded))
+        cause = set(self.cause)
+        df.insert(0, "#", [str(i) for i, _ in units] + ["-"] * len(self.excluded))
+        df["in the cause"] = (["yes" if i in cause else "" for i, _ in units]
+                              + ["never tried (attestation)"] * len(self.excluded))
+        return df
 
     def _repr_html_(self) -> str:
         import html
@@ -140,6 +195,30 @@ class BisectResult:
         return f"<BisectResult {self.status} cause={self.cause} requests={self.requests}>"
 
 
+def _diff_rows(diffs: Sequence[Difference]) -> pd.DataFrame:
+    """Differences as rows (part, field, failing, passing, what reports say, sources); a difference without
+    annotations (a fine one) is annotated from the catalogue here."""
+    catalogue = None
+    rows = []
+    for d in diffs:
+        notes = list(d.annotations)
+        if not notes:
+            catalogue = catalogue if catalogue is not None else load_annotations()
+            notes = [a for a in catalogue if a.matches(d)]
+        rows.append({"part": d.part, "field": d.key, "failing": show(d.a), "passing": show(d.b),
+                     "what reports say": " · ".join(a.note for a in notes),
+                     "sources": "; ".join(a.source for a in notes)})
+    return pd.DataFrame(rows, columns=["part", "field", "failing", "passing", "what reports say", "sources"])
+
+
+def _item_words(item: Any, failing: RequestSpec | None) -> str:
+    """An item as diagnose words a cause: what it is, then the fix (``16 tool names use … : with `mcp__` …``)."""
+    from lanelab.walkthrough.diagnose import _describe  # the one description of a cause (diagnose's)
+
+    element = _describe(item, failing if failing is not None else RequestSpec())
+    return f"{element.what} (fix: {element.fix})"
+
+
 Verdict = str
 SendFn = Callable[[frozenset[int]], Any]
 
@@ -148,23 +227,32 @@ class ProbeSession:
     """Sends subsets through a probe with caching, a budget, retries of transient outcomes and majority repeats."""
 
     def __init__(self, send: SendFn, verdict_of: Callable[[Any], tuple[str, Verdict]], *, budget: int | None = None,
-                 repeats: int = 0, retries_unclear: int = 1, known: dict[frozenset[int], bool] | None = None):
+                 repeats: int = 0, retries_unclear: int = 1, known: dict[frozenset[int], bool] | None = None,
+                 recall: Callable[[frozenset[int]], Any] | None = None):
         self.send = send
         self.verdict_of = verdict_of
         self.budget = budget
         self.repeats = repeats
         self.retries_unclear = retries_unclear
         self.cache: dict[frozenset[int], bool] = dict(known or {})
+        #: ``recall(subset)``: an answer stored by an earlier run for this probe (reused, not sent), or None
+        self.recall = recall
         self.requests = 0
+        self.reused = 0
         self.probes: list[ProbeRecord] = []
 
     def _once(self, subset: frozenset[int], outcomes: list[str]) -> Verdict:
         verdict = UNCLEAR
         for _ in range(1 + self.retries_unclear):
-            if self.budget is not None and self.requests >= self.budget:
-                raise _OutOfBudget
-            self.requests += 1
-            outcome, verdict = self.verdict_of(self.send(subset))
+            answer = self.recall(subset) if self.recall is not None else None
+            if answer is not None:  # read back from the stored run: costs nothing, counts against no budget
+                self.reused += 1
+            else:
+                if self.budget is not None and self.requests >= self.budget:
+                    raise _OutOfBudget
+                self.requests += 1
+                answer = self.send(subset)
+            outcome, verdict = self.verdict_of(answer)
             outcomes.append(outcome)
             if verdict != UNCLEAR:
                 break
@@ -316,7 +404,7 @@ def search(n: int, tester: ProbeSession, strategy: str = "binary", check_ends: b
     suspects = _budget_suspects(n, tester) if status == BUDGET else cause
     confirmed = confirmed or (frozenset() in tester.cache and frozenset(range(n)) in tester.cache)
     return BisectResult(status=status, strategy=strategy, cause=cause, suspects=suspects, requests=tester.requests,
-                        probes=tester.probes, ends_confirmed=confirmed)
+                        probes=tester.probes, ends_confirmed=confirmed, reused=tester.reused)
 
 
 def _budget_suspects(n: int, tester: ProbeSession) -> list[int]:
@@ -338,36 +426,89 @@ def _default_verdict(pass_outcomes: Collection[str]) -> Callable[[Any], tuple[st
     return verdict_of
 
 
+def probe_key(spec: RequestSpec | Mapping[str, Any]) -> str:
+    """What identifies a probe across runs: a hash of the request it sends (method, path, query, headers, auth,
+    body, and the credential label), as the run stores it (redacted), so a stored probe and a new one of the same
+    request get the same key."""
+    data = dict(spec.to_dict() if isinstance(spec, RequestSpec) else spec)
+    data = {k: data.get(k) for k in ("method", "path", "query", "headers", "auth", "body", "credential")}
+    text = json.dumps(redact.redact_obj(data), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stored_probes(run: Run | None) -> dict[str, list[str]]:
+    """The probes an earlier bisect run stored, as ``{probe_key: [outcome, …]}`` in file order (a probe sent twice,
+    with repeats, has two). Only clear answers are kept: a transient one (429, 529, 5xx, transport) is sent again.
+
+    Returns an empty dict for None or a run without probes."""
+    out: dict[str, list[str]] = {}
+    if run is None:
+        return out
+    taxonomy = load_taxonomy()
+    for rec in run.of_kind("cell"):
+        spec, outcome = rec.get("spec"), rec.get("outcome")
+        if isinstance(spec, Mapping) and isinstance(outcome, str) and outcome and not taxonomy.is_transient(outcome):
+            out.setdefault(probe_key(spec), []).append(outcome)
+    return out
+
+
 def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestSpec], Any], *,
            strategy: str = "binary", budget: int | None = None, repeats: int = 0, retries_unclear: int = 1,
            pass_outcomes: Collection[str] = DEFAULT_PASS_OUTCOMES, check_ends: bool = False,
            known_outcomes: tuple[bool | None, bool | None] = (None, None), store: Any = None,
-           profile: str = "bisect", diffs: Sequence[Difference] | None = None, grain: str = "field") -> BisectResult:
+           profile: str = "bisect", diffs: Sequence[Difference] | None = None, grain: str = "field",
+           items: Sequence[Any] | None = None, stored: Mapping[str, Sequence[str]] | None = None) -> BisectResult:
     """Find a 1-minimal set of differences that turns ``failing`` into a request that passes.
 
     ``probe(spec)`` sends one request and answers ``True``/``False``, an outcome id (``"served_plan"``…) or an
     :class:`Observation` (then classified, and stored as a cell in ``store``, a :class:`lanelab.runs.RunWriter`).
     ``known_outcomes`` = (failing passes?, passing passes?) when both were already sent, to save requests.
     ``grain="fine"`` bisects over fine-grain differences (each beta token, system sentence and tool; see
-    :func:`lanelab.wire.diff.differences`) so the cause names the element to act on.
-    :func:`bisect_to_run` does the usual setup (an HTTP probe, a fresh run file) in one call.
+    :func:`lanelab.wire.diff.differences`) so the cause names the element to act on. ``items`` (diagnose's
+    ``Item``: a lint fix or one fine difference; see :func:`reference_for`) are searched as units instead of single
+    differences, each probe applying its subset with diagnose's ``apply_items``. ``stored`` (see
+    :func:`stored_probes`) holds the answers of an earlier run: a probe whose request is there is answered from it
+    and not sent again. :func:`bisect_to_run` does the usual setup (an HTTP probe, the run file, resuming) in one call.
 
-    Returns a :class:`BisectResult` (``status``, ``cause``, requests spent, every probe). Raises ``ValueError`` for
-    an unknown strategy; a budget that runs out is a status (``budget_exhausted``), not an error.
+    Returns a :class:`BisectResult` (``status``, ``cause``, requests spent and answers reused, every probe). Raises
+    ``ValueError`` for an unknown strategy; a budget that runs out is a status (``budget_exhausted``), not an error.
     """
-    all_diffs = list(diffs) if diffs is not None else diff_specs(failing, passing, grain=grain).rows
-    excluded = [d for d in all_diffs if d.b is not MISSING and is_attestation(d.b)]
-    usable = [d for d in all_diffs if d not in excluded]
+    if items is not None:
+        from lanelab.walkthrough.diagnose import apply_items
+
+        units: list[Any] = list(items)
+        excluded: list[Difference] = []
+        labels = [item.label for item in units]
+
+        def build(subset: frozenset[int]) -> RequestSpec:
+            return apply_items(failing, [units[i] for i in sorted(subset)])
+    else:
+        all_diffs = list(diffs) if diffs is not None else diff_specs(failing, passing, grain=grain).rows
+        excluded = [d for d in all_diffs if d.b is not MISSING and is_attestation(d.b)]
+        units = [d for d in all_diffs if d not in excluded]
+        labels = [d.label for d in units]
+
+        def build(subset: frozenset[int]) -> RequestSpec:
+            return apply_differences(failing, [units[i] for i in sorted(subset)], side="b")
     base_verdict = _default_verdict(pass_outcomes)
+    earlier = {k: deque(v) for k, v in (stored or {}).items()}
+
+    def keyed(spec: RequestSpec) -> str:
+        probed = spec.copy()
+        probed.credential = getattr(probe, "credential", None) or probed.credential
+        return probe_key(probed)
+
+    def recall(subset: frozenset[int]) -> str | None:
+        queue = earlier.get(keyed(build(subset))) if earlier else None
+        return queue.popleft() if queue else None
 
     def send(subset: frozenset[int]) -> Any:
-        chosen = [usable[i] for i in sorted(subset)]
-        spec = apply_differences(failing, chosen, side="b")
+        spec = build(subset)
         answer = probe(spec)
         if isinstance(answer, Observation):
             verdict = classify(answer)
             if store is not None:
-                levels = {d.label: ("passing" if i in subset else "failing") for i, d in enumerate(usable)}
+                levels = {label: ("passing" if i in subset else "failing") for i, label in enumerate(labels)}
                 store.cell(cell_id=cell_id_for(profile, levels), profile=profile, levels=levels,
                            credential=spec.credential, spec=spec.to_dict(), observation=answer.to_dict(),
                            outcome=verdict.outcome, lane=verdict.lane, rule=verdict.rule, design="bisect")
@@ -378,12 +519,56 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
     if known_outcomes[0] is not None:
         known[frozenset()] = bool(known_outcomes[0])
     if known_outcomes[1] is not None:
-        known[frozenset(range(len(usable)))] = bool(known_outcomes[1])
-    tester = ProbeSession(send, base_verdict, budget=budget, repeats=repeats, retries_unclear=retries_unclear, known=known)
-    result = search(len(usable), tester, strategy=strategy, check_ends=check_ends)
-    result.differences = usable
+        known[frozenset(range(len(units)))] = bool(known_outcomes[1])
+    tester = ProbeSession(send, base_verdict, budget=budget, repeats=repeats, retries_unclear=retries_unclear,
+                          known=known, recall=recall if earlier else None)
+    result = search(len(units), tester, strategy=strategy, check_ends=check_ends)
+    if items is not None:
+        result.items = units
+        result.differences = [d for item in units for d in item.diffs]
+    else:
+        result.differences = units
     result.excluded = excluded
+    result.failing = failing
     return result
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What notebook 04 bisects against: a request built from the failing one, and the items between them.
+
+    ``name`` and ``description`` say how it was built; ``spec`` is the reference request; ``items`` the units the
+    search goes over (see :func:`bisect`)."""
+
+    name: str
+    description: str
+    spec: RequestSpec
+    items: tuple[Any, ...]
+
+
+def reference_for(spec: RequestSpec) -> Reference:
+    """The reference diagnose tries first, built from the client's own request ``spec`` (nothing added that the
+    client did not send), and the items between the two.
+
+    With lint triggers that have machine fixes: ``spec`` with those fixes applied, one item per trigger (the fine
+    differences its fix makes), likeliest first, so a bisect names the trigger and its fix (``mcp_`` → ``mcp__``)
+    rather than "remove all tools". Without: diagnose's first removal reference (the request cut down to its model,
+    messages and own identification), one item per fine difference. Returns the :class:`Reference` (no items when
+    nothing can be removed or fixed). Raises nothing for a well-formed spec.
+    """
+    from lanelab.walkthrough.diagnose import Item, apply_items, lint_items, reference_requests
+    from lanelab.walkthrough.lint import lint
+
+    fixes = lint_items(spec, lint(spec))
+    if fixes:
+        ids = ", ".join(i.finding.id for i in fixes if i.finding is not None)
+        return Reference("lint-fixed", f"the client's own request with lint's fixes applied ({ids})",
+                         apply_items(spec, fixes), tuple(fixes))
+    for name, description, ref in reference_requests(spec)[:1]:
+        items = tuple(Item(d.key, (d,)) for d in differences(spec, ref, grain="fine")
+                      if not (d.b is not MISSING and is_attestation(d.b)))
+        return Reference(name, description, ref, items)
+    return Reference("as-sent", "the request as sent (nothing to remove or fix)", spec.copy(), ())
 
 
 def http_probe(base_url: str, token: str | None = None, credential: str | None = None,
@@ -399,12 +584,15 @@ def http_probe(base_url: str, token: str | None = None, credential: str | None =
         if credential is not None:
             spec.credential = credential
         return wire_send(spec, base_url, token=token, client=client)
+    probe.credential = credential  # type: ignore[attr-defined]  # the label a stored probe carries (probe_key)
     return probe
 
 
-def bisect_run_id(failing_label: str, passing_label: str, host: str, strategy: str = "binary") -> str:
-    """A file-safe run id for one bisect question (the two requests, where they went, the strategy)."""
-    key = hashlib.sha256(f"{failing_label}|{passing_label}|{host}|{strategy}".encode()).hexdigest()[:8]
+def bisect_run_id(failing_label: str, passing_label: str, host: str, strategy: str = "binary",
+                  question: str = "") -> str:
+    """A file-safe run id for one bisect question (the two requests, where they went, the strategy, and
+    ``question``: :func:`_question` of the requests themselves, so a changed request gets its own run)."""
+    key = hashlib.sha256(f"{failing_label}|{passing_label}|{host}|{strategy}|{question}".encode()).hexdigest()[:8]
     run_id = f"bisect_{failing_label}_vs_{passing_label}_{key}".replace("/", "-").replace(" ", "-")
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in run_id)
 
@@ -424,17 +612,52 @@ def _refuse_references(*labels: str) -> None:
                 raise profiles_mod.reference_refusal(f"{Path(label).name} (the capture of {reference})")
 
 
+def _question(failing: RequestSpec, passing: RequestSpec, where: str, options: Mapping[str, Any],
+              items: Sequence[Any] | None) -> str:
+    """What makes two bisects the same question (so the stored answers of one serve the other): both requests,
+    where they are sent (the simulator's policy, or the host), and the options that change the search."""
+    units = [item.label for item in items] if items is not None else None
+    data = {"failing": probe_key(failing), "passing": probe_key(passing), "where": where, "units": units,
+            **{k: options.get(k) for k in ("strategy", "grain", "repeats", "retries_unclear", "check_ends")},
+            "pass": sorted(options.get("pass_outcomes") or DEFAULT_PASS_OUTCOMES)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _free_path(runs_dir: Path, run_id: str, question: str) -> tuple[Path, str | None]:
+    """The run file for ``run_id``: the same file when it is free or holds this question (a resume); else the
+    first ``<run_id>-N`` that is, with a note saying why. Nothing is ever deleted or replaced."""
+    path = run_path(runs_dir, run_id)
+    for n in itertools.count(2):
+        if not path.exists() or not path.stat().st_size:
+            break
+        try:
+            header = load_run(path).header
+        except UserError:  # not a run the kit can read: left alone too
+            header = {}
+        if header.get("design") == "bisect" and header.get("question") == question:
+            break
+        path = run_path(runs_dir, f"{run_id}-{n}")
+    if path.stem == run_id:
+        return path, None
+    return path, (f"run id {run_id!r} already holds another experiment; it is left as it is and this bisect is "
+                  f"stored as {path.stem!r}")
+
+
 def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, token: str | None, *,
                   settings: Settings | None = None, failing_label: str = "failing", passing_label: str = "passing",
                   credential: str | None = None, run_id: str | None = None, host: str | None = None,
                   policy: str | None = None, confirmed: bool = False, **options: Any) -> BisectResult:
     """Bisect between two requests by sending probes to ``base_url``, every probe stored as a cell of a run.
 
-    The run file is ``<runs_dir>/<run_id>.jsonl`` (``run_id`` None: :func:`bisect_run_id` of the labels, ``host``
-    and the strategy); an earlier file of the same id is replaced, since a bisect is a fresh experiment, not a
-    resumable matrix. ``host`` and ``policy`` go into the run header (``host`` defaults to ``base_url``);
-    ``credential`` names the label each probe is recorded with. ``options`` go to :func:`bisect` (``strategy``,
-    ``budget``, ``repeats``, ``pass_outcomes``, ``check_ends``…). ``token`` is registered as a secret first.
+    The run file is ``<runs_dir>/<run_id>.jsonl`` (``run_id`` None: :func:`bisect_run_id` of the labels, ``host``,
+    the strategy and the question). Run again on the same question, it resumes like the matrix: the probes stored
+    there are read back and their verdicts reused, so no probe is sent twice (``result.reused`` counts them). A file
+    of that id holding another question (other requests, another simulator policy or host, other options) is left
+    as it is: this bisect goes to the next free ``<run_id>-N`` and ``result.notes`` says so. ``host`` and ``policy``
+    go into the run header (``host`` defaults to ``base_url``; in sim mode the question uses the simulator's policy,
+    so a new simulator of the same policy resumes); ``credential`` names the label each probe is recorded with.
+    ``options`` go to :func:`bisect` (``strategy``, ``budget``, ``repeats``, ``pass_outcomes``, ``check_ends``,
+    ``grain``, ``items``…). ``token`` is registered as a secret first.
 
     In live mode the probes spend the user's plan: ``confirmed`` must say the user confirmed them
     (:mod:`lanelab.live`). Requests named by a reference-only profile (or its capture) are never probed.
@@ -442,7 +665,8 @@ def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, tok
     Returns the :class:`BisectResult`, with ``path`` set to the run file. Raises
     :class:`lanelab.errors.InputError` for an unsafe ``run_id``, ``ValueError`` for an unknown strategy,
     :class:`lanelab.errors.HostNotAllowed` when ``base_url`` is off the allow-list,
-    :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a reference-only label, and
+    :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a reference-only label,
+    :class:`lanelab.runs.RunLocked` when another process is writing that run, and
     :class:`lanelab.live.NotConfirmed` in live mode without ``confirmed`` (all before anything is sent).
     """
     settings = settings or Settings.from_env()
@@ -455,15 +679,28 @@ def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, tok
     if token is not None:
         redact.register_secret(token)
     host = host or base_url
-    run_id = run_id or bisect_run_id(failing_label, passing_label, host, options.get("strategy", "binary"))
-    path = run_path(settings.runs_dir, run_id)
-    if path.exists():
-        path.unlink()  # a bisect is a fresh experiment, not a resumable matrix
+    if settings.mode == "sim" and policy is None:
+        from lanelab.matrix.sim_client import sim_policy
+
+        policy = sim_policy(base_url)
+    where = f"sim:{policy}" if settings.mode == "sim" and policy else str(host)
+    question = _question(failing, passing, where, options, options.get("items"))
+    run_id = run_id or bisect_run_id(failing_label, passing_label, host, options.get("strategy", "binary"), question)
+    path, moved = _free_path(settings.runs_dir, run_id, question)
     writer = RunWriter(path, make_header(path.stem, mode=settings.mode, host=host, policy=policy,
                                          profile=failing_label, design="bisect", factors=[],
-                                         credentials=[credential] if credential else [], passing=passing_label))
-    with lanelab_http.client(base_url, timeout=30) as client:
-        result = bisect(failing, passing, http_probe(base_url, token, credential, client), store=writer,
-                        profile=failing_label, **options)
+                                         credentials=[credential] if credential else [], passing=passing_label,
+                                         question=question))
+    try:
+        earlier = stored_probes(writer.resumed)
+        if earlier:
+            writer.note(event="resumed", stored=sum(len(v) for v in earlier.values()))
+        with lanelab_http.client(base_url, timeout=30) as client:
+            result = bisect(failing, passing, http_probe(base_url, token, credential, client), store=writer,
+                            profile=failing_label, stored=earlier, **options)
+    finally:
+        writer.close()
     result.path = writer.path
+    if moved:
+        result.notes.append(moved)
     return result

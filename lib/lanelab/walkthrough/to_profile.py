@@ -29,7 +29,7 @@ from typing import Any
 
 from lanelab import redact
 from lanelab.datafiles import read_toml
-from lanelab.errors import InputError, Refused, UserError
+from lanelab.errors import InputError, NotFound, Refused, UserError
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges
 from lanelab.wire.attestation import (
     ATTESTATION_HEADER,
@@ -45,6 +45,13 @@ from lanelab.wire.spec import RequestSpec
 DROPPED_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
                              "proxy-connection", "upgrade", "trailer"})
 DEFAULT_PROMPT = "ping"
+#: Suffixes that make a name a file reference rather than a profile name.
+_FILE_SUFFIXES = (".json", ".jsonl", ".toml")
+
+
+class ProfileExists(Refused):
+    """A profile of that name is already there (one the kit ships, or an earlier conversion): never overwritten."""
+
 
 class SecretInCapture(Refused):
     """A capture holds a secret (one recorded before the kit masked it, or edited in) that a profile would copy."""
@@ -292,8 +299,10 @@ def profile_from_capture(capture: str | Path, name: str, *, prompt: str | None =
 
     ``prompt=None`` keeps the captured prompt (a capture made with a known prompt). A billing attestation block
     stays as :data:`ATTESTATION_MARKER` in its place, with an ``[attestation]`` table saying where. ``info`` (a capture
-    of a real client) adds the ``[capture]`` table and, for a first-party client, ``reference_only``. Raises
-    :class:`UserError` for a bad name, a capture without inference request, or a non-JSON body.
+    of a real client) adds the ``[capture]`` table and, for a first-party client, ``reference_only``. An existing file
+    is never replaced. Raises :class:`ProfileExists` when ``<out_dir>/<name>.toml`` is there already (a profile the
+    kit ships, or an earlier conversion), and :class:`UserError` for a bad name, a capture without inference request,
+    or a non-JSON body.
     """
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise UserError(f"Profile name {name!r} is not a safe file name.", "Use letters, digits, '.', '_', '-'.")
@@ -334,27 +343,98 @@ def profile_from_capture(capture: str | Path, name: str, *, prompt: str | None =
     except redact.SecretLeak as exc:
         raise SecretInCapture(f"The capture {Path(capture).name} holds a secret the profile would copy "
                               f"({', '.join(exc.hits)}); nothing was written.") from None
-    from lanelab.matrix.profiles import profiles_dir
+    from lanelab.matrix.profiles import list_profiles, profiles_dir
 
     target_dir = Path(out_dir) if out_dir else profiles_dir()
-    target_dir.mkdir(parents=True, exist_ok=True)
     path = target_dir / f"{name}.toml"
-    path.write_text(text, encoding="utf-8")
+    shipped = name in list_profiles() and path.resolve() == (profiles_dir() / f"{name}.toml").resolve()
+    if shipped or path.exists():
+        raise ProfileExists(
+            f"{path} is {'a profile the kit ships' if shipped else 'already there'}; it is left as it is and nothing "
+            "was written.", f"Choose another name (e.g. {name}-mine), or move the old file away first.")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("x", encoding="utf-8") as fh:  # never replaces a file, even one that appeared meanwhile
+            fh.write(text)
+    except FileExistsError:
+        raise ProfileExists(f"{path} appeared while converting; nothing was written.",
+                            f"Choose another name (e.g. {name}-mine).") from None
     return path
 
 
-def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = False) -> tuple[str, RequestSpec]:
-    """A request named on the command line: a capture file (its last inference request), a profile file or name.
+@dataclass(frozen=True)
+class Picked:
+    """Which inference request of a capture was taken: its position (0-based) among the capture's inference
+    requests, how many there are, and the exchange record."""
+
+    position: int
+    total: int
+    exchange: Mapping[str, Any]
+
+    @property
+    def is_last(self) -> bool:
+        return self.position == self.total - 1
+
+    def describe(self, path: str | Path) -> str:
+        """One line: ``x.jsonl: inference request 2 of 3, counting from 0, the last (the default) (exchange #5: POST
+        /v1/messages?beta=true)``."""
+        req = self.exchange.get("request") or {}
+        target = str(req.get("path", "?")) + (f"?{req['query']}" if req.get("query") else "")
+        where = f"exchange #{self.exchange.get('seq')}: {req.get('method', '?')} {target}"
+        if self.total == 1:
+            return f"{Path(path).name}: its only inference request ({where})"
+        which = ", the last (the default)" if self.is_last else ""
+        return (f"{Path(path).name}: inference request {self.position} of {self.total}, counting from 0{which} "
+                f"({where})")
+
+
+def is_capture_ref(ref: str | Path) -> bool:
+    """Whether ``ref`` names a capture file (a file that is not a ``.toml`` profile)."""
+    path = Path(ref)
+    return path.is_file() and path.suffix.lower() != ".toml"
+
+
+def pick_request(capture: str | Path, index: int | None = None) -> Picked:
+    """The ``index``-th inference request of a capture file (None or -1: the last), checked.
+
+    Returns the :class:`Picked` request. Raises :class:`InputError` for an index out of range (saying the range)
+    and :class:`UserError` for a capture without inference request.
+    """
+    exchanges = load_exchanges(capture)
+    inference_exchange(exchanges)  # raises UserError (one line) when there is none
+    found = [e for e in exchanges if e["request"]["method"] == "POST"
+             and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
+    n = len(found)
+    i = -1 if index is None else index
+    if not -n <= i < n:
+        raise InputError(f"--index {i} is out of range: {Path(capture).name} holds {n} inference request(s) "
+                         f"(0 … {n - 1}, or -1 for the last).")
+    return Picked(i % n, n, inference_exchange(exchanges, i))
+
+
+def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = False,
+                 index: int | None = None) -> tuple[str, RequestSpec]:
+    """A request named on the command line: a capture file (its ``index``-th inference request, default the last),
+    a profile file or a profile name.
 
     By default the request as the kit would send it: without a billing attestation block or its marker, and
     refused (:class:`lanelab.matrix.profiles.ReferenceOnlyProfile`) for a first-party reference (a reference-only
     profile, or the stored capture it came from). ``as_captured=True`` is for diffs and lints: the marker stays where
     the client sent the block (an old capture's block value is replaced by the marker, never returned) and a
-    reference is allowed. Raises :class:`UserError` kinds for a missing file, an unknown or bad profile.
+    reference is allowed. The label is the profile's name, or the capture's file stem (``<stem>-request<i>`` for a
+    request other than the last). Raises :class:`UserError` kinds for a missing file, an unknown or bad profile,
+    and :class:`InputError` for an ``index`` out of range or given for something that is not a capture.
     """
     from lanelab.matrix import profiles as profiles_mod
 
     path = Path(ref)
+    if index is not None and not is_capture_ref(ref):
+        raise InputError(f"--index picks a request of a capture file; {ref!r} is a "
+                         f"{'profile file' if path.is_file() else 'profile name'}.")
+    if path.is_dir():
+        raise InputError(f"{ref} is a directory, not a capture or profile file.")
+    if not path.is_file() and ("/" in str(ref) or "\\" in str(ref) or path.suffix.lower() in _FILE_SUFFIXES):
+        raise NotFound(f"No file at {ref}.", "Check the path, or give a profile name from data/profiles.")
     if path.is_file():
         if not as_captured:
             reference = profiles_mod.reference_for_capture(path) if path.suffix != ".toml" else None
@@ -373,8 +453,9 @@ def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = Fal
                                body=mark_attestation(request.get("body")), auth=request.get("auth", "bearer"))
             label = str(raw.get("name", path.stem))
         else:
-            spec, _ = spec_from_exchange(inference_exchange(load_exchanges(path)))
-            label = path.stem
+            picked = pick_request(path, index)
+            spec, _ = spec_from_exchange(picked.exchange)
+            label = path.stem if picked.is_last else f"{path.stem}-request{picked.position}"
         if not as_captured:
             spec, _ = without_attestation(spec)
     else:
@@ -385,3 +466,69 @@ def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = Fal
             spec = profiles_mod.ensure_sendable(profile).spec
         label = ref
     return label, (with_prompt(spec, prompt) if prompt is not None else spec)
+
+
+def profile_for(ref: str | Path, *, index: int | None = None) -> Any:
+    """The request named by ``ref`` as a :class:`lanelab.matrix.profiles.Profile` the matrix can run: a profile
+    name, a profile file, or a capture file (its ``index``-th inference request, default the last), exactly as
+    ``diff`` and ``bisect`` read them (:func:`load_request`).
+
+    A shipped profile (by name, or its file under data/profiles) is that profile, with its caveats. A file becomes a
+    profile named by its label; its spec is the request as the kit sends it (without a billing attestation block),
+    and when the client sent such a block the profile says so in its caveats.
+
+    Returns the ``Profile``. Raises :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a first-party reference
+    (a reference-only profile, or the stored capture it came from), and :class:`UserError` kinds for a missing or
+    unreadable source or an ``index`` that does not fit (see :func:`load_request`).
+    """
+    from lanelab.matrix import profiles as profiles_mod
+
+    path = Path(ref)
+    if not path.is_file() and index is None and not path.is_dir() and "/" not in str(ref) \
+            and path.suffix.lower() not in _FILE_SUFFIXES:
+        return profiles_mod.ensure_sendable(str(ref))
+    try:
+        shipped = path.suffix.lower() == ".toml" and path.resolve().parent == profiles_mod.profiles_dir().resolve()
+    except OSError:
+        shipped = False
+    if shipped and index is None and path.is_file():
+        return profiles_mod.ensure_sendable(path.stem)
+    label, spec = load_request(str(ref), index=index)  # refuses a reference; the spec is without the block
+    _, captured = load_request(str(ref), as_captured=True, index=index)
+    positions = tuple(attestation_positions(captured))
+    if path.suffix.lower() == ".toml":
+        raw = dict(read_toml(path, "profile file"))
+        kind, sources = "profile file", tuple(str(s) for s in raw.get("sources", ())) or (f"profile file {path}",)
+        description = str(raw.get("description", "")).strip() or f"The request of the profile file {path.name}."
+    else:
+        picked = pick_request(path, index)
+        raw = {}
+        kind, sources = "capture", (f"capture {path.name}, exchange {picked.exchange.get('seq')}",)
+        description = f"The request captured in {picked.describe(path)}."
+    raw["ref"] = str(ref)
+    raw["kind"] = kind
+    return profiles_mod.Profile(name=label, description=description, sources=sources, spec=spec, data=raw,
+                                attestation_positions=positions, captured_spec=captured if positions else None)
+
+
+def indexes_for(refs: list[str], indexes: list[int] | None, names: tuple[str, ...] = ("A", "B")) -> list[int | None]:
+    """Which inference request to take from each of ``refs`` (the ``--index`` option of ``diff`` and ``bisect``,
+    repeatable): none given, the last of each capture; one value, that request of every capture named; one value per
+    request, in order (``names`` says the order in messages).
+
+    Returns one index (or None: the default) per ref. Raises :class:`InputError` when no ref is a capture, or when
+    more values than refs are given.
+    """
+    given = list(indexes or [])
+    if not given:
+        return [None] * len(refs)
+    captures = [is_capture_ref(r) for r in refs]
+    if not any(captures):
+        raise InputError(f"--index picks a request of a capture file; {' and '.join(map(repr, refs))} "
+                         f"{'is' if len(refs) == 1 else 'are'} not one.")
+    if len(given) == 1:
+        return [given[0] if c else None for c in captures]
+    if len(given) != len(refs):
+        raise InputError(f"--index was given {len(given)} times; give it once (every capture) or once per request "
+                         f"({', '.join(names[:len(refs)])}, in that order).")
+    return given
