@@ -24,7 +24,8 @@ TOKENS = {None: "sk-ant-oat01-FAKEdefaultTOKENforTESTS", "alpha": "sk-ant-oat01-
 DERIVED_HEADERS = {"content-length"}  # follows from the body; the body diff already covers it
 
 CATALOG = with_credentials(load_factors(), CREDENTIAL_LABELS)
-PROFILES = {name: load_profile(name) for name in list_profiles()}
+# What the kit can send: a reference-only profile (Claude Code's own request) is refused by build_request itself.
+PROFILES = {name: p for name in list_profiles() if not (p := load_profile(name)).reference_only}
 LEVEL_IDS = [(f, lv) for f, factor in CATALOG.items() for lv in factor.levels]
 
 
