@@ -1,7 +1,13 @@
-"""Shared fixtures: a running simulator (default policy) per test, or one per session for read-only tests."""
+"""Shared fixtures: the session's one simulator, reset before each test (``sim``, and ``sim_with`` for another
+policy, account or fault plan), a recorded sleep for the runner, OAuth headers, and the session's sandboxed HOME.
+
+A test that needs a simulator of its own (its own port lifetime, TLS, settings read when the server starts, start
+and stop behaviour, another server's concurrency) still calls ``running_simulator`` and says why in a comment.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,6 +16,8 @@ import foreign_home
 import pytest
 from lanelab import redact
 from lanelab.config import DEFAULT_POLICY
+from lanelab.sim import outcomes
+from lanelab.sim.faults import FaultPlan
 from lanelab.sim.server import SimHandle, running_simulator
 
 _session: dict[str, Any] = {}
@@ -47,18 +55,75 @@ def _isolated_secret_registry() -> Iterator[None]:
     redact.restore(saved)
 
 
-@pytest.fixture
-def sim() -> Iterator[SimHandle]:
-    """A fresh simulator on a free loopback port, stopped after the test."""
+@pytest.fixture(scope="session")
+def shared_sim() -> Iterator[SimHandle]:
+    """The session's one simulator (default policy, default account, no faults). Tests take it through ``sim`` or
+    ``sim_with``, which put it back to that state before and after each test."""
     with running_simulator(policy=DEFAULT_POLICY) as handle:
         yield handle
+
+
+def configure_sim(handle: SimHandle, policy: str = DEFAULT_POLICY, faults: str | None = None,
+                  account: dict[str, Any] | None = None, seed: int = 0) -> SimHandle:
+    """Make ``handle`` what ``running_simulator(policy=, faults=, account=, seed=)`` would start, reset included: a
+    later ``reset()`` returns to this policy, fault plan (re-seeded) and account. Raises as the simulator does for an
+    unknown policy, a bad fault spec or an account of the wrong shape (and leaves the simulator at its default)."""
+    default_simulator(handle)
+    simulator = handle.simulator
+    try:
+        plan = FaultPlan(faults, seed=seed)
+        if account:
+            handle.state.update_account(account)
+            handle.state.set_baseline()
+        simulator.set_policy(policy)
+    except Exception:
+        default_simulator(handle)
+        raise
+    simulator.faults, simulator.initial_policy = plan, policy
+    return handle
+
+
+def default_simulator(handle: SimHandle) -> None:
+    """Put the shared simulator back to how the session started it, and reset it."""
+    simulator, state = handle.simulator, handle.state
+    simulator.faults = FaultPlan(None)
+    simulator.initial_policy = DEFAULT_POLICY
+    with state.lock:
+        state.billing.account = outcomes.default_account()
+        state.set_baseline()
+    handle.reset()
+
+
+@pytest.fixture
+def sim_with(shared_sim: SimHandle) -> Iterator[Callable[..., SimHandle]]:
+    """``sim_with(policy=…, faults=…, account=…, seed=…)``: the shared simulator, configured for this test as if
+    started with those settings (see :func:`configure_sim`); back to the default after the test."""
+    default_simulator(shared_sim)
+    yield lambda **settings: configure_sim(shared_sim, **settings)
+    default_simulator(shared_sim)
+
+
+@pytest.fixture
+def sim(sim_with: Callable[..., SimHandle]) -> SimHandle:
+    """The shared simulator with the default policy, account and no faults, reset: as fresh as a new one."""
+    return sim_with()
+
+
+class Sleeps:
+    """An injectable sleep for the matrix runner: records the delays it chose instead of waiting them."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)
 
 
 @pytest.fixture(scope="session")
-def sim_session() -> Iterator[SimHandle]:
-    """One simulator for the whole session: only for tests that do not depend on account state."""
-    with running_simulator(policy=DEFAULT_POLICY) as handle:
-        yield handle
+def sleeps() -> type[Sleeps]:
+    """:class:`Sleeps` itself: ``sleep = sleeps()`` is a fresh recorder to pass to the runner as ``sleep=``."""
+    return Sleeps
 
 
 @pytest.fixture

@@ -304,7 +304,7 @@ def test_mint_endpoint_and_policy_switch(sim):
 
 
 def test_port_is_closed_after_exit():
-    with running_simulator() as handle:
+    with running_simulator() as handle:  # its own server: the test is about the port's lifetime
         port = handle.port
         assert httpx.get(f"{handle.base_url}/_sim/ping").json() == {"ok": True}
     with pytest.raises(OSError):
