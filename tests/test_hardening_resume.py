@@ -107,6 +107,7 @@ def wait_for(predicate, what: str, proc: subprocess.Popen | None = None) -> None
 
 # --------------------------------------------------------------------------------------------------- the proof
 def test_sigkill_torn_line_and_resume_lose_nothing_and_send_nothing_twice(tmp_path: Path):
+    # its own server: the killed runner's requests still in flight must not reach the next test's simulator
     with running_simulator(faults=LATENCY) as sim:
         settings = Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home", out=tmp_path / "out")
         plan = MatrixPlan.build(PROFILE, "ofat", None, settings)

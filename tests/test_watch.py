@@ -13,7 +13,6 @@ import pytest
 from lanelab import http as lanelab_http
 from lanelab.config import Settings
 from lanelab.errors import InputError, LiveNotOptedIn
-from lanelab.sim.server import running_simulator
 from lanelab.walkthrough import namespace as ns
 from lanelab.walkthrough.capture import load_exchanges
 from lanelab.walkthrough.watch import (
@@ -49,11 +48,10 @@ def _ask(client: anthropic.Anthropic, tools: list | None = None) -> int:
         return exc.status_code
 
 
-def test_one_line_per_exchange_from_the_official_sdk(tmp_path):
+def test_one_line_per_exchange_from_the_official_sdk(tmp_path, sim):
     seen = []
-    with running_simulator(policy="2026-05-25") as sim, \
-            running_watch(sim.base_url, out=tmp_path / "w.jsonl", settings=_settings(tmp_path),
-                          on_line=seen.append) as watch:
+    with running_watch(sim.base_url, out=tmp_path / "w.jsonl", settings=_settings(tmp_path),
+                       on_line=seen.append) as watch:
         client = _sdk(watch.base_url, sim.mint_token()["access_token"])
         assert _ask(client) == 200
         assert watch.wait_for(1) and len(watch.lines) == 1
@@ -72,10 +70,10 @@ def test_one_line_per_exchange_from_the_official_sdk(tmp_path):
     assert len(load_exchanges(tmp_path / "w.jsonl")) == 2  # the capture file records the same exchanges
 
 
-def test_plan_only_guard_stops_forwarding_after_extra_usage(tmp_path):
-    with running_simulator(policy="2026-05-25", account=EXTRA_ON) as sim, \
-            running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
-                          settings=_settings(tmp_path)) as watch:
+def test_plan_only_guard_stops_forwarding_after_extra_usage(tmp_path, sim_with):
+    sim = sim_with(account=EXTRA_ON)
+    with running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
+                       settings=_settings(tmp_path)) as watch:
         client = _sdk(watch.base_url, sim.mint_token()["access_token"])
         assert _ask(client) == 200  # plan: forwarded, guard quiet
         assert not watch.guard.tripped
@@ -101,10 +99,10 @@ def test_plan_only_guard_stops_forwarding_after_extra_usage(tmp_path):
     assert [r.get("answered_by") for r in records] == [None, None, "proxy", "proxy", "proxy"]
 
 
-def test_plan_only_guard_stays_quiet_while_everything_is_billed_to_the_plan(tmp_path):
-    with running_simulator(policy="2026-05-25", account=EXTRA_ON) as sim, \
-            running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
-                          settings=_settings(tmp_path)) as watch:
+def test_plan_only_guard_stays_quiet_while_everything_is_billed_to_the_plan(tmp_path, sim_with):
+    sim = sim_with(account=EXTRA_ON)
+    with running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
+                       settings=_settings(tmp_path)) as watch:
         client = _sdk(watch.base_url, sim.mint_token()["access_token"])
         assert [_ask(client) for _ in range(3)] == [200, 200, 200]
     assert not watch.guard.tripped and watch.guard.stopped == 0
