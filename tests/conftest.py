@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,20 +31,56 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the session if any test changed another client's credential file (issue 7)."""
+    """Fail the session if any test changed another client's credential file (issue 7). Under pytest-xdist each
+    worker checks its own sandbox and hands what changed to the controller, which reports for the whole run."""
     if "home" not in _session:
         return
     after = foreign_home.fingerprint(_session["home"])
     changed = sorted(k for k in set(after) | set(_session["before"]) if after.get(k) != _session["before"].get(k))
+    foreign_home.deactivate(_session.pop("home"), _session.pop("saved"))
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput["foreign_files_changed"] = changed
+        return
+    changed = sorted({*changed, *_session.pop("workers_changed", [])})
     if os.environ.get("LANELAB_AUDIT_DIR") or session.config.getoption("-m") == "hardening":
         from lanelab.devtools import audit
 
         audit.record("foreign_files_session", foreign_files_changed=len(changed))
-    foreign_home.deactivate(_session.pop("home"), _session.pop("saved"))
     if changed:
         session.config.get_terminal_writer().line(
             f"FOREIGN CREDENTIAL FILES CHANGED during the tests: {changed}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist (controller): collect what each worker found changed in its sandbox."""
+    _session.setdefault("workers_changed", []).extend(getattr(node, "workeroutput", {}).get("foreign_files_changed", []))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_default_tls_context() -> Iterator[None]:
+    """httpx builds a fresh TLS context (reading the whole CA bundle, tens of milliseconds) for every client, and
+    the tests make thousands of one-shot clients (``httpx.get``…), nearly all to plain-http loopback. Within the test
+    session, clients that ask for the default verification share one context per CA source instead; clients given
+    their own ``verify`` context or certificate are left alone."""
+    from httpx._transports import default as transports
+
+    made: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+    create = transports.create_ssl_context
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return create(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in made:
+            made[key] = create(verify=verify, cert=cert, trust_env=trust_env)
+        return made[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transports, "create_ssl_context", shared)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from lanelab import cli
 from lanelab.errors import UserError
 
@@ -17,6 +18,7 @@ def test_help_lists_each_subcommand_with_one_line():
         assert "\n" not in mod.HELP and len(mod.HELP) < 120
 
 
+@pytest.mark.slow  # one process per subcommand
 def test_every_subcommand_has_help():
     for mod in cli._command_modules():
         out = subprocess.run([sys.executable, "-m", "lanelab", mod.NAME, "--help"], capture_output=True, text=True)

@@ -185,6 +185,7 @@ def test_file_importers_survive_any_content(kind: str, scratch: Path) -> None:
     prop()
 
 
+@pytest.mark.slow  # derandomized fuzz of every importer
 def test_every_importer_is_exercised_both_ways(scratch: Path) -> None:
     """The strategies reach both branches: a usable credential and a typed error (else the fuzz proves little).
     Derandomized, so this check of the strategies themselves cannot flake."""

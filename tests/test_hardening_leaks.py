@@ -25,7 +25,7 @@ from lanelab.config import repo_root
 from lanelab.devtools import audit
 from lanelab.devtools.notebook_exec import execute, notebooks_in_order
 
-pytestmark = [pytest.mark.hardening, pytest.mark.slow]
+pytestmark = [pytest.mark.hardening, pytest.mark.slow, pytest.mark.notebook]  # runs every notebook and the CLI
 
 
 def _canary(kind: str, tag: str) -> str:

@@ -32,7 +32,7 @@ from lanelab.runs import load_run
 from lanelab.sim.server import SimHandle, running_simulator
 from lanelab.wire.spec import build_request
 
-pytestmark = pytest.mark.hardening
+pytestmark = [pytest.mark.hardening, pytest.mark.slow]  # SIGKILLs a matrix CLI process mid-run
 
 PROFILE, RUN_ID, CONCURRENCY = "sdk-minimal", "resume-under-test", 4
 #: Slow enough that a run of every factor's cells takes a few seconds at this concurrency.

@@ -186,6 +186,7 @@ def short_read_timeout(monkeypatch) -> float:
     return 0.5
 
 
+@pytest.mark.slow  # waits out the servers' read timeout
 @pytest.mark.parametrize("owed", ["nothing sent", "half the headers", "half the body"])
 @pytest.mark.parametrize("server", ["simulator", "proxy"])
 def test_a_client_that_stops_sending_is_closed(short_read_timeout, upstream, tmp_path: Path, owed: str,

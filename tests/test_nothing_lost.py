@@ -177,6 +177,7 @@ def matrix_command(run_id: str) -> list[str]:
             "--concurrency", "2", "--no-progress"]
 
 
+@pytest.mark.slow  # two matrix CLI processes
 def test_two_matrix_runners_on_one_run_id_send_each_cell_once(tmp_path, sim_with):
     """The issue's case: the second runner used to send every pending cell again (74 requests for 37 cells)."""
     sim = sim_with(faults="latency=100ms")

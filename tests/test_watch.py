@@ -156,6 +156,7 @@ def _watch_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           check=False, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
 
 
+@pytest.mark.slow  # runs the CLI and a client in processes of their own
 def test_watch_command_runs_the_client_and_prints_base_url_lines_and_tally(tmp_path):
     done = _watch_cli(tmp_path, "--namespace", "never")
     assert done.returncode == 0, done.stderr
@@ -170,6 +171,7 @@ def test_watch_command_runs_the_client_and_prints_base_url_lines_and_tally(tmp_p
     assert not re.search(r"sk-ant-oat01-[A-Za-z0-9_-]{12,}", captured[0].read_text())  # the token only masked
 
 
+@pytest.mark.slow  # runs the CLI and a client in processes of their own
 def test_watch_command_plan_only_with_extra_usage_enabled(tmp_path):
     done = _watch_cli(tmp_path, "--namespace", "never", "--plan-only", "--account", json.dumps(EXTRA_ON))
     assert done.returncode == 0, done.stderr
@@ -185,6 +187,7 @@ def test_watch_command_refuses_bad_input(tmp_path):
     assert done.returncode == 2 and "no such command" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # runs the CLI and a client in processes of their own
 @pytest.mark.skipif(not ns.can_use_namespaces()[0], reason="private network namespaces need root here")
 def test_watch_runs_a_client_in_a_namespace_under_the_real_host_name(tmp_path):
     done = _watch_cli(tmp_path, "--namespace", "always")
@@ -195,6 +198,7 @@ def test_watch_runs_a_client_in_a_namespace_under_the_real_host_name(tmp_path):
     assert "private network namespace" in done.stderr
 
 
+@pytest.mark.slow  # runs the CLI and a client in processes of their own
 def test_watch_command_without_a_client_prints_the_tally_on_ctrl_c(tmp_path):
     import signal
 
