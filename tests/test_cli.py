@@ -21,7 +21,8 @@ def test_help_lists_each_subcommand_with_one_line():
 @pytest.mark.slow  # one process per subcommand
 def test_every_subcommand_has_help():
     for mod in cli._command_modules():
-        out = subprocess.run([sys.executable, "-m", "lanelab", mod.NAME, "--help"], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-m", "lanelab", mod.NAME, "--help"], capture_output=True, text=True,
+                             check=False)
         assert out.returncode == 0 and "usage:" in out.stdout
 
 

@@ -80,7 +80,7 @@ def _fingerprint(paths) -> dict[str, tuple[bytes, int, int]]:
 
 def _cli(args: list[str], env: dict[str, str], logs: Path, name: str, stdin: str | None = None) -> str:
     proc = subprocess.run([sys.executable, "-m", "lanelab", *args], env=env, input=stdin, capture_output=True,
-                          text=True, timeout=240, cwd=repo_root())
+                          text=True, timeout=240, cwd=repo_root(), check=False)
     (logs / f"{name}.stdout.log").write_text(proc.stdout)
     (logs / f"{name}.stderr.log").write_text(proc.stderr)
     assert proc.returncode in (0, 1), f"{name} exited {proc.returncode}: {proc.stderr[-800:]}"
