@@ -380,7 +380,7 @@ class RunWriter:
             except BaseException:
                 os.close(fd)
                 raise
-            self._fd = fd
+            self._fd: int | None = fd
             self.opened_at = now_iso()
             self._holder = json.dumps({"pid": os.getpid(), "started_at": self.opened_at,
                                        "host": socket.gethostname()})
