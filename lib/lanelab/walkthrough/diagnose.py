@@ -477,7 +477,7 @@ def apply_items(spec: RequestSpec, items: Sequence[Item]) -> RequestSpec:
     Returns a new spec; raises nothing for items made from ``spec``."""
     fine = list({_diff_key(d): d for item in items if item.finding is None for d in item.diffs}.values())
     out = apply_differences(spec, fine)
-    fixes = [i.finding for i in sorted((i for i in items if i.finding is not None), key=lambda i: i.order)]
+    fixes = [i.finding for i in sorted(items, key=lambda i: i.order) if i.finding is not None]
     return apply_fixes(out, fixes)[0] if fixes else out
 
 
@@ -817,8 +817,8 @@ def _search(engine: _Engine, spec: RequestSpec, lint_items_: list[Item], use_lin
                 if result.status == BUDGET:
                     return _Outcome(BUDGET, suspects=[lint_items_[i] for i in result.suspects], examined=m)
                 cause = [lint_items_[i] for i in result.cause]
-                confirm = marks.get(frozenset(result.cause))
-                return _Outcome(FOUND, cause, confirm=[confirm] if confirm else [], examined=m)
+                mark = marks.get(frozenset(result.cause))
+                return _Outcome(FOUND, cause, confirm=[mark] if mark else [], examined=m)
         except OutOfBudget:
             return _Outcome(BUDGET, suspects=list(lint_items_), examined=m)
         cache.update(session.cache)
@@ -1132,12 +1132,12 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
         notes.append("Live: every request was sent with max_tokens 1 and no streaming (the kit's cheapest form).")
         # The live confirmation prompt (notice, host, cost, yes/no) plugs in here, before the first request.
     with _server(settings, policy, account) as (base_url, where):
-        tokens = [TokenSource(settings, base_url, lbl) if token_for is None else token_for for lbl in labels]
-        secrets = [t(lbl) if token_for is not None else t.token() for t, lbl in zip(tokens, labels, strict=True)]
+        tokens = [TokenSource(settings, base_url, lbl) for lbl in labels] if token_for is None else []
+        secrets = [t.token() for t in tokens] if token_for is None else [token_for(lbl) for lbl in labels]
         for s in secrets:
             redact.register_secret(s)
-        sources = [(t.where or _credential_source(settings, lbl, None)) if isinstance(t, TokenSource)
-                   else "given by the caller" for t, lbl in zip(tokens, labels, strict=True)]
+        sources = ([t.where or _credential_source(settings, lbl, None) for t, lbl in zip(tokens, labels, strict=True)]
+                   if token_for is None else ["given by the caller"] * len(labels))
         run_id = _run_id(source.label, f"{where}|{','.join(labels)}|{use_lint}")
         path = run_path(settings.runs_dir, run_id)
         if path.exists():
