@@ -979,10 +979,11 @@ def _join(parts: Sequence[str]) -> str:
 
 # ---------------------------------------------------------------------------------------------------- entry points
 
-def diagnose(spec: RequestSpec, probe: Callable[[RequestSpec], Any], *, label: str = "request",
+def diagnose(spec: RequestSpec, probe: Callable[[RequestSpec], Observation | str], *, label: str = "request",
              lint_input: LintInput | None = None, use_lint: bool = True, budget: int | None = None,
              store: RunWriter | None = None, credential: str | None = None,
-             second: tuple[str, str, Callable[[RequestSpec], Any]] | None = None, first_source: str = "",
+             second: tuple[str, str, Callable[[RequestSpec], Observation | str]] | None = None,
+             first_source: str = "",
              pass_outcomes: Sequence[str] = DEFAULT_PASS_OUTCOMES, retries_unclear: int = 1,
              where: str = "the server", notes: Sequence[str] = ()) -> Diagnosis:
     """Diagnose ``spec`` by sending it and variants of it through ``probe`` (see the module docstring).

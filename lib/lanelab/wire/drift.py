@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from lanelab.wire import unified
 from lanelab.wire.classify import Taxonomy, classify, error_message, load_taxonomy
 from lanelab.wire.spec import Observation, Unknown
 from lanelab.wire.usage import UsageShape, load_usage_shape, read_usage, usage_path
+
+if TYPE_CHECKING:
+    from lanelab.runs import Run
 
 __all__ = ["COLUMNS", "KINDS", "new_to_kit", "scan"]
 
@@ -110,20 +113,14 @@ def _cell_unknowns(cell: Mapping[str, Any]) -> tuple[list[Unknown], bool]:
     return scan(observation), False
 
 
-def _as_runs(runs: Any) -> list[Any]:
-    if isinstance(runs, (str, Path)) or hasattr(runs, "cells"):
-        runs = [runs]
-    out = []
-    for r in runs:
-        if isinstance(r, (str, Path)):
-            from lanelab.runs import load_run
+def _as_runs(runs: Run | str | Path | Iterable[Run | str | Path]) -> list[Run]:
+    from lanelab.runs import Run, load_run
 
-            r = load_run(r)
-        out.append(r)
-    return out
+    many = [runs] if isinstance(runs, (str, Path, Run)) else runs
+    return [load_run(r) if isinstance(r, (str, Path)) else r for r in many]
 
 
-def new_to_kit(runs: Any) -> pd.DataFrame:
+def new_to_kit(runs: Run | str | Path | Iterable[Run | str | Path]) -> pd.DataFrame:
     """What the runs' responses carried that the kit has never seen: one row per distinct item.
 
     ``runs`` is one run or several: loaded runs (``lanelab.runs.load_run``, ``load_runs``) or paths of run
