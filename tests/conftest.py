@@ -1,8 +1,9 @@
 """Shared fixtures: the session's one simulator, reset before each test (``sim``, and ``sim_with`` for another
 policy, account or fault plan), a recorded sleep for the runner, OAuth headers, and the session's sandboxed HOME.
 
-A test that needs a simulator of its own (its own port lifetime, TLS, settings read when the server starts, start
-and stop behaviour, another server's concurrency) still calls ``running_simulator`` and says why in a comment.
+A module-scoped fixture takes ``shared_sim`` and puts it back itself (``shared_simulator.default_simulator``). A test
+that needs a simulator of its own (its own port lifetime, settings read when the server starts, real host names, a
+client killed mid-request, state shared across a module) still calls ``running_simulator`` and says why in a comment.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import foreign_home
 import pytest
 from lanelab import redact
 from lanelab.config import DEFAULT_POLICY
-from lanelab.sim import outcomes
-from lanelab.sim.faults import FaultPlan
 from lanelab.sim.server import SimHandle, running_simulator
+from shared_simulator import configure_sim, default_simulator
 
 _session: dict[str, Any] = {}
 
@@ -100,44 +100,22 @@ def shared_sim() -> Iterator[SimHandle]:
         yield handle
 
 
-def configure_sim(handle: SimHandle, policy: str = DEFAULT_POLICY, faults: str | None = None,
-                  account: dict[str, Any] | None = None, seed: int = 0) -> SimHandle:
-    """Make ``handle`` what ``running_simulator(policy=, faults=, account=, seed=)`` would start, reset included: a
-    later ``reset()`` returns to this policy, fault plan (re-seeded) and account. Raises as the simulator does for an
-    unknown policy, a bad fault spec or an account of the wrong shape (and leaves the simulator at its default)."""
-    default_simulator(handle)
-    simulator = handle.simulator
-    try:
-        plan = FaultPlan(faults, seed=seed)
-        if account:
-            handle.state.update_account(account)
-            handle.state.set_baseline()
-        simulator.set_policy(policy)
-    except Exception:
-        default_simulator(handle)
-        raise
-    simulator.faults, simulator.initial_policy = plan, policy
-    return handle
-
-
-def default_simulator(handle: SimHandle) -> None:
-    """Put the shared simulator back to how the session started it, and reset it."""
-    simulator, state = handle.simulator, handle.state
-    simulator.faults = FaultPlan(None)
-    simulator.initial_policy = DEFAULT_POLICY
-    with state.lock:
-        state.billing.account = outcomes.default_account()
-        state.set_baseline()
-    handle.reset()
-
-
 @pytest.fixture
 def sim_with(shared_sim: SimHandle) -> Iterator[Callable[..., SimHandle]]:
     """``sim_with(policy=…, faults=…, account=…, seed=…)``: the shared simulator, configured for this test as if
-    started with those settings (see :func:`configure_sim`); back to the default after the test."""
+    started with those settings (see :func:`shared_simulator.configure_sim`); back to the default after the test.
+
+    The simulator reads its policies from the data folder (``LANELAB_DATA``); a test that points it elsewhere is
+    undone only after this fixture's teardown, so the teardown reads them from where the test started."""
+    data = os.environ.get("LANELAB_DATA")
     default_simulator(shared_sim)
     yield lambda **settings: configure_sim(shared_sim, **settings)
-    default_simulator(shared_sim)
+    with pytest.MonkeyPatch.context() as patch:
+        if data is None:
+            patch.delenv("LANELAB_DATA", raising=False)
+        else:
+            patch.setenv("LANELAB_DATA", data)
+        default_simulator(shared_sim)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from lanelab.matrix.sender import RetryPolicy
 from lanelab.runs import Run, load_run
 from lanelab.sim.faults import KINDS, parse_item
 from lanelab.sim.server import SimHandle
+from shared_simulator import default_simulator
 
 if TYPE_CHECKING:
     from conftest import Sleeps
@@ -132,7 +133,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, shared_sim: SimHandle,
     """cell_id → outcome of a fault-free run (streamed and plain cells): what 'retried to success' must end as."""
     out: dict[str, str] = {}
     for stream in (False, True):
-        shared_sim.reset()  # the session's simulator between two tests: default policy, no faults
+        default_simulator(shared_sim)  # the session's simulator as it started: default policy, no faults
         _, run = run_once(tmp_path_factory.mktemp("ref"), shared_sim, planned(stream), budget=Budget(100),
                           sleep=sleeps())
         assert all(rec["observation"]["attempts"] == 1 for rec in run.cells.values())

@@ -24,6 +24,7 @@ import pytest
 from lanelab.config import repo_root
 from lanelab.devtools import audit
 from lanelab.devtools.notebook_exec import execute, notebooks_in_order
+from shared_simulator import default_simulator
 
 pytestmark = [pytest.mark.hardening, pytest.mark.slow, pytest.mark.notebook]  # runs every notebook and the CLI
 
@@ -131,7 +132,7 @@ def world(tmp_path_factory, shared_sim):
     import matplotlib
 
     sim = shared_sim
-    sim.reset()
+    default_simulator(sim)
     # The env canary becomes a valid setup-token; the next two OAuth issues hand out the flow canaries.
     sim.state.plant(ENV_TOKEN)
     sim.mint_token(kind="setup-token", source="env")
@@ -156,7 +157,7 @@ def world(tmp_path_factory, shared_sim):
     log = httpx.get(f"{sim.base_url}/_sim/requests", timeout=10).json()
     (logs / "sim_requests.json").write_text(json.dumps(log))
     issued = sim.state.issued_secrets()
-    sim.reset()
+    default_simulator(sim)
     yield {"root": root, "out": out, "kit_home": kit_home, "user_home": user_home, "foreign": foreign,
            "before": before, "issued": issued}
 
