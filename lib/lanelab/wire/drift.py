@@ -114,9 +114,9 @@ def _cell_unknowns(cell: Mapping[str, Any]) -> tuple[list[Unknown], bool]:
 
 
 def _as_runs(runs: Run | str | Path | Iterable[Run | str | Path]) -> list[Run]:
-    from lanelab.runs import Run, load_run
+    from lanelab.runs import load_run
 
-    many = [runs] if isinstance(runs, (str, Path, Run)) else runs
+    many: Iterable[Any] = [runs] if isinstance(runs, (str, Path)) or hasattr(runs, "cells") else runs
     return [load_run(r) if isinstance(r, (str, Path)) else r for r in many]
 
 
