@@ -239,6 +239,7 @@ def test_capture_to_profile_round_trip(upstream: Upstream, tmp_path, monkeypatch
     assert (tmp_path / "p2" / "cli-made.toml").is_file()
 
 
+@pytest.mark.slow  # a CLI process
 def test_capture_cli_serves_until_interrupted(upstream: Upstream, tmp_path) -> None:
     import os
     import signal

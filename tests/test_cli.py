@@ -8,6 +8,7 @@ from lanelab import cli
 from lanelab.errors import UserError
 
 
+@pytest.mark.slow  # a CLI process
 def test_help_lists_each_subcommand_with_one_line():
     out = subprocess.run([sys.executable, "-m", "lanelab", "--help"], capture_output=True, text=True, check=True).stdout
     modules = cli._command_modules()

@@ -515,6 +515,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, capture: Path,
         assert "Traceback" not in err
 
 
+@pytest.mark.slow  # CLI processes
 def test_cli_help_and_a_real_process(tmp_path: Path) -> None:
     help_out = subprocess.run([sys.executable, "-m", "lanelab", "lint", "--help"], capture_output=True, text=True, check=False)
     assert help_out.returncode == 0

@@ -167,6 +167,7 @@ def test_good_control_input_still_works(sim: SimHandle) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ sim --account
+@pytest.mark.slow  # a CLI process each
 @pytest.mark.parametrize(("value", "says"), [
     ('{"a":' * 5000 + "1" + "}" * 5000, "nested too deeply"),
     ('{"plan": 3}', "plan must be one of"),
