@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lanelab-installed
 TESTSTAMP := $(VENV)/.lanelab-test-installed
+LINTSTAMP := $(VENV)/.lanelab-lint-installed
 CHROMIUM  := /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lab audit lint bench sync profiles clean
+.PHONY: help setup demo test test-fast lab audit lint bench sync profiles clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +36,12 @@ demo: $(STAMP) ## run every notebook headless against the simulator; results and
 
 # On CI (CI=true) the offline rehearsal of live mode must run, not skip: CI runs as root, where namespaces work.
 test: $(TESTSTAMP) ## run the test suite (unit, simulator, notebooks headless, the live-mode rehearsal, a real browser)
-	LANELAB_REQUIRE_REHEARSAL=$${CI:+1} $(BIN)/python -m pytest -q
+	LANELAB_REQUIRE_REHEARSAL=$${CI:+1} $(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
+
+# The developer's loop: every test but the real browser, the rehearsal and those marked slow (they start processes of
+# the kit, Jupyter or a namespace, or sweep every level of every factor). `make test` runs everything.
+test-fast: $(STAMP) ## the fast loop: every test not marked slow, browser or rehearsal (well under a minute)
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m "not browser and not slow and not rehearsal"
 
 lab: $(TESTSTAMP) ## open the notebooks in JupyterLab (sim: simulator running; prints the URL with its token; Ctrl-C stops)
 	$(BIN)/python -m lanelab lab
@@ -45,9 +51,13 @@ audit: $(STAMP) ## run the hardening tests and print their figures (canary hits,
 	$(BIN)/python -m pytest -q -m hardening
 	$(BIN)/python -m lanelab audit
 
-lint: $(STAMP) ## static checks
-	$(BIN)/python -m pip install --quiet ruff
+$(LINTSTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	@touch $(LINTSTAMP)
+
+lint: $(LINTSTAMP) ## static checks: ruff (lib, tests, bench) and mypy (lib; settings in pyproject.toml)
 	$(BIN)/ruff check lib tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP) ## print the benchmark figures (ratios measured in one run)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -185,9 +185,8 @@ def test_refuses_unsafe_upstreams() -> None:
         load_exchanges("/nonexistent/cap.jsonl")
 
 
-def test_with_the_simulator(tmp_path) -> None:
-    sim_server = pytest.importorskip("lanelab.sim.server")
-    with sim_server.running_simulator() as sim, running_capture(sim.base_url, tmp_path / "c.jsonl") as proxy:
+def test_with_the_simulator(tmp_path, sim) -> None:
+    with running_capture(sim.base_url, tmp_path / "c.jsonl") as proxy:
         token = sim.mint_token()["access_token"]
         import anthropic
 
@@ -240,6 +239,7 @@ def test_capture_to_profile_round_trip(upstream: Upstream, tmp_path, monkeypatch
     assert (tmp_path / "p2" / "cli-made.toml").is_file()
 
 
+@pytest.mark.slow  # a CLI process
 def test_capture_cli_serves_until_interrupted(upstream: Upstream, tmp_path) -> None:
     import os
     import signal

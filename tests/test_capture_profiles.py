@@ -25,7 +25,6 @@ from lanelab import redact
 from lanelab.config import repo_root
 from lanelab.matrix.profiles import load_profile
 from lanelab.serve import TLS
-from lanelab.sim.server import running_simulator
 from lanelab.walkthrough.capture import inference_exchange, load_exchanges, running_capture
 from lanelab.walkthrough.to_profile import CaptureInfo, load_request, profile_from_capture
 from lanelab.wire.attestation import (
@@ -94,9 +93,9 @@ def _attested_body() -> dict:
             "messages": [{"role": "user", "content": [{"type": "text", "text": "ping"}]}]}
 
 
-def test_the_capture_file_and_the_profile_hold_the_marker_not_the_value(tmp_path, monkeypatch) -> None:
+def test_the_capture_file_and_the_profile_hold_the_marker_not_the_value(tmp_path, monkeypatch, sim) -> None:
     out = tmp_path / "cap.jsonl"
-    with running_simulator() as sim, running_capture(sim.base_url, out) as proxy:
+    with running_capture(sim.base_url, out) as proxy:
         token = sim.mint_token()["access_token"]
         headers = [("authorization", f"Bearer {token}"), ("user-agent", "first/1.0"), ("x-app", "cli"),
                    ("user-agent", "second/2.0"), ("anthropic-version", "2023-06-01"),
@@ -139,10 +138,10 @@ def test_the_capture_file_and_the_profile_hold_the_marker_not_the_value(tmp_path
     assert is_marker(from_capture.body["system"][0])
 
 
-def test_the_profile_keeps_the_captured_body_key_order(tmp_path, monkeypatch) -> None:
+def test_the_profile_keeps_the_captured_body_key_order(tmp_path, monkeypatch, sim) -> None:
     out = tmp_path / "cap.jsonl"
     body = {"stream": False, "messages": [{"role": "user", "content": "ping"}], "model": "m", "max_tokens": 3}
-    with running_simulator() as sim, running_capture(sim.base_url, out) as proxy:
+    with running_capture(sim.base_url, out) as proxy:
         httpx.post(proxy.base_url + "/v1/messages", content=json.dumps(body).encode(),
                    headers={"authorization": f"Bearer {sim.mint_token()['access_token']}"})
     info = CaptureInfo(client="c", package="p", version="1", date="2026-11-30", command="c", method="m")
@@ -153,7 +152,7 @@ def test_the_profile_keeps_the_captured_body_key_order(tmp_path, monkeypatch) ->
     assert json.loads(build_request(spec, "http://127.0.0.1:9", "t").content) == body
 
 
-def test_the_proxy_serves_tls_under_the_real_host_name(tmp_path) -> None:
+def test_the_proxy_serves_tls_under_the_real_host_name(tmp_path, sim) -> None:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("api.anthropic.com")
@@ -163,8 +162,7 @@ def test_the_proxy_serves_tls_under_the_real_host_name(tmp_path) -> None:
     context = ssl.create_default_context()
     ca.configure_trust(context)
     out = tmp_path / "tls.jsonl"
-    with running_simulator() as sim, \
-            running_capture(sim.base_url, out, tls=TLS(certfile, keyfile, "api.anthropic.com")) as proxy:
+    with running_capture(sim.base_url, out, tls=TLS(certfile, keyfile, "api.anthropic.com")) as proxy:
         assert proxy.base_url.startswith("https://api.anthropic.com:")
         port = proxy.base_url.rsplit(":", 1)[1]
         token = sim.mint_token()["access_token"]

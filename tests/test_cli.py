@@ -3,10 +3,12 @@
 import subprocess
 import sys
 
+import pytest
 from lanelab import cli
 from lanelab.errors import UserError
 
 
+@pytest.mark.slow  # a CLI process
 def test_help_lists_each_subcommand_with_one_line():
     out = subprocess.run([sys.executable, "-m", "lanelab", "--help"], capture_output=True, text=True, check=True).stdout
     modules = cli._command_modules()
@@ -17,9 +19,11 @@ def test_help_lists_each_subcommand_with_one_line():
         assert "\n" not in mod.HELP and len(mod.HELP) < 120
 
 
+@pytest.mark.slow  # one process per subcommand
 def test_every_subcommand_has_help():
     for mod in cli._command_modules():
-        out = subprocess.run([sys.executable, "-m", "lanelab", mod.NAME, "--help"], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-m", "lanelab", mod.NAME, "--help"], capture_output=True, text=True,
+                             check=False)
         assert out.returncode == 0 and "usage:" in out.stdout
 
 

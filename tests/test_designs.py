@@ -133,6 +133,7 @@ def test_cell_id_ignores_dict_order(levels: dict[str, str]) -> None:
     assert make_cell("q", levels).cell_id != make_cell("p", levels).cell_id
 
 
+@pytest.mark.slow  # a second Python process
 def test_cell_id_differs_per_level_and_is_stable_across_processes() -> None:
     levels = {"tools": "mcp__", "user_agent": "none"}
     assert cell_id_for("p", levels) != cell_id_for("p", {**levels, "tools": "mcp_"})

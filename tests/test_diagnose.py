@@ -17,7 +17,6 @@ from lanelab.errors import BudgetExceeded, LiveNotOptedIn
 from lanelab.findings.remedies import load_remedies
 from lanelab.matrix.profiles import ReferenceOnlyProfile, list_profiles, load_profile
 from lanelab.runs import load_run
-from lanelab.sim.server import running_simulator
 from lanelab.walkthrough.bisect import binary_worst_case, http_probe
 from lanelab.walkthrough.capture import running_capture
 from lanelab.walkthrough.diagnose import (
@@ -66,10 +65,10 @@ def test_hermes_0_14_under_2026_05_25_names_the_mcp_prefix_and_the_mcp__fix(tmp_
     assert "API credits" in report and "not Claude Code" in report
 
 
-def test_lint_on_a_capture_of_the_same_request_names_it_with_no_request(tmp_path):
+def test_lint_on_a_capture_of_the_same_request_names_it_with_no_request(tmp_path, sim):
     capture = tmp_path / "hermes.jsonl"
     spec = load_profile("hermes-0.14.0").spec
-    with running_simulator(policy="2026-05-25") as sim, running_capture(sim.base_url, capture) as proxy:
+    with running_capture(sim.base_url, capture) as proxy:
         token = sim.mint_token()["access_token"]
         with lanelab_http.client(proxy.base_url) as http:
             http.send(build_request(spec, proxy.base_url, token)).read()
@@ -96,7 +95,7 @@ def test_2026_08_names_the_sentences_not_system(tmp_path):
                                         "hermes-identity-block", "skills-guidance-sentence"}
 
 
-def test_2026_08_fine_search_without_lint_names_the_sentence(tmp_path):
+def test_2026_08_fine_search_without_lint_names_the_sentence(tmp_path, sim_with):
     """A request whose only trigger under 2026-08 is the Hermes identity sentence, found by the fine search."""
     spec = load_profile("sdk-minimal").spec
     spec.headers.update({"user-agent": "claude-cli/2.1.74 (external, cli)", "x-app": "cli",
@@ -106,9 +105,9 @@ def test_2026_08_fine_search_without_lint_names_the_sentence(tmp_path):
                                                     "English."}]
     spec.body["tools"] = [{"name": n, "input_schema": {"type": "object"}} for n in ("read", "write", "grep")]
     spec.body["tool_choice"] = {"type": "auto"}
-    with running_simulator(policy="2026-08") as sim:
-        probe = http_probe(sim.base_url, sim.mint_token()["access_token"])
-        d = diagnose(spec, probe, label="hermes-like", use_lint=False)
+    sim = sim_with(policy="2026-08")
+    probe = http_probe(sim.base_url, sim.mint_token()["access_token"])
+    d = diagnose(spec, probe, label="hermes-like", use_lint=False)
     assert d.status == "found"
     assert len(d.cause) == 1 and d.cause[0].element == "system[1] sentence 2"
     assert d.cause[0].before == HERMES_IDENTITY
@@ -290,16 +289,15 @@ def test_cli_dry_run_sends_nothing(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "out" / "runs").exists()
 
 
-def test_a_diagnose_run_is_found_by_a_client_of_the_sdk(tmp_path):
+def test_a_diagnose_run_is_found_by_a_client_of_the_sdk(tmp_path, sim):
     """The run's cells hold the requests as sent: the SDK-shaped sdk-minimal is billed to the plan as sent."""
-    with running_simulator(policy="2026-05-25") as sim:
-        token = sim.mint_token()["access_token"]
-        client = anthropic.Anthropic(auth_token=token, base_url=sim.base_url, max_retries=0,
-                                     default_headers={"anthropic-beta": "oauth-2025-04-20"},
-                                     http_client=lanelab_http.sdk_client(sim.base_url))
-        assert client.messages.create(model="claude-sonnet-4-6", max_tokens=1,
-                                      messages=[{"role": "user", "content": "ping"}]).usage.output_tokens >= 0
-        d = diagnose(load_profile("sdk-minimal").spec, http_probe(sim.base_url, token), label="sdk-minimal")
+    token = sim.mint_token()["access_token"]
+    client = anthropic.Anthropic(auth_token=token, base_url=sim.base_url, max_retries=0,
+                                 default_headers={"anthropic-beta": "oauth-2025-04-20"},
+                                 http_client=lanelab_http.sdk_client(sim.base_url))
+    assert client.messages.create(model="claude-sonnet-4-6", max_tokens=1,
+                                  messages=[{"role": "user", "content": "ping"}]).usage.output_tokens >= 0
+    d = diagnose(load_profile("sdk-minimal").spec, http_probe(sim.base_url, token), label="sdk-minimal")
     assert d.status == "plan" and d.requests == 1 and "billed to the plan as sent" in d.verdict.sentence
 
 

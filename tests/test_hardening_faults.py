@@ -10,13 +10,12 @@ would), with a probability (each cell ends either way, and a failure only after 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -31,7 +30,11 @@ from lanelab.matrix.runner import RunResult, run_matrix
 from lanelab.matrix.sender import RetryPolicy
 from lanelab.runs import Run, load_run
 from lanelab.sim.faults import KINDS, parse_item
-from lanelab.sim.server import SimHandle, running_simulator
+from lanelab.sim.server import SimHandle
+from shared_simulator import default_simulator
+
+if TYPE_CHECKING:
+    from conftest import Sleeps
 
 pytestmark = pytest.mark.hardening
 
@@ -86,17 +89,6 @@ _attempted: set[str] = set()
 _passed: set[str] = set()
 
 
-class Sleeps:
-    """The runner's sleep, recorded instead of waited."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0)
-
-
 # --------------------------------------------------------------------------------------------------- helpers
 def planned(stream: bool) -> list[PlannedCell]:
     """A handful of cells: the baseline and one-factor changes of model (and, unstreamed, of betas, which brings
@@ -136,13 +128,14 @@ def run_once(tmp_path: Path, sim: SimHandle, cells: list[PlannedCell], *, budget
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def reference(tmp_path_factory: pytest.TempPathFactory, shared_sim: SimHandle,
+              sleeps: type[Sleeps]) -> dict[str, str]:
     """cell_id → outcome of a fault-free run (streamed and plain cells): what 'retried to success' must end as."""
     out: dict[str, str] = {}
     for stream in (False, True):
-        with running_simulator() as sim:
-            _, run = run_once(tmp_path_factory.mktemp("ref"), sim, planned(stream), budget=Budget(100),
-                              sleep=Sleeps())
+        default_simulator(shared_sim)  # the session's simulator as it started: default policy, no faults
+        _, run = run_once(tmp_path_factory.mktemp("ref"), shared_sim, planned(stream), budget=Budget(100),
+                          sleep=sleeps())
         assert all(rec["observation"]["attempts"] == 1 for rec in run.cells.values())
         out.update({cid: rec["outcome"] for cid, rec in run.cells.items()})
     return out
@@ -169,17 +162,18 @@ def test_every_fault_class_of_the_simulator_has_scenarios():
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.id)
 def test_matrix_survives_fault(sc: Scenario, tmp_path: Path, reference: dict[str, str],
-                               monkeypatch: pytest.MonkeyPatch):
+                               monkeypatch: pytest.MonkeyPatch, sim_with: Callable[..., SimHandle],
+                               sleeps: type[Sleeps]):
     _attempted.add(sc.id)
     if sc.slow_client:  # the runner's own client, with a read timeout the injected latency exceeds
         monkeypatch.setattr(sender, "DEFAULT_TIMEOUT", httpx.Timeout(CLIENT_TIMEOUT_S, connect=5.0))
     cells = planned(sc.stream)
-    sleep = Sleeps()
-    with running_simulator(faults=sc.spec, seed=11) as sim:
-        result, run = run_once(tmp_path, sim, cells, budget=Budget(max_requests=10 * len(cells), max_tokens=10**6),
-                               sleep=sleep)
-        log = sim_log(sim, at_least=result.spend.requests)
-        faulted = fired(sim)
+    sleep = sleeps()
+    sim = sim_with(faults=sc.spec, seed=11)
+    result, run = run_once(tmp_path, sim, cells, budget=Budget(max_requests=10 * len(cells), max_tokens=10**6),
+                           sleep=sleep)
+    log = sim_log(sim, at_least=result.spend.requests)
+    faulted = fired(sim)
 
     # the run completes and every planned cell ends with exactly one recorded outcome
     assert result.cells == len(cells) and result.sent == len(cells) and result.not_sent == 0
@@ -220,13 +214,14 @@ def test_matrix_survives_fault(sc: Scenario, tmp_path: Path, reference: dict[str
     _passed.add(sc.id)
 
 
-def test_budget_stops_retries_and_counts_only_what_was_sent(tmp_path: Path):
+def test_budget_stops_retries_and_counts_only_what_was_sent(tmp_path: Path, sim_with: Callable[..., SimHandle],
+                                                            sleeps: type[Sleeps]):
     """A fault that never clears meets a budget that allows a few retries: sending stops at the budget, exactly."""
     cells = planned(False)
     cap = len(cells) + 3
-    with running_simulator(faults="http500") as sim:
-        result, run = run_once(tmp_path, sim, cells, budget=Budget(max_requests=cap), sleep=Sleeps())
-        log = sim_log(sim, at_least=cap)
+    sim = sim_with(faults="http500")
+    result, run = run_once(tmp_path, sim, cells, budget=Budget(max_requests=cap), sleep=sleeps())
+    log = sim_log(sim, at_least=cap)
     assert len(log) == result.spend.requests == result.requests == cap
     assert result.spend.refused >= 1
     records = run.of_kind("cell")

@@ -186,24 +186,32 @@ def test_file_importers_survive_any_content(kind: str, scratch: Path) -> None:
     prop()
 
 
+@pytest.mark.slow  # derandomized fuzz of every importer
 def test_every_importer_is_exercised_both_ways(scratch: Path) -> None:
     """The strategies reach both branches: a usable credential and a typed error (else the fuzz proves little).
     Derandomized, so this check of the strategies themselves cannot flake."""
-    for kind, (rel, importer, docs) in FILE_IMPORTERS.items():
-        outcomes = set()
-
-        @settings(FAST, derandomize=True, database=None)
-        @given(raw=file_bytes(docs))
-        def prop(raw: bytes) -> None:
-            CASES[kind] += 1
-            home = fresh_home(scratch)
-            (home / rel).parent.mkdir(parents=True)
-            (home / rel).write_bytes(raw)
-            got = check_import(importer, home, home / rel)
-            outcomes.add("error" if isinstance(got, UserError) else "ok" if got else "empty")
-
-        prop()
+    for kind in FILE_IMPORTERS:
+        outcomes = _derandomized_outcomes(kind, scratch)
         assert {"ok", "error"} <= outcomes, f"{kind}: only {outcomes}"
+
+
+def _derandomized_outcomes(kind: str, scratch: Path) -> set[str]:
+    """What one importer made of the derandomized cases: "ok" (a credential), "error" (typed) or "empty"."""
+    rel, importer, docs = FILE_IMPORTERS[kind]
+    outcomes: set[str] = set()
+
+    @settings(FAST, derandomize=True, database=None)
+    @given(raw=file_bytes(docs))
+    def prop(raw: bytes) -> None:
+        CASES[kind] += 1
+        home = fresh_home(scratch)
+        (home / rel).parent.mkdir(parents=True)
+        (home / rel).write_bytes(raw)
+        got = check_import(importer, home, home / rel)
+        outcomes.add("error" if isinstance(got, UserError) else "ok" if got else "empty")
+
+    prop()
+    return outcomes
 
 
 SPECIAL = ["directory", "empty", "whitespace", "huge", "fifo", "dangling-symlink", "unreadable", "deep-valid-prefix"]

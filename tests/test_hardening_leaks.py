@@ -24,8 +24,9 @@ import pytest
 from lanelab.config import repo_root
 from lanelab.devtools import audit
 from lanelab.devtools.notebook_exec import execute, notebooks_in_order
+from shared_simulator import default_simulator
 
-pytestmark = [pytest.mark.hardening, pytest.mark.slow]
+pytestmark = [pytest.mark.hardening, pytest.mark.slow, pytest.mark.notebook]  # runs every notebook and the CLI
 
 
 def _canary(kind: str, tag: str) -> str:
@@ -80,7 +81,7 @@ def _fingerprint(paths) -> dict[str, tuple[bytes, int, int]]:
 
 def _cli(args: list[str], env: dict[str, str], logs: Path, name: str, stdin: str | None = None) -> str:
     proc = subprocess.run([sys.executable, "-m", "lanelab", *args], env=env, input=stdin, capture_output=True,
-                          text=True, timeout=240, cwd=repo_root())
+                          text=True, timeout=240, cwd=repo_root(), check=False)
     (logs / f"{name}.stdout.log").write_text(proc.stdout)
     (logs / f"{name}.stderr.log").write_text(proc.stderr)
     assert proc.returncode in (0, 1), f"{name} exited {proc.returncode}: {proc.stderr[-800:]}"
@@ -119,10 +120,9 @@ def _capture_one_request(env: dict[str, str], sim_url: str, out: Path, logs: Pat
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Everything the demo and the CLI do, with canaries, in one sandbox."""
-    from lanelab.sim.server import running_simulator
-
+def world(tmp_path_factory, shared_sim):
+    """Everything the demo and the CLI do, with canaries, in one sandbox (the session's simulator, reset before and
+    after)."""
     root = tmp_path_factory.mktemp("leaks")
     user_home, kit_home, out = root / "user", root / "kit-home", root / "out"
     logs = out / "logs"
@@ -131,31 +131,33 @@ def world(tmp_path_factory):
     before = _fingerprint(foreign)
     import matplotlib
 
-    with running_simulator(policy="2026-05-25") as sim:
-        # The env canary becomes a valid setup-token; the next two OAuth issues hand out the flow canaries.
-        sim.state.plant(ENV_TOKEN)
-        sim.mint_token(kind="setup-token", source="env")
-        sim.state.plant(OAUTH_ACCESS, OAUTH_REFRESH)
-        sim.state.plant(CLI_ACCESS, CLI_REFRESH)
-        env = {**os.environ, "HOME": str(user_home), "LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url,
-               "LANELAB_HOME": str(kit_home), "LANELAB_OUT": str(out), "CLAUDE_CODE_OAUTH_TOKEN": ENV_TOKEN,
-               "MPLCONFIGDIR": matplotlib.get_configdir(), "PYTHONDONTWRITEBYTECODE": "1"}
-        nb_env = {k: env[k] for k in ("HOME", "LANELAB_MODE", "LANELAB_BASE_URL", "LANELAB_HOME", "LANELAB_OUT",
-                                       "CLAUDE_CODE_OAUTH_TOKEN", "MPLCONFIGDIR")}
-        for nb in notebooks_in_order():
-            execute(nb, out / "notebooks", env=nb_env, timeout=300, cwd=repo_root() / "notebooks")
-        _cli(["creds"], env, logs, "creds")
-        _cli(["login", "--auto", "--label", "cli-login"], env, logs, "login")
-        _cli(["matrix", "--profile", "hermes-0.14.0", "--design", "ofat", "--factors", "tools,user_agent",
-              "--credential", "env-CLAUDE_CODE_OAUTH_TOKEN", "--no-progress"], env, logs, "matrix")
-        _cli(["diff", "sdk-minimal", "hermes-0.14.0"], env, logs, "diff")
-        _cli(["bisect", "--pass", "sdk-minimal", "--fail", "hermes-0.14.0", "--credential", "cli-login"],
-             env, logs, "bisect")
-        _cli(["report", "--out", str(out / "cli-report")], env, logs, "report")
-        _capture_one_request(env, sim.base_url, out, logs)
-        log = httpx.get(f"{sim.base_url}/_sim/requests", timeout=10).json()
-        (logs / "sim_requests.json").write_text(json.dumps(log))
-        issued = sim.state.issued_secrets()
+    sim = shared_sim
+    default_simulator(sim)
+    # The env canary becomes a valid setup-token; the next two OAuth issues hand out the flow canaries.
+    sim.state.plant(ENV_TOKEN)
+    sim.mint_token(kind="setup-token", source="env")
+    sim.state.plant(OAUTH_ACCESS, OAUTH_REFRESH)
+    sim.state.plant(CLI_ACCESS, CLI_REFRESH)
+    env = {**os.environ, "HOME": str(user_home), "LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url,
+           "LANELAB_HOME": str(kit_home), "LANELAB_OUT": str(out), "CLAUDE_CODE_OAUTH_TOKEN": ENV_TOKEN,
+           "MPLCONFIGDIR": matplotlib.get_configdir(), "PYTHONDONTWRITEBYTECODE": "1"}
+    nb_env = {k: env[k] for k in ("HOME", "LANELAB_MODE", "LANELAB_BASE_URL", "LANELAB_HOME", "LANELAB_OUT",
+                                   "CLAUDE_CODE_OAUTH_TOKEN", "MPLCONFIGDIR")}
+    for nb in notebooks_in_order():
+        execute(nb, out / "notebooks", env=nb_env, timeout=300, cwd=repo_root() / "notebooks")
+    _cli(["creds"], env, logs, "creds")
+    _cli(["login", "--auto", "--label", "cli-login"], env, logs, "login")
+    _cli(["matrix", "--profile", "hermes-0.14.0", "--design", "ofat", "--factors", "tools,user_agent",
+          "--credential", "env-CLAUDE_CODE_OAUTH_TOKEN", "--no-progress"], env, logs, "matrix")
+    _cli(["diff", "sdk-minimal", "hermes-0.14.0"], env, logs, "diff")
+    _cli(["bisect", "--pass", "sdk-minimal", "--fail", "hermes-0.14.0", "--credential", "cli-login"],
+         env, logs, "bisect")
+    _cli(["report", "--out", str(out / "cli-report")], env, logs, "report")
+    _capture_one_request(env, sim.base_url, out, logs)
+    log = httpx.get(f"{sim.base_url}/_sim/requests", timeout=10).json()
+    (logs / "sim_requests.json").write_text(json.dumps(log))
+    issued = sim.state.issued_secrets()
+    default_simulator(sim)
     yield {"root": root, "out": out, "kit_home": kit_home, "user_home": user_home, "foreign": foreign,
            "before": before, "issued": issued}
 

@@ -32,7 +32,7 @@ from lanelab.runs import load_run
 from lanelab.sim.server import SimHandle, running_simulator
 from lanelab.wire.spec import build_request
 
-pytestmark = pytest.mark.hardening
+pytestmark = [pytest.mark.hardening, pytest.mark.slow]  # SIGKILLs a matrix CLI process mid-run
 
 PROFILE, RUN_ID, CONCURRENCY = "sdk-minimal", "resume-under-test", 4
 #: Slow enough that a run of every factor's cells takes a few seconds at this concurrency.
@@ -107,6 +107,7 @@ def wait_for(predicate, what: str, proc: subprocess.Popen | None = None) -> None
 
 # --------------------------------------------------------------------------------------------------- the proof
 def test_sigkill_torn_line_and_resume_lose_nothing_and_send_nothing_twice(tmp_path: Path):
+    # its own server: the killed runner's requests still in flight must not reach the next test's simulator
     with running_simulator(faults=LATENCY) as sim:
         settings = Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home", out=tmp_path / "out")
         plan = MatrixPlan.build(PROFILE, "ofat", None, settings)

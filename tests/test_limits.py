@@ -69,7 +69,7 @@ def test_simulator_answers_413_and_logs_the_size_only(declared: bool, monkeypatc
 
     monkeypatch.setenv(limits.ENV_MAX_BODY, str(1 * MB))
     size = 3 * MB
-    with running_simulator() as sim:
+    with running_simulator() as sim:  # its own server: the body limit is read when the server starts
         token = sim.mint_token()["access_token"]
         headers = {"authorization": f"Bearer {token}", "anthropic-version": "2023-06-01",
                    "anthropic-beta": "oauth-2025-04-20", "content-type": "application/json"}
@@ -186,6 +186,7 @@ def short_read_timeout(monkeypatch) -> float:
     return 0.5
 
 
+@pytest.mark.slow  # waits out the servers' read timeout
 @pytest.mark.parametrize("owed", ["nothing sent", "half the headers", "half the body"])
 @pytest.mark.parametrize("server", ["simulator", "proxy"])
 def test_a_client_that_stops_sending_is_closed(short_read_timeout, upstream, tmp_path: Path, owed: str,
@@ -197,7 +198,7 @@ def test_a_client_that_stops_sending_is_closed(short_read_timeout, upstream, tmp
                "half the body": b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json"
                                 b"\r\ncontent-length: 100\r\n\r\n{\"model\": "}[owed]
     if server == "simulator":
-        ctx = running_simulator()
+        ctx = running_simulator()  # its own server: the read timeout is read when the server starts
     else:
         ctx = running_capture(upstream.base_url, tmp_path / "cap.jsonl")
     with ctx as running:
@@ -217,7 +218,7 @@ def test_a_slow_answer_is_not_cut_by_the_read_timeout(short_read_timeout, oauth_
     meanwhile, so the connection stays and the answer arrives."""
     from lanelab.sim.server import running_simulator
 
-    with running_simulator(faults="latency=1.5s") as sim:
+    with running_simulator(faults="latency=1.5s") as sim:  # its own server: the short read timeout is read at start
         token = sim.mint_token()["access_token"]
         started = time.monotonic()
         r = httpx.post(f"{sim.base_url}/v1/messages", headers=oauth_headers(token), timeout=30,

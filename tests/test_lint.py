@@ -291,16 +291,15 @@ def test_lint_fixed_hermes_request_lints_clean_and_adds_nothing() -> None:
 
 
 @pytest.mark.parametrize("policy", ["2026-05-25", "2026-08"])
-def test_lint_fixed_hermes_request_is_billed_to_the_plan_in_the_simulator(policy: str) -> None:
+def test_lint_fixed_hermes_request_is_billed_to_the_plan_in_the_simulator(policy: str, sim_with) -> None:
     """The catalogue's fixes agree with the simulator snapshots that model its entries."""
-    from lanelab.sim.server import running_simulator
     from lanelab.wire.send import send
 
     result = lint_file("hermes-0.14.0")
     fixed, _ = result.fixed_spec()
-    with running_simulator(policy=policy) as sim:
-        token = sim.mint_token()["access_token"]
-        before, after = send(result.spec, sim.base_url, token), send(fixed, sim.base_url, token)
+    sim = sim_with(policy=policy)
+    token = sim.mint_token()["access_token"]
+    before, after = send(result.spec, sim.base_url, token), send(fixed, sim.base_url, token)
     assert before.status == 400 and before.unified.lane != "plan"
     assert after.status == 200 and after.unified.lane == "plan"
 
@@ -450,14 +449,13 @@ def test_capture_index_picks_the_inference_request(capture: Path) -> None:
         lint_file(capture, 3)
 
 
-def test_a_real_capture_of_the_hermes_request_lints_like_the_profile(tmp_path: Path) -> None:
+def test_a_real_capture_of_the_hermes_request_lints_like_the_profile(tmp_path: Path, sim) -> None:
     """The capture writer's own output (the simulator as upstream): lint names the mcp_ tools from the file alone."""
-    from lanelab.sim.server import running_simulator
     from lanelab.walkthrough.capture import running_capture
     from lanelab.wire.send import send
 
     hermes = load_profile("hermes-0.14.0").spec
-    with running_simulator(policy="2026-05-25") as sim, running_capture(sim.base_url, tmp_path / "c.jsonl") as proxy:
+    with running_capture(sim.base_url, tmp_path / "c.jsonl") as proxy:
         token = sim.mint_token()["access_token"]
         send(hermes, proxy.base_url, token)
     result = lint_file(tmp_path / "c.jsonl")
@@ -517,6 +515,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, capture: Path,
         assert "Traceback" not in err
 
 
+@pytest.mark.slow  # CLI processes
 def test_cli_help_and_a_real_process(tmp_path: Path) -> None:
     help_out = subprocess.run([sys.executable, "-m", "lanelab", "lint", "--help"], capture_output=True, text=True, check=False)
     assert help_out.returncode == 0

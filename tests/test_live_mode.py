@@ -394,33 +394,31 @@ def test_live_bisect_shows_the_cost_and_needs_yes(cli_env, capsys, monkeypatch):
     assert "first-party reference" in capsys.readouterr().err
 
 
-def test_creds_mint_saves_a_simulator_credential_and_prints_it_only_when_asked(tmp_path, monkeypatch, capsys):
+def test_creds_mint_saves_a_simulator_credential_and_prints_it_only_when_asked(tmp_path, monkeypatch, capsys, sim):
     from lanelab.matrix.tokens import TokenSource
-    from lanelab.sim.server import running_simulator
 
     monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LANELAB_MODE", "sim")
-    with running_simulator() as sim:
-        monkeypatch.setenv("LANELAB_BASE_URL", sim.base_url)
-        assert main(["creds", "--mint"]) == 0
-        out = capsys.readouterr().out
-        cred = CredentialStore(tmp_path / "home").load("sim-pkce")
-        assert (cred.mode, cred.issuer) == ("sim", sim.base_url) and cred.access_token not in out
-        assert redact.mask(cred.access_token) in out and "resolve_token('sim-pkce')" in out
-        assert main(["creds", "--mint", "--label", "sdk", "--print"]) == 0
-        printed, err = capsys.readouterr()
-        token = CredentialStore(tmp_path / "home").load("sdk").access_token
-        assert printed == token + "\n" and token not in err and sim.base_url in err
-        source = TokenSource(Settings.from_env(), sim.base_url, "sdk")
-        assert source.token() == token and source.where == "credential 'sdk' from the kit's store"
-        import anthropic
-        import lanelab.http
-        sdk = anthropic.Anthropic(base_url=sim.base_url, auth_token=token, max_retries=0,
-                                  default_headers={"anthropic-beta": "oauth-2025-04-20"},
-                                  http_client=lanelab.http.sdk_client(sim.base_url))
-        reply = sdk.messages.with_raw_response.create(model="claude-sonnet-4-6", max_tokens=1,
-                                                      messages=[{"role": "user", "content": "ping"}])
-        assert reply.status_code == 200, "the printed token works for the official SDK"
+    monkeypatch.setenv("LANELAB_BASE_URL", sim.base_url)
+    assert main(["creds", "--mint"]) == 0
+    out = capsys.readouterr().out
+    cred = CredentialStore(tmp_path / "home").load("sim-pkce")
+    assert (cred.mode, cred.issuer) == ("sim", sim.base_url) and cred.access_token not in out
+    assert redact.mask(cred.access_token) in out and "resolve_token('sim-pkce')" in out
+    assert main(["creds", "--mint", "--label", "sdk", "--print"]) == 0
+    printed, err = capsys.readouterr()
+    token = CredentialStore(tmp_path / "home").load("sdk").access_token
+    assert printed == token + "\n" and token not in err and sim.base_url in err
+    source = TokenSource(Settings.from_env(), sim.base_url, "sdk")
+    assert source.token() == token and source.where == "credential 'sdk' from the kit's store"
+    import anthropic
+    import lanelab.http
+    sdk = anthropic.Anthropic(base_url=sim.base_url, auth_token=token, max_retries=0,
+                              default_headers={"anthropic-beta": "oauth-2025-04-20"},
+                              http_client=lanelab.http.sdk_client(sim.base_url))
+    reply = sdk.messages.with_raw_response.create(model="claude-sonnet-4-6", max_tokens=1,
+                                                  messages=[{"role": "user", "content": "ping"}])
+    assert reply.status_code == 200, "the printed token works for the official SDK"
     monkeypatch.setenv("LANELAB_MODE", "live")
     monkeypatch.setenv("LANELAB_LIVE_OPT_IN", "1")
     monkeypatch.delenv("LANELAB_BASE_URL")

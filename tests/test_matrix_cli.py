@@ -10,11 +10,9 @@ from lanelab.runs import load_run
 pytest.importorskip("lanelab.sim.server")
 
 
-@pytest.fixture(scope="module")
-def sim_url():
-    from lanelab.sim.server import running_simulator
-    with running_simulator(policy="2026-05-25") as sim:
-        yield sim.base_url
+@pytest.fixture
+def sim_url(sim):
+    return sim.base_url
 
 
 @pytest.fixture

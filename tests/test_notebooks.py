@@ -18,6 +18,7 @@ def lab(tmp_path_factory):
     from lanelab.sim.server import running_simulator
 
     root = tmp_path_factory.mktemp("notebooks")
+    # its own server: the notebooks build on each other's simulator state, which a reset between tests would lose
     with running_simulator(policy="2026-05-25") as sim:
         yield {
             "env": {"LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url, "LANELAB_HOME": str(root / "home"),
@@ -76,15 +77,12 @@ def test_a_failing_notebook_keeps_its_executed_copy(tmp_path):
     assert kept.exists() and str(kept) in str(err.value)
 
 
-def test_oauth_notebook_completes_with_the_form_body_too(tmp_path):
+def test_oauth_notebook_completes_with_the_form_body_too(tmp_path, sim):
     """Issue 3: the notebook completes the flow with both token body styles (JSON is the default run above)."""
-    from lanelab.sim.server import running_simulator
-
     nb = next(p for p in NOTEBOOKS if p.stem.startswith("01_"))
-    with running_simulator(policy="2026-05-25") as sim:
-        env = {"LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url, "LANELAB_HOME": str(tmp_path / "home"),
-               "LANELAB_OUT": str(tmp_path / "out"), "LANELAB_TOKEN_VARIANT": "axios-form"}
-        execute(nb, tmp_path / "executed", env=env, timeout=300, cwd=repo_root() / "notebooks")
-        token_posts = [e for e in sim.state.requests() if e["path"] == "/v1/oauth/token"]
+    env = {"LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url, "LANELAB_HOME": str(tmp_path / "home"),
+           "LANELAB_OUT": str(tmp_path / "out"), "LANELAB_TOKEN_VARIANT": "axios-form"}
+    execute(nb, tmp_path / "executed", env=env, timeout=300, cwd=repo_root() / "notebooks")
+    token_posts = [e for e in sim.state.requests() if e["path"] == "/v1/oauth/token"]
     assert token_posts and all("x-www-form-urlencoded" in e["headers"].get("content-type", "") for e in token_posts)
     assert list((tmp_path / "home").rglob("*.json")), "the credential was saved"

@@ -177,27 +177,26 @@ def matrix_command(run_id: str) -> list[str]:
             "--concurrency", "2", "--no-progress"]
 
 
-def test_two_matrix_runners_on_one_run_id_send_each_cell_once(tmp_path):
+@pytest.mark.slow  # two matrix CLI processes
+def test_two_matrix_runners_on_one_run_id_send_each_cell_once(tmp_path, sim_with):
     """The issue's case: the second runner used to send every pending cell again (74 requests for 37 cells)."""
-    from lanelab.sim.server import running_simulator
-
-    with running_simulator(faults="latency=100ms") as sim:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LANELAB_")}
-        env.update(LANELAB_MODE="sim", LANELAB_BASE_URL=sim.base_url, LANELAB_OUT=str(tmp_path / "out"),
-                   LANELAB_HOME=str(tmp_path / "home"), PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        path = tmp_path / "out" / "runs" / "twice.jsonl"
-        first = subprocess.Popen(matrix_command("twice"), env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
-        try:
-            wait_for(lambda: path.exists() and b'"record": "cell"' in path.read_bytes(), "the first cell record")
-            second = subprocess.run(matrix_command("twice"), env=env, capture_output=True, text=True,
-                                    timeout=DEADLINE_S, check=False)
-            out, _ = first.communicate(timeout=DEADLINE_S)
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait()
-        log = httpx.get(sim.base_url + "/_sim/requests", timeout=10.0).json()
+    sim = sim_with(faults="latency=100ms")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANELAB_")}
+    env.update(LANELAB_MODE="sim", LANELAB_BASE_URL=sim.base_url, LANELAB_OUT=str(tmp_path / "out"),
+               LANELAB_HOME=str(tmp_path / "home"), PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    path = tmp_path / "out" / "runs" / "twice.jsonl"
+    first = subprocess.Popen(matrix_command("twice"), env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: path.exists() and b'"record": "cell"' in path.read_bytes(), "the first cell record")
+        second = subprocess.run(matrix_command("twice"), env=env, capture_output=True, text=True,
+                                timeout=DEADLINE_S, check=False)
+        out, _ = first.communicate(timeout=DEADLINE_S)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    log = httpx.get(sim.base_url + "/_sim/requests", timeout=10.0).json()
     assert first.returncode == 0, out
     assert second.returncode == 2, second.stdout + second.stderr
     assert "Traceback" not in second.stderr and f"process {first.pid}" in second.stderr

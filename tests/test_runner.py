@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from collections import Counter
@@ -20,6 +19,7 @@ from lanelab.matrix.sender import RetryPolicy, run_sync
 from lanelab.matrix.sim_client import sim_token
 from lanelab.matrix.tokens import TokenSource
 from lanelab.runs import load_run
+from lanelab.sim.server import SimHandle
 from lanelab.wire.spec import Observation, RequestSpec
 
 TOKEN = "sk-ant-oat01-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3" * 2
@@ -41,16 +41,6 @@ def ok(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"type": "message", "content": []}, headers={"request-id": "req_1"})
 
 
-class Sleeps:
-    """An injectable sleep that records the delays the runner chose instead of waiting."""
-
-    def __init__(self):
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 def run(tmp_path, planned, handler, **kw):
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     kw.setdefault("progress", False)
@@ -59,17 +49,17 @@ def run(tmp_path, planned, handler, **kw):
 
 
 # ------------------------------------------------------------------------------------------------ retries
-def test_retries_honour_retry_after_and_retry_after_ms(tmp_path):
+def test_retries_honour_retry_after_and_retry_after_ms(tmp_path, sleeps):
     script = [httpx.Response(429, headers={"retry-after": "7"},
                              json={"type": "error", "error": {"type": "rate_limit_error",
                                                               "message": "Number of requests exceeded your rate limit"}}),
               httpx.Response(529, headers={"retry-after-ms": "1500", "retry-after": "9"},
                              json={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
               ok(None)]
-    sleeps = Sleeps()
-    result = run(tmp_path, cells(1), lambda r: script.pop(0), sleep=sleeps,
+    sleep = sleeps()
+    result = run(tmp_path, cells(1), lambda r: script.pop(0), sleep=sleep,
                  retry=RetryPolicy(max_attempts=5, max_delay=10))
-    assert sleeps.delays == [7.0, 1.5]
+    assert sleep.delays == [7.0, 1.5]
     rec = load_run(result.path).cells["000000000000"]
     assert rec["observation"]["attempts"] == 3 and rec["outcome"] == "served_no_lane"
     assert [r["status"] for r in rec["retries"]] == [429, 529]
@@ -87,16 +77,16 @@ def test_backoff_without_retry_after_is_exponential_jittered_and_capped():
     assert policy.delay(Observation(status=500), 10, rng) is None
 
 
-def test_a_retry_after_beyond_the_cap_is_not_retried(tmp_path):
+def test_a_retry_after_beyond_the_cap_is_not_retried(tmp_path, sleeps):
     calls = []
 
     def handler(request):
         calls.append(1)
         return httpx.Response(429, headers={"retry-after": "3600"},
                               json={"type": "error", "error": {"type": "rate_limit_error", "message": "Error"}})
-    sleeps = Sleeps()
-    result = run(tmp_path, cells(1), handler, sleep=sleeps, retry=RetryPolicy(max_delay=60))
-    assert len(calls) == 1 and sleeps.delays == [] and result.failed == 1
+    sleep = sleeps()
+    result = run(tmp_path, cells(1), handler, sleep=sleep, retry=RetryPolicy(max_delay=60))
+    assert len(calls) == 1 and sleep.delays == [] and result.failed == 1
 
 
 @pytest.mark.parametrize("status,message", [
@@ -106,23 +96,23 @@ def test_a_retry_after_beyond_the_cap_is_not_retried(tmp_path):
     (403, "OAuth token does not meet scope requirement user:profile"),
     (429, "This request would exceed your account's monthly spend limit. Please try again later."),
 ])
-def test_verdicts_are_not_retried(tmp_path, status, message):
+def test_verdicts_are_not_retried(tmp_path, status, message, sleeps):
     calls = []
 
     def handler(request):
         calls.append(1)
         return httpx.Response(status, json={"type": "error", "error": {"type": "x", "message": message}})
-    sleeps = Sleeps()
-    result = run(tmp_path, cells(1), handler, sleep=sleeps)
-    assert len(calls) == 1 and sleeps.delays == [] and result.failed == 0
+    sleep = sleeps()
+    result = run(tmp_path, cells(1), handler, sleep=sleep)
+    assert len(calls) == 1 and sleep.delays == [] and result.failed == 0
 
 
-def test_transport_errors_are_retried_then_recorded(tmp_path):
+def test_transport_errors_are_retried_then_recorded(tmp_path, sleeps):
     def handler(request):
         raise httpx.ConnectError("connection refused")
-    sleeps = Sleeps()
-    result = run(tmp_path, cells(1), handler, sleep=sleeps, retry=RetryPolicy(max_attempts=3), rng=random.Random(0))
-    assert len(sleeps.delays) == 2 and sleeps.delays[1] > sleeps.delays[0]
+    sleep = sleeps()
+    result = run(tmp_path, cells(1), handler, sleep=sleep, retry=RetryPolicy(max_attempts=3), rng=random.Random(0))
+    assert len(sleep.delays) == 2 and sleep.delays[1] > sleep.delays[0]
     rec = load_run(result.path).cells["000000000000"]
     assert rec["outcome"] == "transport_error" and rec["observation"]["attempts"] == 3
     assert result.failed == 1
@@ -138,7 +128,7 @@ def test_budget_refuses_a_plan_that_exceeds_it_and_names_the_numbers(tmp_path):
     assert not (tmp_path / "out" / "runs").exists() or not any((tmp_path / "out" / "runs").iterdir())
 
 
-def test_budget_stops_exactly_at_its_limit_counting_retries(tmp_path):
+def test_budget_stops_exactly_at_its_limit_counting_retries(tmp_path, sleeps):
     sent = []
 
     def handler(request):
@@ -146,7 +136,7 @@ def test_budget_stops_exactly_at_its_limit_counting_retries(tmp_path):
         if len(sent) <= 2:  # the first two sends are transient failures, retried
             return httpx.Response(500, json={"type": "error", "error": {"type": "api_error", "message": "x"}})
         return ok(request)
-    result = run(tmp_path, cells(5), handler, budget=Budget(max_requests=5), sleep=Sleeps(), concurrency=1)
+    result = run(tmp_path, cells(5), handler, budget=Budget(max_requests=5), sleep=sleeps(), concurrency=1)
     assert len(sent) == 5 == result.requests
     assert result.spend.requests == 5 and result.not_sent == 2 and result.sent == 3
     assert "5/5" in result.budget_report
@@ -236,19 +226,10 @@ def test_a_token_is_never_sent_to_a_foreign_host(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ the simulator
-@contextlib.contextmanager
-def simulator(policy: str = "2026-05-25"):
-    """The real simulator on a free loopback port, stopped on exit."""
-    from lanelab.sim.server import running_simulator
-    with running_simulator(policy=policy) as sim:
-        yield sim.base_url
-
-
-@pytest.fixture(scope="module")
-def sim_url():
-    pytest.importorskip("lanelab.sim.server")
-    with simulator() as url:
-        yield url
+@pytest.fixture
+def sim_url(sim: SimHandle) -> str:
+    """The base URL of the session's simulator (reset, default policy)."""
+    return sim.base_url
 
 
 def request_log(url: str) -> list[dict]:
@@ -367,16 +348,14 @@ def test_token_source_in_live_mode_refuses_a_simulator_credential_and_names_the_
     assert TokenSource(s, s.base_url, "live-pkce").masked() == redact.mask(TOKEN)
 
 
-def test_usage_snapshots_before_and_after_are_stored_and_reported(tmp_path):
+def test_usage_snapshots_before_and_after_are_stored_and_reported(tmp_path, sim):
     from lanelab.findings.frame import usage_snapshots
-    from lanelab.sim.server import running_simulator
 
-    with running_simulator() as sim:
-        token = sim.mint_token()["access_token"]
-        settings = Settings(mode="sim", base_url=sim.base_url, out=tmp_path, home=tmp_path / "home")
-        plan = MatrixPlan.build("sdk-minimal", "ofat", ["tools"], settings)
-        result = plan.run(settings=settings, token=token, credential="t", progress=False, usage_snapshots=True)
-        again = plan.run(settings=settings, token=token, credential="t", progress=False, usage_snapshots=True)
+    token = sim.mint_token()["access_token"]
+    settings = Settings(mode="sim", base_url=sim.base_url, out=tmp_path, home=tmp_path / "home")
+    plan = MatrixPlan.build("sdk-minimal", "ofat", ["tools"], settings)
+    result = plan.run(settings=settings, token=token, credential="t", progress=False, usage_snapshots=True)
+    again = plan.run(settings=settings, token=token, credential="t", progress=False, usage_snapshots=True)
     snaps = usage_snapshots(load_run(result.path))
     five = snaps[snaps["field"] == "five_hour.utilization"].iloc[0]
     assert five["after"] > five["before"], "served cells moved the plan's 5-hour window"

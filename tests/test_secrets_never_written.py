@@ -248,6 +248,7 @@ def test_log_lines_are_redacted_even_when_the_http_loggers_are_turned_up(sim, fo
     assert code not in text and not leaked(text, [code])
 
 
+@pytest.mark.slow  # a CLI process each
 @pytest.mark.parametrize("loud", [False, True], ids=["default levels", "http loggers turned up"])
 def test_cli_login_with_debug_logging_writes_no_secret(sim, tmp_path: Path, loud: bool) -> None:
     """Item 5 end to end: the login command under ``logging.basicConfig(level=DEBUG)``: no code, verifier, token or

@@ -147,7 +147,7 @@ def test_bad_fault_header_is_a_clear_400(sim, token):
 
 
 def test_faults_from_the_start_spec():
-    with running_simulator(faults="http529@/v1/models") as sim:
+    with running_simulator(faults="http529@/v1/models") as sim:  # its own server: the spec given at start-up
         tok = sim.mint_token()["access_token"]
         headers = {"authorization": f"Bearer {tok}", "anthropic-beta": "oauth-2025-04-20"}
         assert httpx.get(f"{sim.base_url}/v1/models", headers=headers).status_code == 529

@@ -304,7 +304,7 @@ def test_mint_endpoint_and_policy_switch(sim):
 
 
 def test_port_is_closed_after_exit():
-    with running_simulator() as handle:
+    with running_simulator() as handle:  # its own server: the test is about the port's lifetime
         port = handle.port
         assert httpx.get(f"{handle.base_url}/_sim/ping").json() == {"ok": True}
     with pytest.raises(OSError):
@@ -312,6 +312,7 @@ def test_port_is_closed_after_exit():
     assert not any(t.name == f"lanelab-sim:{port}" for t in threading.enumerate())
 
 
+@pytest.mark.slow  # a CLI process
 def test_cli_prints_base_url_first_and_stops_on_sigint(tmp_path: Path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "lanelab", "sim", "--port", "0"], stdout=subprocess.PIPE,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +18,15 @@ from hypothesis import strategies as st
 from lanelab.config import repo_root
 from lanelab.sim import outcomes
 from lanelab.sim.policy import PolicyError, load_policy_file
-from lanelab.sim.server import SimHandle, running_simulator
+from lanelab.sim.server import SimHandle
 from lanelab.sim.validation import problem
 
 GOOD = {"model": "claude-sonnet-4-6", "max_tokens": 16, "messages": [{"role": "user", "content": "ping"}]}
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimHandle]:
-    with running_simulator(policy="2026-11") as handle:
-        yield handle
+@pytest.fixture
+def sim(sim_with: Callable[..., SimHandle]) -> SimHandle:
+    return sim_with(policy="2026-11")
 
 
 @pytest.fixture
@@ -168,6 +167,7 @@ def test_good_control_input_still_works(sim: SimHandle) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ sim --account
+@pytest.mark.slow  # a CLI process each
 @pytest.mark.parametrize(("value", "says"), [
     ('{"a":' * 5000 + "1" + "}" * 5000, "nested too deeply"),
     ('{"plan": 3}', "plan must be one of"),

@@ -7,7 +7,7 @@ lanelab.wire.classify, the unified-header lane and lanelab.wire.drift, as a run 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from lanelab.matrix.sim_client import sim_token
 from lanelab.runs import load_run
 from lanelab.sim import outcomes
 from lanelab.sim.policy import load_policy
-from lanelab.sim.server import SimHandle, running_simulator
+from lanelab.sim.server import SimHandle
 from lanelab.version_gate import load_version_gate
 from lanelab.wire import drift
 from lanelab.wire.classify import classify
@@ -35,9 +35,8 @@ FABLE = "claude-fable-5-1"
 
 
 @pytest.fixture
-def nov() -> Iterator[SimHandle]:
-    with running_simulator(policy="2026-11") as sim:
-        yield sim
+def nov(sim_with: Callable[..., SimHandle]) -> SimHandle:
+    return sim_with(policy="2026-11")
 
 
 def claude_code_shaped(model: str = "claude-sonnet-4-6", ua: str = "claude-cli/2.1.330 (external, cli)") -> RequestSpec:
@@ -80,9 +79,9 @@ def test_a_max_account_keeps_its_five_hour_window(nov: SimHandle) -> None:
     assert obs.unified.window("5h") is not None and obs.unified.lane == "plan"
 
 
-def test_older_snapshots_emit_no_november_windows() -> None:
-    with running_simulator(policy="2026-08", account={"plan": "ultra"}) as sim:
-        obs = send(claude_code_shaped(), sim.base_url, sim_token(sim.base_url))
+def test_older_snapshots_emit_no_november_windows(sim_with: Callable[..., SimHandle]) -> None:
+    sim = sim_with(policy="2026-08", account={"plan": "ultra"})
+    obs = send(claude_code_shaped(), sim.base_url, sim_token(sim.base_url))
     assert obs.unified.window("5h") is not None  # Ultra had no meaning before 2026-11: every plan had 5h
     assert not {"7d_oi", "slow", "grace"} & set(obs.unified.windows)
 
@@ -187,11 +186,11 @@ def test_the_31st_usage_read_in_an_hour_gets_429_and_the_next_hour_is_free_again
         assert send(usage_spec(), nov.base_url, token, http).status == 200
 
 
-def test_older_snapshots_do_not_limit_usage_reads() -> None:
-    with running_simulator(policy="2026-05-25") as sim:
-        token = sim_token(sim.base_url)
-        with lanelab_http.client(sim.base_url) as http:
-            assert {send(usage_spec(), sim.base_url, token, http).status for _ in range(31)} == {200}
+def test_older_snapshots_do_not_limit_usage_reads(sim_with: Callable[..., SimHandle]) -> None:
+    sim = sim_with(policy="2026-05-25")
+    token = sim_token(sim.base_url)
+    with lanelab_http.client(sim.base_url) as http:
+        assert {send(usage_spec(), sim.base_url, token, http).status for _ in range(31)} == {200}
 
 
 def test_no_run_fails_when_the_usage_endpoint_is_limited(tmp_path: Path, nov: SimHandle) -> None:
@@ -253,9 +252,8 @@ def test_token_endpoint_user_agent_rules(nov: SimHandle, ua: str, status: int, o
         assert classify(obs).outcome == outcome
 
 
-def test_in_august_a_missing_user_agent_was_a_plain_403() -> None:
-    with running_simulator(policy="2026-08") as sim:
-        obs = token_post(sim, None)
+def test_in_august_a_missing_user_agent_was_a_plain_403(sim_with: Callable[..., SimHandle]) -> None:
+    obs = token_post(sim_with(policy="2026-08"), None)
     assert obs.status == 403 and isinstance(obs.body, dict) and obs.body["error"] == "forbidden"
 
 
@@ -274,10 +272,10 @@ def test_models_lists_the_november_models_and_the_factor_has_them(nov: SimHandle
     assert all(m.id in values for m in load_version_gate().models), "every gated model is a level of the factor"
 
 
-def test_older_snapshots_list_what_they_listed_before() -> None:
-    with running_simulator(policy="2026-05-25") as sim:
-        obs = send(RequestSpec(method="GET", path="/v1/models", headers={"anthropic-beta": "oauth-2025-04-20"}),
-                   sim.base_url, sim_token(sim.base_url))
+def test_older_snapshots_list_what_they_listed_before(sim_with: Callable[..., SimHandle]) -> None:
+    sim = sim_with(policy="2026-05-25")
+    obs = send(RequestSpec(method="GET", path="/v1/models", headers={"anthropic-beta": "oauth-2025-04-20"}),
+               sim.base_url, sim_token(sim.base_url))
     assert [m["id"] for m in obs.body["data"]] == ["claude-opus-4-7", "claude-sonnet-4-6", "claude-sonnet-4-5",
                                                    "claude-haiku-4-5"]
 

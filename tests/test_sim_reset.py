@@ -4,6 +4,7 @@ itself (its own redactor, never the client's registry)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -40,7 +41,8 @@ def oauth_login(base: str) -> dict:
 
 
 @pytest.fixture
-def started() -> SimHandle:
+def started() -> Iterator[SimHandle]:
+    """Its own server: what a reset returns to is what this server was started with (not the shared one's)."""
     with running_simulator(policy="2026-05-25", faults=START_FAULTS, account={"plan": "pro"}, seed=7) as sim:
         yield sim
 
@@ -98,34 +100,33 @@ def test_handle_reset_is_the_same_reset(started: SimHandle) -> None:
     check_back_at_the_start(started, httpx.get(f"{started.base_url}/_sim/account").json(), old)
 
 
-def test_reset_replays_the_seeded_fault_coin() -> None:
+def test_reset_replays_the_seeded_fault_coin(sim_with: Callable[..., SimHandle]) -> None:
     """``%probability`` faults draw from a seeded coin; after a reset the same requests meet the same faults."""
-    with running_simulator(faults="http500@/v1/messages%0.5", seed=3) as sim:
+    sim = sim_with(faults="http500@/v1/messages%0.5", seed=3)
 
-        def statuses() -> list[int]:
-            token = sim.mint_token()["access_token"]
-            return [httpx.post(f"{sim.base_url}/v1/messages", headers=headers(token), json=MINIMAL).status_code
-                    for _ in range(12)]
+    def statuses() -> list[int]:
+        token = sim.mint_token()["access_token"]
+        return [httpx.post(f"{sim.base_url}/v1/messages", headers=headers(token), json=MINIMAL).status_code
+                for _ in range(12)]
 
-        first = statuses()
-        assert {200, 500} <= set(first), "a fair coin over 12 draws shows both faces (seed 3)"
-        httpx.post(f"{sim.base_url}/_sim/reset")
-        assert statuses() == first
+    first = statuses()
+    assert {200, 500} <= set(first), "a fair coin over 12 draws shows both faces (seed 3)"
+    httpx.post(f"{sim.base_url}/_sim/reset")
+    assert statuses() == first
 
 
-def test_the_simulator_never_registers_secrets_with_the_client() -> None:
+def test_the_simulator_never_registers_secrets_with_the_client(sim: SimHandle) -> None:
     """Issued tokens, codes and planted values go to the simulator's own registry only."""
-    with running_simulator() as sim:
-        before = redact.snapshot()
-        sim.state.plant(CANARY_ACCESS, CANARY_REFRESH)
-        issued = oauth_login(sim.base_url)
-        minted = sim.mint_token(kind="api_key")["access_token"]
-        assert issued["access_token"] == CANARY_ACCESS
-        assert redact.snapshot() == before, "nothing new in the client's registry"
-        mine = sim.state.redactor.snapshot()
-        assert {CANARY_ACCESS, CANARY_REFRESH, minted} <= mine
-        secrets_seen = set(sim.state.issued_secrets())
-        assert CANARY_ACCESS in secrets_seen and minted in secrets_seen
-        # the request log masks what the simulator knows, whatever its shape
-        log = httpx.get(f"{sim.base_url}/_sim/requests").text
-        assert not any(s in log for s in mine)
+    before = redact.snapshot()
+    sim.state.plant(CANARY_ACCESS, CANARY_REFRESH)
+    issued = oauth_login(sim.base_url)
+    minted = sim.mint_token(kind="api_key")["access_token"]
+    assert issued["access_token"] == CANARY_ACCESS
+    assert redact.snapshot() == before, "nothing new in the client's registry"
+    mine = sim.state.redactor.snapshot()
+    assert {CANARY_ACCESS, CANARY_REFRESH, minted} <= mine
+    secrets_seen = set(sim.state.issued_secrets())
+    assert CANARY_ACCESS in secrets_seen and minted in secrets_seen
+    # the request log masks what the simulator knows, whatever its shape
+    log = httpx.get(f"{sim.base_url}/_sim/requests").text
+    assert not any(s in log for s in mine)

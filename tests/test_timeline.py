@@ -106,6 +106,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                                "LANELAB_HOME": "/nonexistent-home"})
 
 
+@pytest.mark.slow  # a CLI process each
 def test_the_cli(tmp_path: Path) -> None:
     out_csv, out_png = tmp_path / "t.csv", tmp_path / "t.png"
     done = cli("--profile", "sdk-minimal", "--policy", "2026-05-25", "--policy", "2026-08", "--csv", str(out_csv),
@@ -116,6 +117,7 @@ def test_the_cli(tmp_path: Path) -> None:
     assert out_png.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow  # a CLI process each
 @pytest.mark.parametrize(("args", "says"), [
     ((), "Name a request"),
     (("--profile", "claude-code-2.1.332"), "first-party reference"),

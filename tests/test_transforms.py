@@ -70,6 +70,7 @@ def bases_for(factor: str) -> list[tuple[str, RequestSpec, TransformContext]]:
     return out
 
 
+@pytest.mark.slow  # every level of every factor on every profile: tens of thousands of specs
 @pytest.mark.parametrize(("factor", "level"), LEVEL_IDS, ids=[f"{f}={lv}" for f, lv in LEVEL_IDS])
 def test_level_changes_exactly_its_declared_parts(factor: str, level: str) -> None:
     lv = CATALOG[factor].levels[level]
@@ -111,14 +112,17 @@ def test_overlapping_factors_are_few_and_known() -> None:
     assert len(DISJOINT_PAIRS) > len(overlapping)
 
 
+@pytest.mark.slow  # every level of every factor on every profile: tens of thousands of specs
 @pytest.mark.parametrize(("f", "g"), DISJOINT_PAIRS, ids=[f"{f}x{g}" for f, g in DISJOINT_PAIRS])
 def test_factors_touching_different_parts_commute(f: str, g: str) -> None:
     for profile in PROFILES.values():
         ctx = context_for(profile.spec)
+        with_a = {a.name: apply_level(profile.spec, a, ctx) for a in CATALOG[f].levels.values()}
+        with_b = {b.name: apply_level(profile.spec, b, ctx) for b in CATALOG[g].levels.values()}
         for a in CATALOG[f].levels.values():
             for b in CATALOG[g].levels.values():
-                one = apply_level(apply_level(profile.spec, a, ctx), b, ctx)
-                two = apply_level(apply_level(profile.spec, b, ctx), a, ctx)
+                one = apply_level(with_a[a.name], b, ctx)
+                two = apply_level(with_b[b.name], a, ctx)
                 # equal specs make equal wire requests (build_request is a function of the spec)
                 assert one == two, f"{f}={a.name} and {g}={b.name} do not commute"
 

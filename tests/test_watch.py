@@ -13,7 +13,6 @@ import pytest
 from lanelab import http as lanelab_http
 from lanelab.config import Settings
 from lanelab.errors import InputError, LiveNotOptedIn
-from lanelab.sim.server import running_simulator
 from lanelab.walkthrough import namespace as ns
 from lanelab.walkthrough.capture import load_exchanges
 from lanelab.walkthrough.watch import (
@@ -49,11 +48,10 @@ def _ask(client: anthropic.Anthropic, tools: list | None = None) -> int:
         return exc.status_code
 
 
-def test_one_line_per_exchange_from_the_official_sdk(tmp_path):
+def test_one_line_per_exchange_from_the_official_sdk(tmp_path, sim):
     seen = []
-    with running_simulator(policy="2026-05-25") as sim, \
-            running_watch(sim.base_url, out=tmp_path / "w.jsonl", settings=_settings(tmp_path),
-                          on_line=seen.append) as watch:
+    with running_watch(sim.base_url, out=tmp_path / "w.jsonl", settings=_settings(tmp_path),
+                       on_line=seen.append) as watch:
         client = _sdk(watch.base_url, sim.mint_token()["access_token"])
         assert _ask(client) == 200
         assert watch.wait_for(1) and len(watch.lines) == 1
@@ -72,10 +70,10 @@ def test_one_line_per_exchange_from_the_official_sdk(tmp_path):
     assert len(load_exchanges(tmp_path / "w.jsonl")) == 2  # the capture file records the same exchanges
 
 
-def test_plan_only_guard_stops_forwarding_after_extra_usage(tmp_path):
-    with running_simulator(policy="2026-05-25", account=EXTRA_ON) as sim, \
-            running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
-                          settings=_settings(tmp_path)) as watch:
+def test_plan_only_guard_stops_forwarding_after_extra_usage(tmp_path, sim_with):
+    sim = sim_with(account=EXTRA_ON)
+    with running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
+                       settings=_settings(tmp_path)) as watch:
         client = _sdk(watch.base_url, sim.mint_token()["access_token"])
         assert _ask(client) == 200  # plan: forwarded, guard quiet
         assert not watch.guard.tripped
@@ -101,10 +99,10 @@ def test_plan_only_guard_stops_forwarding_after_extra_usage(tmp_path):
     assert [r.get("answered_by") for r in records] == [None, None, "proxy", "proxy", "proxy"]
 
 
-def test_plan_only_guard_stays_quiet_while_everything_is_billed_to_the_plan(tmp_path):
-    with running_simulator(policy="2026-05-25", account=EXTRA_ON) as sim, \
-            running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
-                          settings=_settings(tmp_path)) as watch:
+def test_plan_only_guard_stays_quiet_while_everything_is_billed_to_the_plan(tmp_path, sim_with):
+    sim = sim_with(account=EXTRA_ON)
+    with running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
+                       settings=_settings(tmp_path)) as watch:
         client = _sdk(watch.base_url, sim.mint_token()["access_token"])
         assert [_ask(client) for _ in range(3)] == [200, 200, 200]
     assert not watch.guard.tripped and watch.guard.stopped == 0
@@ -158,6 +156,7 @@ def _watch_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           check=False, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
 
 
+@pytest.mark.slow  # runs the CLI and a client in processes of their own
 def test_watch_command_runs_the_client_and_prints_base_url_lines_and_tally(tmp_path):
     done = _watch_cli(tmp_path, "--namespace", "never")
     assert done.returncode == 0, done.stderr
@@ -172,6 +171,7 @@ def test_watch_command_runs_the_client_and_prints_base_url_lines_and_tally(tmp_p
     assert not re.search(r"sk-ant-oat01-[A-Za-z0-9_-]{12,}", captured[0].read_text())  # the token only masked
 
 
+@pytest.mark.slow  # runs the CLI and a client in processes of their own
 def test_watch_command_plan_only_with_extra_usage_enabled(tmp_path):
     done = _watch_cli(tmp_path, "--namespace", "never", "--plan-only", "--account", json.dumps(EXTRA_ON))
     assert done.returncode == 0, done.stderr
@@ -187,6 +187,7 @@ def test_watch_command_refuses_bad_input(tmp_path):
     assert done.returncode == 2 and "no such command" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # runs the CLI and a client in processes of their own
 @pytest.mark.skipif(not ns.can_use_namespaces()[0], reason="private network namespaces need root here")
 def test_watch_runs_a_client_in_a_namespace_under_the_real_host_name(tmp_path):
     done = _watch_cli(tmp_path, "--namespace", "always")
@@ -197,6 +198,7 @@ def test_watch_runs_a_client_in_a_namespace_under_the_real_host_name(tmp_path):
     assert "private network namespace" in done.stderr
 
 
+@pytest.mark.slow  # runs the CLI and a client in processes of their own
 def test_watch_command_without_a_client_prints_the_tally_on_ctrl_c(tmp_path):
     import signal
 

@@ -130,7 +130,7 @@ def http_protocol(read_timeout: float | None = None) -> type:
 
     seconds = READ_TIMEOUT_S if read_timeout is None else read_timeout
 
-    class TimedH11Protocol(H11Protocol):  # type: ignore[misc]
+    class TimedH11Protocol(H11Protocol):
         read_timeout_s = seconds
         _read_timer: Any = None
 

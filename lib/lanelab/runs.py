@@ -115,7 +115,7 @@ def _record_problem(record: Mapping[str, Any]) -> str | None:
 
 def _record_lines(content: str | bytes) -> list[int]:
     """The line numbers (from 1) of the lines that hold a JSON object, in order: the k-th loaded record's line."""
-    lines = content.split(b"\n" if isinstance(content, bytes) else "\n")
+    lines: list[str | bytes] = list(content.split(b"\n") if isinstance(content, bytes) else content.split("\n"))
     out = []
     for i, raw in enumerate(lines, start=1):
         if raw.strip():
@@ -448,7 +448,7 @@ class RunWriter:
             except BaseException:
                 os.close(fd)
                 raise
-            self._fd = fd
+            self._fd: int | None = fd
             self.opened_at = now_iso()
             self._holder = json.dumps({"pid": os.getpid(), "started_at": self.opened_at,
                                        "host": socket.gethostname()})

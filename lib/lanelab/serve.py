@@ -21,12 +21,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from lanelab import limits, redact
 from lanelab.errors import InputError, ServiceError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 10.0
@@ -98,7 +101,7 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
-def _config(app: Any, tls: TLS | None, lifespan: str, **extra: Any) -> uvicorn.Config:
+def _config(app: ASGIApp, tls: TLS | None, lifespan: str, **extra: Any) -> uvicorn.Config:
     redact.guard_logging()
     # http: the h11 protocol with a read timeout (limits.READ_TIMEOUT_S), so half-open and slow clients are closed
     options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": lifespan,
@@ -111,8 +114,9 @@ def _config(app: Any, tls: TLS | None, lifespan: str, **extra: Any) -> uvicorn.C
 
 
 @contextmanager
-def running_server(app: Any, port: int = 0, *, tls: TLS | None = None, lifespan: str = "off", name: str = "lanelab",
-                   sock: socket.socket | None = None, **uvicorn_options: Any) -> Iterator[Served]:
+def running_server(app: ASGIApp, port: int = 0, *, tls: TLS | None = None, lifespan: str = "off",
+                   name: str = "lanelab", sock: socket.socket | None = None,
+                   **uvicorn_options: Any) -> Iterator[Served]:
     """Serve ``app`` in a background thread for the ``with`` block; on exit the thread is joined and the port closed.
 
     ``sock``: serve on this listening socket instead of binding ``port`` (one bound inside a private network
@@ -138,7 +142,7 @@ def running_server(app: Any, port: int = 0, *, tls: TLS | None = None, lifespan:
         sock.close()
 
 
-def serve_forever(app: Any, port: int = 0, *, tls: TLS | None = None, lifespan: str = "off",
+def serve_forever(app: ASGIApp, port: int = 0, *, tls: TLS | None = None, lifespan: str = "off",
                   on_ready: Callable[[Served], None] | None = None, **uvicorn_options: Any) -> None:
     """Serve ``app`` in the foreground until SIGINT/SIGTERM; ``on_ready`` runs once the socket listens."""
     sock = bind_loopback(port)

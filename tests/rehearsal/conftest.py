@@ -40,10 +40,12 @@ CLEARED = ("LANELAB_BASE_URL", "LANELAB_PROXY", "LANELAB_DATA", "LANELAB_INTERAC
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tag this package's tests ``rehearsal`` (``-m rehearsal`` runs just them)."""
+    """Tag this package's tests (and only them: the hook sees every item of the session) ``rehearsal`` and ``slow``
+    (``-m rehearsal`` runs just them; each starts a namespace and a process of the kit)."""
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.rehearsal)
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass

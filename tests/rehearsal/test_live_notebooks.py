@@ -20,6 +20,8 @@ from lanelab.findings.report import SIM_NOTICE
 from lanelab.live import NOTICE
 from lanelab.runs import load_run
 
+pytestmark = pytest.mark.notebook
+
 INFERENCE = ("/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/chat/completions")
 
 

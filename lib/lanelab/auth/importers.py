@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from lanelab import errors, redact
 from lanelab.auth.credential import Credential
@@ -122,6 +122,10 @@ def _str(d: Mapping[str, Any], key: str, where: str, required: bool = False) -> 
     return value
 
 
+@overload
+def _token(d: Mapping[str, Any], key: str, where: str, required: Literal[True]) -> str: ...
+@overload
+def _token(d: Mapping[str, Any], key: str, where: str, required: bool = False) -> str | None: ...
 def _token(d: Mapping[str, Any], key: str, where: str, required: bool = False) -> str | None:
     """A token field: a string, and one that can go into an HTTP header (never echoed in the error)."""
     value = _str(d, key, where, required)

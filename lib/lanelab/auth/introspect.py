@@ -249,16 +249,16 @@ def read_usage_cached(token: str, base_url: str, cache: UsageCache | None = None
     key = UsageCache.key(token, base_url) if cache is not None else ""
     entry = cache.get(key) if cache is not None else {}
     body, read_at = entry.get("body"), entry.get("read_at")
-    have = isinstance(body, dict) and isinstance(read_at, (int, float))
+    cached = (body, float(read_at)) if isinstance(body, dict) and isinstance(read_at, (int, float)) else None
 
     def from_cache(why: str) -> UsageRead:
-        if have:
-            return UsageRead(body=body, read_at=read_at, cached=True, request_id=entry.get("request_id"),
-                             note=f"cached reading from {_clock(read_at)} ({why})")
+        if cached is not None:
+            return UsageRead(body=cached[0], read_at=cached[1], cached=True, request_id=entry.get("request_id"),
+                             note=f"cached reading from {_clock(cached[1])} ({why})")
         return UsageRead(note=f"no usage reading ({why})", error=why)
 
-    if have and now - read_at < reuse_seconds:
-        return from_cache(f"{now - read_at:.0f} s old; reused to spare the endpoint's rate limit")
+    if cached is not None and now - cached[1] < reuse_seconds:
+        return from_cache(f"{now - cached[1]:.0f} s old; reused to spare the endpoint's rate limit")
     blocked = entry.get("blocked_until")
     if isinstance(blocked, (int, float)) and blocked > now:
         return from_cache(f"the usage endpoint is rate limited until {_clock(blocked)}; not asked again")
@@ -385,8 +385,8 @@ def summarize(profile: wire.Observation | None, usage: wire.Observation | None) 
             what = obs.transport_error or f"HTTP {obs.status} {obs.error_type}: {obs.error_message}"
             out.errors.append(redact.redact_text(f"{name}: {what}"))
     p = profile.body if profile is not None and profile.ok and isinstance(profile.body, dict) else {}
-    account = p.get("account") if isinstance(p.get("account"), dict) else {}
-    org = p.get("organization") if isinstance(p.get("organization"), dict) else {}
+    account = a if isinstance(a := p.get("account"), dict) else {}
+    org = o if isinstance(o := p.get("organization"), dict) else {}
     out.email = _mask_email(account.get("email") or account.get("email_address"))
     out.organization_type = org.get("organization_type")
     out.rate_limit_tier = org.get("rate_limit_tier")

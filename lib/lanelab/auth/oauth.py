@@ -395,8 +395,8 @@ def credential_from_token_response(data: Mapping[str, Any], label: str, token_ur
     expires_in = data.get("expires_in")
     if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool):
         expires_in = default_expires_in
-    account = data.get("account") if isinstance(data.get("account"), dict) else {}
-    org = data.get("organization") if isinstance(data.get("organization"), dict) else {}
+    account = a if isinstance(a := data.get("account"), dict) else {}
+    org = o if isinstance(o := data.get("organization"), dict) else {}
     scope = data.get("scope")
     return Credential(
         label=label, access_token=data["access_token"], refresh_token=data.get("refresh_token") or None,
@@ -527,11 +527,12 @@ def refresh(cred: Credential, endpoints: EndpointSet, variant: ClientVariant, *,
                              "Log in again to get a fresh access token.")
     key = _flight_key(cred)
     with _flights_lock:
-        flight = _flights.get(key)
-        leader = flight is None
-        if leader:
+        joined = _flights.get(key)
+        leader = joined is None
+        if joined is None:
             flight = _flights[key] = _Flight()
         else:
+            flight = joined
             flight.waiters += 1
     if not leader:
         flight.done.wait()

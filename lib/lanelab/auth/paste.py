@@ -94,8 +94,8 @@ def _split(value: str) -> tuple[str | None, str | None]:
     if value.lower().startswith(("http://", "https://")):
         parts = urlsplit(value)
         query = parse_qs(parts.query, keep_blank_values=True)
-        code = (query.get("code") or [None])[0]
-        state = (query.get("state") or [None])[0]
+        code: str | None = next(iter(query.get("code", [])), None)
+        state: str | None = next(iter(query.get("state", [])), None)
         if code and "#" in code and not state:
             code, _, state = code.partition("#")
         if code and not state and parts.fragment:
@@ -103,7 +103,7 @@ def _split(value: str) -> tuple[str | None, str | None]:
         return code, state
     if "code=" in value:
         query = parse_qs(value.lstrip("?&"), keep_blank_values=True)
-        return (query.get("code") or [None])[0], (query.get("state") or [None])[0]
+        return next(iter(query.get("code", [])), None), next(iter(query.get("state", [])), None)
     if "#" in value:
         code, _, state = value.partition("#")
         return code, state

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,9 +104,9 @@ class DemoFolder:
         for path in mine:
             path.unlink(missing_ok=True)
         for rel in sorted(self.dirs, key=lambda d: d.count("/"), reverse=True):
-            path = self._inside(rel)
-            if path is not None and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
-                path.rmdir()
+            folder = self._inside(rel)
+            if folder is not None and folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+                folder.rmdir()
         self.files, self.dirs = {}, []
         return kept
 
@@ -114,7 +114,7 @@ class DemoFolder:
         """Every file and folder under ``root`` now (the manifest excluded)."""
         return {p for p in _walk(self.root) if p.name != MANIFEST} if self.root.is_dir() else set()
 
-    def record(self, before: set[Path], carried: list[Path] = ()) -> None:
+    def record(self, before: set[Path], carried: Sequence[Path] = ()) -> None:
         """List what appeared since ``before``, plus the ``carried`` files (the earlier demo's, kept with
         ``--keep-runs``, which this demo may have appended to), and write the manifest."""
         new = self.snapshot() - before

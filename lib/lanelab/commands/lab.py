@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                 print(NOTICE)
                 print(f"live mode: the notebooks send requests to {settings.base_url} with your own credential "
                       f"(store: {settings.home}); no simulator is started.", flush=True)
-                env = {"LANELAB_MODE": "live", "LANELAB_BASE_URL": str(settings.base_url),
+                env: dict[str, str | None] = {"LANELAB_MODE": "live", "LANELAB_BASE_URL": str(settings.base_url),
                        "LANELAB_HOME": str(settings.home), "LANELAB_OUT": str(settings.out)}
             else:
                 policy = args.policy or DEFAULT_POLICY

@@ -8,8 +8,13 @@ import functools
 import sys
 import threading
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from lanelab.config import DEFAULT_POLICY, Settings, is_loopback_url
+
+if TYPE_CHECKING:
+    from lanelab.walkthrough.watch import Watch
 
 NAME = "watch"
 HELP = "put a recording proxy in front of your own client and print the billing lane of every request it sends"
@@ -91,21 +96,21 @@ def run(args: argparse.Namespace) -> int:
         factory = functools.partial(running_watch, upstream, out=args.out, port=args.port, plan_only=args.plan_only,
                                     settings=settings, on_line=lambda line: out(line.text()), where=where)
         if command:
-            holder: dict[str, object] = {}
+            holder: dict[str, Watch] = {}
 
-            def factory_keeping(**kw: object) -> object:
-                cm = factory(**kw)
-                return _Keep(cm, holder)
+            def factory_keeping(**kw: Any) -> _Keep:
+                return _Keep(factory(**kw), holder)
 
             status = run_client(command, factory_keeping, namespace=args.namespace, sim_token=token,
                                 announce=out, say=err)
             watch = holder.get("watch")
             if watch is not None:
-                out(watch.tally_text())  # type: ignore[attr-defined]
+                out(watch.tally_text())
             return status
         watch = stack.enter_context(factory())
         out(watch.base_url)
-        err(f"forwarding to {watch.where}; recording to {watch.proxy.out_path}. Ctrl-C prints the tally and stops.")
+        recording = watch.proxy.out_path if watch.proxy is not None else "(nowhere)"
+        err(f"forwarding to {watch.where}; recording to {recording}. Ctrl-C prints the tally and stops.")
         from lanelab.serve import wait_for_stop
 
         wait_for_stop()
@@ -113,15 +118,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Keep(contextlib.AbstractContextManager):
+class _Keep(contextlib.AbstractContextManager["Watch"]):
     """Wraps a running_watch context and keeps the Watch it yields (for the tally after the client exits)."""
 
-    def __init__(self, cm: contextlib.AbstractContextManager, holder: dict[str, object]):
+    def __init__(self, cm: contextlib.AbstractContextManager[Watch], holder: dict[str, Watch]):
         self.cm, self.holder = cm, holder
 
-    def __enter__(self) -> object:
+    def __enter__(self) -> Watch:
         self.holder["watch"] = self.cm.__enter__()
         return self.holder["watch"]
 
-    def __exit__(self, *exc: object) -> bool | None:
-        return self.cm.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool | None:
+        return self.cm.__exit__(exc_type, exc, tb)

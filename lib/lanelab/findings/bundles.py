@@ -173,10 +173,11 @@ def make_bundle(findings: Findings, run_id: str | None = None, plan: str | None 
                              "Name it: " + (", ".join(r.run_id for r in runs) or "(none: send a matrix first)") + ".")
         run = runs[0]
     else:
-        run = next((r for r in runs if r.run_id == run_id), None)
-        if run is None:
+        named = next((r for r in runs if r.run_id == run_id), None)
+        if named is None:
             raise NotFound(f"No matrix run {run_id!r} in these findings.",
                            f"Choose among: {', '.join(r.run_id for r in runs) or '(none)'}.")
+        run = named
     one = findings if len(runs) == 1 and len(findings.runs) == 1 else collect([run])
     h = run.header
     df = one.df
@@ -185,7 +186,7 @@ def make_bundle(findings: Findings, run_id: str | None = None, plan: str | None 
                "status": None if pd.isna(r["status"]) else int(r["status"]),
                "outcome": str(r["outcome"]), "lane": str(r["lane"]),
                "verdict": shape_verdict(r["outcome"], r["lane"], r["status"]),
-               "message": scrub(r["error_message"] or "")} for r in df.to_dict("records")]
+               "message": scrub(r["error_message"] or "")} for r in an.records(df)]
     verdict = one.verdict.to_dict()
     verdict = {k: (scrub(v) if isinstance(v, str) else v) for k, v in verdict.items()}
     verdict["cells"] = [scrub(c) for c in verdict["cells"]]

@@ -156,7 +156,7 @@ class Explorer:
         self.rules = dict(rules or {})
         self.classified_by = dict(classified_by or {})
         self._factors = an.factors_of(df)
-        self._rows = {str(r["cell_id"]): r for r in df.to_dict("records")}
+        self._rows = {str(r["cell_id"]): r for r in an.records(df)}
         self.selected: str | None = None
         self.options: list[tuple[str, str]] = self._options()
         if self.options:
@@ -205,16 +205,17 @@ class Explorer:
         if cell_id not in self._rows:
             raise NotFound(f"No cell {cell_id!r} in these runs.", "Pick one of the explorer's options.")
         self.selected = cell_id
-        return self.view()
+        return self._view(cell_id)
 
     def view(self) -> CellView | None:
         """The selected cell's :class:`CellView` (None when the table is empty)."""
-        if self.selected is None:
-            return None
-        r = self._rows[self.selected]
+        return None if self.selected is None else self._view(self.selected)
+
+    def _view(self, cell_id: str) -> CellView:
+        r = self._rows[cell_id]
         base = self._baseline_of(r)
         diff = None
-        if base and base != self.selected:
+        if base and base != cell_id:
             a, b = r.get("spec"), self._rows[base].get("spec")
             if isinstance(a, Mapping) and isinstance(b, Mapping):
                 diff = diff_specs(RequestSpec.from_dict(b), RequestSpec.from_dict(a), "as sent",
@@ -230,11 +231,11 @@ class Explorer:
         request_id = text(r.get("request_id"))
         mode = text(r.get("mode")) or "sim"
         return CellView(
-            cell_id=self.selected, run_id=str(r["run_id"]), change=an.change_label(r, self._factors),
+            cell_id=cell_id, run_id=str(r["run_id"]), change=an.change_label(r, self._factors),
             baseline_id=base, status=status, outcome=an.outcome_label(r["outcome"]), lane=an.lane_label(r["lane"]),
             message=text(r.get("error_message")), request_id=request_id, signals=signals, mode=mode,
             sim_rule=self.rules.get(request_id) if mode == "sim" else None,
-            classified_by=self.classified_by.get(self.selected), diff=diff)
+            classified_by=self.classified_by.get(cell_id), diff=diff)
 
 
 class ExplorerWidget:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -30,7 +30,7 @@ __all__ = [
     "LANE_COLUMNS", "PAIR_COLUMNS", "RESULT_COLUMNS", "UNIT_PERCENT", "UNIT_PERCENT_LIMIT", "baseline_cell", "baseline_verdict", "cell_label",
     "cell_results", "change_label", "compare_runs", "factor_effects", "factors_of", "flips_from_baseline",
     "grid", "lane_label", "lane_signals", "level_order", "matrix", "minimal_pairs", "on_plan",
-    "outcome_by_factor", "outcome_label", "spec_aspects", "status_and_outcome", "usage_snapshots", "varying_factors",
+    "outcome_by_factor", "outcome_label", "records", "spec_aspects", "status_and_outcome", "usage_snapshots", "varying_factors",
 ]
 
 #: Which part of a request a factor changes, read from the specs of a minimal pair (see :func:`spec_aspects`).
@@ -82,6 +82,11 @@ def _baseline_levels() -> dict[str, str]:
         return {}
 
 
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a table as dicts keyed by column name (the kit's tables name every column with a string)."""
+    return cast("list[dict[str, Any]]", df.to_dict("records"))
+
+
 def cell_label(row: Mapping[str, Any], factors: Sequence[str]) -> str:
     """A short human label for a cell: the levels that differ from the catalogue's baseline (``profile``, the request
     as the profile sends it, for a factor the catalogue does not list), or 'baseline'."""
@@ -111,7 +116,7 @@ def baseline_cell(df: pd.DataFrame, run_id: str | None = None) -> str | None:
     """
     fs = factors_of(df)
     sub = df if run_id is None else df[df["run_id"] == run_id]
-    for r in sub.to_dict("records"):
+    for r in records(sub):
         if cell_label(r, fs) == "baseline":
             return str(r["cell_id"])
     return None
@@ -170,7 +175,7 @@ def cell_results(df: pd.DataFrame, wide: bool = False) -> pd.DataFrame:
         return df[[*lead, CELL_COLUMNS[0], *factors_of(df), *CELL_COLUMNS[1:]]].reset_index(drop=True)
     fs = factors_of(df)
     out = df[lead + ["cell_id"]].copy()
-    out["change"] = [change_label(r, fs) for r in df.to_dict("records")]
+    out["change"] = [change_label(r, fs) for r in records(df)]
     out["status"] = df["status"]
     out["outcome"] = [outcome_label(o) for o in df["outcome"]]
     out["lane"] = [lane_label(x) for x in df["lane"]]
@@ -341,13 +346,13 @@ def minimal_pairs(df: pd.DataFrame, factor: str | None = None, baseline: str | N
         _require_columns(df, [factor])
     bare = df.copy(deep=False)
     bare.attrs = {}  # pandas deep-copies attrs into every group: the run headers would be copied per group
-    out = []
+    out: list[dict[str, Any]] = []
     for f in [factor] if factor else factors:
         others = ["run_id", "profile", *[x for x in factors if x != f]]
         for _, g in bare.groupby(others, sort=False, dropna=False, observed=True):
             if g[f].nunique() < 2:
                 continue
-            recs = g.to_dict("records")
+            recs = records(g)
             if baseline is not None:
                 base = next((r for r in recs if r["cell_id"] == baseline), None)
                 combos = [] if base is None else [(base, r) for r in recs if r[f] != base[f]]
@@ -466,7 +471,7 @@ def lane_signals(df: pd.DataFrame) -> pd.DataFrame:
     """
     fs = factors_of(df)
     out = df.copy()
-    out["label"] = [change_label(r, fs) for r in df.to_dict("records")]
+    out["label"] = [change_label(r, fs) for r in records(df)]
     return out[list(LANE_COLUMNS)].reset_index(drop=True)
 
 
@@ -517,10 +522,13 @@ def usage_snapshots(run: Run) -> pd.DataFrame:
     rows = []
     for k in keys:
         b, a = before.get(k), after.get(k)
-        num = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+        change = None
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) \
+                and not isinstance(b, bool):
+            change = a - b
         head, _, leaf = k.rpartition(".")
         what = f"{_WINDOWS.get(head, head)}: {leaf.replace('_', ' ')}" if head else leaf.replace("_", " ")
-        rows.append({"field": k, "what": what, "before": b, "after": a, "change": (a - b) if num else None,
+        rows.append({"field": k, "what": what, "before": b, "after": a, "change": change,
                      "unit": _usage_unit(k, currency)})
     return pd.DataFrame(rows, columns=["field", "what", "before", "after", "change", "unit"])
 

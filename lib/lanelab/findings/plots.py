@@ -71,7 +71,7 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def cell_text(status: object, outcome: str, width: int = 14) -> str:
+def cell_text(status: float | None, outcome: str, width: int = 14) -> str:
     """A heatmap square's text: the status, then the outcome in plain words (the taxonomy's label without a repeated
     status), wrapped to two short lines."""
     st = "—" if status is None or pd.isna(status) else str(int(status))

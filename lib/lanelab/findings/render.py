@@ -21,12 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
 
 from lanelab import redact
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TEMPLATES", "Table", "environment", "html_inline", "html_table", "md_escape", "md_inline", "md_table",
            "render"]
@@ -52,7 +55,8 @@ class Table:
         return len(self.rows)
 
     @classmethod
-    def from_frame(cls, df: Any, index: bool = False, code: Sequence[str] = (), nowrap: Sequence[str] = ()) -> Table:
+    def from_frame(cls, df: pd.DataFrame, index: bool = False, code: Sequence[str] = (),
+                   nowrap: Sequence[str] = ()) -> Table:
         """A table of a DataFrame's values as text (None/NaN as empty, floats to 3 significant digits, lists
         joined), every value redacted."""
         import pandas as pd

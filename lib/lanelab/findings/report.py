@@ -87,7 +87,9 @@ def split_runs(runs: Iterable[Run]) -> tuple[list[Run], list[Run], list[Run]]:
     Returns:
         (matrix runs, bisect runs, diagnose runs), by the header's ``design`` ("bisect", "diagnose", anything else).
     """
-    matrix, bisect, diagnose = [], [], []
+    matrix: list[Run] = []
+    bisect: list[Run] = []
+    diagnose: list[Run] = []
     for run in runs:
         design = run.header.get("design")
         (bisect if design == BISECT_DESIGN else diagnose if design == DIAGNOSE_DESIGN else matrix).append(run)
@@ -612,7 +614,7 @@ def comparison_table(findings: Findings) -> tuple[str, pd.DataFrame]:
     said = lambda s, o: "" if pd.isna(o) or o == "nan" else (
         f"{'' if pd.isna(s) else int(s)} {an.outcome_label(o)}".strip())
     table = pd.DataFrame({
-        "change": [an.change_label(r, fs) for r in changed.to_dict("records")],
+        "change": [an.change_label(r, fs) for r in an.records(changed)],
         f"in {a}": [said(s, o) for s, o in zip(changed["status_a"], changed["outcome_a"])],
         f"in {b}": [said(s, o) for s, o in zip(changed["status_b"], changed["outcome_b"])],
         "cell": changed["cell_id"],
@@ -624,7 +626,7 @@ def _raw(findings: Findings) -> pd.DataFrame:
     df = findings.df
     fs = an.factors_of(df)
     raw = pd.DataFrame({
-        "run": df["run_id"], "cell": df["cell_id"], "change": [an.change_label(r, fs) for r in df.to_dict("records")],
+        "run": df["run_id"], "cell": df["cell_id"], "change": [an.change_label(r, fs) for r in an.records(df)],
         "status": df["status"], "outcome": [an.outcome_label(o) for o in df["outcome"]],
         "lane": [an.lane_label(x) for x in df["lane"]], "message": df["error_message"],
         "request id": df["request_id"], "ms": df["latency_ms"].round(0),
@@ -749,7 +751,8 @@ def _timeline_data(f: Findings, figs: Mapping[str, Figure]) -> dict[str, Any] | 
     tl = f.timeline
     if tl is None or not tl.rows:
         return None
-    moved, last = [], {}
+    moved: list[str] = []
+    last: dict[str, Any] = {}
     for row in tl.rows:  # each step where the outcome or lane moved, in words
         before = last.get(row["request"])
         if before is not None and row["changed"]:

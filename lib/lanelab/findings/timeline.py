@@ -89,7 +89,7 @@ def load_timeline_request(ref: str | Path) -> TimelineRequest:
     path = Path(text)
     if path.is_file() and path.suffix != ".toml":
         _, captured = load_request(text, as_captured=True)
-        caveats = ((f"{label}: the client sent a billing attestation block; the kit never stores or sends it, so "
+        caveats: tuple[str, ...] = ((f"{label}: the client sent a billing attestation block; the kit never stores or sends it, so "
                     "this timeline is for the request without the block."),) if attestation_positions(captured) else ()
         return TimelineRequest(label, spec, caveats, f"capture {path.name}")
     name = path.stem if path.is_file() else text
@@ -134,7 +134,8 @@ class Timeline:
         ``request``, ``from_policy``, ``to_policy``, ``from``, ``to`` (outcome / lane), ``sim_rule`` and
         ``rule_source`` of the later snapshot. Empty (with these columns) when nothing moved."""
         cols = ["request", "from_policy", "to_policy", "from", "to", "sim_rule", "rule_source"]
-        out, last = [], {}
+        out: list[dict[str, Any]] = []
+        last: dict[str, dict[str, Any]] = {}
         for row in self.rows:
             before = last.get(row["request"])
             if before is not None and row["changed"]:

@@ -349,7 +349,7 @@ def _analysis(df: pd.DataFrame) -> Verdict:
             break
     if base_id is None:
         return _without_baseline(df)
-    base = df[df["cell_id"] == base_id].iloc[0].to_dict()
+    base = an.records(df[df["cell_id"] == base_id])[0]
     run_df = df[df["run_id"] == base["run_id"]]
     run_df.attrs.update(df.attrs)
     profile = _plain(base.get("profile") or "the client")
@@ -358,7 +358,7 @@ def _analysis(df: pd.DataFrame) -> Verdict:
     where = _where_run(base)
     base_spec = _spec(base)
     label = lambda r: f"{r['factor']}={r['level']}"
-    rows = {r["cell_id"]: r for r in run_df.to_dict("records")}
+    rows = {r["cell_id"]: r for r in an.records(run_df)}
     if an.on_plan(base["outcome"], base["lane"], base["status"]):
         off = changes[[not an.on_plan(o, ln, s) for o, ln, s in
                        zip(changes["outcome"], changes["lane"], changes["status"])]] if len(changes) else changes
@@ -384,7 +384,7 @@ def _analysis(df: pd.DataFrame) -> Verdict:
                                f"the remedies that exist: {remedies.sentence(exclude=('fix',))}."),
                        cells=(base_id,), requests=n_requests, conclusive=False)
     described = []
-    for r in onto.to_dict("records"):
+    for r in an.records(onto):
         other = _spec(rows[r["cell_id"]])
         change = describe_change(base_spec, other) if base_spec and other else None
         described.append((change, r))
@@ -392,7 +392,7 @@ def _analysis(df: pd.DataFrame) -> Verdict:
     own = [(c, r) for c, r in usable if not c.first_party]
     pool = own or usable
     if not pool:  # stored specs missing: name the factor only
-        r = onto.iloc[0].to_dict()
+        r = an.records(onto)[0]
         return Verdict(sentence=(f"{profile}'s request, as sent, is {ended} under {where}; changing only "
                                  f"{code(label(r))} gets it billed to the plan."),
                        evidence=f"Evidence: cells {code(base_id)} and {code(r['cell_id'])} of run "

@@ -16,7 +16,7 @@ import html
 import itertools
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -178,7 +178,7 @@ def pairwise(profile: str, catalog: Mapping[str, Factor], factors: Sequence[str]
     return _dedupe(make_cell(profile, {names[f]: rows[f][lv] for f, lv in enumerate(r)}) for r in chosen)
 
 
-DESIGNS = {"explicit": explicit, "ofat": one_factor_at_a_time, "one_factor_at_a_time": one_factor_at_a_time,
+DESIGNS: dict[str, Callable[..., list[Cell]]] = {"explicit": explicit, "ofat": one_factor_at_a_time, "one_factor_at_a_time": one_factor_at_a_time,
            "full": full_factorial, "full_factorial": full_factorial, "pairwise": pairwise}
 
 

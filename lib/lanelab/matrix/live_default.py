@@ -54,7 +54,7 @@ def _build(path: Path) -> LiveDefault:
     if not isinstance(levels, dict) or not levels or not all(
             isinstance(v, list) and all(isinstance(x, str) for x in v) for v in levels.values()):
         raise LiveDefaultError(f"{path} needs a [levels] table of factor = [level names].")
-    sources = raw.get("sources") if isinstance(raw.get("sources"), dict) else {}
+    sources = s if isinstance(s := raw.get("sources"), dict) else {}
     return LiveDefault(design=str(raw.get("design", "ofat")), levels={str(k): list(v) for k, v in levels.items()},
                        sources={str(k): str(v) for k, v in sources.items()})
 

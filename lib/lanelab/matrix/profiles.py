@@ -217,7 +217,7 @@ def load_profile(name: str) -> Profile:
     sources = tuple(raw.get("sources", ()))
     if not sources:
         raise BadProfile(f"Profile {name!r} names no source.", hint="Add sources = [\"…\"] naming public reports.")
-    capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
+    capture = c if isinstance(c := raw.get("capture"), dict) else {}
     captured = RequestSpec(
         method=str(request.get("method", "POST")).upper(),
         path=str(request.get("path", "/v1/messages")),
@@ -262,7 +262,7 @@ def reference_for_capture(path: str | Path) -> str | None:
     target = Path(path).resolve()
     for name in list_profiles():
         raw = read_toml(profiles_dir() / f"{name}.toml", f"profile {name!r}", error=BadProfile, schema=SCHEMA)
-        capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
+        capture = c if isinstance(c := raw.get("capture"), dict) else {}
         stored = capture.get("file")  # relative to the folder holding data/ (the repo)
         if raw.get("reference_only") and stored and (data_dir().parent / str(stored)).resolve() == target:
             return name

@@ -21,6 +21,7 @@ import ipywidgets as w
 
 from lanelab import redact
 from lanelab.findings.render import html_inline
+from lanelab.live import LiveGate
 from lanelab.matrix.confirm import ConfirmWidget
 from lanelab.matrix.picker import DESIGN_CHOICES, MatrixPicker
 
@@ -37,7 +38,7 @@ class MatrixWidget:
         self.picker = picker
         self._syncing = False
         self._sending = False
-        self._gate = None
+        self._gate: LiveGate | None = None
         self.profile = w.Dropdown(options=picker.profile_choices, value=picker.profile, description="Profile",
                                   style=_LABEL, layout=w.Layout(width="360px"))
         self.path = w.Text(placeholder="or the path of a capture (.jsonl) or profile (.toml), then Enter",
@@ -210,7 +211,8 @@ class MatrixWidget:
             self.confirm_box.children = ()
             return
         confirm = ConfirmWidget(gate, after="Now press Send below.")
-        confirm.button.description = f"Confirm {gate.confirmation.requests} live requests"[:40]
+        n = gate.confirmation.requests if gate.confirmation is not None else 0
+        confirm.button.description = f"Confirm {n} live requests"[:40]
         confirm.button.on_click(lambda _: self.render())  # after the gate is confirmed: Send comes on
         self.confirm_box.children = (confirm.box,)
 

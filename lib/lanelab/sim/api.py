@@ -91,7 +91,8 @@ class ApiRoutes:
             return refused
         model = str(body.get("model") or DEFAULT_MODEL)
         text = self._reply_text(decision)
-        max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else 4096
+        asked = body.get("max_tokens")
+        max_tokens = asked if isinstance(asked, int) else 4096
         stop = "end_turn"
         if estimate_tokens(text) > max_tokens:
             text, stop = text[: max(1, max_tokens * 4)], "max_tokens"

@@ -42,7 +42,7 @@ def _drop_connection(send: Send) -> None:
     """Close the client's connection without a response (an RST), as a flaky network would."""
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if transport is None:
+    if cycle is None or transport is None:
         raise RuntimeError("reset fault: this server does not expose its transport; run the simulator on uvicorn.")
     sock = transport.get_extra_info("socket")
     if sock is not None:

@@ -383,7 +383,8 @@ def search(n: int, tester: ProbeSession, strategy: str = "binary", check_ends: b
     """Run one strategy over ``n`` edits with ``tester``; the index-level core of :func:`bisect`."""
     if strategy not in _RUN:
         raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
-    status, cause = NO_FLIP, []
+    status = NO_FLIP
+    cause: list[int] = []
     confirmed = False
     try:
         if n == 0:
@@ -410,7 +411,10 @@ def search(n: int, tester: ProbeSession, strategy: str = "binary", check_ends: b
 def _budget_suspects(n: int, tester: ProbeSession) -> list[int]:
     """Edits still possibly needed: those in the smallest flipping set seen, minus none (a conservative narrowing)."""
     flipping = [s for s, v in tester.cache.items() if v]
-    return sorted(min(flipping, key=len)) if flipping else list(range(n))
+    if not flipping:
+        return list(range(n))
+    smallest = min(flipping, key=len)
+    return sorted(smallest)
 
 
 # --- the request-level entry point -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from lanelab.wire.observe import observe_response
 
 if TYPE_CHECKING:
     import pandas as pd
+    from starlette.types import Receive, Scope, Send
 
 __all__ = ["BODY_RECORD_LIMIT", "HOP_BY_HOP", "RECORD_LIMIT", "CaptureApp", "CaptureHooks", "CaptureLog", "CaptureProxy",
            "CaptureRefused", "check_upstream", "exchanges_frame", "inference_exchange", "load_exchanges", "running_capture",
@@ -130,7 +131,7 @@ class CaptureApp:
         self._seq = 0
         self._open = 0  # exchanges whose record is not handed to the sink yet
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -168,7 +169,7 @@ class CaptureApp:
         """True while an exchange is in progress (its record not yet handed to the capture log)."""
         return self._open > 0
 
-    async def _too_large(self, scope: dict, send: Any, exc: limits.BodyTooLarge) -> None:
+    async def _too_large(self, scope: Scope, send: Send, exc: limits.BodyTooLarge) -> None:
         """Answer 413 (the API's ``request_too_large``) without reading the rest of the body (the server discards
         it as it arrives), and record the refused exchange with the body's size only."""
         started = time.perf_counter()
@@ -188,7 +189,7 @@ class CaptureApp:
                            error=f"request body over the limit of {self.max_body} bytes; nothing was forwarded")
         self.sink.write(_complete_record(record, relayed, started))
 
-    async def _proxy(self, scope: dict, receive: Any, send: Any) -> None:
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One exchange: read the client's request, forward it, stream the answer back, then record both."""
         started = time.perf_counter()
         self._seq += 1
@@ -220,14 +221,15 @@ class CaptureApp:
             if relayed.open_body:  # the client sees the end of the answer once the exchange is recorded
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _answer(self, send: Any, status: int, headers: list[tuple[str, str]], payload: bytes) -> _Relayed:
+    async def _answer(self, send: Send, status: int, headers: list[tuple[str, str]],
+                      payload: bytes) -> _Relayed:
         """Answer the client with the proxy's own response (a hook's), instead of forwarding."""
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
         await send({"type": "http.response.body", "body": payload})
         return _Relayed(status=status, headers=list(headers), kept=bytearray(payload))
 
-    def _upstream_request(self, scope: dict, query: str, received: list[tuple[str, str]],
+    def _upstream_request(self, scope: Scope, query: str, received: list[tuple[str, str]],
                           forwarded: list[tuple[str, str]], body: bytes) -> httpx.Request | None:
         """The request to the upstream: the client's method, raw target, header values and body bytes (None when
         no valid URL can be built from them)."""
@@ -257,7 +259,7 @@ class CaptureApp:
             return "the target would leave the allowed hosts"
         return None
 
-    async def _refuse(self, send: Any, reason: str) -> _Relayed:
+    async def _refuse(self, send: Send, reason: str) -> _Relayed:
         """Answer the client with the proxy's own 400 (nothing is forwarded) and say why in an Anthropic-shaped body."""
         relayed = _Relayed(status=400, error=f"refused: {reason}; nothing was forwarded")
         message = (f"lanelab capture forwards only origin-form request targets (a path starting with /): {reason}. "
@@ -271,7 +273,7 @@ class CaptureApp:
         relayed.kept.extend(payload)
         return relayed
 
-    async def _relay(self, request: httpx.Request, send: Any, started: float,
+    async def _relay(self, request: httpx.Request, send: Send, started: float,
                      record: dict[str, Any] | None = None) -> _Relayed:
         """Send ``request`` upstream and stream its answer to the client; a 502 when the upstream is unreachable."""
         assert self.client is not None
@@ -295,7 +297,7 @@ class CaptureApp:
             await response.aclose()
         return relayed
 
-    async def _unreachable(self, send: Any, relayed: _Relayed) -> None:
+    async def _unreachable(self, send: Send, relayed: _Relayed) -> None:
         """Answer the client with the proxy's own 502 (an Anthropic-shaped error body naming the upstream)."""
         payload = json.dumps({"type": "error", "error": {"type": "capture_proxy_error", "message":
                               f"lanelab capture could not reach the upstream {self.upstream}: {relayed.error}"}}
@@ -307,7 +309,7 @@ class CaptureApp:
         relayed.headers = [("content-type", "application/json")]
 
 
-def target_refusal(scope: dict) -> str | None:
+def target_refusal(scope: Scope) -> str | None:
     """Why the proxy will not forward this request target, or None for an origin-form target (``/path?query``).
 
     A reverse proxy forwards only paths: an absolute-form target (``http://other/…``), an authority-form one
@@ -345,7 +347,7 @@ class _Relayed:
     open_body: bool = False  # every chunk relayed; the closing (empty) body message is still to be sent
 
 
-async def _read_body(receive: Any) -> bytes:
+async def _read_body(receive: Receive) -> bytes:
     """The whole request body, however many ASGI messages it came in.
 
     The proxy hands a capped ``receive`` (:func:`lanelab.limits.capped_receive`): past the body limit it raises
@@ -362,7 +364,7 @@ async def _read_body(receive: Any) -> bytes:
             return b"".join(chunks)
 
 
-async def _stream(response: httpx.Response, send: Any, relayed: _Relayed, started: float) -> None:
+async def _stream(response: httpx.Response, send: Send, relayed: _Relayed, started: float) -> None:
     """Relay the upstream's status, headers (hop-by-hop dropped) and raw body chunk by chunk, without buffering."""
     out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in relayed.headers
                    if k.lower() not in HOP_BY_HOP]
@@ -376,7 +378,7 @@ async def _stream(response: httpx.Response, send: Any, relayed: _Relayed, starte
     relayed.open_body = True
 
 
-def _request_record(seq: int, upstream: str, scope: dict, query: str, received: list[tuple[str, str]],
+def _request_record(seq: int, upstream: str, scope: Scope, query: str, received: list[tuple[str, str]],
                     forwarded: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
     """The exchange record as far as the request goes, every part redacted.
 

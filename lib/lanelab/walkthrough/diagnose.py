@@ -471,7 +471,7 @@ def apply_items(spec: RequestSpec, items: Sequence[Item]) -> RequestSpec:
     Returns a new spec; raises nothing for items made from ``spec``."""
     fine = list({_diff_key(d): d for item in items if item.finding is None for d in item.diffs}.values())
     out = apply_differences(spec, fine)
-    fixes = [i.finding for i in sorted((i for i in items if i.finding is not None), key=lambda i: i.order)]
+    fixes = [i.finding for i in sorted(items, key=lambda i: i.order) if i.finding is not None]
     return apply_fixes(out, fixes)[0] if fixes else out
 
 
@@ -811,8 +811,8 @@ def _search(engine: _Engine, spec: RequestSpec, lint_items_: list[Item], use_lin
                 if result.status == BUDGET:
                     return _Outcome(BUDGET, suspects=[lint_items_[i] for i in result.suspects], examined=m)
                 cause = [lint_items_[i] for i in result.cause]
-                confirm = marks.get(frozenset(result.cause))
-                return _Outcome(FOUND, cause, confirm=[confirm] if confirm else [], examined=m)
+                mark = marks.get(frozenset(result.cause))
+                return _Outcome(FOUND, cause, confirm=[mark] if mark else [], examined=m)
         except OutOfBudget:
             return _Outcome(BUDGET, suspects=list(lint_items_), examined=m)
         cache.update(session.cache)
@@ -973,10 +973,11 @@ def _join(parts: Sequence[str]) -> str:
 
 # ---------------------------------------------------------------------------------------------------- entry points
 
-def diagnose(spec: RequestSpec, probe: Callable[[RequestSpec], Any], *, label: str = "request",
+def diagnose(spec: RequestSpec, probe: Callable[[RequestSpec], Observation | str], *, label: str = "request",
              lint_input: LintInput | None = None, use_lint: bool = True, budget: int | None = None,
              store: RunWriter | None = None, credential: str | None = None,
-             second: tuple[str, str, Callable[[RequestSpec], Any]] | None = None, first_source: str = "",
+             second: tuple[str, str, Callable[[RequestSpec], Observation | str]] | None = None,
+             first_source: str = "",
              pass_outcomes: Sequence[str] = DEFAULT_PASS_OUTCOMES, retries_unclear: int = 1,
              where: str = "the server", notes: Sequence[str] = ()) -> Diagnosis:
     """Diagnose ``spec`` by sending it and variants of it through ``probe`` (see the module docstring).
@@ -1126,12 +1127,12 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
         notes.append("Live: every request was sent with max_tokens 1 and no streaming (the kit's cheapest form).")
         # The live confirmation prompt (notice, host, cost, yes/no) plugs in here, before the first request.
     with _server(settings, policy, account) as (base_url, where):
-        tokens = [TokenSource(settings, base_url, lbl) if token_for is None else token_for for lbl in labels]
-        secrets = [t(lbl) if token_for is not None else t.token() for t, lbl in zip(tokens, labels, strict=True)]
+        tokens = [TokenSource(settings, base_url, lbl) for lbl in labels] if token_for is None else []
+        secrets = [t.token() for t in tokens] if token_for is None else [token_for(lbl) for lbl in labels]
         for s in secrets:
             redact.register_secret(s)
-        sources = [(t.where or _credential_source(settings, lbl, None)) if isinstance(t, TokenSource)
-                   else "given by the caller" for t, lbl in zip(tokens, labels, strict=True)]
+        sources = ([t.where or _credential_source(settings, lbl, None) for t, lbl in zip(tokens, labels, strict=True)]
+                   if token_for is None else ["given by the caller"] * len(labels))
         run_id = _run_id(source.label, f"{where}|{','.join(labels)}|{use_lint}")
         path = run_path(settings.runs_dir, run_id)
         if path.exists():

@@ -82,10 +82,10 @@ def is_hermes_dump(obj: Any) -> bool:
 
 
 def _body_shape(body: Mapping[str, Any]) -> str:
-    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    tools = t if isinstance(t := body.get("tools"), list) else []
     if "system" in body or any(isinstance(t, Mapping) and "input_schema" in t for t in tools):
         return "anthropic"
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    messages = m if isinstance(m := body.get("messages"), list) else []
     if any(isinstance(t, Mapping) and "function" in t for t in tools) or any(
             isinstance(m, Mapping) and m.get("role") in ("system", "developer") for m in messages):
         return "openai"
@@ -140,7 +140,7 @@ def parse_dump(obj: Any, path: str | Path = "<dump>") -> HermesDump:
         raise DumpError(f"{path} looks like a Hermes request dump but lacks {missing}.")
     if not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list):
         raise DumpError(f"{path}: the dumped body has no model or messages list, so it is not an inference request.")
-    method = request.get("method") if isinstance(request.get("method"), str) else "POST"
+    method = m if isinstance(m := request.get("method"), str) else "POST"
 
     clean = {k: copy.deepcopy(v) for k, v in body.items() if k not in SDK_OPTION_KEYS}
     extra_body = body.get("extra_body")

@@ -336,7 +336,7 @@ def _tool_choice_unlisted(inp: LintInput) -> list[Element]:
 
 
 def _system_sentences(inp: LintInput) -> list[Element]:
-    out = []
+    out: list[Element] = []
     for where, text in system_texts(inp.spec):
         out.extend(Element(where, text[a:b].strip()) for a, b in sentence_spans(text))
     return out

@@ -469,7 +469,7 @@ def _isolate(names: list[str], outer: str, ipv6: bool) -> None:
             _mount("tmpfs", folder, "tmpfs", 0)
     for name in names:
         try:
-            found = {info[4][0] for info in socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)}
+            found = {str(info[4][0]) for info in socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)}
         except socket.gaierror as exc:
             raise _SetupFailed(f"{name} does not resolve in the namespace ({exc.strerror})") from None
         if not found or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in found):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ def wire_facts(exchange: Mapping[str, Any]) -> dict[str, Any]:
     return {"header_order": names, "repeated_headers": repeated}
 
 
-def other_requests(exchanges: list[Mapping[str, Any]], chosen: Mapping[str, Any]) -> list[str]:
+def other_requests(exchanges: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> list[str]:
     """One line per exchange of a capture other than ``chosen``: method, target, user agent, auth, status."""
     out = []
     for e in exchanges:
@@ -265,7 +265,7 @@ def profile_toml(spec: RequestSpec, name: str, description: str, sources: list[s
     return text
 
 
-def _capture_tables(info: CaptureInfo, exchange: Mapping[str, Any], exchanges: list[Mapping[str, Any]],
+def _capture_tables(info: CaptureInfo, exchange: Mapping[str, Any], exchanges: Sequence[Mapping[str, Any]],
                     positions: list[int]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     facts = wire_facts(exchange)
     capture: dict[str, Any] = {
@@ -531,4 +531,4 @@ def indexes_for(refs: list[str], indexes: list[int] | None, names: tuple[str, ..
     if len(given) != len(refs):
         raise InputError(f"--index was given {len(given)} times; give it once (every capture) or once per request "
                          f"({', '.join(names[:len(refs)])}, in that order).")
-    return given
+    return list[int | None](given)

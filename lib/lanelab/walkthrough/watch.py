@@ -43,7 +43,11 @@ from lanelab.wire.spec import Observation
 from lanelab.wire.unified import LANE_EXTRA, LANE_INCLUDED, parse_unified
 
 if TYPE_CHECKING:
+    import socket
+
     import pandas as pd
+
+    from lanelab.serve import TLS
 
 __all__ = ["EXTRA_USAGE_OUTCOMES", "GUARD_ERROR_TYPE", "GUARD_OUTCOME", "KNOWN_CLIENTS", "ClientPlan", "Line",
            "PlanOnlyGuard", "Watch", "client_plan", "line_of", "run_client", "running_watch"]
@@ -271,7 +275,7 @@ class Watch:
 @contextlib.contextmanager
 def running_watch(upstream: str | None = None, *, out: str | Path | None = None, port: int = 0,
                   plan_only: bool = False, settings: Settings | None = None, policy: str = DEFAULT_POLICY,
-                  account: dict[str, Any] | None = None, tls: Any = None, sock: Any = None,
+                  account: dict[str, Any] | None = None, tls: TLS | None = None, sock: socket.socket | None = None,
                   on_line: Callable[[Line], None] | None = None, where: str | None = None) -> Iterator[Watch]:
     """Run a watch for the ``with`` block: the capture proxy on 127.0.0.1, a line per exchange.
 

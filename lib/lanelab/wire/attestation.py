@@ -17,10 +17,21 @@ from lanelab.errors import Refused
 if TYPE_CHECKING:  # only for annotations: lanelab.wire.spec imports this module
     from lanelab.wire.spec import RequestSpec
 
-__all__ = ["ATTESTATION_HEADER", "ATTESTATION_MARKER", "ATTESTATION_PREFIX", "FIRST_PARTY_HEADER_PREFIXES",
-           "FirstPartyRequest", "attestation_positions", "refuse_first_party",
-           "carries_attestation", "holds_attestation_value", "is_attestation", "is_marker", "mark_attestation",
-           "without_attestation"]
+__all__ = [
+    "ATTESTATION_HEADER",
+    "ATTESTATION_MARKER",
+    "ATTESTATION_PREFIX",
+    "FIRST_PARTY_HEADER_PREFIXES",
+    "FirstPartyRequest",
+    "attestation_positions",
+    "carries_attestation",
+    "holds_attestation_value",
+    "is_attestation",
+    "is_marker",
+    "mark_attestation",
+    "refuse_first_party",
+    "without_attestation",
+]
 
 #: The prefix of a system text block that is a billing attestation (references/hermes.md F7). Detection only.
 ATTESTATION_PREFIX = "x-anthropic-billing-header:"

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, final
 
 import pandas as pd
 
@@ -46,6 +46,7 @@ GRAINS = ("field", "fine")
 LIST_HEADERS = ("anthropic-beta",)
 
 
+@final
 class _Missing:
     """Stands for "absent on this side" (distinct from a JSON null)."""
 
@@ -589,7 +590,7 @@ def show(value: Any, limit: int = SHOW_CHARS) -> str:
         return "—"
     if is_attestation(value):
         text = value.get("text") if isinstance(value, dict) else value
-        return f"[billing attestation block, {len(text)} chars, not shown]"
+        return f"[billing attestation block, {len(str(text))} chars, not shown]"
     if isinstance(value, dict) and value.get("type") == "text" and isinstance(value.get("text"), str):
         extra = " +cache_control" if "cache_control" in value else ""
         text = value["text"]

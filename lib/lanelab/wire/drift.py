@@ -46,7 +46,7 @@ def _error_unknowns(obs: Observation, tax: Taxonomy) -> list[Unknown]:
     if obs.error_code and not tax.knows_error_code(obs.error_code):
         out.append(Unknown.of("error_code", "details.error_code", obs.error_code))
     message = error_message(obs)
-    kit_text = obs.stream_events is not None and bool(obs.error_type) and bool(_KIT_ERROR_TYPE.match(obs.error_type))
+    kit_text = obs.stream_events is not None and bool(obs.error_type and _KIT_ERROR_TYPE.match(obs.error_type))
     if message.strip() and not kit_text and message != oauth_error:  # a bare OAuth `error` is checked above
         rule = tax.rule(classify(obs, tax).rule)
         if not (rule is not None and rule.any_message) and not tax.knows_message(message):
@@ -56,7 +56,7 @@ def _error_unknowns(obs: Observation, tax: Taxonomy) -> list[Unknown]:
 
 
 def _is_usage(endpoint: str | None) -> bool:
-    return bool(endpoint) and endpoint.rstrip("/") == usage_path().rstrip("/")
+    return bool(endpoint and endpoint.rstrip("/") == usage_path().rstrip("/"))
 
 
 def scan(obs: Observation, taxonomy: Taxonomy | None = None, lanes: unified.LaneTable | None = None,
@@ -104,7 +104,7 @@ def _cell_unknowns(cell: Mapping[str, Any]) -> tuple[list[Unknown], bool]:
         return [u for u in (Unknown.from_dict(x) for x in obs["unknown"]) if u], True
     observation = Observation.from_dict(obs)
     if observation.endpoint is None:
-        spec = cell.get("spec") if isinstance(cell.get("spec"), Mapping) else {}
+        spec = s if isinstance(s := cell.get("spec"), Mapping) else {}
         observation.endpoint = spec.get("path") if isinstance(spec.get("path"), str) else None
     return scan(observation), False
 
