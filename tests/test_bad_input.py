@@ -767,12 +767,14 @@ def test_there_are_at_least_300_bad_inputs_and_every_command_is_covered():
                                            "version_gate.toml", "profiles/sdk-minimal.toml"}
 
 
-@pytest.mark.parametrize("proxy", [False, True], ids=["no-proxy-env", "proxy-env"])
+# The same inputs again under proxy variables (nothing may reach the proxy) are in the full run, not the fast loop.
+@pytest.mark.parametrize("proxy", [pytest.param(False, id="no-proxy-env"),
+                                   pytest.param(True, id="proxy-env", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line_and_loses_nothing(case: Case, proxy: bool, world: World, request: pytest.FixtureRequest,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     if case.sim or any("{sim}" in v for _, v in case.env) or "{sim}" in " ".join(case.argv):
-        world.sim_url = request.getfixturevalue("sim_session").base_url
+        world.sim_url = request.getfixturevalue("sim").base_url
     world.listener.connections.clear()
     try:
         result = run_cli(world, case, proxy, monkeypatch)
@@ -793,10 +795,10 @@ RESUME_DAMAGE = {"cell_id-list": _setter(("cell_id",), [1]), "outcome-table": _s
 
 
 @pytest.mark.parametrize("damage", sorted(RESUME_DAMAGE))
-def test_a_resumed_run_over_damaged_records_loses_nothing(damage: str, world: World, sim_session: Any,
+def test_a_resumed_run_over_damaged_records_loses_nothing(damage: str, world: World, sim: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     out = world.out_dir()
-    env = (("LANELAB_BASE_URL", sim_session.base_url), ("LANELAB_OUT", str(out)))
+    env = (("LANELAB_BASE_URL", sim.base_url), ("LANELAB_OUT", str(out)))
     argv = ("matrix", "--factors", "auth", "--no-progress", "--run-id", "resume-me")
     first = run_cli(world, Case("resume", f"first-{damage}", argv, env=env, expect=0), False, monkeypatch)
     assert first.rc == 0, first.err
@@ -853,7 +855,9 @@ def proxy_targets(listener: int) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("proxy", [False, True], ids=["no-proxy-env", "proxy-env"])
+# The same inputs again under proxy variables (nothing may reach the proxy) are in the full run, not the fast loop.
+@pytest.mark.parametrize("proxy", [pytest.param(False, id="no-proxy-env"),
+                                   pytest.param(True, id="proxy-env", marks=pytest.mark.slow)])
 def test_the_capture_proxy_answers_odd_targets_with_400_and_records_them(proxy: bool, world: World,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from lanelab.sim.server import running_simulator
