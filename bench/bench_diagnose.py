@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 from lanelab.matrix.profiles import load_profile
 from lanelab.walkthrough.bisect import ProbeSession, _default_verdict, bisect, search
-from lanelab.walkthrough.diagnose import diagnose, reference_requests
+from lanelab.walkthrough.diagnose import diagnose
+from lanelab.walkthrough.items import reference_requests
 from lanelab.wire.diff import MISSING, Difference, apply_differences, differences
 from lanelab.wire.spec import RequestSpec
 

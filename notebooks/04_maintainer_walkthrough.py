@@ -130,9 +130,9 @@ proxy.to_frame()
 # (the kit reports one; it never makes one).
 
 # %%
-from lanelab.walkthrough.capture import inference_exchange
+from lanelab.matrix.from_capture import spec_from_exchange
 from lanelab.wire.diff import diff_specs
-from lanelab.walkthrough.to_profile import spec_from_exchange
+from lanelab.wire.exchanges import inference_exchange
 
 sdk_spec, _ = spec_from_exchange(inference_exchange(proxy.exchanges(), 0))  # the SDK's request, as captured
 failing_spec, _ = spec_from_exchange(inference_exchange(proxy.exchanges()))  # Hermes' request, as captured

@@ -14,13 +14,8 @@ from lanelab import http as lanelab_http
 from lanelab import redact
 from lanelab.config import Settings
 from lanelab.errors import HostNotAllowed, UserError
-from lanelab.walkthrough.capture import (
-    CaptureRefused,
-    check_upstream,
-    inference_exchange,
-    load_exchanges,
-    running_capture,
-)
+from lanelab.walkthrough.capture import CaptureRefused, check_upstream, running_capture
+from lanelab.wire.exchanges import inference_exchange, load_exchanges
 
 
 class Upstream:
@@ -215,7 +210,7 @@ def test_the_sdk_with_the_kits_client_cannot_leave_the_allow_list() -> None:
 
 def test_capture_to_profile_round_trip(upstream: Upstream, tmp_path, monkeypatch) -> None:
     from lanelab.cli import main
-    from lanelab.walkthrough.to_profile import load_request, profile_from_capture
+    from lanelab.matrix.from_capture import load_request, profile_from_capture
     from lanelab.wire.attestation import carries_attestation
 
     body = {"model": "m", "max_tokens": 5, "system": [

@@ -23,10 +23,10 @@ import httpx
 import pytest
 from lanelab import redact
 from lanelab.config import repo_root
+from lanelab.matrix.from_capture import CaptureInfo, load_request, profile_from_capture
 from lanelab.matrix.profiles import load_profile
 from lanelab.serve import TLS
-from lanelab.walkthrough.capture import inference_exchange, load_exchanges, running_capture
-from lanelab.walkthrough.to_profile import CaptureInfo, load_request, profile_from_capture
+from lanelab.walkthrough.capture import running_capture
 from lanelab.wire.attestation import (
     ATTESTATION_MARKER,
     carries_attestation,
@@ -36,6 +36,7 @@ from lanelab.wire.attestation import (
     mark_attestation,
     without_attestation,
 )
+from lanelab.wire.exchanges import inference_exchange, load_exchanges
 from lanelab.wire.spec import RequestSpec, build_request
 
 SCRIPT = repo_root() / "tools" / "capture_profiles.py"

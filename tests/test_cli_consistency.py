@@ -14,11 +14,11 @@ import pytest
 from lanelab import cli
 from lanelab.commands import bisect as bisect_cmd
 from lanelab.config import repo_root
+from lanelab.matrix.from_capture import ProfileExists, load_request, profile_for, profile_from_capture
 from lanelab.matrix.profiles import ReferenceOnlyProfile, ensure_sendable, profiles_dir
 from lanelab.runs import load_run
 from lanelab.sim.server import SimHandle, running_simulator
 from lanelab.walkthrough.capture import running_capture
-from lanelab.walkthrough.to_profile import ProfileExists, load_request, profile_for, profile_from_capture
 from lanelab.wire.send import send
 
 

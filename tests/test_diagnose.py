@@ -19,15 +19,8 @@ from lanelab.matrix.profiles import ReferenceOnlyProfile, list_profiles, load_pr
 from lanelab.runs import load_run
 from lanelab.walkthrough.bisect import binary_worst_case, http_probe
 from lanelab.walkthrough.capture import running_capture
-from lanelab.walkthrough.diagnose import (
-    DESIGN,
-    apply_items,
-    diagnose,
-    lint_items,
-    plan_requests,
-    reference_requests,
-    run_diagnose,
-)
+from lanelab.walkthrough.diagnose import DESIGN, diagnose, plan_requests, run_diagnose
+from lanelab.walkthrough.items import apply_items, lint_items, reference_requests
 from lanelab.walkthrough.lint import lint, lint_file
 from lanelab.wire.diff import MISSING, differences
 from lanelab.wire.spec import RequestSpec, build_request

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from lanelab.config import data_dir
+from lanelab.matrix.from_capture import load_request
 from lanelab.matrix.profiles import load_profile
-from lanelab.walkthrough.to_profile import load_request
 from lanelab.wire.attestation import ATTESTATION_MARKER, FirstPartyRequest
 from lanelab.wire.spec import RequestSpec, build_request
 

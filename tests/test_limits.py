@@ -21,7 +21,8 @@ import pytest
 from lanelab import limits, serve
 from lanelab.errors import ConfigError
 from lanelab.walkthrough import capture as capture_mod
-from lanelab.walkthrough.capture import load_exchanges, running_capture
+from lanelab.walkthrough.capture import running_capture
+from lanelab.wire.exchanges import load_exchanges
 
 MB = 1024 * 1024
 

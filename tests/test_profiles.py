@@ -12,6 +12,7 @@ from lanelab import redact
 from lanelab.config import repo_root
 from lanelab.errors import Refused
 from lanelab.matrix.factors import load_factors
+from lanelab.matrix.from_capture import spec_from_exchange
 from lanelab.matrix.profiles import (
     BadProfile,
     ReferenceOnlyProfile,
@@ -21,14 +22,13 @@ from lanelab.matrix.profiles import (
     load_profile,
     minimal_spend,
 )
-from lanelab.walkthrough.capture import inference_exchange, load_exchanges
-from lanelab.walkthrough.to_profile import spec_from_exchange
 from lanelab.wire.attestation import (
     ATTESTATION_MARKER,
     FirstPartyRequest,
     carries_attestation,
     holds_attestation_value,
 )
+from lanelab.wire.exchanges import inference_exchange, load_exchanges
 from lanelab.wire.spec import RequestSpec, build_request
 
 EXPECTED = {"sdk-minimal", "hermes-0.14.0", "hermes-current"}
@@ -307,7 +307,7 @@ def test_the_diff_command_reports_the_marker_as_an_attestation_block(capsys: pyt
 
 
 def test_load_request_refuses_a_reference_for_sending_and_allows_it_for_diffs() -> None:
-    from lanelab.walkthrough.to_profile import load_request
+    from lanelab.matrix.from_capture import load_request
 
     reference = _latest("claude-code")
     path = repo_root() / "data" / "profiles" / f"{reference.name}.toml"

@@ -170,7 +170,7 @@ def test_every_secret_is_registered_before_the_record_is_written(tmp_path: Path,
 
 def test_to_profile_never_copies_a_secret(tmp_path: Path, forget: None) -> None:
     """A capture written by an older kit (or edited by hand) may hold raw secrets; the profile must not."""
-    from lanelab.walkthrough.to_profile import SecretInCapture, profile_from_capture
+    from lanelab.matrix.from_capture import SecretInCapture, profile_from_capture
 
     goog, meta, query = opaque("goo"), opaque("met"), opaque("que")
     exchange = {"record": "exchange", "seq": 1, "request": {

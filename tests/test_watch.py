@@ -14,7 +14,6 @@ from lanelab import http as lanelab_http
 from lanelab.config import Settings
 from lanelab.errors import InputError, LiveNotOptedIn
 from lanelab.walkthrough import namespace as ns
-from lanelab.walkthrough.capture import load_exchanges
 from lanelab.walkthrough.watch import (
     GUARD_ERROR_TYPE,
     GUARD_OUTCOME,
@@ -22,6 +21,7 @@ from lanelab.walkthrough.watch import (
     client_plan,
     running_watch,
 )
+from lanelab.wire.exchanges import load_exchanges
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA_ON = {"extra_usage": {"is_enabled": True, "monthly_limit": 5000, "used_credits": 0}}

@@ -14,7 +14,7 @@ their registries and runs them). For each client it:
 4. runs the client once with the prompt "ping", trusting the test CA (``NODE_EXTRA_CA_CERTS`` for Node clients,
    ``SSL_CERT_FILE``/``REQUESTS_CA_BUNDLE`` for Python) and holding the simulator token. No base URL is changed, so
    host-dependent shapes (OpenClaw's beta header, Hermes' OAuth shaping) are captured as they really are;
-5. converts the capture with the kit's converter (:mod:`lanelab.walkthrough.to_profile`) into
+5. converts the capture with the kit's converter (:mod:`lanelab.matrix.from_capture`) into
    ``data/profiles/<client>-<version>.toml`` and keeps the redacted capture as ``data/captures/<client>-<version>.jsonl``.
 
 The capture proxy records bodies with any billing attestation block replaced by a marker, so neither file holds
@@ -295,7 +295,7 @@ def stored_capture(text: str) -> str:
 
     Such a body keeps its size and hash; its content is left out, with a note in its place.
     """
-    from lanelab.walkthrough.to_profile import spec_is_inference
+    from lanelab.matrix.from_capture import spec_is_inference
 
     lines = []
     for line in text.splitlines():
@@ -319,7 +319,7 @@ def capture_one(client: Client, clients_dir: Path, work: Path, sim: Any, tls: An
     """
     from lanelab import redact
     from lanelab.walkthrough.capture import running_capture
-    from lanelab.walkthrough.to_profile import CaptureInfo, profile_from_capture
+    from lanelab.matrix.from_capture import CaptureInfo, profile_from_capture
 
     version = client.installed_version(clients_dir)
     if version is None:

@@ -43,10 +43,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "BASE_COLUMNS", "DEFAULT_LEVEL", "LoadWarning", "Run", "RunLocked", "RunWriter", "completed_cells",
+    "BASE_COLUMNS", "BISECT_DESIGN", "DEFAULT_LEVEL", "DIAGNOSE_DESIGN", "LoadWarning", "Run", "RunLocked", "RunWriter", "completed_cells",
     "derive_run_id", "encode_record", "load_run", "load_runs", "lock_path", "make_header", "run_path", "run_paths",
-    "spec_record", "tidy",
+    "spec_record", "split_runs", "tidy",
 ]
+
+#: The header design of a run of bisect probes (notebook 04, ``lanelab bisect``): counted apart from matrix cells.
+BISECT_DESIGN = "bisect"
+#: The header design of a diagnose run (``lanelab diagnose``): its verdict is recorded; its probes are not matrix cells.
+DIAGNOSE_DESIGN = "diagnose"
 
 #: Shown where a cell does not set a factor (designs that list only the levels they change).
 DEFAULT_LEVEL = "(default)"
@@ -671,3 +676,18 @@ def tidy(runs: Run | Iterable[Run]) -> pd.DataFrame:
     df.attrs["factors"] = factor_cols
     df.attrs["runs"] = [redact.redact_obj(r.header) for r in runs]
     return df
+
+
+def split_runs(runs: Iterable[Run]) -> tuple[list[Run], list[Run], list[Run]]:
+    """Runs by kind, each in the order given.
+
+    Returns:
+        (matrix runs, bisect runs, diagnose runs), by the header's ``design`` ("bisect", "diagnose", anything else).
+    """
+    matrix: list[Run] = []
+    bisect: list[Run] = []
+    diagnose: list[Run] = []
+    for run in runs:
+        design = run.header.get("design")
+        (bisect if design == BISECT_DESIGN else diagnose if design == DIAGNOSE_DESIGN else matrix).append(run)
+    return matrix, bisect, diagnose

@@ -84,9 +84,9 @@ def _target(args: argparse.Namespace, settings: Settings, label: str) -> Iterato
 def run(args: argparse.Namespace) -> int:
     """Load both requests, look the credential up (checked against the host), confirm in live mode, bisect.
     Returns 0 when a cause was found, 1 otherwise; user errors are raised before anything is sent."""
+    from lanelab.matrix.from_capture import indexes_for, is_capture_ref, load_request, pick_request
     from lanelab.matrix.profiles import minimal_spend
     from lanelab.walkthrough.bisect import DEFAULT_PASS_OUTCOMES, bisect_to_run
-    from lanelab.walkthrough.to_profile import indexes_for, is_capture_ref, load_request, pick_request
 
     settings = Settings.from_env()
     live = settings.mode == "live"

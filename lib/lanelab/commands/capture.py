@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _to_profile(args: argparse.Namespace) -> int:
-    from lanelab.walkthrough.to_profile import pick_request, profile_from_capture
+    from lanelab.matrix.from_capture import pick_request, profile_from_capture
 
     if args.capture is None:
         raise UserError("--to-profile needs the capture file to convert.",

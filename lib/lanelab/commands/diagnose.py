@@ -58,7 +58,8 @@ def _dry_run(args: argparse.Namespace, labels: list[str]) -> int:
     from lanelab.live import NOTICE
     from lanelab.matrix import live_guard
     from lanelab.matrix.profiles import minimal_spend
-    from lanelab.walkthrough.diagnose import load_source, plan_requests, reference_requests
+    from lanelab.walkthrough.diagnose import load_source, plan_requests
+    from lanelab.walkthrough.items import reference_requests
     from lanelab.walkthrough.lint import lint
 
     settings = Settings.from_env()

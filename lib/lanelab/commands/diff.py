@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from lanelab.walkthrough.to_profile import indexes_for, is_capture_ref, load_request, pick_request
+    from lanelab.matrix.from_capture import indexes_for, is_capture_ref, load_request, pick_request
     from lanelab.wire.diff import diff_specs
 
     ia, ib = indexes_for([args.a, args.b], args.index)

@@ -176,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
     requests did not reach the server. Every refusal is a :class:`~lanelab.errors.UserError` raised before anything
     is sent (the CLI prints it, exit 2)."""
     from lanelab.auth.store import CredentialStore
+    from lanelab.matrix.from_capture import is_capture_ref, pick_request, profile_for
     from lanelab.matrix.plan import MatrixPlan
-    from lanelab.walkthrough.to_profile import is_capture_ref, pick_request, profile_for
 
     settings = _settings(args)
     credential = args.credential or default_label(settings.mode)

@@ -45,11 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lanelab.findings import bundles, report
+    from lanelab.findings import bundles, render, report
     from lanelab.runs import load_runs, run_paths
 
     settings = Settings.from_env()
-    stem = report.safe_stem(args.name)
+    stem = render.safe_stem(args.name)
     paths = [Path(p) for p in args.runs] or run_paths(settings)
     if not paths:
         raise UserError(f"No run files given and none under {settings.runs_dir}.",

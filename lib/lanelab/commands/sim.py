@@ -22,7 +22,7 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from lanelab.sim.policy import list_policies
+    from lanelab.sim.server import list_policies
 
     parser.add_argument("--policy", default=DEFAULT_POLICY,
                         help=f"policy snapshot from data/policies: {', '.join(list_policies()) or 'none found'} "
@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def parse_account(value: str | None) -> dict[str, Any] | None:
     """``--account`` as a checked dict: inline JSON or a JSON file. Raises ``UserError`` kinds (one line each) for
     a missing file, text that is not JSON (or nested too deep), and an account of the wrong shape."""
-    from lanelab.sim.account_shape import check_account
+    from lanelab.sim.server import check_account
 
     if not value:
         return None

@@ -29,6 +29,7 @@ import pandas as pd
 from lanelab import __version__, redact
 from lanelab.errors import InputError, NotFound, Refused
 from lanelab.findings import frame as an
+from lanelab.findings.render import safe_stem, slug
 from lanelab.findings.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -164,8 +165,6 @@ def make_bundle(findings: Findings, run_id: str | None = None, plan: str | None 
         InputError: ``run_id`` is None while the findings hold several matrix runs, or none.
         BundleRefused: an identifier or secret survives scrubbing (nothing is returned).
     """
-    from lanelab.findings.report import collect
-
     runs = findings.matrix_runs
     if run_id is None:
         if len(runs) != 1:
@@ -178,7 +177,7 @@ def make_bundle(findings: Findings, run_id: str | None = None, plan: str | None 
             raise NotFound(f"No matrix run {run_id!r} in these findings.",
                            f"Choose among: {', '.join(r.run_id for r in runs) or '(none)'}.")
         run = named
-    one = findings if len(runs) == 1 and len(findings.runs) == 1 else collect([run])
+    one = findings.of_run(run)
     h = run.header
     df = one.df
     fs = an.factors_of(df)
@@ -249,8 +248,6 @@ def write_bundles(findings: Findings, out_dir: str | Path, stem: str = "findings
         BundleRefused: a bundle holds an identifier or a secret (nothing is written).
         OSError: a file cannot be written.
     """
-    from lanelab.findings.report import safe_stem, slug
-
     stem = safe_stem(stem)
     runs = findings.matrix_runs
     if not runs or findings.df.empty:

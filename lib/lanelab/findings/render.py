@@ -27,12 +27,13 @@ import jinja2
 from markupsafe import Markup
 
 from lanelab import redact
+from lanelab.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["TEMPLATES", "Table", "environment", "html_inline", "html_table", "md_escape", "md_inline", "md_table",
-           "render"]
+           "render", "safe_stem", "slug"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -216,3 +217,24 @@ def render(template: str, kind: str, **values: Any) -> str:
         jinja2.TemplateError: the template is broken or names a value that was not given (a bug, not user input).
     """
     return redact.redact_text(environment(kind).get_template(template).render(**values))
+
+
+def slug(text: str) -> str:
+    """``text`` as a file-name-safe fragment (letters, digits, "-" and "_"; at most 60 characters)."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in str(text))[:60] or "run"
+
+
+def safe_stem(stem: str) -> str:
+    """``stem`` checked as a plain file-name stem, so the files land inside the output folder.
+
+    Returns:
+        The stem.
+
+    Raises:
+        InputError: the stem is empty, has a path separator or '..', or characters other than letters, digits,
+            '.', '_' and '-'.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", stem or "") or ".." in stem:
+        raise InputError(f"--name {stem!r} is not a plain file name; the report would land outside --out.",
+                         "Use letters, digits, '.', '_' and '-' only (no '/' or '..'), e.g. --name findings.")
+    return stem

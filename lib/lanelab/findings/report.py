@@ -42,25 +42,23 @@ from matplotlib.figure import Figure
 from lanelab import __version__, redact
 from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings, repo_root
-from lanelab.errors import InputError, NotFound, UserError
+from lanelab.errors import NotFound, UserError
 from lanelab.findings import answers as ans
 from lanelab.findings import frame as an
 from lanelab.findings import plots
-from lanelab.findings.render import Table, md_table, render
-from lanelab.findings.verdict import DIAGNOSE_DESIGN, Verdict, lead_verdict
-from lanelab.runs import LoadWarning, Run, load_runs, tidy
+from lanelab.findings.render import Table, md_table, render, safe_stem, slug
+from lanelab.findings.verdict import Verdict, lead_verdict
+from lanelab.runs import BISECT_DESIGN, DIAGNOSE_DESIGN, LoadWarning, Run, load_runs, split_runs, tidy
 
 if TYPE_CHECKING:
     from lanelab.findings.bundles import Bundle
     from lanelab.findings.timeline import Timeline
 
-__all__ = ["BISECT_DESIGN", "Findings", "axis_candidates", "build", "collect", "comparison_table", "drift_items",
+__all__ = ["Findings", "axis_candidates", "build", "collect", "comparison_table", "drift_items",
            "effects_table", "glossary", "lanes_table", "markdown_table", "metadata", "profile_caveats", "render_html",
-           "render_markdown", "report_data", "safe_stem", "single_changes", "slug", "split_runs", "stored_secrets",
+           "render_markdown", "report_data", "single_changes", "stored_secrets",
            "timeline_for", "timeline_refs", "timeline_table", "usage_unknown", "write_reports"]
 
-#: The header design of a run of bisect probes (notebook 04, ``lanelab bisect``): counted apart from matrix cells.
-BISECT_DESIGN = "bisect"
 #: Observations shown per run in the raw-details table.
 RAW_ROWS = 200
 #: Below this share of filled squares a heatmap is mostly empty grey; the single changes are shown instead.
@@ -80,20 +78,6 @@ TIMELINE_NOTE = ("A simulator model: the same request sent to the kit's embedded
                  "each dated snapshot of the service, as public reports describe it. Nothing was sent to Anthropic. "
                  "A step where the answer moves is a change on the service side, not the client's.")
 
-
-def split_runs(runs: Iterable[Run]) -> tuple[list[Run], list[Run], list[Run]]:
-    """Runs by kind, each in the order given.
-
-    Returns:
-        (matrix runs, bisect runs, diagnose runs), by the header's ``design`` ("bisect", "diagnose", anything else).
-    """
-    matrix: list[Run] = []
-    bisect: list[Run] = []
-    diagnose: list[Run] = []
-    for run in runs:
-        design = run.header.get("design")
-        (bisect if design == BISECT_DESIGN else diagnose if design == DIAGNOSE_DESIGN else matrix).append(run)
-    return matrix, bisect, diagnose
 
 
 @dataclass
@@ -130,6 +114,14 @@ class Findings:
     _data: dict[str, Any] | None = None
 
     # -- the runs by kind ---------------------------------------------------------------------------------------------
+    def of_run(self, run: Run) -> Findings:
+        """The findings of ``run`` alone: these findings when they hold only that run, else :func:`collect` of it.
+
+        Returns:
+            A :class:`Findings` (a findings bundle describes one run: :func:`lanelab.findings.bundles.make_bundle`).
+        """
+        return self if len(self.runs) == 1 and self.runs[0] is run else collect([run])
+
     @property
     def matrix_runs(self) -> list[Run]:
         """The runs whose cells make up ``df``."""
@@ -297,11 +289,6 @@ class Findings:
                 figs["timeline"] = self.timeline.chart()
             self._figures = figs
         return self._figures
-
-
-def slug(text: str) -> str:
-    """``text`` as a file-name-safe fragment (letters, digits, "-" and "_"; at most 60 characters)."""
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in str(text))[:60] or "run"
 
 
 def axis_candidates(df: pd.DataFrame, effects: pd.DataFrame | None = None) -> list[str]:
@@ -797,20 +784,7 @@ def render_markdown(findings: Findings, figure_names: Mapping[str, str]) -> str:
 # Writing
 
 
-def safe_stem(stem: str) -> str:
-    """``stem`` checked as a plain file-name stem, so the files land inside the output folder.
 
-    Returns:
-        The stem.
-
-    Raises:
-        InputError: the stem is empty, has a path separator or '..', or characters other than letters, digits,
-            '.', '_' and '-'.
-    """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", stem or "") or ".." in stem:
-        raise InputError(f"--name {stem!r} is not a plain file name; the report would land outside --out.",
-                         "Use letters, digits, '.', '_' and '-' only (no '/' or '..'), e.g. --name findings.")
-    return stem
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -57,14 +57,14 @@ def snapshots(names: Iterable[str] | None = None) -> list[Snapshot]:
     """The simulator's dated policies (all of ``data/policies/`` unless ``names``), oldest first.
 
     Raises :class:`lanelab.sim.policy.PolicyNotFound` for a name with no policy, ``PolicyError`` for a bad file."""
-    from lanelab.sim.policy import list_policies, load_policy
+    from lanelab.sim.server import list_policies, load_policy
 
     wanted = list(names) if names is not None else list_policies()
     known = set(list_policies())
     out = []
     for name in dict.fromkeys(wanted):
         if name not in known:  # a name, never a path
-            from lanelab.sim.policy import PolicyNotFound
+            from lanelab.sim.server import PolicyNotFound
 
             raise PolicyNotFound(f"No simulator policy named {name!r}.",
                                  f"Choose from: {', '.join(sorted(known)) or '(none)'}.")
@@ -81,7 +81,7 @@ def load_timeline_request(ref: str | Path) -> TimelineRequest:
     reference (it is never sent), and other ``UserError`` kinds for a missing or unreadable source.
     """
     from lanelab.matrix import profiles as profiles_mod
-    from lanelab.walkthrough.to_profile import load_request
+    from lanelab.matrix.from_capture import load_request
     from lanelab.wire.attestation import attestation_positions
 
     text = str(ref)
@@ -241,7 +241,7 @@ def _unknown_text(obs: Any) -> str:
 
 def _row(req: TimelineRequest, snap: Snapshot, obs: Any, verdict: Any, logged: Mapping[str, Any] | None,
          before: Mapping[str, Any] | None) -> dict[str, Any]:
-    from lanelab.sim.policy import load_policy
+    from lanelab.sim.server import load_policy
 
     rule = str((logged or {}).get("rule") or "")
     try:
@@ -274,8 +274,7 @@ def timeline(refs: str | Path | Sequence[str | Path], policies: Iterable[str] | 
     from lanelab import http as lanelab_http
     from lanelab.errors import InputError, ServiceError
     from lanelab.matrix.sim_client import sim_token
-    from lanelab.sim.grants import MINT_KINDS
-    from lanelab.sim.server import running_simulator
+    from lanelab.sim.server import MINT_KINDS, running_simulator
     from lanelab.wire.classify import classify
     from lanelab.wire.send import send
 

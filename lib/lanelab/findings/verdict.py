@@ -32,15 +32,14 @@ import pandas as pd
 from lanelab import redact
 from lanelab.findings import frame as an
 from lanelab.findings import remedies
-from lanelab.runs import Run
+from lanelab.runs import DIAGNOSE_DESIGN, Run, split_runs, tidy
 from lanelab.wire.diff import MISSING, Difference, differences
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["DIAGNOSE_DESIGN", "Verdict", "code", "describe_change", "diagnose_verdict",
+__all__ = ["Verdict", "code", "describe_change", "diagnose_verdict",
            "lead_verdict", "verdict_of_runs"]
 
 #: The header design of a run written by a diagnose command; its verdict note outranks the matrix analysis.
-DIAGNOSE_DESIGN = "diagnose"
 #: How many example values a description shows.
 EXAMPLES = 1
 #: Longest value put in a code span.
@@ -487,8 +486,6 @@ def verdict_of_runs(runs: Sequence[Run]) -> Verdict:
     Returns:
         The :class:`Verdict` of :func:`lead_verdict`.
     """
-    from lanelab.findings.report import split_runs
-    from lanelab.runs import tidy
 
     matrix, _, _ = split_runs(runs)
     return lead_verdict(tidy(matrix), runs)

@@ -3,6 +3,8 @@
 Modules, in the order a run uses them:
 
 - ``profiles``: the request a named client sends (``data/profiles/``).
+- ``from_capture``: a request read from a capture or a profile file as a profile (``capture --to-profile``,
+  ``--profile FILE``).
 - ``factors``, ``transforms``: what may vary and how each level edits a request (``data/factors.toml``).
 - ``designs``: which combinations become cells (one factor at a time, full factorial, pairwise), and their cost.
 - ``plan``: :class:`~lanelab.matrix.plan.MatrixPlan`, the notebook's entry point (build, describe, run).
@@ -11,6 +13,7 @@ Modules, in the order a run uses them:
 - ``tokens``, ``sim_client``: where credentials come from; the simulator's control routes.
 - ``budget``, ``live_guard``: the spend guard and what a user sees before a live run.
 - ``errors``: :class:`~lanelab.matrix.errors.RunnerError`.
+- ``picker``, ``widget``, ``confirm``: notebook 02's instrument (choices, cost, confirmation, Send).
 
 Import from the modules (``from lanelab.matrix.plan import MatrixPlan``); the package itself exports nothing.
 """

@@ -60,7 +60,7 @@ def capture_files(settings: Settings) -> list[Path]:
 
 def profile_for(ref: str) -> Profile:
     """The profile a picker's choice names: a profile under data/profiles, or a file (a capture's last inference
-    request, or a profile file), as :func:`lanelab.walkthrough.to_profile.load_request` reads it.
+    request, or a profile file), as :func:`lanelab.matrix.from_capture.load_request` reads it.
 
     A file's profile is named after the file plus a short digest of its request, so two different captures never
     share a run (cell ids and run ids derive from the profile's name).
@@ -85,7 +85,7 @@ def profile_for(ref: str) -> Profile:
     if path.suffix not in (".jsonl", ".toml"):
         raise InputError(f"{path.name} is neither a capture (.jsonl) nor a profile file (.toml).",
                          "Capture a client with python -m lanelab capture (or watch), then choose the file it wrote.")
-    from lanelab.walkthrough.to_profile import load_request
+    from lanelab.matrix.from_capture import load_request
 
     try:
         label, spec = load_request(str(path))

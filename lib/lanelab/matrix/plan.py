@@ -95,7 +95,7 @@ class MatrixPlan:
               levels: Mapping[str, Iterable[str]] | None = None) -> MatrixPlan:
         """Expand ``design`` (default ``ofat``) over ``factors`` for ``profile`` (a name from data/profiles, or a
         :class:`~lanelab.matrix.profiles.Profile`, e.g. a capture or a profile file read by
-        :func:`lanelab.walkthrough.to_profile.profile_for`). ``settings`` None reads the environment; it also serves
+        :func:`lanelab.matrix.from_capture.profile_for`). ``settings`` None reads the environment; it also serves
         :meth:`run`.
 
         Factors: ``None`` means every factor but ``credential`` (which needs ``credential_labels``) in sim mode, and
@@ -112,7 +112,7 @@ class MatrixPlan:
         settings = settings or Settings.from_env()
         live = settings.mode == "live"
         catalog = factors_mod.load_factors()
-        prof = profiles_mod.ensure_sendable(profile)  # a name, or a Profile (a file or capture: to_profile.profile_for)
+        prof = profiles_mod.ensure_sendable(profile)  # a name, or a Profile (a file or capture: from_capture.profile_for)
         profile = prof.name
         named_levels = {str(k): [str(x) for x in v] for k, v in (levels or {}).items()}
         if live and factors is None and not named_levels:

@@ -2,6 +2,11 @@
 foreground for ``python -m lanelab sim``.
 
 Serving itself (binding, start-up, shutdown, TLS) is :mod:`lanelab.serve`'s, shared with the capture proxy.
+
+This module is the one door into the simulator for the rest of the kit (tests/test_layers.py holds it so): besides
+running it, the kit may read which dated policies exist (:func:`list_policies`, :func:`load_policy`,
+:class:`PolicyNotFound`), which credential kinds it mints (:data:`MINT_KINDS`) and check an account override
+(:func:`check_account`). Everything else of ``lanelab.sim`` is the simulator's own.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ from lanelab import serve
 from lanelab.config import DEFAULT_POLICY, LIVE_HOSTS
 from lanelab.serve import TLS, running_server
 from lanelab.sim.account import SimState
+from lanelab.sim.account_shape import check_account
 from lanelab.sim.app import SimApp, create_app
+from lanelab.sim.grants import MINT_KINDS
+from lanelab.sim.policy import PolicyNotFound, list_policies, load_policy
 from lanelab.sim.simulator import Simulator
 
-__all__ = ["SimHandle", "running_simulator", "serve_forever"]
+__all__ = ["MINT_KINDS", "PolicyNotFound", "SimHandle", "check_account", "list_policies", "load_policy",
+           "running_simulator", "serve_forever"]
 
 
 @dataclass

@@ -14,7 +14,7 @@ Flaky servers: a transient outcome (429, 529, 5xx, transport error) is re-sent u
 ``repeats`` > 0 confirms every verdict with a second send and, when the two disagree, sends up to ``repeats`` more
 and lets the majority decide. A budget caps the requests sent; the result always says how many were spent.
 
-Items instead of single differences: ``items`` (diagnose's :class:`~lanelab.walkthrough.diagnose.Item`: one lint fix,
+Items instead of single differences: ``items`` (:class:`~lanelab.walkthrough.items.Item`: one lint fix,
 or one fine difference) are searched as units, so an answer names the element to act on the way diagnose names it
 (``16 tool names use the single-underscore mcp_ prefix: with mcp__ instead of mcp_``). :func:`reference_for` builds
 the reference diagnose tries first from the client's own request (lint's fixes applied, nothing added) and its items.
@@ -47,7 +47,7 @@ from lanelab import redact
 from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.matrix.designs import cell_id_for
-from lanelab.runs import Run, RunWriter, load_run, make_header, run_path
+from lanelab.runs import BISECT_DESIGN, Run, RunWriter, load_run, make_header, run_path
 from lanelab.wire.attestation import is_attestation
 from lanelab.wire.classify import classify, load_taxonomy
 from lanelab.wire.diff import (
@@ -213,9 +213,9 @@ def _diff_rows(diffs: Sequence[Difference]) -> pd.DataFrame:
 
 def _item_words(item: Any, failing: RequestSpec | None) -> str:
     """An item as diagnose words a cause: what it is, then the fix (``16 tool names use … : with `mcp__` …``)."""
-    from lanelab.walkthrough.diagnose import _describe  # the one description of a cause (diagnose's)
+    from lanelab.walkthrough.items import describe  # the one description of a cause
 
-    element = _describe(item, failing if failing is not None else RequestSpec())
+    element = describe(item, failing if failing is not None else RequestSpec())
     return f"{element.what} (fix: {element.fix})"
 
 
@@ -470,7 +470,7 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
     ``grain="fine"`` bisects over fine-grain differences (each beta token, system sentence and tool; see
     :func:`lanelab.wire.diff.differences`) so the cause names the element to act on. ``items`` (diagnose's
     ``Item``: a lint fix or one fine difference; see :func:`reference_for`) are searched as units instead of single
-    differences, each probe applying its subset with diagnose's ``apply_items``. ``stored`` (see
+    differences, each probe applying its subset with :func:`~lanelab.walkthrough.items.apply_items`. ``stored`` (see
     :func:`stored_probes`) holds the answers of an earlier run: a probe whose request is there is answered from it
     and not sent again. :func:`bisect_to_run` does the usual setup (an HTTP probe, the run file, resuming) in one call.
 
@@ -478,7 +478,7 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
     ``ValueError`` for an unknown strategy; a budget that runs out is a status (``budget_exhausted``), not an error.
     """
     if items is not None:
-        from lanelab.walkthrough.diagnose import apply_items
+        from lanelab.walkthrough.items import apply_items
 
         units: list[Any] = list(items)
         excluded: list[Difference] = []
@@ -515,7 +515,7 @@ def bisect(failing: RequestSpec, passing: RequestSpec, probe: Callable[[RequestS
                 levels = {label: ("passing" if i in subset else "failing") for i, label in enumerate(labels)}
                 store.cell(cell_id=cell_id_for(profile, levels), profile=profile, levels=levels,
                            credential=spec.credential, spec=spec.to_dict(), observation=answer.to_dict(),
-                           outcome=verdict.outcome, lane=verdict.lane, rule=verdict.rule, design="bisect")
+                           outcome=verdict.outcome, lane=verdict.lane, rule=verdict.rule, design=BISECT_DESIGN)
             return verdict.outcome
         return answer
 
@@ -560,7 +560,7 @@ def reference_for(spec: RequestSpec) -> Reference:
     messages and own identification), one item per fine difference. Returns the :class:`Reference` (no items when
     nothing can be removed or fixed). Raises nothing for a well-formed spec.
     """
-    from lanelab.walkthrough.diagnose import Item, apply_items, lint_items, reference_requests
+    from lanelab.walkthrough.items import Item, apply_items, lint_items, reference_requests
     from lanelab.walkthrough.lint import lint
 
     fixes = lint_items(spec, lint(spec))
@@ -638,7 +638,7 @@ def _free_path(runs_dir: Path, run_id: str, question: str) -> tuple[Path, str | 
             header = load_run(path).header
         except UserError:  # not a run the kit can read: left alone too
             header = {}
-        if header.get("design") == "bisect" and header.get("question") == question:
+        if header.get("design") == BISECT_DESIGN and header.get("question") == question:
             break
         path = run_path(runs_dir, f"{run_id}-{n}")
     if path.stem == run_id:
@@ -692,7 +692,7 @@ def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, tok
     run_id = run_id or bisect_run_id(failing_label, passing_label, host, options.get("strategy", "binary"), question)
     path, moved = _free_path(settings.runs_dir, run_id, question)
     writer = RunWriter(path, make_header(path.stem, mode=settings.mode, host=host, policy=policy,
-                                         profile=failing_label, design="bisect", factors=[],
+                                         profile=failing_label, design=BISECT_DESIGN, factors=[],
                                          credentials=[credential] if credential else [], passing=passing_label,
                                          question=question))
     try:

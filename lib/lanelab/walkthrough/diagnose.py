@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ from lanelab import redact
 from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings
 from lanelab.errors import BudgetExceeded, InputError
 from lanelab.findings.remedies import Remedy, load_remedies
+from lanelab.runs import DIAGNOSE_DESIGN
 from lanelab.walkthrough.bisect import (
     BUDGET,
     DEFAULT_PASS_OUTCOMES,
@@ -53,10 +53,20 @@ from lanelab.walkthrough.bisect import (
     binary_worst_case,
     search,
 )
-from lanelab.walkthrough.lint import Finding, LintInput, LintResult, apply_fixes, lint
-from lanelab.wire.attestation import is_attestation
+from lanelab.walkthrough.items import (
+    CauseElement,
+    Item,
+    apply_items,
+    code_span,
+    describe,
+    fine_items,
+    fix_phrase,
+    lint_items,
+    pluralise,
+    reference_requests,
+)
+from lanelab.walkthrough.lint import Finding, LintInput, LintResult, lint
 from lanelab.wire.classify import Classified, classify, load_taxonomy
-from lanelab.wire.diff import MISSING, Difference, apply_differences, differences, keep_sentences
 from lanelab.wire.spec import Observation, RequestSpec
 
 if TYPE_CHECKING:
@@ -64,28 +74,15 @@ if TYPE_CHECKING:
 
     from lanelab.runs import RunWriter
 
-__all__ = ["DESIGN", "MAX_CAUSES_PLANNED", "CauseElement", "CredentialCheck", "Diagnosis", "Item", "Plan",
-           "Sent", "Source", "Verdict", "apply_items", "diagnose", "lint_items", "load_source",
-           "plan_requests", "reference_requests", "run_diagnose"]
+__all__ = ["DESIGN", "MAX_CAUSES_PLANNED", "CredentialCheck", "Diagnosis", "Plan",
+           "Sent", "Source", "Verdict", "diagnose", "load_source",
+           "plan_requests", "run_diagnose"]
 
 #: The run header's design for a diagnose run (the findings report shows its verdict first).
-DESIGN = "diagnose"
+DESIGN = DIAGNOSE_DESIGN
 #: The worst case a live budget is checked against assumes at most this many causes (the search stops at the budget
 #: if there are more, and says where the cause still is).
 MAX_CAUSES_PLANNED = 2
-#: Lint fixes are tried likeliest first: by the catalogue's confidence, then in catalogue order.
-CONFIDENCE_ORDER = {"High": 0, "Med": 1, "Low": 2}
-#: Headers the first reference keeps: the client's own identification and the protocol's own headers.
-IDENTIFYING_HEADERS = ("user-agent", "x-app")
-PROTOCOL_HEADERS = ("anthropic-version", "content-type", "accept")
-#: anthropic-beta tokens the first reference keeps (the client's identification beta, the OAuth protocol's beta);
-#: the second keeps only the OAuth one.
-IDENTIFYING_BETA = re.compile(r"^claude-code-")
-PROTOCOL_BETA = re.compile(r"^oauth-")
-#: Body fields every reference keeps: what the request is (model, conversation) and how it is answered.
-BODY_KEPT = ("model", "messages", "max_tokens", "stream")
-#: Longest value shown in a verdict's code span.
-CODE_CHARS = 100
 
 
 # ---------------------------------------------------------------------------------------------------- data types
@@ -147,32 +144,6 @@ class Sent:
     estimated: int = 0
     message: str = ""
     claim: str | None = None
-
-
-@dataclass(frozen=True)
-class Item:
-    """One thing the search may apply: a lint fix or one fine difference.
-
-    A lint fix is applied as lint applies it (:func:`lanelab.walkthrough.lint.apply_fixes`, after the fine
-    differences of the same probe and in catalogue order, so two fixes of one tool name compose); ``diffs`` are the
-    fine differences it makes to the request as sent, which describe it. ``order`` is its place in the catalogue."""
-
-    label: str
-    diffs: tuple[Difference, ...]
-    finding: Finding | None = None
-    order: int = 0
-
-
-@dataclass(frozen=True)
-class CauseElement:
-    """One element of the cause, in words: where it is, what it is, its value before and after, and the fix."""
-
-    element: str
-    what: str
-    before: str
-    after: str
-    fix: str
-    lint: str | None = None
 
 
 @dataclass
@@ -394,103 +365,12 @@ def load_source(*, profile: str | None = None, capture: str | Path | None = None
     return Source(label=inp.label, spec=spec, lint_input=inp, notes=tuple(notes))
 
 
-def _first_text(system: Any) -> tuple[int | None, str | None]:
-    """(index, text) of the first system text block that is not an attestation block; (None, text) for a string."""
-    if isinstance(system, str):
-        return None, system
-    for i, block in enumerate(system if isinstance(system, list) else []):
-        if is_attestation(block):
-            continue
-        text = block.get("text") if isinstance(block, dict) else block
-        if isinstance(text, str) and text.strip():
-            return i, text
-    return None, None
-
-
-def reference_requests(spec: RequestSpec) -> list[tuple[str, str, RequestSpec]]:
-    """The references diagnose bisects against, nearest first: ``(name, description, spec)``.
-
-    Both are ``spec`` with elements removed, nothing added: ``own-identification`` keeps the model, messages,
-    ``max_tokens``, ``stream``, the protocol headers, the client's own user agent and ``x-app``, its oauth and
-    claude-code betas, and the first sentence of its system prompt; ``minimal`` keeps the model, messages, the
-    protocol headers and the OAuth beta only. A reference equal to ``spec`` (or to the one before it) is skipped.
-    """
-    out: list[tuple[str, str, RequestSpec]] = []
-    for name, keep_identity in (("own-identification", True), ("minimal", False)):
-        ref = spec.copy()
-        ref.query = {}
-        headers = {k: v for k, v in spec.headers.items()
-                   if k in PROTOCOL_HEADERS or (keep_identity and k in IDENTIFYING_HEADERS)}
-        sep = ", " if ", " in spec.headers.get("anthropic-beta", "") else ","
-        betas = [b.strip() for b in spec.headers.get("anthropic-beta", "").split(",") if b.strip()]
-        kept = [b for b in betas if PROTOCOL_BETA.match(b) or (keep_identity and IDENTIFYING_BETA.match(b))]
-        if kept:
-            headers["anthropic-beta"] = sep.join(kept)
-        ref.headers = headers
-        if spec.auth == "both":
-            ref.auth = "bearer"
-        if isinstance(spec.body, dict):
-            body = {k: v for k, v in spec.body.items() if k in BODY_KEPT}
-            where, text = _first_text(spec.body.get("system"))
-            if keep_identity and text is not None:
-                first = keep_sentences(text, [0])
-                if where is None:
-                    body["system"] = first
-                else:
-                    block = spec.body["system"][where]
-                    body["system"] = [{**block, "text": first} if isinstance(block, dict) else first]
-                    if isinstance(block, dict):
-                        body["system"][0].pop("cache_control", None)
-            ref.body = {k: body[k] for k in spec.body if k in body}
-        if ref != spec and all(ref != r for _, _, r in out):
-            desc = ("the request cut down to its model, messages and the client's own identification (user agent, "
-                    "x-app, its betas, the first system sentence)" if keep_identity else
-                    "the request cut down to its model and messages, with the protocol headers and the OAuth beta only")
-            out.append((name, desc, ref))
-    return out
-
-
-def lint_items(spec: RequestSpec, result: LintResult) -> list[Item]:
-    """Each lint trigger with machine edits as one :class:`Item`: the fine differences its fix makes to ``spec``,
-    likeliest first (catalogue confidence, then catalogue order). Triggers without edits are left to the search."""
-    order = {id(f): i for i, f in enumerate(result.triggers)}
-    findings = sorted((f for f in result.triggers if f.trigger.edits),
-                      key=lambda f: CONFIDENCE_ORDER.get(f.trigger.confidence, len(CONFIDENCE_ORDER)))
-    items = []
-    for f in findings:
-        fixed, _ = apply_fixes(spec, [f])
-        diffs = tuple(differences(spec, fixed, grain="fine"))
-        if diffs:
-            items.append(Item(f"lint {f.id}", diffs, f, order[id(f)]))
-    return items
-
-
-def apply_items(spec: RequestSpec, items: Sequence[Item]) -> RequestSpec:
-    """``spec`` with ``items`` applied: the fine differences first, then the lint fixes in catalogue order.
-
-    Returns a new spec; raises nothing for items made from ``spec``."""
-    fine = list({_diff_key(d): d for item in items if item.finding is None for d in item.diffs}.values())
-    out = apply_differences(spec, fine)
-    fixes = [i.finding for i in sorted(items, key=lambda i: i.order) if i.finding is not None]
-    return apply_fixes(out, fixes)[0] if fixes else out
-
-
-def _diff_key(d: Difference) -> str:
-    return json.dumps([repr(d.loc), repr(d.b)], sort_keys=True)
-
-
-def _fine_items(spec: RequestSpec, reference: RequestSpec, lint: Sequence[Item]) -> list[Item]:
-    covered = {_diff_key(d) for item in lint for d in item.diffs}
-    return [Item(d.key, (d,)) for d in differences(spec, reference, grain="fine")
-            if _diff_key(d) not in covered and not (d.b is not MISSING and is_attestation(d.b))]
-
-
 def plan_requests(spec: RequestSpec, result: LintResult | None, extra_credentials: int = 0) -> Plan:
     """What a diagnosis of ``spec`` may cost (nothing is sent): see :class:`Plan`. Raises nothing."""
     lint = lint_items(spec, result) if result is not None else []
     m = len(lint)
     lint_cost = (1 if m > 1 else 0) + (1 if m else 0) + (binary_worst_case(m, m) if m > 1 else 0)
-    refs = [(name, m + len(_fine_items(spec, ref, lint))) for name, _, ref in reference_requests(spec)]
+    refs = [(name, m + len(fine_items(spec, ref, lint))) for name, _, ref in reference_requests(spec)]
     fine_worst = sum(2 * binary_worst_case(n, MAX_CAUSES_PLANNED) + 1 for _, n in refs)
     first = refs[0][1] if refs else 0
     one = 1 + (2 if m else 0) + (binary_worst_case(first, 1) + 1 if first else 0)
@@ -597,148 +477,6 @@ class _Engine:
 
 # ---------------------------------------------------------------------------------------------------- describing
 
-def _code(value: Any, limit: int = CODE_CHARS) -> str:
-    """``value`` as a code span: redacted, backticks and line breaks removed, clipped."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = " ".join(redact.redact_text(text).replace("`", "'").split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"`{text}`" if text else "`(empty)`"
-
-
-def _plain(value: Any) -> str:
-    if value is MISSING or value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return redact.redact_text(text)
-
-
-def _tool_name(tool: Any) -> str:
-    if isinstance(tool, dict):
-        fn = tool.get("function")
-        name = tool.get("name", fn.get("name") if isinstance(fn, dict) else None)
-        if isinstance(name, str):
-            return name
-    return _plain(tool)[:40]
-
-
-def _prefix_swap(pairs: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
-    """The one prefix swap (``mcp_`` → ``mcp__``) that turns every first name into its second, if there is one."""
-    swaps = set()
-    for a, b in pairs:
-        j = 0
-        while j < min(len(a), len(b)) and a[-1 - j] == b[-1 - j]:
-            j += 1
-        pa, pb, rest = a[: len(a) - j], b[: len(b) - j], a[len(a) - j:]
-        if rest and rest[0] in "_-./:":  # mcp_x → mcp__x reads as mcp_ → mcp__, not mcp → mcp_
-            pa, pb = pa + rest[0], pb + rest[0]
-        swaps.add((pa, pb))
-    if len(swaps) != 1:
-        return None
-    before, after = swaps.pop()
-    return None if before == after else (before, after)
-
-
-def _fix_phrase(diffs: Sequence[Difference], specific: bool = False) -> str:
-    """How a set of edits changes the request, as the end of "the same request … is billed to the plan"; with
-    ``specific`` a removed sentence is quoted (when several fixes are listed together)."""
-    names = [d for d in diffs if d.part == "tools" and d.key.endswith(".name") and isinstance(d.a, str)
-             and isinstance(d.b, str)]
-    phrases = []
-    if names:
-        swap = _prefix_swap([(d.a, d.b) for d in names])
-        if swap and swap[0] and swap[1]:
-            phrases.append(f"with {_code(swap[1])} instead of {_code(swap[0])}")
-        else:
-            ex = names[0]
-            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-            phrases.append(f"with the tool names changed ({_code(ex.a)} → {_code(ex.b)}{more})")
-    rest = [d for d in diffs if d not in names]
-    sentences = [d for d in rest if d.part == "system" and "sentence" in d.key and d.b is MISSING]
-    if sentences and specific:
-        phrases.extend(f"without the sentence {_code(d.a, 60)}" for d in sentences)
-    elif sentences:
-        phrases.append("without that sentence" if len(sentences) == 1 else f"without those {len(sentences)} sentences")
-    for d in rest:
-        if d in sentences:
-            continue
-        if d.part == "header" and isinstance(d.loc[-1], tuple):
-            name = d.loc[1]
-            phrases.append(f"without {_code(d.a)} in {_code(name)}" if d.b is MISSING
-                           else f"with {_code(d.b)} added to {_code(name)}")
-        elif d.part == "request" and d.key == "auth":
-            phrases.append(f"with the credential sent as {_code(d.b)} only" if d.b == "bearer"
-                           else f"with auth {_code(d.b)}")
-        elif d.b is MISSING:
-            phrases.append(f"without {_element_name(d)}")
-        else:
-            phrases.append(f"with {_element_name(d)} set to {_code(d.b, 60)}")
-    phrases = list(dict.fromkeys(phrases))
-    if not phrases:
-        return "with that change"
-    more = f", plus {len(phrases) - 3} more change(s)" if len(phrases) > 3 else ""
-    return " and ".join(phrases[:3]) + more
-
-
-def _element_name(d: Difference) -> str:
-    """A short name for the element a difference touches (used after "without" / "with")."""
-    if d.part == "tools":
-        if d.key.startswith("tools[+"):
-            return f"the tool {_code(_tool_name(d.b))}"
-        idx = d.loc[2] if len(d.loc) > 2 and isinstance(d.loc[2], int) else None
-        if len(d.loc) == 3:
-            return f"the tool {_code(_tool_name(d.a))}"
-        field_name = d.key.split(".", 1)[-1]
-        return f"the {_code(field_name)} of tool #{idx}"
-    if d.part == "header":
-        return f"the header {_code(d.key)}"
-    if d.part == "system":
-        if "sentence" in d.key:
-            return f"the system sentence {_code(d.a if d.a is not MISSING else d.b)}"
-        return f"the system block {_code(d.key)}"
-    if d.part == "request":
-        return f"the request's {d.key}"
-    return f"the body field {_code(d.key)}"
-
-
-def _describe(item: Item, spec: RequestSpec) -> CauseElement:
-    """One item of the cause in words."""
-    if item.finding is not None:
-        f = item.finding
-        elements = "; ".join(f"{e.where}: {e.value}" for e in f.elements[:20])
-        what = _pluralise(f.verdict)
-        if 0 < len(f.elements) <= 3 and not any(e.absent for e in f.elements):
-            what += ": " + ", ".join(_code(e.value, 80) for e in f.elements)
-        return CauseElement(element=f.trigger.title, what=what, before=_plain(elements)[:400],
-                            after=_plain("; ".join(f"{x.key}: {_plain(x.b) or 'removed'}" for x in item.diffs[:20]))[:400],
-                            fix=_fix_phrase(item.diffs), lint=f.id)
-    d = item.diffs[0]
-    where = d.key
-    if d.part == "system" and "sentence" in d.key:
-        what = f"the system sentence {_code(d.a if d.a is not MISSING else d.b)} ({d.key})"
-    elif d.part == "header" and isinstance(d.loc[-1], tuple):
-        what = f"the {_code(d.loc[1])} token {_code(d.a if d.a is not MISSING else d.b)}"
-    elif d.part == "header":
-        what = f"the header {_code(f'{d.key}: {_plain(d.a)}')}"
-    elif d.part == "tools" and len(d.loc) == 3:
-        what = f"the tool {_code(_tool_name(d.a))} ({d.key})"
-    elif d.part == "tools" and d.key.endswith(".name"):
-        what = f"the tool name {_code(d.a)}"
-    elif d.part == "request":
-        what = f"the request's {d.key} {_code(d.a)}"
-    else:
-        what = f"{_element_name(d)} ({_code(d.a, 50)})" if d.a is not MISSING else _element_name(d)
-    return CauseElement(element=where, what=what, before=_plain(d.a)[:400], after=_plain(d.b)[:400] or "removed",
-                        fix=_fix_phrase(item.diffs))
-
-
-def _pluralise(text: str) -> str:
-    """Lint's "16 tool name(s)" as "16 tool names" ("1 tool name")."""
-    def repl(m: re.Match[str]) -> str:
-        return f"{m.group(1)} {m.group(2)}{'' if m.group(1) == '1' else 's'}"
-    return re.sub(r"\b(\d+) ([\w ]+?)\(s\)", repl, text)
-
-
 def _words(sent: Sent, taxonomy: Any) -> str:
     """How a request ended, in words: "billed to the plan (HTTP 200)", "refused (400 out of extra usage)"."""
     label = taxonomy.by_id[sent.outcome].label if sent.outcome in taxonomy.by_id else sent.outcome
@@ -822,7 +560,7 @@ def _search(engine: _Engine, spec: RequestSpec, lint_items_: list[Item], use_lin
         notes.append("Lint found no trigger with a machine fix; the search went straight to fine grain.")
     refs = reference_requests(spec)
     for name, desc, ref in refs:
-        items = lint_items_ + _fine_items(spec, ref, lint_items_)
+        items = lint_items_ + fine_items(spec, ref, lint_items_)
         n = len(items)
         marks.clear()
         session = track(engine.session(items, f"search ({name})", known=cache), items)
@@ -885,7 +623,7 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
     tax = engine.taxonomy
     total, tokens = len(engine.sent), sum(s.tokens for s in engine.sent)
     spent = f"{total} request(s) and {tokens} token(s) spent in all" + (f" (run `{run_id}`)" if run_id else "")
-    said = f" The server said: {_code(as_sent.message, 160)}." if as_sent.message else ""
+    said = f" The server said: {code_span(as_sent.message, 160)}." if as_sent.message else ""
     others = [r for r in remedies if r.id != "fix"]
     other_text = "; ".join(r.text.rstrip(".") for r in others)
     if out is None:  # billed to the plan as sent
@@ -919,16 +657,16 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
         evidence = f"Evidence: {spent}.{said}"
         if missing:
             evidence += (" Lint reports what the request lacks (the kit never adds it): "
-                         + "; ".join(_pluralise(m) for m in missing) + ".")
+                         + "; ".join(pluralise(m) for m in missing) + ".")
         return "no_reference", Verdict(sentence=redact.redact_text(sentence), evidence=redact.redact_text(evidence),
                                        remedy=f"Remedies that exist: {other_text}.", cells=(as_sent.cell_id,),
                                        requests=total, tokens=tokens, conclusive=False,
                                        remedies=_remedy_lines(others, None)), [], []
-    cause = [_describe(i, spec) for i in out.cause]
-    partners = [_describe(i, spec) for i in out.partners]
+    cause = [describe(i, spec) for i in out.cause]
+    partners = [describe(i, spec) for i in out.partners]
     all_diffs = [d for i in out.cause for d in i.diffs]
-    fix = _fix_phrase(all_diffs) if len(out.cause) == 1 else \
-        _join([_fix_phrase(i.diffs, specific=True) for i in out.cause])
+    fix = fix_phrase(all_diffs) if len(out.cause) == 1 else \
+        _join([fix_phrase(i.diffs, specific=True) for i in out.cause])
     confirm = [as_sent, *out.confirm] + ([out.alone] if out.alone and not out.partners else [])
     n_confirm = len({s.n for s in confirm})
     if len(cause) == 1 and not partners:

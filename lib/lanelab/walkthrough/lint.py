@@ -33,6 +33,7 @@ from lanelab.findings.remedies import load_remedies
 from lanelab.version_gate import GatedModel, load_version_gate
 from lanelab.walkthrough.dumps import is_hermes_dump, parse_dump
 from lanelab.wire.attestation import is_attestation
+from lanelab.wire.diff import sentence_spans
 from lanelab.wire.spec import RequestSpec
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ EDIT_OPS = ("rename_tools", "drop_sentences", "drop_betas", "add_betas", "set_au
 #: Longest element value shown in text output.
 SHOW_CHARS = 240
 _DATE = re.compile(r"^\d{4}-\d{2}(?:-\d{2})?$")
-_SENTENCE_SEP = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
 
 
 class CatalogueError(DataFileError):
@@ -102,8 +102,8 @@ def _profile_input(name: str) -> LintInput:
 
 
 def _profile_file_input(path: Path) -> LintInput:
+    from lanelab.matrix.from_capture import load_request
     from lanelab.matrix.profiles import SCHEMA, profiles_dir
-    from lanelab.walkthrough.to_profile import load_request
 
     try:
         if path.resolve().parent == profiles_dir().resolve():
@@ -119,8 +119,8 @@ def _profile_file_input(path: Path) -> LintInput:
 
 
 def _capture_input(path: Path, index: int) -> LintInput:
-    from lanelab.walkthrough.capture import inference_exchange, load_exchanges
-    from lanelab.walkthrough.to_profile import spec_from_exchange
+    from lanelab.matrix.from_capture import spec_from_exchange
+    from lanelab.wire.exchanges import inference_exchange, load_exchanges
 
     _readable_text(path, "capture")
     exchanges = [e for e in load_exchanges(path) if _is_exchange(e)]
@@ -288,18 +288,6 @@ def system_texts(spec: RequestSpec) -> list[tuple[str, str]]:
     """(location, text) of every system text block that is not a billing attestation block."""
     return [(where, text) for where, block in _system_blocks(spec)
             if (text := _block_text(block)) is not None and not is_attestation(block)]
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences of ``text`` (split after . ! ? and at line breaks)."""
-    spans, start = [], 0
-    for m in _SENTENCE_SEP.finditer(text):
-        if text[start:m.start()].strip():
-            spans.append((start, m.start()))
-        start = m.end()
-    if text[start:].strip():
-        spans.append((start, len(text)))
-    return spans
 
 
 def _tool_name(tool: Any) -> str | None:

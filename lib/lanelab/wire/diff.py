@@ -34,9 +34,24 @@ from lanelab.datafiles import ListOf, Str, Table, read_toml
 from lanelab.wire.attestation import carries_attestation, is_attestation
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["GRAINS", "LIST_HEADERS", "MISSING", "SHOW_CHARS", "Annotation", "Difference", "Loc",
-           "SpecDiff", "apply_differences", "diff_specs", "differences",
-           "is_fine", "keep_sentences", "load_annotations", "show"]
+__all__ = [
+    "GRAINS",
+    "LIST_HEADERS",
+    "MISSING",
+    "SHOW_CHARS",
+    "Annotation",
+    "Difference",
+    "Loc",
+    "SpecDiff",
+    "apply_differences",
+    "diff_specs",
+    "differences",
+    "is_fine",
+    "keep_sentences",
+    "load_annotations",
+    "sentence_spans",
+    "show",
+]
 
 #: Longest value shown in a table cell.
 SHOW_CHARS = 90
@@ -124,6 +139,22 @@ class Difference:
 ANNOTATIONS_SCHEMA = Table({"annotation": ListOf(Table({
     "id": Str(nonempty=True), "part?": Str(nonempty=True), "key?": Str(nonempty=True), "note": Str(nonempty=True),
     "source": Str(nonempty=True), "confidence?": str, "value_pattern?": Str(regex=True)}), nonempty=True)})
+
+
+#: Where a sentence ends: after . ! or ? and whitespace, or at a line break (one splitter for diff and lint).
+_SENTENCE_SEP = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (split after . ! ? and at line breaks)."""
+    spans, start = [], 0
+    for m in _SENTENCE_SEP.finditer(text):
+        if text[start:m.start()].strip():
+            spans.append((start, m.start()))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
 
 
 def load_annotations(path: Path | None = None) -> list[Annotation]:
@@ -234,9 +265,6 @@ def _tokens(value: Any) -> list[str]:
 
 
 def _sentence_texts(text: str) -> list[str]:
-    # one sentence splitter for lint and diff; imported here because lint imports this module
-    from lanelab.walkthrough.lint import sentence_spans
-
     return [text[x:y] for x, y in sentence_spans(text)]
 
 
@@ -433,8 +461,6 @@ def _set(root: dict, loc: Loc, value: Any) -> None:
 
 def _edit_text(text: str, edits: Sequence[Difference]) -> str:
     """``text`` with sentence edits applied (removed, replaced, inserted), separators of the kept sentences kept."""
-    from lanelab.walkthrough.lint import sentence_spans
-
     spans = sentence_spans(text)
     removed = {d.loc[-1][1] for d in edits if d.loc[-1][0] == _SENT and d.b is MISSING}
     replaced = {d.loc[-1][1]: d.b for d in edits if d.loc[-1][0] == _SENT and d.b is not MISSING}
@@ -460,8 +486,6 @@ def _edit_text(text: str, edits: Sequence[Difference]) -> str:
 def keep_sentences(text: str, keep: Iterable[int]) -> str:
     """``text`` with only the sentences numbered in ``keep`` (0-based, as lint splits them), separators kept: the
     text fine differences reach when they remove the other sentences (how diagnose builds a reduced reference)."""
-    from lanelab.walkthrough.lint import sentence_spans
-
     kept = set(keep)
     drop = [_fine("system", "", ("text", (_SENT, j)), text[a:b], MISSING)
             for j, (a, b) in enumerate(sentence_spans(text)) if j not in kept]

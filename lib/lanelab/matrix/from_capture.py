@@ -30,7 +30,6 @@ from typing import Any
 from lanelab import redact
 from lanelab.datafiles import read_toml
 from lanelab.errors import InputError, NotFound, Refused, UserError
-from lanelab.walkthrough.capture import inference_exchange, load_exchanges
 from lanelab.wire.attestation import (
     ATTESTATION_HEADER,
     ATTESTATION_MARKER,
@@ -39,6 +38,7 @@ from lanelab.wire.attestation import (
     mark_attestation,
     without_attestation,
 )
+from lanelab.wire.exchanges import inference_exchange, load_exchanges
 from lanelab.wire.spec import RequestSpec
 
 #: Headers that describe one connection or carry a credential; never part of a profile.

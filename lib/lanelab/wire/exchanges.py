@@ -1,0 +1,100 @@
+"""Reading a capture file: the exchange records ``lanelab capture`` (and ``watch``) wrote, one JSON object a line.
+
+A capture file is the wire as the proxy saw it, already redacted: each ``exchange`` record holds the request (method,
+path, raw query, header pairs with duplicates kept, body) and the response (status, headers, body, the observation).
+Readers rely on the fields of :data:`EXCHANGE_SCHEMA`; a torn last line or a record without them is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lanelab.datafiles import Either, ListOf, MapOf, Str, Table, problems
+from lanelab.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EXCHANGE_SCHEMA", "exchanges_frame", "inference_exchange", "load_exchanges"]
+
+
+#: What readers of a capture file rely on in an exchange record (lanelab.datafiles' vocabulary); the request's headers
+#: are [name, value] pairs, duplicates kept.
+EXCHANGE_SCHEMA = Table({
+    "request": Table({"method": Str(nonempty=True), "path": str, "headers": [ListOf(str)],
+                      "query_params?": Either(MapOf(object), None),
+                      "body?": Either(Table({"json?": object, "text?": Either(str, None),
+                                             "form?": Either(MapOf(object), None)}), None)}),
+    "response?": Either(Table({"status?": Either(int, None)}), None),
+})
+
+
+def _usable_exchange(record: Any) -> bool:
+    return (isinstance(record, dict) and not problems(record, EXCHANGE_SCHEMA, limit=1)
+            and all(len(pair) == 2 for pair in record["request"]["headers"]))
+
+
+def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
+    """The exchange records of a capture file, in order (a torn last line, or a record without the fields readers
+    rely on, :data:`EXCHANGE_SCHEMA`, is skipped).
+
+    Returns a list of dicts (already redacted). Raises :class:`lanelab.errors.UserError` when there is no such file
+    or it is not UTF-8 text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"No capture file at {path}.", "Run 'python -m lanelab capture' first, or check the path.")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"Cannot read the capture file {path} ({exc.strerror or type(exc).__name__}).") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text, so not a capture file.",
+                        "Pass a .jsonl file written by 'python -m lanelab capture'.") from None
+    out = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(rec, dict) and rec.get("record") == "exchange" and _usable_exchange(rec):
+            out.append(rec)
+    return out
+
+
+def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict[str, Any]:
+    """The ``index``-th inference request (POST …/messages or …/chat/completions) of a capture.
+
+    Returns that exchange record. Raises :class:`lanelab.errors.UserError` when the capture holds none, and
+    ``IndexError`` when ``index`` is out of range.
+    """
+    found = [e for e in exchanges if e["request"]["method"] == "POST"
+             and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
+    if not found:
+        raise UserError("The capture holds no inference request (POST /v1/messages).",
+                        "Send a message through the proxy with the client, then try again.")
+    return found[index]
+
+
+def exchanges_frame(exchanges: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per recorded exchange: what went on the wire and what came back (already redacted).
+
+    Returns a DataFrame (``seq``, ``method``, ``wire path``, ``user-agent``, sizes, ``status``, ``error``, timings);
+    raises nothing for well-formed records.
+    """
+    import pandas as pd
+
+    rows = []
+    for e in exchanges:
+        req, resp = e["request"], e.get("response") or {}
+        agents = [v for k, v in req["headers"] if k.lower() == "user-agent"]
+        obs = resp.get("observation") or {}
+        rows.append({"seq": e["seq"], "method": req["method"],
+                     "wire path": req["path"] + (f"?{req['query']}" if req["query"] else ""),
+                     "user-agent": " + ".join(agents), "request bytes": req["body"]["bytes"],
+                     "status": resp.get("status"), "error": obs.get("error_message") or e.get("error"),
+                     "first chunk ms": (e.get("timing") or {}).get("first_chunk_ms"),
+                     "total ms": (e.get("timing") or {}).get("total_ms")})
+    return pd.DataFrame(rows)
