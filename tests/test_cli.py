@@ -11,7 +11,7 @@ from lanelab.errors import UserError
 @pytest.mark.slow  # a CLI process
 def test_help_lists_each_subcommand_with_one_line():
     out = subprocess.run([sys.executable, "-m", "lanelab", "--help"], capture_output=True, text=True, check=True).stdout
-    modules = cli._command_modules()
+    modules = cli.command_modules()
     assert {m.NAME for m in modules} >= {"demo"}
     for mod in modules:
         lines = [line for line in out.splitlines() if line.strip().startswith(mod.NAME + " ")]
@@ -19,9 +19,15 @@ def test_help_lists_each_subcommand_with_one_line():
         assert "\n" not in mod.HELP and len(mod.HELP) < 120
 
 
+def test_every_subcommand_has_its_place_in_the_help_order():
+    names = [m.NAME for m in cli.command_modules()]
+    assert sorted(names) == sorted(cli.ORDER), f"commands not in cli.ORDER (or gone): {set(names) ^ set(cli.ORDER)}"
+    assert names == list(cli.ORDER)
+
+
 @pytest.mark.slow  # one process per subcommand
 def test_every_subcommand_has_help():
-    for mod in cli._command_modules():
+    for mod in cli.command_modules():
         out = subprocess.run([sys.executable, "-m", "lanelab", mod.NAME, "--help"], capture_output=True, text=True,
                              check=False)
         assert out.returncode == 0 and "usage:" in out.stdout

@@ -35,8 +35,8 @@ from lanelab import __version__, commands, redact
 from lanelab.errors import UserError
 
 #: Reading order of the subcommands in ``--help``; any other command module is listed after these.
-ORDER = ("sim", "login", "creds", "watch", "lint", "diagnose", "matrix", "report", "capture", "diff", "bisect", "demo",
-         "lab", "audit")
+ORDER = ("sim", "login", "creds", "watch", "lint", "diagnose", "matrix", "report", "timeline", "capture", "diff",
+         "bisect", "demo", "lab", "audit")
 
 #: Exit statuses besides 0 and a command's own: bad input, Ctrl-C, output closed, a bug (sysexits' EX_SOFTWARE).
 EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_BUG = 2, 130, 141, 70
@@ -64,7 +64,6 @@ def command_modules() -> list[ModuleType]:
     return sorted(mods, key=lambda m: (rank.get(m.NAME, len(ORDER)), m.NAME))
 
 
-_command_modules = command_modules  # the name earlier code and tests use
 
 
 def build_parser() -> argparse.ArgumentParser:

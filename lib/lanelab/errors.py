@@ -2,46 +2,68 @@
 
 Every error a user can cause is a :class:`UserError`; the CLI prints its message (one line, exit 2) and a notebook
 shows it, never a traceback. Each also inherits the builtin that matches its kind, so ``except ValueError`` and
-friends keep working. The whole hierarchy (classes defined in other modules are listed where they live)::
+friends keep working. The whole hierarchy, with the module each class lives in (tests/test_error_hierarchy.py
+checks it against the code)::
 
-    UserError(Exception)                         something the user can fix; str() is already redacted
-    ├── InputError(UserError, ValueError)        a value the user gave is wrong
-    │   ├── ConfigError                          a LANELAB_* setting                          (here)
-    │   ├── DataFileError                        a data file is missing, unreadable or invalid (lanelab.datafiles)
-    │   │   ├── TaxonomyError                    data/outcomes.toml                            (lanelab.wire.classify)
-    │   │   ├── PolicyError                      data/policies/*.toml                          (lanelab.sim.policy)
-    │   │   ├── OutcomeFileError                 data/sim_outcomes.toml                        (lanelab.sim.outcomes)
-    │   │   ├── BadProfile                       data/profiles/*.toml                          (lanelab.matrix.profiles)
-    │   │   └── EndpointSetError                 data/oauth.toml                               (lanelab.auth.oauth)
-    │   ├── PasteError and its kinds             the pasted code#state                         (lanelab.auth.paste)
-    │   ├── InvalidLabel                         a credential label                            (lanelab.auth.credential)
-    │   └── FaultSpecError                       a fault-injection spec                        (lanelab.sim.faults)
-    ├── NotFound(UserError, LookupError)         a named thing does not exist
-    │   ├── CredentialNotFound                   (lanelab.auth.store)
-    │   ├── UnknownProfile, UnknownFactor        (lanelab.matrix.profiles, .factors)
-    │   ├── UnknownTransform                     (lanelab.matrix.transforms)
-    │   ├── PolicyNotFound                       (lanelab.sim.policy)
-    │   └── UnknownOutcome                       (lanelab.sim.outcomes)
-    ├── Refused(UserError, PermissionError)      the kit will not do this, by design
-    │   ├── HostNotAllowed                       a credential would leave its allowed hosts    (here)
-    │   ├── LiveNotOptedIn                       live mode without the opt-in                  (here)
-    │   ├── BudgetExceeded                       a live run over its budget                    (here)
-    │   ├── RefreshRefused                       refreshing an imported credential             (lanelab.auth.oauth)
-    │   ├── UnsafeHost                           a token endpoint off the allow-list           (lanelab.auth.oauth)
-    │   ├── WrongIssuer                          a credential sent other than to its issuer    (lanelab.auth.issuer)
-    │   └── CaptureRefused                       a capture upstream off the allow-list         (lanelab.walkthrough.capture)
-    ├── StateError(UserError, RuntimeError)      steps taken in the wrong order, or a stored file is damaged
-    │   ├── FlowOrderError                       (lanelab.auth.flow)
-    │   ├── CorruptCredential                    (lanelab.auth.store)
-    │   ├── CredentialFileError                  another client's credential file              (lanelab.auth.importers)
-    │   ├── RunLocked                            another runner is writing this run            (lanelab.runs)
-    │   └── RunnerError                          (lanelab.matrix.errors)
-    ├── ServiceError(UserError, ConnectionError) a server, process or file system the kit relies on failed
-    │   ├── TokenEndpointError                   (lanelab.auth.oauth)
-    │   ├── StoreNotWritable                     the credential store is full or read-only     (lanelab.auth.store)
-    │   ├── ServerStartError                     a loopback server (simulator, proxy)          (lanelab.serve)
-    │   └── LabFailed, NotebookFailed            (lanelab.devtools.lab, .notebook_exec)
-    └── (commands define small ones, e.g. NoPaste in lanelab.commands.login)
+    UserError(Exception)                          something the user can fix; str() is already redacted
+    ├── InputError(UserError, ValueError)         a value the user gave is wrong
+    │   ├── ConfigError                           a LANELAB_* setting                          (here)
+    │   ├── InvalidLabel                          a credential label                           (lanelab.auth.credential)
+    │   ├── PasteError                            the pasted code#state                        (lanelab.auth.paste)
+    │   │   └── EmptyPaste, MissingState, StateMismatch, TokenPasted, UnrecognisedPaste        (lanelab.auth.paste)
+    │   ├── NoPaste                               standard input ended, or too many bad pastes (lanelab.commands.login)
+    │   ├── AccountShapeError                     a simulator account override (lanelab.sim.account_shape)
+    │   ├── FaultSpecError                        a fault-injection spec                       (lanelab.sim.faults)
+    │   ├── DumpError                             not a readable client request dump (lanelab.walkthrough.dumps)
+    │   ├── LintInputError                        not a capture, profile or request dump (lanelab.walkthrough.lint)
+    │   └── DataFileError                         a data file is missing, unreadable or invalid (lanelab.datafiles)
+    │       ├── EndpointSetError                  data/oauth.toml                              (lanelab.auth.oauth)
+    │       ├── RemediesError                     data/remedies.toml (lanelab.findings.remedies)
+    │       ├── LiveDefaultError                  data/live_default.toml (lanelab.matrix.live_default)
+    │       ├── BadProfile                        data/profiles/*.toml                         (lanelab.matrix.profiles)
+    │       ├── OutcomeFileError                  data/sim_outcomes.toml                       (lanelab.sim.outcomes)
+    │       ├── PolicyError                       data/policies/*.toml                         (lanelab.sim.policy)
+    │       ├── GateError                         data/version_gate.toml                       (lanelab.version_gate)
+    │       ├── CatalogueError                    data/triggers.toml (lanelab.walkthrough.lint)
+    │       ├── TaxonomyError                     data/outcomes.toml                           (lanelab.wire.classify)
+    │       ├── LaneFileError                     data/lanes.toml                              (lanelab.wire.unified)
+    │       └── UsageShapeError                   data/usage_fields.toml                       (lanelab.wire.usage)
+    ├── NotFound(UserError, LookupError)          a named thing does not exist
+    │   ├── CredentialNotFound                    a credential label                           (lanelab.auth.store)
+    │   ├── UnknownFactor                         a factor or level name                       (lanelab.matrix.factors)
+    │   ├── UnknownProfile                        a profile name                               (lanelab.matrix.profiles)
+    │   ├── UnknownTransform                      a level's kind of transformation (lanelab.matrix.transforms)
+    │   ├── UnknownOutcome                        an outcome id of the simulator               (lanelab.sim.outcomes)
+    │   └── PolicyNotFound                        a simulator policy name                      (lanelab.sim.policy)
+    ├── Refused(UserError, PermissionError)       the kit will not do this, by design
+    │   ├── BudgetExceeded                        a live run over its budget                   (here)
+    │   ├── HostNotAllowed                        a credential would leave its allowed hosts   (here)
+    │   ├── LiveNotOptedIn                        live mode without the opt-in                 (here)
+    │   ├── NotConfirmed                          live requests not confirmed; nothing sent    (lanelab.live)
+    │   ├── WrongIssuer                           a credential sent other than to its issuer   (lanelab.auth.issuer)
+    │   ├── RefreshRefused                        refreshing an imported credential            (lanelab.auth.oauth)
+    │   ├── UnsafeHost                            a token endpoint off the allow-list          (lanelab.auth.oauth)
+    │   ├── BundleRefused                         a bundle would hold a secret or identifier (lanelab.findings.bundles)
+    │   ├── ProfileExists                         a profile file of that name exists (lanelab.matrix.from_capture)
+    │   ├── SecretInCapture                       a capture holds a secret (lanelab.matrix.from_capture)
+    │   ├── ReferenceOnlyProfile                  Claude Code's request: diffs and lints only  (lanelab.matrix.profiles)
+    │   ├── CaptureRefused                        a capture upstream off the allow-list (lanelab.walkthrough.capture)
+    │   └── FirstPartyRequest                     a request with Claude Code's own block (lanelab.wire.attestation)
+    ├── ServiceError(UserError, ConnectionError)  a server, process or file system the kit relies on failed
+    │   ├── TokenEndpointError                    the token endpoint refused or failed         (lanelab.auth.oauth)
+    │   ├── StoreNotWritable                      the credential store is full or read-only    (lanelab.auth.store)
+    │   │   └── CredentialLost                    a new credential could not be saved          (lanelab.commands.login)
+    │   ├── LabFailed                             JupyterLab did not start                     (lanelab.devtools.lab)
+    │   ├── NotebookFailed                        a notebook raised, run headless (lanelab.devtools.notebook_exec)
+    │   ├── ServerStartError                      a loopback server (simulator, proxy)         (lanelab.serve)
+    │   └── NamespaceUnavailable                  no private network namespace here (lanelab.walkthrough.namespace)
+    └── StateError(UserError, RuntimeError)       steps taken in the wrong order, or a stored file is damaged
+        ├── FlowOrderError                        a login step before the steps it needs       (lanelab.auth.flow)
+        ├── CredentialFileError                   another client's credential file             (lanelab.auth.importers)
+        │   └── CredentialEnvError                a credential environment variable            (lanelab.auth.importers)
+        ├── CorruptCredential                     a file in the kit's store cannot be read     (lanelab.auth.store)
+        ├── RunnerError                           a matrix run cannot start as asked           (lanelab.matrix.errors)
+        └── RunLocked                             another runner is writing this run           (lanelab.runs)
 
 ``SecretLeak`` (lanelab.redact) is deliberately *not* a UserError: it is the last guard against a bug, and stops a
 writer before a secret reaches disk.

@@ -13,7 +13,7 @@ from lanelab.auth.issuer import DEFAULT_LABELS, default_label
 from lanelab.auth.store import StoreNotWritable
 from lanelab.commands import count
 from lanelab.config import Settings
-from lanelab.errors import UserError
+from lanelab.errors import InputError, UserError
 from lanelab.live import require_live_opt_in
 
 NAME = "login"
@@ -30,7 +30,7 @@ LIVE_NOTICE = (
 )
 
 
-class NoPaste(UserError):
+class NoPaste(InputError):
     """Standard input ended, or too many bad pastes."""
 
 
