@@ -479,7 +479,8 @@ def profile_for(ref: str | Path, *, index: int | None = None) -> Any:
 
     Returns the ``Profile``. Raises :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a first-party reference
     (a reference-only profile, or the stored capture it came from), and :class:`UserError` kinds for a missing or
-    unreadable source or an ``index`` that does not fit (see :func:`load_request`).
+    unreadable source or an ``index`` that does not fit (see :func:`load_request`), and :class:`InputError` for a file
+    whose request the matrix cannot run (see :func:`check_runnable`).
     """
     from lanelab.matrix import profiles as profiles_mod
 
@@ -495,6 +496,7 @@ def profile_for(ref: str | Path, *, index: int | None = None) -> Any:
         return profiles_mod.ensure_sendable(path.stem)
     label, spec = load_request(str(ref), index=index)  # refuses a reference; the spec is without the block
     _, captured = load_request(str(ref), as_captured=True, index=index)
+    check_runnable(spec, path.name)
     positions = tuple(attestation_positions(captured))
     if path.suffix.lower() == ".toml":
         raw = dict(read_toml(path, "profile file"))
@@ -509,6 +511,18 @@ def profile_for(ref: str | Path, *, index: int | None = None) -> Any:
     raw["kind"] = kind
     return profiles_mod.Profile(name=label, description=description, sources=sources, spec=spec, data=raw,
                                 attestation_positions=positions, captured_spec=captured if positions else None)
+
+
+def check_runnable(spec: RequestSpec, where: str) -> None:
+    """Raise :class:`InputError` unless ``spec`` (read from the file ``where``) is a request the matrix can run: an
+    inference request with a body and messages, and no secret in it (a profile or capture never carries one)."""
+    if not spec.is_inference or not isinstance(spec.body, dict) or not spec.body.get("messages"):
+        raise InputError(f"{where} holds no inference request (a [request] with a body and messages).",
+                         "Choose a client profile (.toml under data/profiles) or a capture (.jsonl).")
+    leaks = redact.find_secrets(json.dumps(spec.to_dict(), default=str))
+    if leaks:
+        raise InputError(f"{where} holds a secret ({', '.join(leaks)}); the kit does not send it.",
+                         "A profile or capture carries no credential: remove it (captures are redacted as written).")
 
 
 def indexes_for(refs: list[str], indexes: list[int] | None, names: tuple[str, ...] = ("A", "B")) -> list[int | None]:

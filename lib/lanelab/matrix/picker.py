@@ -14,6 +14,7 @@ parameters cell. :class:`lanelab.matrix.widget.MatrixWidget` is the thin ipywidg
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -22,7 +23,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lanelab import redact
 from lanelab.auth.issuer import default_label
 from lanelab.config import Settings
 from lanelab.errors import InputError, NotFound, UserError
@@ -60,7 +60,7 @@ def capture_files(settings: Settings) -> list[Path]:
 
 def profile_for(ref: str) -> Profile:
     """The profile a picker's choice names: a profile under data/profiles, or a file (a capture's last inference
-    request, or a profile file), as :func:`lanelab.matrix.from_capture.load_request` reads it.
+    request, or a profile file), as :func:`lanelab.matrix.from_capture.profile_for` reads it (with its caveats).
 
     A file's profile is named after the file plus a short digest of its request, so two different captures never
     share a run (cell ids and run ids derive from the profile's name).
@@ -85,25 +85,20 @@ def profile_for(ref: str) -> Profile:
     if path.suffix not in (".jsonl", ".toml"):
         raise InputError(f"{path.name} is neither a capture (.jsonl) nor a profile file (.toml).",
                          "Capture a client with python -m lanelab capture (or watch), then choose the file it wrote.")
-    from lanelab.matrix.from_capture import load_request
+    from lanelab.matrix.from_capture import profile_for as read_profile
 
     try:
-        label, spec = load_request(str(path))
+        profile = read_profile(path)
     except UserError:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         raise InputError(f"{path.name} is neither a capture nor a profile file the kit can read.",
                          "Choose a .jsonl capture (python -m lanelab capture or watch) or a profile .toml.") from None
-    if not spec.is_inference or not isinstance(spec.body, dict) or not spec.body.get("messages"):
-        raise InputError(f"{path.name} holds no inference request (a [request] with a body and messages).",
-                         "Choose a client profile (.toml under data/profiles) or a capture (.jsonl).")
-    leaks = redact.find_secrets(json.dumps(spec.to_dict(), default=str))
-    if leaks:
-        raise InputError(f"{path.name} holds a secret ({', '.join(leaks)}); the kit does not send it.",
-                         "A profile or capture carries no credential: remove it (captures are redacted as written).")
-    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:6]
-    name = f"{re.sub(r'[^A-Za-z0-9._-]+', '-', label).strip('-') or 'capture'}-{digest}"
-    return Profile(name=name, description=f"the request read from {path.name}", sources=(str(path),), spec=spec)
+    if profile.name in profiles_mod.list_profiles():  # a shipped profile's own file: that profile
+        return profile
+    digest = hashlib.sha256(json.dumps(profile.spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:6]
+    name = f"{re.sub(r'[^A-Za-z0-9._-]+', '-', profile.name).strip('-') or 'capture'}-{digest}"
+    return dataclasses.replace(profile, name=name)
 
 
 def _budget(value: Any) -> int | None:
