@@ -34,13 +34,16 @@ setup: $(STAMP) ## create .venv and install the kit with its test tools
 demo: $(STAMP) ## run every notebook headless against the simulator; results and reports land in reports/demo/
 	$(BIN)/python -m lanelab demo
 
+# Tests run in two processes (pytest-xdist): the suite is mostly waiting on loopback servers, notebooks and a browser.
+# `make test PYTEST_PARALLEL=` runs them in one process.
+PYTEST_PARALLEL ?= -n 2
 # On CI (CI=true) the offline rehearsal of live mode must run, not skip: CI runs as root, where namespaces work.
 test: $(TESTSTAMP) ## run the test suite (unit, simulator, notebooks headless, the live-mode rehearsal, a real browser)
 	LANELAB_REQUIRE_REHEARSAL=$${CI:+1} $(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 # The developer's loop: every test but the real browser, the rehearsal and those marked slow (they start processes of
 # the kit, Jupyter or a namespace, or sweep every level of every factor). `make test` runs everything.
-test-fast: $(STAMP) ## the fast loop: every test not marked slow, browser or rehearsal (well under a minute)
+test-fast: $(STAMP) ## the fast loop: every test not marked slow, browser or rehearsal (a minute or two)
 	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m "not browser and not slow and not rehearsal"
 
 lab: $(TESTSTAMP) ## open the notebooks in JupyterLab (sim: simulator running; prints the URL with its token; Ctrl-C stops)

@@ -187,6 +187,8 @@ def make_bundle(findings: Findings, run_id: str | None = None, plan: str | None 
                "verdict": shape_verdict(r["outcome"], r["lane"], r["status"]),
                "message": scrub(r["error_message"] or "")} for r in an.records(df)]
     verdict = one.verdict.to_dict()
+    for spent in ("tokens", "remedies"):  # a diagnosis' own accounting; the bundle format has the remedy line
+        verdict.pop(spent, None)
     verdict = {k: (scrub(v) if isinstance(v, str) else v) for k, v in verdict.items()}
     verdict["cells"] = [scrub(c) for c in verdict["cells"]]
     live = h.get("mode") == "live"

@@ -69,8 +69,9 @@ class Verdict:
     ``sentence`` says what moves the request between lanes (with the exact element, before and after when known),
     ``evidence`` which cells and how many requests support it, ``remedy`` what to do. ``element``, ``before`` and
     ``after`` name the element and its two values (None when the analysis cannot name one); ``cells`` are the
-    supporting cell ids, ``requests`` how many requests the verdict rests on, ``source`` where it came from
-    ("analysis", "diagnose" or "none"), ``conclusive`` whether it names what moves the request.
+    supporting cell ids, ``requests`` how many requests the verdict rests on (``tokens`` the tokens they used, when a
+    diagnosis counted them), ``remedies`` every remedy line (``remedy`` is the first), ``source`` where it came from
+    ("analysis", "diagnose" or "none"), ``conclusive`` whether it names what moves the request. Backticks mark code.
     """
 
     sentence: str
@@ -81,6 +82,8 @@ class Verdict:
     after: str | None = None
     cells: tuple[str, ...] = ()
     requests: int = 0
+    tokens: int = 0
+    remedies: tuple[str, ...] = ()
     source: str = "analysis"
     conclusive: bool = True
 
@@ -107,19 +110,25 @@ class Verdict:
         def opt(k: str) -> str | None:
             return text(k) or None
 
-        cells = get("cells") or ()
-        requests = get("requests")
+        def count(k: str) -> int:
+            v = get(k)
+            return int(v) if isinstance(v, int) and not isinstance(v, bool) else 0
+
+        cells, remedies = get("cells") or (), get("remedies") or ()
         return cls(sentence=redact.redact_text(sentence.strip()), evidence=text("evidence"), remedy=text("remedy"),
                    element=opt("element"), before=opt("before"), after=opt("after"),
                    cells=tuple(str(c) for c in cells) if isinstance(cells, (list, tuple)) else (),
-                   requests=int(requests) if isinstance(requests, int) and not isinstance(requests, bool) else 0,
+                   requests=count("requests"), tokens=count("tokens"),
+                   remedies=tuple(redact.redact_text(str(r)) for r in remedies)
+                   if isinstance(remedies, (list, tuple)) else (),
                    source=str(get("source") or source), conclusive=get("conclusive") is not False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict as plain JSON-ready data (lists for tuples)."""
+        """The verdict as plain JSON-ready data (lists for tuples), redacted: what a diagnose run records in its
+        verdict note."""
         d = asdict(self)
-        d["cells"] = list(self.cells)
-        return d
+        d["cells"], d["remedies"] = list(self.cells), list(self.remedies)
+        return redact.redact_obj(d)
 
     def lines(self) -> list[str]:
         """Sentence, evidence and remedy, the empty ones left out."""
@@ -132,7 +141,7 @@ class Verdict:
         return "\n\n".join([f"**{md_inline(head)}**", *(md_inline(x) for x in rest)])
 
     def __str__(self) -> str:
-        return "\n".join(self.lines())
+        return redact.redact_text("\n".join(self.lines()))
 
 
 # --------------------------------------------------------------------------------------------------------------------

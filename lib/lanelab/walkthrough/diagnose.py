@@ -39,6 +39,7 @@ from lanelab import redact
 from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings
 from lanelab.errors import BudgetExceeded, InputError
 from lanelab.findings.remedies import Remedy, load_remedies
+from lanelab.findings.verdict import Verdict
 from lanelab.runs import DIAGNOSE_DESIGN
 from lanelab.walkthrough.bisect import (
     BUDGET,
@@ -75,8 +76,9 @@ if TYPE_CHECKING:
     from lanelab.runs import RunWriter
 
 __all__ = ["DESIGN", "MAX_CAUSES_PLANNED", "CredentialCheck", "Diagnosis", "Plan",
-           "Sent", "Source", "Verdict", "diagnose", "load_source",
+           "Sent", "Source", "diagnose", "load_source",
            "plan_requests", "run_diagnose"]
+
 
 #: The run header's design for a diagnose run (the findings report shows its verdict first).
 DESIGN = DIAGNOSE_DESIGN
@@ -85,47 +87,12 @@ DESIGN = DIAGNOSE_DESIGN
 MAX_CAUSES_PLANNED = 2
 
 
+def _verdict_of(**fields: Any) -> Verdict:
+    """A :class:`~lanelab.findings.verdict.Verdict` whose source is a diagnosis."""
+    return Verdict(source=DESIGN, **fields)
+
+
 # ---------------------------------------------------------------------------------------------------- data types
-
-@dataclass(frozen=True)
-class Verdict:
-    """The answer in a sentence, the shape the findings report opens with (``lanelab.findings``' ``Verdict``).
-
-    ``sentence`` names the element and what flips; ``evidence`` the requests that confirm it; ``remedy`` what to do
-    (``remedies`` all of them, one line each); ``element``, ``before`` and ``after`` the element and its two values;
-    ``cells`` the run cells that confirm it; ``requests`` and ``tokens`` what the diagnosis spent in all;
-    ``conclusive`` whether it names what moves the request. Backticks mark code (tool names, header values).
-    """
-
-    sentence: str
-    evidence: str = ""
-    remedy: str = ""
-    element: str | None = None
-    before: str | None = None
-    after: str | None = None
-    cells: tuple[str, ...] = ()
-    requests: int = 0
-    tokens: int = 0
-    remedies: tuple[str, ...] = ()
-    source: str = DESIGN
-    conclusive: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (lists for tuples), redacted: what a diagnose run records in its verdict note."""
-        d = asdict(self)
-        d["cells"], d["remedies"] = list(self.cells), list(self.remedies)
-        return redact.redact_obj(d)
-
-    def lines(self) -> list[str]:
-        return [x for x in (self.sentence, self.evidence, self.remedy) if x]
-
-    def __str__(self) -> str:
-        return redact.redact_text("\n".join(self.lines()))
-
-    def _repr_markdown_(self) -> str:
-        head, *rest = self.lines()
-        return redact.redact_text("\n\n".join([f"**{head}**", *rest]))
-
 
 @dataclass
 class Sent:
@@ -630,7 +597,7 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
         claim = f", claim `{as_sent.claim}`" if as_sent.claim else ""
         sentence = (f"{label}'s request is billed to the plan as sent (HTTP {as_sent.status}{claim}) under {where}: "
                     "nothing in it sends it to extra usage here.")
-        return "plan", Verdict(sentence=sentence, evidence=f"Evidence: request #1 (cell `{as_sent.cell_id}`). {spent}.",
+        return "plan", _verdict_of(sentence=sentence, evidence=f"Evidence: request #1 (cell `{as_sent.cell_id}`). {spent}.",
                                remedy="Nothing to fix in this request under these conditions.",
                                cells=(as_sent.cell_id,), requests=total, tokens=tokens,
                                remedies=_remedy_lines(others, None)), [], []
@@ -638,7 +605,7 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
     if out.status == UNCLEAR:
         sentence = (f"The server gave no clear answer to {label}'s request under {where} ({outcome_words}, after "
                     f"{engine.retries_unclear + 1} tries), so nothing can be concluded yet.")
-        return "unclear", Verdict(sentence=sentence, evidence=f"Evidence: {spent}.{said}",
+        return "unclear", _verdict_of(sentence=sentence, evidence=f"Evidence: {spent}.{said}",
                                   remedy="Try again later; a transient answer says nothing about billing.",
                                   cells=(as_sent.cell_id,), requests=total, tokens=tokens, conclusive=False,
                                   remedies=_remedy_lines(others, None)), [], []
@@ -646,7 +613,7 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
         names = ", ".join(i.label for i in out.suspects[:8]) + (" …" if len(out.suspects) > 8 else "")
         sentence = (f"{label}'s request is {outcome_words} under {where}; the budget ran out before the cause was "
                     f"isolated: it is among {len(out.suspects)} element(s): {names}.")
-        return "budget", Verdict(sentence=redact.redact_text(sentence), evidence=f"Evidence: {spent}.{said}",
+        return "budget", _verdict_of(sentence=redact.redact_text(sentence), evidence=f"Evidence: {spent}.{said}",
                                  remedy=f"Raise the budget and run diagnose again; meanwhile: {other_text}.",
                                  cells=(as_sent.cell_id,), requests=total, tokens=tokens, conclusive=False,
                                  remedies=_remedy_lines(others, None)), [], []
@@ -658,7 +625,7 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
         if missing:
             evidence += (" Lint reports what the request lacks (the kit never adds it): "
                          + "; ".join(pluralise(m) for m in missing) + ".")
-        return "no_reference", Verdict(sentence=redact.redact_text(sentence), evidence=redact.redact_text(evidence),
+        return "no_reference", _verdict_of(sentence=redact.redact_text(sentence), evidence=redact.redact_text(evidence),
                                        remedy=f"Remedies that exist: {other_text}.", cells=(as_sent.cell_id,),
                                        requests=total, tokens=tokens, conclusive=False,
                                        remedies=_remedy_lines(others, None)), [], []
@@ -697,7 +664,7 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
     cells = tuple(dict.fromkeys(s.cell_id for s in confirm))
     first = cause[0]
     return ("lint" if all(i.finding is not None for i in out.cause) else "found",
-            Verdict(sentence=redact.redact_text(sentence), evidence=redact.redact_text(evidence),
+            _verdict_of(sentence=redact.redact_text(sentence), evidence=redact.redact_text(evidence),
                     remedy=redact.redact_text(remedy), element=", ".join(c.element for c in cause),
                     before=first.before, after=first.after, cells=cells, requests=total, tokens=tokens,
                     remedies=_remedy_lines(remedies, remedy_fix)), cause, partners)
