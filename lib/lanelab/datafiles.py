@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 from lanelab.errors import InputError, UserError
 
 __all__ = ["DataFileError", "Either", "Int", "ListOf", "MapOf", "OneOf", "Schema", "Str", "Table", "describe",
-           "key_path", "load_cached", "problems", "read_toml", "validate"]
+           "key_path", "kind_of", "load_cached", "problems", "read_toml", "validate"]
 
 
 T = TypeVar("T")
@@ -89,7 +89,7 @@ _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
                dict: "a table", list: "a list"}
 
 
-def _found(value: Any) -> str:
+def kind_of(value: Any) -> str:
     """The kind of ``value`` in TOML/JSON words (never the value itself)."""
     if value is None:
         return "null"
@@ -156,7 +156,7 @@ class _Type(Schema):
 
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
         if not self.accepts(value):
-            yield where, self.describe(), _found(value)
+            yield where, self.describe(), kind_of(value)
 
 
 class _Null(Schema):
@@ -167,7 +167,7 @@ class _Null(Schema):
 
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
         if value is not None:
-            yield where, "null", _found(value)
+            yield where, "null", kind_of(value)
 
 
 class Int(Schema):
@@ -185,7 +185,7 @@ class Int(Schema):
 
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
         if not isinstance(value, int) or isinstance(value, bool):
-            yield where, self.describe(), _found(value)
+            yield where, self.describe(), kind_of(value)
         elif (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
             yield where, self.describe(), "an integer out of range"
 
@@ -208,7 +208,7 @@ class Str(Schema):
 
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
         if not isinstance(value, str) or (self.nonempty and not value.strip()):
-            yield where, self.describe(), _found(value)
+            yield where, self.describe(), kind_of(value)
         elif self.pattern is not None and not self.pattern.fullmatch(value):
             yield where, self.describe(), "a string of another form"
         elif self.regex:
@@ -237,7 +237,7 @@ class ListOf(Schema):
 
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
         if not isinstance(value, (list, tuple)):
-            yield where, self.describe(), _found(value)
+            yield where, self.describe(), kind_of(value)
             return
         if self.nonempty and not value:
             yield where, self.describe(), "an empty list"
@@ -270,7 +270,7 @@ class Table(Schema):
 
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
         if not isinstance(value, Mapping):
-            yield where or "the document", "a table", _found(value)
+            yield where or "the document", "a table", kind_of(value)
             return
         for name, (spec, required) in self.fields.items():
             if name in value:
@@ -295,7 +295,7 @@ class MapOf(Schema):
 
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
         if not isinstance(value, Mapping):
-            yield where or "the document", self.describe(), _found(value)
+            yield where or "the document", self.describe(), kind_of(value)
             return
         if self.nonempty and not value:
             yield where, self.describe(), "an empty table"
@@ -315,7 +315,7 @@ class OneOf(Schema):
     def check(self, value: Any, where: str) -> Iterator[tuple[str, str, str]]:
         ok = any(type(value) is type(v) and value == v for v in self.values)
         if not ok:
-            found = _found(value)
+            found = kind_of(value)
             if isinstance(value, str) and value.strip():
                 # a short word is shown (a typo is easier to spot); anything longer might be text not to echo
                 found = repr(value) if _SHORT_WORD.fullmatch(value) else "another string"
@@ -340,7 +340,7 @@ class Either(Schema):
             if inner:
                 yield from inner[0]
             else:
-                yield where, self.describe(), _found(value)
+                yield where, self.describe(), kind_of(value)
 
 
 def key_path(*keys: Any) -> str:

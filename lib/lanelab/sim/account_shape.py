@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from lanelab.datafiles import kind_of
 from lanelab.errors import InputError
 from lanelab.sim.outcomes import PLANS
 
@@ -30,21 +31,6 @@ class AccountShapeError(InputError):
             "included_overage_utilization, fallback_percentage (numbers 0 to 1), extra_usage {is_enabled, "
             "monthly_limit, used_credits, …}, unified_claim (a string) and unified_extra (header suffix → value).")
 
-
-def _found(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
 
 
 def _number(low: float, high: float | None) -> tuple[str, Any]:
@@ -91,27 +77,27 @@ def _check_table(patch: Mapping[str, Any], keys: Mapping[str, tuple[str, Any]], 
             raise AccountShapeError(f"{where}{key} is not an account key; known: {', '.join(keys)}.")
         words, ok = keys[key]
         if ok is not None and not ok(value):
-            raise AccountShapeError(f"{where}{key} must be {words} (found {_found(value)}).")
+            raise AccountShapeError(f"{where}{key} must be {words} (found {kind_of(value)}).")
 
 
 def check_account(patch: Any) -> dict[str, Any]:
     """``patch`` when it is a valid partial account (a dict), else :class:`AccountShapeError` naming the key."""
     if not isinstance(patch, Mapping):
-        raise AccountShapeError(f"The account must be a JSON object (found {_found(patch)}).")
+        raise AccountShapeError(f"The account must be a JSON object (found {kind_of(patch)}).")
     _check_table(patch, ACCOUNT_KEYS, "")
     extra = patch.get("extra_usage")
     if "extra_usage" in patch:
         if not isinstance(extra, Mapping):
-            raise AccountShapeError(f"extra_usage must be an object (found {_found(extra)}).")
+            raise AccountShapeError(f"extra_usage must be an object (found {kind_of(extra)}).")
         _check_table(extra, EXTRA_USAGE_KEYS, "extra_usage.")
     if "unified_extra" in patch:
         headers = patch["unified_extra"]
         if not isinstance(headers, Mapping):
-            raise AccountShapeError(f"unified_extra must be an object (found {_found(headers)}).")
+            raise AccountShapeError(f"unified_extra must be an object (found {kind_of(headers)}).")
         for name, value in headers.items():
             if not isinstance(name, str) or not _SUFFIX.match(name):
                 raise AccountShapeError("unified_extra keys must be header-name suffixes (lower-case letters, "
                                         "digits, - and _), e.g. \"quux-status\".")
             if not isinstance(value, str) or "\n" in value or "\r" in value:
-                raise AccountShapeError(f"unified_extra.{name} must be a one-line string (found {_found(value)}).")
+                raise AccountShapeError(f"unified_extra.{name} must be a one-line string (found {kind_of(value)}).")
     return dict(patch)

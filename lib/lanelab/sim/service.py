@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanelab.datafiles import kind_of
+
 __all__ = ["EXTRA_WINDOWS", "HOST_ROLES", "USAGE_SHAPES", "Hosts", "ModelEntry", "Redirect", "Service",
            "ServiceShapeError", "parse_hosts", "parse_models", "parse_service"]
 
@@ -29,26 +31,10 @@ class ServiceShapeError(Exception):
     expected (the policy loader adds the file)."""
 
 
-def _found(value: Any) -> str:
-    """The kind of ``value`` in TOML words (never the value itself)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
-
 
 def _strs(value: Any, key: str, choices: tuple[str, ...] = ()) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ServiceShapeError(f"{key} must be a list of non-empty strings (found {_found(value)}).")
+        raise ServiceShapeError(f"{key} must be a list of non-empty strings (found {kind_of(value)}).")
     if choices:
         bad = [v for v in value if v not in choices]
         if bad:
@@ -58,13 +44,13 @@ def _strs(value: Any, key: str, choices: tuple[str, ...] = ()) -> tuple[str, ...
 
 def _text(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ServiceShapeError(f"{key} must be a non-empty string (found {_found(value)}).")
+        raise ServiceShapeError(f"{key} must be a non-empty string (found {kind_of(value)}).")
     return value
 
 
 def _table(value: Any, key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ServiceShapeError(f"{key} must be a table (found {_found(value)}).")
+        raise ServiceShapeError(f"{key} must be a table (found {kind_of(value)}).")
     return value
 
 
@@ -121,10 +107,10 @@ def parse_service(raw: Any) -> Service:
             values[key] = _strs(value, where, EXTRA_WINDOWS)
         elif kind == "shape":
             if value not in USAGE_SHAPES:
-                raise ServiceShapeError(f"{where} must be one of {list(USAGE_SHAPES)} (found {_found(value)}).")
+                raise ServiceShapeError(f"{where} must be one of {list(USAGE_SHAPES)} (found {kind_of(value)}).")
             values[key] = value
         elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ServiceShapeError(f"{where} must be a positive integer (found {_found(value)}).")
+            raise ServiceShapeError(f"{where} must be a positive integer (found {kind_of(value)}).")
         else:
             values[key] = value
         sources[key] = _text(table.get(f"{key}_source"), f"service.{key}_source")
@@ -189,7 +175,7 @@ def parse_hosts(raw: Any) -> Hosts:
     redirects = []
     entries = table.get("redirect", [])
     if not isinstance(entries, list):
-        raise ServiceShapeError(f"hosts.redirect must be an array of tables ([[hosts.redirect]]) (found {_found(entries)}).")
+        raise ServiceShapeError(f"hosts.redirect must be an array of tables ([[hosts.redirect]]) (found {kind_of(entries)}).")
     for i, entry in enumerate(entries):
         where = f"hosts.redirect[{i}]"
         entry = _table(entry, where)
@@ -223,7 +209,7 @@ class ModelEntry:
 def parse_models(raw: Any) -> tuple[ModelEntry, ...]:
     """The ``[[model]]`` array (may be empty). Raises :class:`ServiceShapeError` naming the entry, key and what it expected."""
     if not isinstance(raw, list):
-        raise ServiceShapeError(f"model must be an array of tables ([[model]]) (found {_found(raw)}).")
+        raise ServiceShapeError(f"model must be an array of tables ([[model]]) (found {kind_of(raw)}).")
     out = []
     for i, entry in enumerate(raw):
         where = f"model[{i}]"
