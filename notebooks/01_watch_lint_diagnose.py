@@ -28,17 +28,21 @@
 
 # %% tags=["parameters"]
 import contextlib
+import os
 
+from lanelab.auth.issuer import default_label
 from lanelab.config import Settings
+from lanelab.live import env_flag
 
 settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, LANELAB_OUT
 PROFILE = "hermes-0.14.0"  # the client request to diagnose (data/profiles/); or set CAPTURE to a watch file
 CAPTURE = None  # None: the profile; a path: the last request of a capture (e.g. this notebook's watch file)
 POLICY = "2026-05-25"  # the simulator's policy when no LANELAB_BASE_URL is set
-CREDENTIAL = "sim-pkce" if settings.mode == "sim" else "live-pkce"  # the label notebook 01 saved
+CREDENTIAL = default_label(settings.mode)  # sim-pkce or live-pkce: what notebook 01 saves (the CLI's default too)
 PLAN_ONLY = True  # the watch stops forwarding after the first request that went to extra usage
 SEND_EXAMPLE_TRAFFIC = settings.mode == "sim"  # sim: send two requests through the watch; live: your client does
 BUDGET = None if settings.mode == "sim" else 40  # live: the most requests diagnose may send
+CONFIRM_LIVE = env_flag(os.environ.get("LANELAB_CONFIRM_LIVE"))  # headless live runs only; in Lab press the button
 
 # %% [markdown]
 # ## 1 · Watch what a client sends
@@ -101,12 +105,23 @@ lint_result
 # A handful of requests, each stored as a cell of a run (design `diagnose`); the findings report opens with this
 # verdict. In live mode it refuses to start when the worst case exceeds `BUDGET`.
 
+# %% [markdown]
+# ### Before sending: confirm (live mode)
+# The notice, the host, the credential (masked) and the worst case of the diagnosis. Nothing is sent until you press
+# the button (or set `CONFIRM_LIVE = True` for a headless run). Sim mode needs no confirmation.
+
 # %%
-from lanelab.walkthrough.diagnose import run_diagnose
+from lanelab.matrix.confirm import ConfirmWidget
+from lanelab.walkthrough.diagnose import live_gate, run_diagnose
 
 source_args = {"capture": CAPTURE} if CAPTURE else {"profile": PROFILE}
+gate = live_gate(**source_args, credential=CREDENTIAL, budget=BUDGET, settings=settings, confirmed=CONFIRM_LIVE)
+ConfirmWidget(gate)
+
+# %%
+gate.require()  # live mode: nothing is sent before the confirmation above
 diagnosis = run_diagnose(**source_args, credentials=[CREDENTIAL], live=settings.mode == "live", budget=BUDGET,
-                         policy=POLICY, settings=settings)
+                         policy=POLICY, settings=settings, confirmed=gate.confirmed)
 diagnosis.verdict
 
 # %%

@@ -19,8 +19,9 @@ DESCRIPTION = (
     "--capture FILE (a 'lanelab capture' or 'watch' file; --index picks the request), --dump FILE (a Hermes "
     "request_dump_*.json; it records no client headers).\n\n"
     "Sim mode starts a simulator with --policy unless LANELAB_BASE_URL points at one. Live mode (--live or "
-    "LANELAB_MODE=live) needs LANELAB_LIVE_OPT_IN=1 and --budget N, and refuses before sending anything when the worst "
-    "case exceeds N.\n\n"
+    "LANELAB_MODE=live) needs LANELAB_LIVE_OPT_IN=1 and --budget N, refuses before sending anything when the worst "
+    "case exceeds N, and shows the notice, host, credential (masked) and worst case, then asks before the first "
+    "request (--yes without a terminal).\n\n"
     "Exit status: 0 a verdict (billed to the plan, or the cause named); 1 no conclusive verdict (no reference reached "
     "the plan, the budget ran out, or no clear answer); 2 bad input."
 )
@@ -40,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--live", action="store_true", help="send to the real API (needs LANELAB_LIVE_OPT_IN=1)")
     parser.add_argument("--budget", type=int, default=None, metavar="N",
                         help="the most requests to send, retries included (required with --live)")
+    parser.add_argument("--yes", action="store_true",
+                        help="live: confirm the notice, host, credential and cost without being asked")
     parser.add_argument("--policy", default=DEFAULT_POLICY,
                         help="policy of the simulator started when LANELAB_BASE_URL is unset (default: %(default)s)")
     parser.add_argument("--account", default=None, metavar="JSON",
@@ -86,6 +89,7 @@ def _dry_run(args: argparse.Namespace, labels: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     from lanelab.commands.sim import parse_account
     from lanelab.errors import InputError
+    from lanelab.live import confirm_cli
     from lanelab.walkthrough.diagnose import run_diagnose
 
     if args.budget is not None and args.budget < 1:
@@ -96,6 +100,6 @@ def run(args: argparse.Namespace) -> int:
     diagnosis = run_diagnose(profile=args.profile, capture=args.capture, dump=args.dump, index=args.index,
                              credentials=labels, live=args.live, budget=args.budget, policy=args.policy,
                              use_lint=not args.no_lint, account=parse_account(args.account),
-                             write_report=not args.no_report)
+                             write_report=not args.no_report, confirm=lambda c: confirm_cli(c, args.yes))
     print(diagnosis.to_text())
     return 0 if diagnosis.verdict.conclusive else 1

@@ -73,11 +73,23 @@ from lanelab.wire.spec import Observation, RequestSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from lanelab.live import Confirmation, LiveGate
     from lanelab.runs import RunWriter
 
-__all__ = ["DESIGN", "MAX_CAUSES_PLANNED", "CredentialCheck", "Diagnosis", "Plan",
-           "Sent", "Source", "diagnose", "load_source",
-           "plan_requests", "run_diagnose"]
+__all__ = [
+    "DESIGN",
+    "MAX_CAUSES_PLANNED",
+    "CredentialCheck",
+    "Diagnosis",
+    "Plan",
+    "Sent",
+    "Source",
+    "diagnose",
+    "live_gate",
+    "load_source",
+    "plan_requests",
+    "run_diagnose",
+]
 
 
 #: The run header's design for a diagnose run (the findings report shows its verdict first).
@@ -779,25 +791,67 @@ def _server(settings: Settings, policy: str, account: dict[str, Any] | None) -> 
         yield sim.base_url, _where("sim", None, policy)
 
 
+def _gate(settings: Settings, base_url: str, label: str, token: str, spec: RequestSpec, plan: Plan,
+          budget: int | None, confirmed: bool) -> LiveGate:
+    from lanelab.matrix.confirm import gate_for
+
+    return gate_for(settings, base_url, label, token, once=[spec] * plan.worst, budget=budget, confirmed=confirmed,
+                    what="requests (at most)",
+                    extra=(f"diagnose: {plan.describe()}; each request with max_tokens 1 and no streaming",))
+
+
+def live_gate(*, profile: str | None = None, capture: str | Path | None = None, dump: str | Path | None = None,
+              index: int | None = None, credential: str | None = None, budget: int | None = None,
+              use_lint: bool = True, settings: Settings | None = None, confirmed: bool = False) -> LiveGate:
+    """What a live diagnosis of this request would cost, to confirm before :func:`run_diagnose` sends anything (the
+    notebook shows it with :class:`lanelab.matrix.confirm.ConfirmWidget`; the CLI asks instead).
+
+    Returns a :class:`~lanelab.live.LiveGate`: in sim mode one that needs nothing; in live mode the notice, host
+    (``LANELAB_BASE_URL`` or the live API), the credential masked and the worst case, confirmed when ``confirmed``.
+    Raises what :func:`load_source` and the credential lookup raise; sends nothing.
+    """
+    from lanelab.auth.issuer import default_label
+    from lanelab.live import LiveGate
+    from lanelab.matrix.profiles import minimal_spend
+    from lanelab.matrix.tokens import TokenSource
+
+    settings = settings or Settings.from_env()
+    if settings.mode != "live":
+        return LiveGate(None)
+    base_url = settings.base_url or LIVE_API_BASE
+    label = credential or default_label("live")
+    source = load_source(profile=profile, capture=capture, dump=dump, index=index)
+    spec = minimal_spend(source.spec)
+    plan = plan_requests(spec, lint(source.lint_input) if use_lint else None)
+    token = TokenSource(settings, base_url, label).token()
+    redact.register_secret(token)
+    return _gate(settings, base_url, label, token, spec, plan, budget, confirmed)
+
+
 def run_diagnose(*, profile: str | None = None, capture: str | Path | None = None, dump: str | Path | None = None,
                  index: int | None = None, credentials: Sequence[str] = (), live: bool = False,
                  budget: int | None = None, policy: str = DEFAULT_POLICY, settings: Settings | None = None,
                  use_lint: bool = True, account: dict[str, Any] | None = None, write_report: bool = True,
-                 token_for: Callable[[str], str] | None = None) -> Diagnosis:
+                 token_for: Callable[[str], str] | None = None, confirmed: bool = False,
+                 confirm: Callable[[Confirmation], None] | None = None) -> Diagnosis:
     """Diagnose a profile's, a capture's or a dump's request end to end: what the CLI and the notebook call.
 
     Sim mode (the default) uses the simulator at ``LANELAB_BASE_URL`` or starts one with ``policy`` (and
     ``account``, a partial account to merge) for the call; the credential is looked up as the matrix does
     (:class:`lanelab.matrix.tokens.TokenSource`: the store, the importers, else a fresh simulator token). Live mode
     (``live=True`` or ``LANELAB_MODE=live``) needs the opt-in (:func:`lanelab.live.require_live_opt_in`) and a
-    ``budget``, and refuses before sending anything when the worst case (:func:`plan_requests`) exceeds it. One or two
+    ``budget``, and refuses before sending anything when the worst case (:func:`plan_requests`) exceeds it; then the
+    notice, host, credential (masked) and worst case go to ``confirm`` (the CLI's prompt, which raises
+    :class:`~lanelab.live.NotConfirmed` when the user says no) or, without it, nothing is sent unless ``confirmed``
+    (the notebook's button or ``CONFIRM_LIVE``; see :func:`live_gate`). One or two
     ``credentials`` labels (default ``sim-pkce`` / ``live-pkce``); with two, the request as sent goes once with each.
-    Every request is a cell of a fresh run (design ``diagnose``) under LANELAB_OUT/runs; with ``write_report`` a
+    Every request is a cell of a new run (design ``diagnose``) under LANELAB_OUT/runs (an earlier diagnosis of the
+    same request keeps its file; the new run id gets a suffix); with ``write_report`` a
     short redacted Markdown report goes to LANELAB_OUT/diagnose/<run_id>.md.
 
     Returns the :class:`Diagnosis`. Raises :class:`~lanelab.errors.InputError` for bad arguments, what
     :func:`load_source` raises, :class:`~lanelab.errors.LiveNotOptedIn`, :class:`~lanelab.errors.BudgetExceeded`
-    (nothing sent), and what the credential lookup raises.
+    and :class:`~lanelab.live.NotConfirmed` (nothing sent), and what the credential lookup raises.
     """
     import dataclasses
 
@@ -830,18 +884,26 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
                                  f"Pass --budget {plan.worst} (it stops as soon as the cause is found: "
                                  f"about {plan.one_cause} requests for one cause).")
         notes.append("Live: every request was sent with max_tokens 1 and no streaming (the kit's cheapest form).")
-        # The live confirmation prompt (notice, host, cost, yes/no) plugs in here, before the first request.
     with _server(settings, policy, account) as (base_url, where):
         tokens = [TokenSource(settings, base_url, lbl) for lbl in labels] if token_for is None else []
         secrets = [t.token() for t in tokens] if token_for is None else [token_for(lbl) for lbl in labels]
         for s in secrets:
             redact.register_secret(s)
+        if settings.mode == "live":  # nothing is sent before the user has seen the cost and said yes
+            gate = _gate(settings, base_url, labels[0], secrets[0], spec, plan, budget, confirmed)
+            if confirm is not None and not gate.confirmed and gate.confirmation is not None:
+                confirm(gate.confirmation)
+            else:
+                gate.require()
         sources = ([t.where or _credential_source(settings, lbl, None) for t, lbl in zip(tokens, labels, strict=True)]
                    if token_for is None else ["given by the caller"] * len(labels))
         run_id = _run_id(source.label, f"{where}|{','.join(labels)}|{use_lint}")
         path = run_path(settings.runs_dir, run_id)
-        if path.exists():
-            path.unlink()  # a diagnosis is a fresh experiment
+        n = 1
+        while path.exists() or path.with_name(path.name + ".lock").exists():  # a new experiment; the old one stays
+            n += 1
+            path = run_path(settings.runs_dir, f"{run_id}-{n}")
+        run_id = path.stem
         store = RunWriter(path, make_header(run_id, mode=settings.mode, host=base_url if settings.mode == "live"
                                             else where, policy=None if settings.mode == "live" else
                                             where.split("`")[1] if "`" in where else policy,
