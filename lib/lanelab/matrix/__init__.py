@@ -12,6 +12,8 @@ Modules, in the order a run uses them:
 - ``sender``: the cells out on the wire (bounded concurrency, retries, each record stored as it lands).
 - ``tokens``, ``sim_client``: where credentials come from; the simulator's control routes.
 - ``budget``, ``live_guard``: the spend guard and what a user sees before a live run.
+- ``live_default``: the live mode's default plan (``data/live_default.toml``), within the default budget.
+- ``reach``: requests that never reached the server (not spend; a run stops after a few in a row).
 - ``errors``: :class:`~lanelab.matrix.errors.RunnerError`.
 - ``picker``, ``widget``, ``confirm``: notebook 02's instrument (choices, cost, confirmation, Send).
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lanelab.datafiles import Either, ListOf, MapOf, Str, Table, problems
-from lanelab.errors import UserError
+from lanelab.errors import InputError, NotFound, ServiceError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,18 +40,20 @@ def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
     """The exchange records of a capture file, in order (a torn last line, or a record without the fields readers
     rely on, :data:`EXCHANGE_SCHEMA`, is skipped).
 
-    Returns a list of dicts (already redacted). Raises :class:`lanelab.errors.UserError` when there is no such file
-    or it is not UTF-8 text.
+    Returns a list of dicts (already redacted). Raises :class:`~lanelab.errors.NotFound` when there is no such file,
+    :class:`~lanelab.errors.InputError` when it is not UTF-8 text, :class:`~lanelab.errors.ServiceError` when it
+    cannot be read.
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"No capture file at {path}.", "Run 'python -m lanelab capture' first, or check the path.")
+        raise NotFound(f"No capture file at {path}.", "Run 'python -m lanelab capture' first, or check the path.")
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise UserError(f"Cannot read the capture file {path} ({exc.strerror or type(exc).__name__}).") from None
+        raise ServiceError(f"Cannot read the capture file {path} ({exc.strerror or type(exc).__name__}).",
+                           "Check the file's permissions and the disk.") from None
     except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text, so not a capture file.",
+        raise InputError(f"{path} is not UTF-8 text, so not a capture file.",
                         "Pass a .jsonl file written by 'python -m lanelab capture'.") from None
     out = []
     for line in text.splitlines():
@@ -67,13 +69,13 @@ def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
 def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict[str, Any]:
     """The ``index``-th inference request (POST …/messages or …/chat/completions) of a capture.
 
-    Returns that exchange record. Raises :class:`lanelab.errors.UserError` when the capture holds none, and
+    Returns that exchange record. Raises :class:`~lanelab.errors.NotFound` when the capture holds none, and
     ``IndexError`` when ``index`` is out of range.
     """
     found = [e for e in exchanges if e["request"]["method"] == "POST"
              and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
     if not found:
-        raise UserError("The capture holds no inference request (POST /v1/messages).",
+        raise NotFound("The capture holds no inference request (POST /v1/messages).",
                         "Send a message through the proxy with the client, then try again.")
     return found[index]
 
