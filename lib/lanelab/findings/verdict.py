@@ -51,7 +51,7 @@ _FIRST_PARTY = re.compile(r"claude[ -]?code|claude-cli|x-anthropic-billing-heade
 def code(value: Any, limit: int = CODE_CHARS) -> str:
     """``value`` as a code span: redacted, backticks and line breaks removed, clipped to ``limit`` characters."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = redact.redact_text(text).replace("`", "'").replace("\r", " ").replace("\n", " ").strip()
+    text = " ".join(redact.redact_text(text).replace("`", "'").split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return f"`{text}`" if text else "`(empty)`"

@@ -602,7 +602,10 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
     tax = engine.taxonomy
     total, tokens = len(engine.sent), sum(s.tokens for s in engine.sent)
     spent = f"{total} request(s) and {tokens} token(s) spent in all" + (f" (run `{run_id}`)" if run_id else "")
-    said = f" The server said: {code_span(as_sent.message, 160)}." if as_sent.message else ""
+    said = ""
+    if as_sent.message:  # no second full stop after a message that ends its own sentence
+        said = f" The server said: {code_span(as_sent.message, 160)}"
+        said += "" if as_sent.message.rstrip().endswith((".", "!", "?")) else "."
     others = [r for r in remedies if r.id != "fix"]
     other_text = "; ".join(r.text.rstrip(".") for r in others)
     if out is None:  # billed to the plan as sent

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanelab import redact
+from lanelab.findings.verdict import code
 from lanelab.walkthrough.lint import Finding, LintResult, apply_fixes
 from lanelab.wire.attestation import is_attestation
 from lanelab.wire.diff import MISSING, Difference, apply_differences, differences, keep_sentences
@@ -156,12 +157,8 @@ def fine_items(spec: RequestSpec, reference: RequestSpec, lint: Sequence[Item]) 
 
 
 def code_span(value: Any, limit: int = CODE_CHARS) -> str:
-    """``value`` as a code span: redacted, backticks and line breaks removed, clipped."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = " ".join(redact.redact_text(text).replace("`", "'").split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"`{text}`" if text else "`(empty)`"
+    """``value`` as a code span (:func:`lanelab.findings.verdict.code`), clipped at this module's longer limit."""
+    return code(value, limit)
 
 
 def _plain(value: Any) -> str:
