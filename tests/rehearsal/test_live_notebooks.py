@@ -1,4 +1,4 @@
-"""Rehearsal: the four notebooks in live mode, headless, under the real host names (scenarios/live_notebooks.py).
+"""Rehearsal: the notebooks in live mode, headless, under the real host names (scenarios/live_notebooks.py).
 
 The executed copies are read back: what each cell showed, and when it finished (nbclient's timing), lined up with the
 simulator's request log.

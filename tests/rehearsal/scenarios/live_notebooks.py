@@ -1,4 +1,4 @@
-"""Rehearsal scenario: the four notebooks in live mode, executed headless as ``make demo`` does, in reading order.
+"""Rehearsal scenario: the notebooks in live mode, executed headless as ``make demo`` does (see 6. for the order).
 
 1. 01: log in through the authorize link on the live host. Where a person would open the link and paste into the
    box, one extra cell (inserted after the widget cell, in a copy of the notebook) does the same with the stand-in
