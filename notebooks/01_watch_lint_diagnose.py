@@ -41,7 +41,9 @@ POLICY = "2026-05-25"  # the simulator's policy when no LANELAB_BASE_URL is set
 CREDENTIAL = default_label(settings.mode)  # sim-pkce or live-pkce: what notebook 01 saves (the CLI's default too)
 PLAN_ONLY = True  # the watch stops forwarding after the first request that went to extra usage
 SEND_EXAMPLE_TRAFFIC = settings.mode == "sim"  # sim: send two requests through the watch; live: your client does
-BUDGET = None if settings.mode == "sim" else 40  # live: the most requests diagnose may send
+# live: the most requests diagnose may send; it refuses unless this covers the worst case the confirmation shows
+# (80 covers the default profile's; it stops as soon as the cause is found, usually after a handful)
+BUDGET = None if settings.mode == "sim" else 80
 CONFIRM_LIVE = env_flag(os.environ.get("LANELAB_CONFIRM_LIVE"))  # headless live runs only; in Lab press the button
 
 # %% [markdown]
@@ -103,7 +105,7 @@ lint_result
 # %% [markdown]
 # ## 3 · Diagnose: the verdict in a sentence
 # A handful of requests, each stored as a cell of a run (design `diagnose`); the findings report opens with this
-# verdict. In live mode it refuses to start when the worst case exceeds `BUDGET`.
+# verdict. In live mode it refuses before the confirmation when the worst case exceeds `BUDGET`.
 
 # %% [markdown]
 # ### Before sending: confirm (live mode)

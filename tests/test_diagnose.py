@@ -19,7 +19,7 @@ from lanelab.matrix.profiles import ReferenceOnlyProfile, list_profiles, load_pr
 from lanelab.runs import load_run
 from lanelab.walkthrough.bisect import binary_worst_case, http_probe
 from lanelab.walkthrough.capture import running_capture
-from lanelab.walkthrough.diagnose import DESIGN, diagnose, plan_requests, run_diagnose
+from lanelab.walkthrough.diagnose import DESIGN, diagnose, live_gate, load_source, plan_requests, run_diagnose
 from lanelab.walkthrough.items import apply_items, lint_items, reference_requests
 from lanelab.walkthrough.lint import lint, lint_file
 from lanelab.wire.diff import MISSING, differences
@@ -240,6 +240,20 @@ def test_live_needs_the_opt_in_and_a_budget_that_covers_the_worst_case(tmp_path)
     with pytest.raises(BudgetExceeded, match=f"up to {worst} requests"):
         run_diagnose(profile="hermes-0.14.0", live=True, budget=worst - 1, settings=live, token_for=never)
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_the_notebook_gate_refuses_a_budget_below_the_worst_case_before_the_credential_is_looked_up(tmp_path):
+    # no credential is stored: a lookup would fail with another error, so the budget is checked first
+    from lanelab.matrix.profiles import minimal_spend
+
+    live = _settings(tmp_path, mode="live", live_opt_in=True, base_url="https://api.anthropic.com")
+    source = load_source(profile="hermes-0.14.0")
+    worst = plan_requests(minimal_spend(source.spec), lint(source.lint_input)).worst
+    with pytest.raises(BudgetExceeded, match="needs a budget"):
+        live_gate(profile="hermes-0.14.0", settings=live, confirmed=True)
+    with pytest.raises(BudgetExceeded, match=f"up to {worst} requests.*budget of {worst - 1}.*BUDGET = {worst}"):
+        live_gate(profile="hermes-0.14.0", budget=worst - 1, settings=live, confirmed=True)
+    assert not live_gate(profile="hermes-0.14.0", settings=_settings(tmp_path), budget=1).needed, "sim: no gate"
 
 
 def test_nothing_secret_reaches_the_run_or_the_report(tmp_path):

@@ -29,6 +29,71 @@ def inference(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in requests if r["path"] in INFERENCE]
 
 
+def body_of(request: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body the simulator logged for a request (it keeps it parsed, or as text)."""
+    body = request["body"]
+    body = json.loads(body) if isinstance(body, str) else body
+    assert isinstance(body, dict) and not body.get("truncated"), f"no readable body for {request['path']}"
+    return body
+
+
+def check_diagnose(done: Any, steps: dict[str, dict[str, Any]], token: str, masked: str) -> int:
+    """``diagnose --profile hermes-0.14.0 --live``: refused without --yes and under its worst case, each before
+    anything is sent; with --yes within the worst case, the verdict from the cheapest requests only. Returns the
+    number of inference requests it sent."""
+    log, worst = done.sim_requests, done.result()["diagnose_worst"]
+    assert worst > 1
+
+    # no terminal, no --yes: the confirmation shown first, then one line, nothing sent (not even a usage read)
+    no_yes = steps["diagnose_no_yes"]
+    assert no_yes["returncode"] == 2, no_yes
+    (line,) = no_yes["stderr"].strip().splitlines()
+    assert line.startswith("lanelab diagnose: ") and "need a confirmation" in line and "--yes" in line
+    assert "nothing was sent" in line
+    shown = no_yes["stdout"]
+    assert NOTICE in shown and "host: api.anthropic.com (https://api.anthropic.com)" in shown
+    assert f"credential: {masked}" in shown and f"cost: {worst} inference requests" in shown
+    assert during(log, no_yes) == [], "diagnose without --yes sent something"
+
+    # a budget one below the worst case: refused before the credential and the confirmation, naming the cost
+    over = steps["diagnose_over_budget"]
+    assert over["returncode"] == 2, over
+    (line,) = over["stderr"].strip().splitlines()
+    assert f"up to {worst} requests" in line and f"budget of {worst - 1}" in line and "nothing was sent" in line
+    assert f"--budget {worst}" in line
+    assert NOTICE not in over["stdout"] and over["stdout"] == ""
+    assert during(log, over) == [], "an over-budget diagnosis sent something"
+
+    # confirmed with --yes, the worst case as the budget: the verdict, cheapest requests to the API host only
+    run = steps["diagnose"]
+    assert run["returncode"] in (0, 1), run
+    out = run["stdout"]
+    assert NOTICE in out and f"credential: {masked}" in out and "confirmed with --yes" in out
+    assert out.index("confirmed with --yes") < out.index("Requests:")
+    sent = inference(during(log, run))
+    assert 1 <= len(sent) <= worst
+    assert {r["headers"]["host"] for r in sent} == {"api.anthropic.com"}
+    assert all(body_of(r)["max_tokens"] == 1 and not body_of(r).get("stream") for r in sent), \
+        "every diagnose request with max_tokens 1 and no streaming"
+    (run_file,) = (done.out / "runs").glob("diagnose_hermes-0.14.0_*.jsonl")
+    loaded = load_run(run_file)
+    assert loaded.header["mode"] == "live" and loaded.header["host"] == "https://api.anthropic.com"
+    assert loaded.header["policy"] is None and loaded.header["design"] == "diagnose"
+    assert len(loaded.cells) == len(sent), "one cell per request sent"
+    (note,) = loaded.of_kind("note")
+    verdict = note["verdict"]["sentence"]
+    assert verdict and verdict in out, "the verdict printed"
+    assert note["requests"] == len(sent)
+    if run["returncode"] == 0:
+        assert "`mcp__` instead of `mcp_`" in verdict, "the simulator's model of Hermes 0.14.0: the tool prefix"
+    assert f"spent {len(sent)} request(s)" in out and "under the live API (https://api.anthropic.com)" in out
+    (report,) = (done.out / "diagnose").glob("diagnose_hermes-0.14.0_*.md")
+    assert report.stem == run_file.stem and verdict in report.read_text()
+    for text in (out, run["stderr"], run_file.read_text(), report.read_text()):
+        assert token not in text and token[13:] not in text
+    return len(sent)
+
+
 @pytest.mark.timeout(900)  # four kernels (or a dozen commands) on a busy machine
 def test_a_live_cli_session_end_to_end(rehearse):
     done = rehearse("live_cli", timeout=400)
@@ -100,6 +165,9 @@ def test_a_live_cli_session_end_to_end(rehearse):
     (bisect_run,) = (done.out / "runs").glob("bisect_*.jsonl")
     assert load_run(bisect_run).header["mode"] == "live"
 
+    # diagnose: the confirmation, its refusals (nothing sent) and a confirmed run within the worst case
+    diagnosed = check_diagnose(done, steps, token, masked)
+
     # the token went to the API host only, every request to a live host name, nothing to a control route
     assert {r["headers"]["host"] for r in log if "authorization" in r["headers"]} == {"api.anthropic.com"}
     assert {r["headers"]["host"] for r in log} <= LIVE_HOSTS
@@ -112,4 +180,6 @@ def test_a_live_cli_session_end_to_end(rehearse):
     live_messages = "".join(s.get("stdout", "") + s.get("stderr", "") for n, s in steps.items()
                             if n != "refused_sim_credential")
     assert "simulator" not in live_messages.lower()
-    print(f"\nrehearsed live CLI session: {done.seconds:.1f} s, {len(inference(log))} inference requests")
+    print(f"\nrehearsed live CLI session: {done.seconds:.1f} s, {len(inference(log))} inference requests "
+          f"(diagnose: {diagnosed} of at most {done.result()['diagnose_worst']}, in "
+          f"{steps['diagnose']['ended'] - steps['diagnose']['started']:.1f} s)")

@@ -1,4 +1,4 @@
-"""Rehearsal: the four notebooks in live mode, headless, under the real host names (scenarios/live_notebooks.py).
+"""Rehearsal: the notebooks in live mode, headless, under the real host names (scenarios/live_notebooks.py).
 
 The executed copies are read back: what each cell showed, and when it finished (nbclient's timing), lined up with the
 simulator's request log.
@@ -54,6 +54,67 @@ def finished_at(cell: nbformat.NotebookNode) -> float:
 
 def confirmation_cell(step: dict[str, Any]) -> nbformat.NotebookNode:
     return next(c for c in cells(step) if "ConfirmWidget(gate)" in c.source)
+
+
+def body_of(request: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body the simulator logged for a request (it keeps it parsed, or as text)."""
+    body = request["body"]
+    body = json.loads(body) if isinstance(body, str) else body
+    assert isinstance(body, dict) and not body.get("truncated"), f"no readable body for {request['path']}"
+    return body
+
+
+def diagnose_worst_case(profile: str) -> int:
+    """The most requests a live diagnosis of ``profile`` may send, as the kit plans it (nothing is sent)."""
+    from lanelab.matrix.profiles import minimal_spend
+    from lanelab.walkthrough.diagnose import load_source, plan_requests
+    from lanelab.walkthrough.lint import lint
+
+    source = load_source(profile=profile)
+    return plan_requests(minimal_spend(source.spec), lint(source.lint_input)).worst
+
+
+def check_diagnose_notebook(done: Any, steps: dict[str, dict[str, Any]], masked: str) -> int:
+    """Notebook 01_watch_lint_diagnose in live mode: the watch forwards nothing of its own, the confirmation is
+    shown and, unconfirmed, nothing is sent; confirmed, the verdict from the cheapest requests, within the budget the
+    confirmation named. Returns the number of inference requests the confirmed run sent."""
+    log, worst = done.sim_requests, diagnose_worst_case("hermes-0.14.0")
+
+    unconfirmed = steps["diagnose_unconfirmed"]
+    assert not unconfirmed["ok"] and "NotConfirmed" in unconfirmed["error"], unconfirmed
+    watch_cell = next(c for c in cells(unconfirmed) if "running_watch(" in c.source)
+    assert re.search(r"point your client at: http://127\.0\.0\.1:\d+", text_of(watch_cell))
+    shown = text_of(confirmation_cell(unconfirmed))
+    assert NOTICE in shown and "host: api.anthropic.com (https://api.anthropic.com)" in shown
+    assert f"credential: {masked}" in shown and f"cost: {worst} inference requests" in shown
+    assert "Waiting for your confirmation" in shown
+    budget = int(re.search(r"budget: (\d+) inference requests", shown).group(1))
+    assert worst <= budget, "the notebook's budget covers the worst case of its own default profile"
+    (failed,) = [c for c in cells(unconfirmed) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed.source.startswith("gate.require()")
+    (error,) = [o for o in failed.outputs if o.get("output_type") == "error"]
+    (line,) = error["traceback"]
+    assert line.startswith(f"Not sent: {worst} live requests (at most) to api.anthropic.com are waiting for your "
+                           "confirmation.")
+    assert during(log, unconfirmed) == [], "the unconfirmed notebook sent something"
+
+    confirmed = steps["diagnose"]
+    assert confirmed["ok"], confirmed["error"]
+    gate = confirmation_cell(confirmed)
+    assert "Confirmed (the CONFIRM_LIVE parameter)" in text_of(gate) and f"credential: {masked}" in text_of(gate)
+    sent = inference(during(log, confirmed))
+    assert 1 <= len(sent) <= worst <= budget
+    assert finished_at(gate) < min(r["time"] for r in sent), "sent before the confirmation cell ran"
+    assert {r["headers"]["host"] for r in sent} == {"api.anthropic.com"}
+    assert all(body_of(r)["max_tokens"] == 1 and not body_of(r).get("stream") for r in sent)
+    (run_file,) = (done.out / "runs").glob("diagnose_hermes-0.14.0_*.jsonl")
+    run = load_run(run_file)
+    assert run.header["mode"] == "live" and run.header["host"] == "https://api.anthropic.com"
+    assert len(run.cells) == len(sent)
+    (note,) = run.of_kind("note")
+    verdict_cell = next(c for c in cells(confirmed) if c.source.rstrip().endswith("diagnosis.verdict"))
+    assert note["verdict"]["sentence"] in text_of(verdict_cell)
+    return len(sent)
 
 
 @pytest.mark.timeout(900)  # four kernels (or a dozen commands) on a busy machine
@@ -120,6 +181,9 @@ def test_the_notebooks_in_live_mode_end_to_end(rehearse):
     assert load_run(done.out / "runs" / "04_walkthrough_bisect.jsonl").header["mode"] == "live"
     assert (done.out / "captures" / "04_walkthrough.jsonl").is_file()
 
+    # 01_watch_lint_diagnose: stops at gate.require() unconfirmed; confirmed, the verdict within its budget
+    diagnosed = check_diagnose_notebook(done, steps, masked)
+
     # the token reached the API host only; every request went to a live host name; no control route was used
     assert {r["headers"]["host"] for r in log if "authorization" in r["headers"]} == {"api.anthropic.com"}
     assert {r["headers"]["host"] for r in log} <= LIVE_HOSTS
@@ -130,5 +194,7 @@ def test_the_notebooks_in_live_mode_end_to_end(rehearse):
             assert token not in path.read_text(errors="replace"), name
     shown = "\n".join(text_of(c) for s in steps.values() for c in cells(s))
     assert token not in shown and "simulator" not in shown.lower()
-    print(f"\nrehearsed live notebooks: {done.seconds:.1f} s, {len(inference(log))} inference requests")
+    timing = ", ".join(f"{s['step']} {s['ended'] - s['started']:.1f} s" for s in steps.values())
+    print(f"\nrehearsed live notebooks: {done.seconds:.1f} s, {len(inference(log))} inference requests "
+          f"(diagnose: {diagnosed}); {timing}")
     assert Path(steps["04"]["executed"]).is_file()

@@ -794,6 +794,19 @@ def _server(settings: Settings, policy: str, account: dict[str, Any] | None) -> 
         yield sim.base_url, _where("sim", None, policy)
 
 
+def _within_budget(plan: Plan, budget: int | None) -> Plan:
+    """``plan`` when a live ``budget`` covers its worst case; else :class:`BudgetExceeded` (nothing was sent)."""
+    if budget is None:
+        raise BudgetExceeded("Live diagnose needs a budget; nothing was sent.",
+                             "Add --budget N (in a notebook: BUDGET), the most requests to send, retries included.")
+    if plan.worst > budget:
+        raise BudgetExceeded(f"This diagnosis may need up to {plan.worst} requests ({plan.describe()}), more than "
+                             f"the budget of {budget}; nothing was sent.",
+                             f"Pass --budget {plan.worst} (in a notebook: BUDGET = {plan.worst}); it stops as soon "
+                             f"as the cause is found: about {plan.one_cause} requests for one cause.")
+    return plan
+
+
 def _gate(settings: Settings, base_url: str, label: str, token: str, spec: RequestSpec, plan: Plan,
           budget: int | None, confirmed: bool) -> LiveGate:
     from lanelab.matrix.confirm import gate_for
@@ -811,7 +824,9 @@ def live_gate(*, profile: str | None = None, capture: str | Path | None = None, 
 
     Returns a :class:`~lanelab.live.LiveGate`: in sim mode one that needs nothing; in live mode the notice, host
     (``LANELAB_BASE_URL`` or the live API), the credential masked and the worst case, confirmed when ``confirmed``.
-    Raises what :func:`load_source` and the credential lookup raise; sends nothing.
+    Raises :class:`~lanelab.errors.BudgetExceeded` when ``budget`` is None or below the worst case (as
+    :func:`run_diagnose` would, so nothing is offered for confirmation that would then be refused; checked before the
+    credential is looked up), and what :func:`load_source` and the credential lookup raise; sends nothing.
     """
     from lanelab.auth.issuer import default_label
     from lanelab.live import LiveGate
@@ -825,7 +840,7 @@ def live_gate(*, profile: str | None = None, capture: str | Path | None = None, 
     label = credential or default_label("live")
     source = load_source(profile=profile, capture=capture, dump=dump, index=index)
     spec = minimal_spend(source.spec)
-    plan = plan_requests(spec, lint(source.lint_input) if use_lint else None)
+    plan = _within_budget(plan_requests(spec, lint(source.lint_input) if use_lint else None), budget)
     token = TokenSource(settings, base_url, label).token()
     redact.register_secret(token)
     return _gate(settings, base_url, label, token, spec, plan, budget, confirmed)
@@ -877,15 +892,8 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
     notes = list(source.notes)
     if settings.mode == "live":
         require_live_opt_in(settings, "Live diagnose spends your real account")
-        if budget is None:
-            raise BudgetExceeded("Live diagnose needs a budget; nothing was sent.",
-                                 "Add --budget N (the most requests to send, retries included).")
-        plan = plan_requests(spec, lint(source.lint_input) if use_lint else None, len(labels) - 1)
-        if plan.worst > budget:
-            raise BudgetExceeded(f"This diagnosis may need up to {plan.worst} requests ({plan.describe()}), more than "
-                                 f"the budget of {budget}; nothing was sent.",
-                                 f"Pass --budget {plan.worst} (it stops as soon as the cause is found: "
-                                 f"about {plan.one_cause} requests for one cause).")
+        plan = _within_budget(plan_requests(spec, lint(source.lint_input) if use_lint else None, len(labels) - 1),
+                              budget)
         notes.append("Live: every request was sent with max_tokens 1 and no streaming (the kit's cheapest form).")
     with _server(settings, policy, account) as (base_url, where):
         tokens = [TokenSource(settings, base_url, lbl) for lbl in labels] if token_for is None else []

@@ -9,11 +9,15 @@
 5. the same command with ``--yes`` (a resume: nothing left to send);
 6. ``report``;
 7. ``capture`` in front of the live API, with a stand-in client sending Hermes 0.14.0's request through it;
-8. ``bisect`` of that capture against ``sdk-minimal``: first without ``--yes`` (refused), then with it.
+8. ``bisect`` of that capture against ``sdk-minimal``: first without ``--yes`` (refused), then with it;
+9. ``diagnose --profile hermes-0.14.0 --live --budget N``: without ``--yes`` and no terminal (refused after the
+   confirmation is shown), with a budget one below its worst case (refused before anything else), then with
+   ``--yes`` and the worst case as the budget.
 
 Writes ``$REHEARSAL_DIR/result.json``: every step with argv, exit status, output and its start and end times (the
-test lines them up with the simulator's request log), and the time the question was asked. Exits 0 when every step
-ran (the test asserts what each did).
+test lines them up with the simulator's request log), the time the question was asked, and the worst case the
+diagnosis plans for (``diagnose_worst``, computed here as the command computes it, nothing sent). Exits 0 when every
+step ran (the test asserts what each did).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from _browser import open_link
 
 LABEL = "live-pkce"
 BUDGET = "8"
+DIAGNOSE_PROFILE = "hermes-0.14.0"
 RESULTS = Path(os.environ["REHEARSAL_DIR"])
 results: dict[str, Any] = {"steps": []}
 
@@ -140,6 +145,25 @@ def capture_through_a_client() -> Path:
     return out
 
 
+def diagnose_worst_case(profile: str) -> int:
+    """The most requests a live diagnosis of ``profile`` may send, as ``diagnose`` plans it (nothing is sent)."""
+    from lanelab.matrix.profiles import minimal_spend
+    from lanelab.walkthrough.diagnose import load_source, plan_requests
+    from lanelab.walkthrough.lint import lint
+
+    source = load_source(profile=profile)
+    return plan_requests(minimal_spend(source.spec), lint(source.lint_input)).worst
+
+
+def diagnose_steps() -> bool:
+    worst = diagnose_worst_case(DIAGNOSE_PROFILE)
+    results["diagnose_worst"] = worst
+    args = ("diagnose", "--profile", DIAGNOSE_PROFILE, "--live")
+    cli("diagnose_no_yes", *args, "--budget", str(worst))
+    cli("diagnose_over_budget", *args, "--budget", str(worst - 1), "--yes")
+    return cli("diagnose", *args, "--budget", str(worst), "--yes")["returncode"] in (0, 1)
+
+
 def main() -> int:
     plant_simulator_credential()
     ok = login()
@@ -157,6 +181,7 @@ def main() -> int:
     bisect = cli("bisect", "bisect", "--fail", str(capture), "--pass", "sdk-minimal", "--yes")
     ok &= declined["returncode"] == 2 and run["returncode"] == 0 and again["returncode"] == 0
     ok &= report["returncode"] == 0 and bisect["returncode"] in (0, 1)
+    ok &= diagnose_steps()
     return 0 if ok else 1
 
 

@@ -1,4 +1,4 @@
-"""Rehearsal scenario: the four notebooks in live mode, executed headless as ``make demo`` does, in reading order.
+"""Rehearsal scenario: the notebooks in live mode, executed headless as ``make demo`` does (see 6. for the order).
 
 1. 01: log in through the authorize link on the live host. Where a person would open the link and paste into the
    box, one extra cell (inserted after the widget cell, in a copy of the notebook) does the same with the stand-in
@@ -7,6 +7,10 @@
 3. 02 confirmed (``LANELAB_CONFIRM_LIVE=1``) within the default budget.
 4. 03: the findings and the report from the live runs.
 5. 04 confirmed: the captures through the recording proxy in front of the live API, the diff and the bisect.
+6. 01_watch_lint_diagnose without the confirmation (``LANELAB_CONFIRM_LIVE=0``): the watch in front of the live API
+   (no example traffic in live mode), lint, then it must stop at ``gate.require()`` before sending.
+7. 01_watch_lint_diagnose confirmed (``LANELAB_CONFIRM_LIVE=1``): the diagnosis within the notebook's budget.
+   (Run last, although a person reads it right after 01, so that 02-04 see the same account and runs as before.)
 
 Writes ``$REHEARSAL_DIR/result.json`` (each notebook: ok or the error line, start and end times, the executed copy)
 and keeps the executed copies under ``$REHEARSAL_DIR/executed``. Exits 0 when every step went as the scenario
@@ -80,8 +84,10 @@ def main() -> int:
         notebook("02", "02_request_matrix", {"LANELAB_CONFIRM_LIVE": "1"}),
         notebook("03", "03_findings"),
         notebook("04", "04_maintainer_walkthrough", {"LANELAB_CONFIRM_LIVE": "1"}),
+        notebook("diagnose_unconfirmed", "01_watch_lint_diagnose", {"LANELAB_CONFIRM_LIVE": "0"}),
+        notebook("diagnose", "01_watch_lint_diagnose", {"LANELAB_CONFIRM_LIVE": "1"}),
     ]
-    expected = [True, False, True, True, True]
+    expected = [True, False, True, True, True, False, True]
     return 0 if [s["ok"] for s in steps] == expected else 1
 
 
