@@ -69,3 +69,17 @@ def test_every_user_error_inherits_a_matching_builtin() -> None:
              if not any(issubclass(c, b) for b in (ValueError, LookupError, PermissionError, RuntimeError,
                                                    ConnectionError))]
     assert not plain, f"UserErrors without a matching builtin: {plain}"
+
+
+def test_a_user_error_shows_as_one_line_in_a_notebook() -> None:
+    """IPython renders ``_render_traceback_`` instead of the traceback: every UserError is its one redacted line."""
+    secret = "sk-ant-oat01-" + "x" * 40
+    for cls in [UserError, *_all_user_errors()]:
+        try:
+            err = cls(f"went wrong with {secret}.", "Do this next.")
+        except TypeError:  # a subclass with its own constructor
+            continue
+        (line,) = err._render_traceback_()
+        assert line.startswith(cls.__name__ + ": ") or cls.__name__ == "NotConfirmed", line
+        assert secret not in line and "\n" not in line
+        assert "Do this next." in line or cls.__init__ is not UserError.__init__  # own constructors take other data

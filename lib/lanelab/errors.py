@@ -87,6 +87,10 @@ class UserError(Exception):
         full = message if not self.hint else f"{message} {self.hint}"
         super().__init__(redact.redact_text(full))
 
+    def _render_traceback_(self) -> list[str]:
+        """In a notebook, IPython shows this instead of a traceback: the one line the CLI would print."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class InputError(UserError, ValueError):
     """A value the user gave (an argument, a paste, a file) is wrong."""
