@@ -14,8 +14,9 @@ from lanelab.auth.credential import Credential
 from lanelab.auth.store import CredentialStore
 from lanelab.config import LIVE_API_BASE, Settings, data_dir
 from lanelab.matrix.budget import DEFAULT_LIVE_BUDGET
-from lanelab.matrix.picker import MAX_CELLS, MatrixPicker, capture_files
+from lanelab.matrix.picker import MAX_CELLS, MatrixPicker, capture_files, profile_for
 from lanelab.matrix.plan import MatrixPlan
+from lanelab.matrix.profiles import profiles_dir
 from lanelab.matrix.widget import MatrixWidget
 from lanelab.runs import load_run
 
@@ -142,6 +143,17 @@ def test_captures_are_offered_and_sent_as_their_own_profile(tmp_path, sim):
     picker.choose(profile=str(other))
     assert picker.ready and picker.plan.profile.startswith("mine-") and picker.plan.profile != result.header["profile"]
     assert str(other) in [v for _, v in picker.profile_choices], "a file chosen by path stays offered"
+
+
+def test_a_capture_named_like_a_shipped_profile_is_still_its_own_profile(tmp_path):
+    """The browser test's case: data/captures/openclaw-2026.9.6.jsonl is named like the shipped profile; chosen as a
+    file it is that capture's request under its own digest name, and the shipped profile's own file is the profile."""
+    copy = tmp_path / "hermes-0.14.0.jsonl"
+    shutil.copy(CAPTURE, copy)
+    prof = profile_for(str(copy))
+    assert prof.name.startswith("hermes-0.14.0-") and prof.name != "hermes-0.14.0"
+    shipped = profile_for(str(profiles_dir() / "hermes-0.14.0.toml"))
+    assert shipped.name == "hermes-0.14.0"
 
 
 # ------------------------------------------------------------------------------------------------ sending

@@ -94,8 +94,8 @@ def profile_for(ref: str) -> Profile:
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         raise InputError(f"{path.name} is neither a capture nor a profile file the kit can read.",
                          "Choose a .jsonl capture (python -m lanelab capture or watch) or a profile .toml.") from None
-    if profile.name in profiles_mod.list_profiles():  # a shipped profile's own file: that profile
-        return profile
+    if path.suffix == ".toml" and path.resolve().parent == profiles_mod.profiles_dir().resolve():
+        return profile  # a shipped profile's own file: that profile, under its own name
     digest = hashlib.sha256(json.dumps(profile.spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:6]
     name = f"{re.sub(r'[^A-Za-z0-9._-]+', '-', profile.name).strip('-') or 'capture'}-{digest}"
     return dataclasses.replace(profile, name=name)
