@@ -767,10 +767,16 @@ def test_there_are_at_least_300_bad_inputs_and_every_command_is_covered():
                                            "version_gate.toml", "profiles/sdk-minimal.toml"}
 
 
+def _renders_a_report(case: Case) -> bool:
+    """Cases that get as far as building a report (its figures and timeline): seconds each, so in the full run only."""
+    return case.argv[0] == "report" and case.category in ("run files", "disk")
+
+
 # The same inputs again under proxy variables (nothing may reach the proxy) are in the full run, not the fast loop.
 @pytest.mark.parametrize("proxy", [pytest.param(False, id="no-proxy-env"),
                                    pytest.param(True, id="proxy-env", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if _renders_a_report(c) else [])
+                                  for c in CASES])
 def test_bad_input_is_one_line_and_loses_nothing(case: Case, proxy: bool, world: World, request: pytest.FixtureRequest,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     if case.sim or any("{sim}" in v for _, v in case.env) or "{sim}" in " ".join(case.argv):

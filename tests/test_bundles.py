@@ -124,6 +124,7 @@ def test_a_bundle_describes_one_matrix_run() -> None:
     assert b.data["policy_or_host"] == "2026-08" and "no single change" in b.data["verdict"]["sentence"]
 
 
+@pytest.mark.slow  # builds whole reports (figures, the timeline): seconds
 def test_cli_writes_bundles_and_compares_others(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))

@@ -279,6 +279,7 @@ def test_env_importer_takes_a_token_or_names_the_variable(environ: dict[str, str
 @FAST
 @given(claude=file_bytes(claude_code_docs), pool=file_bytes(hermes_auth_docs), pkce=file_bytes(hermes_pkce_docs),
        env=st.sampled_from([{}, {"ANTHROPIC_TOKEN": CANARY}, {"CLAUDE_CODE_OAUTH_TOKEN": f"{CANARY}\n{CANARY}"}]))
+@pytest.mark.slow  # builds whole reports (figures, the timeline): seconds
 def test_discover_never_raises_and_reports_each_broken_source(scratch: Path, claude: bytes, pool: bytes,
                                                               pkce: bytes, env: dict[str, str]) -> None:
     CASES["discover"] += 1

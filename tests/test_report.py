@@ -120,6 +120,7 @@ def test_registered_and_token_shaped_secrets_are_masked_not_leaked(tmp_path: Pat
         assert "sk-ant-oat01-…tail" in text
 
 
+@pytest.mark.slow  # builds whole reports (figures, the timeline): seconds
 def test_cli_report_writes_both_files(tmp_path: Path, two_runs: list[Path], capsys: pytest.CaptureFixture[str],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))
@@ -260,6 +261,7 @@ def test_markdown_never_passes_raw_html_or_images_from_run_data(tmp_path: Path) 
     assert md.count("<details>") == template_details  # only the template's own
 
 
+@pytest.mark.slow  # builds whole reports (figures, the timeline): seconds
 def test_inputs_are_counted_honestly(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     matrix = write_run(tmp_path / "m.jsonl", hermes_like_cells(), torn=True)
@@ -294,6 +296,7 @@ def test_an_empty_run_says_there_is_nothing_to_conclude(tmp_path: Path) -> None:
     assert not list((tmp_path / "out").glob("*.png"))
 
 
+@pytest.mark.slow  # builds whole reports (figures, the timeline): seconds
 def test_new_to_this_kit_has_its_place(tmp_path: Path) -> None:
     findings = report.collect(load_run(SAMPLE))
     assert report.report_data(findings)["new_to_this_kit"] == []

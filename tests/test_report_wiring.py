@@ -160,6 +160,7 @@ def real_profile_run(tmp_path: Path, mode: str = "sim") -> Path:
     return path
 
 
+@pytest.mark.slow  # builds whole reports (figures, the timeline): seconds
 def test_the_timeline_section_shows_table_and_chart_for_simulator_runs(tmp_path: Path) -> None:
     run = load_run(real_profile_run(tmp_path))
     tl = report.timeline_for([run])
@@ -200,6 +201,7 @@ def test_no_timeline_without_a_profile_the_kit_ships(tmp_path: Path) -> None:
     assert "When would this request" not in report.render_markdown(report.collect([run]), {})
 
 
+@pytest.mark.slow  # builds whole reports (figures, the timeline): seconds
 def test_report_command_timeline_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LANELAB_MODE", "sim")
