@@ -38,6 +38,9 @@ from urllib.parse import parse_qsl
 
 MASK = "…"
 
+#: ``str.translate`` table lower-casing ASCII letters only (indexes kept, unlike ``str.lower`` on "İ").
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
 # Token shapes. The prefix group is kept in the mask; the rest is secret.
 _TOKEN_RE = re.compile(
     r"(?P<prefix>sk-ant-(?:oat|ort|api|admin|sid)\d{2}-)(?P<secret>[A-Za-z0-9_\-]{6,})"
@@ -88,9 +91,56 @@ __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SEN
            "restore", "snapshot", "token_shape_problem"]
 
 
-def _may_hold_token(text: str) -> bool:
-    """A cheap literal pre-check: can the token pattern match at all? (Most text has no token; the regex is slow.)"""
-    return "sk-ant-" in text or "eyJ" in text or "bearer" in text.lower()
+#: Every match of :data:`_TOKEN_RE` starts with one of these literals (``bearer`` in any case).
+_TOKEN_STARTS = ("sk-ant-", "eyJ")
+
+
+def _token_matches(text: str) -> Iterator[re.Match[str]]:
+    """The matches of :data:`_TOKEN_RE` in ``text``, exactly as ``_TOKEN_RE.finditer(text)`` yields them, found ~20×
+    faster: the regex is tried only where one of its literal starts (``sk-ant-``, ``eyJ``, ``bearer`` in any case) is.
+
+    Why this is the same: every alternative of the pattern begins with one of those literals, so a match can begin
+    nowhere else; trying the candidates left to right and skipping those inside the previous match is what
+    ``finditer`` does position by position. ``(?i:bearer)`` matches only the ASCII letters (no other character
+    folds to b, e, a or r), and the lower-casing keeps indexes (ASCII-only when a character's lower case is longer).
+    """
+    starts: list[int] = []
+    for literal in _TOKEN_STARTS:
+        i = text.find(literal)
+        while i >= 0:
+            starts.append(i)
+            i = text.find(literal, i + 1)
+    low = text.lower()
+    if len(low) != len(text):  # a character whose lower case is longer ("İ"): lower ASCII only, indexes kept
+        low = text.translate(_ASCII_LOWER)
+    i = low.find("bearer")
+    while i >= 0:
+        starts.append(i)
+        i = low.find("bearer", i + 1)
+    if not starts:
+        return
+    starts.sort()
+    end = 0
+    for i in starts:
+        if i < end:
+            continue
+        m = _TOKEN_RE.match(text, i)
+        if m is not None:
+            yield m
+            end = m.end()
+
+
+def _mask_tokens(text: str) -> str:
+    """``_TOKEN_RE.sub(_mask_match, text)``, through :func:`_token_matches`."""
+    pieces: list[str] = []
+    last = 0
+    for m in _token_matches(text):
+        pieces += [text[last:m.start()], _mask_match(m)]
+        last = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 class SecretLeak(RuntimeError):
@@ -162,7 +212,6 @@ def _mask_header_value(value: str) -> str:
 
 #: Every sensitive key contains one of these (lower-case); text without any of them holds no sensitive pair.
 _STEMS = ("token", "key", "secret", "passw", "passphrase", "verifier", "authorization", "cookie", "code")
-_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 # After a quoted key: ``"key": "value"``, ``'key': 'value'``, ``\"key\": \"value\"`` (JSON inside a string),
 # ``key = "value"`` (TOML) and ``(b'key', b'value')`` (a header pair in a repr).
@@ -417,7 +466,7 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, mask(secret))
         text = _mask_pairs(text)
-        return _TOKEN_RE.sub(_mask_match, text) if _may_hold_token(text) else text
+        return _mask_tokens(text)
 
     def redact_obj(self, obj: Any) -> Any:
         """A redacted deep copy of JSON-like data: keys scanned like text (a secret may be a key), values under
@@ -513,7 +562,7 @@ class Redactor:
         for secret in [*self._known(), *extra]:
             if secret and secret in text:
                 hits.append(mask(secret))
-        for m in _TOKEN_RE.finditer(text) if _may_hold_token(text) else ():
+        for m in _token_matches(text):
             secret = m.group("secret") or m.group("jwt") or m.group("bsecret") or ""
             if MASK not in secret and len(secret) > 8:
                 hits.append(_mask_match(m))
