@@ -280,3 +280,28 @@ def test_the_token_search_finds_exactly_what_the_pattern_finds(text):
     assert [m.span() for m in redact._token_matches(text)] == [m.span() for m in redact._TOKEN_RE.finditer(text)]
     assert redact._mask_tokens(text) == redact._TOKEN_RE.sub(redact._mask_match, text)
 
+
+def test_a_text_found_clean_is_masked_once_its_secret_is_learned():
+    """Redaction remembers texts it found clean; learning a secret must forget them (else the secret goes out)."""
+    r = redact.Redactor()
+    opaque = "opaque-credential-0123456789"
+    text = f"the server said {opaque} twice"
+    assert r.redact_text(text) == text and r.redact_text(text) == text  # the second answer comes from memory
+    r.register_secret(opaque)
+    assert opaque not in r.redact_text(text)
+    assert opaque not in json.dumps(r.redact_obj({"note": text, text: 1}))
+    saved = r.snapshot()
+    r.forget_secrets()
+    assert r.redact_text(text) == text
+    r.restore(saved)
+    assert opaque not in r.redact_text(text)
+
+
+def test_a_clean_check_that_raced_with_learning_a_secret_is_not_remembered():
+    r = redact.Redactor()
+    opaque = "opaque-credential-0123456789"
+    text = f"value {opaque}"
+    generation, _ = r._known_now()  # a check starts against the registry as it is ...
+    r.register_secret(opaque)  # ... another thread learns the secret meanwhile ...
+    r._remember_clean(text, generation)  # ... and the stale "clean" verdict arrives late
+    assert opaque not in r.redact_text(text)

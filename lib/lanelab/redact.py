@@ -83,6 +83,10 @@ TOKEN_MAX_CHARS = 8192
 BODY_RECORD_LIMIT = 1024 * 1024
 #: JSON nested deeper than this is recorded as text (deep data would overflow recursive redaction).
 MAX_JSON_DEPTH = 64
+#: A redactor remembers texts it found clean (see :meth:`Redactor.redact_text`): each at most this long, and at most
+#: this many characters in all (then it starts over), so the memory it takes stays small.
+CLEAN_TEXT_MAX = 64 * 1024
+CLEAN_CHARS_MAX = 4 * 1024 * 1024
 
 __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES", "TOKEN_MAX_CHARS",
            "LogFilter", "Redactor", "SecretLeak", "assert_clean", "find_secrets",
@@ -363,6 +367,10 @@ class Redactor:
         self._lock = threading.Lock()
         self._registry: set[str] = set()
         self._sorted: list[str] | None = []
+        # Texts redact_text found nothing to mask in, against the registry as it is now (see _changed).
+        self._clean: set[str] = set()
+        self._clean_chars = 0
+        self._generation = 0
 
     def __repr__(self) -> str:
         return f"<Redactor: {len(self._registry)} registered secret(s)>"
@@ -373,7 +381,7 @@ class Redactor:
             with self._lock:
                 if value not in self._registry:
                     self._registry.add(value)
-                    self._sorted = None
+                    self._changed(None)
 
     def snapshot(self) -> frozenset[str]:
         """The registered secrets right now (tests restore it so that one test's secrets do not follow it around)."""
@@ -385,19 +393,43 @@ class Redactor:
         with self._lock:
             self._registry.clear()
             self._registry.update(saved)
-            self._sorted = None
+            self._changed(None)
 
     def forget_secrets(self) -> None:
         """Clear the registry (tests, and a simulator's reset)."""
         with self._lock:
             self._registry.clear()
-            self._sorted = []
+            self._changed([])
+
+    def _changed(self, sorted_: list[str] | None) -> None:
+        """The registry changed (the caller holds the lock): forget its sorted form and every text known clean."""
+        self._sorted = sorted_
+        self._generation += 1
+        self._clean = set()
+        self._clean_chars = 0
 
     def _known(self) -> list[str]:
+        return self._known_now()[1]
+
+    def _known_now(self) -> tuple[int, list[str]]:
+        """The registry's generation and its secrets, longest first, read together."""
         with self._lock:
             if self._sorted is None:
                 self._sorted = sorted(self._registry, key=len, reverse=True)
-            return self._sorted
+            return self._generation, self._sorted
+
+    def _remember_clean(self, text: str, generation: int) -> None:
+        """Remember that ``text`` holds nothing to mask, if the registry is still the one it was checked against."""
+        size = len(text)
+        if size > CLEAN_TEXT_MAX:
+            return
+        with self._lock:
+            if generation != self._generation:
+                return  # a secret was learned meanwhile: the check is stale
+            if self._clean_chars + size > CLEAN_CHARS_MAX:
+                self._clean, self._clean_chars = set(), 0
+            self._clean.add(text)
+            self._clean_chars += size
 
     # ---- learning: what goes by as a secret is registered before anything about it is written ------------------
     def learn_headers(self, headers: Any) -> None:
@@ -462,11 +494,23 @@ class Redactor:
         URLs): registered secrets, values under sensitive keys, and token shapes."""
         if len(text) < 8:  # shorter than any secret the registry keeps or the patterns match
             return text
-        for secret in self._known():
-            if secret in text:
-                text = text.replace(secret, mask(secret))
-        text = _mask_pairs(text)
-        return _mask_tokens(text)
+        # Safe shortcut: the answer depends only on the text and the registry, and a text is in _clean only when it
+        # was checked against the registry as it is now (any change empties _clean, and a check that raced with a
+        # change is not remembered). Clean text comes back unchanged, so a hit returns what the work would. Only
+        # texts with nothing to mask are kept, so the set holds no secret. What it saves: the second pass over data
+        # redacted once already (an observation, a record), and the strings every cell repeats (headers, models).
+        if text in self._clean:
+            return text
+        generation, known = self._known_now()
+        out = text
+        for secret in known:
+            if secret in out:
+                out = out.replace(secret, mask(secret))
+        out = _mask_tokens(_mask_pairs(out))
+        if out == text:
+            self._remember_clean(text, generation)
+            return text
+        return out
 
     def redact_obj(self, obj: Any) -> Any:
         """A redacted deep copy of JSON-like data: keys scanned like text (a secret may be a key), values under
