@@ -305,3 +305,20 @@ def test_a_clean_check_that_raced_with_learning_a_secret_is_not_remembered():
     r.register_secret(opaque)  # ... another thread learns the secret meanwhile ...
     r._remember_clean(text, generation)  # ... and the stale "clean" verdict arrives late
     assert opaque not in r.redact_text(text)
+
+
+def test_learning_skips_only_texts_found_clean():
+    """learn_text skips a text redaction found clean (nothing in it to learn); a text with a pair is still learned,
+    however often it was redacted before."""
+    r = redact.Redactor()
+    value = "opaque0123456789"
+    text = f"callback?access_token={value}&state=1"
+    for _ in range(2):
+        assert value not in r.redact_text(text)
+    r.learn_text(text)
+    assert value not in r.redact_text(f"the value {value} alone")
+    clean = "a header value with nothing secret in it"
+    assert r.redact_text(clean) == clean
+    before = r.snapshot()
+    r.learn_text(clean)
+    assert r.snapshot() == before

@@ -453,6 +453,11 @@ class Redactor:
         """Register every value ``text`` holds under a sensitive key (``access_token=…``, ``"code": "…"``)."""
         if not isinstance(text, str) or len(text) < 8:
             return
+        # Safe shortcut: a text redact_text found clean against the registry as it is now (see redact_text) holds
+        # no registered secret and no pair whose value is not hidden; every value this loop would register is then
+        # hidden, and register_secret ignores hidden values (too short, or masked). So nothing would be learned.
+        if text in self._clean:
+            return
         for _, start, end, quoted in _pairs_in_text(text):
             value = text[start:end]
             self.register_secret(_split_scheme(value)[1] if quoted else value)
