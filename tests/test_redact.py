@@ -265,3 +265,60 @@ def test_a_list_of_header_names_is_not_a_header_pair():
     line = json.dumps(redact.redact_obj(record), ensure_ascii=False)
     assert redact.find_secrets(line) == []
     assert redact.find_secrets('[["authorization", "Bearer abcdefghijklmnop"]]') != []
+
+
+# Pieces that make token shapes likely in generated text: literal starts, case variants, an "İ" (whose lower case is
+# longer), separators the patterns care about, and the mask.
+_TOKENISH = st.lists(st.sampled_from(["sk-ant-oat01-", "sk-ant-api03-", "sk-ant-", "eyJ", "eyJabc123.", "Bearer ",
+                                      "bEaReR\t", "BEARER  ", "İ", "…", ".", "-", "_", " ", "\n", "=", "abcdEFGH",
+                                      "123456", "x"]), max_size=40).map("".join)
+
+
+@given(st.one_of(_TOKENISH, st.text(max_size=120)))
+def test_the_token_search_finds_exactly_what_the_pattern_finds(text):
+    """The literal-start search (redact._token_matches) is a faster finditer, never a weaker one."""
+    assert [m.span() for m in redact._token_matches(text)] == [m.span() for m in redact._TOKEN_RE.finditer(text)]
+    assert redact._mask_tokens(text) == redact._TOKEN_RE.sub(redact._mask_match, text)
+
+
+def test_a_text_found_clean_is_masked_once_its_secret_is_learned():
+    """Redaction remembers texts it found clean; learning a secret must forget them (else the secret goes out)."""
+    r = redact.Redactor()
+    opaque = "opaque-credential-0123456789"
+    text = f"the server said {opaque} twice"
+    assert r.redact_text(text) == text and r.redact_text(text) == text  # the second answer comes from memory
+    r.register_secret(opaque)
+    assert opaque not in r.redact_text(text)
+    assert opaque not in json.dumps(r.redact_obj({"note": text, text: 1}))
+    saved = r.snapshot()
+    r.forget_secrets()
+    assert r.redact_text(text) == text
+    r.restore(saved)
+    assert opaque not in r.redact_text(text)
+
+
+def test_a_clean_check_that_raced_with_learning_a_secret_is_not_remembered():
+    r = redact.Redactor()
+    opaque = "opaque-credential-0123456789"
+    text = f"value {opaque}"
+    generation, _ = r._known_now()  # a check starts against the registry as it is ...
+    r.register_secret(opaque)  # ... another thread learns the secret meanwhile ...
+    r._remember_clean(text, generation)  # ... and the stale "clean" verdict arrives late
+    assert opaque not in r.redact_text(text)
+
+
+def test_learning_skips_only_texts_found_clean():
+    """learn_text skips a text redaction found clean (nothing in it to learn); a text with a pair is still learned,
+    however often it was redacted before."""
+    r = redact.Redactor()
+    value = "opaque0123456789"
+    text = f"callback?access_token={value}&state=1"
+    for _ in range(2):
+        assert value not in r.redact_text(text)
+    r.learn_text(text)
+    assert value not in r.redact_text(f"the value {value} alone")
+    clean = "a header value with nothing secret in it"
+    assert r.redact_text(clean) == clean
+    before = r.snapshot()
+    r.learn_text(clean)
+    assert r.snapshot() == before

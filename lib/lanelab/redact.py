@@ -38,6 +38,9 @@ from urllib.parse import parse_qsl
 
 MASK = "…"
 
+#: ``str.translate`` table lower-casing ASCII letters only (indexes kept, unlike ``str.lower`` on "İ").
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
 # Token shapes. The prefix group is kept in the mask; the rest is secret.
 _TOKEN_RE = re.compile(
     r"(?P<prefix>sk-ant-(?:oat|ort|api|admin|sid)\d{2}-)(?P<secret>[A-Za-z0-9_\-]{6,})"
@@ -80,6 +83,10 @@ TOKEN_MAX_CHARS = 8192
 BODY_RECORD_LIMIT = 1024 * 1024
 #: JSON nested deeper than this is recorded as text (deep data would overflow recursive redaction).
 MAX_JSON_DEPTH = 64
+#: A redactor remembers texts it found clean (see :meth:`Redactor.redact_text`): each at most this long, and at most
+#: this many characters in all (then it starts over), so the memory it takes stays small.
+CLEAN_TEXT_MAX = 64 * 1024
+CLEAN_CHARS_MAX = 4 * 1024 * 1024
 
 __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES", "TOKEN_MAX_CHARS",
            "LogFilter", "Redactor", "SecretLeak", "assert_clean", "find_secrets",
@@ -88,9 +95,56 @@ __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SEN
            "restore", "snapshot", "token_shape_problem"]
 
 
-def _may_hold_token(text: str) -> bool:
-    """A cheap literal pre-check: can the token pattern match at all? (Most text has no token; the regex is slow.)"""
-    return "sk-ant-" in text or "eyJ" in text or "bearer" in text.lower()
+#: Every match of :data:`_TOKEN_RE` starts with one of these literals (``bearer`` in any case).
+_TOKEN_STARTS = ("sk-ant-", "eyJ")
+
+
+def _token_matches(text: str) -> Iterator[re.Match[str]]:
+    """The matches of :data:`_TOKEN_RE` in ``text``, exactly as ``_TOKEN_RE.finditer(text)`` yields them, found ~20×
+    faster: the regex is tried only where one of its literal starts (``sk-ant-``, ``eyJ``, ``bearer`` in any case) is.
+
+    Why this is the same: every alternative of the pattern begins with one of those literals, so a match can begin
+    nowhere else; trying the candidates left to right and skipping those inside the previous match is what
+    ``finditer`` does position by position. ``(?i:bearer)`` matches only the ASCII letters (no other character
+    folds to b, e, a or r), and the lower-casing keeps indexes (ASCII-only when a character's lower case is longer).
+    """
+    starts: list[int] = []
+    for literal in _TOKEN_STARTS:
+        i = text.find(literal)
+        while i >= 0:
+            starts.append(i)
+            i = text.find(literal, i + 1)
+    low = text.lower()
+    if len(low) != len(text):  # a character whose lower case is longer ("İ"): lower ASCII only, indexes kept
+        low = text.translate(_ASCII_LOWER)
+    i = low.find("bearer")
+    while i >= 0:
+        starts.append(i)
+        i = low.find("bearer", i + 1)
+    if not starts:
+        return
+    starts.sort()
+    end = 0
+    for i in starts:
+        if i < end:
+            continue
+        m = _TOKEN_RE.match(text, i)
+        if m is not None:
+            yield m
+            end = m.end()
+
+
+def _mask_tokens(text: str) -> str:
+    """``_TOKEN_RE.sub(_mask_match, text)``, through :func:`_token_matches`."""
+    pieces: list[str] = []
+    last = 0
+    for m in _token_matches(text):
+        pieces += [text[last:m.start()], _mask_match(m)]
+        last = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 class SecretLeak(RuntimeError):
@@ -162,7 +216,6 @@ def _mask_header_value(value: str) -> str:
 
 #: Every sensitive key contains one of these (lower-case); text without any of them holds no sensitive pair.
 _STEMS = ("token", "key", "secret", "passw", "passphrase", "verifier", "authorization", "cookie", "code")
-_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 # After a quoted key: ``"key": "value"``, ``'key': 'value'``, ``\"key\": \"value\"`` (JSON inside a string),
 # ``key = "value"`` (TOML) and ``(b'key', b'value')`` (a header pair in a repr).
@@ -314,6 +367,10 @@ class Redactor:
         self._lock = threading.Lock()
         self._registry: set[str] = set()
         self._sorted: list[str] | None = []
+        # Texts redact_text found nothing to mask in, against the registry as it is now (see _changed).
+        self._clean: set[str] = set()
+        self._clean_chars = 0
+        self._generation = 0
 
     def __repr__(self) -> str:
         return f"<Redactor: {len(self._registry)} registered secret(s)>"
@@ -324,7 +381,7 @@ class Redactor:
             with self._lock:
                 if value not in self._registry:
                     self._registry.add(value)
-                    self._sorted = None
+                    self._changed(None)
 
     def snapshot(self) -> frozenset[str]:
         """The registered secrets right now (tests restore it so that one test's secrets do not follow it around)."""
@@ -336,19 +393,43 @@ class Redactor:
         with self._lock:
             self._registry.clear()
             self._registry.update(saved)
-            self._sorted = None
+            self._changed(None)
 
     def forget_secrets(self) -> None:
         """Clear the registry (tests, and a simulator's reset)."""
         with self._lock:
             self._registry.clear()
-            self._sorted = []
+            self._changed([])
+
+    def _changed(self, sorted_: list[str] | None) -> None:
+        """The registry changed (the caller holds the lock): forget its sorted form and every text known clean."""
+        self._sorted = sorted_
+        self._generation += 1
+        self._clean = set()
+        self._clean_chars = 0
 
     def _known(self) -> list[str]:
+        return self._known_now()[1]
+
+    def _known_now(self) -> tuple[int, list[str]]:
+        """The registry's generation and its secrets, longest first, read together."""
         with self._lock:
             if self._sorted is None:
                 self._sorted = sorted(self._registry, key=len, reverse=True)
-            return self._sorted
+            return self._generation, self._sorted
+
+    def _remember_clean(self, text: str, generation: int) -> None:
+        """Remember that ``text`` holds nothing to mask, if the registry is still the one it was checked against."""
+        size = len(text)
+        if size > CLEAN_TEXT_MAX:
+            return
+        with self._lock:
+            if generation != self._generation:
+                return  # a secret was learned meanwhile: the check is stale
+            if self._clean_chars + size > CLEAN_CHARS_MAX:
+                self._clean, self._clean_chars = set(), 0
+            self._clean.add(text)
+            self._clean_chars += size
 
     # ---- learning: what goes by as a secret is registered before anything about it is written ------------------
     def learn_headers(self, headers: Any) -> None:
@@ -371,6 +452,11 @@ class Redactor:
     def learn_text(self, text: str) -> None:
         """Register every value ``text`` holds under a sensitive key (``access_token=…``, ``"code": "…"``)."""
         if not isinstance(text, str) or len(text) < 8:
+            return
+        # Safe shortcut: a text redact_text found clean against the registry as it is now (see redact_text) holds
+        # no registered secret and no pair whose value is not hidden; every value this loop would register is then
+        # hidden, and register_secret ignores hidden values (too short, or masked). So nothing would be learned.
+        if text in self._clean:
             return
         for _, start, end, quoted in _pairs_in_text(text):
             value = text[start:end]
@@ -413,11 +499,23 @@ class Redactor:
         URLs): registered secrets, values under sensitive keys, and token shapes."""
         if len(text) < 8:  # shorter than any secret the registry keeps or the patterns match
             return text
-        for secret in self._known():
-            if secret in text:
-                text = text.replace(secret, mask(secret))
-        text = _mask_pairs(text)
-        return _TOKEN_RE.sub(_mask_match, text) if _may_hold_token(text) else text
+        # Safe shortcut: the answer depends only on the text and the registry, and a text is in _clean only when it
+        # was checked against the registry as it is now (any change empties _clean, and a check that raced with a
+        # change is not remembered). Clean text comes back unchanged, so a hit returns what the work would. Only
+        # texts with nothing to mask are kept, so the set holds no secret. What it saves: the second pass over data
+        # redacted once already (an observation, a record), and the strings every cell repeats (headers, models).
+        if text in self._clean:
+            return text
+        generation, known = self._known_now()
+        out = text
+        for secret in known:
+            if secret in out:
+                out = out.replace(secret, mask(secret))
+        out = _mask_tokens(_mask_pairs(out))
+        if out == text:
+            self._remember_clean(text, generation)
+            return text
+        return out
 
     def redact_obj(self, obj: Any) -> Any:
         """A redacted deep copy of JSON-like data: keys scanned like text (a secret may be a key), values under
@@ -513,7 +611,7 @@ class Redactor:
         for secret in [*self._known(), *extra]:
             if secret and secret in text:
                 hits.append(mask(secret))
-        for m in _TOKEN_RE.finditer(text) if _may_hold_token(text) else ():
+        for m in _token_matches(text):
             secret = m.group("secret") or m.group("jwt") or m.group("bsecret") or ""
             if MASK not in secret and len(secret) > 8:
                 hits.append(_mask_match(m))
