@@ -20,19 +20,19 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
+from loopback_upstream import LoopbackUpstream
 
 MB = 1024 * 1024
 
 
-class DiscardUpstream:
+class DiscardUpstream(LoopbackUpstream):
     """A loopback upstream that reads each request body in pieces, counts it and throws it away."""
 
     def __init__(self) -> None:
@@ -60,17 +60,7 @@ class DiscardUpstream:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def _peak_rss(pid: int) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -16,9 +15,10 @@ from lanelab.config import Settings
 from lanelab.errors import HostNotAllowed, UserError
 from lanelab.walkthrough.capture import CaptureRefused, check_upstream, running_capture
 from lanelab.wire.exchanges import inference_exchange, load_exchanges
+from loopback_upstream import LoopbackUpstream
 
 
-class Upstream:
+class Upstream(LoopbackUpstream):
     """A throwaway loopback server that keeps exactly what it received and can stream slowly."""
 
     def __init__(self) -> None:
@@ -66,18 +66,11 @@ class Upstream:
 
             do_GET = do_POST = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
+        super().__init__(Handler)
 
     def __exit__(self, *exc: object) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().__exit__(*exc)
 
 
 @pytest.fixture

@@ -11,16 +11,15 @@ import re
 import secrets
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Self
 
 import httpx
 import pytest
 from lanelab import errors, redact
 from lanelab.errors import InputError
+from loopback_upstream import LoopbackUpstream
 
 
 def opaque(tag: str) -> str:
@@ -44,7 +43,7 @@ def leaked(text: str, secret_values: list[str] | dict[str, str]) -> list[str]:
 # A scripted upstream: each path answers with a canned status, headers and body.
 
 
-class Upstream:
+class Upstream(LoopbackUpstream):
     def __init__(self, routes: dict[str, tuple[int, list[tuple[str, str]], bytes]]) -> None:
         self.routes = routes
         outer = self
@@ -68,17 +67,7 @@ class Upstream:
 
             do_GET = do_POST = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def _json(obj: object) -> bytes:
