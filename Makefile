@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.lanelab-installed
 TESTSTAMP := $(VENV)/.lanelab-test-installed
 LINTSTAMP := $(VENV)/.lanelab-lint-installed
 CHROMIUM  := /usr/bin/chromium
+# Keep compiled bytecode (and pytest's rewritten test modules) between runs, even where the environment turns it off:
+# every test process, notebook kernel and xdist worker would otherwise compile the kit and its tests from source.
+export PYTHONDONTWRITEBYTECODE :=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo test test-fast lab audit lint bench sync profiles clean

@@ -12,6 +12,7 @@ import asyncio
 import os
 import ssl
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import foreign_home
@@ -28,6 +29,26 @@ def pytest_configure(config: pytest.Config) -> None:
     """Run the whole session with HOME in a sandbox holding test copies of other clients' credential files."""
     home = foreign_home.create()
     _session.update(home=home, before=foreign_home.fingerprint(home), saved=foreign_home.activate(home))
+
+
+#: Folders whose every test carries these markers (their conftest adds them), so a marker expression can rule a whole
+#: folder out before its modules are imported (JupyterLab, Playwright, nbformat: seconds per worker).
+MARKED_FOLDERS = {"browser": {"browser", "slow"}, "rehearsal": {"rehearsal", "slow"}}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Skip a folder of :data:`MARKED_FOLDERS` when ``-m`` deselects every test in it whatever other markers a test
+    there may also carry; otherwise leave the decision to pytest."""
+    marks = MARKED_FOLDERS.get(collection_path.name)
+    expr = config.getoption("markexpr", "")
+    if marks is None or not expr or collection_path.parent != Path(__file__).parent:
+        return None
+    from _pytest.mark.expression import Expression
+
+    compiled = Expression.compile(expr)
+    if any(compiled.evaluate(lambda name, others=others: name in marks or others) for others in (False, True)):
+        return None
+    return True
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
