@@ -4,6 +4,8 @@
 import shutil
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lanelab.datafiles import read_toml
 from lanelab.wire.unified import (
     LANE_EXTRA,
@@ -153,3 +155,23 @@ def test_a_claim_added_to_the_data_file_is_read_without_a_code_change(tmp_path, 
     monkeypatch.setenv("LANELAB_DATA", str(data))
     assert parse_unified(headers).lane == LANE_PLAN
     assert unknown_headers(parse_unified(headers).raw) == []
+
+
+_UNIFIED_KEYS = st.sampled_from(["status", "reset", "representative-claim", "5h-utilization", "5h-reset", "5h-status",
+                                 "7d-utilization", "7d_oi-utilization", "overage-status", "overage-in-use",
+                                 "fallback-percentage", "slow-utilization", "x-new"])
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(_UNIFIED_KEYS, st.sampled_from(["allowed", "rejected", "0.5", "123", "true", "five_hour", ""])))
+def test_to_dict_is_asdict_plus_the_lane(headers: dict[str, str]) -> None:
+    """to_dict skips asdict's deep copy for speed; what it returns is still exactly asdict's data plus the lane."""
+    from dataclasses import asdict
+
+    u = parse_unified({f"anthropic-ratelimit-unified-{k}": v for k, v in headers.items()})
+    expected = asdict(u)
+    expected["lane"] = u.lane
+    got = u.to_dict()
+    assert got == expected
+    got["raw"]["x"] = "changed"  # a copy, not the observation's own dict
+    assert "x" not in u.raw

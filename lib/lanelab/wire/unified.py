@@ -269,7 +269,10 @@ class UnifiedLimits:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain data, plus the derived ``lane``."""
-        d = asdict(self)
+        # asdict() without its recursive deep copy (this runs once per stored cell): the two windows are flat
+        # dataclasses and ``raw`` maps strings to strings, so a copy of each is the same data.
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        d["five_hour"], d["seven_day"], d["raw"] = asdict(self.five_hour), asdict(self.seven_day), dict(self.raw)
         d["lane"] = self.lane
         return d
 
