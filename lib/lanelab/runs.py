@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
 import socket
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +44,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "BASE_COLUMNS", "BISECT_DESIGN", "DEFAULT_LEVEL", "DIAGNOSE_DESIGN", "LoadWarning", "Run", "RunLocked", "RunWriter", "completed_cells",
-    "derive_run_id", "encode_record", "load_run", "load_runs", "lock_path", "make_header", "run_path", "run_paths",
-    "spec_record", "split_runs", "tidy",
+    "BASE_COLUMNS", "BISECT_DESIGN", "DEFAULT_LEVEL", "DIAGNOSE_DESIGN", "LoadWarning", "Run", "RunLocked",
+    "RunWriter", "completed_cells", "derive_run_id", "encode_record", "free_run_path", "load_run", "load_runs",
+    "lock_path", "make_header", "run_path", "run_paths", "spec_record", "split_runs", "tidy",
 ]
 
 #: The header design of a run of bisect probes (notebook 04, ``lanelab bisect``): counted apart from matrix cells.
@@ -221,6 +222,21 @@ def run_path(runs_dir: Path, run_id: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id) or run_id.startswith("."):
         raise InputError(f"Run id {run_id!r} is not a safe file name.", "Use letters, digits, '.', '_' and '-' only.")
     return runs_dir / f"{run_id}.jsonl"
+
+
+def free_run_path(runs_dir: Path, run_id: str, resumes: Callable[[Path], bool] | None = None) -> Path:
+    """The file a new run ``run_id`` may write: ``run_id``'s own when it is free (absent or empty) or ``resumes``
+    accepts it (it holds the same experiment), else the first free ``<run_id>-N``. Nothing is deleted or replaced.
+
+    Raises:
+        InputError: the run id is not a safe file name (see :func:`run_path`).
+    """
+    path = run_path(runs_dir, run_id)
+    for n in itertools.count(2):
+        if not path.exists() or not path.stat().st_size or (resumes is not None and resumes(path)):
+            return path
+        path = run_path(runs_dir, f"{run_id}-{n}")
+    raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
 
 
 def run_paths(settings: Settings | None = None, samples: bool = True) -> list[Path]:

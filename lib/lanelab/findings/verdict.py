@@ -37,7 +37,7 @@ from lanelab.wire.diff import MISSING, Difference, differences
 from lanelab.wire.spec import RequestSpec
 
 __all__ = ["Verdict", "code", "describe_change", "diagnose_verdict",
-           "lead_verdict", "verdict_of_runs"]
+           "lead_verdict", "prefix_rename", "verdict_of_runs"]
 
 #: The header design of a run written by a diagnose command; its verdict note outranks the matrix analysis.
 #: How many example values a description shows.
@@ -191,7 +191,7 @@ def _first_party(diffs: Iterable[Difference]) -> bool:
 _SEPARATORS = "_-./:"
 
 
-def _prefix_rename(pairs: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+def prefix_rename(pairs: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
     """The one prefix swap (``mcp_`` → ``mcp__``) that turns every ``a`` into its ``b``, if there is one.
 
     Each pair keeps its longest common suffix; a separator at the start of that suffix goes with the prefixes, so
@@ -251,7 +251,7 @@ def describe_change(a: RequestSpec, b: RequestSpec) -> Change | None:
     if names and all(isinstance(d.a, str) and isinstance(d.b, str) for d in names) and \
             all(d in names or d.key == "tool_choice" for d in diffs):
         pairs = [(d.a, d.b) for d in names]
-        swap = _prefix_rename(pairs)
+        swap = prefix_rename(pairs)
         n = len(names)
         what = f"{n} tool name{'s' if n > 1 else ''}"
         ex_a, ex_b = pairs[0]

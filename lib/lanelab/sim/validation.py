@@ -44,13 +44,18 @@ def _content_problem(content: Any, where: str) -> str | None:
         return None
     if not isinstance(content, list):
         return f"{where}: Input should be a valid string or a list of content blocks"
-    for j, block in enumerate(content):
-        if not isinstance(block, Mapping):
+    return _entries_problem(content, where, "type")
+
+
+def _entries_problem(entries: list[Any], where: str, key: str) -> str | None:
+    """Each entry a dictionary with a string ``key`` (a content block's ``type``, a tool's ``name``)."""
+    for j, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
             return f"{where}.{j}: Input should be a valid dictionary"
-        if "type" not in block:
-            return f"{where}.{j}.type: {REQUIRED}"
-        if not isinstance(block["type"], str):
-            return f"{where}.{j}.type: Input should be a valid string"
+        if key not in entry:
+            return f"{where}.{j}.{key}: {REQUIRED}"
+        if not isinstance(entry[key], str):
+            return f"{where}.{j}.{key}: Input should be a valid string"
     return None
 
 
@@ -107,13 +112,7 @@ def _anthropic_problem(body: Mapping[str, Any], needs_max_tokens: bool) -> str |
     if tools is not None:
         if not isinstance(tools, list):
             return "tools: Input should be a valid list"
-        for i, tool in enumerate(tools):
-            if not isinstance(tool, Mapping):
-                return f"tools.{i}: Input should be a valid dictionary"
-            if "name" not in tool:
-                return f"tools.{i}.name: {REQUIRED}"
-            if not isinstance(tool["name"], str):
-                return f"tools.{i}.name: Input should be a valid string"
+        return _entries_problem(tools, "tools", "name")
     return None
 
 

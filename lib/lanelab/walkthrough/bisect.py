@@ -47,7 +47,7 @@ from lanelab import redact
 from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.matrix.designs import cell_id_for
-from lanelab.runs import BISECT_DESIGN, Run, RunWriter, load_run, make_header, run_path
+from lanelab.runs import BISECT_DESIGN, Run, RunWriter, free_run_path, load_run, make_header
 from lanelab.wire.attestation import is_attestation
 from lanelab.wire.classify import classify, load_taxonomy
 from lanelab.wire.diff import (
@@ -630,17 +630,14 @@ def _question(failing: RequestSpec, passing: RequestSpec, where: str, options: M
 def _free_path(runs_dir: Path, run_id: str, question: str) -> tuple[Path, str | None]:
     """The run file for ``run_id``: the same file when it is free or holds this question (a resume); else the
     first ``<run_id>-N`` that is, with a note saying why. Nothing is ever deleted or replaced."""
-    path = run_path(runs_dir, run_id)
-    for n in itertools.count(2):
-        if not path.exists() or not path.stat().st_size:
-            break
+    def same_question(path: Path) -> bool:
         try:
             header = load_run(path).header
         except UserError:  # not a run the kit can read: left alone too
-            header = {}
-        if header.get("design") == BISECT_DESIGN and header.get("question") == question:
-            break
-        path = run_path(runs_dir, f"{run_id}-{n}")
+            return False
+        return header.get("design") == BISECT_DESIGN and header.get("question") == question
+
+    path = free_run_path(runs_dir, run_id, same_question)
     if path.stem == run_id:
         return path, None
     return path, (f"run id {run_id!r} already holds another experiment; it is left as it is and this bisect is "

@@ -877,7 +877,7 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
     from lanelab.live import require_live_opt_in
     from lanelab.matrix.profiles import minimal_spend
     from lanelab.matrix.tokens import TokenSource
-    from lanelab.runs import RunWriter, make_header, run_path
+    from lanelab.runs import RunWriter, free_run_path, make_header
     from lanelab.walkthrough.bisect import http_probe
 
     settings = settings or Settings.from_env()
@@ -909,11 +909,7 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
         sources = ([t.where or _credential_source(settings, lbl, None) for t, lbl in zip(tokens, labels, strict=True)]
                    if token_for is None else ["given by the caller"] * len(labels))
         run_id = _run_id(source.label, f"{where}|{','.join(labels)}|{use_lint}")
-        path = run_path(settings.runs_dir, run_id)
-        n = 1
-        while path.exists() or path.with_name(path.name + ".lock").exists():  # a new experiment; the old one stays
-            n += 1
-            path = run_path(settings.runs_dir, f"{run_id}-{n}")
+        path = free_run_path(settings.runs_dir, run_id)  # a new experiment; an earlier one stays as it is
         run_id = path.stem
         store = RunWriter(path, make_header(run_id, mode=settings.mode, host=base_url if settings.mode == "live"
                                             else where, policy=None if settings.mode == "live" else

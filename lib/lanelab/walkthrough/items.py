@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanelab import redact
-from lanelab.findings.verdict import code
+from lanelab.findings.verdict import code, prefix_rename
 from lanelab.walkthrough.lint import Finding, LintResult, apply_fixes
 from lanelab.wire.attestation import is_attestation
-from lanelab.wire.diff import MISSING, Difference, apply_differences, differences, keep_sentences
+from lanelab.wire.diff import MISSING, Difference, apply_differences, differences, keep_sentences, tool_name
 from lanelab.wire.spec import RequestSpec
 
 __all__ = ["CauseElement", "Item", "apply_items", "code_span", "describe", "fine_items", "fix_phrase", "lint_items",
@@ -169,29 +169,8 @@ def _plain(value: Any) -> str:
 
 
 def _tool_name(tool: Any) -> str:
-    if isinstance(tool, dict):
-        fn = tool.get("function")
-        name = tool.get("name", fn.get("name") if isinstance(fn, dict) else None)
-        if isinstance(name, str):
-            return name
-    return _plain(tool)[:40]
-
-
-def _prefix_swap(pairs: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
-    """The one prefix swap (``mcp_`` → ``mcp__``) that turns every first name into its second, if there is one."""
-    swaps = set()
-    for a, b in pairs:
-        j = 0
-        while j < min(len(a), len(b)) and a[-1 - j] == b[-1 - j]:
-            j += 1
-        pa, pb, rest = a[: len(a) - j], b[: len(b) - j], a[len(a) - j:]
-        if rest and rest[0] in "_-./:":  # mcp_x → mcp__x reads as mcp_ → mcp__, not mcp → mcp_
-            pa, pb = pa + rest[0], pb + rest[0]
-        swaps.add((pa, pb))
-    if len(swaps) != 1:
-        return None
-    before, after = swaps.pop()
-    return None if before == after else (before, after)
+    name = tool_name(tool)
+    return name if name is not None else _plain(tool)[:40]
 
 
 def fix_phrase(diffs: Sequence[Difference], specific: bool = False) -> str:
@@ -201,7 +180,7 @@ def fix_phrase(diffs: Sequence[Difference], specific: bool = False) -> str:
              and isinstance(d.b, str)]
     phrases = []
     if names:
-        swap = _prefix_swap([(d.a, d.b) for d in names])
+        swap = prefix_rename([(d.a, d.b) for d in names])
         if swap and swap[0] and swap[1]:
             phrases.append(f"with {code_span(swap[1])} instead of {code_span(swap[0])}")
         else:

@@ -33,7 +33,7 @@ from lanelab.findings.remedies import load_remedies
 from lanelab.version_gate import GatedModel, load_version_gate
 from lanelab.walkthrough.dumps import is_hermes_dump, parse_dump
 from lanelab.wire.attestation import is_attestation
-from lanelab.wire.diff import sentence_spans
+from lanelab.wire.diff import sentence_spans, tool_name
 from lanelab.wire.spec import RequestSpec
 
 if TYPE_CHECKING:
@@ -290,20 +290,11 @@ def system_texts(spec: RequestSpec) -> list[tuple[str, str]]:
             if (text := _block_text(block)) is not None and not is_attestation(block)]
 
 
-def _tool_name(tool: Any) -> str | None:
-    if not isinstance(tool, dict):
-        return None
-    if isinstance(tool.get("name"), str):
-        return tool["name"]
-    fn = tool.get("function")
-    return fn["name"] if isinstance(fn, dict) and isinstance(fn.get("name"), str) else None
-
-
 def _tool_names(inp: LintInput) -> list[Element]:
     tools = _body(inp.spec).get("tools")
     out = []
     for i, tool in enumerate(tools if isinstance(tools, list) else []):
-        name = _tool_name(tool)
+        name = tool_name(tool)
         if name is not None:
             out.append(Element(f"tools[{i}].name", name))
     return out
@@ -312,7 +303,7 @@ def _tool_names(inp: LintInput) -> list[Element]:
 def _forced_choice(spec: RequestSpec) -> str | None:
     choice = _body(spec).get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") in ("tool", "function"):
-        return _tool_name(choice)
+        return tool_name(choice)
     return None
 
 

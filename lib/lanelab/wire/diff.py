@@ -51,6 +51,7 @@ __all__ = [
     "load_annotations",
     "sentence_spans",
     "show",
+    "tool_name",
 ]
 
 #: Longest value shown in a table cell.
@@ -332,14 +333,20 @@ def _system_fine(va: Any, vb: Any) -> Iterator[Difference]:
             yield _fine("system", label, (*loc, i), ba, bb)
 
 
+def tool_name(tool: Any) -> str | None:
+    """A tool's name: its top-level ``name``, or an OpenAI-style ``function.name``; None when it has neither."""
+    if not isinstance(tool, dict):
+        return None
+    if isinstance(tool.get("name"), str):
+        return tool["name"]
+    fn = tool.get("function")
+    return fn["name"] if isinstance(fn, dict) and isinstance(fn.get("name"), str) else None
+
+
 def _tool_key(tool: Any) -> str:
     """What aligns tools: the name (top level, or an OpenAI ``function`` name), else the tool itself."""
-    if isinstance(tool, dict):
-        fn = tool.get("function")
-        name = tool.get("name", fn.get("name") if isinstance(fn, dict) else None)
-        if isinstance(name, str):
-            return name
-    return "#" + _flat(tool)
+    name = tool_name(tool)
+    return name if name is not None else "#" + _flat(tool)
 
 
 def _tools_fine(va: Any, vb: Any) -> Iterator[Difference]:
