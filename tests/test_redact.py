@@ -322,3 +322,52 @@ def test_learning_skips_only_texts_found_clean():
     before = r.snapshot()
     r.learn_text(clean)
     assert r.snapshot() == before
+
+
+# JSON-like data in which the shortcut of redact_json has something to miss: token pieces, sensitive and weak keys
+# (strings, lists and dicts under them), pairs inside strings, escapes (quotes, backslashes, newlines), non-ASCII,
+# non-string keys and values json.dumps writes with default=str.
+_JSON_TEXT = st.one_of(_TOKENISH, st.sampled_from(["access_token=abcdefghijkl", "code=abc", 'say "hi"', "a\\b",
+                                                   "line\nbreak", "Bearer zyxwvutsrqponm", "İstanbul", "…"]),
+                       st.text(max_size=30))
+_JSON_KEYS = st.one_of(st.sampled_from(["token", "code", "authorization", "max_tokens", "input_tokens", "x-api-key",
+                                        "set-cookie", "name", "text", "session_id", "apiKey", 'q"uote']),
+                       st.text(max_size=12), st.integers(0, 9))
+_JSON_LIKE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _JSON_TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                            st.dictionaries(_JSON_KEYS, inner, max_size=5)),
+    max_leaves=20)
+
+
+@given(_JSON_LIKE, st.booleans())
+def test_redact_json_is_the_text_of_the_walk(value, learned):
+    """redact_json takes a shortcut through the text; its answer is always json.dumps of redact_obj's."""
+    r = redact.Redactor()
+    if learned:
+        r.register_secret("abcdefghijkl")
+        r.register_secret("opaque-credential-0123456789")
+    walk = json.dumps(r.redact_obj(value), ensure_ascii=False, default=str)
+    assert r.redact_json(value) == walk
+    assert r.redact_json(value) == walk  # a second time, with the texts it found clean remembered
+
+
+def test_redact_json_masks_what_only_the_walk_finds():
+    """Short values under sensitive keys and secrets behind escapes are masked as the walk masks them."""
+    r = redact.Redactor()
+    r.register_secret('abc"defghij')
+    for value in ({"password": "abc"}, {"note": 'x abc"defghij y'}, {"api_key": ["one", "two"]},
+                  {"cookies": {"session": "s"}}):
+        out = r.redact_json(value)
+        assert out == json.dumps(r.redact_obj(value), ensure_ascii=False, default=str)
+        assert out != json.dumps(value, ensure_ascii=False), value
+
+
+@pytest.mark.parametrize("text", ['"access_token=abcdefghijkl"', "'refresh_token: abcdefghijklmn'",
+                                  '{"content": "code=abcdefghijkl&state=x"}'])
+def test_a_pair_at_the_start_of_a_quoted_string_is_masked(text):
+    """A string that begins with ``key=value`` (a JSON string holding a query) was let through: the quote before the
+    key read as a quoted key's, after which only a quoted value was looked for."""
+    assert redact.find_secrets(text) != []
+    assert "abcdefghij" not in redact.redact_text(text)
+    assert redact.find_secrets(redact.redact_text(text)) == []

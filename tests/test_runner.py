@@ -175,27 +175,35 @@ def test_concurrency_bound_is_respected(tmp_path, limit):
     assert state["peak"] == limit and result.sent == 12
 
 
-def test_a_slot_is_held_until_the_record_is_stored(tmp_path, monkeypatch):
-    """A kill can leave at most `concurrency` cells sent but unrecorded: a slow store holds back the next sends."""
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_slot_is_held_until_the_record_is_stored(tmp_path, monkeypatch, durable):
+    """A kill can leave at most `concurrency` cells sent but unrecorded: a slow store holds back the next sends.
+    Durable (fsync'd on the writer thread, live mode's default): the other slot keeps sending meanwhile, so the
+    bound is reached. Not durable (written on the event loop, the simulator's default): the write holds the loop."""
     import time
 
     from lanelab.runs import RunWriter
 
-    state = {"sent": 0, "stored": 0, "unrecorded": 0}
-    store = RunWriter.cell
+    state = {"sent": 0, "stored": 0, "unrecorded": 0, "synced": []}
+    store = RunWriter.append_lines
 
-    def slow_cell(self, **record):
+    def slow_store(self, lines, sync=True):
         time.sleep(0.01)
-        store(self, **record)
-        state["stored"] += 1
+        store(self, lines, sync)
+        cells = sum(line.startswith(b'{"record": "cell"') for line in lines)
+        state["stored"] += cells
+        if cells:
+            state["synced"].append(sync)
 
     def handler(request):
         state["sent"] += 1
         state["unrecorded"] = max(state["unrecorded"], state["sent"] - state["stored"])
         return ok(request)
-    monkeypatch.setattr(RunWriter, "cell", slow_cell)
-    result = run(tmp_path, cells(10), handler, concurrency=2)
-    assert result.sent == 10 and state["unrecorded"] == 2
+    monkeypatch.setattr(RunWriter, "append_lines", slow_store)
+    result = run(tmp_path, cells(10), handler, concurrency=2, durable=durable)
+    assert result.sent == 10 and state["unrecorded"] == (2 if durable else 1)
+    assert set(state["synced"]) == {durable}
+    assert len(load_run(result.path).cells) == 10
 
 
 def test_run_sync_works_inside_a_running_event_loop():
@@ -397,3 +405,82 @@ def test_run_options_refuse_a_keyword_that_is_not_an_option(tmp_path):
     with pytest.raises(TypeError, match="concurency"):
         plan.run(credential="t", token=TOKEN, concurency=2)
     assert RunOptions().with_(concurrency=2).concurrency == 2 and RunOptions().with_() == RunOptions()
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_what_a_run_fsyncs(tmp_path, monkeypatch, durable):
+    """Durable: every cell's line is fsync'd before its slot is freed (groups of lines may share one fsync). Not
+    durable: the lines are written at once and the run's closing note fsyncs them all. Either way the file holds
+    every cell, and nothing written is left unsynced when the run returns."""
+    import os
+
+    from lanelab.runs import RunWriter
+
+    log: list[str] = []
+    real_fsync, real_store = os.fsync, RunWriter.append_lines
+
+    def store(self, lines, sync=True):
+        log.extend("cell" if line.startswith(b'{"record": "cell"') else "other" for line in lines)
+        real_store(self, lines, sync)
+
+    def fsync(fd):
+        log.append("fsync")
+        real_fsync(fd)
+    monkeypatch.setattr(RunWriter, "append_lines", store)
+    monkeypatch.setattr(os, "fsync", fsync)
+    result = run(tmp_path, cells(6), ok, concurrency=3, durable=durable)
+    assert len(load_run(result.path).cells) == 6
+    assert log[-1] == "fsync", "the run ends synced"
+    assert log.count("cell") == 6
+    # what directly follows each group of cell lines: their own fsync (durable), or the next write (not durable)
+    after_cells = [log[i + 1] for i, entry in enumerate(log[:-1]) if entry == "cell" and log[i + 1] != "cell"]
+    if durable:
+        assert set(after_cells) == {"fsync"}
+    else:
+        assert after_cells and "fsync" not in after_cells
+
+
+def test_a_group_commit_writes_what_waited_in_one_append_and_fails_a_group_together():
+    """Lines that arrive while an fsync runs go out together; a failed write fails every line of its group (none is
+    on disk) and the next group is tried again."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lanelab.matrix.sender import GroupCommit
+
+    class Writer:
+        def __init__(self):
+            self.appends: list[list[bytes]] = []
+            self.release = threading.Event()
+            self.fail_next = False
+
+        def append_lines(self, lines, sync=True):
+            self.release.wait(5)
+            if self.fail_next:
+                self.fail_next = False
+                raise OSError(28, "No space left on device")
+            self.appends.append(list(lines))
+
+    async def scenario(writer, io):
+        commit = GroupCommit(writer, io)
+        first = asyncio.ensure_future(commit.put(b"a\n"))
+        await asyncio.sleep(0.05)  # "a" is being written; these wait for the next group
+        rest = [asyncio.ensure_future(commit.put(x)) for x in (b"b\n", b"c\n", b"d\n")]
+        await asyncio.sleep(0.05)
+        writer.release.set()
+        await asyncio.gather(first, *rest)
+        writer.release.clear()
+        writer.fail_next = True
+        failing = [asyncio.ensure_future(commit.put(x)) for x in (b"e\n", b"f\n")]
+        await asyncio.sleep(0.05)
+        writer.release.set()
+        outcomes = await asyncio.gather(*failing, return_exceptions=True)
+        await commit.put(b"g\n")
+        return commit.groups, outcomes
+
+    writer = Writer()
+    with ThreadPoolExecutor(max_workers=1) as io:
+        groups, outcomes = asyncio.run(scenario(writer, io))
+    assert writer.appends == [[b"a\n"], [b"b\n", b"c\n", b"d\n"], [b"g\n"]]
+    assert groups == 3
+    assert [type(o) for o in outcomes] == [OSError, OSError]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lanelab import redact
 from lanelab.errors import InputError, NotFound
@@ -119,7 +119,9 @@ def test_a_registered_secret_of_unknown_shape_never_reaches_disk(tmp_path):
 def test_writer_refuses_a_record_that_still_holds_a_secret(tmp_path, monkeypatch):
     w = RunWriter(run_path(tmp_path, "r1"), header())
     before = w.path.read_bytes()
-    monkeypatch.setattr(redact, "redact_obj", lambda obj: obj)  # a redaction bug must not leak
+    # a redaction bug must not leak: both ways a record is redacted (the walk, and the text of redact_json) do nothing
+    monkeypatch.setattr(redact, "redact_obj", lambda obj: obj)
+    monkeypatch.setattr(redact, "redact_json", lambda obj: json.dumps(obj, ensure_ascii=False, default=str))
     with pytest.raises(redact.SecretLeak) as info:
         write_cell(w, "aaa", error_message=f"leaked {TOKEN}")
     assert TOKEN not in str(info.value)
@@ -202,3 +204,47 @@ def test_spec_bodies_are_redacted_by_either_path(body):
     assert TOKEN not in text and "opaque-value-not-a-known-shape" not in text
     if "tools" in body:
         assert rec["body"] == body
+
+
+# Parts of a cell record where redaction has work: token shapes, query pairs, escapes, sensitive keys, non-ASCII.
+_PART = st.one_of(st.sampled_from([f"key {TOKEN}", "access_token=abcdefghijkl", 'say "hi"\n', "a\\b", "İ…",
+                                   "Bearer zyxwvutsrqponm", "plain words"]), st.text(max_size=20))
+_SMALL = st.dictionaries(st.sampled_from(["content", "token", "code", "max_tokens", "name", "text"]), _PART,
+                         max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.none(), _PART, _SMALL, st.fixed_dictionaries({"messages": st.lists(_SMALL, max_size=3)})),
+       headers=st.dictionaries(st.sampled_from(["x-app", "authorization", "user-agent", "cookie"]), _PART,
+                               max_size=3),
+       message=_PART, obs_body=st.one_of(st.none(), _SMALL), levels=st.dictionaries(_PART, _PART, max_size=2),
+       retries=st.lists(_SMALL, max_size=2), sent=st.booleans())
+def test_a_cell_line_is_the_record_encoded_whole(monkeypatch, body, headers, message, obs_body, levels, retries,
+                                                 sent):
+    """cell_line assembles its line from redacted parts (the body as sent, not encoded again); the bytes are those
+    encode_record writes for the whole record redacted part by part, so readers see no difference."""
+    from lanelab import runs
+    from lanelab.runs import encode_record, spec_record
+
+    monkeypatch.setattr(runs, "now_iso", lambda: "2026-11-30T12:00:00Z")
+    spec = RequestSpec(headers=headers, body=body)
+    obs = Observation(status=400, headers={"request-id": "req_1"}, body=obs_body, error_message=message)
+    small = redact.redact_obj({"cell_id": "c1", "profile": "p", "levels": levels, "credential": "sim",
+                               "retries": retries})
+    whole = {"record": "cell", **{k: small[k] for k in ("cell_id", "profile", "levels", "credential")},
+             "spec": spec_record(spec), "observation": obs.to_dict(), "outcome": "served_plan", "lane": "plan",
+             "rule": None, "sent_at": "2026-11-30T12:00:00Z", "retries": small["retries"]}
+    try:
+        expected = encode_record(whole, redacted=True).encode()
+    except redact.SecretLeak:
+        expected = None
+    body_sent = json.dumps(body, ensure_ascii=False) if sent and body is not None else None
+    try:
+        line = RunWriter.cell_line(cell_id="c1", profile="p", levels=levels, credential="sim", spec=spec,
+                                   observation=obs, outcome="served_plan", lane="plan", body_sent=body_sent,
+                                   retries=retries)
+    except redact.SecretLeak:
+        line = None
+    assert line == expected
+    if line is not None:
+        assert TOKEN not in line.decode() and json.loads(line)["spec"]["headers"].keys() == headers.keys()

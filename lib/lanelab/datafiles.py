@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import os
 import re
 import threading
 import tomllib
@@ -386,19 +387,18 @@ def validate(doc: Any, schema: Spec, where: str = "data file", error: type[UserE
 
 # ------------------------------------------------------------------------------------------------------- reading
 
-def _mtime(path: Path, what: str, error: type[UserError]) -> int:
+def _mtime(path: str, what: str, error: type[UserError]) -> int:
     try:
-        return path.stat().st_mtime_ns
+        return os.stat(path).st_mtime_ns
     except OSError as exc:
         raise error(f"Cannot read the {what} at {path} ({exc.strerror}).") from None
 
 
-def _resolved(path: Path) -> str:
+def _resolved(path: str) -> str:
     """``path`` resolved, remembered per spelling (resolving walks every component; this runs once per reading)."""
-    text = str(path)
-    found = _resolved_paths.get(text)
+    found = _resolved_paths.get(path)
     if found is None:
-        found = _resolved_paths[text] = str(path.resolve())
+        found = _resolved_paths[path] = str(Path(path).resolve())
     return found
 
 
@@ -406,19 +406,20 @@ def load_cached(path: Path, build: Callable[[Path], T], what: str = "data file",
                 error: type[UserError] = DataFileError, key: str | None = None) -> T:
     """``build(path)``, computed once per version of the file (for parsed and validated objects).
 
-    ``key`` tells apart several builds of one file that share a function name (default: the function's name)."""
-    path = Path(path)
-    mtime = _mtime(path, what, error)
-    name = getattr(build, "__qualname__", None)
-    name = f"{getattr(build, '__module__', '')}.{name}" if name else repr(build)
-    cache_key = (_resolved(path), key or name)
-    with _lock:
-        hit = _cache.get(cache_key)
+    ``key`` tells apart several builds of one file that share a function name (default: the function's name).
+    Each call costs one ``stat`` (an edited file is read again at once), a few microseconds: the wire layer asks
+    for its tables once or twice per response."""
+    text = os.fspath(path)
+    mtime = _mtime(text, what, error)
+    if key is None:
+        name = getattr(build, "__qualname__", None)
+        key = f"{getattr(build, '__module__', '')}.{name}" if name else repr(build)
+    hit = _cache.get((_resolved(text), key))  # a dict read is atomic; the lock guards the writes
     if hit and hit[0] == mtime:
         return hit[1]
-    value = build(path)
+    value = build(Path(text))
     with _lock:
-        _cache[cache_key] = (mtime, value)
+        _cache[(_resolved(text), key)] = (mtime, value)
     return value
 
 

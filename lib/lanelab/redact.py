@@ -89,9 +89,9 @@ CLEAN_TEXT_MAX = 64 * 1024
 CLEAN_CHARS_MAX = 4 * 1024 * 1024
 
 __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES", "TOKEN_MAX_CHARS",
-           "LogFilter", "Redactor", "SecretLeak", "assert_clean", "find_secrets",
+           "LogFilter", "Redactor", "SecretLeak", "assert_clean", "assert_clean_parts", "find_secrets",
            "forget_secrets", "guard_logging", "is_sensitive_key", "learn_body", "learn_headers", "learn_obj", "learn_text",
-           "loads_bounded", "mask", "redact_body", "redact_headers", "redact_obj", "redact_text", "register_secret",
+           "loads_bounded", "mask", "redact_body", "redact_headers", "redact_json", "redact_obj", "redact_text", "register_secret",
            "restore", "snapshot", "token_shape_problem"]
 
 
@@ -214,6 +214,9 @@ def _mask_header_value(value: str) -> str:
 
 # ---- sensitive keys inside free text --------------------------------------------------------------------------
 
+#: The keys of JSON text that holds no backslash (``json.dumps`` writes ``"key": value``; a string value is followed
+#: by ``,``, ``]`` or ``}``, never by ``": "``).
+_JSON_KEY_RE = re.compile(r'"([^"]*)": ')
 #: Every sensitive key contains one of these (lower-case); text without any of them holds no sensitive pair.
 _STEMS = ("token", "key", "secret", "passw", "passphrase", "verifier", "authorization", "cookie", "code")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -264,8 +267,8 @@ def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
             yield key, tail.start("val"), tail.end("val"), True
             pos = tail.end()
             continue
-        if opened:
-            continue  # a quoted key followed by a bare value is JSON's number, true, false or null
+        # A bare value: ``key=value`` anywhere, also at the start of a quoted string (``"access_token=…"``). After a
+        # quoted key (``"token": 1``) the closing quote comes first, so no bare value matches there.
         tail = _BARE_TAIL_RE.match(text, b)
         if tail is not None:
             yield key, tail.start("val"), tail.end("val"), False
@@ -540,6 +543,24 @@ class Redactor:
             return self.redact_text(obj)
         return obj
 
+    def redact_json(self, obj: Any) -> str:
+        """``json.dumps(self.redact_obj(obj), ensure_ascii=False, default=str)``: the JSON text of JSON-like data,
+        redacted, as record lines hold it. Found as one text where that gives the same answer, which is several
+        times faster than walking the data (a run writes one per cell).
+
+        Why the shortcut is the same: when the text has no backslash, every string of the data (key or value) is in
+        it verbatim between quotes, and every key is a string followed by ``": "``. If no key is sensitive, the walk
+        would only scan each string as text; scanning the whole text finds whatever the walk would (a match cannot
+        cross a quote: quotes are no token or value character), so when it finds nothing to mask, the walk would
+        mask nothing either and the text is the answer. Anything else (an escaped character, a sensitive key, a
+        masked match) takes the walk.
+        """
+        text = json.dumps(obj, ensure_ascii=False, default=str)
+        if ("\\" not in text and not any(map(is_sensitive_key, set(_JSON_KEY_RE.findall(text))))
+                and self.redact_text(text) == text):
+            return text
+        return json.dumps(self.redact_obj(obj), ensure_ascii=False, default=str)
+
     def _mask_leaves(self, obj: Any) -> Any:
         if isinstance(obj, dict):
             return {self.redact_text(k) if isinstance(k, str) else k: self._mask_leaves(v) for k, v in obj.items()}
@@ -623,12 +644,33 @@ class Redactor:
 
     def assert_clean(self, text: str, where: str = "output", extra: Iterable[str] = ()) -> None:
         """Raise :class:`SecretLeak` (naming only masked forms) when ``text`` still holds a secret."""
-        hits = self.find_secrets(text, extra)
-        if hits:
-            shown = sorted(set(hits))[:3]
-            raise SecretLeak(
-                f"Refusing to write {where}: it still contains {len(hits)} secret(s) "
-                f"({', '.join(shown)}). Pass the content through lanelab.redact before writing.", shown)
+        _refuse(self.find_secrets(text, extra), where)
+
+    def assert_clean_parts(self, parts: Iterable[str], where: str = "output") -> None:
+        """:meth:`assert_clean` of ``"".join(parts)``, checking each part on its own: a part this registry has
+        found clean already (:meth:`redact_text` left it as it was) is not scanned again.
+
+        For parts cut where no pattern can cross, i.e. between complete JSON values and the punctuation and
+        ordinary keys around them (a token or a value ends at a quote, a brace or a space): there, whatever the
+        whole would show, one of its parts shows. A registered secret may hold any character, so those are looked
+        for in the whole text too.
+        """
+        parts = list(parts)
+        whole = "".join(parts)
+        hits = [mask(secret) for secret in self._known() if secret in whole]
+        for part in parts:
+            if part not in self._clean:
+                hits += self.find_secrets(part)
+        _refuse(hits, where)
+
+
+def _refuse(hits: list[str], where: str) -> None:
+    """Raise :class:`SecretLeak` for ``hits`` (masked forms), if any."""
+    if hits:
+        shown = sorted(set(hits))[:3]
+        raise SecretLeak(
+            f"Refusing to write {where}: it still contains {len(hits)} secret(s) "
+            f"({', '.join(shown)}). Pass the content through lanelab.redact before writing.", shown)
 
 
 #: The kit's own registry: what the module-level functions below use.
@@ -644,10 +686,12 @@ learn_obj = _default.learn_obj
 learn_body = _default.learn_body
 redact_text = _default.redact_text
 redact_obj = _default.redact_obj
+redact_json = _default.redact_json
 redact_headers = _default.redact_headers
 redact_body = _default.redact_body
 find_secrets = _default.find_secrets
 assert_clean = _default.assert_clean
+assert_clean_parts = _default.assert_clean_parts
 
 
 # ---- logging ------------------------------------------------------------------------------------------------------

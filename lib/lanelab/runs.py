@@ -22,7 +22,7 @@ import re
 import socket
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,27 +283,53 @@ def encode_record(record: Mapping[str, Any], extra_secrets: Iterable[str] = (), 
 
 #: Every key whose value is a JSON string (``"key": "…"``), found in serialized text by one simple regex pass.
 _STRING_VALUED_KEY_RE = re.compile(r'"([^"\\]{1,40})"\s*:\s*"')
+#: Body texts known to hold no string under a sensitive key (a fact of the text alone, so it never goes stale):
+#: cells that send the same body (header-only factors, retries, resumed runs) are not scanned again. At most
+#: :data:`_SCANNED_CHARS_MAX` characters are remembered; then the memory starts over.
+_scanned_bodies: set[str] = set()
+_scanned_chars = 0
+_SCANNED_CHARS_MAX = 4 * 1024 * 1024
 
 
 def _has_sensitive_string(text: str) -> bool:
-    return any(redact.is_sensitive_key(k) for k in _STRING_VALUED_KEY_RE.findall(text))
+    global _scanned_chars
+    if text in _scanned_bodies:
+        return False
+    if any(redact.is_sensitive_key(k) for k in _STRING_VALUED_KEY_RE.findall(text)):
+        return True
+    if _scanned_chars + len(text) > _SCANNED_CHARS_MAX:
+        _scanned_bodies.clear()
+        _scanned_chars = 0
+    _scanned_bodies.add(text)
+    _scanned_chars += len(text)
+    return False
 
 
-def _redact_body(body: Any) -> Any:
-    """A request body, redacted. Bodies are large (system prompts, tool schemas) and hold no secret by construction,
-    so they are scanned as one JSON text; a body with a string under a sensitive key goes field by field instead."""
+def _body_text(body: Any, sent: str | None = None) -> str:
+    """A request body as JSON text, redacted. Bodies are large (system prompts, tool schemas) and hold no secret by
+    construction, so they are scanned as one JSON text; a body with a string under a sensitive key goes field by
+    field instead. ``sent`` is the body's text as :func:`lanelab.wire.spec.build_request` sent it (the same
+    encoding): given, it is not encoded again."""
     if body is None or isinstance(body, (str, int, float, bool)):
-        return redact.redact_obj(body)
-    text = json.dumps(body, ensure_ascii=False)
+        return redact.redact_json(body)
+    text = sent if sent is not None else json.dumps(body, ensure_ascii=False)
     if _has_sensitive_string(text):
-        return redact.redact_obj(body)
+        return redact.redact_json(body)
     clean = redact.redact_text(text)
     if clean == text:
-        return body
+        return text
     try:
-        return json.loads(clean)
+        return json.dumps(json.loads(clean), ensure_ascii=False, default=str)
     except ValueError:
-        return redact.redact_obj(body)
+        return redact.redact_json(body)
+
+
+def _spec_head(spec: RequestSpec | Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """A spec's fields but its body, redacted (headers by name), and its body as it is."""
+    d = dict(spec) if isinstance(spec, Mapping) else {f: getattr(spec, f) for f in RequestSpec.__dataclass_fields__}
+    head = {k: redact.redact_headers(v) if k == "headers" and isinstance(v, dict) else redact.redact_obj(v)
+            for k, v in d.items() if k != "body"}
+    return head, d.get("body")
 
 
 def spec_record(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
@@ -312,12 +338,17 @@ def spec_record(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         The ``RequestSpec.to_dict`` shape, redacted (headers by name, the body as one scanned text).
     """
-    d = dict(spec) if isinstance(spec, Mapping) else {f: getattr(spec, f) for f in RequestSpec.__dataclass_fields__}
-    out = {k: redact.redact_obj(v) for k, v in d.items() if k != "body"}
-    if isinstance(out.get("headers"), dict):
-        out["headers"] = redact.redact_headers(d["headers"])
-    out["body"] = _redact_body(d.get("body"))
-    return out
+    head, body = _spec_head(spec)
+    return {**head, "body": json.loads(_body_text(body))}
+
+
+def spec_text(spec: RequestSpec | Mapping[str, Any], body_sent: str | None = None) -> tuple[str, str, str]:
+    """:func:`spec_record` as the JSON text a record line holds, in three parts: the fields before the body
+    (``{"method": …, "body": ``), the body, and the closing brace. The body is encoded once, or not at all:
+    ``body_sent`` is its text as sent (see :func:`_body_text`)."""
+    head, body = _spec_head(spec)
+    opening = json.dumps(head, ensure_ascii=False, default=str)[:-1]
+    return f"{opening}{', ' if head else ''}\"body\": ", _body_text(body, body_sent), "}"
 
 
 def _parse_lines(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[LoadWarning], int]:
@@ -458,6 +489,7 @@ class RunWriter:
         self.path = path
         self._lock = threading.Lock()
         self._closed_because: str | None = None
+        self._unsynced = False  # lines written without fsync since the last one (append_lines with sync=False)
         self.resumed: Run | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         key = os.path.realpath(path)
@@ -533,8 +565,9 @@ class RunWriter:
             self.header = dict(header)
             self.append(self.header)
 
-    def _write(self, data: bytes) -> None:
-        """Append ``data`` and fsync; on failure cut the file back to where it was, then raise."""
+    def _write(self, data: bytes, sync: bool = True) -> None:
+        """Append ``data`` (and fsync, with every earlier unsynced line, when ``sync``); on failure cut the file back
+        to where it was, then raise."""
         if self._fd is None:
             raise StateError(f"This run writer is closed ({self._closed_because or 'closed'}).",
                              "Open a new RunWriter for the run (it resumes) if more must be written.")
@@ -543,25 +576,45 @@ class RunWriter:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view):]
-            os.fsync(self._fd)
+            if sync:
+                os.fsync(self._fd)
         except OSError:
             try:
                 os.ftruncate(self._fd, start)
             except OSError:
                 pass  # the loader drops the torn line, and the next writer trims it
             raise
+        self._unsynced = not sync
 
     def append(self, record: Mapping[str, Any], redacted: bool = False) -> None:
-        """Append one record as a line (redacted unless ``redacted`` says the caller did); see the class for raises,
-        and :class:`~lanelab.errors.StateError` after :meth:`close`."""
-        line = encode_record(record, redacted=redacted).encode()
-        with self._lock:
-            self._write(line)
+        """Append one record as a line (redacted unless ``redacted`` says the caller did) and fsync; see the class
+        for raises, and :class:`~lanelab.errors.StateError` after :meth:`close`."""
+        self.append_lines([encode_record(record, redacted=redacted).encode()])
+
+    def append_lines(self, lines: Sequence[bytes], sync: bool = True) -> None:
+        """Append lines made by :meth:`cell_line` (or :func:`encode_record`) with one write and one fsync: all of
+        them are on disk when this returns, or none is (the file is cut back, and ``OSError`` raised). A group
+        commit: the sender hands over every line that waited while the previous fsync ran.
+
+        With ``sync`` False the lines are written but not fsync'd: in the file for every reader, and kept if the
+        process is killed, but not sure to survive a power cut until the next synced append (a note) or
+        :meth:`close`.
+
+        Raises:
+            StateError: the writer is closed.
+            OSError: the lines could not be written.
+        """
+        if lines:
+            with self._lock:
+                self._write(b"".join(lines), sync=sync)
 
     def _close(self, because: str) -> None:
         with self._lock:
             if self._fd is None:
                 return
+            if self._unsynced:
+                with contextlib.suppress(OSError):  # what was written stays written; only the fsync failed
+                    os.fsync(self._fd)
             self._fd = None
             self._closed_because = because
             self._finalizer()
@@ -587,15 +640,34 @@ class RunWriter:
 
     def cell(self, *, cell_id: str, profile: str, levels: Mapping[str, str], credential: str | None,
              spec: RequestSpec | Mapping[str, Any], observation: Observation | Mapping[str, Any], outcome: str,
-             lane: str, rule: str | None = None, **extra: Any) -> None:
+             lane: str, rule: str | None = None, body_sent: str | None = None, **extra: Any) -> None:
         """Append one cell record (contracts §3.1); every part is redacted once, the whole line leak-checked."""
-        obs = observation.to_dict() if isinstance(observation, Observation) else redact.redact_obj(dict(observation))
-        small = redact.redact_obj({"cell_id": cell_id, "profile": profile, "levels": dict(levels),
-                                   "credential": credential, **extra})
-        record = {"record": "cell", **{k: small[k] for k in ("cell_id", "profile", "levels", "credential")},
-                  "spec": spec_record(spec), "observation": obs, "outcome": outcome, "lane": lane, "rule": rule,
-                  "sent_at": now_iso(), **{k: small[k] for k in extra}}
-        self.append(record, redacted=True)
+        self.append_lines([self.cell_line(cell_id=cell_id, profile=profile, levels=levels, credential=credential,
+                                          spec=spec, observation=observation, outcome=outcome, lane=lane, rule=rule,
+                                          body_sent=body_sent, **extra)])
+
+    @staticmethod
+    def cell_line(*, cell_id: str, profile: str, levels: Mapping[str, str], credential: str | None,
+                  spec: RequestSpec | Mapping[str, Any], observation: Observation | Mapping[str, Any], outcome: str,
+                  lane: str, rule: str | None = None, body_sent: str | None = None, **extra: Any) -> bytes:
+        """The line :meth:`cell` appends, encoded but not written (for :meth:`append_lines`). ``body_sent`` is the
+        spec's body as the request carried it (its JSON text): the record then holds exactly that text, not encoded
+        again. The line is what :func:`encode_record` writes for the record.
+
+        Raises:
+            SecretLeak: a secret survives redaction (a bug, never a user error).
+        """
+        obs = observation.to_json() if isinstance(observation, Observation) else redact.redact_json(dict(observation))
+        kind = extra.pop("record", "cell")
+        head = redact.redact_json({"record": kind, "cell_id": cell_id, "profile": profile, "levels": dict(levels),
+                                   "credential": credential})
+        tail = redact.redact_json({"outcome": outcome, "lane": lane, "rule": rule, "sent_at": now_iso(), **extra})
+        spec_open, body, spec_close = spec_text(spec, body_sent)
+        # cut between whole JSON values, where no secret's pattern can cross (redact.assert_clean_parts)
+        parts = (f'{head[:-1]}, "spec": {spec_open}', body, f'{spec_close}, "observation": ', obs, f", {tail[1:]}")
+        redact.assert_clean_parts(parts, where="a run record")
+        line = "".join(parts)
+        return (line + "\n").encode()
 
     def note(self, **fields: Any) -> None:
         """Append a ``note`` record (``at`` is now) with ``fields``; see the class for raises."""

@@ -53,8 +53,10 @@ class RunOptions:
     the cheaper alternative when the plan is over its budget. ``usage_snapshots`` reads the free usage endpoint before
     and after sending (cached per credential). ``stop_after`` sends in a row that never reached the server stop the
     run (0: never stop). ``on_progress(done, total)`` is called after each cell of this call (from the sending thread;
-    ``total`` counts the cells still to send, not those resumed), e.g. by a widget's progress bar. ``sleep``, ``rng``,
-    ``client`` and ``taxonomy`` are seams for tests.
+    ``total`` counts the cells still to send, not those resumed), e.g. by a widget's progress bar. ``durable`` fsyncs
+    each cell's record before its concurrency slot is freed; None (the default) does so in live mode only, where a
+    cell sent again after a crash is spent twice (:mod:`lanelab.matrix.sender` says what each choice survives).
+    ``sleep``, ``rng``, ``client`` and ``taxonomy`` are seams for tests.
     """
 
     settings: Settings | None = None
@@ -69,6 +71,7 @@ class RunOptions:
     confirmed: bool = False
     cheaper: str = ""
     stop_after: int = STOP_AFTER
+    durable: bool | None = None
     header_extra: Mapping[str, Any] = field(default_factory=dict)
     sleep: Sleep | None = None
     rng: random.Random | None = None
@@ -298,7 +301,8 @@ def run_matrix(cells: Sequence[PlannedCell], options: RunOptions | None = None, 
     result.mode = settings.mode
     ctx = SendContext(base_url=base_url, writer=writer, tokens=tokens, default_credential=credential,
                       retry=options.retry, guard=guard, taxonomy=taxonomy, sleep=options.sleep or asyncio.sleep,
-                      rng=options.rng or random.Random(), reach=Reachability(stop_after=options.stop_after))
+                      rng=options.rng or random.Random(), reach=Reachability(stop_after=options.stop_after),
+                      durable=settings.mode == "live" if options.durable is None else options.durable)
     wanted = options.usage_snapshots and todo
     snapshot_token = (tokens.get(credential) or next(iter(tokens.values()), None)) if wanted else None
     _send(ctx, todo, options, result, snapshot_token, settings)

@@ -1,9 +1,16 @@
 """The sender: planned cells out on the wire with bounded concurrency and polite retries, each record stored as it lands.
 
-Each cell is sent once (plus retries for transient failures, as a :class:`RetryPolicy` says), classified, and handed
-to the run writer on a worker thread, so the event loop keeps sending while a record is encoded, leak-checked and
-fsync'd. A concurrency slot is held until the cell's record is on disk: a kill can then leave at most
-``concurrency`` cells sent but unrecorded (resent on resume, so spent twice in live mode).
+Each cell is sent once (plus retries for transient failures, as a :class:`RetryPolicy` says), classified, and
+encoded as its record line (redacted, leak-checked; the body as the request carried it). A concurrency slot is held
+until the cell's line is in the run file, so a kill (Ctrl-C, SIGKILL, a crash) can leave at most ``concurrency``
+cells sent but unrecorded, which a resume sends again. How far "in the run file" goes depends on what a resend costs
+(``SendContext.durable``):
+
+- live mode (a resend is spent twice): the line is fsync'd before the slot is freed, through a :class:`GroupCommit`
+  (one writer thread writes and fsyncs every line that waited while the previous fsync ran, so the event loop keeps
+  sending meanwhile), and so survives a power cut too;
+- the simulator (a resend costs nothing): the line is written at once, which survives any kill of the process; the
+  run's closing note fsyncs the file. A power cut may lose the last lines, which a resume sends again for free.
 
 A send that never reached the server (:mod:`lanelab.matrix.reach`) is given back to the budget; after a few of them
 in a row the sender stops: the cells not yet sent are counted as not sent, and the reason is kept for the summary.
@@ -28,10 +35,10 @@ from lanelab.matrix.budget import BudgetGuard
 from lanelab.matrix.reach import Reachability
 from lanelab.runs import RunWriter
 from lanelab.wire.classify import Classified, Taxonomy, classify
-from lanelab.wire.send import asend
-from lanelab.wire.spec import Observation, RequestSpec
+from lanelab.wire.send import asend_request
+from lanelab.wire.spec import Observation, RequestSpec, build_request
 
-__all__ = ["NO_RETRY", "PlannedCell", "RetryPolicy", "SendContext", "Sleep", "Tally", "execute", "run_sync",
+__all__ = ["NO_RETRY", "GroupCommit", "PlannedCell", "RetryPolicy", "SendContext", "Sleep", "Tally", "execute", "run_sync",
            "send_all", "send_cell", "store_cell"]
 
 T = TypeVar("T")
@@ -90,6 +97,46 @@ class Tally:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
+class GroupCommit:
+    """Record lines on their way to disk, a group at a time: while one fsync runs on the writer thread, the lines
+    that arrive wait, and the next write takes all of them (one write, one fsync). :meth:`put` returns once the
+    line is on disk, so a cell keeps its concurrency slot until then; it raises what the write raised (``OSError``,
+    :class:`~lanelab.errors.StateError`) for every line of that group, none of which is then on disk."""
+
+    def __init__(self, writer: RunWriter, io: ThreadPoolExecutor | None) -> None:
+        self.writer, self.io = writer, io
+        self.groups = 0  #: writes (and fsyncs) done: fewer than lines when cells finish close together
+        self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def put(self, line: bytes) -> None:
+        """Append ``line`` (made by :meth:`RunWriter.cell_line`) and return once it is on disk."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((line, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                await loop.run_in_executor(self.io, self.writer.append_lines, [line for line, _ in group])
+            except BaseException as exc:  # every cell of the group learns it, the next group tries again
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                self.groups += 1
+                for _, done in group:
+                    if not done.done():
+                        done.set_result(None)
+
+
 @dataclass
 class SendContext:
     """Everything one batch of sends shares: where to, with which tokens, how to retry, the guard and the tally."""
@@ -106,21 +153,29 @@ class SendContext:
     tally: Tally = field(default_factory=Tally)
     io: ThreadPoolExecutor | None = None
     reach: Reachability = field(default_factory=Reachability)
+    #: fsync each record before its slot is freed (live mode); False: write it, fsync at the run's end (the module
+    #: docstring says why)
+    durable: bool = True
+    commit: GroupCommit | None = None
 
 
 async def send_cell(ctx: SendContext, cell: PlannedCell, client: httpx.AsyncClient) -> dict[str, Any] | None:
-    """Send one cell (with its retries) and return the record to store, or None when the budget refused it."""
+    """Send one cell (with its retries) and return the record to store (its ``body_sent`` is the body's text as the
+    last request carried it), or None when the budget refused it."""
     label = cell.spec.credential or ctx.default_credential
     token = ctx.tokens.get(label)
     attempts, retries = 0, []
     obs: Observation | None = None
     verdict: Classified | None = None
+    body_sent: str | None = None
     while True:
         if ctx.reach.stopped or (ctx.guard is not None and not ctx.guard.reserve(cell.spec)):
             break
         attempts += 1
         ctx.tally.requests += 1
-        obs = await asend(cell.spec, ctx.base_url, token, client=client)
+        request = build_request(cell.spec, ctx.base_url, token)
+        body_sent = request.content.decode() if cell.spec.body is not None else None
+        obs = await asend_request(request, client, cell.spec.path)
         if ctx.reach.record(obs):  # never reached the server: it spent nothing
             ctx.tally.unreached += 1
             if ctx.guard is not None:
@@ -140,12 +195,19 @@ async def send_cell(ctx: SendContext, cell: PlannedCell, client: httpx.AsyncClie
     obs.attempts = attempts
     return {"cell_id": cell.cell_id, "profile": cell.profile, "levels": cell.levels, "credential": label,
             "spec": cell.spec, "observation": obs, "outcome": verdict.outcome, "lane": verdict.lane,
-            "rule": verdict.rule, "retries": retries}
+            "rule": verdict.rule, "retries": retries, "body_sent": body_sent}
 
 
 async def store_cell(ctx: SendContext, record: dict[str, Any]) -> None:
-    """Encode, leak-check and fsync one record on the writer thread, so the event loop keeps sending meanwhile."""
-    await asyncio.get_running_loop().run_in_executor(ctx.io, lambda: ctx.writer.cell(**record))
+    """Encode and leak-check one record, then return once its line is in the run file: fsync'd (with whatever other
+    lines wait, by ``ctx.commit``) when ``ctx.durable``, written otherwise."""
+    line = ctx.writer.cell_line(**record)
+    if not ctx.durable:
+        ctx.writer.append_lines([line], sync=False)
+    else:
+        if ctx.commit is None or ctx.commit.writer is not ctx.writer:
+            ctx.commit = GroupCommit(ctx.writer, ctx.io)
+        await ctx.commit.put(line)
     ctx.tally.sent += 1
     ctx.tally.outcomes[record["outcome"]] += 1
     if ctx.taxonomy.is_transient(record["outcome"]):

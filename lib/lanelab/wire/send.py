@@ -16,7 +16,7 @@ from lanelab.http import DEFAULT_TIMEOUT
 from lanelab.wire.observe import observe_response
 from lanelab.wire.spec import Observation, RequestSpec, build_request
 
-__all__ = ["asend", "send"]
+__all__ = ["asend", "asend_request", "send"]
 
 
 def _transport_failure(exc: Exception, started: float, endpoint: str | None = None) -> Observation:
@@ -52,18 +52,23 @@ def send(spec: RequestSpec, base_url: str, token: str | None = None, client: htt
 
 async def asend(spec: RequestSpec, base_url: str, token: str | None = None,
                 client: httpx.AsyncClient | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> Observation:
-    """The async twin of :func:`send` (the runner uses it)."""
+    """The async twin of :func:`send`."""
     request = build_request(spec, base_url, token)
-    own = client is None
-    client = client or lanelab_http.async_client(base_url, timeout=timeout)
+    if client is not None:
+        return await asend_request(request, client, spec.path)
+    async with lanelab_http.async_client(base_url, timeout=timeout) as own:
+        return await asend_request(request, own, spec.path)
+
+
+async def asend_request(request: httpx.Request, client: httpx.AsyncClient, endpoint: str | None) -> Observation:
+    """Send a request :func:`build_request` made, through ``client`` (from :mod:`lanelab.http`), and return its
+    :class:`Observation`; network errors become observations. The runner builds the request itself so that the
+    cell's record can hold the body exactly as sent. ``endpoint`` is the request path."""
     started = time.perf_counter()
     try:
         response = await client.send(request)
         content = await response.aread()
         return observe_response(response.status_code, response.headers, content,
-                                (time.perf_counter() - started) * 1000, endpoint=spec.path)
+                                (time.perf_counter() - started) * 1000, endpoint=endpoint)
     except httpx.HTTPError as exc:
-        return _transport_failure(exc, started, spec.path)
-    finally:
-        if own:
-            await client.aclose()
+        return _transport_failure(exc, started, endpoint)

@@ -158,13 +158,20 @@ class Observation:
         except ValueError:
             return None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The observation as plain data, redacted (what the run store writes)."""
-        # no asdict(): redact_obj already returns fresh containers, and this runs once per stored cell
+    def _data(self) -> dict[str, Any]:
+        # no asdict(): redaction returns fresh containers (or text), and this runs once per stored cell
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["unified"] = self.unified.to_dict()
         d["unknown"] = [u.to_dict() for u in self.unknown]
-        return redact.redact_obj(d)
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        """The observation as plain data, redacted."""
+        return redact.redact_obj(self._data())
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text (what the run store writes; :func:`lanelab.redact.redact_json`)."""
+        return redact.redact_json(self._data())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Observation:

@@ -12,7 +12,7 @@ the kit has never seen is kept verbatim in ``raw`` and reported by :func:`unknow
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,14 @@ class Window:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+def _flat(window: Window) -> dict[str, Any]:
+    """``asdict(window)`` without its deep copy: a window's fields are numbers, strings and None but for ``extra``,
+    a flat map of strings (copied)."""
+    d = {name: getattr(window, name) for name in window.__dataclass_fields__}
+    d["extra"] = dict(window.extra)
+    return d
+
+
 def split_header(name: str, top_level: frozenset[str]) -> tuple[str | None, str]:
     """``(window, field)`` of a unified header name with or without the prefix: ``("5h", "utilization")``; a header
     outside any window gives ``(None, name)``. The window key is what precedes the first ``-`` (keys use ``_``)."""
@@ -269,10 +277,10 @@ class UnifiedLimits:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain data, plus the derived ``lane``."""
-        # asdict() without its recursive deep copy (this runs once per stored cell): the two windows are flat
-        # dataclasses and ``raw`` maps strings to strings, so a copy of each is the same data.
+        # asdict() without its recursive deep copy (this runs once per stored cell): the windows are flat (_flat),
+        # and ``raw`` maps strings to strings, so a copy of each is the same data.
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        d["five_hour"], d["seven_day"], d["raw"] = asdict(self.five_hour), asdict(self.seven_day), dict(self.raw)
+        d["five_hour"], d["seven_day"], d["raw"] = _flat(self.five_hour), _flat(self.seven_day), dict(self.raw)
         d["lane"] = self.lane
         return d
 
