@@ -88,11 +88,12 @@ MAX_JSON_DEPTH = 64
 CLEAN_TEXT_MAX = 64 * 1024
 CLEAN_CHARS_MAX = 4 * 1024 * 1024
 
-__all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES", "TOKEN_MAX_CHARS",
-           "LogFilter", "Redactor", "SecretLeak", "assert_clean", "assert_clean_parts", "find_secrets",
-           "forget_secrets", "guard_logging", "is_sensitive_key", "learn_body", "learn_headers", "learn_obj", "learn_text",
-           "loads_bounded", "mask", "redact_body", "redact_headers", "redact_json", "redact_obj", "redact_text", "register_secret",
-           "restore", "snapshot", "token_shape_problem"]
+__all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES",
+           "TOKEN_MAX_CHARS", "LogFilter", "Redactor", "SecretLeak", "assert_clean", "assert_clean_parts",
+           "find_secrets", "forget_secrets", "guard_logging", "is_sensitive_key", "learn_body",
+           "learn_headers", "learn_obj", "learn_text", "loads_bounded", "mask", "redact_body",
+           "redact_headers", "redact_json", "redact_obj", "redact_text", "register_secret", "restore",
+           "snapshot", "token_shape_problem"]
 
 
 #: Every match of :data:`_TOKEN_RE` starts with one of these literals (``bearer`` in any case).

@@ -38,8 +38,8 @@ from lanelab.wire.classify import Classified, Taxonomy, classify
 from lanelab.wire.send import asend_request
 from lanelab.wire.spec import Observation, RequestSpec, build_request
 
-__all__ = ["NO_RETRY", "GroupCommit", "PlannedCell", "RetryPolicy", "SendContext", "Sleep", "Tally", "execute", "run_sync",
-           "send_all", "send_cell", "store_cell"]
+__all__ = ["NO_RETRY", "GroupCommit", "PlannedCell", "RetryPolicy", "SendContext", "Sleep", "Tally", "execute",
+           "run_sync", "send_all", "send_cell", "store_cell"]
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -124,12 +124,14 @@ class GroupCommit:
             group, self._waiting = self._waiting, []
             try:
                 await loop.run_in_executor(self.io, self.writer.append_lines, [line for line, _ in group])
-            except BaseException as exc:  # every cell of the group learns it, the next group tries again
+            except Exception as exc:  # noqa: BLE001 - every cell of the group gets it; the next group tries again
                 for _, done in group:
                     if not done.done():
                         done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
+            except BaseException:  # cancelled (the run stops): so is every cell still waiting
+                for _, done in (*group, *self._waiting):
+                    done.cancel()
+                raise
             else:
                 self.groups += 1
                 for _, done in group:
@@ -218,30 +220,37 @@ async def execute(cells: Sequence[PlannedCell], ctx: SendContext, *, concurrency
                   client: httpx.AsyncClient | None = None, desc: str = "cells",
                   on_progress: Callable[[int, int], None] | None = None) -> None:
     """Send ``cells`` with at most ``concurrency`` requests in flight, updating a progress bar (and calling
-    ``on_progress(done, total)`` after each cell)."""
-    sem = asyncio.Semaphore(max(1, concurrency))
+    ``on_progress(done, total)`` after each cell).
+
+    ``concurrency`` workers take the cells in order, one at a time: a worker is a concurrency slot, held from a
+    cell's send until its record is in the run file, so a kill can leave at most ``concurrency`` cells sent but
+    unrecorded (resent on resume, so spent twice in live mode). Only the workers exist as tasks, however many cells
+    there are. The first error stops the other workers and is raised."""
     bar = tqdm(total=len(cells), desc=desc, unit="cell", disable=not progress, leave=True)
+    todo = iter(cells)
     done = 0
 
-    async def one(cell: PlannedCell, http: httpx.AsyncClient) -> None:
+    async def worker(http: httpx.AsyncClient) -> None:
         nonlocal done
-        # The slot is held until the record is on disk: a kill can then leave at most `concurrency` cells sent but
-        # unrecorded (resent on resume, so spent twice in live mode). Releasing it earlier is faster, but unbounded.
-        async with sem:
+        for cell in todo:  # the workers share one iterator: each cell goes to exactly one of them
             record = await send_cell(ctx, cell, http)
             if record is not None:
                 await store_cell(ctx, record)
-        bar.update(1)
-        done += 1
-        if on_progress is not None:
-            on_progress(done, len(cells))
+            bar.update(1)
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(cells))
 
+    slots = max(1, min(concurrency, len(cells)))
     limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency))
     own = client is None
     http = client or lanelab_http.async_client(ctx.base_url, limits=limits, timeout=DEFAULT_TIMEOUT)
+    workers = [asyncio.ensure_future(worker(http)) for _ in range(slots)]
     try:
-        await asyncio.gather(*(one(c, http) for c in cells))
+        await asyncio.gather(*workers)
     finally:
+        for task in workers:
+            task.cancel()
         bar.close()
         if own:
             await http.aclose()
