@@ -386,3 +386,18 @@ def test_token_endpoint_error_bodies_through_the_wire_are_read_by_their_descript
     body = json.dumps({"error": error, "error_description": description}).encode()
     obs = observe_response(status, {"content-type": "application/json"}, body, 1.0, endpoint="/v1/oauth/token")
     assert classify(obs).outcome == outcome
+
+
+@settings(max_examples=80)
+@given(st.lists(st.tuples(st.sampled_from(["Set-Cookie", "set-cookie", "X-A", "x-a", "Date", "VIA",
+                                           "anthropic-ratelimit-unified-status"]),
+                          st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=12)),
+                max_size=8))
+def test_response_headers_are_read_as_httpx_items_reads_them(pairs):
+    """The observation reads httpx's raw header pairs directly (once per response); what it gets is what
+    ``Headers.items()`` gives: lower-case names, repeated headers joined, the same decoding."""
+    import httpx
+    from lanelab.wire.observe import _lower_headers
+
+    headers = httpx.Headers([(name, value.encode("latin-1")) for name, value in pairs])
+    assert _lower_headers(headers) == {str(k).lower(): str(v) for k, v in headers.items()}

@@ -40,12 +40,24 @@ def _data_dir(env: str) -> Path:
     return Path(env) if env else repo_root() / "data"
 
 
+def data_file(name: str) -> Path:
+    """``data_dir() / name``, remembered per value of ``LANELAB_DATA`` (the wire layer asks for its tables once or
+    twice per response)."""
+    return _data_file(os.environ.get("LANELAB_DATA") or "", name)
+
+
+@functools.lru_cache(maxsize=64)
+def _data_file(env: str, name: str) -> Path:
+    return _data_dir(env) / name
+
+
 def default_home() -> Path:
     """The kit's own credential store: ``$XDG_CONFIG_HOME/lanelab`` or ``~/.config/lanelab``."""
     xdg = os.environ.get("XDG_CONFIG_HOME")
     return (Path(xdg) if xdg else Path.home() / ".config") / "lanelab"
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback(host: str | None) -> bool:
     """The one loopback check: ``localhost`` or a loopback IP literal (127.0.0.0/8, ``::1``, ``[::1]``).
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lanelab.config import data_dir
+from lanelab.config import data_file
 from lanelab.datafiles import DataFileError, Either, OneOf, Str, Table, load_cached, read_toml, validate
 from lanelab.wire.spec import Observation
 from lanelab.wire.unified import LANE_UNKNOWN
@@ -277,7 +277,7 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
 
     Raises :class:`TaxonomyError` when the file is missing, unreadable or inconsistent.
     """
-    return _load(path or data_dir() / "outcomes.toml")
+    return _load(path or data_file("outcomes.toml"))
 
 
 def normalise_message(message: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 from lanelab import redact
 from lanelab.wire import drift
 from lanelab.wire.spec import BODY_SNIPPET, Observation
@@ -61,8 +63,20 @@ def observe_response(status: int, headers: Mapping[str, str], content: bytes, la
     return obs
 
 
+def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names lower-cased, values as text, a repeated header's values joined by ``", "`` (what
+    ``httpx.Headers.items()`` gives, read straight from its raw pairs: this runs once per response)."""
+    if isinstance(headers, httpx.Headers):
+        encoding, out = headers.encoding, {}
+        for raw_name, raw_value in headers.raw:
+            name, value = raw_name.decode(encoding).lower(), raw_value.decode(encoding)
+            out[name] = f"{out[name]}, {value}" if name in out else value
+        return out
+    return {str(k).lower(): str(v) for k, v in headers.items()}
+
+
 def _observe(status: int, headers: Mapping[str, str], content: bytes, latency_ms: float) -> Observation:
-    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    lower = _lower_headers(headers)
     obs = Observation(status=status, headers=redact.redact_headers(lower), latency_ms=round(latency_ms, 2))
     obs.request_id = lower.get("request-id")
     obs.unified = parse_unified(lower)

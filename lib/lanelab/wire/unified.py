@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lanelab.config import data_dir
+from lanelab.config import data_file
 from lanelab.datafiles import DataFileError, Str, Table, load_cached, read_toml, validate
 
 __all__ = ["KIND_CLAIM", "KIND_HEADER", "KIND_VALUE", "LANES", "LANE_EXTRA", "LANE_INCLUDED", "LANE_PLAN", "LANE_REJECTED",
@@ -127,7 +127,7 @@ def parse_lane_table(doc: Mapping[str, Any], path: Path | None = None) -> LaneTa
 
 def load_lane_table(path: Path | None = None) -> LaneTable:
     """The lane table in ``path`` (default: data/lanes.toml), parsed once per version of the file."""
-    path = path or data_dir() / "lanes.toml"
+    path = path or data_file("lanes.toml")
     return load_cached(path, lambda p: parse_lane_table(read_toml(p, "lane table", LaneFileError), p),
                        "lane table", LaneFileError)
 

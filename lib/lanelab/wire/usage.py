@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lanelab.config import data_dir
+from lanelab.config import data_file
 from lanelab.datafiles import DataFileError, ListOf, MapOf, Str, Table, load_cached, read_toml, validate
 from lanelab.wire.spec import Unknown
 
@@ -102,7 +102,7 @@ def parse_usage_shape(doc: Mapping[str, Any], path: Path | None = None) -> Usage
 
 def load_usage_shape(path: Path | None = None) -> UsageShape:
     """The usage shape in ``path`` (default: data/usage_fields.toml), parsed once per version of the file."""
-    path = path or data_dir() / "usage_fields.toml"
+    path = path or data_file("usage_fields.toml")
     return load_cached(path, lambda p: parse_usage_shape(read_toml(p, "usage field list", UsageShapeError), p),
                        "usage field list", UsageShapeError)
 
@@ -118,7 +118,7 @@ def _read_usage_path(path: Path) -> str:
 
 def usage_path() -> str:
     """The usage endpoint's path (data/oauth.toml ``[probes] usage_path``)."""
-    return load_cached(data_dir() / "oauth.toml", _read_usage_path, "OAuth settings")
+    return load_cached(data_file("oauth.toml"), _read_usage_path, "OAuth settings")
 
 
 def _num(v: Any) -> float | None:
