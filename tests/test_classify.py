@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.config import data_dir
@@ -205,7 +206,7 @@ observations = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(observations)
 def test_classify_never_raises_and_names_a_known_class(obs):
     tax = load_taxonomy()
