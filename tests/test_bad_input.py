@@ -845,7 +845,9 @@ RESUME_DAMAGE = {"cell_id-list": _setter(("cell_id",), [1]), "outcome-table": _s
                  "observation-list": _setter(("observation",), [1]), "levels-string": _setter(("levels",), "x")}
 
 
-@pytest.mark.parametrize("damage", sorted(RESUME_DAMAGE))
+# Each runs a matrix twice: the fast loop damages one record kind, the full run every one.
+@pytest.mark.parametrize("damage", [pytest.param(d, marks=[] if d == "cell_id-list" else [pytest.mark.slow])
+                                    for d in sorted(RESUME_DAMAGE)])
 def test_a_resumed_run_over_damaged_records_loses_nothing(damage: str, world: World, sim: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     out = world.out_dir()

@@ -465,6 +465,7 @@ def test_auth_modules_import_each_other_without_a_cycle():
     assert "importers" not in graph["credential"] and "credential" in graph["importers"]
 
 
+@pytest.mark.slow  # parses every Python file of the repository (seconds); the imports themselves run in every test
 def test_every_import_of_an_auth_name_resolves():
     """Lazy imports inside functions too: a name moved between auth modules must not break a call site."""
     files = [*ROOT.glob("lib/**/*.py"), *ROOT.glob("notebooks/*.py"), *ROOT.glob("tests/**/*.py"),
