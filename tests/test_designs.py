@@ -71,6 +71,7 @@ def test_pairwise_property(counts: list[int], seed: int) -> None:
     assert len({c.cell_id for c in cells}) == len(cells)
 
 
+@pytest.mark.slow  # covers every pair of the real catalogue, twice; test_pairwise_property stays in the fast loop
 def test_pairwise_on_the_real_catalogue_is_small_and_deterministic() -> None:
     cells = pairwise("hermes-0.14.0", CATALOG, REAL, seed=7)
     assert uncovered_pairs(cells, CATALOG, REAL) == set()

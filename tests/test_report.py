@@ -103,6 +103,7 @@ def test_planted_canary_makes_the_writer_refuse(tmp_path: Path) -> None:
     assert not out.exists() or not any(out.iterdir())  # nothing written, not even a figure
 
 
+@pytest.mark.slow  # builds a whole report (figures); the fast loop keeps the writer's refusal of a leak above
 def test_registered_and_token_shaped_secrets_are_masked_not_leaked(tmp_path: Path) -> None:
     token = "sk-ant-oat01-" + "Q" * 40 + "tail"
     odd = "simtok_" + "z" * 24
@@ -148,6 +149,7 @@ def test_axes_default_to_the_factors_that_flip(tmp_path: Path) -> None:
     assert report.axis_candidates(df)[:2] == ["ua", "tools"]
 
 
+@pytest.mark.slow  # renders figures of two runs' findings; tests/test_plots.py keeps figures in the fast loop
 def test_findings_name_their_figures_and_what_usage_moved(tmp_path: Path, two_runs: list[Path]) -> None:
     from lanelab.errors import NotFound
     from lanelab.runs import load_runs
