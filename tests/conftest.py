@@ -51,6 +51,13 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return True if fast_loop.deselects(config.getoption("markexpr", ""), marks) else None
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist (controller): under ``--dist loadfile`` (``make test-fast``), whole files to each worker and the
+    files that import the anthropic SDK to one worker together (tests/fast_loop.py); otherwise xdist's own."""
+    return fast_loop.make_scheduler(config, log)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the session if any test changed another client's credential file (issue 7). Under pytest-xdist each
     worker checks its own sandbox and hands what changed to the controller, which reports for the whole run."""

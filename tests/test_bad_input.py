@@ -989,6 +989,7 @@ def test_ctrl_c_is_one_line_and_exit_130(command: str, world: World, monkeypatch
     assert lines == [f"lanelab {command}: interrupted; nothing already written was lost."], lines
 
 
+@pytest.mark.slow  # a process of the kit; the fast loop keeps Ctrl-C in every command, in-process, above
 def test_sigint_to_a_running_simulator_stops_it_without_a_traceback(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANELAB_")}
     env.update(PYTHONPATH=str(REPO / "lib"), LANELAB_OUT=str(tmp_path))

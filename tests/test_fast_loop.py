@@ -69,3 +69,15 @@ def test_no_property_test_sets_its_count_around_the_cap() -> None:
     offenders = [f"{path.relative_to(TESTS)}:{n}" for path in sorted(TESTS.rglob("*.py")) if path.name not in mine
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if bare.search(line)]
     assert not offenders, f"use max_examples=examples(N) (tests/fast_loop.py): {offenders}"
+
+
+def test_the_files_that_import_the_sdk_are_found_and_go_to_one_worker_together(
+        request: pytest.FixtureRequest) -> None:
+    root = request.config.rootpath
+    sdk = fast_loop.sdk_files(root, TESTS)
+    assert {"tests/test_sim_sdk.py", "tests/test_watch.py"} <= sdk and "tests/test_pkce.py" not in sdk
+    for name in sdk:  # each really uses the SDK: the grouping is not a guess
+        assert "anthropic." in (root / name).read_text(encoding="utf-8"), name
+    assert fast_loop.scope("tests/test_sim_sdk.py::test_x[a]", sdk) == fast_loop.SDK_SCOPE
+    assert fast_loop.scope("tests/test_watch.py::test_y", sdk) == fast_loop.SDK_SCOPE
+    assert fast_loop.scope("tests/test_pkce.py::test_z", sdk) == "tests/test_pkce.py"
