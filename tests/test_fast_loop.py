@@ -27,7 +27,7 @@ def test_the_fast_loop_is_a_run_that_deselects_every_slow_test(markexpr: str, fa
     (MAKE_TEST_FAST, {"browser", "slow"}, True), (MAKE_TEST_FAST, {"rehearsal", "slow"}, True),
     ("not browser", {"browser", "slow"}, True), ("hardening", {"browser", "slow"}, False),
     ("not rehearsal", {"browser", "slow"}, False), ("", {"browser", "slow"}, False),
-])
+], ids=lambda value: "+".join(sorted(value)) if isinstance(value, set) else None)
 def test_a_folder_is_left_uncollected_only_when_no_test_in_it_can_be_selected(markexpr: str, marks: set[str],
                                                                               deselected: bool) -> None:
     assert fast_loop.deselects(markexpr, marks) is deselected
