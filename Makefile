@@ -45,9 +45,11 @@ test: $(TESTSTAMP) ## run the test suite (unit, simulator, notebooks headless, t
 	LANELAB_REQUIRE_REHEARSAL=$${CI:+1} $(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 # The developer's loop: every test but the real browser, the rehearsal and those marked slow (they start processes of
-# the kit, Jupyter or a namespace, or sweep every level of every factor). `make test` runs everything.
-test-fast: $(STAMP) ## the fast loop: every test not marked slow, browser or rehearsal (a minute or two)
-	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m "not browser and not slow and not rehearsal"
+# the kit, Jupyter or a namespace, build whole reports, wait out timeouts, or are the rest of a family of cases of
+# which the loop keeps a representative share). Property tests try at most 20 examples here, and each test file goes
+# to one worker whole (tests/fast_loop.py). `make test` runs everything, with every example.
+test-fast: $(STAMP) ## the fast loop: every test not marked slow, browser or rehearsal (under a minute on two cores)
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) --dist loadfile -m "not browser and not slow and not rehearsal"
 
 lab: $(TESTSTAMP) ## open the notebooks in JupyterLab (sim: simulator running; prints the URL with its token; Ctrl-C stops)
 	$(BIN)/python -m lanelab lab

@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fast_loop
 import foreign_home
 import pytest
+from hypothesis import settings as hypothesis_settings
 from lanelab import redact
 from lanelab.config import DEFAULT_POLICY
 from lanelab.sim.server import SimHandle, running_simulator
@@ -26,9 +28,13 @@ _session: dict[str, Any] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Run the whole session with HOME in a sandbox holding test copies of other clients' credential files."""
+    """Run the whole session with HOME in a sandbox holding test copies of other clients' credential files. In the
+    fast loop (``-m`` deselects the tests marked slow), property tests try a few examples (tests/fast_loop.py) unless
+    ``--hypothesis-profile`` names a profile."""
     home = foreign_home.create()
     _session.update(home=home, before=foreign_home.fingerprint(home), saved=foreign_home.activate(home))
+    if not config.getoption("hypothesis_profile", None) and fast_loop.is_fast_loop(config.getoption("markexpr", "")):
+        hypothesis_settings.load_profile(fast_loop.FAST)
 
 
 #: Folders whose every test carries these markers (their conftest adds them), so a marker expression can rule a whole
@@ -40,15 +46,16 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """Skip a folder of :data:`MARKED_FOLDERS` when ``-m`` deselects every test in it whatever other markers a test
     there may also carry; otherwise leave the decision to pytest."""
     marks = MARKED_FOLDERS.get(collection_path.name)
-    expr = config.getoption("markexpr", "")
-    if marks is None or not expr or collection_path.parent != Path(__file__).parent:
+    if marks is None or collection_path.parent != Path(__file__).parent:
         return None
-    from _pytest.mark.expression import Expression
+    return True if fast_loop.deselects(config.getoption("markexpr", ""), marks) else None
 
-    compiled = Expression.compile(expr)
-    if any(compiled.evaluate(lambda name, others=others: name in marks or others) for others in (False, True)):
-        return None
-    return True
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist (controller): under ``--dist loadfile`` (``make test-fast``), whole files to each worker and the
+    files that import the anthropic SDK to one worker together (tests/fast_loop.py); otherwise xdist's own."""
+    return fast_loop.make_scheduler(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

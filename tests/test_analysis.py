@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.errors import NotFound, UserError
@@ -318,7 +319,7 @@ def test_compare_runs_reports_what_changed(tmp_path: Path) -> None:
         an.compare_runs(load_run(a).to_frame())
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from("xy"), st.sampled_from(["served_plan", "rate_limited"])),
                 min_size=1, max_size=12, unique_by=lambda t: (t[0], t[1])))
 def test_minimal_pairs_flip_exactly_when_outcomes_differ(tmp_path_factory: pytest.TempPathFactory,

@@ -772,11 +772,56 @@ def _renders_a_report(case: Case) -> bool:
     return case.argv[0] == "report" and case.category in ("run files", "disk")
 
 
+GENERIC_CORRUPTIONS = frozenset(_generic_corruptions("factors.toml"))
+HAND_WRITTEN = {"commands", "sim --account"}
+
+
+def _subject_and_kind(case: Case) -> tuple[str, str]:
+    """What a generated case exercises: its subject (the command; for a data file, the file and whether the damage
+    is generic or specific to its schema) and its kind of bad input (the same damage or value given to another
+    subject is the same kind). Hand-written cases are each their own subject and kind."""
+    if case.category in HAND_WRITTEN:
+        return case.id, case.id
+    if case.data is not None:
+        rel = case.data[0]
+        damage = case.name[len(rel) + 1:]
+        return (f"{rel} generic", damage) if damage in GENERIC_CORRUPTIONS else (f"{rel} specific", "specific")
+    subject = case.argv[0]
+    kind = case.name[len(subject):].lstrip("-") if case.name.startswith(subject) else case.name
+    if case.category == "arguments" and "=" in kind:  # the same bad value for another option: the same kind
+        kind = kind.split("=", 1)[1]
+    return subject, kind
+
+
+def _fast_loop_share(cases: list[Case]) -> set[str]:
+    """The ids of the cases the fast loop runs: every hand-written case, and of the generated ones the first of each
+    category for every subject and for every kind of bad input (each command, each data file's generic and
+    schema-specific damage, each corruption, bad value and setting once). The full run (``make test``, ``make
+    audit``) runs every case."""
+    seen: set[tuple[str, str, str]] = set()
+    share = set()
+    for case in cases:
+        if _renders_a_report(case):
+            continue
+        subject, kind = _subject_and_kind(case)
+        keys = {(case.category, "subject", subject), (case.category, "kind", kind)}
+        if not keys <= seen:
+            share.add(case.id)
+            seen |= keys
+    return share
+
+
+FAST_LOOP_SHARE = _fast_loop_share(CASES)
+
+
+def _marks(case: Case) -> list[pytest.MarkDecorator]:
+    return [] if case.id in FAST_LOOP_SHARE else [pytest.mark.slow]
+
+
 # The same inputs again under proxy variables (nothing may reach the proxy) are in the full run, not the fast loop.
 @pytest.mark.parametrize("proxy", [pytest.param(False, id="no-proxy-env"),
                                    pytest.param(True, id="proxy-env", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if _renders_a_report(c) else [])
-                                  for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in CASES])
 def test_bad_input_is_one_line_and_loses_nothing(case: Case, proxy: bool, world: World, request: pytest.FixtureRequest,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     if case.sim or any("{sim}" in v for _, v in case.env) or "{sim}" in " ".join(case.argv):
@@ -800,7 +845,9 @@ RESUME_DAMAGE = {"cell_id-list": _setter(("cell_id",), [1]), "outcome-table": _s
                  "observation-list": _setter(("observation",), [1]), "levels-string": _setter(("levels",), "x")}
 
 
-@pytest.mark.parametrize("damage", sorted(RESUME_DAMAGE))
+# Each runs a matrix twice: the fast loop damages one record kind, the full run every one.
+@pytest.mark.parametrize("damage", [pytest.param(d, marks=[] if d == "cell_id-list" else [pytest.mark.slow])
+                                    for d in sorted(RESUME_DAMAGE)])
 def test_a_resumed_run_over_damaged_records_loses_nothing(damage: str, world: World, sim: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     out = world.out_dir()
@@ -902,9 +949,12 @@ def test_the_capture_proxy_answers_odd_targets_with_400_and_records_them(proxy: 
 # --------------------------------------------------------------------- pipes, Ctrl-C and bugs: still no traceback
 PIPED = [("diff", "sdk-minimal", "hermes-0.14.0"), ("lint", "hermes-0.14.0"), ("--help",),
          ("matrix", "--dry-run", "--factors", "auth", "--show-requests"), ("creds",), ("diff", "--help")]
+#: A process each (about a second): the fast loop pipes one command's output, the full run every one.
+PIPED_FAST = {("diff", "sdk-minimal", "hermes-0.14.0")}
 
 
-@pytest.mark.parametrize("argv", PIPED, ids=[" ".join(a) for a in PIPED])
+@pytest.mark.parametrize("argv", [pytest.param(a, id=" ".join(a), marks=[] if a in PIPED_FAST else [pytest.mark.slow])
+                                  for a in PIPED])
 def test_output_into_a_closed_pipe_is_silent(argv: tuple[str, ...], world: World, tmp_path: Path) -> None:
     """``python -m lanelab … | head -1`` where the reader has gone before the first write: no traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANELAB_")}
@@ -939,6 +989,7 @@ def test_ctrl_c_is_one_line_and_exit_130(command: str, world: World, monkeypatch
     assert lines == [f"lanelab {command}: interrupted; nothing already written was lost."], lines
 
 
+@pytest.mark.slow  # a process of the kit; the fast loop keeps Ctrl-C in every command, in-process, above
 def test_sigint_to_a_running_simulator_stops_it_without_a_traceback(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANELAB_")}
     env.update(PYTHONPATH=str(REPO / "lib"), LANELAB_OUT=str(tmp_path))

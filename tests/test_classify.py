@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.config import data_dir
@@ -205,7 +206,7 @@ observations = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(observations)
 def test_classify_never_raises_and_names_a_known_class(obs):
     tax = load_taxonomy()
@@ -388,7 +389,7 @@ def test_token_endpoint_error_bodies_through_the_wire_are_read_by_their_descript
     assert classify(obs).outcome == outcome
 
 
-@settings(max_examples=80)
+@settings(max_examples=examples(80))
 @given(st.lists(st.tuples(st.sampled_from(["Set-Cookie", "set-cookie", "X-A", "x-a", "Date", "VIA",
                                            "anthropic-ratelimit-unified-status"]),
                           st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=12)),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import disk_faults
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.auth import credential as C
@@ -211,7 +212,7 @@ def test_the_store_refuses_bad_labels_and_writes_nothing(tmp_path, label):
 
 
 @given(st.from_regex(C.LABEL_RE, fullmatch=True).filter(lambda s: ".." not in s))
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 def test_valid_labels_map_to_one_file_inside_the_store(label):
     store = CredentialStore("/nonexistent/home")
     assert store.path(label).parent == store.dir and store.path(label).name == f"{label}.json"
@@ -387,7 +388,7 @@ def test_the_refusal_names_a_credential_that_may_go_there():
 
 @given(port=st.integers(1, 65535), other=st.integers(1, 65535),
        host=st.sampled_from(["127.0.0.1", "localhost", "127.0.0.2", "[::1]"]))
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 def test_a_sim_credential_goes_exactly_to_its_own_simulator(port, other, host):
     c = cred(issuer=f"http://{host}:{port}")
     assert I.check_destination(c, f"http://{host}:{port}/v1") is c
@@ -399,7 +400,7 @@ def test_a_sim_credential_goes_exactly_to_its_own_simulator(port, other, host):
 
 
 @given(st.text(max_size=60))
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 def test_any_base_url_is_allowed_or_refused_with_wrong_issuer(url):
     for c in (cred(), live(), cred(mode=None, issuer=None)):
         try:
@@ -464,6 +465,7 @@ def test_auth_modules_import_each_other_without_a_cycle():
     assert "importers" not in graph["credential"] and "credential" in graph["importers"]
 
 
+@pytest.mark.slow  # parses every Python file of the repository (seconds); the imports themselves run in every test
 def test_every_import_of_an_auth_name_resolves():
     """Lazy imports inside functions too: a name moved between auth modules must not break a call site."""
     files = [*ROOT.glob("lib/**/*.py"), *ROOT.glob("notebooks/*.py"), *ROOT.glob("tests/**/*.py"),

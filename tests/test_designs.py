@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.errors import UserError
@@ -61,7 +62,7 @@ def test_pairwise_covers_every_pair_in_fewer_cells(counts: list[int]) -> None:
         assert len(cells) < math.prod(counts) / 2
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=5), min_size=2, max_size=6), st.integers(0, 1000))
 def test_pairwise_property(counts: list[int], seed: int) -> None:
     catalog = synthetic(counts)
@@ -70,6 +71,7 @@ def test_pairwise_property(counts: list[int], seed: int) -> None:
     assert len({c.cell_id for c in cells}) == len(cells)
 
 
+@pytest.mark.slow  # covers every pair of the real catalogue, twice; test_pairwise_property stays in the fast loop
 def test_pairwise_on_the_real_catalogue_is_small_and_deterministic() -> None:
     cells = pairwise("hermes-0.14.0", CATALOG, REAL, seed=7)
     assert uncovered_pairs(cells, CATALOG, REAL) == set()

@@ -7,7 +7,6 @@ import re
 import time
 from pathlib import Path
 
-import anthropic
 import pytest
 from lanelab import http as lanelab_http
 from lanelab import redact
@@ -298,6 +297,8 @@ def test_cli_dry_run_sends_nothing(tmp_path, monkeypatch, capsys):
 
 def test_a_diagnose_run_is_found_by_a_client_of_the_sdk(tmp_path, sim):
     """The run's cells hold the requests as sent: the SDK-shaped sdk-minimal is billed to the plan as sent."""
+    import anthropic  # here: importing the SDK costs seconds, which the other tests should not pay
+
     token = sim.mint_token()["access_token"]
     client = anthropic.Anthropic(auth_token=token, base_url=sim.base_url, max_retries=0,
                                  default_headers={"anthropic-beta": "oauth-2025-04-20"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.matrix.profiles import load_profile
@@ -87,7 +88,7 @@ specs = st.builds(RequestSpec, method=st.sampled_from(["POST", "GET"]), path=st.
                   body=body, auth=st.sampled_from(["bearer", "x-api-key"]))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(specs, specs, st.randoms(use_true_random=False))
 def test_edits_round_trip(a: RequestSpec, b: RequestSpec, rnd) -> None:
     diffs = differences(a, b)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.matrix.profiles import load_profile
@@ -102,7 +103,7 @@ specs = st.builds(RequestSpec, method=st.just("POST"), path=st.sampled_from(["/v
                   body=body, auth=st.sampled_from(["bearer", "x-api-key"]))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(specs, specs, st.randoms(use_true_random=False))
 def test_fine_edits_round_trip_and_every_subset_is_a_request(a: RequestSpec, b: RequestSpec, rnd) -> None:
     fine = differences(a, b, grain="fine")

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.config import data_dir
@@ -150,7 +151,7 @@ header_names = st.sampled_from([f"{PREFIX}status", f"{PREFIX}representative-clai
                                 f"{PREFIX}", f"{PREFIX}-", f"{PREFIX}overage-in-use"])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(status=st.one_of(st.none(), st.integers(100, 599)), headers=st.dictionaries(header_names, st.text(max_size=20)),
        etype=st.one_of(st.none(), st.text(max_size=20)), msg=st.one_of(st.none(), st.text(max_size=80)),
        code=st.one_of(st.none(), st.text(max_size=10)),

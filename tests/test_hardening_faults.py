@@ -85,6 +85,22 @@ SCENARIOS = [
 ]
 CLASSES = sorted({s.klass for s in SCENARIOS})
 
+
+def _fast_loop_share(scenarios: list[Scenario]) -> set[str]:
+    """The scenarios the fast loop runs: the first of each fault class and of each way a fault is made to fail,
+    but not the one that waits out a real client timeout (seconds). The full run (``make test``, ``make audit``)
+    runs them all."""
+    seen: set[str] = set()
+    share = set()
+    for sc in scenarios:
+        if not sc.slow_client and not {sc.klass, sc.how} <= seen:
+            share.add(sc.id)
+            seen |= {sc.klass, sc.how}
+    return share
+
+
+FAST_LOOP_SHARE = _fast_loop_share(SCENARIOS)
+
 _attempted: set[str] = set()
 _passed: set[str] = set()
 
@@ -160,7 +176,8 @@ def test_every_fault_class_of_the_simulator_has_scenarios():
         assert {s.how for s in SCENARIOS if s.klass == k} - {"harmless"}, f"{k} is never made to fail"
 
 
-@pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.id)
+@pytest.mark.parametrize("sc", [pytest.param(s, id=s.id, marks=[] if s.id in FAST_LOOP_SHARE else [pytest.mark.slow])
+                                for s in SCENARIOS])
 def test_matrix_survives_fault(sc: Scenario, tmp_path: Path, reference: dict[str, str],
                                monkeypatch: pytest.MonkeyPatch, sim_with: Callable[..., SimHandle],
                                sleeps: type[Sleeps]):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fast_loop import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lanelab import redact
@@ -43,8 +44,8 @@ WINDOWS = frozenset(s[i:i + 8] for s in (CANARY_SECRET, CANARY_REFRESH_SECRET, O
 CASES: Counter[str] = Counter()
 _dirs = itertools.count()
 
-FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                          HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=examples(120), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 def assert_no_canary(text: str, where: str) -> None:
@@ -350,7 +351,7 @@ def _nested(depth: int, leaf: str) -> bytes:
     return ("[" * depth + leaf + "]" * depth).encode()
 
 
-@settings(FAST, max_examples=60)
+@settings(FAST, max_examples=examples(60))
 @given(depth=st.sampled_from([1, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH + 1, 900, 3000, 200_000]),
        stream=st.booleans(), status=st.sampled_from([200, 400, 429, 500, 529]),
        ctype=st.sampled_from(["application/json", "text/event-stream", "text/plain", ""]),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.auth.credential import Credential
@@ -244,7 +245,7 @@ def _allowed_host(host: str) -> bool:
         return host in LIVE_HOSTS or host == "localhost"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(scheme=st.sampled_from(["http", "https", "HTTPS", "ftp"]),
        host=st.one_of(st.sampled_from(sorted(LIVE_HOSTS | {"127.0.0.1", "localhost", "[::1]", "127.9.9.9"})),
                       st.text("abcdefghijklmnopqrstuvwxyz0123456789.-", min_size=1, max_size=20)),

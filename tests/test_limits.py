@@ -214,6 +214,7 @@ def test_a_client_that_stops_sending_is_closed(short_read_timeout, upstream, tmp
             assert busy.recv(4096).startswith(b"HTTP/1.1 ")
 
 
+@pytest.mark.slow  # waits out an answer slower than three read timeouts
 def test_a_slow_answer_is_not_cut_by_the_read_timeout(short_read_timeout, oauth_headers) -> None:
     """Positive control: the simulator takes 3 read timeouts to answer (a latency fault); the client owes nothing
     meanwhile, so the connection stays and the answer arrives."""

@@ -2,13 +2,20 @@
 
 import json
 
-import jupytext
 import pytest
 from lanelab.config import repo_root
 
 NB_DIR = repo_root() / "notebooks"
 IPYNBS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 PYS = sorted(NB_DIR.glob("[0-9][0-9]_*.py"))
+
+
+def _read(path):
+    """The notebook or py:percent file as jupytext reads it (imported here: importing jupytext costs seconds, which
+    a run that deselects these tests should not pay at collection)."""
+    import jupytext
+
+    return jupytext.read(path)
 
 
 def _cells(nb):
@@ -33,12 +40,12 @@ def test_committed_without_outputs_and_with_python3_kernel(path):
 def test_py_percent_twin_has_the_same_cells(path):
     twin = path.with_suffix(".py")
     assert "py:percent" in twin.read_text().split("# ---", 2)[1], f"{twin.name} should declare the py:percent pairing"
-    assert _cells(jupytext.read(path)) == _cells(jupytext.read(twin)), f"{path.name} and {twin.name} differ: run make sync"
+    assert _cells(_read(path)) == _cells(_read(twin)), f"{path.name} and {twin.name} differ: run make sync"
 
 
 @pytest.mark.parametrize("path", IPYNBS, ids=lambda p: p.name)
 def test_first_code_cell_is_the_parameters_cell(path):
-    nb = jupytext.read(path)
+    nb = _read(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and code[0] is tagged[0], f"{path.name}: the first code cell must be tagged parameters"

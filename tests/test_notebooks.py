@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
-import nbformat
 import pytest
 from lanelab.config import repo_root
 from lanelab.devtools.notebook_exec import NotebookFailed, execute, notebooks_in_order
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+# nbformat is imported in the tests that read notebooks, not here: importing it costs seconds, and every run collects
+# this module, the fast loop too (which deselects it).
 
 NOTEBOOKS = notebooks_in_order()
 
@@ -29,6 +30,8 @@ def lab(tmp_path_factory):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_headless(path: Path, lab):
+    import nbformat
+
     result = execute(path, lab["executed"], env=lab["env"], timeout=300, cwd=repo_root() / "notebooks")
     nb = nbformat.read(result.executed_path, as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -66,6 +69,8 @@ def test_notebook_executes_headless(path: Path, lab):
 
 
 def test_a_failing_notebook_keeps_its_executed_copy(tmp_path):
+    import nbformat
+
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('boom here')")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -1,6 +1,7 @@
 """Paste parsing: accepted shapes, each refusal with its own type, and no secret ever repeated in a message."""
 
 import pytest
+from fast_loop import examples
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from lanelab.auth import paste
@@ -82,7 +83,7 @@ _WRAP = st.sampled_from(["{}", " {} ", '"{}"', "'{}'", "\t{}\n", "` {} `"])
 
 
 @given(code=_ALPHA, state=_ALPHA, wrap=_WRAP, shape=st.sampled_from(["hash", "url", "query"]))
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 def test_any_wellformed_paste_round_trips(code, state, wrap, shape):
     assume(not code.startswith(("sk-ant-", "eyJ")))
     text = {"hash": f"{code}#{state}",
@@ -103,7 +104,7 @@ WHAT_IS_WRONG = {
 
 
 @given(st.text(max_size=200))
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 def test_any_input_is_parsed_or_refused_with_a_message_that_says_what_is_wrong(text):
     try:
         got = paste.parse_paste(text, expected_state=STATE)
@@ -118,7 +119,7 @@ def test_any_input_is_parsed_or_refused_with_a_message_that_says_what_is_wrong(t
 
 
 @given(code=_ALPHA, state=_ALPHA, other=_ALPHA)
-@settings(max_examples=150)
+@settings(max_examples=examples(150))
 def test_refusals_never_repeat_the_code(code, state, other):
     assume(not code.startswith(("sk-ant-", "eyJ")) and state != other)
     for text in (f"{code}#{state}", code, f"{code} #{state}"):

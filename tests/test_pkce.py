@@ -4,6 +4,7 @@ randomness, state independent of the verifier, verification, masking, and who re
 import re
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab import pkce, redact
@@ -38,7 +39,7 @@ def test_verifier_length_outside_rfc_is_refused(nbytes):
 
 
 @given(st.integers(min_value=32, max_value=96))
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 def test_verifier_length_follows_rfc(nbytes):
     v = pkce.make_verifier(nbytes)
     assert 43 <= len(v) <= 128 and "=" not in v
@@ -54,7 +55,7 @@ def test_verify_accepts_only_the_matching_verifier():
 
 
 @given(st.text(max_size=60), st.text(max_size=60))
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 def test_verify_never_raises_on_junk(verifier, challenge):
     """A token endpoint cannot choose what it is sent: any text is a clean yes or no, never an exception."""
     assert pkce.verify(verifier, challenge) is (bool(verifier) and pkce.challenge_for(verifier) == challenge)

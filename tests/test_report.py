@@ -103,6 +103,7 @@ def test_planted_canary_makes_the_writer_refuse(tmp_path: Path) -> None:
     assert not out.exists() or not any(out.iterdir())  # nothing written, not even a figure
 
 
+@pytest.mark.slow  # builds a whole report (figures); the fast loop keeps the writer's refusal of a leak above
 def test_registered_and_token_shaped_secrets_are_masked_not_leaked(tmp_path: Path) -> None:
     token = "sk-ant-oat01-" + "Q" * 40 + "tail"
     odd = "simtok_" + "z" * 24
@@ -148,6 +149,7 @@ def test_axes_default_to_the_factors_that_flip(tmp_path: Path) -> None:
     assert report.axis_candidates(df)[:2] == ["ua", "tools"]
 
 
+@pytest.mark.slow  # renders figures of two runs' findings; tests/test_plots.py keeps figures in the fast loop
 def test_findings_name_their_figures_and_what_usage_moved(tmp_path: Path, two_runs: list[Path]) -> None:
     from lanelab.errors import NotFound
     from lanelab.runs import load_runs
@@ -311,7 +313,11 @@ def test_new_to_this_kit_has_its_place(tmp_path: Path) -> None:
     assert page.index('id="new-to-this-kit"') < page.index('id="read"')
 
 
-@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "", "x\\y", ".hidden"])
+# Each name runs the report command (a second or so): the fast loop tries a traversal and the empty name.
+@pytest.mark.parametrize("name", ["../../x", pytest.param("a/b", marks=pytest.mark.slow),
+                                  pytest.param("..", marks=pytest.mark.slow), "",
+                                  pytest.param("x\\y", marks=pytest.mark.slow),
+                                  pytest.param(".hidden", marks=pytest.mark.slow)])
 def test_report_name_cannot_leave_out(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
     out = tmp_path / "deep" / "out"
     code = cli.main(["report", str(SAMPLE), "--out", str(out), "--name", name])

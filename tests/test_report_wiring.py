@@ -80,6 +80,7 @@ def test_findings_table_of_new_items(moon: tuple[Path, Path, Path]) -> None:
     assert table["responses"].iloc[0] == 3 and set(table["cells"].iloc[0].split(", ")) == set(load_run(moon[0]).cells)
 
 
+@pytest.mark.slow  # writes a whole report (figures); the fast loop keeps the run that has such a section
 def test_a_run_without_unknowns_has_no_such_section(tmp_path: Path) -> None:
     path = write_run(tmp_path / "plain.jsonl", hermes_like_cells())
     findings = report.collect([load_run(path)])

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.config import repo_root
@@ -93,7 +94,7 @@ def test_a_body_nested_too_deep_is_a_400_not_a_crash(sim: SimHandle, token: str)
     assert messages(sim, token, GOOD).status_code in (200, 400, 429)  # still answering
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(body=st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
                                                                                     max_size=4), max_leaves=15),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.config import data_dir
@@ -434,7 +435,7 @@ junk_body = (json_values | st.binary(max_size=40) | st.text(max_size=40)
                  "model", "system", "tools", "tool_choice", "messages", "metadata", "stream", "max_tokens")}))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(body=junk_body, path=st.sampled_from(["/v1/messages", "/v1/chat/completions", "", "/x"]),
        headers=st.one_of(st.none(), st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=4),
                          st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=4),

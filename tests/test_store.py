@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from fast_loop import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lanelab import redact
@@ -177,7 +178,7 @@ def test_run_paths_lists_the_runs_else_the_curated_samples(tmp_path):
     assert run_paths(settings) == [w.path]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.text(alphabet="abcdef0123456789", min_size=1, max_size=6), max_size=6),
        st.integers(min_value=1, max_value=60))
 def test_any_truncation_loads_without_crashing(tmp_path_factory, ids, cut):
@@ -213,7 +214,7 @@ _SMALL = st.dictionaries(st.sampled_from(["content", "token", "code", "max_token
                          max_size=4)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.one_of(st.none(), _PART, _SMALL, st.fixed_dictionaries({"messages": st.lists(_SMALL, max_size=3)})),
        headers=st.dictionaries(st.sampled_from(["x-app", "authorization", "user-agent", "cookie"]), _PART,
                                max_size=3),

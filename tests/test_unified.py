@@ -4,6 +4,7 @@
 import shutil
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.datafiles import read_toml
@@ -162,7 +163,7 @@ _UNIFIED_KEYS = st.sampled_from(["status", "reset", "representative-claim", "5h-
                                  "fallback-percentage", "slow-utilization", "x-new"])
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.dictionaries(_UNIFIED_KEYS, st.sampled_from(["allowed", "rejected", "0.5", "123", "true", "five_hour", ""])))
 def test_to_dict_is_asdict_plus_the_lane(headers: dict[str, str]) -> None:
     """to_dict skips asdict's deep copy for speed; what it returns is still exactly asdict's data plus the lane."""

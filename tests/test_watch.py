@@ -7,8 +7,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anthropic
 import pytest
 from lanelab import http as lanelab_http
 from lanelab.config import Settings
@@ -23,6 +23,9 @@ from lanelab.walkthrough.watch import (
 )
 from lanelab.wire.exchanges import load_exchanges
 
+if TYPE_CHECKING:
+    import anthropic
+
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA_ON = {"extra_usage": {"is_enabled": True, "monthly_limit": 5000, "used_credits": 0}}
 MCP_TOOL = [{"name": "mcp_read_file", "input_schema": {"type": "object"}}]
@@ -33,12 +36,16 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def _sdk(base_url: str, token: str) -> anthropic.Anthropic:
+    import anthropic  # here: importing the SDK costs seconds, which tests that do not use it should not pay
+
     return anthropic.Anthropic(auth_token=token, base_url=base_url, max_retries=0,
                                default_headers={"anthropic-beta": "oauth-2025-04-20"},
                                http_client=lanelab_http.sdk_client(base_url))
 
 
 def _ask(client: anthropic.Anthropic, tools: list | None = None) -> int:
+    import anthropic
+
     try:
         raw = client.messages.with_raw_response.create(model="claude-sonnet-4-6", max_tokens=1,
                                                        messages=[{"role": "user", "content": "ping"}],
@@ -71,6 +78,8 @@ def test_one_line_per_exchange_from_the_official_sdk(tmp_path, sim):
 
 
 def test_plan_only_guard_stops_forwarding_after_extra_usage(tmp_path, sim_with):
+    import anthropic
+
     sim = sim_with(account=EXTRA_ON)
     with running_watch(sim.base_url, out=tmp_path / "w.jsonl", plan_only=True,
                        settings=_settings(tmp_path)) as watch:

@@ -2,6 +2,7 @@
 
 import json
 
+from fast_loop import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lanelab import redact
@@ -14,7 +15,7 @@ CTYPES = st.sampled_from(["application/json", "text/event-stream", "text/html", 
 header_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=40)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(status=st.integers(100, 599), ctype=CTYPES, content=st.binary(max_size=2000),
        extra=st.dictionaries(header_names, st.text(max_size=200), max_size=8))
 def test_any_response_becomes_an_observation(status, ctype, content, extra):
@@ -25,7 +26,7 @@ def test_any_response_becomes_an_observation(status, ctype, content, extra):
         assert obs.error_type, "a failed response is never recorded as a success"
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(prefix=st.text(max_size=300), cut=st.integers(0, 400))
 def test_truncated_streams_are_flagged_not_fatal(prefix, cut):
     stream = ('event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1"}}\n\n'
@@ -37,7 +38,7 @@ def test_truncated_streams_are_flagged_not_fatal(prefix, cut):
         assert obs.error_type == "stream_truncated"
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(junk=st.text(max_size=300))
 def test_secrets_in_error_bodies_never_reach_the_observation(junk):
     body = {"type": "error", "error": {"type": "invalid_request_error", "message": f"{junk} token {CANARY} {junk}"}}

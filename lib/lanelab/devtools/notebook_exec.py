@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from lanelab import redact
 from lanelab.config import repo_root
 from lanelab.errors import ServiceError
+
+if TYPE_CHECKING:
+    import nbformat
 
 KERNEL_NAME = "python3"
 
@@ -75,6 +77,7 @@ def execute(path: Path, out_dir: Path, env: Mapping[str, str] | None = None, tim
 
     On failure the executed copy is written as ``NAME-err.ipynb`` and :class:`NotebookFailed` names the failing cell.
     """
+    import nbformat  # here, not at the top: importing it costs seconds (its JSON-schema checkers)
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -103,6 +106,8 @@ def execute(path: Path, out_dir: Path, env: Mapping[str, str] | None = None, tim
 
 def strip_outputs(path: Path) -> bool:
     """Remove outputs, execution counts and widget state from a notebook file; True when it changed."""
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     changed = False
     for cell in nb.cells:
