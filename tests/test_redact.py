@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from lanelab import errors, redact
 
@@ -371,3 +371,17 @@ def test_a_pair_at_the_start_of_a_quoted_string_is_masked(text):
     assert redact.find_secrets(text) != []
     assert "abcdefghij" not in redact.redact_text(text)
     assert redact.find_secrets(redact.redact_text(text)) == []
+
+
+@given(st.dictionaries(st.one_of(st.sampled_from(["Token", "MAX_TOKENS", "x-Api-Key", "error_code", "codes",
+                                                  "to\u212aen", "İd_token", "cookie_jar", "passwd", "name"]),
+                                 st.text(max_size=10)),
+                       st.one_of(st.text(max_size=10), st.sampled_from(["token", "code", '": x']),
+                                 st.lists(st.sampled_from(["key", "secret"]), max_size=2)),
+                       max_size=6))
+def test_the_sensitive_key_search_finds_what_a_look_at_every_key_finds(value):
+    """redact_json looks only at the strings around the stems; it names a sensitive key exactly when one of the keys
+    is sensitive (a Kelvin sign reads as k, an "İ" changes the text's length)."""
+    text = json.dumps(value, ensure_ascii=False)
+    assume("\\" not in text)  # (escaped text takes the walk instead)
+    assert redact._has_sensitive_key(text) == any(redact.is_sensitive_key(k) for k in value)

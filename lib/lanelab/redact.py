@@ -215,9 +215,6 @@ def _mask_header_value(value: str) -> str:
 
 # ---- sensitive keys inside free text --------------------------------------------------------------------------
 
-#: The keys of JSON text that holds no backslash (``json.dumps`` writes ``"key": value``; a string value is followed
-#: by ``,``, ``]`` or ``}``, never by ``": "``).
-_JSON_KEY_RE = re.compile(r'"([^"]*)": ')
 #: Every sensitive key contains one of these (lower-case); text without any of them holds no sensitive pair.
 _STEMS = ("token", "key", "secret", "passw", "passphrase", "verifier", "authorization", "cookie", "code")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -274,6 +271,33 @@ def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
         if tail is not None:
             yield key, tail.start("val"), tail.end("val"), False
             pos = tail.end()
+
+
+def _has_sensitive_key(text: str) -> bool:
+    """True when JSON text that holds no backslash (``json.dumps``'s) has a key :func:`is_sensitive_key` names.
+
+    There every string sits between two quotes and a key is a string followed by ``": "`` (a value is followed by
+    ``,``, ``]`` or ``}``). Every sensitive key contains one of :data:`_STEMS` once lower-cased, and outside strings
+    JSON has only digits, punctuation, ``true``, ``false`` and ``null``; so the keys to check are the strings around
+    the stems found, a handful where a pattern over every key would look at all of them.
+    """
+    low = text.lower()
+    if len(low) != len(text):  # a character whose lower case is longer ("İ"): indexes would not line up
+        return any(map(is_sensitive_key, _JSON_KEY_RE.findall(text)))
+    for stem in _STEMS:
+        i = low.find(stem)
+        while i >= 0:
+            end = text.find('"', i)
+            if end < 0:
+                break
+            if text.startswith('": ', end) and is_sensitive_key(text[text.rfind('"', 0, i) + 1:end]):
+                return True
+            i = low.find(stem, end)
+    return False
+
+
+#: The keys of JSON text that holds no backslash (see :func:`_has_sensitive_key`).
+_JSON_KEY_RE = re.compile(r'"([^"]*)": ')
 
 
 def _hidden(value: str) -> bool:
@@ -557,8 +581,7 @@ class Redactor:
         masked match) takes the walk.
         """
         text = json.dumps(obj, ensure_ascii=False, default=str)
-        if ("\\" not in text and not any(map(is_sensitive_key, set(_JSON_KEY_RE.findall(text))))
-                and self.redact_text(text) == text):
+        if "\\" not in text and not _has_sensitive_key(text) and self.redact_text(text) == text:
             return text
         return json.dumps(self.redact_obj(obj), ensure_ascii=False, default=str)
 
