@@ -21,7 +21,7 @@ from lanelab.sim.features import TokenInfo
 from lanelab.sim.ids import new_message_id
 from lanelab.sim.outcomes import Reply
 from lanelab.sim.policy import Decision
-from lanelab.sim.replies import error_response, note, read_lenient, request_id
+from lanelab.sim.replies import error_response, note, read_lenient, request_headers, request_id
 from lanelab.sim.simulator import Simulator
 from lanelab.sim.views import profile_view, usage_view
 
@@ -64,10 +64,12 @@ class ApiRoutes:
 
     # ---- deciding ------------------------------------------------------------------------------------------
     def _decide(self, request: Request, body: Any) -> tuple[TokenInfo, Decision, Reply]:
-        """Token → features → decision → reply, noted on the request for the log."""
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        token, decision, reply = self.sim.decide(request.method, request.url.path, dict(request.query_params),
-                                                 headers, body)
+        """Token → features → decision → reply, noted on the request for the log. The path is the route's own
+        (``scope["path"]``: a fixed path, what ``request.url.path`` would give); the query is read only when there is
+        one."""
+        scope = request.scope
+        query = dict(request.query_params) if scope["query_string"] else {}
+        token, decision, reply = self.sim.decide(request.method, scope["path"], query, request_headers(request), body)
         note(request, rule=decision.rule_id, outcome=decision.outcome, lane=reply.lane)
         return token, decision, reply
 

@@ -65,6 +65,7 @@ class Billing:
         self.window_start = time.time()
         #: What the active policy says about plans and windows (set with the policy).
         self.service = Service()
+        self._resets: tuple[float, dict[str, int]] | None = None  # (window start, its resets)
 
     def has_five_hour(self) -> bool:
         """Whether the account's plan has a 5-hour window under the active policy (Ultra has none since 2026-11)."""
@@ -134,30 +135,21 @@ class Billing:
 
     # ---- derived values ------------------------------------------------------------------------------------
     def resets(self) -> dict[str, int]:
-        """Epoch-second resets of each window (fixed from the windows' start)."""
+        """Epoch-second resets of each window (fixed from the windows' start; worked out once per start)."""
         start = self.window_start
-        month = datetime.fromtimestamp(start, tz=UTC)
-        next_month = (month.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-                      .replace(month=month.month % 12 + 1, year=month.year + (month.month == 12)))
-        return {"five_hour": int(start + 5 * 3600), "seven_day": int(start + 7 * 86400),
-                "overage": int(next_month.timestamp())}
+        known = self._resets
+        if known is None or known[0] != start:
+            month = datetime.fromtimestamp(start, tz=UTC)
+            next_month = (month.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+                          .replace(month=month.month % 12 + 1, year=month.year + (month.month == 12)))
+            known = self._resets = (start, {"five_hour": int(start + 5 * 3600), "seven_day": int(start + 7 * 86400),
+                                            "overage": int(next_month.timestamp())})
+        return dict(known[1])
 
     def overage(self) -> dict[str, Any]:
         """Extra-usage standing: allowed or rejected, why, and the fraction spent."""
         with self._lock:
-            extra = dict(self.account.get("extra_usage") or {})
-        enabled = bool(extra.get("is_enabled"))
-        limit = float(extra.get("monthly_limit") or 0)
-        used = float(extra.get("used_credits") or 0)
-        utilization = min(1.0, used / limit) if limit > 0 else (1.0 if enabled else 0.0)
-        if not enabled:
-            return {"status": "rejected", "reason": "overage_not_provisioned", "utilization": utilization,
-                    "enabled": False, "limit": limit, "used": used}
-        if used >= limit:
-            return {"status": "rejected", "reason": "out_of_credits", "utilization": utilization,
-                    "enabled": True, "limit": limit, "used": used}
-        return {"status": "allowed", "reason": None, "utilization": utilization, "enabled": True,
-                "limit": limit, "used": used}
+            return _overage(dict(self.account.get("extra_usage") or {}))
 
     @staticmethod
     def api_key_headers() -> dict[str, str]:
@@ -183,7 +175,8 @@ class Billing:
             extra_headers = dict(self.account.get("unified_extra") or {})
             service = self.service
             has_five = service.has_five_hour(self.account.get("plan"))
-        resets, over = self.resets(), self.overage()
+            over = _overage(dict(self.account.get("extra_usage") or {}))
+        resets = self.resets()
         if not has_five:
             five = 0.0
         claim = "seven_day" if seven > five or not has_five else "five_hour"
@@ -244,3 +237,19 @@ def _num(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if math.isfinite(number) else 0.0
+
+
+def _overage(extra: dict[str, Any]) -> dict[str, Any]:
+    """:meth:`Billing.overage` of an account's ``extra_usage`` table."""
+    enabled = bool(extra.get("is_enabled"))
+    limit = float(extra.get("monthly_limit") or 0)
+    used = float(extra.get("used_credits") or 0)
+    utilization = min(1.0, used / limit) if limit > 0 else (1.0 if enabled else 0.0)
+    if not enabled:
+        return {"status": "rejected", "reason": "overage_not_provisioned", "utilization": utilization,
+                "enabled": False, "limit": limit, "used": used}
+    if used >= limit:
+        return {"status": "rejected", "reason": "out_of_credits", "utilization": utilization,
+                "enabled": True, "limit": limit, "used": used}
+    return {"status": "allowed", "reason": None, "utilization": utilization, "enabled": True,
+            "limit": limit, "used": used}

@@ -133,11 +133,11 @@ def header_pairs(headers: Any) -> list[tuple[str, str]]:
                 name, value = item
             except (TypeError, ValueError):
                 continue
-            if isinstance(name, bytes):
-                name = name.decode("latin-1")
-            if isinstance(value, bytes):
-                value = value.decode("latin-1")
-            pairs.append((str(name).lower(), "" if value is None else str(value)))
+            if type(name) is not str:
+                name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+            if type(value) is not str:
+                value = value.decode("latin-1") if isinstance(value, bytes) else "" if value is None else str(value)
+            pairs.append((name.lower(), value))
         return pairs
     except Exception:  # noqa: BLE001 - junk headers give no features, never an error
         return []
@@ -227,15 +227,16 @@ def _auth_style(headers: dict[str, str]) -> str:
 
 def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: TokenInfo | None) -> RequestFeatures:
     """Derive every feature the policy rules match on. Never raises: junk yields empty features."""
-    pairs = header_pairs(headers)
     merged: dict[str, str] = {}
-    for name, value in pairs:
+    betas: list[str] = []
+    user_agents: list[str] = []
+    for name, value in header_pairs(headers):  # one pass: repeats merged, betas split, non-empty user agents
         merged[name] = f"{merged[name]}, {value}" if name in merged else value
+        if name == "anthropic-beta":
+            betas.extend(b for b in (part.strip() for part in value.split(",")) if b)
+        elif name == "user-agent" and value.strip():
+            user_agents.append(value.strip())
     query_d = _query_dict(query)
-    betas = tuple(
-        b.strip() for name, value in pairs if name == "anthropic-beta" for b in value.split(",") if b.strip()
-    )
-    user_agents = tuple(value.strip() for name, value in pairs if name == "user-agent" and value.strip())
     path_s = path if isinstance(path, str) else ""
     path_s = path_s.split("?", 1)[0] or "/"
 
@@ -248,8 +249,8 @@ def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: 
         "token": token if isinstance(token, TokenInfo) else TokenInfo.none(),
         "beta_query": query_d.get("beta", "").lower() == "true",
         "auth_style": _auth_style(merged),
-        "betas": betas,
-        "user_agents": user_agents,
+        "betas": tuple(betas),
+        "user_agents": tuple(user_agents),
         "x_app": merged.get("x-app"),
         "anthropic_version": merged.get("anthropic-version"),
         "host": host_name(merged.get("host")),

@@ -130,7 +130,11 @@ def _num(value: Any, default: float = 0.0) -> float:
 
 def extra_usage_state(account: Mapping[str, Any] | None) -> str:
     """available (enabled, credit left) / exhausted (enabled, no credit) / disabled (not enabled)."""
-    extra = normalized_account(account)["extra_usage"]
+    return _extra_state(normalized_account(account)["extra_usage"])
+
+
+def _extra_state(extra: Mapping[str, Any]) -> str:
+    """:func:`extra_usage_state` of a normalized account's ``extra_usage``."""
     if not extra.get("is_enabled"):
         return "disabled"
     return "available" if _num(extra.get("used_credits")) < _num(extra.get("monthly_limit")) else "exhausted"
@@ -140,7 +144,7 @@ def account_facts(account: Mapping[str, Any] | None) -> dict[str, Any]:
     """The account conditions variants match on."""
     acc = normalized_account(account)
     return {
-        "extra_usage": extra_usage_state(acc),
+        "extra_usage": _extra_state(acc["extra_usage"]),
         "team": acc.get("plan") == "team",
         "window_exhausted": max(_num(acc.get("five_hour_utilization")), _num(acc.get("seven_day_utilization"))) >= 1.0,
         "included_overage_exhausted": _num(acc.get("included_overage_utilization")) >= 1.0,
@@ -258,8 +262,13 @@ def identity_line() -> str:
 def template(outcome: str, doc: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The raw template table of one outcome (with source and note), for reports and /_sim/policy; from ``doc`` (a
     :func:`load_outcomes` result the caller holds) or the templates file as it is now. Raises :class:`UnknownOutcome`."""
+    return dict(_table(outcome, doc))
+
+
+def _table(outcome: str, doc: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """:func:`template`'s table itself, not a copy (for reading only)."""
     try:
-        return dict((doc if doc is not None else load_outcomes())["outcome"][outcome])
+        return (doc if doc is not None else load_outcomes())["outcome"][outcome]
     except KeyError:
         raise UnknownOutcome(f"Unknown simulator outcome {outcome!r}.") from None
 
@@ -279,17 +288,19 @@ def render(outcome: str, account: Mapping[str, Any] | None = None, doc: Mapping[
     ``details`` fill the message's placeholders (``{claimed}``/``{floor}`` of the version gate, ``{problem}`` of an
     invalid request). An outcome marked ``from_gate`` takes status, error type, code and message from
     data/version_gate.toml, the one place the gate is described."""
-    table = template(outcome, doc)
+    table = _table(outcome, doc)
     fields = {k: v for k, v in table.items() if k in REPLY_FIELDS}
     if table.get("from_gate"):
         gate = load_version_gate()
         fields.update(status=gate.status, error_type=gate.error_type, error_code=gate.error_code,
                       message=gate.message)
-    facts = account_facts(account)
-    for variant in table.get("variant", []):
-        if _variant_matches(variant["when"], facts):
-            fields.update({k: v for k, v in variant.items() if k in REPLY_FIELDS})
-            break
+    variants = table.get("variant")
+    if variants:  # the account matters only to an outcome with variants
+        facts = account_facts(account)
+        for variant in variants:
+            if _variant_matches(variant["when"], facts):
+                fields.update({k: v for k, v in variant.items() if k in REPLY_FIELDS})
+                break
     retry = fields.get("retry_after")
     return Reply(
         status=int(fields["status"]),
