@@ -7,7 +7,6 @@ control-plane GETs (models, usage, profile) refuse only for authentication (and 
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ from starlette.routing import Route
 
 from lanelab.sim import sse
 from lanelab.sim.faults import FAULT_OUTCOMES
-from lanelab.sim.features import TokenInfo
+from lanelab.sim.features import TokenInfo, compact_json
 from lanelab.sim.ids import new_message_id
 from lanelab.sim.outcomes import Reply
 from lanelab.sim.policy import Decision
@@ -41,7 +40,7 @@ REPLY_TEXT = "Hello from the lanelab simulator. This reply was served under poli
 
 def estimate_tokens(value: Any) -> int:
     """A token estimate of about four characters per token (what count_tokens returns, and what is billed)."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = value if isinstance(value, str) else compact_json(value)
     return max(1, (len(text) + 3) // 4)
 
 

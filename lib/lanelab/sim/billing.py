@@ -180,44 +180,52 @@ class Billing:
         if not has_five:
             five = 0.0
         claim = "seven_day" if seven > five or not has_five else "five_hour"
+        p = UNIFIED_PREFIX  # every name below carries it
         h: dict[str, str] = {}
         if has_five:
-            h.update({"5h-status": "allowed" if five < 1 else "rejected", "5h-utilization": f"{five:.4f}",
-                      "5h-reset": str(resets["five_hour"])})
-        h.update({
-            "7d-status": "allowed" if seven < 1 else "rejected",
-            "7d-utilization": f"{seven:.4f}", "7d-reset": str(resets["seven_day"]),
-            "overage-status": over["status"], "overage-utilization": f"{over['utilization']:.4f}",
-            "overage-reset": str(resets["overage"]), "fallback-percentage": str(fallback),
-        })
+            h[p + "5h-status"] = "allowed" if five < 1 else "rejected"
+            h[p + "5h-utilization"] = f"{five:.4f}"
+            h[p + "5h-reset"] = str(resets["five_hour"])
+        h[p + "7d-status"] = "allowed" if seven < 1 else "rejected"
+        h[p + "7d-utilization"] = f"{seven:.4f}"
+        h[p + "7d-reset"] = str(resets["seven_day"])
+        h[p + "overage-status"] = over["status"]
+        h[p + "overage-utilization"] = f"{over['utilization']:.4f}"
+        h[p + "overage-reset"] = str(resets["overage"])
+        h[p + "fallback-percentage"] = str(fallback)
         if over["reason"]:
-            h["overage-disabled-reason"] = over["reason"]
+            h[p + "overage-disabled-reason"] = over["reason"]
         for window in service.unified_windows:
-            h.update(self._extra_window(window, oi, resets))
+            h.update({p + k: v for k, v in self._extra_window(window, oi, resets).items()})
         plan_open = five < 1 and seven < 1
         if lane == "extra_usage" and status < 400:
-            h.update({"status": "allowed", "representative-claim": "overage", "overage-in-use": "true",
-                      "reset": str(resets["overage"])})
+            h[p + "status"] = "allowed"
+            h[p + "representative-claim"] = "overage"
+            h[p + "overage-in-use"] = "true"
+            h[p + "reset"] = str(resets["overage"])
         elif lane == "included_overage" and status < 400:
-            h.update({"status": "allowed_warning" if oi >= 0.9 else "allowed",
-                      "representative-claim": "seven_day_overage_included", "reset": str(resets["seven_day"])})
+            h[p + "status"] = "allowed_warning" if oi >= 0.9 else "allowed"
+            h[p + "representative-claim"] = "seven_day_overage_included"
+            h[p + "reset"] = str(resets["seven_day"])
         elif status < 400 and plan_open:
-            h.update({"status": "allowed_warning" if max(five, seven) >= 0.9 else "allowed",
-                      "representative-claim": claim, "reset": str(resets[claim])})
-        elif status == 429 and plan_open:
-            # Limited for another reason (a burst, a spend cap, the included-overage bucket): the plan windows as
-            # they stand.
-            h.update({"status": "rejected", "representative-claim": claim, "reset": str(resets[claim])})
-        elif not plan_open:
-            h.update({"status": "rejected", "representative-claim": claim, "reset": str(resets[claim])})
-        else:
+            h[p + "status"] = "allowed_warning" if max(five, seven) >= 0.9 else "allowed"
+            h[p + "representative-claim"] = claim
+            h[p + "reset"] = str(resets[claim])
+        elif plan_open and status != 429:
             # Refused for its billing lane (the third-party 400): the overage pool it was routed to said no.
-            h.update({"status": "rejected", "reset": str(resets["overage"])})
+            h[p + "status"] = "rejected"
+            h[p + "reset"] = str(resets["overage"])
+        else:
+            # A plan window is full, or limited for another reason (a burst, a spend cap, the included-overage
+            # bucket): the plan windows as they stand.
+            h[p + "status"] = "rejected"
+            h[p + "representative-claim"] = claim
+            h[p + "reset"] = str(resets[claim])
         if isinstance(claim_override, str) and claim_override:
-            h["representative-claim"] = claim_override
-        out = {UNIFIED_PREFIX + k: v for k, v in h.items()}
-        out.update({UNIFIED_PREFIX + str(k): str(v) for k, v in extra_headers.items()})
-        return out
+            h[p + "representative-claim"] = claim_override
+        for k, v in extra_headers.items():
+            h[p + str(k)] = str(v)
+        return h
 
     @staticmethod
     def _extra_window(window: str, oi: float, resets: dict[str, int]) -> dict[str, str]:

@@ -21,7 +21,7 @@ from lanelab.version_gate import load_version_gate
 
 __all__ = ["ACCOUNT_CONDITIONS", "CONTENT_TYPES", "DEFAULT_ACCOUNT", "EXTRA_USAGE_STATES", "LANES", "PLANS",
            "REPLY_FIELDS", "REPLY_FIELD_TYPES",
-           "OutcomeFileError", "Reply", "UnknownOutcome", "account_facts", "default_account", "extra_usage_state",
+           "OutcomeFileError", "Replies", "Reply", "UnknownOutcome", "account_facts", "default_account", "extra_usage_state",
            "identity_line", "load_outcomes", "normalized_account", "outcome_ids", "outcomes_path", "render",
            "template"]
 
@@ -110,14 +110,13 @@ def default_account() -> dict[str, Any]:
 
 def normalized_account(account: Mapping[str, Any] | None) -> dict[str, Any]:
     """``account`` merged over the default, so partial or junk dicts still render (a new dict; values are shared)."""
-    out = {**DEFAULT_ACCOUNT, "extra_usage": dict(DEFAULT_ACCOUNT["extra_usage"])}  # the defaults' only nested dict
-    if isinstance(account, Mapping):
-        for key, value in account.items():
-            if key == "extra_usage":
-                if isinstance(value, Mapping):  # anything else is junk: keep the default
-                    out["extra_usage"].update(value)
-            else:
-                out[key] = value
+    if not isinstance(account, Mapping):
+        return {**DEFAULT_ACCOUNT, "extra_usage": dict(DEFAULT_ACCOUNT["extra_usage"])}  # the defaults' only nested dict
+    out = {**DEFAULT_ACCOUNT, **account}
+    extra = account.get("extra_usage")
+    # the defaults' only nested dict merges too; anything but a table there is junk: keep the default
+    out["extra_usage"] = {**DEFAULT_ACCOUNT["extra_usage"], **extra} if isinstance(extra, Mapping) \
+        else dict(DEFAULT_ACCOUNT["extra_usage"])
     return out
 
 
@@ -312,3 +311,25 @@ def render(outcome: str, account: Mapping[str, Any] | None = None, doc: Mapping[
         retry_after=int(retry) if retry is not None else None,
         content_type=str(fields.get("content_type") or "application/json"),
     )
+
+
+class Replies:
+    """The replies of one templates document (a :func:`load_outcomes` result), each rendered once per outcome and
+    account facts: a reply depends on nothing else unless its message has details to fill in or it comes from the
+    version gate (data/version_gate.toml, read as it is now), and those are rendered every time. Thread-safe."""
+
+    def __init__(self, doc: Mapping[str, Any]):
+        self.doc = doc
+        self._kept: dict[tuple[Any, ...], Reply] = {}
+
+    def render(self, outcome: str, account: Mapping[str, Any] | None = None,
+               details: Mapping[str, str] | None = None) -> Reply:
+        """:func:`render` with this document (same reply, same errors)."""
+        table = _table(outcome, self.doc)
+        if details or table.get("from_gate"):
+            return render(outcome, account, self.doc, details)
+        key = (outcome, *account_facts(account).values()) if table.get("variant") else (outcome,)
+        reply = self._kept.get(key)
+        if reply is None:
+            reply = self._kept[key] = render(outcome, account, self.doc)
+        return reply

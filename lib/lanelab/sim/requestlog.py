@@ -25,6 +25,8 @@ LOG_LIMIT = 10_000
 LOG_BODY_LIMIT = 16_000
 #: At most this much of a request body is kept for its log entry and parsed (the rest is counted and hashed only).
 LOG_PARSE_LIMIT = BODY_RECORD_LIMIT
+#: ``json.dumps(value, ensure_ascii=False)``, with one encoder made once.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def log_body(raw: bytes, content_type: str, redactor: Redactor, *, size: int | None = None,
@@ -41,7 +43,7 @@ def log_body(raw: bytes, content_type: str, redactor: Redactor, *, size: int | N
         return {"truncated": True, "chars": rec["bytes"], "bytes": rec["bytes"], "sha256": rec["sha256"],
                 "preview": rec["text"][:LOG_BODY_LIMIT]}
     body = rec["json"] if "json" in rec else rec["form"] if "form" in rec else rec.get("text")
-    dumped = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    dumped = body if isinstance(body, str) else _JSON.encode(body)
     if len(dumped) > LOG_BODY_LIMIT:
         return {"truncated": True, "chars": len(dumped), "bytes": rec["bytes"], "sha256": rec["sha256"],
                 "preview": dumped[:LOG_BODY_LIMIT]}
