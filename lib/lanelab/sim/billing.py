@@ -115,7 +115,7 @@ class Billing:
                         1.0, _num(self.account.get("five_hour_utilization")) + tokens / FIVE_HOUR_CAPACITY_TOKENS)
                 self.account["seven_day_utilization"] = min(
                     1.0, _num(self.account.get("seven_day_utilization")) + tokens / SEVEN_DAY_CAPACITY_TOKENS)
-                family = next((f for f in ("opus", "sonnet") if f in model), None)
+                family = "opus" if "opus" in model else "sonnet" if "sonnet" in model else None
                 if family:
                     self.family_utilization[family] = min(
                         1.0, self.family_utilization.get(family, 0.0) + tokens / SEVEN_DAY_CAPACITY_TOKENS)
