@@ -1,8 +1,10 @@
 """How fast is the simulator? Requests/second for a typical served /v1/messages request versus a bare route on the
 same server, same client and same concurrency: ``POST /_sim/ping`` with the very same headers and JSON body, which
-the server reads and drops. Both pass through the same server, middleware (request id, faults, log line) and client,
-so the ratio (aim: at least 0.9) shows what the simulator's own work (credential, features, policy, billing, unified
-headers, the rendered reply) costs. ``GET /_sim/ping`` is printed too: the cheapest request there is, for scale.
+the server reads and drops. Both pass through the same server, middleware (request id, faults) and client, so the
+ratio (aim: at least 0.9) shows what the simulator's own work (credential, features, policy, billing, unified
+headers, the rendered reply, and the request-log line, which only /v1/messages gets: ``/_sim`` routes are never
+logged) and its larger answer (the unified headers, the message) cost. ``GET /_sim/ping`` is printed too: the cheapest
+request there is, for scale.
 
 The two are measured in alternating slices (``--rounds``), so a change in the machine's load during the run weighs on
 both alike; the rates are totals over all slices. Client and server share one process, so the process CPU time per

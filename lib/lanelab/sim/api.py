@@ -7,7 +7,6 @@ control-plane GETs (models, usage, profile) refuse only for authentication (and 
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -17,11 +16,11 @@ from starlette.routing import Route
 
 from lanelab.sim import sse
 from lanelab.sim.faults import FAULT_OUTCOMES
-from lanelab.sim.features import TokenInfo
+from lanelab.sim.features import TokenInfo, compact_json
 from lanelab.sim.ids import new_message_id
 from lanelab.sim.outcomes import Reply
 from lanelab.sim.policy import Decision
-from lanelab.sim.replies import error_response, note, read_lenient, request_id
+from lanelab.sim.replies import error_response, note, read_lenient, request_headers, request_id
 from lanelab.sim.simulator import Simulator
 from lanelab.sim.views import profile_view, usage_view
 
@@ -41,7 +40,7 @@ REPLY_TEXT = "Hello from the lanelab simulator. This reply was served under poli
 
 def estimate_tokens(value: Any) -> int:
     """A token estimate of about four characters per token (what count_tokens returns, and what is billed)."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = value if isinstance(value, str) else compact_json(value)
     return max(1, (len(text) + 3) // 4)
 
 
@@ -64,10 +63,12 @@ class ApiRoutes:
 
     # ---- deciding ------------------------------------------------------------------------------------------
     def _decide(self, request: Request, body: Any) -> tuple[TokenInfo, Decision, Reply]:
-        """Token → features → decision → reply, noted on the request for the log."""
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        token, decision, reply = self.sim.decide(request.method, request.url.path, dict(request.query_params),
-                                                 headers, body)
+        """Token → features → decision → reply, noted on the request for the log. The path is the route's own
+        (``scope["path"]``: a fixed path, what ``request.url.path`` would give); the query is read only when there is
+        one."""
+        scope = request.scope
+        query = dict(request.query_params) if scope["query_string"] else {}
+        token, decision, reply = self.sim.decide(request.method, scope["path"], query, request_headers(request), body)
         note(request, rule=decision.rule_id, outcome=decision.outcome, lane=reply.lane)
         return token, decision, reply
 

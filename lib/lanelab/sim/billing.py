@@ -65,6 +65,7 @@ class Billing:
         self.window_start = time.time()
         #: What the active policy says about plans and windows (set with the policy).
         self.service = Service()
+        self._resets: tuple[float, dict[str, int]] | None = None  # (window start, its resets)
 
     def has_five_hour(self) -> bool:
         """Whether the account's plan has a 5-hour window under the active policy (Ultra has none since 2026-11)."""
@@ -114,7 +115,7 @@ class Billing:
                         1.0, _num(self.account.get("five_hour_utilization")) + tokens / FIVE_HOUR_CAPACITY_TOKENS)
                 self.account["seven_day_utilization"] = min(
                     1.0, _num(self.account.get("seven_day_utilization")) + tokens / SEVEN_DAY_CAPACITY_TOKENS)
-                family = next((f for f in ("opus", "sonnet") if f in model), None)
+                family = "opus" if "opus" in model else "sonnet" if "sonnet" in model else None
                 if family:
                     self.family_utilization[family] = min(
                         1.0, self.family_utilization.get(family, 0.0) + tokens / SEVEN_DAY_CAPACITY_TOKENS)
@@ -134,30 +135,21 @@ class Billing:
 
     # ---- derived values ------------------------------------------------------------------------------------
     def resets(self) -> dict[str, int]:
-        """Epoch-second resets of each window (fixed from the windows' start)."""
+        """Epoch-second resets of each window (fixed from the windows' start; worked out once per start)."""
         start = self.window_start
-        month = datetime.fromtimestamp(start, tz=UTC)
-        next_month = (month.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-                      .replace(month=month.month % 12 + 1, year=month.year + (month.month == 12)))
-        return {"five_hour": int(start + 5 * 3600), "seven_day": int(start + 7 * 86400),
-                "overage": int(next_month.timestamp())}
+        known = self._resets
+        if known is None or known[0] != start:
+            month = datetime.fromtimestamp(start, tz=UTC)
+            next_month = (month.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+                          .replace(month=month.month % 12 + 1, year=month.year + (month.month == 12)))
+            known = self._resets = (start, {"five_hour": int(start + 5 * 3600), "seven_day": int(start + 7 * 86400),
+                                            "overage": int(next_month.timestamp())})
+        return dict(known[1])
 
     def overage(self) -> dict[str, Any]:
         """Extra-usage standing: allowed or rejected, why, and the fraction spent."""
         with self._lock:
-            extra = dict(self.account.get("extra_usage") or {})
-        enabled = bool(extra.get("is_enabled"))
-        limit = float(extra.get("monthly_limit") or 0)
-        used = float(extra.get("used_credits") or 0)
-        utilization = min(1.0, used / limit) if limit > 0 else (1.0 if enabled else 0.0)
-        if not enabled:
-            return {"status": "rejected", "reason": "overage_not_provisioned", "utilization": utilization,
-                    "enabled": False, "limit": limit, "used": used}
-        if used >= limit:
-            return {"status": "rejected", "reason": "out_of_credits", "utilization": utilization,
-                    "enabled": True, "limit": limit, "used": used}
-        return {"status": "allowed", "reason": None, "utilization": utilization, "enabled": True,
-                "limit": limit, "used": used}
+            return _overage(dict(self.account.get("extra_usage") or {}))
 
     @staticmethod
     def api_key_headers() -> dict[str, str]:
@@ -183,48 +175,57 @@ class Billing:
             extra_headers = dict(self.account.get("unified_extra") or {})
             service = self.service
             has_five = service.has_five_hour(self.account.get("plan"))
-        resets, over = self.resets(), self.overage()
+            over = _overage(dict(self.account.get("extra_usage") or {}))
+        resets = self.resets()
         if not has_five:
             five = 0.0
         claim = "seven_day" if seven > five or not has_five else "five_hour"
+        p = UNIFIED_PREFIX  # every name below carries it
         h: dict[str, str] = {}
         if has_five:
-            h.update({"5h-status": "allowed" if five < 1 else "rejected", "5h-utilization": f"{five:.4f}",
-                      "5h-reset": str(resets["five_hour"])})
-        h.update({
-            "7d-status": "allowed" if seven < 1 else "rejected",
-            "7d-utilization": f"{seven:.4f}", "7d-reset": str(resets["seven_day"]),
-            "overage-status": over["status"], "overage-utilization": f"{over['utilization']:.4f}",
-            "overage-reset": str(resets["overage"]), "fallback-percentage": str(fallback),
-        })
+            h[p + "5h-status"] = "allowed" if five < 1 else "rejected"
+            h[p + "5h-utilization"] = f"{five:.4f}"
+            h[p + "5h-reset"] = str(resets["five_hour"])
+        h[p + "7d-status"] = "allowed" if seven < 1 else "rejected"
+        h[p + "7d-utilization"] = f"{seven:.4f}"
+        h[p + "7d-reset"] = str(resets["seven_day"])
+        h[p + "overage-status"] = over["status"]
+        h[p + "overage-utilization"] = f"{over['utilization']:.4f}"
+        h[p + "overage-reset"] = str(resets["overage"])
+        h[p + "fallback-percentage"] = str(fallback)
         if over["reason"]:
-            h["overage-disabled-reason"] = over["reason"]
+            h[p + "overage-disabled-reason"] = over["reason"]
         for window in service.unified_windows:
-            h.update(self._extra_window(window, oi, resets))
+            h.update({p + k: v for k, v in self._extra_window(window, oi, resets).items()})
         plan_open = five < 1 and seven < 1
         if lane == "extra_usage" and status < 400:
-            h.update({"status": "allowed", "representative-claim": "overage", "overage-in-use": "true",
-                      "reset": str(resets["overage"])})
+            h[p + "status"] = "allowed"
+            h[p + "representative-claim"] = "overage"
+            h[p + "overage-in-use"] = "true"
+            h[p + "reset"] = str(resets["overage"])
         elif lane == "included_overage" and status < 400:
-            h.update({"status": "allowed_warning" if oi >= 0.9 else "allowed",
-                      "representative-claim": "seven_day_overage_included", "reset": str(resets["seven_day"])})
+            h[p + "status"] = "allowed_warning" if oi >= 0.9 else "allowed"
+            h[p + "representative-claim"] = "seven_day_overage_included"
+            h[p + "reset"] = str(resets["seven_day"])
         elif status < 400 and plan_open:
-            h.update({"status": "allowed_warning" if max(five, seven) >= 0.9 else "allowed",
-                      "representative-claim": claim, "reset": str(resets[claim])})
-        elif status == 429 and plan_open:
-            # Limited for another reason (a burst, a spend cap, the included-overage bucket): the plan windows as
-            # they stand.
-            h.update({"status": "rejected", "representative-claim": claim, "reset": str(resets[claim])})
-        elif not plan_open:
-            h.update({"status": "rejected", "representative-claim": claim, "reset": str(resets[claim])})
-        else:
+            h[p + "status"] = "allowed_warning" if max(five, seven) >= 0.9 else "allowed"
+            h[p + "representative-claim"] = claim
+            h[p + "reset"] = str(resets[claim])
+        elif plan_open and status != 429:
             # Refused for its billing lane (the third-party 400): the overage pool it was routed to said no.
-            h.update({"status": "rejected", "reset": str(resets["overage"])})
+            h[p + "status"] = "rejected"
+            h[p + "reset"] = str(resets["overage"])
+        else:
+            # A plan window is full, or limited for another reason (a burst, a spend cap, the included-overage
+            # bucket): the plan windows as they stand.
+            h[p + "status"] = "rejected"
+            h[p + "representative-claim"] = claim
+            h[p + "reset"] = str(resets[claim])
         if isinstance(claim_override, str) and claim_override:
-            h["representative-claim"] = claim_override
-        out = {UNIFIED_PREFIX + k: v for k, v in h.items()}
-        out.update({UNIFIED_PREFIX + str(k): str(v) for k, v in extra_headers.items()})
-        return out
+            h[p + "representative-claim"] = claim_override
+        for k, v in extra_headers.items():
+            h[p + str(k)] = str(v)
+        return h
 
     @staticmethod
     def _extra_window(window: str, oi: float, resets: dict[str, int]) -> dict[str, str]:
@@ -244,3 +245,19 @@ def _num(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if math.isfinite(number) else 0.0
+
+
+def _overage(extra: dict[str, Any]) -> dict[str, Any]:
+    """:meth:`Billing.overage` of an account's ``extra_usage`` table."""
+    enabled = bool(extra.get("is_enabled"))
+    limit = float(extra.get("monthly_limit") or 0)
+    used = float(extra.get("used_credits") or 0)
+    utilization = min(1.0, used / limit) if limit > 0 else (1.0 if enabled else 0.0)
+    if not enabled:
+        return {"status": "rejected", "reason": "overage_not_provisioned", "utilization": utilization,
+                "enabled": False, "limit": limit, "used": used}
+    if used >= limit:
+        return {"status": "rejected", "reason": "out_of_credits", "utilization": utilization,
+                "enabled": True, "limit": limit, "used": used}
+    return {"status": "allowed", "reason": None, "utilization": utilization, "enabled": True,
+            "limit": limit, "used": used}

@@ -11,13 +11,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
 from lanelab.sim import outcomes, validation
 
 __all__ = ["AUTH_STYLES", "BODY_SHAPES", "MODEL_FAMILIES", "OPENAI_PATHS", "TOKEN_KINDS", "RequestFeatures", "TokenInfo",
-           "extract", "header_pairs", "host_name", "model_family", "tool_base_name"]
+           "compact_json", "extract", "header_pairs", "host_name", "model_family", "tool_base_name"]
 
 TOKEN_KINDS = ("oauth", "api_key", "unknown", "none")
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
@@ -46,9 +47,13 @@ class TokenInfo:
         return cls(kind="none", valid=False)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestFeatures:
-    """One request as the rules see it: the raw parts plus everything derived from them."""
+    """One request as the rules see it: the raw parts plus everything derived from them.
+
+    A record that :func:`extract` makes once per request and the rules only read (not frozen: a frozen dataclass's
+    constructor costs several times as much, on every request). The joined system text and the tools' base names are
+    worked out when first read and kept."""
 
     method: str
     path: str
@@ -89,12 +94,12 @@ class RequestFeatures:
     def tools_present(self) -> bool:
         return bool(self.tool_names) or self.tools_json_size > 2
 
-    @property
+    @cached_property
     def tool_base_names(self) -> tuple[str, ...]:
         """Tool names with any ``mcp__server__`` / ``mcp__`` / ``mcp_`` wrapper removed (``mcp__memory`` → ``memory``)."""
         return tuple(tool_base_name(n) for n in self.tool_names)
 
-    @property
+    @cached_property
     def system_text(self) -> str:
         return "\n".join(self.system_texts)
 
@@ -133,11 +138,11 @@ def header_pairs(headers: Any) -> list[tuple[str, str]]:
                 name, value = item
             except (TypeError, ValueError):
                 continue
-            if isinstance(name, bytes):
-                name = name.decode("latin-1")
-            if isinstance(value, bytes):
-                value = value.decode("latin-1")
-            pairs.append((str(name).lower(), "" if value is None else str(value)))
+            if type(name) is not str:
+                name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+            if type(value) is not str:
+                value = value.decode("latin-1") if isinstance(value, bytes) else "" if value is None else str(value)
+            pairs.append((name.lower(), value))
         return pairs
     except Exception:  # noqa: BLE001 - junk headers give no features, never an error
         return []
@@ -201,9 +206,18 @@ def _tool_name(tool: Any) -> str | None:
     return None
 
 
+#: Compact JSON, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` writes it (one encoder, made once).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as compact JSON text (no spaces, non-ASCII kept); raises as ``json.dumps`` does."""
+    return _COMPACT.encode(value)
+
+
 def _json_size(value: Any) -> int:
     try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        return len(compact_json(value))
     except (TypeError, ValueError, RecursionError):
         return 0
 
@@ -227,43 +241,34 @@ def _auth_style(headers: dict[str, str]) -> str:
 
 def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: TokenInfo | None) -> RequestFeatures:
     """Derive every feature the policy rules match on. Never raises: junk yields empty features."""
-    pairs = header_pairs(headers)
     merged: dict[str, str] = {}
-    for name, value in pairs:
+    betas: list[str] = []
+    user_agents: list[str] = []
+    for name, value in header_pairs(headers):  # one pass: repeats merged, betas split, non-empty user agents
         merged[name] = f"{merged[name]}, {value}" if name in merged else value
+        if name == "anthropic-beta":
+            betas.extend(b for b in (part.strip() for part in value.split(",")) if b)
+        elif name == "user-agent" and value.strip():
+            user_agents.append(value.strip())
     query_d = _query_dict(query)
-    betas = tuple(
-        b.strip() for name, value in pairs if name == "anthropic-beta" for b in value.split(",") if b.strip()
-    )
-    user_agents = tuple(value.strip() for name, value in pairs if name == "user-agent" and value.strip())
     path_s = path if isinstance(path, str) else ""
     path_s = path_s.split("?", 1)[0] or "/"
-
-    base: dict[str, Any] = {
-        "method": str(method or "").upper(),
-        "path": path_s,
-        "query": query_d,
-        "headers": merged,
-        "body": body,
-        "token": token if isinstance(token, TokenInfo) else TokenInfo.none(),
-        "beta_query": query_d.get("beta", "").lower() == "true",
-        "auth_style": _auth_style(merged),
-        "betas": betas,
-        "user_agents": user_agents,
-        "x_app": merged.get("x-app"),
-        "anthropic_version": merged.get("anthropic-version"),
-        "host": host_name(merged.get("host")),
-    }
+    method_s = str(method or "").upper()
     parsed = _parse_body(body)
     if parsed is None:
-        return RequestFeatures(**base, body_shape="none")
-    if not isinstance(parsed, Mapping):
-        return RequestFeatures(**base, body_shape="invalid")
-    openai = path_s in OPENAI_PATHS
-    base.update(_body_features(parsed, openai))
-    if base["method"] == "POST":
-        base["request_problem"] = validation.problem(path_s, parsed)
-    return RequestFeatures(**base)
+        derived: dict[str, Any] = {"body_shape": "none"}
+    elif not isinstance(parsed, Mapping):
+        derived = {"body_shape": "invalid"}
+    else:
+        derived = _body_features(parsed, path_s in OPENAI_PATHS)
+        if method_s == "POST":
+            derived["request_problem"] = validation.problem(path_s, parsed)
+    return RequestFeatures(
+        method=method_s, path=path_s, query=query_d, headers=merged, body=body,
+        token=token if isinstance(token, TokenInfo) else TokenInfo.none(),
+        beta_query=query_d.get("beta", "").lower() == "true", auth_style=_auth_style(merged), betas=tuple(betas),
+        user_agents=tuple(user_agents), x_app=merged.get("x-app"), anthropic_version=merged.get("anthropic-version"),
+        host=host_name(merged.get("host")), **derived)
 
 
 def host_name(value: Any) -> str:

@@ -105,8 +105,8 @@ class RequestMiddleware:
             return
         rid = new_request_id()
         meta: dict[str, Any] = {}
-        scope.setdefault("state", {}).update(request_id=rid, lanelab=meta)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        scope.setdefault("state", {}).update(request_id=rid, lanelab=meta, headers=headers)
         ex = _Exchange(scope, rid, headers, meta, time.time())
 
         async def recording_receive() -> Message:

@@ -26,7 +26,7 @@ from lanelab.sim.account import SimState
 from lanelab.sim.features import host_name
 from lanelab.sim.grants import OAuthGrantError
 from lanelab.sim.outcomes import Reply
-from lanelab.sim.replies import note
+from lanelab.sim.replies import note, request_headers
 from lanelab.sim.simulator import Simulator
 
 __all__ = ["AUTHORIZE_PATH", "CALLBACK_PATH", "CLIENT_IDS", "LIVE_MANUAL_REDIRECTS", "TOKEN_PATH", "authorize",
@@ -180,7 +180,7 @@ def _peek_grant(raw: bytes, ctype: str) -> str | None:
 
 async def token(request: Request, sim: Simulator) -> Response:
     """``POST /v1/oauth/token``: ``authorization_code`` and ``refresh_token`` grants."""
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers = request_headers(request)
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     host = host_name(headers.get("host")) if sim.real_hosts else ""
     raw = await request.body()

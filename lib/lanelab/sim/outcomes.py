@@ -21,7 +21,7 @@ from lanelab.version_gate import load_version_gate
 
 __all__ = ["ACCOUNT_CONDITIONS", "CONTENT_TYPES", "DEFAULT_ACCOUNT", "EXTRA_USAGE_STATES", "LANES", "PLANS",
            "REPLY_FIELDS", "REPLY_FIELD_TYPES",
-           "OutcomeFileError", "Reply", "UnknownOutcome", "account_facts", "default_account", "extra_usage_state",
+           "OutcomeFileError", "Replies", "Reply", "UnknownOutcome", "account_facts", "default_account", "extra_usage_state",
            "identity_line", "load_outcomes", "normalized_account", "outcome_ids", "outcomes_path", "render",
            "template"]
 
@@ -110,14 +110,13 @@ def default_account() -> dict[str, Any]:
 
 def normalized_account(account: Mapping[str, Any] | None) -> dict[str, Any]:
     """``account`` merged over the default, so partial or junk dicts still render (a new dict; values are shared)."""
-    out = {**DEFAULT_ACCOUNT, "extra_usage": dict(DEFAULT_ACCOUNT["extra_usage"])}  # the defaults' only nested dict
-    if isinstance(account, Mapping):
-        for key, value in account.items():
-            if key == "extra_usage":
-                if isinstance(value, Mapping):  # anything else is junk: keep the default
-                    out["extra_usage"].update(value)
-            else:
-                out[key] = value
+    if not isinstance(account, Mapping):
+        return {**DEFAULT_ACCOUNT, "extra_usage": dict(DEFAULT_ACCOUNT["extra_usage"])}  # the defaults' only nested dict
+    out = {**DEFAULT_ACCOUNT, **account}
+    extra = account.get("extra_usage")
+    # the defaults' only nested dict merges too; anything but a table there is junk: keep the default
+    out["extra_usage"] = {**DEFAULT_ACCOUNT["extra_usage"], **extra} if isinstance(extra, Mapping) \
+        else dict(DEFAULT_ACCOUNT["extra_usage"])
     return out
 
 
@@ -130,7 +129,11 @@ def _num(value: Any, default: float = 0.0) -> float:
 
 def extra_usage_state(account: Mapping[str, Any] | None) -> str:
     """available (enabled, credit left) / exhausted (enabled, no credit) / disabled (not enabled)."""
-    extra = normalized_account(account)["extra_usage"]
+    return _extra_state(normalized_account(account)["extra_usage"])
+
+
+def _extra_state(extra: Mapping[str, Any]) -> str:
+    """:func:`extra_usage_state` of a normalized account's ``extra_usage``."""
     if not extra.get("is_enabled"):
         return "disabled"
     return "available" if _num(extra.get("used_credits")) < _num(extra.get("monthly_limit")) else "exhausted"
@@ -140,7 +143,7 @@ def account_facts(account: Mapping[str, Any] | None) -> dict[str, Any]:
     """The account conditions variants match on."""
     acc = normalized_account(account)
     return {
-        "extra_usage": extra_usage_state(acc),
+        "extra_usage": _extra_state(acc["extra_usage"]),
         "team": acc.get("plan") == "team",
         "window_exhausted": max(_num(acc.get("five_hour_utilization")), _num(acc.get("seven_day_utilization"))) >= 1.0,
         "included_overage_exhausted": _num(acc.get("included_overage_utilization")) >= 1.0,
@@ -258,8 +261,13 @@ def identity_line() -> str:
 def template(outcome: str, doc: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The raw template table of one outcome (with source and note), for reports and /_sim/policy; from ``doc`` (a
     :func:`load_outcomes` result the caller holds) or the templates file as it is now. Raises :class:`UnknownOutcome`."""
+    return dict(_table(outcome, doc))
+
+
+def _table(outcome: str, doc: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """:func:`template`'s table itself, not a copy (for reading only)."""
     try:
-        return dict((doc if doc is not None else load_outcomes())["outcome"][outcome])
+        return (doc if doc is not None else load_outcomes())["outcome"][outcome]
     except KeyError:
         raise UnknownOutcome(f"Unknown simulator outcome {outcome!r}.") from None
 
@@ -279,17 +287,19 @@ def render(outcome: str, account: Mapping[str, Any] | None = None, doc: Mapping[
     ``details`` fill the message's placeholders (``{claimed}``/``{floor}`` of the version gate, ``{problem}`` of an
     invalid request). An outcome marked ``from_gate`` takes status, error type, code and message from
     data/version_gate.toml, the one place the gate is described."""
-    table = template(outcome, doc)
+    table = _table(outcome, doc)
     fields = {k: v for k, v in table.items() if k in REPLY_FIELDS}
     if table.get("from_gate"):
         gate = load_version_gate()
         fields.update(status=gate.status, error_type=gate.error_type, error_code=gate.error_code,
                       message=gate.message)
-    facts = account_facts(account)
-    for variant in table.get("variant", []):
-        if _variant_matches(variant["when"], facts):
-            fields.update({k: v for k, v in variant.items() if k in REPLY_FIELDS})
-            break
+    variants = table.get("variant")
+    if variants:  # the account matters only to an outcome with variants
+        facts = account_facts(account)
+        for variant in variants:
+            if _variant_matches(variant["when"], facts):
+                fields.update({k: v for k, v in variant.items() if k in REPLY_FIELDS})
+                break
     retry = fields.get("retry_after")
     return Reply(
         status=int(fields["status"]),
@@ -301,3 +311,25 @@ def render(outcome: str, account: Mapping[str, Any] | None = None, doc: Mapping[
         retry_after=int(retry) if retry is not None else None,
         content_type=str(fields.get("content_type") or "application/json"),
     )
+
+
+class Replies:
+    """The replies of one templates document (a :func:`load_outcomes` result), each rendered once per outcome and
+    account facts: a reply depends on nothing else unless its message has details to fill in or it comes from the
+    version gate (data/version_gate.toml, read as it is now), and those are rendered every time. Thread-safe."""
+
+    def __init__(self, doc: Mapping[str, Any]):
+        self.doc = doc
+        self._kept: dict[tuple[Any, ...], Reply] = {}
+
+    def render(self, outcome: str, account: Mapping[str, Any] | None = None,
+               details: Mapping[str, str] | None = None) -> Reply:
+        """:func:`render` with this document (same reply, same errors)."""
+        table = _table(outcome, self.doc)
+        if details or table.get("from_gate"):
+            return render(outcome, account, self.doc, details)
+        key = (outcome, *account_facts(account).values()) if table.get("variant") else (outcome,)
+        reply = self._kept.get(key)
+        if reply is None:
+            reply = self._kept[key] = render(outcome, account, self.doc)
+        return reply

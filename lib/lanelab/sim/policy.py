@@ -68,33 +68,41 @@ class Decision:
 
 
 # ------------------------------------------------------------------------------------------------ vocabulary
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else [value]
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """A condition's value as a tuple: a list's items, or the one value."""
+    return tuple(value) if isinstance(value, list) else (value,)
 
 
-def _one_of(value: Any, have: Any) -> bool:
-    return have in _as_list(value)
+def _as_set(value: Any) -> frozenset[Any]:
+    """A condition's values as a set, for membership tests (they are strings: ``in`` means the same as on a list)."""
+    return frozenset(_as_tuple(value))
 
 
-def _regex_any(pattern: str, texts: tuple[str, ...]) -> bool:
-    rx = re.compile(pattern)
-    return any(rx.search(t) for t in texts)
+def _same(value: Any) -> Any:
+    return value
 
 
-def _lacks_all(needles: Any, haystack: tuple[str, ...]) -> bool:
-    return all(n not in haystack for n in _as_list(needles))
+#: How each kind of condition value is prepared once, when the policy is loaded ("strs" and the others may override).
+_PREPARE: dict[str, Callable[[Any], Any]] = {"bool": _same, "int": _same, "regex": re.compile, "strs": _as_tuple}
 
 
 @dataclass(frozen=True)
 class Condition:
-    """One condition key: what values it accepts (for validation), how it matches a request, and (for some) what it
-    tells the reply's message when it matched (``details``)."""
+    """One condition key: what values it accepts (for validation), how its value is prepared when a policy is loaded
+    (``prepare``; by default per ``kind``: a tuple of strings, a compiled regex), when it holds (``test``: a Python
+    expression over the request ``f`` and the prepared value ``{v}``, compiled into each rule that uses the key), and
+    (for some) what it tells the reply's message when it matched (``details``)."""
 
     kind: str  # bool | int | str | strs (a string or a list of strings) | regex
-    match: Callable[[Any, Any], bool]
+    test: str
     choices: tuple[str, ...] = ()
     doc: str = ""
     details: Callable[[Any], dict[str, str]] | None = None
+    prepare: Callable[[Any], Any] | None = None
+
+    def prepared(self, value: Any) -> Any:
+        """``value`` (checked by :func:`_check_value`) in the form :attr:`test` takes."""
+        return (self.prepare or _PREPARE[self.kind])(value)
 
 
 def gate_hit(f: RequestFeatures) -> GateHit | None:
@@ -108,48 +116,83 @@ def _gate_details(f: RequestFeatures) -> dict[str, str]:
     return hit.details if hit is not None else {}
 
 
+def _upper_set(value: Any) -> frozenset[str]:
+    return frozenset(m.upper() for m in _as_tuple(value))
+
+
+def _any_prefixed(prefixes: tuple[str, ...], texts: tuple[str, ...]) -> bool:
+    for text in texts:
+        if text.startswith(prefixes):
+            return True
+    return False
+
+
+def _any_search(rx: re.Pattern[str], texts: tuple[str, ...]) -> bool:
+    for text in texts:
+        if rx.search(text):
+            return True
+    return False
+
+
+def _contains_any(needles: tuple[str, ...], text: str) -> bool:
+    for needle in needles:
+        if needle in text:
+            return True
+    return False
+
+
+def _contains_all(needles: tuple[str, ...], text: str) -> bool:
+    for needle in needles:
+        if needle not in text:
+            return False
+    return True
+
+
 #: Request conditions. Keys in a rule's `when` are ANDed. "strs" accept a string or a list (any-of unless noted).
+#: Each ``test`` reads the value as prepared when the policy was loaded (``{v}``): a frozenset (``_as_set``) for
+#: membership, a tuple for prefixes and substrings, a compiled regex.
 CONDITIONS: dict[str, Condition] = {
-    "method_in": Condition("strs", lambda v, f: f.method in [m.upper() for m in _as_list(v)], doc="HTTP method"),
-    "path_in": Condition("strs", lambda v, f: f.path in _as_list(v), doc="exact path"),
-    "path_prefix": Condition("strs", lambda v, f: any(f.path.startswith(p) for p in _as_list(v))),
-    "beta_query": Condition("bool", lambda v, f: f.beta_query == v, doc="?beta=true present"),
-    "body_shape": Condition("strs", lambda v, f: _one_of(v, f.body_shape), BODY_SHAPES),
-    "auth_style": Condition("strs", lambda v, f: _one_of(v, f.auth_style), AUTH_STYLES),
-    "token_kind": Condition("strs", lambda v, f: _one_of(v, f.token.kind), TOKEN_KINDS),
-    "token_valid": Condition("bool", lambda v, f: f.token.valid == v),
-    "token_expired": Condition("bool", lambda v, f: f.token.expired == v),
-    "token_source_in": Condition("strs", lambda v, f: f.token.source in _as_list(v)),
-    "scopes_lack": Condition("strs", lambda v, f: _lacks_all(v, f.token.scopes), doc="has none of these scopes"),
-    "beta_has": Condition("strs", lambda v, f: all(b in f.betas for b in _as_list(v)), doc="has all of these"),
-    "beta_has_any": Condition("strs", lambda v, f: any(b in f.betas for b in _as_list(v))),
-    "beta_lacks": Condition("strs", lambda v, f: _lacks_all(v, f.betas), doc="has none of these"),
-    "ua_prefix": Condition("strs", lambda v, f: any(u.startswith(tuple(_as_list(v))) for u in f.user_agents),
+    "method_in": Condition("strs", "f.method in {v}", doc="HTTP method", prepare=_upper_set),
+    "path_in": Condition("strs", "f.path in {v}", doc="exact path", prepare=_as_set),
+    "path_prefix": Condition("strs", "f.path.startswith({v})"),
+    "beta_query": Condition("bool", "f.beta_query == {v}", doc="?beta=true present"),
+    "body_shape": Condition("strs", "f.body_shape in {v}", BODY_SHAPES, prepare=_as_set),
+    "auth_style": Condition("strs", "f.auth_style in {v}", AUTH_STYLES, prepare=_as_set),
+    "token_kind": Condition("strs", "f.token.kind in {v}", TOKEN_KINDS, prepare=_as_set),
+    "token_valid": Condition("bool", "f.token.valid == {v}"),
+    "token_expired": Condition("bool", "f.token.expired == {v}"),
+    "token_source_in": Condition("strs", "f.token.source in {v}", prepare=_as_set),
+    "scopes_lack": Condition("strs", "{v}.isdisjoint(f.token.scopes)", doc="has none of these scopes",
+                             prepare=_as_set),
+    "beta_has": Condition("strs", "{v}.issubset(f.betas)", doc="has all of these", prepare=_as_set),
+    "beta_has_any": Condition("strs", "not {v}.isdisjoint(f.betas)", prepare=_as_set),
+    "beta_lacks": Condition("strs", "{v}.isdisjoint(f.betas)", doc="has none of these", prepare=_as_set),
+    "ua_prefix": Condition("strs", "_any_prefixed({v}, f.user_agents)",
                            doc="some user-agent header starts with one of these"),
-    "ua_lacks_prefix": Condition("strs", lambda v, f: not any(u.startswith(tuple(_as_list(v))) for u in f.user_agents),
+    "ua_lacks_prefix": Condition("strs", "not _any_prefixed({v}, f.user_agents)",
                                  doc="no user-agent header starts with any of these"),
-    "ua_absent": Condition("bool", lambda v, f: (not f.user_agents) == v, doc="no non-empty user-agent"),
-    "x_app": Condition("strs", lambda v, f: f.x_app in _as_list(v)),
-    "x_app_absent": Condition("bool", lambda v, f: (f.x_app in (None, "")) == v),
-    "first_system_is_identity": Condition("bool", lambda v, f: f.first_system_is_identity == v),
-    "system_contains_any": Condition("strs", lambda v, f: any(s in f.system_text for s in _as_list(v))),
-    "system_contains_all": Condition("strs", lambda v, f: all(s in f.system_text for s in _as_list(v))),
-    "system_chars_over": Condition("int", lambda v, f: f.system_chars > v),
-    "tools_present": Condition("bool", lambda v, f: f.tools_present == v),
-    "tools_json_over": Condition("int", lambda v, f: f.tools_json_size > v),
-    "tool_name_regex": Condition("regex", lambda v, f: _regex_any(v, f.tool_names), doc="some wire tool name"),
-    "tool_named_any": Condition("strs", lambda v, f: any(n in _as_list(v) for n in f.tool_base_names),
+    "ua_absent": Condition("bool", "(not f.user_agents) == {v}", doc="no non-empty user-agent"),
+    "x_app": Condition("strs", "f.x_app in {v}", prepare=_as_set),
+    "x_app_absent": Condition("bool", '(f.x_app in (None, "")) == {v}'),
+    "first_system_is_identity": Condition("bool", "f.first_system_is_identity == {v}"),
+    "system_contains_any": Condition("strs", "_contains_any({v}, f.system_text)"),
+    "system_contains_all": Condition("strs", "_contains_all({v}, f.system_text)"),
+    "system_chars_over": Condition("int", "f.system_chars > {v}"),
+    "tools_present": Condition("bool", "f.tools_present == {v}"),
+    "tools_json_over": Condition("int", "f.tools_json_size > {v}"),
+    "tool_name_regex": Condition("regex", "_any_search({v}, f.tool_names)", doc="some wire tool name"),
+    "tool_named_any": Condition("strs", "not {v}.isdisjoint(f.tool_base_names)", prepare=_as_set,
                                 doc="some tool's base name (mcp_/mcp__ wrappers removed) is one of these"),
-    "tool_choice_type": Condition("strs", lambda v, f: f.tool_choice_type in _as_list(v)),
-    "model_family_in": Condition("strs", lambda v, f: _one_of(v, f.model_family), MODEL_FAMILIES),
-    "model_regex": Condition("regex", lambda v, f: _regex_any(v, (f.model or "",))),
-    "stream": Condition("bool", lambda v, f: f.stream == v),
-    "max_tokens_over": Condition("int", lambda v, f: (f.max_tokens or 0) > v),
-    "has_metadata_user_id": Condition("bool", lambda v, f: f.has_metadata_user_id == v),
-    "request_invalid": Condition("bool", lambda v, f: (f.request_problem is not None) == v,
+    "tool_choice_type": Condition("strs", "f.tool_choice_type in {v}", prepare=_as_set),
+    "model_family_in": Condition("strs", "f.model_family in {v}", MODEL_FAMILIES, prepare=_as_set),
+    "model_regex": Condition("regex", '{v}.search(f.model or "") is not None'),
+    "stream": Condition("bool", "f.stream == {v}"),
+    "max_tokens_over": Condition("int", "(f.max_tokens or 0) > {v}"),
+    "has_metadata_user_id": Condition("bool", "f.has_metadata_user_id == {v}"),
+    "request_invalid": Condition("bool", "(f.request_problem is not None) == {v}",
                                  doc="the body breaks the Messages request shape (lanelab.sim.validation)",
                                  details=lambda f: {"problem": f.request_problem or ""}),
-    "claims_version_below_floor": Condition("bool", lambda v, f: (gate_hit(f) is not None) == v,
+    "claims_version_below_floor": Condition("bool", "(gate_hit(f) is not None) == {v}",
                                             doc="a user agent claims a Claude Code version below the requested "
                                                 "model's floor (data/version_gate.toml)",
                                             details=_gate_details),
@@ -171,10 +214,10 @@ TOKEN_CONDITIONS: dict[str, Condition] = {
     "ua_prefix": CONDITIONS["ua_prefix"],
     "ua_lacks_prefix": CONDITIONS["ua_lacks_prefix"],
     "ua_absent": CONDITIONS["ua_absent"],
-    "body_style_in": Condition("strs", lambda v, t: t.body_style in _as_list(v), BODY_STYLES),
-    "host_in": Condition("strs", lambda v, t: t.host in _as_list(v),
+    "body_style_in": Condition("strs", "f.body_style in {v}", BODY_STYLES, prepare=_as_set),
+    "host_in": Condition("strs", "f.host in {v}", prepare=_as_set,
                          doc="the host name the request was sent to (only under the real names, see [hosts])"),
-    "grant_type_in": Condition("strs", lambda v, t: t.grant_type in _as_list(v),
+    "grant_type_in": Condition("strs", "f.grant_type in {v}", prepare=_as_set,
                                choices=("authorization_code", "refresh_token")),
 }
 
@@ -194,25 +237,57 @@ def body_style(content_type: str | None) -> str:
 # ------------------------------------------------------------------------------------------------ rules
 @dataclass(frozen=True)
 class Rule:
-    """One cited rule: when all conditions hold, the request gets ``outcome``."""
+    """One cited rule: when all conditions hold, the request gets ``outcome``.
+
+    The conditions are compiled once, when the rule is made, against ``vocabulary`` (:data:`CONDITIONS`, or
+    :data:`TOKEN_CONDITIONS` for the token endpoint's rules) into one function (:attr:`test`): the keys' ``test``
+    expressions ANDed in the order the file lists them (the rule stops at the first that fails), each value prepared
+    and passed in as an argument (a policy file's values never become code)."""
 
     id: str
     when: dict[str, Any]
     outcome: str
     source: str
     note: str = ""
+    vocabulary: Mapping[str, Condition] = field(default_factory=lambda: CONDITIONS, repr=False, compare=False)
+    test: Callable[[Any], bool] = field(init=False, repr=False, compare=False)
+    explains: tuple[Callable[[Any], dict[str, str]], ...] = field(init=False, repr=False, compare=False)
 
-    def matches(self, subject: Any, vocabulary: Mapping[str, Condition]) -> bool:
-        return all(vocabulary[key].match(value, subject) for key, value in self.when.items())
+    def __post_init__(self) -> None:
+        conditions = [self.vocabulary[key] for key in self.when]
+        object.__setattr__(self, "test", _compile(conditions, [c.prepared(v) for c, v in zip(conditions,
+                                                                                               self.when.values())]))
+        object.__setattr__(self, "explains", tuple(c.details for c in conditions if c.details is not None))
 
-    def details(self, subject: Any, vocabulary: Mapping[str, Condition]) -> dict[str, str]:
-        """What the conditions of this (matching) rule tell the reply's message."""
+    def matches(self, subject: Any, vocabulary: Mapping[str, Condition] | None = None) -> bool:
+        """Whether every condition holds for ``subject`` (``vocabulary``, if given, must be the rule's own)."""
+        if vocabulary is not None and vocabulary is not self.vocabulary:
+            raise ValueError(f"Rule {self.id!r} was compiled against another vocabulary of conditions.")
+        return self.test(subject)
+
+    def details(self, subject: Any, vocabulary: Mapping[str, Condition] | None = None) -> dict[str, str]:
+        """What the conditions of this (matching) rule tell the reply's message (``vocabulary`` as for
+        :meth:`matches`)."""
+        if vocabulary is not None and vocabulary is not self.vocabulary:
+            raise ValueError(f"Rule {self.id!r} was compiled against another vocabulary of conditions.")
         out: dict[str, str] = {}
-        for key in self.when:
-            explain = vocabulary[key].details
-            if explain is not None:
-                out.update(explain(subject))
+        for explain in self.explains:
+            out.update(explain(subject))
         return out
+
+
+def _compile(conditions: list[Condition], values: list[Any]) -> Callable[[Any], bool]:
+    """One function of the request that is true when every condition holds for its prepared value, tested in order
+    (every ``test`` expression is true or false, so the conjunction is too). The source holds only the vocabulary's
+    expressions and argument names; the values come in as arguments. It runs with this module's names (the helpers
+    the expressions call), looked up when it runs, as any function of the module."""
+    names = [f"v{i}" for i in range(len(values))]
+    body = " and ".join(f"({c.test.format(v=name)})" for c, name in zip(conditions, names, strict=True)) or "True"
+    source = f"def make({', '.join(names)}):\n    def test(f):\n        return {body}\n    return test\n"
+    made: dict[str, Any] = {}
+    exec(compile(source, "<policy rule>", "exec"), globals(), made)  # noqa: S102 - the vocabulary's own expressions
+    test: Callable[[Any], bool] = made["make"](*values)
+    return test
 
 
 @dataclass(frozen=True)
@@ -235,8 +310,8 @@ class Policy:
     def decide(self, features: RequestFeatures) -> Decision:
         """The first matching rule's outcome (the file's final rule matches everything)."""
         for rule in self.rules:
-            if rule.matches(features, CONDITIONS):
-                return Decision(rule.outcome, rule.id, rule.source, rule.details(features, CONDITIONS))
+            if rule.test(features):
+                return Decision(rule.outcome, rule.id, rule.source, rule.details(features))
         last = self.rules[-1]  # validation guarantees an unconditional default; kept for safety
         return Decision(last.outcome, last.id, last.source)
 
@@ -248,7 +323,7 @@ class Policy:
         req = TokenRequest(user_agents=uas, body_style=body_style(content_type), host=host or "",
                            grant_type=grant_type if isinstance(grant_type, str) else None)
         for rule in self.token_rules:
-            if rule.matches(req, TOKEN_CONDITIONS):
+            if rule.test(req):
                 return Decision(rule.outcome, rule.id, rule.source)
         if req.body_style not in self.token_body_styles:
             meta = self.token_meta
@@ -312,7 +387,7 @@ def _check_value(cond: Condition, value: Any) -> str | None:
         except re.error as exc:
             return f"has an invalid regular expression ({exc})"
         return None
-    values = _as_list(value)
+    values = _as_tuple(value)
     if not values or not all(isinstance(v, str) for v in values):
         return "expects a string or a non-empty list of strings"
     if cond.choices:
@@ -354,7 +429,8 @@ def _parse_rule(raw: Any, where: str, path: Path, vocabulary: Mapping[str, Condi
             f"Policy {path}: rule {label} names unknown outcome {raw['outcome']!r}. "
             f"Known outcomes: {', '.join(sorted(allowed_outcomes))}."
         )
-    return Rule(id=rid, when=dict(when), outcome=raw["outcome"], source=raw["source"], note=str(raw.get("note", "")))
+    return Rule(id=rid, when=dict(when), outcome=raw["outcome"], source=raw["source"], note=str(raw.get("note", "")),
+                vocabulary=vocabulary)
 
 
 def load_policy_file(path: Path) -> Policy:
@@ -396,7 +472,7 @@ def _parse_policy_file(path: Path) -> Policy:
     if not isinstance(token, Mapping):
         raise PolicyError(f"Policy {path}: [token_endpoint] must be a table.")
     styles = token.get("body_styles", list(BODY_STYLES[:2]))
-    problem = _check_value(Condition("strs", lambda v, f: True, BODY_STYLES), styles)
+    problem = _check_value(Condition("strs", "True", BODY_STYLES), styles)
     if problem:
         raise PolicyError(f"Policy {path}: [token_endpoint] body_styles {problem}.")
     unknown_keys = set(token) - TOKEN_META_KEYS - {"rule", "body_styles"}
@@ -426,7 +502,7 @@ def _parse_policy_file(path: Path) -> Policy:
     return Policy(
         name=head["name"], date=head["date"], description=head["description"],
         sources=tuple(sources), rules=rules, token_rules=token_rules,
-        token_body_styles=tuple(_as_list(styles)), path=path, token_meta=meta,
+        token_body_styles=_as_tuple(styles), path=path, token_meta=meta,
         service=service, hosts=hosts, models=models,
     )
 

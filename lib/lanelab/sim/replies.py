@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from lanelab.sim.outcomes import Reply
 
 __all__ = ["bad_input", "error_response", "note", "plain_error", "read_json", "read_lenient", "read_object",
-           "request_id"]
+           "request_headers", "request_id"]
 
 
 def note(request: Request, **fields: Any) -> None:
@@ -24,6 +24,13 @@ def note(request: Request, **fields: Any) -> None:
 def request_id(request: Request) -> str:
     """The id the middleware gave this request (``req_011…``)."""
     return str(request.scope["state"]["request_id"])
+
+
+def request_headers(request: Request) -> dict[str, str]:
+    """The request's headers as the middleware read them, once for the route and the log line: lower-case names, a
+    repeated header's last value. Read it, never change it."""
+    headers: dict[str, str] = request.scope["state"]["headers"]
+    return headers
 
 
 def error_response(request: Request, reply: Reply, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from lanelab.redact import BODY_RECORD_LIMIT, Redactor
 
-__all__ = ["LOG_BODY_LIMIT", "LOG_LIMIT", "LOG_PARSE_LIMIT", "RequestLog", "log_body", "log_entry"]
+__all__ = ["LOG_BODY_LIMIT", "LOG_LIMIT", "LOG_PARSE_LIMIT", "LOG_WHOLE_BYTES", "RequestLog", "log_body", "log_entry"]
 
 #: The request log keeps at most this many entries (oldest dropped), so a long-running simulator stays small.
 LOG_LIMIT = 10_000
@@ -25,6 +25,11 @@ LOG_LIMIT = 10_000
 LOG_BODY_LIMIT = 16_000
 #: At most this much of a request body is kept for its log entry and parsed (the rest is counted and hashed only).
 LOG_PARSE_LIMIT = BODY_RECORD_LIMIT
+#: A body of at most this many bytes is logged whole without being measured: what it parses to, redacted, takes at
+#: most 14 characters of JSON per byte (see :func:`log_body`), so it cannot pass :data:`LOG_BODY_LIMIT`.
+LOG_WHOLE_BYTES = LOG_BODY_LIMIT // 16
+#: ``json.dumps(value, ensure_ascii=False)``, with one encoder made once.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def log_body(raw: bytes, content_type: str, redactor: Redactor, *, size: int | None = None,
@@ -33,6 +38,12 @@ def log_body(raw: bytes, content_type: str, redactor: Redactor, *, size: int | N
 
     ``raw`` may be the body's first bytes only; ``size`` and ``sha256`` then describe the whole body. A truncated
     body is ``{"truncated": true, "chars", "bytes", "sha256", "preview"}``.
+
+    A body of at most :data:`LOG_WHOLE_BYTES` is never truncated, so it is not written out as JSON to be measured.
+    Its JSON is at most 14 characters a byte: a one-byte form body ``\x01`` is ``{"\u0001": ""}``; in a JSON body a
+    string's characters are written no longer than the body had them (an escape at most as long), a masked string
+    grows by at most one character (an empty secret becomes ``…``), a number by at most 4.5 times (``1e15`` is
+    ``1000000000000000.0``), and each ``:`` and ``,`` gains a space; a text body only shrinks when masked.
     """
     if not raw and not size:
         return None
@@ -41,7 +52,9 @@ def log_body(raw: bytes, content_type: str, redactor: Redactor, *, size: int | N
         return {"truncated": True, "chars": rec["bytes"], "bytes": rec["bytes"], "sha256": rec["sha256"],
                 "preview": rec["text"][:LOG_BODY_LIMIT]}
     body = rec["json"] if "json" in rec else rec["form"] if "form" in rec else rec.get("text")
-    dumped = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    if rec["bytes"] <= LOG_WHOLE_BYTES:
+        return body
+    dumped = body if isinstance(body, str) else _JSON.encode(body)
     if len(dumped) > LOG_BODY_LIMIT:
         return {"truncated": True, "chars": len(dumped), "bytes": rec["bytes"], "sha256": rec["sha256"],
                 "preview": dumped[:LOG_BODY_LIMIT]}
@@ -67,7 +80,7 @@ def log_entry(redactor: Redactor, *, started: float, method: str, path: str, que
         logged_body = log_body(body, headers.get("content-type", ""), redactor, size=body_size, sha256=body_sha256)
     return {
         "time": started, "method": method, "path": redactor.redact_text(path),
-        "query": redactor.redact_obj(dict(parse_qsl(query))),
+        "query": redactor.redact_obj(dict(parse_qsl(query))) if query else {},
         "headers": redactor.redact_headers(headers),
         "body": logged_body,
         "status": status, "rule": meta.get("rule"), "outcome": meta.get("outcome"), "lane": meta.get("lane"),

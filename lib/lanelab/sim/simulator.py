@@ -57,7 +57,7 @@ class Simulator:
         policy = policy_mod.load_policy(name)
         templates = outcomes.load_outcomes()  # read with the policy, not on every request
         with self.state.lock:
-            self.policy, self.templates = policy, templates
+            self.policy, self.templates, self.replies = policy, templates, outcomes.Replies(templates)
             self.state.billing.service = policy.service
             self.state.policy_name = name
 
@@ -75,7 +75,7 @@ class Simulator:
         """The reply for ``outcome`` given the account as it stands (templates as read with the policy); ``details``
         fill the message's placeholders."""
         with self.state.lock:  # render only reads the account: no copy needed while the lock is held
-            return outcomes.render(outcome, self.state.billing.account, self.templates, details)
+            return self.replies.render(outcome, self.state.billing.account, details)
 
     def mint_token(self, scopes: list[str] | None = None, kind: str = "pkce", source: str | None = None,
                    expires_in: int | None = None) -> dict[str, Any]:

@@ -63,20 +63,19 @@ def _messages_problem(messages: Any, roles: tuple[str, ...], content_required: b
     if not isinstance(messages, list):
         return "messages: Input should be a valid list"
     for i, message in enumerate(messages):
-        where = f"messages.{i}"
         if not isinstance(message, Mapping):
-            return f"{where}: Input should be a valid dictionary"
+            return f"messages.{i}: Input should be a valid dictionary"
         if "role" not in message:
-            return f"{where}.role: {REQUIRED}"
+            return f"messages.{i}.role: {REQUIRED}"
         if message["role"] not in roles:
-            return f"{where}.role: {_one_of(roles)}"
+            return f"messages.{i}.role: {_one_of(roles)}"
         if "content" not in message:
             if content_required:
-                return f"{where}.content: {REQUIRED}"
+                return f"messages.{i}.content: {REQUIRED}"
             continue
         if message["content"] is None and not content_required:
             continue
-        found = _content_problem(message["content"], f"{where}.content")
+        found = _content_problem(message["content"], f"messages.{i}.content")
         if found:
             return found
     return None
