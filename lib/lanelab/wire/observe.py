@@ -67,7 +67,8 @@ def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Header names lower-cased, values as text, a repeated header's values joined by ``", "`` (what
     ``httpx.Headers.items()`` gives, read straight from its raw pairs: this runs once per response)."""
     if isinstance(headers, httpx.Headers):
-        encoding, out = headers.encoding, {}
+        encoding = headers.encoding
+        out: dict[str, str] = {}
         for raw_name, raw_value in headers.raw:
             name, value = raw_name.decode(encoding).lower(), raw_value.decode(encoding)
             out[name] = f"{out[name]}, {value}" if name in out else value
