@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.sim import outcomes
@@ -356,7 +357,7 @@ def test_every_rule_decides_as_its_text_says_over_a_seeded_sweep(name: str) -> N
     assert decided == ids
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data(), name=st.sampled_from(POLICIES))
 def test_every_rule_decides_as_its_text_says_for_drawn_requests(data: st.DataObject, name: str) -> None:
     f = generate(lambda pool: data.draw(st.sampled_from(pool)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanelab.redact import Redactor
@@ -35,7 +36,7 @@ form_text = st.lists(
     min_size=1, max_size=6).map(lambda pairs: "&".join(f"{k}={v}" if v or k == "a" else k for k, v in pairs)).filter(bool)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(body=st.one_of(json_text.map(lambda t: (t, "application/json")),
                       form_text.map(lambda t: (t, "application/x-www-form-urlencoded")),
                       st.binary(min_size=1, max_size=40).map(lambda b: (b.decode("latin-1"), "text/plain"))))
