@@ -327,7 +327,8 @@ def test_learning_skips_only_texts_found_clean():
 # JSON-like data in which the shortcut of redact_json has something to miss: token pieces, sensitive and weak keys
 # (strings, lists and dicts under them), pairs inside strings, escapes (quotes, backslashes, newlines), non-ASCII,
 # non-string keys and values json.dumps writes with default=str.
-_JSON_TEXT = st.one_of(_TOKENISH, st.sampled_from(["access_token=abcdefghijkl", "code=abc", 'say "hi"', "a\\b",
+_JSON_TEXT = st.one_of(_TOKENISH, st.sampled_from(["access_token=abcdefghijkl", "token='abcdefghijk123'",
+                                                   "secret: 'abcdefghijk'", "code=abc", 'say "hi"', "a\\b",
                                                    "line\nbreak", "Bearer zyxwvutsrqponm", "İstanbul", "…"]),
                        st.text(max_size=30))
 _JSON_KEYS = st.one_of(st.sampled_from(["token", "code", "authorization", "max_tokens", "input_tokens", "x-api-key",
@@ -364,6 +365,7 @@ def test_redact_json_masks_what_only_the_walk_finds():
 
 
 @pytest.mark.parametrize("text", ['"access_token=abcdefghijkl"', "'refresh_token: abcdefghijklmn'",
+                                  '{"x": "token=\'abcdefghijk123\'"}', "\"secret: 'abcdefghijk'\"",
                                   '{"content": "code=abcdefghijkl&state=x"}'])
 def test_a_pair_at_the_start_of_a_quoted_string_is_masked(text):
     """A string that begins with ``key=value`` (a JSON string holding a query) was let through: the quote before the

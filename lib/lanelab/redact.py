@@ -256,7 +256,9 @@ def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
         key = text[a:b]
         if len(key) > 100 or not is_sensitive_key(key):
             continue
-        opened = a > 0 and text[a - 1] in "\"'"
+        # A quoted key has a quote on both sides (``"token": …``, ``\\"token\\": …``); a quote before it alone opens a
+        # string that starts with the pair (``"token='…'"``), where the key is bare.
+        opened = a > 0 and text[a - 1] in "\"'" and b < n and text[b] in "\"'\\"
         tail = _QUOTED_TAIL_RE.match(text, b)
         if tail is not None and (tail.group("q1") is not None) == opened:
             if tail.group("sep") == "," and not (opened and _PAIR_OPENER_RE.search(text, max(0, a - 8), a)
