@@ -133,3 +133,49 @@ def test_errors_are_user_errors_with_matching_builtins():
     assert issubclass(HostNotAllowed, UserError) and issubclass(HostNotAllowed, PermissionError)
     assert not host_allowed("http://[::2]/x")
     assert isinstance(httpx.URL("http://[::1]:1").host, str)
+
+
+class CookieSetter(Listener):
+    """A loopback server whose every answer sets a cookie; it records each request it receives."""
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.received.append(conn.recv(65536))
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nset-cookie: session=abcdefghijkl; Path=/\r\n"
+                                 b"connection: close\r\ncontent-length: 2\r\n\r\nok")
+                except OSError:
+                    pass
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_cookie_a_server_sets_is_seen_but_never_sent_back(flavour):
+    server = CookieSetter()
+    try:
+        if flavour == "sync":
+            with lanelab_http.client(server.url) as c:
+                first = c.get(server.url + "/first")
+                c.get(server.url + "/second")
+                kept = list(c.cookies.jar)
+        else:
+            import asyncio
+
+            async def twice() -> tuple[httpx.Response, list[object]]:
+                async with lanelab_http.async_client(server.url) as c:
+                    answer = await c.get(server.url + "/first")
+                    await c.get(server.url + "/second")
+                    return answer, list(c.cookies.jar)
+
+            first, kept = asyncio.run(twice())
+    finally:
+        server.close()
+    assert first.headers["set-cookie"].startswith("session=")  # recorded with its response ...
+    assert len(server.received) == 2 and b"/second" in server.received[1]
+    assert b"cookie" not in server.received[1].lower()  # ... and not sent back
+    assert kept == []

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from lanelab import errors, redact
 
@@ -387,3 +387,77 @@ def test_the_sensitive_key_search_finds_what_a_look_at_every_key_finds(value):
     text = json.dumps(value, ensure_ascii=False)
     assume("\\" not in text)  # (escaped text takes the walk instead)
     assert redact._has_sensitive_key(text) == any(redact.is_sensitive_key(k) for k in value)
+
+
+# Header values: token and pair pieces, a key with a Kelvin sign (lower-cased to k: a pair only where the text is read
+# with full lower-casing), an "İ" (whose lower case is longer, which switches a text to ASCII-only lower-casing),
+# line breaks, quotes and brackets around pairs.
+_HEADER_VALUE = st.one_of(_JSON_TEXT, st.sampled_from(["to\u212aen=abcdefghijkl", "x İ y", "(\"token\", \"abcdefghijk1\")",
+                                                       "bearer", "abcdefghijklmnop", "a=b; session=abcdefghijkl",
+                                                       "?code=abcdefghijkl&state=1"]),
+                          st.lists(st.sampled_from(["token=", "abcdefghijkl", "\n", "(", "'", '"', ", ", "Bearer "]),
+                                   max_size=6).map("".join))
+_HEADERS = st.lists(st.tuples(st.sampled_from(["x-note", "location", "authorization", "cookie", "set-cookie",
+                                               "x-api-key", "x-trace", "x-trace", "user-agent"]), _HEADER_VALUE),
+                    max_size=6)
+
+
+def _headers_value_by_value(r: redact.Redactor, items: list[tuple[str, str]]) -> dict[str, str]:
+    """redact_headers as it reads each value on its own (what its one-text reading must equal)."""
+    out: dict[str, str] = {}
+    for k, v in items:
+        v = redact._mask_header_value(v) if redact.is_sensitive_key(k) else r.redact_text(v)
+        out[k] = f"{out[k]}, {v}" if k in out else v
+    return out
+
+
+@given(_HEADERS, st.booleans())
+@example([("x-note", "to\u212aen=abcdefghijkl"), ("x-trace", "x İ y")], False)  # a non-ASCII neighbour must not hide
+@example([("x-note", "a bearer"), ("x-trace", "abcdefghijklmnop")], False)  # a pattern across lines finds more
+def test_headers_read_as_one_text_give_what_each_value_gives(items, learned):
+    """redact_headers and learn_headers read ordinary ASCII values as one text, one per line: the same masks, and
+    the same secrets learned, as reading each value on its own."""
+    one, each = redact.Redactor(), redact.Redactor()
+    for r in (one, each):
+        if learned:
+            r.register_secret("abcdefghijkl")
+    assert one.redact_headers(items) == _headers_value_by_value(each, items)
+    one.learn_headers(items)
+    for name, value in items:  # learn_headers as it read each value on its own
+        if redact.is_sensitive_key(name):
+            each.learn_headers([(name, value)])
+        else:
+            each.learn_text(value)
+    assert one.snapshot() == each.snapshot()
+
+
+@given(_JSON_LIKE, st.booleans())
+def test_a_json_body_found_clean_is_recorded_as_the_walk_records_it(value, learned):
+    """redact_body skips learning and the walk for a JSON body whose text shows nothing to learn or mask: what it
+    records, and what it learns, are the walk's."""
+    raw = json.dumps(value, ensure_ascii=False, default=str).encode()
+    fast, walk = redact.Redactor(), redact.Redactor()
+    for r in (fast, walk):
+        if learned:
+            r.register_secret("abcdefghijkl")
+    data = json.loads(raw)
+    walk.learn_obj(data)
+    assert fast.redact_body(raw, "application/json")["json"] == walk.redact_obj(data)
+    assert fast.snapshot() == walk.snapshot()
+
+
+def test_a_part_the_leak_check_found_clean_is_checked_again_once_a_secret_is_learned():
+    """assert_clean_parts remembers the parts it found clean (a record's punctuation, fields many cells share); a
+    secret learned later must still be caught in them."""
+    r = redact.Redactor()
+    opaque = "opaque-credential-0123456789"
+    parts = ('{"note": ', f'"a value {opaque} here"', "}")
+    r.assert_clean_parts(parts)
+    r.assert_clean_parts(parts)  # from memory
+    r.register_secret(opaque)
+    with pytest.raises(redact.SecretLeak):
+        r.assert_clean_parts(parts)
+    leaky = ('{"note": ', f'"{OAT}"', "}")
+    for _ in range(2):  # a part with a secret is never remembered as clean
+        with pytest.raises(redact.SecretLeak):
+            r.assert_clean_parts(leaky)

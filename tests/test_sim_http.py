@@ -338,3 +338,22 @@ def test_cli_help_and_bad_account(capsys):
     with pytest.raises(UserError, match="neither a JSON object nor an existing file"):
         sim_command.parse_account("no-such-file.json")
     assert sim_command.parse_account('{"plan": "pro"}') == {"plan": "pro"}
+
+
+def test_the_bare_route_can_answer_like_the_last_message_served(sim, oauth_headers):
+    """``POST /_sim/ping?like=messages`` (the benchmark's yardstick) repeats the last served answer of /v1/messages,
+    byte for byte, with its own request id, decides nothing and is not logged."""
+    before = httpx.post(f"{sim.base_url}/_sim/ping?like=messages", json=MINIMAL)
+    assert before.status_code == 404 and before.json()["type"] == "error"
+    headers = oauth_headers(sim.mint_token()["access_token"])
+    served = httpx.post(f"{sim.base_url}/v1/messages", json=MINIMAL, headers=headers)
+    assert served.status_code == 200
+    spent = httpx.get(f"{sim.base_url}/_sim/account").json()
+    like = httpx.post(f"{sim.base_url}/_sim/ping?like=messages", json=MINIMAL, headers=headers)
+    assert (like.status_code, like.content) == (200, served.content)
+    differ = {k for k in {*served.headers, *like.headers} if served.headers.get(k) != like.headers.get(k)}
+    assert differ <= {"request-id", "date"} and like.headers["request-id"] != served.headers["request-id"]
+    assert httpx.get(f"{sim.base_url}/_sim/account").json() == spent  # nothing charged or counted
+    assert [e["path"] for e in httpx.get(f"{sim.base_url}/_sim/requests").json()] == ["/v1/messages"]
+    sim.reset()
+    assert httpx.post(f"{sim.base_url}/_sim/ping?like=messages").status_code == 404

@@ -9,6 +9,9 @@ What it enforces, whatever the caller does:
 - **The allow-list on every request.** Each request's URL (with no redirects, the final one) must be loopback or one
   of Anthropic's hosts, or :class:`~lanelab.errors.HostNotAllowed` is raised before a byte is sent.
 - **Trust.** https uses the system store, or ``LANELAB_CA_BUNDLE`` when set (the offline rehearsal's test CA).
+- **No cookies kept.** A ``Set-Cookie`` answer is recorded with its response and never sent back: each request
+  carries exactly what it was built with, whatever the requests before it were answered (a controlled variant must
+  not depend on its order), and no server-set value is held for later.
 
 Returns ``httpx.Client``/``httpx.AsyncClient`` objects, so callers use the ordinary httpx API. For the official
 ``anthropic`` SDK's ``http_client=``, :func:`sdk_client` builds the same client from the httpx flavour the installed
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import ssl
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -44,6 +47,21 @@ def check_url(url: str | httpx.URL) -> None:
         raise HostNotAllowed(
             f"Refusing to send a request to {host!r}: only loopback and Anthropic's hosts are allowed.",
             "Check LANELAB_BASE_URL (or the URL you passed) for a typo.")
+
+
+@lru_cache(maxsize=4)
+def _no_cookies(flavour: Any) -> type:
+    """A cookie store of the httpx flavour ``flavour`` (httpx, or the SDK's httpx2) that keeps nothing a response
+    sets (see the module docstring): httpx calls ``extract_cookies`` with every response."""
+    return type("NoCookies", (flavour.Cookies,), {"extract_cookies": lambda self, response: None})
+
+
+_Client = TypeVar("_Client")
+
+
+def _keeping_no_cookies(made: _Client, flavour: Any = httpx) -> _Client:
+    made._cookies = _no_cookies(flavour)()  # type: ignore[attr-defined]  # the store behind ``made.cookies``
+    return made
 
 
 def _check_request(request: httpx.Request) -> None:
@@ -109,8 +127,8 @@ def client(base_url: str | None = None, *, settings: Settings | None = None,
     """
     plain = _plain_http_only(base_url)
     hooks = [_check_request] + ([_refuse_https] if plain else [])
-    return httpx.Client(event_hooks={"request": hooks},
-                        **_options(settings, plain, timeout, limits, httpx.HTTPTransport))
+    return _keeping_no_cookies(httpx.Client(event_hooks={"request": hooks},
+                                            **_options(settings, plain, timeout, limits, httpx.HTTPTransport)))
 
 
 def async_client(base_url: str | None = None, *, settings: Settings | None = None,
@@ -118,8 +136,8 @@ def async_client(base_url: str | None = None, *, settings: Settings | None = Non
     """The asynchronous twin of :func:`client` (the runner and the capture proxy use it)."""
     plain = _plain_http_only(base_url)
     hooks = [_acheck_request] + ([_arefuse_https] if plain else [])
-    return httpx.AsyncClient(event_hooks={"request": hooks},
-                             **_options(settings, plain, timeout, limits, httpx.AsyncHTTPTransport))
+    return _keeping_no_cookies(httpx.AsyncClient(
+        event_hooks={"request": hooks}, **_options(settings, plain, timeout, limits, httpx.AsyncHTTPTransport)))
 
 
 def sdk_client(base_url: str | None = None, *, settings: Settings | None = None) -> Any:
@@ -139,5 +157,6 @@ def sdk_client(base_url: str | None = None, *, settings: Settings | None = None)
     plain = _plain_http_only(base_url)
     hooks = [_check_request] + ([_refuse_https] if plain else [])
     timeout = flavour.Timeout(DEFAULT_TIMEOUT.read, connect=DEFAULT_TIMEOUT.connect)
-    return flavour.Client(event_hooks={"request": hooks},
-                          **_options(settings, plain, timeout, None, flavour.HTTPTransport))
+    return _keeping_no_cookies(flavour.Client(event_hooks={"request": hooks},
+                                              **_options(settings, plain, timeout, None, flavour.HTTPTransport)),
+                               flavour)

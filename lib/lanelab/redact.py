@@ -382,6 +382,14 @@ def _header_items(headers: Any) -> Iterable[tuple[str, str]]:
     return headers
 
 
+def _join_repeated(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header pairs as a dict, a repeated name's values joined by ``", "``."""
+    out: dict[str, str] = {}
+    for k, v in items:
+        out[k] = f"{out[k]}, {v}" if k in out else v
+    return out
+
+
 def _is_oauth_body(obj: Mapping[Any, Any]) -> bool:
     return any(k in obj for k in _OAUTH_FIELDS)
 
@@ -397,8 +405,10 @@ class Redactor:
         self._lock = threading.Lock()
         self._registry: set[str] = set()
         self._sorted: list[str] | None = []
-        # Texts redact_text found nothing to mask in, against the registry as it is now (see _changed).
+        # Texts redact_text found nothing to mask in, against the registry as it is now (see _changed) ...
         self._clean: set[str] = set()
+        # ... and texts the leak check found no secret in (assert_clean_parts); both share one bound
+        self._checked: set[str] = set()
         self._clean_chars = 0
         self._generation = 0
 
@@ -435,7 +445,7 @@ class Redactor:
         """The registry changed (the caller holds the lock): forget its sorted form and every text known clean."""
         self._sorted = sorted_
         self._generation += 1
-        self._clean = set()
+        self._clean, self._checked = set(), set()
         self._clean_chars = 0
 
     def _known(self) -> list[str]:
@@ -448,8 +458,9 @@ class Redactor:
                 self._sorted = sorted(self._registry, key=len, reverse=True)
             return self._generation, self._sorted
 
-    def _remember_clean(self, text: str, generation: int) -> None:
-        """Remember that ``text`` holds nothing to mask, if the registry is still the one it was checked against."""
+    def _remember_clean(self, text: str, generation: int, checked: bool = False) -> None:
+        """Remember that ``text`` holds nothing to mask (``checked``: that the leak check found no secret in it), if
+        the registry is still the one it was checked against."""
         size = len(text)
         if size > CLEAN_TEXT_MAX:
             return
@@ -457,15 +468,19 @@ class Redactor:
             if generation != self._generation:
                 return  # a secret was learned meanwhile: the check is stale
             if self._clean_chars + size > CLEAN_CHARS_MAX:
-                self._clean, self._clean_chars = set(), 0
-            self._clean.add(text)
+                self._clean, self._checked, self._clean_chars = set(), set(), 0
+            (self._checked if checked else self._clean).add(text)
             self._clean_chars += size
 
     # ---- learning: what goes by as a secret is registered before anything about it is written ------------------
     def learn_headers(self, headers: Any) -> None:
         """Register the secrets ``headers`` carry (dict, ``httpx.Headers`` or pairs): the value of every sensitive
         header (its auth scheme left out; each cookie of a ``cookie`` header, the cookie of a ``set-cookie``) and
-        whatever a value holds under a sensitive key (a ``location`` with ``?code=…``)."""
+        whatever a value holds under a sensitive key (a ``location`` with ``?code=…``).
+
+        ASCII values are read as one text, one per line: a pair in a value is a pair in that text and no pair reads
+        across a line break (see :meth:`redact_headers`), so the same values are learned."""
+        values: list[str] = []
         for name, value in _header_items(headers):
             if not isinstance(value, str):
                 continue
@@ -477,7 +492,10 @@ class Redactor:
                 elif "cookie" in lower:
                     for part in value.split(";"):
                         self.register_secret(part.partition("=")[2].strip().strip('"'))
-            self.learn_text(value)
+            values.append(value)
+        joined = "\n".join(values)
+        for text in [joined] if joined.isascii() else values:
+            self.learn_text(text)
 
     def learn_text(self, text: str) -> None:
         """Register every value ``text`` holds under a sensitive key (``access_token=…``, ``"code": "…"``)."""
@@ -583,9 +601,20 @@ class Redactor:
         masked match) takes the walk.
         """
         text = json.dumps(obj, ensure_ascii=False, default=str)
-        if "\\" not in text and not _has_sensitive_key(text) and self.redact_text(text) == text:
+        if self._json_clean(obj, text):
             return text
         return json.dumps(self.redact_obj(obj), ensure_ascii=False, default=str)
+
+    def _json_clean(self, obj: Any, text: str) -> bool:
+        """True when ``text``, ``json.dumps(obj, ensure_ascii=False, default=str)``, shows that :meth:`redact_obj`
+        would change nothing in ``obj`` and :meth:`learn_obj` would learn nothing from it (the reasoning is in
+        :meth:`redact_json`). False says only that the walk must decide."""
+        if "\\" in text or _has_sensitive_key(text):
+            return False
+        # an object's members are scanned without their braces (no pattern holds a brace), so that a writer can join
+        # them into a larger object with nothing scanned twice (lanelab.runs.RunWriter.cell_line)
+        inner = text[1:-1] if isinstance(obj, dict) else text
+        return self.redact_text(inner) == inner
 
     def _mask_leaves(self, obj: Any) -> Any:
         if isinstance(obj, dict):
@@ -597,12 +626,17 @@ class Redactor:
         return obj
 
     def redact_headers(self, headers: Any) -> dict[str, str]:
-        """Headers as a plain dict with secret values masked (accepts dicts, httpx.Headers or pairs)."""
-        out: dict[str, str] = {}
-        for k, v in _header_items(headers):
-            v = _mask_header_value(v) if is_sensitive_key(k) else self.redact_text(v)
-            out[k] = f"{out[k]}, {v}" if k in out else v
-        return out
+        """Headers as a plain dict with secret values masked (accepts dicts, httpx.Headers or pairs).
+
+        Values under a sensitive name are masked whole. The others are scanned as one text, one per line, when they
+        are ASCII: a match in one value is a match in that text (no pattern reads across a line break, nor a
+        lower-casing that changes length), so when the text has nothing to mask neither has any value, and they are
+        kept as they are. Anything found, or a non-ASCII value, takes the scan value by value."""
+        items = [(k, v, is_sensitive_key(k)) for k, v in _header_items(headers)]
+        joined = "\n".join(v for _, v, sensitive in items if not sensitive)
+        keep = joined.isascii() and self.redact_text(joined) == joined
+        return _join_repeated([(k, _mask_header_value(v) if sensitive else v if keep else self.redact_text(v))
+                               for k, v, sensitive in items])
 
     def learn_body(self, raw: bytes, content_type: str = "", *, limit: int = BODY_RECORD_LIMIT) -> None:
         """Register the secrets a body carries: JSON (:meth:`learn_obj`), form fields (every value of a sensitive
@@ -611,7 +645,8 @@ class Redactor:
             self._parse_and_learn(raw[:limit].decode("utf-8", errors="replace"), content_type)
 
     def _parse_and_learn(self, text: str, content_type: str) -> tuple[str, Any]:
-        """``("form", fields)``, ``("json", data)`` or ``("text", text)``, each learned."""
+        """``("form", fields)``, ``("json", data)`` or ``("text", text)``, each learned; ``("clean json", data)`` for
+        JSON with nothing to learn and nothing to mask (:meth:`_json_clean`)."""
         if "x-www-form-urlencoded" in content_type.lower():
             pairs = parse_qsl(text, keep_blank_values=True)
             fields = dict(pairs)
@@ -625,6 +660,8 @@ class Redactor:
         except ValueError:
             self.learn_text(text)
             return "text", text
+        if self._json_clean(data, json.dumps(data, ensure_ascii=False, default=str)):
+            return "clean json", data  # nothing to learn, and nothing the walk would mask
         self.learn_obj(data)
         return "json", data
 
@@ -648,7 +685,10 @@ class Redactor:
             out.update(truncated=True, recorded_bytes=min(len(raw), limit), text=self.redact_text(text))
             return out
         kind, value = self._parse_and_learn(raw.decode("utf-8", errors="replace"), content_type)
-        out[kind] = self.redact_text(value) if kind == "text" else self.redact_obj(value)
+        if kind == "clean json":
+            out["json"] = value
+        else:
+            out[kind] = self.redact_text(value) if kind == "text" else self.redact_obj(value)
         return out
 
     # ---- checks ------------------------------------------------------------------------------------------------
@@ -674,7 +714,9 @@ class Redactor:
 
     def assert_clean_parts(self, parts: Iterable[str], where: str = "output") -> None:
         """:meth:`assert_clean` of ``"".join(parts)``, checking each part on its own: a part this registry has
-        found clean already (:meth:`redact_text` left it as it was) is not scanned again.
+        found clean already (:meth:`redact_text` left it as it was, or this check found no secret in it) is not
+        scanned again, and a part found clean now is remembered as such (a writer's punctuation, a request's
+        fields that many cells share).
 
         For parts cut where no pattern can cross, i.e. between complete JSON values and the punctuation and
         ordinary keys around them (a token or a value ends at a quote, a brace or a space): there, whatever the
@@ -683,10 +725,16 @@ class Redactor:
         """
         parts = list(parts)
         whole = "".join(parts)
-        hits = [mask(secret) for secret in self._known() if secret in whole]
+        generation, known = self._known_now()
+        hits = [mask(secret) for secret in known if secret in whole]
         for part in parts:
-            if part not in self._clean:
-                hits += self.find_secrets(part)
+            if part in self._clean or part in self._checked:
+                continue
+            found = self.find_secrets(part)
+            if found:
+                hits += found
+            else:
+                self._remember_clean(part, generation, checked=True)
         _refuse(hits, where)
 
 

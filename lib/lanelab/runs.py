@@ -663,8 +663,10 @@ class RunWriter:
                                    "credential": credential})
         tail = redact.redact_json({"outcome": outcome, "lane": lane, "rule": rule, "sent_at": now_iso(), **extra})
         spec_open, body, spec_close = spec_text(spec, body_sent)
-        # cut between whole JSON values, where no secret's pattern can cross (redact.assert_clean_parts)
-        parts = (f'{head[:-1]}, "spec": {spec_open}', body, f'{spec_close}, "observation": ', obs, f", {tail[1:]}")
+        # cut between whole JSON values, where no secret's pattern can cross (redact.assert_clean_parts); an object's
+        # members without its braces are what redact_json found clean, so they are not scanned again
+        parts = ("{", head[1:-1], ', "spec": ', spec_open, body, spec_close, ', "observation": {', obs[1:-1], "}, ",
+                 tail[1:-1], "}")
         redact.assert_clean_parts(parts, where="a run record")
         line = "".join(parts)
         return (line + "\n").encode()

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lanelab.redact import Redactor
 from lanelab.sim.account_shape import check_account
 from lanelab.sim.billing import Billing, iso
 from lanelab.sim.grants import Grants
 from lanelab.sim.requestlog import RequestLog
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
 
 __all__ = ["SimState", "new_identity"]
 
@@ -51,6 +54,8 @@ class SimState:
         self.policy_name = policy_name
         self.identity = new_identity(self.billing.window_start)
         self.counters: dict[str, int] = {}
+        #: the last answer /v1/messages served as JSON (kept by reference; ``/_sim/ping?like=messages`` repeats it)
+        self.last_served: Response | None = None
 
     def __repr__(self) -> str:
         return f"<SimState policy={self.policy_name!r} tokens={len(self.grants.tokens)} requests={len(self.log)}>"
@@ -63,6 +68,7 @@ class SimState:
             self.grants.clear()
             self.log.reset()
             self.counters.clear()
+            self.last_served = None
             self.redactor.forget_secrets()
 
     def count(self, name: str) -> None:

@@ -120,7 +120,8 @@ class ApiRoutes:
         if body.get("stream") is True:
             return StreamingResponse(sse.message_events(message), media_type="text/event-stream",
                                      headers={**headers, "cache-control": "no-cache"})
-        return JSONResponse(message, headers=headers)
+        served = self.sim.state.last_served = JSONResponse(message, headers=headers)
+        return served
 
     async def count_tokens(self, request: Request) -> Response:
         body, _, _, refused = await self._decided(request)

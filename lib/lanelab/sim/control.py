@@ -135,10 +135,19 @@ class ControlRoutes:
                              "usage_reads_this_hour": self.sim.usage_reads.count()})
 
     async def ping(self, request: Request) -> Response:
-        """``GET|POST /_sim/ping``: a bare route, the benchmark's yardstick. A POST's body is read and dropped, so a
-        request shaped like a ``/v1/messages`` one costs the server everything but the simulator's own work."""
+        """``GET|POST /_sim/ping``: a bare route, the benchmark's yardstick. A POST's body is read and dropped, and
+        ``?like=messages`` answers with the very status, headers and body of the last answer ``/v1/messages``
+        served (404 before there is one): an exchange of the same size both ways that costs the server everything
+        but the simulator's own work (credential, features, policy, billing, rendering, and the request log, which
+        ``/_sim`` routes never get)."""
         if request.method == "POST":
             await request.body()
+        if request.query_params.get("like") == "messages":
+            served = self.sim.state.last_served
+            if served is None:
+                return plain_error(request, 404, "not_found_error", "/v1/messages has served no answer yet.")
+            return Response(served.body, served.status_code, media_type=None,
+                            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in served.raw_headers})
         return JSONResponse({"ok": True})
 
 

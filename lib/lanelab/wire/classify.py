@@ -10,6 +10,7 @@ back in ``Classified.details``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -90,17 +91,24 @@ class Rule:
             return False
         if self.error_code and obs.error_code not in self.error_code:
             return False
-        if self.message is not None and not self.message.search(message):
+        if self.message is not None and not _found(self.message, message):
             return False
         if self.unified is not None and self.unified != obs.unified.present:
             return False
         if self.header_present and self.header_present not in obs.headers:
             return False
-        if self.endpoint is not None and not (obs.endpoint and self.endpoint.search(obs.endpoint)):
+        if self.endpoint is not None and not (obs.endpoint and _found(self.endpoint, obs.endpoint)):
             return False
         if self.body is not None and not (self.body.search(_body_text(obs)) or self.body.search(message)):
             return False
         return not (self.unified_lane and obs.unified.lane not in self.unified_lane)
+
+
+@functools.lru_cache(maxsize=4096)
+def _found(pattern: re.Pattern[str], text: str) -> bool:
+    """``pattern.search(text)`` found something. Remembered: a run meets the same few messages and endpoints in
+    every cell, and each is tried against most rules' patterns (a response's body is not: it differs each time)."""
+    return pattern.search(text) is not None
 
 
 def _body_text(obs: Observation) -> str:
@@ -154,8 +162,8 @@ class Taxonomy:
     def knows_message(self, message: str) -> bool:
         """True when some rule's ``message`` pattern, or a ``[[known]]`` message pattern, matches ``message``."""
         message = normalise_message(message)
-        return any(r.message.search(message) for r in self.rules if r.message is not None) or any(
-            p.search(message) for p in self.known_messages)
+        return any(_found(r.message, message) for r in self.rules if r.message is not None) or any(
+            _found(p, message) for p in self.known_messages)
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with id ``rule_id``, or None (``unclassified`` is no rule)."""

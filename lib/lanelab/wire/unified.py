@@ -43,6 +43,10 @@ class LaneFileError(DataFileError):
     """data/lanes.toml is inconsistent; the message names the entry."""
 
 
+#: How many header names a lane table remembers its verdict for.
+_CHECKS_MAX = 1024
+
+
 @dataclass(frozen=True)
 class LaneTable:
     """The contents of data/lanes.toml: lanes, claims (claim → lane, window), known windows, fields and values."""
@@ -55,6 +59,9 @@ class LaneTable:
     top_level: frozenset[str]
     values: dict[str, frozenset[str]]  # header suffix ("status", "overage-disabled-reason"…) -> known values
     path: Path | None = None
+    #: header name -> what :meth:`check_of` found (filled as names are met; a response repeats the same names)
+    _checks: dict[str, tuple[str, frozenset[str] | None] | None] = field(default_factory=dict, init=False,
+                                                                         repr=False, compare=False)
 
     def lane_of_claim(self, claim: str | None) -> str:
         """The lane a representative claim names; ``unknown`` for a missing or unlisted claim."""
@@ -63,6 +70,24 @@ class LaneTable:
     def window_of_claim(self, claim: str | None) -> str | None:
         """The header window key that carries ``claim`` (``7d_oi``…), or None when the public record names none."""
         return self.claim_windows.get(claim or "")
+
+    def check_of(self, name: str) -> tuple[str, frozenset[str] | None] | None:
+        """What :func:`unknown_headers` checks for the unified header ``name`` (prefixed, lower case): None when the
+        table knows the name and not its values, ``(KIND_HEADER, None)`` when the name itself is unknown, else the
+        kind to flag and the values the table knows. Worked out once per name."""
+        if name in self._checks:
+            return self._checks[name]
+        rest = name.removeprefix(PREFIX)
+        key, fld = split_header(name, self.top_level)
+        check: tuple[str, frozenset[str] | None] | None
+        if (rest not in self.top_level) if key is None else (key not in self.windows or fld not in self.windows[key]):
+            check = (KIND_HEADER, None)
+        else:
+            known = self.values.get(rest)
+            check = None if known is None else (KIND_CLAIM if rest == "representative-claim" else KIND_VALUE, known)
+        if len(self._checks) < _CHECKS_MAX:  # names come from responses: keep the memory bounded
+            self._checks[name] = check
+        return check
 
 
 _NAME = Str(nonempty=True)
@@ -300,7 +325,11 @@ def parse_unified(headers: Mapping[str, str]) -> UnifiedLimits:
 
     Never raises: a missing or unparsable value becomes None, and every unified header is kept verbatim in ``raw``.
     """
-    h = {str(k).lower(): str(v) for k, v in headers.items() if str(k).lower().startswith(PREFIX)}
+    h: dict[str, str] = {}
+    for k, v in headers.items():
+        name = str(k).lower()
+        if name.startswith(PREFIX):
+            h[name] = str(v)
     if not h:
         return UnifiedLimits()
     in_use = h.get(f"{PREFIX}overage-in-use")
@@ -334,17 +363,7 @@ def unknown_headers(raw: Mapping[str, str], table: LaneTable | None = None) -> l
     table = table or load_lane_table()
     out: list[tuple[str, str, str]] = []
     for name, value in raw.items():
-        rest = name.removeprefix(PREFIX)
-        key, fld = split_header(name, table.top_level)
-        if key is None:
-            if rest not in table.top_level:
-                out.append((KIND_HEADER, name, value))
-                continue
-        elif key not in table.windows or fld not in table.windows[key]:
-            out.append((KIND_HEADER, name, value))
-            continue
-        known = table.values.get(rest)
-        if known is None or value.strip() in known:
-            continue
-        out.append((KIND_CLAIM if rest == "representative-claim" else KIND_VALUE, name, value))
+        check = table.check_of(name)
+        if check is not None and (check[1] is None or value.strip() not in check[1]):
+            out.append((check[0], name, value))
     return out
