@@ -461,3 +461,17 @@ def test_a_part_the_leak_check_found_clean_is_checked_again_once_a_secret_is_lea
     for _ in range(2):  # a part with a secret is never remembered as clean
         with pytest.raises(redact.SecretLeak):
             r.assert_clean_parts(leaky)
+
+
+@pytest.mark.parametrize("extra_brackets", [0, 100])
+def test_the_json_depth_bound_is_exact(extra_brackets):
+    """loads_bounded accepts data nested exactly MAX_JSON_DEPTH deep and refuses one level more, whether it can tell
+    from the count of brackets (each level opens with one) or must walk the data (brackets inside strings)."""
+    depth = redact.MAX_JSON_DEPTH
+    noise = json.dumps("[{" * extra_brackets)
+    assert redact.loads_bounded("[" * (depth - 1) + f"[{noise}]" + "]" * (depth - 1))[0] is not None
+    with pytest.raises(ValueError, match="too deeply"):
+        redact.loads_bounded("[" * depth + f"[{noise}]" + "]" * depth)
+    assert redact.loads_bounded('{"a": ' * depth + "1" + "}" * depth) is not None
+    with pytest.raises(ValueError, match="too deeply"):
+        redact.loads_bounded('{"a": ' * (depth + 1) + "1" + "}" * (depth + 1))

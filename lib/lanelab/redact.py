@@ -100,6 +100,45 @@ __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SEN
 _TOKEN_STARTS = ("sk-ant-", "eyJ")
 
 
+# The last text lowered and the stems found in the last lowered text: the scans of one text (the sensitive-key search,
+# the pairs, the tokens) run one after another, and each needs both. Kept as one tuple each (read and replaced whole,
+# so threads never see half of one); the texts they hold are the caller's, alive meanwhile anyway.
+_last_lowered: tuple[str, str, bool] = ("", "", True)
+_last_stems: tuple[str, list[tuple[int, int]]] = ("", [])
+
+
+def _lowered(text: str) -> tuple[str, bool]:
+    """``(text.lower(), True)``, or, when a character's lower case is longer ("İ"), the text with only its ASCII
+    letters lower-cased and False: indexes line up with ``text`` either way."""
+    global _last_lowered
+    last = _last_lowered
+    if last[0] is text:
+        return last[1], last[2]
+    low = text.lower()
+    exact = len(low) == len(text)
+    if not exact:
+        low = text.translate(_ASCII_LOWER)
+    _last_lowered = (text, low, exact)
+    return low, exact
+
+
+def _stem_hits(low: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every occurrence of every :data:`_STEMS` word in ``low`` (a lowered text), in order."""
+    global _last_stems
+    last = _last_stems
+    if last[0] is low:
+        return last[1]
+    hits: list[tuple[int, int]] = []
+    for stem in _STEMS:
+        i = low.find(stem)
+        while i >= 0:
+            hits.append((i, i + len(stem)))
+            i = low.find(stem, i + 1)
+    hits.sort()
+    _last_stems = (low, hits)
+    return hits
+
+
 def _token_matches(text: str) -> Iterator[re.Match[str]]:
     """The matches of :data:`_TOKEN_RE` in ``text``, exactly as ``_TOKEN_RE.finditer(text)`` yields them, found ~20×
     faster: the regex is tried only where one of its literal starts (``sk-ant-``, ``eyJ``, ``bearer`` in any case) is.
@@ -115,9 +154,7 @@ def _token_matches(text: str) -> Iterator[re.Match[str]]:
         while i >= 0:
             starts.append(i)
             i = text.find(literal, i + 1)
-    low = text.lower()
-    if len(low) != len(text):  # a character whose lower case is longer ("İ"): lower ASCII only, indexes kept
-        low = text.translate(_ASCII_LOWER)
+    low, _ = _lowered(text)
     i = low.find("bearer")
     while i >= 0:
         starts.append(i)
@@ -232,18 +269,9 @@ _PAIR_CLOSER_RE = re.compile(r"[ \t]*[\])]")
 def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
     """``(key, start, end, quoted)`` of every value under a sensitive key in ``text`` (``start:end`` is the value,
     an auth scheme such as ``Bearer`` included when the value is quoted)."""
-    low = text.lower()
-    if len(low) != len(text):  # a character whose lower case is longer ("İ"): lower ASCII only, indexes kept
-        low = text.translate(_ASCII_LOWER)
-    hits: list[tuple[int, int]] = []
-    for stem in _STEMS:
-        i = low.find(stem)
-        while i >= 0:
-            hits.append((i, i + len(stem)))
-            i = low.find(stem, i + 1)
+    hits = _stem_hits(_lowered(text)[0])
     if not hits:
         return
-    hits.sort()
     pos, n = 0, len(text)
     for a, b in hits:
         if a < pos:
@@ -283,18 +311,19 @@ def _has_sensitive_key(text: str) -> bool:
     JSON has only digits, punctuation, ``true``, ``false`` and ``null``; so the keys to check are the strings around
     the stems found, a handful where a pattern over every key would look at all of them.
     """
-    low = text.lower()
-    if len(low) != len(text):  # a character whose lower case is longer ("İ"): indexes would not line up
+    low, exact = _lowered(text)
+    if not exact:  # a character whose lower case is longer ("İ"): look at every key
         return any(map(is_sensitive_key, _JSON_KEY_RE.findall(text)))
-    for stem in _STEMS:
-        i = low.find(stem)
-        while i >= 0:
-            end = text.find('"', i)
-            if end < 0:
-                break
-            if text.startswith('": ', end) and is_sensitive_key(text[text.rfind('"', 0, i) + 1:end]):
-                return True
-            i = low.find(stem, end)
+    checked = 0  # the end of the last string looked at: a stem before it is in that string
+    for i, _ in _stem_hits(low):
+        if i < checked:
+            continue
+        end = text.find('"', i)
+        if end < 0:
+            return False
+        if text.startswith('": ', end) and is_sensitive_key(text[text.rfind('"', 0, i) + 1:end]):
+            return True
+        checked = end
     return False
 
 
@@ -364,6 +393,8 @@ def loads_bounded(text: str) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+    if text.count("{") + text.count("[") <= MAX_JSON_DEPTH:  # each level opens with one of them: none too deep
+        return value
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -609,12 +640,10 @@ class Redactor:
         """True when ``text``, ``json.dumps(obj, ensure_ascii=False, default=str)``, shows that :meth:`redact_obj`
         would change nothing in ``obj`` and :meth:`learn_obj` would learn nothing from it (the reasoning is in
         :meth:`redact_json`). False says only that the walk must decide."""
-        if "\\" in text or _has_sensitive_key(text):
-            return False
         # an object's members are scanned without their braces (no pattern holds a brace), so that a writer can join
         # them into a larger object with nothing scanned twice (lanelab.runs.RunWriter.cell_line)
         inner = text[1:-1] if isinstance(obj, dict) else text
-        return self.redact_text(inner) == inner
+        return "\\" not in inner and not _has_sensitive_key(inner) and self.redact_text(inner) == inner
 
     def _mask_leaves(self, obj: Any) -> Any:
         if isinstance(obj, dict):
