@@ -89,7 +89,7 @@ CLEAN_TEXT_MAX = 64 * 1024
 CLEAN_CHARS_MAX = 4 * 1024 * 1024
 
 __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES",
-           "TOKEN_MAX_CHARS", "LogFilter", "Redactor", "SecretLeak", "assert_clean", "assert_clean_parts",
+           "TOKEN_MAX_CHARS", "LogFilter", "Redactor", "SecretLeak", "assert_clean", "assert_clean_parts", "clean_json",
            "find_secrets", "forget_secrets", "guard_logging", "is_sensitive_key", "learn_body",
            "learn_headers", "learn_obj", "learn_text", "loads_bounded", "mask", "redact_body",
            "redact_headers", "redact_json", "redact_obj", "redact_text", "register_secret", "restore",
@@ -509,23 +509,26 @@ class Redactor:
         header (its auth scheme left out; each cookie of a ``cookie`` header, the cookie of a ``set-cookie``) and
         whatever a value holds under a sensitive key (a ``location`` with ``?code=…``).
 
-        ASCII values are read as one text, one per line: a pair in a value is a pair in that text and no pair reads
-        across a line break (see :meth:`redact_headers`), so the same values are learned."""
-        values: list[str] = []
+        The other values, when ASCII, are read as one text, one per line: a pair in a value is a pair in that text
+        and no pair reads across a line break (see :meth:`redact_headers`), so the same values are learned; and when
+        :meth:`redact_headers` found that text clean, there is nothing in it to learn."""
+        plain: list[str] = []
         for name, value in _header_items(headers):
             if not isinstance(value, str):
                 continue
-            if isinstance(name, str) and is_sensitive_key(name):
-                self.register_secret(_split_scheme(value.strip())[1])
-                lower = name.lower()
-                if "set-cookie" in lower:
-                    self.register_secret(value.split(";", 1)[0].partition("=")[2].strip().strip('"'))
-                elif "cookie" in lower:
-                    for part in value.split(";"):
-                        self.register_secret(part.partition("=")[2].strip().strip('"'))
-            values.append(value)
-        joined = "\n".join(values)
-        for text in [joined] if joined.isascii() else values:
+            if not (isinstance(name, str) and is_sensitive_key(name)):
+                plain.append(value)
+                continue
+            self.register_secret(_split_scheme(value.strip())[1])
+            lower = name.lower()
+            if "set-cookie" in lower:
+                self.register_secret(value.split(";", 1)[0].partition("=")[2].strip().strip('"'))
+            elif "cookie" in lower:
+                for part in value.split(";"):
+                    self.register_secret(part.partition("=")[2].strip().strip('"'))
+            self.learn_text(value)
+        joined = "\n".join(plain)
+        for text in [joined] if joined.isascii() else plain:
             self.learn_text(text)
 
     def learn_text(self, text: str) -> None:
@@ -631,19 +634,19 @@ class Redactor:
         mask nothing either and the text is the answer. Anything else (an escaped character, a sensitive key, a
         masked match) takes the walk.
         """
-        text = json.dumps(obj, ensure_ascii=False, default=str)
-        if self._json_clean(obj, text):
-            return text
-        return json.dumps(self.redact_obj(obj), ensure_ascii=False, default=str)
+        text = self.clean_json(obj)
+        return text if text is not None else json.dumps(self.redact_obj(obj), ensure_ascii=False, default=str)
 
-    def _json_clean(self, obj: Any, text: str) -> bool:
-        """True when ``text``, ``json.dumps(obj, ensure_ascii=False, default=str)``, shows that :meth:`redact_obj`
-        would change nothing in ``obj`` and :meth:`learn_obj` would learn nothing from it (the reasoning is in
-        :meth:`redact_json`). False says only that the walk must decide."""
+    def clean_json(self, obj: Any) -> str | None:
+        """``json.dumps(obj, ensure_ascii=False, default=str)`` when that text shows :meth:`redact_obj` would change
+        nothing in ``obj`` and :meth:`learn_obj` would learn nothing from it (the reasoning is in
+        :meth:`redact_json`); None when only the walk can tell."""
+        text = json.dumps(obj, ensure_ascii=False, default=str)
         # an object's members are scanned without their braces (no pattern holds a brace), so that a writer can join
         # them into a larger object with nothing scanned twice (lanelab.runs.RunWriter.cell_line)
         inner = text[1:-1] if isinstance(obj, dict) else text
-        return "\\" not in inner and not _has_sensitive_key(inner) and self.redact_text(inner) == inner
+        clean = "\\" not in inner and not _has_sensitive_key(inner) and self.redact_text(inner) == inner
+        return text if clean else None
 
     def _mask_leaves(self, obj: Any) -> Any:
         if isinstance(obj, dict):
@@ -675,7 +678,7 @@ class Redactor:
 
     def _parse_and_learn(self, text: str, content_type: str) -> tuple[str, Any]:
         """``("form", fields)``, ``("json", data)`` or ``("text", text)``, each learned; ``("clean json", data)`` for
-        JSON with nothing to learn and nothing to mask (:meth:`_json_clean`)."""
+        JSON with nothing to learn and nothing to mask (:meth:`clean_json`)."""
         if "x-www-form-urlencoded" in content_type.lower():
             pairs = parse_qsl(text, keep_blank_values=True)
             fields = dict(pairs)
@@ -689,7 +692,7 @@ class Redactor:
         except ValueError:
             self.learn_text(text)
             return "text", text
-        if self._json_clean(data, json.dumps(data, ensure_ascii=False, default=str)):
+        if self.clean_json(data) is not None:
             return "clean json", data  # nothing to learn, and nothing the walk would mask
         self.learn_obj(data)
         return "json", data
@@ -790,6 +793,7 @@ learn_body = _default.learn_body
 redact_text = _default.redact_text
 redact_obj = _default.redact_obj
 redact_json = _default.redact_json
+clean_json = _default.clean_json
 redact_headers = _default.redact_headers
 redact_body = _default.redact_body
 find_secrets = _default.find_secrets
