@@ -60,6 +60,8 @@ class Upstream(LoopbackUpstream):
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("request-id", "req_011test")
+                if self.path.startswith("/cookie"):
+                    self.send_header("set-cookie", "edge=abcdefghijkl; Path=/")
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -247,3 +249,15 @@ def test_capture_cli_serves_until_interrupted(upstream: Upstream, tmp_path) -> N
         rest, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "1 exchange(s) recorded" in rest
     assert load_exchanges(out)[0]["request"]["path"] == "/v1/models"
+
+
+def test_the_proxy_forwards_no_cookie_the_client_did_not_send(upstream: Upstream, tmp_path) -> None:
+    """A cookie the upstream sets reaches the client in its answer; the proxy never adds it to a later request
+    (the forwarded request is the client's, nothing more)."""
+    with running_capture(upstream.base_url, tmp_path / "c.jsonl") as proxy, httpx.Client() as client:
+        first = client.get(proxy.base_url + "/cookie")
+        client.cookies.clear()  # the client itself sends none
+        client.get(proxy.base_url + "/second")
+    assert first.headers["set-cookie"].startswith("edge=")
+    assert [r["target"] for r in upstream.received] == ["/cookie", "/second"]
+    assert not [v for k, v in upstream.received[1]["headers"] if k == "cookie"]
