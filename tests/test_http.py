@@ -17,6 +17,8 @@ from lanelab.wire.spec import RequestSpec
 class Listener:
     """A TCP listener on loopback that records whether anything connected (a stand-in for a rogue proxy)."""
 
+    reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno"
+
     def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -41,7 +43,7 @@ class Listener:
                 conn.settimeout(1)
                 try:
                     self.received.append(conn.recv(65536))
-                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno")
+                    conn.sendall(self.reply)
                 except OSError:
                     pass
 
@@ -138,20 +140,8 @@ def test_errors_are_user_errors_with_matching_builtins():
 class CookieSetter(Listener):
     """A loopback server whose every answer sets a cookie; it records each request it receives."""
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    self.received.append(conn.recv(65536))
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nset-cookie: session=abcdefghijkl; Path=/\r\n"
-                                 b"connection: close\r\ncontent-length: 2\r\n\r\nok")
-                except OSError:
-                    pass
+    reply = (b"HTTP/1.1 200 OK\r\nset-cookie: session=abcdefghijkl; Path=/\r\nconnection: close\r\n"
+             b"content-length: 2\r\n\r\nok")
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
