@@ -313,13 +313,30 @@ def disk_fault(root: Path, err: int) -> Iterator[None]:
 
 
 def _fingerprint(roots: list[Path]) -> dict[str, tuple[int, int, int]]:
-    out = {}
-    for root in roots:
-        for p in [root, *root.rglob("*")] if root.exists() else []:
-            with contextlib.suppress(OSError):
-                st = p.lstat()
-                if not stat.S_ISDIR(st.st_mode):
-                    out[str(p)] = (st.st_size, st.st_mtime_ns, st.st_mode)
+    """Size, modification time and mode of everything but folders under ``roots`` (links not followed below a root),
+    by path. With ``os.scandir``: this runs twice for each of hundreds of cases, and ``Path.rglob`` costs seconds."""
+    out: dict[str, tuple[int, int, int]] = {}
+
+    def note(path: str, st: os.stat_result) -> None:
+        out[path] = (st.st_size, st.st_mtime_ns, st.st_mode)
+
+    def visit(folder: str) -> None:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        visit(entry.path)
+                    else:
+                        note(entry.path, st)
+
+    for root in map(str, roots):
+        with contextlib.suppress(OSError):
+            st = os.lstat(root)
+            if not stat.S_ISDIR(st.st_mode):
+                note(root, st)
+        if os.path.isdir(root):
+            visit(root)
     return out
 
 
