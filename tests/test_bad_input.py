@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import copy
 import errno
+import functools
 import io
 import json
 import os
@@ -547,8 +548,14 @@ def _to_toml(doc: dict[str, Any]) -> bytes:
     return "".join(f"{json.dumps(k)} = {value(v)}\n" for k, v in doc.items()).encode()
 
 
+@functools.cache
+def _parsed(rel: str) -> dict[str, Any]:
+    """A data file as parsed, once per file (the cases are built when each worker collects this module)."""
+    return tomllib.loads((DATA / rel).read_text(encoding="utf-8"))
+
+
 def _edited(rel: str, path: tuple[Any, ...], new: Any = MISSING) -> bytes:
-    doc = tomllib.loads((DATA / rel).read_text(encoding="utf-8"))
+    doc = copy.deepcopy(_parsed(rel))
     node = doc
     for key in path[:-1]:
         node = node[key]
