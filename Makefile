@@ -48,7 +48,7 @@ test: $(TESTSTAMP) ## run the test suite (unit, simulator, notebooks headless, t
 # the kit, Jupyter or a namespace, build whole reports, wait out timeouts, or are the rest of a family of cases of
 # which the loop keeps a representative share). Property tests try at most 20 examples here, and each test file goes
 # to one worker whole (tests/fast_loop.py). `make test` runs everything, with every example.
-test-fast: $(STAMP) ## the fast loop: every test not marked slow, browser or rehearsal (about a minute on two cores)
+test-fast: $(STAMP) ## the fast loop: every test not marked slow, browser or rehearsal (about half a minute on two cores)
 	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) --dist loadfile -m "not browser and not slow and not rehearsal"
 
 lab: $(TESTSTAMP) ## open the notebooks in JupyterLab (sim: simulator running; prints the URL with its token; Ctrl-C stops)

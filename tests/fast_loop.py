@@ -8,7 +8,9 @@ A run is the fast loop when its ``-m`` expression deselects every test marked ``
 - runs every property test with a few examples: conftest loads the hypothesis profile :data:`FAST`, which caps the
   default count (100) at :data:`FAST_EXAMPLES`, and a count a test sets itself goes through :func:`examples`
   (``@settings(max_examples=examples(300))``; a bare ``max_examples=300`` would override the profile, so
-  tests/test_fast_loop.py refuses one).
+  tests/test_fast_loop.py refuses one), and
+- runs a seeded sweep (a test's own loop over generated cases, the same cases every run) over its first share
+  :data:`FAST_SWEEP_SHARE` only, through :func:`sweep` (``for i in range(sweep(3000))``).
 
 Every other run (``make test``, ``make audit``, a single file) keeps hypothesis' default profile and every count as
 written. ``--hypothesis-profile NAME`` on the command line wins over both.
@@ -40,6 +42,18 @@ def examples(count: int) -> int:
     """The number of examples for a property test that wants ``count``: ``count``, or at most :data:`FAST_EXAMPLES`
     while the fast profile is loaded. Called when the test module is imported, after conftest chose the profile."""
     return min(count, FAST_EXAMPLES) if settings.get_current_profile_name() == FAST else count
+
+
+#: The part of a seeded sweep the fast loop runs: its first cases, in the same order as the whole sweep.
+FAST_SWEEP_SHARE = 1 / 3
+
+
+def sweep(count: int) -> int:
+    """The number of cases of a seeded sweep that wants ``count``: ``count``, or the first :data:`FAST_SWEEP_SHARE`
+    of them (at least one) while the fast profile is loaded. Called inside the test, after conftest chose the
+    profile. A sweep that asserts it reached everything (every rule held, say) must reach it within that share too,
+    with room to spare; the full suite still runs every case."""
+    return max(1, int(count * FAST_SWEEP_SHARE)) if settings.get_current_profile_name() == FAST else count
 
 
 def deselects(markexpr: str, marks: Iterable[str]) -> bool:

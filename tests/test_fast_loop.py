@@ -39,8 +39,10 @@ def test_the_cap_applies_only_under_the_fast_profile() -> None:
         settings.load_profile(fast_loop.FAST)
         assert settings.default.max_examples == fast_loop.FAST_EXAMPLES
         assert fast_loop.examples(300) == fast_loop.FAST_EXAMPLES and fast_loop.examples(5) == 5
+        assert fast_loop.sweep(3000) == 1000 and fast_loop.sweep(2) == 1
         settings.load_profile("default")
         assert fast_loop.examples(300) == 300 and settings.default.max_examples == 100
+        assert fast_loop.sweep(3000) == 3000 and fast_loop.sweep(2) == 2
     finally:
         settings.load_profile(before)
 
@@ -62,6 +64,7 @@ def test_this_run_uses_the_profile_its_marker_expression_asks_for(request: pytes
     if not chosen:
         assert 0 < len(calls) <= (fast_loop.FAST_EXAMPLES if fast else 60)
         assert fast_loop.examples(60) == (fast_loop.FAST_EXAMPLES if fast else 60)
+        assert fast_loop.sweep(3000) == (1000 if fast else 3000)
 
 
 def test_no_property_test_sets_its_count_around_the_cap() -> None:

@@ -39,6 +39,9 @@ class Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
+            if self._stop.is_set():  # close()'s own connection, made to wake this thread: not recorded
+                conn.close()
+                return
             with conn:
                 conn.settimeout(1)
                 try:
@@ -49,6 +52,10 @@ class Listener:
 
     def close(self) -> None:
         self._stop.set()
+        try:
+            socket.create_connection(self.sock.getsockname(), timeout=2).close()  # wakes the accept at once
+        except OSError:
+            pass
         self.thread.join(2)
         self.sock.close()
 

@@ -39,23 +39,15 @@ def modules() -> dict[str, Path]:
     return out
 
 
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
-    """The ids of the nodes under ``if TYPE_CHECKING:`` blocks."""
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                skip |= {id(n) for n in ast.walk(child)}
-    return skip
-
-
 def imports_of(path: Path) -> set[str]:
-    """Every ``lanelab.…`` name ``path`` imports at run time, at any depth of the file."""
-    tree = ast.parse(path.read_text(), str(path))
-    skip = _type_checking_nodes(tree)
+    """Every ``lanelab.…`` name ``path`` imports at run time, at any depth of the file (one walk over its syntax tree
+    that leaves out the bodies of ``if TYPE_CHECKING:`` blocks)."""
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
+    todo: list[ast.AST] = [ast.parse(path.read_text(), str(path))]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo += [node.test, *node.orelse]
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
                 and (node.module == "lanelab" or node.module.startswith("lanelab.")):
@@ -63,6 +55,7 @@ def imports_of(path: Path) -> set[str]:
             found |= {f"{base}.{alias.name}".lstrip(".") for alias in node.names}
         elif isinstance(node, ast.Import):
             found |= {a.name.removeprefix("lanelab.") for a in node.names if a.name.startswith("lanelab.")}
+        todo.extend(ast.iter_child_nodes(node))
     return found
 
 

@@ -10,8 +10,10 @@ way (so a stale citation is reported precisely) and then refused, as is a note n
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +93,7 @@ def citations_in(text: str, where: str) -> list[Citation]:
     return found
 
 
-def problems(citations: list[Citation], notes: dict[str, Note]) -> list[str]:
+def problems(citations: Sequence[Citation], notes: dict[str, Note]) -> list[str]:
     """One line per citation that names a missing note, section or factor."""
     out: list[str] = []
     for c in citations:
@@ -121,8 +123,10 @@ def _without_request_tables(text: str) -> str:
     return "\n".join(keep)
 
 
-def scanned_texts() -> list[tuple[str, str]]:
-    """(relative path, text) of every scanned file; a notebook contributes the text of its cells."""
+@functools.cache
+def scanned_texts() -> tuple[tuple[str, str], ...]:
+    """(relative path, text) of every scanned file; a notebook contributes the text of its cells. Read once for the
+    session (the tests below read the same files, and only read them)."""
     texts: list[tuple[str, str]] = []
     for top in SCANNED:
         for path in sorted((ROOT / top).rglob("*")):
@@ -134,11 +138,12 @@ def scanned_texts() -> list[tuple[str, str]]:
             if path.suffix == ".ipynb":
                 raw = "\n".join("".join(cell.get("source", "")) for cell in json.loads(raw).get("cells", []))
             texts.append((str(path.relative_to(ROOT)), raw))
-    return texts
+    return tuple(texts)
 
 
-def all_citations() -> list[Citation]:
-    return [c for rel, text in scanned_texts() for c in citations_in(text, rel)]
+@functools.cache
+def all_citations() -> tuple[Citation, ...]:
+    return tuple(c for rel, text in scanned_texts() for c in citations_in(text, rel))
 
 
 # --- the repository -------------------------------------------------------------------------------------------

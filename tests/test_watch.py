@@ -189,6 +189,18 @@ def test_watch_command_plan_only_with_extra_usage_enabled(tmp_path):
     assert "plan-only guard: tripped: request #2" in done.stdout and "(1 request(s) answered by the guard)" in done.stdout
 
 
+def test_watch_command_refuses_a_client_that_does_not_exist(tmp_path, monkeypatch, capsys):
+    from lanelab import cli
+
+    monkeypatch.setenv("LANELAB_OUT", str(tmp_path))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert cli.main(["watch", "--", "no-such-client-xyz"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert captured.err.startswith("lanelab watch: ") and "no such command" in captured.err
+
+
+@pytest.mark.slow  # a process of the kit; the fast loop keeps the same refusal in-process above
 def test_watch_command_refuses_bad_input(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "lib"), "LANELAB_OUT": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "lanelab", "watch", "--", "no-such-client-xyz"],

@@ -4,6 +4,9 @@ The simulator, the capture proxy (and the watch built on it) all start through h
 connection timeouts and TLS behave the same everywhere. The socket is bound before uvicorn starts (port 0 picks a
 free port), so the base URL is known at once and a client that connects early simply waits in the listen backlog.
 
+Stopping takes no idle time (:class:`_Server`): uvicorn's own server looks at its stop flag every 0.1 s and sleeps
+0.1 s more while shutting down, a fifth of a second for every server the tests start and stop.
+
 TLS is optional (:class:`TLS`): with a certificate for a real host name (say ``api.anthropic.com``, from a test CA)
 and a private network namespace where that name resolves to loopback, a client reaches the server under the real
 host name with nothing changed but name resolution and trust (the offline rehearsal, and capturing real clients).
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import signal
 import socket
 import threading
@@ -33,9 +37,15 @@ if TYPE_CHECKING:
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 10.0
+#: How often a stopping server looks whether its connections and tasks are done.
+STOP_POLL_S = 0.002
+#: How often a running server does uvicorn's periodic work (the ``date`` header, the request limit).
+TICK_S = 0.1
 #: Idle keep-alive connections are closed after this many seconds; a client that owes the server bytes (a request,
 #: the rest of its headers or body) is closed after :data:`lanelab.limits.READ_TIMEOUT_S` without one.
 KEEP_ALIVE_S = 5
+
+_log = logging.getLogger("uvicorn.error")  # uvicorn's own logger: the kit's redacting filter is on its handlers
 
 __all__ = ["HOST", "TLS", "Served", "ServerStartError", "bind_loopback", "check_port", "running_server",
            "serve_forever", "wait_for_stop"]
@@ -60,6 +70,78 @@ class Served:
 
     base_url: str
     port: int
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping as soon as asked and shutting down without fixed sleeps.
+
+    :meth:`stop` (any thread) and a SIGINT/SIGTERM in the foreground wake the main loop at once instead of at its next
+    0.1 s tick. The shutdown does what uvicorn's does (stop listening, ask every connection to close once its response
+    is sent, wait for connections and tasks up to ``timeout_graceful_shutdown``, cancel what is left, then the
+    lifespan shutdown unless forced) but polls every :data:`STOP_POLL_S` without uvicorn's fixed 0.1 s sleeps.
+
+    It relies on these attributes of :class:`uvicorn.Server` (all present from uvicorn 0.29, the floor in
+    pyproject.toml, to 0.54): ``servers`` (the asyncio servers, set by ``startup``), ``server_state`` (its
+    ``connections`` and ``tasks``), ``lifespan``, ``should_exit``/``force_exit``, ``on_tick`` and ``handle_exit``.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Ask the server to stop (thread-safe); it wakes at once."""
+        self.should_exit = True
+        self._wake_up()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop has already closed: nothing left to wake
+                pass
+
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        counter = 0
+        while not await self.on_tick(counter):  # on_tick reads should_exit, which stop() set before waking us
+            counter = (counter + 1) % 864000
+            try:
+                await asyncio.wait_for(self._wake.wait(), TICK_S)
+            except TimeoutError:
+                pass
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        _log.info("Shutting down")
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # closes an idle connection now, a busy one once its response is sent
+        try:
+            await asyncio.wait_for(self._drain(), timeout=self.config.timeout_graceful_shutdown)
+        except TimeoutError:
+            tasks = list(self.server_state.tasks)
+            _log.error("Cancel %s running task(s), timeout graceful shutdown exceeded", len(tasks))
+            for task in tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+    async def _drain(self) -> None:
+        state = self.server_state
+        while (state.connections or state.tasks) and not self.force_exit:
+            await asyncio.sleep(STOP_POLL_S)
+        for server in self.servers:
+            await server.wait_closed()
 
 
 def check_port(port: object) -> int:
@@ -124,7 +206,7 @@ def running_server(app: ASGIApp, port: int = 0, *, tls: TLS | None = None, lifes
     Raises :class:`ServerStartError` when the port cannot be bound or the server does not come up.
     """
     sock = sock if sock is not None else bind_loopback(port)
-    server = uvicorn.Server(_config(app, tls, lifespan, **uvicorn_options))
+    server = _Server(_config(app, tls, lifespan, **uvicorn_options))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
                               name=f"{name}:{sock.getsockname()[1]}")
     thread.start()
@@ -137,7 +219,7 @@ def running_server(app: ASGIApp, port: int = 0, *, tls: TLS | None = None, lifes
             time.sleep(0.005)
         yield Served(base_url=_base_url(sock, tls), port=sock.getsockname()[1])
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(timeout=STARTUP_TIMEOUT_S)
         sock.close()
 
@@ -149,7 +231,7 @@ def serve_forever(app: ASGIApp, port: int = 0, *, tls: TLS | None = None, lifesp
     try:
         if on_ready is not None:
             on_ready(Served(base_url=_base_url(sock, tls), port=sock.getsockname()[1]))
-        uvicorn.Server(_config(app, tls, lifespan, **uvicorn_options)).run(sockets=[sock])
+        _Server(_config(app, tls, lifespan, **uvicorn_options)).run(sockets=[sock])
     finally:
         sock.close()
 
