@@ -100,6 +100,9 @@ __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SEN
 _TOKEN_STARTS = ("sk-ant-", "eyJ")
 
 
+#: ``json.dumps(value, ensure_ascii=False, default=str)``, with one encoder made once (dumps makes one per call).
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
 # The last text lowered and the stems found in the last lowered text: the scans of one text (the sensitive-key search,
 # the pairs, the tokens) run one after another, and each needs both. Kept as one tuple each (read and replaced whole,
 # so threads never see half of one); the texts they hold are the caller's, alive meanwhile anyway.
@@ -635,13 +638,13 @@ class Redactor:
         masked match) takes the walk.
         """
         text = self.clean_json(obj)
-        return text if text is not None else json.dumps(self.redact_obj(obj), ensure_ascii=False, default=str)
+        return text if text is not None else _JSON.encode(self.redact_obj(obj))
 
     def clean_json(self, obj: Any) -> str | None:
         """``json.dumps(obj, ensure_ascii=False, default=str)`` when that text shows :meth:`redact_obj` would change
         nothing in ``obj`` and :meth:`learn_obj` would learn nothing from it (the reasoning is in
         :meth:`redact_json`); None when only the walk can tell."""
-        text = json.dumps(obj, ensure_ascii=False, default=str)
+        text = _JSON.encode(obj)
         # an object's members are scanned without their braces (no pattern holds a brace), so that a writer can join
         # them into a larger object with nothing scanned twice (lanelab.runs.RunWriter.cell_line)
         inner = text[1:-1] if isinstance(obj, dict) else text
