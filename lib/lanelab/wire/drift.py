@@ -47,11 +47,12 @@ def _error_unknowns(obs: Observation, tax: Taxonomy) -> list[Unknown]:
         out.append(Unknown.of("error_code", "details.error_code", obs.error_code))
     message = error_message(obs)
     kit_text = obs.stream_events is not None and bool(obs.error_type and _KIT_ERROR_TYPE.match(obs.error_type))
-    if message.strip() and not kit_text and message != oauth_error:  # a bare OAuth `error` is checked above
-        # a known message needs no verdict; an unknown one is flagged unless the deciding rule takes any message
-        if not tax.knows_message(message) and not getattr(tax.rule(classify(obs, tax).rule), "any_message", False):
-            where = "error_description" if oauth_error is not None else "error.message"
-            out.append(Unknown.of("message", where, message))
+    # a bare OAuth `error` is checked above; a known message needs no verdict, and an unknown one is flagged unless
+    # the rule that decides takes any message
+    if (message.strip() and not kit_text and message != oauth_error and not tax.knows_message(message)
+            and not getattr(tax.rule(classify(obs, tax).rule), "any_message", False)):
+        where = "error_description" if oauth_error is not None else "error.message"
+        out.append(Unknown.of("message", where, message))
     return out
 
 
