@@ -105,7 +105,8 @@ _JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 
 # The last text lowered and the stems found in the last lowered text: the scans of one text (the sensitive-key search,
 # the pairs, the tokens) run one after another, and each needs both. Kept as one tuple each (read and replaced whole,
-# so threads never see half of one); the texts they hold are the caller's, alive meanwhile anyway.
+# so threads never see half of one). The one text each holds stays in memory until the next scan replaces it; it is
+# never written anywhere from here.
 _last_lowered: tuple[str, str, bool] = ("", "", True)
 _last_stems: tuple[str, list[tuple[int, int]]] = ("", [])
 

@@ -73,8 +73,8 @@ class LaneTable:
 
     def check_of(self, name: str) -> tuple[str, frozenset[str] | None] | None:
         """What :func:`unknown_headers` checks for the unified header ``name`` (prefixed, lower case): None when the
-        table knows the name and not its values, ``(KIND_HEADER, None)`` when the name itself is unknown, else the
-        kind to flag and the values the table knows. Worked out once per name."""
+        table knows the name and lists no values for it, ``(KIND_HEADER, None)`` when the name itself is unknown, else
+        the kind to flag and the values the table knows. Worked out once per name."""
         if name in self._checks:
             return self._checks[name]
         rest = name.removeprefix(PREFIX)
