@@ -324,16 +324,16 @@ def _body_text(body: Any, sent: str | None = None) -> str:
         return redact.redact_json(body)
 
 
-def _spec_fields(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
-    return dict(spec) if isinstance(spec, Mapping) else {f: getattr(spec, f) for f in RequestSpec.__dataclass_fields__}
+def _spec_fields(spec: RequestSpec | Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """A spec's fields but its body, and its body, both as they are."""
+    d = dict(spec) if isinstance(spec, Mapping) else {f: getattr(spec, f) for f in RequestSpec.__dataclass_fields__}
+    return d, d.pop("body", None)
 
 
-def _spec_head(spec: RequestSpec | Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """A spec's fields but its body, redacted (headers by name), and its body as it is."""
-    d = _spec_fields(spec)
-    head = {k: redact.redact_headers(v) if k == "headers" and isinstance(v, dict) else redact.redact_obj(v)
-            for k, v in d.items() if k != "body"}
-    return head, d.get("body")
+def _redacted_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec's fields (its body left out), redacted: headers by name, the rest as data."""
+    return {k: redact.redact_headers(v) if k == "headers" and isinstance(v, dict) else redact.redact_obj(v)
+            for k, v in fields.items()}
 
 
 def spec_record(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
@@ -342,8 +342,8 @@ def spec_record(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         The ``RequestSpec.to_dict`` shape, redacted (headers by name, the body as one scanned text).
     """
-    head, body = _spec_head(spec)
-    return {**head, "body": json.loads(_body_text(body))}
+    fields, body = _spec_fields(spec)
+    return {**_redacted_fields(fields), "body": json.loads(_body_text(body))}
 
 
 def spec_text(spec: RequestSpec | Mapping[str, Any], body_sent: str | None = None) -> tuple[str, str, str]:
@@ -351,13 +351,9 @@ def spec_text(spec: RequestSpec | Mapping[str, Any], body_sent: str | None = Non
     (``{"method": …, "body": ``), the body, and the closing brace. The body is encoded once, or not at all:
     ``body_sent`` is its text as sent (see :func:`_body_text`). Fields with nothing to redact (most requests') are
     encoded as they are, in one pass."""
-    d = _spec_fields(spec)
-    body = d.pop("body", None)
-    opening = redact.clean_json(d)
-    if opening is None:
-        head, _ = _spec_head(spec)
-        opening = json.dumps(head, ensure_ascii=False, default=str)
-    return f"{opening[:-1]}{', ' if d else ''}\"body\": ", _body_text(body, body_sent), "}"
+    fields, body = _spec_fields(spec)
+    opening = redact.clean_json(fields) or json.dumps(_redacted_fields(fields), ensure_ascii=False, default=str)
+    return f"{opening[:-1]}{', ' if fields else ''}\"body\": ", _body_text(body, body_sent), "}"
 
 
 def _parse_lines(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[LoadWarning], int]:

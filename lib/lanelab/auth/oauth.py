@@ -30,7 +30,7 @@ from lanelab.auth.credential import Credential
 from lanelab.auth.issuer import default_label, issued_by
 from lanelab.auth.paste import PastedCode
 from lanelab.auth.store import CredentialStore, StoreNotWritable
-from lanelab.config import Settings, data_dir, host_allowed, is_loopback_url
+from lanelab.config import Settings, data_file, host_allowed, is_loopback_url
 from lanelab.datafiles import DataFileError, Either, ListOf, MapOf, OneOf, Str, Table, read_toml
 from lanelab.errors import Refused, ServiceError
 
@@ -135,7 +135,7 @@ SCHEMA = Table({
 
 
 def _load(path: Path | None = None) -> dict[str, Any]:
-    return read_toml(path or data_dir() / "oauth.toml", "OAuth endpoint sets", EndpointSetError, schema=SCHEMA)
+    return read_toml(path or data_file("oauth.toml"), "OAuth endpoint sets", EndpointSetError, schema=SCHEMA)
 
 
 def load_endpoint_sets(path: Path | None = None) -> dict[str, EndpointSet]:
@@ -147,7 +147,7 @@ def load_endpoint_sets(path: Path | None = None) -> dict[str, EndpointSet]:
     out = {}
     for name, e in data.get("endpoints", {}).items():
         if isinstance(e["scopes"], str) and e["scopes"] not in scope_sets:
-            raise EndpointSetError(f"The OAuth endpoint sets at {path or data_dir() / 'oauth.toml'}: endpoint set "
+            raise EndpointSetError(f"The OAuth endpoint sets at {path or data_file('oauth.toml')}: endpoint set "
                                    f"{name!r} names scope set {e['scopes']!r}, which no [scopes.*] table defines.")
         scopes = scope_sets[e["scopes"]] if isinstance(e["scopes"], str) else tuple(e["scopes"])
         out[name] = EndpointSet(name=name, description=e.get("description", ""), authorize_url=e["authorize_url"],

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lanelab.config import data_dir
+from lanelab.config import data_file
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 
 __all__ = ["FIELDS", "RemediesError", "Remedy", "load_remedies", "remedies_path", "sentence"]
@@ -56,7 +56,7 @@ class Remedy:
 
 def remedies_path() -> Path:
     """``data/remedies.toml`` (under ``LANELAB_DATA`` when set)."""
-    return data_dir() / "remedies.toml"
+    return data_file("remedies.toml")
 
 
 def _entry(raw: Any, i: int, path: Path) -> Remedy:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lanelab.config import data_dir
+from lanelab.config import data_file
 from lanelab.datafiles import (
     DataFileError,
     Either,
@@ -91,7 +91,7 @@ class Factor:
 
 
 def factors_path() -> Path:
-    return data_dir() / "factors.toml"
+    return data_file("factors.toml")
 
 
 #: The shape of data/factors.toml (see lanelab.datafiles for the vocabulary).

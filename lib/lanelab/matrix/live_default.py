@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lanelab.config import data_dir
+from lanelab.config import data_file
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.matrix.budget import estimate_tokens
 from lanelab.matrix.factors import Factor, apply_levels, baseline_levels, context_for
@@ -45,7 +45,7 @@ class LiveDefault:
 
 
 def live_default_path() -> Path:
-    return data_dir() / "live_default.toml"
+    return data_file("live_default.toml")
 
 
 def _build(path: Path) -> LiveDefault:

@@ -146,8 +146,7 @@ class ControlRoutes:
             served = self.sim.state.last_served
             if served is None:
                 return plain_error(request, 404, "not_found_error", "/v1/messages has served no answer yet.")
-            return Response(served.body, served.status_code, media_type=None,
-                            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in served.raw_headers})
+            return Response(served.body, served.status_code, headers=served.headers, media_type=None)
         return JSONResponse({"ok": True})
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lanelab.config import data_dir
+from lanelab.config import data_file
 from lanelab.datafiles import DataFileError, load_cached, read_toml
 from lanelab.errors import NotFound
 from lanelab.version_gate import load_version_gate
@@ -165,7 +165,7 @@ def _variant_matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
 
 
 def outcomes_path() -> Path:
-    return data_dir() / "sim_outcomes.toml"
+    return data_file("sim_outcomes.toml")
 
 
 def _check_reply_fields(where: str, table: Any, path: Path) -> None:
