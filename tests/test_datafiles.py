@@ -16,6 +16,7 @@ from lanelab.datafiles import (
     describe,
     key_path,
     load_cached,
+    pinned,
     problems,
     read_toml,
     validate,
@@ -40,6 +41,67 @@ def test_reads_once_per_version_and_sees_edits(tmp_path):
     path.write_text('a = 2\n')
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
     assert load_cached(path, build) == 2 and len(calls) == 2
+
+
+def _edit(path, text):
+    path.write_text(text)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+
+
+def test_a_pinned_block_keeps_the_version_it_read_first_and_reads_edits_after_it(tmp_path, monkeypatch):
+    path = tmp_path / "x.toml"
+    path.write_text('a = 1\n')
+    calls, stats = [], []
+
+    def build(p):
+        calls.append(p)
+        return read_toml(p)["a"]
+
+    from lanelab import datafiles
+    real_mtime = datafiles._mtime
+    monkeypatch.setattr(datafiles, "_mtime", lambda *a: stats.append(a[0]) or real_mtime(*a))
+    with pinned():
+        assert load_cached(path, build) == 1
+        looked = len(stats)
+        _edit(path, 'a = 2\n')
+        with pinned():  # a block inside another keeps the outer's versions
+            assert load_cached(path, build) == 1
+        assert [load_cached(path, build) for _ in range(5)] == [1] * 5
+        assert len(stats) == looked and len(calls) == 1  # no look at the file after the first reading
+    assert load_cached(path, build) == 2 and len(calls) == 2
+
+
+def test_a_pinned_block_keeps_a_build_that_gave_none_and_tells_builds_apart(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text('a = 1\n')
+    calls = []
+
+    def nothing(p):
+        calls.append(p)
+
+    with pinned():
+        assert load_cached(path, nothing) is None and load_cached(path, nothing) is None
+        assert load_cached(path, lambda p: read_toml(p)["a"], key="other") == 1
+    assert len(calls) == 1
+
+
+def test_a_pinned_block_covers_the_tasks_it_starts_and_not_other_contexts(tmp_path):
+    import asyncio
+    import contextvars
+
+    path = tmp_path / "x.toml"
+    path.write_text('a = 1\n')
+    build = lambda p: read_toml(p)["a"]
+    outside = contextvars.copy_context()  # taken before the block: not pinned
+
+    async def read_in_tasks():
+        return await asyncio.gather(*(asyncio.to_thread(load_cached, path, build) for _ in range(3)))
+
+    with pinned():
+        assert load_cached(path, build) == 1
+        _edit(path, 'a = 2\n')
+        assert asyncio.run(read_in_tasks()) == [1, 1, 1]
+        assert outside.run(load_cached, path, build) == 2
 
 
 def test_callers_get_their_own_copy(tmp_path):

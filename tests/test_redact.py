@@ -353,6 +353,43 @@ def test_redact_json_is_the_text_of_the_walk(value, learned):
     assert r.redact_json(value) == walk  # a second time, with the texts it found clean remembered
 
 
+@given(st.lists(_JSON_LIKE, min_size=1, max_size=4), st.booleans())
+@example([{"note": "to\u212aen=abcdefghijkl"}, {"x": "İ"}], False)  # a neighbour whose lower case is longer must
+# not switch the text with the Kelvin sign (a pair only under full lower-casing) to ASCII lower-casing
+@example([{"a": "x bearer"}, ["abcdefghijklmnop"]], False)  # a token across the line break: found, then one by one
+@example([{"a": "abcdefghijkl"}, {"b": 1}], True)
+def test_json_texts_found_clean_together_are_what_each_gives_alone(values, learned):
+    """clean_json_all scans its values' texts as one: when it finds them clean, each is the text clean_json gives
+    for it alone, and the text of the walk; when it does not, its caller takes each value's own way."""
+    together, alone = redact.Redactor(), redact.Redactor()
+    for r in (together, alone):
+        if learned:
+            r.register_secret("abcdefghijkl")
+    found = together.clean_json_all(values)
+    each = [alone.clean_json(v) for v in values]
+    if found is not None:
+        assert found == each
+        assert found == [json.dumps(alone.redact_obj(v), ensure_ascii=False, default=str) for v in values]
+    else:
+        # only a pattern across a line break (a token after "bearer" at a text's end) is found in the joined text
+        # and in no text alone
+        assert None in each or any(json.dumps(v, ensure_ascii=False, default=str).lower().rstrip('"]}').endswith(
+            "bearer") for v in values[:-1])
+    assert together.clean_json_all(values) == found  # again, with what it found clean remembered
+
+
+def test_json_texts_found_clean_are_scanned_again_once_a_secret_is_learned():
+    """clean_json_all remembers the texts it found clean (a cell's levels, a request's fields), until the registry
+    changes: a secret learned later is found in a remembered text."""
+    r = redact.Redactor()
+    value = {"note": "value opaque-credential-0123456789"}
+    assert r.clean_json_all([value, {"n": 1}]) is not None
+    assert r.clean_json_all([value]) is not None
+    r.register_secret("opaque-credential-0123456789")
+    assert r.clean_json_all([value, {"n": 1}]) is None and r.clean_json(value) is None
+    assert "opaque-credential-0123456789" not in r.redact_json(value)
+
+
 def test_redact_json_masks_what_only_the_walk_finds():
     """Short values under sensitive keys and secrets behind escapes are masked as the walk masks them."""
     r = redact.Redactor()

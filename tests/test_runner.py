@@ -212,6 +212,42 @@ def test_run_sync_works_inside_a_running_event_loop():
     assert asyncio.run(inner()) == 42
 
 
+@pytest.mark.parametrize("inside_a_loop", [False, True])
+def test_a_run_reads_each_data_file_once_so_an_edit_during_it_applies_to_the_next_run(tmp_path, monkeypatch,
+                                                                                      inside_a_loop):
+    import shutil
+
+    from lanelab.config import data_dir
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir(), data)
+    monkeypatch.setenv("LANELAB_DATA", str(data))
+    sent = []
+
+    def handler(request):
+        sent.append(request)
+        if len(sent) == 2:  # after the first cell was read: the lane table and the taxonomy break
+            (data / "lanes.toml").write_text("not = [toml\n")
+            (data / "outcomes.toml").write_text("not = [toml\n")
+        return httpx.Response(400, json={"type": "error", "error": {
+            "type": "invalid_request_error", "message": "You're out of extra usage. Add more at claude.ai/settings/usage "
+                                                        "and keep going."}},
+                              headers={"anthropic-ratelimit-unified-status": "rejected"})
+
+    def go():
+        return run(tmp_path, cells(4), handler, concurrency=1)
+
+    if inside_a_loop:  # as in a notebook: the run goes to a worker thread, and its data files with it
+        async def in_loop():
+            return go()
+        result = asyncio.run(in_loop())
+    else:
+        result = go()
+    assert result.sent == 4 and set(result.outcomes) == {"extra_usage_exhausted"}
+    with pytest.raises(Exception, match="lanes.toml|outcomes.toml"):  # the next run reads the edited files
+        go()
+
+
 # ------------------------------------------------------------------------------------------------ secrets
 def test_the_token_goes_out_but_never_into_the_run_file(tmp_path):
     seen = []

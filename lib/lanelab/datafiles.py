@@ -38,6 +38,7 @@ For data files read elsewhere (e.g. the simulator's policies and outcome templat
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import os
@@ -45,19 +46,23 @@ import re
 import threading
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
 from lanelab.errors import InputError, UserError
 
 __all__ = ["DataFileError", "Either", "Int", "ListOf", "MapOf", "OneOf", "Schema", "Str", "Table", "describe",
-           "key_path", "kind_of", "load_cached", "problems", "read_toml", "validate"]
+           "key_path", "kind_of", "load_cached", "pinned", "problems", "read_toml", "validate"]
 
 
 T = TypeVar("T")
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[int, Any]] = {}
 _resolved_paths: dict[str, str] = {}
+#: The versions read inside :func:`pinned` (None outside it), by path as given and build key; values are 1-tuples so
+#: that a build may return None.
+_pins: ContextVar[dict[tuple[str, str], tuple[Any]] | None] = ContextVar("lanelab_data_pins", default=None)
 
 
 class DataFileError(InputError):
@@ -408,19 +413,45 @@ def load_cached(path: Path, build: Callable[[Path], T], what: str = "data file",
 
     ``key`` tells apart several builds of one file that share a function name (default: the function's name).
     Each call costs one ``stat`` (an edited file is read again at once), a few microseconds: the wire layer asks
-    for its tables once or twice per response."""
+    for its tables once or twice per response. Inside :func:`pinned` the version first read is kept, with no
+    ``stat``."""
     text = os.fspath(path)
-    mtime = _mtime(text, what, error)
     if key is None:
         name = getattr(build, "__qualname__", None)
         key = f"{getattr(build, '__module__', '')}.{name}" if name else repr(build)
+    pins = _pins.get()
+    if pins is not None:
+        kept = pins.get((text, key))
+        if kept is not None:
+            return kept[0]
+    mtime = _mtime(text, what, error)
     hit = _cache.get((_resolved(text), key))  # a dict read is atomic; the lock guards the writes
     if hit and hit[0] == mtime:
-        return hit[1]
-    value = build(Path(text))
-    with _lock:
-        _cache[(_resolved(text), key)] = (mtime, value)
+        value = hit[1]
+    else:
+        value = build(Path(text))
+        with _lock:
+            _cache[(_resolved(text), key)] = (mtime, value)
+    if pins is not None:
+        pins[(text, key)] = (value,)
     return value
+
+
+@contextlib.contextmanager
+def pinned() -> Iterator[None]:
+    """Read each data file once for the length of the block: a run classifies every cell against one version of
+    its tables, and spares the per-response ``stat``. Inside the block, :func:`load_cached` returns the version it
+    first read there; a file edited meanwhile is read again after the block. The block covers code running in its
+    context (the tasks it starts, threads given a copy of its context); a block inside another keeps the outer's
+    versions."""
+    if _pins.get() is not None:
+        yield
+        return
+    token = _pins.set({})
+    try:
+        yield
+    finally:
+        _pins.reset(token)
 
 
 def _encoding_problem(data: bytes) -> str | None:

@@ -90,7 +90,7 @@ CLEAN_CHARS_MAX = 4 * 1024 * 1024
 
 __all__ = ["BODY_RECORD_LIMIT", "MASK", "MAX_JSON_DEPTH", "SENSITIVE_KEYS", "SENSITIVE_SUFFIXES",
            "TOKEN_MAX_CHARS", "LogFilter", "Redactor", "SecretLeak", "assert_clean", "assert_clean_parts", "clean_json",
-           "find_secrets", "forget_secrets", "guard_logging", "is_sensitive_key", "learn_body",
+           "clean_json_all", "find_secrets", "forget_secrets", "guard_logging", "is_sensitive_key", "learn_body",
            "learn_headers", "learn_obj", "learn_text", "loads_bounded", "mask", "redact_body",
            "redact_headers", "redact_json", "redact_obj", "redact_text", "register_secret", "restore",
            "snapshot", "token_shape_problem"]
@@ -340,6 +340,16 @@ def _hidden(value: str) -> bool:
     return len(value) < 8 or MASK in value
 
 
+def _masked(text: str, known: Iterable[str]) -> str:
+    """``text`` with every registered secret in ``known`` (longest first), value under a sensitive key and token
+    shape masked: what :meth:`Redactor.redact_text` gives, without its memory."""
+    out = text
+    for secret in known:
+        if secret in out:
+            out = out.replace(secret, mask(secret))
+    return _mask_tokens(_mask_pairs(out))
+
+
 def _mask_pairs(text: str) -> str:
     pieces: list[str] = []
     last = 0
@@ -442,8 +452,10 @@ class Redactor:
         self._sorted: list[str] | None = []
         # Texts redact_text found nothing to mask in, against the registry as it is now (see _changed) ...
         self._clean: set[str] = set()
-        # ... and texts the leak check found no secret in (assert_clean_parts); both share one bound
+        # ... texts the leak check found no secret in (assert_clean_parts) ...
         self._checked: set[str] = set()
+        # ... and JSON texts clean_json found clean (each also in _clean); all three share one bound
+        self._json_clean: set[str] = set()
         self._clean_chars = 0
         self._generation = 0
 
@@ -480,7 +492,7 @@ class Redactor:
         """The registry changed (the caller holds the lock): forget its sorted form and every text known clean."""
         self._sorted = sorted_
         self._generation += 1
-        self._clean, self._checked = set(), set()
+        self._clean, self._checked, self._json_clean = set(), set(), set()
         self._clean_chars = 0
 
     def _known(self) -> list[str]:
@@ -496,16 +508,25 @@ class Redactor:
     def _remember_clean(self, text: str, generation: int, checked: bool = False) -> None:
         """Remember that ``text`` holds nothing to mask (``checked``: that the leak check found no secret in it), if
         the registry is still the one it was checked against."""
-        size = len(text)
-        if size > CLEAN_TEXT_MAX:
-            return
+        self._remember([text], generation, "checked" if checked else "clean")
+
+    def _remember(self, texts: Iterable[str], generation: int, kind: str) -> None:
+        """Remember ``texts`` as ``clean`` (redact_text masks nothing in them), ``checked`` (the leak check found no
+        secret) or ``json`` (clean_json found them clean, so clean as well), if the registry is still the one they
+        were checked against."""
         with self._lock:
             if generation != self._generation:
                 return  # a secret was learned meanwhile: the check is stale
-            if self._clean_chars + size > CLEAN_CHARS_MAX:
-                self._clean, self._checked, self._clean_chars = set(), set(), 0
-            (self._checked if checked else self._clean).add(text)
-            self._clean_chars += size
+            for text in texts:
+                size = len(text)
+                if size > CLEAN_TEXT_MAX:
+                    continue
+                if self._clean_chars + size > CLEAN_CHARS_MAX:
+                    self._clean, self._checked, self._json_clean, self._clean_chars = set(), set(), set(), 0
+                if kind == "json":
+                    self._json_clean.add(text)
+                (self._checked if kind == "checked" else self._clean).add(text)
+                self._clean_chars += size
 
     # ---- learning: what goes by as a secret is registered before anything about it is written ------------------
     def learn_headers(self, headers: Any) -> None:
@@ -593,11 +614,7 @@ class Redactor:
         if text in self._clean:
             return text
         generation, known = self._known_now()
-        out = text
-        for secret in known:
-            if secret in out:
-                out = out.replace(secret, mask(secret))
-        out = _mask_tokens(_mask_pairs(out))
+        out = _masked(text, known)
         if out == text:
             self._remember_clean(text, generation)
             return text
@@ -645,12 +662,39 @@ class Redactor:
         """``json.dumps(obj, ensure_ascii=False, default=str)`` when that text shows :meth:`redact_obj` would change
         nothing in ``obj`` and :meth:`learn_obj` would learn nothing from it (the reasoning is in
         :meth:`redact_json`); None when only the walk can tell."""
-        text = _JSON.encode(obj)
+        found = self.clean_json_all([obj])
+        return found[0] if found is not None else None
+
+    def clean_json_all(self, objs: Iterable[Any]) -> list[str] | None:
+        """``[clean_json(o) for o in objs]`` when every one of them is clean, None when one is not: their texts are
+        scanned as one, one per line, which costs one scan's overhead for all of them (a record's parts).
+
+        Why one text answers for each: every text here is JSON with no backslash, so a line break is outside every
+        string of it, and no key, value, token or pair pattern reads across a line break; so whatever one text
+        holds, the joined text holds at the same place (a registered secret is in it as well). This needs the joined
+        text's lower case to keep its length (it does unless a character such as "İ" lowers to two): then each
+        text's lower case is its part of the joined one. Otherwise, the texts are looked at one by one. A text
+        found clean is remembered, so a text met again (a request's fields, a cell's levels) is not scanned again.
+        """
+        objs = list(objs)
+        texts = [_JSON.encode(obj) for obj in objs]
         # an object's members are scanned without their braces (no pattern holds a brace), so that a writer can join
         # them into a larger object with nothing scanned twice (lanelab.runs.RunWriter.cell_line)
-        inner = text[1:-1] if isinstance(obj, dict) else text
-        clean = "\\" not in inner and not _has_sensitive_key(inner) and self.redact_text(inner) == inner
-        return text if clean else None
+        inners = [text[1:-1] if isinstance(obj, dict) else text for obj, text in zip(objs, texts)]
+        return texts if self._json_texts_clean(inners) else None
+
+    def _json_texts_clean(self, inners: list[str]) -> bool:
+        todo = [text for text in inners if text not in self._json_clean]
+        if not todo:
+            return True
+        joined = "\n".join(todo)
+        if len(todo) > 1 and not _lowered(joined)[1]:
+            return all(self._json_texts_clean([text]) for text in todo)
+        generation, known = self._known_now()
+        clean = "\\" not in joined and not _has_sensitive_key(joined) and _masked(joined, known) == joined
+        if clean:
+            self._remember(todo, generation, "json")
+        return clean
 
     def _mask_leaves(self, obj: Any) -> Any:
         if isinstance(obj, dict):
@@ -798,6 +842,7 @@ redact_text = _default.redact_text
 redact_obj = _default.redact_obj
 redact_json = _default.redact_json
 clean_json = _default.clean_json
+clean_json_all = _default.clean_json_all
 redact_headers = _default.redact_headers
 redact_body = _default.redact_body
 find_secrets = _default.find_secrets

@@ -346,14 +346,11 @@ def spec_record(spec: RequestSpec | Mapping[str, Any]) -> dict[str, Any]:
     return {**_redacted_fields(fields), "body": json.loads(_body_text(body))}
 
 
-def spec_text(spec: RequestSpec | Mapping[str, Any], body_sent: str | None = None) -> tuple[str, str, str]:
-    """:func:`spec_record` as the JSON text a record line holds, in three parts: the fields before the body
-    (``{"method": …, "body": ``), the body, and the closing brace. The body is encoded once, or not at all:
-    ``body_sent`` is its text as sent (see :func:`_body_text`). Fields with nothing to redact (most requests') are
-    encoded as they are, in one pass."""
-    fields, body = _spec_fields(spec)
-    opening = redact.clean_json(fields) or json.dumps(_redacted_fields(fields), ensure_ascii=False, default=str)
-    return f"{opening[:-1]}{', ' if fields else ''}\"body\": ", _body_text(body, body_sent), "}"
+def _spec_opening(fields: Mapping[str, Any], encoded: str = "") -> str:
+    """The JSON text of a spec record before its body (``{"method": …, "body": ``): ``encoded`` (the fields' text
+    when :func:`lanelab.redact.clean_json` found them clean), or else the redacted fields encoded."""
+    text = encoded or json.dumps(_redacted_fields(fields), ensure_ascii=False, default=str)
+    return f"{text[:-1]}{', ' if fields else ''}\"body\": "
 
 
 def _parse_lines(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[LoadWarning], int]:
@@ -662,16 +659,19 @@ class RunWriter:
         Raises:
             SecretLeak: a secret survives redaction (a bug, never a user error).
         """
-        obs = observation.to_json() if isinstance(observation, Observation) else redact.redact_json(dict(observation))
         kind = extra.pop("record", "cell")
-        head = redact.redact_json({"record": kind, "cell_id": cell_id, "profile": profile, "levels": dict(levels),
-                                   "credential": credential})
-        tail = redact.redact_json({"outcome": outcome, "lane": lane, "rule": rule, "sent_at": now_iso(), **extra})
-        spec_open, body, spec_close = spec_text(spec, body_sent)
+        head = {"record": kind, "cell_id": cell_id, "profile": profile, "levels": dict(levels),
+                "credential": credential}
+        obs = observation.plain() if isinstance(observation, Observation) else dict(observation)
+        tail = {"outcome": outcome, "lane": lane, "rule": rule, "sent_at": now_iso(), **extra}
+        fields, body = _spec_fields(spec)
+        # the parts with nothing to redact (most cells' every part) are found so with one scan; else one by one
+        texts = redact.clean_json_all([head, obs, tail, fields]) or [
+            redact.redact_json(head), redact.redact_json(obs), redact.redact_json(tail), redact.clean_json(fields) or ""]
         # cut between whole JSON values, where no secret's pattern can cross (redact.assert_clean_parts); an object's
-        # members without its braces are what redact_json found clean, so they are not scanned again
-        parts = ("{", head[1:-1], ', "spec": ', spec_open, body, spec_close, ', "observation": {', obs[1:-1], "}, ",
-                 tail[1:-1], "}")
+        # members without its braces are what was found clean, so they are not scanned again
+        parts = ("{", texts[0][1:-1], ', "spec": ', _spec_opening(fields, texts[3]), _body_text(body, body_sent), "}",
+                 ', "observation": {', texts[1][1:-1], "}, ", texts[2][1:-1], "}")
         redact.assert_clean_parts(parts, where="a run record")
         line = "".join(parts)
         return (line + "\n").encode()

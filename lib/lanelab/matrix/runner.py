@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from lanelab.config import Settings, host_allowed
+from lanelab.datafiles import pinned
 from lanelab.live import NotConfirmed, require_live_opt_in
 from lanelab.matrix.budget import Budget, BudgetGuard, Spend
 from lanelab.matrix.errors import RunnerError
@@ -277,33 +278,37 @@ def run_matrix(cells: Sequence[PlannedCell], options: RunOptions | None = None, 
     :class:`lanelab.matrix.profiles.ReferenceOnlyProfile`, a credential lookup error (not found, or
     :class:`lanelab.auth.issuer.WrongIssuer`), or :class:`lanelab.errors.InputError` (an unsafe run id); never after
     anything was sent.
+
+    The run reads each data file once (:func:`lanelab.datafiles.pinned`): every cell is classified against the same
+    outcome taxonomy and lane table, and a file edited during the run applies from the next run.
     """
-    options = (options or RunOptions()).with_(**overrides)
-    settings = options.settings or Settings.from_env()
-    labels = {c.spec.credential or credential for c in cells}
-    base_url = _check_target(settings, options, labels)
-    _refuse_references(cells)
-    token_for = token_source(settings, base_url, credential, token=token, token_for=token_for)
-    taxonomy = options.taxonomy or load_taxonomy()
-    opening = _open_run(cells, settings, base_url, options, taxonomy, profile=profile, design=design,
-                        factors=list(factors), credential=credential, labels=labels)
-    todo = opening.todo
-    guard = BudgetGuard(options.budget) if options.budget is not None else None
-    if guard is not None:  # before anything is written or sent
-        guard.check_plan((c.spec for c in todo), how_to_raise="raise the budget (--budget N, or budget=…)",
-                         cheaper=options.cheaper)
-    if settings.mode == "live" and todo and not options.confirmed:
-        raise NotConfirmed(f"{len(todo)} live requests need a confirmation; nothing was sent.",
-                           "Confirm first: --yes (CLI), the confirm button or CONFIRM_LIVE = True (notebook), or "
-                           "confirmed=True from Python after showing plan.confirmation(...).")
-    tokens = resolve_tokens((c.spec.credential or credential for c in todo), token_for)
-    writer, result = _start(opening, cells, token_for)
-    result.mode = settings.mode
-    ctx = SendContext(base_url=base_url, writer=writer, tokens=tokens, default_credential=credential,
-                      retry=options.retry, guard=guard, taxonomy=taxonomy, sleep=options.sleep or asyncio.sleep,
-                      rng=options.rng or random.Random(), reach=Reachability(stop_after=options.stop_after),
-                      durable=settings.mode == "live" if options.durable is None else options.durable)
-    wanted = options.usage_snapshots and todo
-    snapshot_token = (tokens.get(credential) or next(iter(tokens.values()), None)) if wanted else None
-    _send(ctx, todo, options, result, snapshot_token, settings)
+    with pinned():  # one version of every data file for the whole run
+        options = (options or RunOptions()).with_(**overrides)
+        settings = options.settings or Settings.from_env()
+        labels = {c.spec.credential or credential for c in cells}
+        base_url = _check_target(settings, options, labels)
+        _refuse_references(cells)
+        token_for = token_source(settings, base_url, credential, token=token, token_for=token_for)
+        taxonomy = options.taxonomy or load_taxonomy()
+        opening = _open_run(cells, settings, base_url, options, taxonomy, profile=profile, design=design,
+                            factors=list(factors), credential=credential, labels=labels)
+        todo = opening.todo
+        guard = BudgetGuard(options.budget) if options.budget is not None else None
+        if guard is not None:  # before anything is written or sent
+            guard.check_plan((c.spec for c in todo), how_to_raise="raise the budget (--budget N, or budget=…)",
+                             cheaper=options.cheaper)
+        if settings.mode == "live" and todo and not options.confirmed:
+            raise NotConfirmed(f"{len(todo)} live requests need a confirmation; nothing was sent.",
+                               "Confirm first: --yes (CLI), the confirm button or CONFIRM_LIVE = True (notebook), or "
+                               "confirmed=True from Python after showing plan.confirmation(...).")
+        tokens = resolve_tokens((c.spec.credential or credential for c in todo), token_for)
+        writer, result = _start(opening, cells, token_for)
+        result.mode = settings.mode
+        ctx = SendContext(base_url=base_url, writer=writer, tokens=tokens, default_credential=credential,
+                          retry=options.retry, guard=guard, taxonomy=taxonomy, sleep=options.sleep or asyncio.sleep,
+                          rng=options.rng or random.Random(), reach=Reachability(stop_after=options.stop_after),
+                          durable=settings.mode == "live" if options.durable is None else options.durable)
+        wanted = options.usage_snapshots and todo
+        snapshot_token = (tokens.get(credential) or next(iter(tokens.values()), None)) if wanted else None
+        _send(ctx, todo, options, result, snapshot_token, settings)
     return result

@@ -19,6 +19,7 @@ in a row the sender stops: the cells not yet sent are counted as not sent, and t
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -276,5 +277,6 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(make())
+    context = contextvars.copy_context()  # the caller's context (a run's pinned data files) goes along
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanelab-run") as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
+        return pool.submit(context.run, lambda: asyncio.run(make())).result()

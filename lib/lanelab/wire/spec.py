@@ -158,7 +158,9 @@ class Observation:
         except ValueError:
             return None
 
-    def _data(self) -> dict[str, Any]:
+    def plain(self) -> dict[str, Any]:
+        """The observation as plain data, not redacted again: for a writer that redacts it with the rest of a record
+        (:meth:`lanelab.runs.RunWriter.cell_line`). Shares this observation's containers."""
         # no asdict(): redaction returns fresh containers (or text), and this runs once per stored cell
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["unified"] = self.unified.to_dict()
@@ -167,11 +169,11 @@ class Observation:
 
     def to_dict(self) -> dict[str, Any]:
         """The observation as plain data, redacted."""
-        return redact.redact_obj(self._data())
+        return redact.redact_obj(self.plain())
 
     def to_json(self) -> str:
         """:meth:`to_dict` as JSON text (what the run store writes; :func:`lanelab.redact.redact_json`)."""
-        return redact.redact_json(self._data())
+        return redact.redact_json(self.plain())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Observation:
