@@ -60,9 +60,9 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[int, Any]] = {}
 _resolved_paths: dict[str, str] = {}
-#: The versions read inside :func:`pinned` (None outside it), by path as given and build key; values are 1-tuples so
-#: that a build may return None.
-_pins: ContextVar[dict[tuple[str, str], tuple[Any]] | None] = ContextVar("lanelab_data_pins", default=None)
+#: The versions read inside :func:`pinned` (None outside it), by path as given and build key (or the build's code);
+#: values are 1-tuples so that a build may return None.
+_pins: ContextVar[dict[tuple[str, Any], tuple[Any]] | None] = ContextVar("lanelab_data_pins", default=None)
 
 
 class DataFileError(InputError):
@@ -416,14 +416,15 @@ def load_cached(path: Path, build: Callable[[Path], T], what: str = "data file",
     for its tables once or twice per response. Inside :func:`pinned` the version first read is kept, with no
     ``stat``."""
     text = os.fspath(path)
+    pins = _pins.get()
+    if pins is not None:  # (a build is told apart by its code: a lambda is made anew on every call)
+        pin = (text, key if key is not None else getattr(build, "__code__", build))
+        kept = pins.get(pin)
+        if kept is not None:
+            return kept[0]
     if key is None:
         name = getattr(build, "__qualname__", None)
         key = f"{getattr(build, '__module__', '')}.{name}" if name else repr(build)
-    pins = _pins.get()
-    if pins is not None:
-        kept = pins.get((text, key))
-        if kept is not None:
-            return kept[0]
     mtime = _mtime(text, what, error)
     hit = _cache.get((_resolved(text), key))  # a dict read is atomic; the lock guards the writes
     if hit and hit[0] == mtime:
@@ -433,7 +434,7 @@ def load_cached(path: Path, build: Callable[[Path], T], what: str = "data file",
         with _lock:
             _cache[(_resolved(text), key)] = (mtime, value)
     if pins is not None:
-        pins[(text, key)] = (value,)
+        pins[pin] = (value,)
     return value
 
 

@@ -552,8 +552,9 @@ class Redactor:
                 for part in value.split(";"):
                     self.register_secret(part.partition("=")[2].strip().strip('"'))
             self.learn_text(value)
-        joined = "\n".join(plain)
-        for text in [joined] if joined.isascii() else plain:
+        fresh = [value for value in plain if value not in self._clean]  # (a clean value has nothing to learn)
+        joined = "\n".join(fresh)
+        for text in [joined] if joined.isascii() else fresh:
             self.learn_text(text)
 
     def learn_text(self, text: str) -> None:
@@ -667,34 +668,39 @@ class Redactor:
 
     def clean_json_all(self, objs: Iterable[Any]) -> list[str] | None:
         """``[clean_json(o) for o in objs]`` when every one of them is clean, None when one is not: their texts are
-        scanned as one, one per line, which costs one scan's overhead for all of them (a record's parts).
-
-        Why one text answers for each: every text here is JSON with no backslash, so a line break is outside every
-        string of it, and no key, value, token or pair pattern reads across a line break; so whatever one text
-        holds, the joined text holds at the same place (a registered secret is in it as well). This needs the joined
-        text's lower case to keep its length (it does unless a character such as "İ" lowers to two): then each
-        text's lower case is its part of the joined one. Otherwise, the texts are looked at one by one. A text
-        found clean is remembered, so a text met again (a request's fields, a cell's levels) is not scanned again.
-        """
+        scanned as one (:meth:`_all_clean`), which costs one scan's overhead for all of them (a record's parts). A
+        text found clean is remembered, so a text met again (a request's fields, a cell's levels) is not scanned
+        again."""
         objs = list(objs)
         texts = [_JSON.encode(obj) for obj in objs]
         # an object's members are scanned without their braces (no pattern holds a brace), so that a writer can join
         # them into a larger object with nothing scanned twice (lanelab.runs.RunWriter.cell_line)
         inners = [text[1:-1] if isinstance(obj, dict) else text for obj, text in zip(objs, texts)]
-        return texts if self._json_texts_clean(inners) else None
+        return texts if self._all_clean(inners, json=True) else None
 
-    def _json_texts_clean(self, inners: list[str]) -> bool:
-        todo = [text for text in inners if text not in self._json_clean]
+    def _all_clean(self, texts: list[str], json: bool = False) -> bool:
+        """True when :meth:`redact_text` would mask nothing in any of ``texts`` (``json``: JSON texts, and
+        :meth:`clean_json` would find each clean: no backslash, no sensitive key either). Texts known clean already
+        are not looked at again; the others are scanned as one text, one per line, and each is remembered clean.
+
+        Why one text answers for each: no key, value, token or pair pattern reads across a line break (in JSON with
+        no backslash, a line break is outside every string), so whatever one text holds, the joined text holds at
+        the same place (a registered secret is in it as well). This needs the joined text's lower case to keep its
+        length (it does unless a character such as "İ" lowers to two): then each text's lower case is its part of
+        the joined one. Otherwise the texts are looked at one by one."""
+        todo = [text for text in texts if text not in (self._json_clean if json else self._clean)]
         if not todo:
             return True
         joined = "\n".join(todo)
         if len(todo) > 1 and not _lowered(joined)[1]:
-            return all(self._json_texts_clean([text]) for text in todo)
+            return all(self._all_clean([text], json) for text in todo)
         generation, known = self._known_now()
-        clean = "\\" not in joined and not _has_sensitive_key(joined) and _masked(joined, known) == joined
-        if clean:
-            self._remember(todo, generation, "json")
-        return clean
+        if json and ("\\" in joined or _has_sensitive_key(joined)):
+            return False
+        if _masked(joined, known) != joined:
+            return False
+        self._remember(todo, generation, "json" if json else "clean")
+        return True
 
     def _mask_leaves(self, obj: Any) -> Any:
         if isinstance(obj, dict):
@@ -708,13 +714,11 @@ class Redactor:
     def redact_headers(self, headers: Any) -> dict[str, str]:
         """Headers as a plain dict with secret values masked (accepts dicts, httpx.Headers or pairs).
 
-        Values under a sensitive name are masked whole. The others are scanned as one text, one per line, when they
-        are ASCII: a match in one value is a match in that text (no pattern reads across a line break, nor a
-        lower-casing that changes length), so when the text has nothing to mask neither has any value, and they are
-        kept as they are. Anything found, or a non-ASCII value, takes the scan value by value."""
+        Values under a sensitive name are masked whole. The others are looked at together (:meth:`_all_clean`: those
+        not known clean already, as one text), and kept as they are when nothing is found; anything found takes the
+        scan value by value."""
         items = [(k, v, is_sensitive_key(k)) for k, v in _header_items(headers)]
-        joined = "\n".join(v for _, v, sensitive in items if not sensitive)
-        keep = joined.isascii() and self.redact_text(joined) == joined
+        keep = self._all_clean([v for _, v, sensitive in items if not sensitive])
         return _join_repeated([(k, _mask_header_value(v) if sensitive else v if keep else self.redact_text(v))
                                for k, v, sensitive in items])
 

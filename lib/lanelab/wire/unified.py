@@ -320,6 +320,17 @@ class UnifiedLimits:
         return cls(five_hour=five, seven_day=seven, **d)
 
 
+# The header names parse_unified reads, made once (it runs once per response).
+_STATUS, _RESET, _CLAIM = f"{PREFIX}status", f"{PREFIX}reset", f"{PREFIX}representative-claim"
+_IN_USE, _FALLBACK = f"{PREFIX}overage-in-use", f"{PREFIX}fallback-percentage"
+_OVERAGE_STATUS, _OVERAGE_REASON = f"{PREFIX}overage-status", f"{PREFIX}overage-disabled-reason"
+_OVERAGE_UTILIZATION, _OVERAGE_RESET = f"{PREFIX}overage-utilization", f"{PREFIX}overage-reset"
+#: A typed window's four header names (status, utilization, reset, surpassed threshold), by window key.
+_WINDOW_NAMES = {key: tuple(f"{PREFIX}{key}-{name}" for name in ("status", "utilization", "reset",
+                                                                  "surpassed-threshold"))
+                 for key in ("5h", "7d")}
+
+
 def parse_unified(headers: Mapping[str, str]) -> UnifiedLimits:
     """Parse the unified headers out of any header mapping (names compared case-insensitively).
 
@@ -327,33 +338,36 @@ def parse_unified(headers: Mapping[str, str]) -> UnifiedLimits:
     """
     h: dict[str, str] = {}
     for k, v in headers.items():
-        name = str(k).lower()
+        name = k.lower() if isinstance(k, str) else str(k).lower()
         if name.startswith(PREFIX):
             h[name] = str(v)
     if not h:
         return UnifiedLimits()
-    in_use = h.get(f"{PREFIX}overage-in-use")
+    in_use = h.get(_IN_USE)
     return UnifiedLimits(
-        status=h.get(f"{PREFIX}status"),
-        reset=_int(h.get(f"{PREFIX}reset")),
-        representative_claim=h.get(f"{PREFIX}representative-claim"),
-        five_hour=_typed(h, "5h"),
-        seven_day=_typed(h, "7d"),
-        overage_status=h.get(f"{PREFIX}overage-status"),
-        overage_disabled_reason=h.get(f"{PREFIX}overage-disabled-reason"),
-        overage_utilization=_float(h.get(f"{PREFIX}overage-utilization")),
-        overage_reset=_int(h.get(f"{PREFIX}overage-reset")),
+        status=h.get(_STATUS),
+        reset=_int(h.get(_RESET)),
+        representative_claim=h.get(_CLAIM),
+        five_hour=_typed(h, _WINDOW_NAMES["5h"]),
+        seven_day=_typed(h, _WINDOW_NAMES["7d"]),
+        overage_status=h.get(_OVERAGE_STATUS),
+        overage_disabled_reason=h.get(_OVERAGE_REASON),
+        overage_utilization=_float(h.get(_OVERAGE_UTILIZATION)),
+        overage_reset=_int(h.get(_OVERAGE_RESET)),
         overage_in_use=None if in_use is None else in_use.strip().lower() == "true",
-        fallback_percentage=_float(h.get(f"{PREFIX}fallback-percentage")),
+        fallback_percentage=_float(h.get(_FALLBACK)),
         raw=h,
     )
 
 
-def _typed(h: Mapping[str, str], key: str) -> Window:
-    """The four typed fields of one window (the stored ``five_hour``/``seven_day`` shape); all None when absent."""
-    return Window(status=h.get(f"{PREFIX}{key}-status"), utilization=_float(h.get(f"{PREFIX}{key}-utilization")),
-                  reset=_int(h.get(f"{PREFIX}{key}-reset")),
-                  surpassed_threshold=_float(h.get(f"{PREFIX}{key}-surpassed-threshold")))
+def _typed(h: Mapping[str, str], names: tuple[str, ...]) -> Window:
+    """The four typed fields of one window (the stored ``five_hour``/``seven_day`` shape); all None when absent.
+    ``names``: the window's header names (:data:`_WINDOW_NAMES`)."""
+    status, utilization, reset, surpassed = names
+    if status not in h and utilization not in h and reset not in h and surpassed not in h:
+        return Window()
+    return Window(status=h.get(status), utilization=_float(h.get(utilization)), reset=_int(h.get(reset)),
+                  surpassed_threshold=_float(h.get(surpassed)))
 
 
 def unknown_headers(raw: Mapping[str, str], table: LaneTable | None = None) -> list[tuple[str, str, str]]:
