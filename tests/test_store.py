@@ -249,3 +249,18 @@ def test_a_cell_line_is_the_record_encoded_whole(monkeypatch, body, headers, mes
     assert line == expected
     if line is not None:
         assert TOKEN not in line.decode() and json.loads(line)["spec"]["headers"].keys() == headers.keys()
+
+
+def test_now_is_stamped_to_the_second_in_utc(monkeypatch):
+    """now_iso writes out each second once (a run stamps every cell); the text is the second's, in UTC."""
+    import datetime as dt
+    import types
+
+    from lanelab import runs
+
+    clock = iter([1796083200.2, 1796083200.9, 1796083201.0, 1796083200.5])
+    monkeypatch.setattr(runs, "time", types.SimpleNamespace(time=lambda: next(clock)))
+    stamps = [runs.now_iso() for _ in range(4)]
+    assert stamps[0] == stamps[1] == "2026-12-01T00:00:00+00:00" == stamps[3]
+    assert stamps[2] == "2026-12-01T00:00:01+00:00"
+    assert dt.datetime.fromisoformat(stamps[2]).tzinfo == dt.UTC

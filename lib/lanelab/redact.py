@@ -719,6 +719,8 @@ class Redactor:
         scan value by value."""
         items = [(k, v, is_sensitive_key(k)) for k, v in _header_items(headers)]
         keep = self._all_clean([v for _, v, sensitive in items if not sensitive])
+        if keep and type(headers) is dict and not any(sensitive for _, _, sensitive in items):
+            return dict(headers)  # (a dict's names are unique: nothing to join, nothing to mask)
         return _join_repeated([(k, _mask_header_value(v) if sensitive else v if keep else self.redact_text(v))
                                for k, v, sensitive in items])
 

@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,8 +198,18 @@ class Run:
         return tidy(self)
 
 
+#: The last second :func:`now_iso` wrote out, and its text (a run stamps every cell; most share their second).
+_last_second: tuple[int, str] = (-1, "")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """Now, in UTC, to the second: ``2026-11-30T12:00:00+00:00``."""
+    global _last_second
+    second = int(time.time())
+    last = _last_second
+    if last[0] != second:
+        last = _last_second = (second, datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds"))
+    return last[1]
 
 
 def _slug(text: str) -> str:
