@@ -1,7 +1,7 @@
 """Runner overhead: the kit's runner against a bare httpx.AsyncClient loop, same requests, same simulator, same
 concurrency, in one process. Prints both rates and their ratio (aim: at least 0.9).
 
-    .venv/bin/python bench/bench_runner.py [--requests 400] [--concurrency 8] [--rounds 9]
+    .venv/bin/python bench/bench_runner.py [--requests 400] [--concurrency 8] [--rounds 15]
 
 The simulator runs in its own process (``python -m lanelab sim``), as the live API would be remote: in-process, its
 request handling would share the client's interpreter lock and measure the simulator rather than the runner. The
@@ -107,9 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=9,
+    parser.add_argument("--rounds", type=int, default=15,
                         help="rounds, each running the bare loop and the runner back to back; the ratios are the median "
-                             "of the rounds' (default 9: this machine is noisy)")
+                             "of the rounds' (default 15: this machine is noisy)")
     args = parser.parse_args()
     with simulator_process("2026-05-25") as url, tempfile.TemporaryDirectory() as tmp:
         settings = Settings(mode="sim", base_url=url, out=Path(tmp))

@@ -159,8 +159,10 @@ class Observation:
             return None
 
     def plain(self) -> dict[str, Any]:
-        """The observation as plain data, not redacted again: for a writer that redacts it with the rest of a record
-        (:meth:`lanelab.runs.RunWriter.cell_line`). Shares this observation's containers."""
+        """The observation as plain data, as it is held: its headers and body were redacted when it was made, but the
+        error's type, message and code and the unified headers' values are as the server sent them. For a writer
+        that redacts it with the rest of a record (:meth:`lanelab.runs.RunWriter.cell_line`); :meth:`to_dict` is the
+        redacted form. Shares this observation's containers."""
         # no asdict(): redaction returns fresh containers (or text), and this runs once per stored cell
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["unified"] = self.unified.to_dict()
