@@ -21,7 +21,9 @@ second view of the same cost that does not count time spent waiting for a core o
 The ratios are paired: each round runs the bare loop and the runner back to back, and the ratio is the median of the
 rounds' ratios. On a shared machine the pace drifts by half from one round to another (the same loop took 0.84 s and
 1.40 s in one run here); a round's two runs meet the same pace, so the drift cancels in its ratio, where a ratio of
-the two sides' medians keeps some of it. That ratio is printed too, for comparison.
+the two sides' medians keeps some of it. That ratio is printed too, for comparison. Next to each paired ratio is the
+range its median would fall in 9 times in 10 for rounds like these (a bootstrap over the rounds): on a noisy machine
+it shows how far one run's figure can be trusted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import random
 import statistics
 import subprocess
 import sys
@@ -136,15 +139,22 @@ def main() -> None:
         each = [b / x for b, x in zip(of["bare"], of[name])]
         return statistics.median(each), each
 
+    def spread(each: list[float]) -> str:
+        """Where the median of rounds like these falls 9 times in 10 (the rounds resampled 2,000 times)."""
+        rng = random.Random(0)
+        medians = sorted(statistics.median(rng.choices(each, k=len(each))) for _ in range(2000))
+        return f"{medians[100]:.2f}–{medians[1899]:.2f}"
+
     print(f"{n} requests × {args.rounds} rounds, concurrency {args.concurrency}, simulator policy 2026-05-25")
     for name, label in (("bare", "bare httpx loop "), ("kit", "lanelab runner  "), ("durable", "runner, durable ")):
         print(f"{label}: {rate[name]:8.1f} requests/s  {us[name]:6.0f} µs CPU/request  "
               f"(median of {', '.join(f'{t:.2f}s' for t in times[name])})")
     ratio, each = paired("kit", times)
     print(f"ratio runner/bare: {ratio:.2f} (aim ≥ 0.9; the median of the rounds' ratios: "
-          f"{', '.join(f'{x:.2f}' for x in each)})")
+          f"{', '.join(f'{x:.2f}' for x in each)}; resampled, it falls within {spread(each)})")
     ratio, each = paired("kit", cpu)
-    print(f"ratio runner/bare: {ratio:.2f} (CPU per request, likewise: {', '.join(f'{x:.2f}' for x in each)})")
+    print(f"ratio runner/bare: {ratio:.2f} (CPU per request, likewise: {', '.join(f'{x:.2f}' for x in each)}; "
+          f"resampled, within {spread(each)})")
     print(f"ratio runner/bare: {rate['kit'] / rate['bare']:.2f} (the medians' ratio: the rounds' spread, which the "
           "machine's pace adds, weighs on it)")
     print(f"ratio durable/bare: {paired('durable', times)[0]:.2f} (each record fsync'd, as in live mode)")

@@ -28,7 +28,8 @@ class MyError(UserError):
     pass
 
 
-def test_reads_once_per_version_and_sees_edits(tmp_path):
+def _counted(tmp_path):
+    """A data file ``a = 1``, the paths the build read, and a build that reads ``a``."""
     path = tmp_path / "x.toml"
     path.write_text('a = 1\n')
     calls = []
@@ -37,10 +38,7 @@ def test_reads_once_per_version_and_sees_edits(tmp_path):
         calls.append(p)
         return read_toml(p)["a"]
 
-    assert load_cached(path, build) == 1 and load_cached(path, build) == 1 and len(calls) == 1
-    path.write_text('a = 2\n')
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
-    assert load_cached(path, build) == 2 and len(calls) == 2
+    return path, calls, build
 
 
 def _edit(path, text):
@@ -48,16 +46,18 @@ def _edit(path, text):
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
 
 
+def test_reads_once_per_version_and_sees_edits(tmp_path):
+    path, calls, build = _counted(tmp_path)
+    assert load_cached(path, build) == 1 and load_cached(path, build) == 1 and len(calls) == 1
+    _edit(path, 'a = 2\n')
+    assert load_cached(path, build) == 2 and len(calls) == 2
+
+
 def test_a_pinned_block_keeps_the_version_it_read_first_and_reads_edits_after_it(tmp_path, monkeypatch):
-    path = tmp_path / "x.toml"
-    path.write_text('a = 1\n')
-    calls, stats = [], []
-
-    def build(p):
-        calls.append(p)
-        return read_toml(p)["a"]
-
     from lanelab import datafiles
+
+    path, calls, build = _counted(tmp_path)
+    stats = []
     real_mtime = datafiles._mtime
     monkeypatch.setattr(datafiles, "_mtime", lambda *a: stats.append(a[0]) or real_mtime(*a))
     with pinned():
@@ -72,26 +72,24 @@ def test_a_pinned_block_keeps_the_version_it_read_first_and_reads_edits_after_it
 
 
 def test_a_pinned_block_keeps_a_build_that_gave_none_and_tells_builds_apart(tmp_path):
-    path = tmp_path / "x.toml"
-    path.write_text('a = 1\n')
-    calls = []
+    path, calls, build = _counted(tmp_path)
 
-    def nothing(p):
-        calls.append(p)
+    def reader():
+        return lambda p: calls.append(p)  # a build made anew on every call (as load_lane_table's), giving None
 
     with pinned():
-        assert load_cached(path, nothing) is None and load_cached(path, nothing) is None
-        assert load_cached(path, lambda p: read_toml(p)["a"], key="other") == 1
-    assert len(calls) == 1
+        assert load_cached(path, reader()) is None
+        _edit(path, 'a = 2\n')
+        assert load_cached(path, reader()) is None  # the same build (its code): its version is kept
+        assert load_cached(path, build, key="other") == 2  # another build reads the file as it is now
+    assert len(calls) == 2
 
 
 def test_a_pinned_block_covers_the_tasks_it_starts_and_not_other_contexts(tmp_path):
     import asyncio
     import contextvars
 
-    path = tmp_path / "x.toml"
-    path.write_text('a = 1\n')
-    build = lambda p: read_toml(p)["a"]
+    path, _, build = _counted(tmp_path)
     outside = contextvars.copy_context()  # taken before the block: not pinned
 
     async def read_in_tasks():

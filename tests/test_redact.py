@@ -459,6 +459,9 @@ def test_headers_read_as_one_text_give_what_each_value_gives(items, learned):
         if learned:
             r.register_secret("abcdefghijkl")
     assert one.redact_headers(items) == _headers_value_by_value(each, items)
+    as_dict = dict(items)  # a plain dict with nothing to mask comes back as a copy
+    found = one.redact_headers(as_dict)
+    assert found == _headers_value_by_value(each, list(as_dict.items())) and found is not as_dict
     one.learn_headers(items)
     for name, value in items:  # learn_headers as it read each value on its own
         if redact.is_sensitive_key(name):

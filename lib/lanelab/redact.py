@@ -718,9 +718,10 @@ class Redactor:
         not known clean already, as one text), and kept as they are when nothing is found; anything found takes the
         scan value by value."""
         items = [(k, v, is_sensitive_key(k)) for k, v in _header_items(headers)]
-        keep = self._all_clean([v for _, v, sensitive in items if not sensitive])
-        if keep and type(headers) is dict and not any(sensitive for _, _, sensitive in items):
-            return dict(headers)  # (a dict's names are unique: nothing to join, nothing to mask)
+        plain = [v for _, v, sensitive in items if not sensitive]
+        keep = self._all_clean(plain)
+        if keep and len(plain) == len(items) and type(headers) is dict:
+            return dict(headers)  # (a dict's names are unique and none is sensitive: nothing to join or mask)
         return _join_repeated([(k, _mask_header_value(v) if sensitive else v if keep else self.redact_text(v))
                                for k, v, sensitive in items])
 
