@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import random
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from lanelab.matrix.runner import RunOptions, run_matrix
 from lanelab.matrix.sender import NO_RETRY
 from lanelab.matrix.sim_client import sim_token
 from lanelab.wire.spec import build_request
+from pairing import paired, spread
 
 
 @contextlib.contextmanager
@@ -134,30 +134,19 @@ def main() -> None:
     rate = {name: n / statistics.median(t) for name, t in times.items()}
     us = {name: sum(c) / (n * args.rounds) * 1e6 for name, c in cpu.items()}
 
-    def paired(name: str, of: dict[str, list[float]]) -> tuple[float, list[float]]:
-        """The median of the rounds' ratios: each round's bare run and ``name`` run went back to back."""
-        each = [b / x for b, x in zip(of["bare"], of[name])]
-        return statistics.median(each), each
-
-    def spread(each: list[float]) -> str:
-        """Where the median of rounds like these falls 9 times in 10 (the rounds resampled 2,000 times)."""
-        rng = random.Random(0)
-        medians = sorted(statistics.median(rng.choices(each, k=len(each))) for _ in range(2000))
-        return f"{medians[100]:.2f}–{medians[1899]:.2f}"
-
     print(f"{n} requests × {args.rounds} rounds, concurrency {args.concurrency}, simulator policy 2026-05-25")
     for name, label in (("bare", "bare httpx loop "), ("kit", "lanelab runner  "), ("durable", "runner, durable ")):
         print(f"{label}: {rate[name]:8.1f} requests/s  {us[name]:6.0f} µs CPU/request  "
               f"(median of {', '.join(f'{t:.2f}s' for t in times[name])})")
-    ratio, each = paired("kit", times)
+    ratio, each = paired(times["bare"], times["kit"])
     print(f"ratio runner/bare: {ratio:.2f} (aim ≥ 0.9; the median of the rounds' ratios: "
           f"{', '.join(f'{x:.2f}' for x in each)}; resampled, it falls within {spread(each)})")
-    ratio, each = paired("kit", cpu)
+    ratio, each = paired(cpu["bare"], cpu["kit"])
     print(f"ratio runner/bare: {ratio:.2f} (CPU per request, likewise: {', '.join(f'{x:.2f}' for x in each)}; "
           f"resampled, within {spread(each)})")
     print(f"ratio runner/bare: {rate['kit'] / rate['bare']:.2f} (the medians' ratio: the rounds' spread, which the "
           "machine's pace adds, weighs on it)")
-    print(f"ratio durable/bare: {paired('durable', times)[0]:.2f} (each record fsync'd, as in live mode)")
+    print(f"ratio durable/bare: {paired(times['bare'], times['durable'])[0]:.2f} (each record fsync'd, as in live mode)")
 
 
 if __name__ == "__main__":
