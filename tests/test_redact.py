@@ -452,8 +452,8 @@ def _headers_value_by_value(r: redact.Redactor, items: list[tuple[str, str]]) ->
 @example([("x-note", "to\u212aen=abcdefghijkl"), ("x-trace", "x İ y")], False)  # a non-ASCII neighbour must not hide
 @example([("x-note", "a bearer"), ("x-trace", "abcdefghijklmnop")], False)  # a pattern across lines finds more
 def test_headers_read_as_one_text_give_what_each_value_gives(items, learned):
-    """redact_headers and learn_headers read ordinary ASCII values as one text, one per line: the same masks, and
-    the same secrets learned, as reading each value on its own."""
+    """redact_headers and learn_headers read the values not known clean as one text, one per line: the same masks,
+    and the same secrets learned, as reading each value on its own."""
     one, each = redact.Redactor(), redact.Redactor()
     for r in (one, each):
         if learned:

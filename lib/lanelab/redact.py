@@ -534,9 +534,9 @@ class Redactor:
         header (its auth scheme left out; each cookie of a ``cookie`` header, the cookie of a ``set-cookie``) and
         whatever a value holds under a sensitive key (a ``location`` with ``?code=…``).
 
-        The other values, when ASCII, are read as one text, one per line: a pair in a value is a pair in that text
-        and no pair reads across a line break (see :meth:`redact_headers`), so the same values are learned; and when
-        :meth:`redact_headers` found that text clean, there is nothing in it to learn."""
+        The other values are skipped when known clean (:meth:`redact_headers` remembers each value it found clean:
+        there is nothing in it to learn); the rest, when ASCII, are read as one text, one per line, since no pair
+        reads across a line break (see :meth:`_all_clean`), so the same values are learned."""
         plain: list[str] = []
         for name, value in _header_items(headers):
             if not isinstance(value, str):
