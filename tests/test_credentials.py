@@ -16,6 +16,7 @@ import pytest
 from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lanelab import redact
 from lanelab.auth import credential as C
 from lanelab.auth import issuer as I
 from lanelab.auth.resolve import available, resolve_credential, resolve_token
@@ -74,12 +75,22 @@ def test_expiry():
     assert cred(expires_at=None).expires_in() is None
 
 
-@pytest.mark.parametrize("label", ["", "../x", "a/b", ".hidden", "x" * 65, "a b", "a..b", "-x", None, 5])
+@pytest.mark.parametrize("label", ["", "../x", "a/b", ".hidden", "a b", "a..b", "-x", None, 5])
 def test_bad_labels_are_refused(tmp_path, label):
     with pytest.raises(C.InvalidLabel) as info:
         C.validate_label(label)
-    assert "not a valid credential label" in str(info.value) and "letters, digits" in str(info.value)
+    said = "not a valid credential label" if isinstance(label, str) else f"is text; found {type(label).__name__}"
+    assert said in str(info.value) and "letters, digits" in str(info.value)
     assert isinstance(info.value, InputError)
+
+
+@pytest.mark.parametrize("label", ["x" * 65, "sk-ant-oat01-" + "Pq4" * 30, "sk-ant-api03-short"])
+def test_a_token_given_as_a_label_is_refused_without_being_quoted_and_is_masked_from_then_on(label):
+    with pytest.raises(C.InvalidLabel) as info:
+        C.validate_label(label)
+    assert "looks like a token" in str(info.value) and "Save it first" in str(info.value)
+    assert label[-6:] not in str(info.value)  # not even its tail
+    assert redact.redact_text(f"x {label} y") != f"x {label} y"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -272,3 +272,34 @@ def test_the_demo_writes_to_its_own_folder_and_deletes_only_what_it_wrote(tmp_pa
     assert cli.main(["demo", "--out", str(reports)]) == 0
     assert mine.read_bytes() == mine_bytes and len(load_run(reports / "runs" / "demo-run.jsonl").cells) == 1
     assert (demo / "runs" / "dropped-in.jsonl").exists()
+
+
+def test_the_demo_keeps_its_credentials_out_of_the_folder_it_writes_and_ends_with_the_answer(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """The demo's folder is meant to be shared; its simulator credentials live in a temporary folder while it runs.
+    Its last words are the report's answer."""
+    from lanelab import cli
+    from lanelab.devtools import notebook_exec
+
+    homes = []
+
+    def execute(path, out_dir, env=None, timeout=600, cwd=None):
+        home = Path(env["LANELAB_HOME"])
+        homes.append(home)
+        (home / "credentials").mkdir(parents=True, exist_ok=True)
+        (home / "credentials" / "sim-pkce.json").write_text('{"access_token": "sk-ant-oat01-DemoTokenDemoToken"}')
+        Path(env["LANELAB_OUT"], "findings.md").write_text(
+            "## lanelab findings\n\n**16 tool names use the prefix `mcp_`; with `mcp__` the request is billed to "
+            "the plan.**\n\nEvidence: …\n")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return notebook_exec.NotebookResult(path.stem, out_dir / path.name, 0.0, 1)
+
+    monkeypatch.setattr(notebook_exec, "execute", execute)
+    monkeypatch.setattr(notebook_exec, "notebooks_in_order", lambda folder=None: [tmp_path / "01_oauth_flow.ipynb"])
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert homes and not homes[0].exists() and out not in homes[0].parents  # gone, and never inside OUT
+    assert not any(b"DemoToken" in p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert printed.rstrip().endswith("16 tool names use the prefix mcp_; with mcp__ the request is billed to the plan.")
+    assert "The answer, as the report states it:" in printed

@@ -335,3 +335,18 @@ def test_report_name_cannot_leave_out(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not list(tmp_path.rglob("*.html")) and not list(tmp_path.rglob("*.md"))
     with pytest.raises(InputError):
         report.write_reports(report.collect(load_run(SAMPLE)), out, stem=name)
+
+
+def test_the_comparison_counts_only_requests_both_runs_sent_and_says_when_they_share_none(tmp_path: Path) -> None:
+    served = lambda level, cid: make_cell({"tools": level}, "served_plan", 200, "plan", unified=PLAN_HEADERS,
+                                          cell_id=cid)
+    refused = lambda level, cid: make_cell({"tools": level}, "generic_error", 400, cell_id=cid)
+    a = write_run(tmp_path / "a.jsonl", [served("none", "c1"), served("bare", "c2"), served("x", "c3")], run_id="a")
+    b = write_run(tmp_path / "b.jsonl", [served("none", "c1"), refused("bare", "c2"), served("y", "c4")], run_id="b")
+    summary, table = report.comparison_table(report.collect(load_runs([a, b])))
+    assert summary == "1 of 2 requests ended differently. 2 more were sent in one of the runs only."
+    assert sorted(table["cell"]) == ["c2", "c3", "c4"]
+    c = write_run(tmp_path / "c.jsonl", [served("z", "c5")], run_id="c")
+    summary, _ = report.comparison_table(report.collect(load_runs([a, c])))
+    assert summary == ("The two runs share no request (4 were sent in one of them only), so none can be compared "
+                       "side by side.")

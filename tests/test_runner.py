@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections import Counter
 
 import httpx
@@ -520,3 +521,73 @@ def test_a_group_commit_writes_what_waited_in_one_append_and_fails_a_group_toget
     assert writer.appends == [[b"a\n"], [b"b\n", b"c\n", b"d\n"], [b"g\n"]]
     assert groups == 3
     assert [type(o) for o in outcomes] == [OSError, OSError]
+
+
+@pytest.mark.parametrize("pasted", [TOKEN, "Qm7" * 30], ids=["anthropic-token", "opaque-token"])
+def test_a_token_passed_where_the_credential_label_goes_is_refused_unquoted_before_anything_is_written(
+        tmp_path, sim: SimHandle, pasted):
+    from lanelab.auth.credential import InvalidLabel
+
+    plan = MatrixPlan.build("sdk-minimal", "ofat", ["stream"],
+                            Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home", out=tmp_path / "out"))
+    with pytest.raises(InvalidLabel) as caught:
+        plan.run(credential=pasted, run_id="pasted", progress=False)
+    message = str(caught.value)
+    assert "looks like a token" in message and pasted[13:33] not in message and pasted[-8:] not in message
+    assert redact.redact_text(f"echoed: {pasted}") != f"echoed: {pasted}"  # registered: masked wherever it shows
+    assert not list(tmp_path.rglob("pasted*")) and not sim.state.requests()  # nothing written, nothing sent
+
+
+def test_a_run_id_holding_another_experiment_is_left_alone_and_the_run_goes_to_the_next_free_id(tmp_path, sim_url):
+    s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "h", out=tmp_path / "o")
+    first = MatrixPlan.build("hermes-0.14.0", "ofat", ["tools"], s).run(credential="sim-pkce", run_id="shared",
+                                                                      progress=False)
+    kept = first.path.read_bytes()
+    other = MatrixPlan.build("pi-0.73.1", "full", ["auth", "stream"], s)
+    moved = other.run(credential="sim-pkce", run_id="shared", progress=False)
+    assert first.path.read_bytes() == kept  # the first experiment is as it was: nothing appended, nothing replaced
+    assert moved.run_id == "shared-2" and moved.path.name == "shared-2.jsonl" and moved.sent == len(other.cells)
+    assert any("already holds another experiment (hermes-0.14.0, ofat over tools" in w and "'shared-2'" in w
+               for w in moved.warnings), moved.warnings
+    assert "'shared-2'" in moved.summary() and load_run(moved.path).header["run_id"] == "shared-2"
+    again = other.run(credential="sim-pkce", run_id="shared", progress=False)  # the same question: it resumes
+    assert again.path == moved.path and again.resumed == len(other.cells) and again.sent == 0
+    assert sorted(p.name for p in (tmp_path / "o" / "runs").iterdir()) == ["shared-2.jsonl", "shared.jsonl"]
+
+
+@pytest.mark.parametrize("option,value,says", [
+    ("concurrency", "4", "concurrency takes a whole number of 1 or more; found str"),
+    ("concurrency", 0, "concurrency takes a whole number of 1 or more; found 0"),
+    ("budget", "10", "A budget is a number of requests (1 or more) or a Budget; found str"),
+    ("budget", 1.5, "found float"),
+    ("budget", True, "found bool"),
+    ("budget", -3, "max_requests is a whole number of 1 or more (or None: no cap); found -3"),
+    ("run_id", 5, "run_id takes text"),
+    ("progress", "no", "progress takes True or False"),
+    ("concurency", 2, "No run option named concurency"),
+])
+def test_a_run_option_of_the_wrong_name_type_or_range_is_refused_before_anything_is_written(tmp_path, sim_url, option,
+                                                                                           value, says):
+    from lanelab.matrix.errors import InvalidOption
+
+    plan = MatrixPlan.build("sdk-minimal", "ofat", ["stream"],
+                            Settings(mode="sim", base_url=sim_url, home=tmp_path / "h", out=tmp_path / "o"))
+    with pytest.raises(InvalidOption, match=re.escape(says)) as caught:
+        plan.run(credential="sim-pkce", **{"progress": False, option: value})
+    assert isinstance(caught.value, TypeError) and isinstance(caught.value, ValueError)  # as Python's own would be
+    assert not (tmp_path / "o").exists()  # no run file, not even a header
+
+
+def test_a_plan_takes_one_name_as_a_string_and_refuses_arguments_of_the_wrong_type(tmp_path):
+    from lanelab.matrix.errors import InvalidOption
+
+    s = settings(tmp_path)
+    one = MatrixPlan.build("hermes-0.14.0", "ofat", "tools", s, levels={"tools": "none"})
+    assert one.factors == ["tools"] and {c.levels["tools"] for c in one.cells} <= {"none", one.catalog["tools"].baseline}
+    assert one.cells == MatrixPlan.build("hermes-0.14.0", "ofat", ["tools"], s, levels={"tools": ["none"]}).cells
+    for args, says in [((None,), "profile is a profile name or a Profile; found NoneType"),
+                       ((42,), "found int"),
+                       (("hermes-0.14.0", "ofat", ["tools"], "sim"), "settings takes a lanelab.config.Settings"),
+                       (("hermes-0.14.0", "ofat", 7, s), "factors takes a list of names; found int")]:
+        with pytest.raises(InvalidOption, match=re.escape(says)):
+            MatrixPlan.build(*args)

@@ -357,3 +357,32 @@ def test_the_bare_route_can_answer_like_the_last_message_served(sim, oauth_heade
     assert [e["path"] for e in httpx.get(f"{sim.base_url}/_sim/requests").json()] == ["/v1/messages"]
     sim.reset()
     assert httpx.post(f"{sim.base_url}/_sim/ping?like=messages").status_code == 404
+
+
+def test_a_client_that_leaves_before_its_body_is_in_is_logged_and_is_no_server_error(sim):
+    """What an interrupted run leaves behind: a request whose body never completes. The simulator logs it as
+    ``client_disconnected``; its server logs no error (in a notebook that traceback would land in the cell)."""
+    import logging
+    import time
+
+    errors: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            errors.append(record)
+
+    keep, logger = Keep(level=logging.ERROR), logging.getLogger("uvicorn.error")
+    logger.addHandler(keep)
+    try:
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as conn:
+            conn.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n{\"model\": ")
+        deadline = time.monotonic() + 10
+        while not sim.state.requests() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # an error would be logged by now
+    finally:
+        logger.removeHandler(keep)
+    (entry,) = sim.state.requests()
+    assert entry["outcome"] == "client_disconnected" and entry["status"] is None and entry["lane"] == "none"
+    assert not errors, [r.getMessage() for r in errors]

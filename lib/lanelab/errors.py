@@ -12,6 +12,7 @@ checks it against the code)::
     │   ├── PasteError                            the pasted code#state                        (lanelab.auth.paste)
     │   │   └── EmptyPaste, MissingState, StateMismatch, TokenPasted, UnrecognisedPaste        (lanelab.auth.paste)
     │   ├── NoPaste                               standard input ended, or too many bad pastes (lanelab.commands.login)
+    │   ├── InvalidOption                         a plan or run option; also a TypeError       (lanelab.matrix.errors)
     │   ├── AccountShapeError                     a simulator account override (lanelab.sim.account_shape)
     │   ├── FaultSpecError                        a fault-injection spec                       (lanelab.sim.faults)
     │   ├── DumpError                             not a readable client request dump (lanelab.walkthrough.dumps)

@@ -33,10 +33,20 @@ class InvalidLabel(InputError):
 def validate_label(label: str) -> str:
     """Return ``label`` unchanged when it is a usable credential label.
 
-    Raises :class:`InvalidLabel` (an ``InputError``) otherwise; the message shows at most 40 characters of it.
+    Raises :class:`InvalidLabel` (an ``InputError``) otherwise. A value that looks like a token (an Anthropic key
+    prefix, or longer than any label) is a secret pasted where a label goes: it is registered as a secret and never
+    quoted; the message shows at most 40 characters of anything else.
     """
-    if not isinstance(label, str) or not LABEL_RE.match(label) or ".." in label:
-        raise InvalidLabel(f"{str(label)[:40]!r} is not a valid credential label.")
+    if not isinstance(label, str):
+        raise InvalidLabel(f"A credential label is text; found {type(label).__name__}.")
+    if label.startswith("sk-ant-") or len(label) > 64:
+        redact.register_secret(label)
+        raise InvalidLabel("That looks like a token, not a credential label; the kit takes a token only through its "
+                           "store, so that it reaches nothing but the issuer's hosts.",
+                           "Save it first (notebook 01, or python -m lanelab creds --help), then pass its label "
+                           "(e.g. sim-pkce).")
+    if not LABEL_RE.match(label) or ".." in label:
+        raise InvalidLabel(f"{label[:40]!r} is not a valid credential label.")
     return label
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ DESCRIPTION = (
     "in notebooks/ in reading order with LANELAB_MODE=sim. Executed notebooks, runs and reports land under --out "
     "(default: the demo folder of LANELAB_OUT, reports/demo/), never in your own runs folder. Each demo starts fresh by "
     "removing the files the previous demo wrote there (listed in OUT/.lanelab-demo.json) and nothing else. Nothing "
-    "touches the network or your own credential store: the demo keeps its credentials in OUT/.demo-home."
+    "touches the network or your own credential store: the demo keeps its simulator credentials in a temporary folder "
+    "removed when it ends, never in OUT, which is meant to be shared. It ends with the report's answer in words."
 )
 
 #: The list of what the demo wrote, inside its output folder.
@@ -133,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = (args.out or default_out()).resolve()
     out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails here, before a simulator or notebook starts
-    home = out / ".demo-home"
     folder = DemoFolder.read(out)
     carried: list[Path] = []
     if args.keep_runs:
@@ -144,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
     before = folder.snapshot()
     executed_dir = out / "notebooks"
     notebooks = [p for p in notebooks_in_order() if not args.only or args.only in p.name]
-    try:
-        with running_simulator(policy=args.policy) as sim:
+    try:  # the simulator's credentials live outside OUT (a folder to share), and only while the demo runs
+        with tempfile.TemporaryDirectory(prefix="lanelab-demo-home-") as home, \
+                running_simulator(policy=args.policy) as sim:
             print(f"simulator: {sim.base_url} (policy {args.policy})", flush=True)
             env = {"LANELAB_MODE": "sim", "LANELAB_BASE_URL": sim.base_url, "LANELAB_HOME": str(home),
                    "LANELAB_OUT": str(out)}
@@ -160,4 +162,18 @@ def run(args: argparse.Namespace) -> int:
                         ("report (HTML)", out / "findings.html"), ("report (Markdown)", out / "findings.md")):
         if path.exists():
             print(f"  {label:20} {path}")
+    answer = headline(out / "findings.md")
+    if answer:
+        print(f"\nThe answer, as the report states it:\n  {answer}")
     return 0
+
+
+def headline(report: Path) -> str | None:
+    """The report's answer in words: the bold sentence under its title in ``findings.md`` (Markdown marks taken
+    out), or None when there is no report or no such sentence."""
+    try:
+        lines = report.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    bold = next((line for line in lines if line.startswith("**") and line.endswith("**") and len(line) > 4), None)
+    return bold[2:-2].replace("`", "") if bold else None

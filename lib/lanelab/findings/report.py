@@ -583,7 +583,8 @@ def comparison_table(findings: Findings) -> tuple[str, pd.DataFrame]:
     """Two runs side by side (the first two matrix runs), in the report's words.
 
     Returns:
-        A sentence ("4 of 16 requests ended differently.") and a DataFrame of the requests that ended differently:
+        A sentence ("4 of 16 requests ended differently.", counting the requests both runs sent, and saying how many
+        only one of them sent) and a DataFrame of the requests that ended differently or were sent in one run only:
         change, how each run ended (status and outcome in words) and the cell id.
 
     Raises:
@@ -597,7 +598,15 @@ def comparison_table(findings: Findings) -> tuple[str, pd.DataFrame]:
     a, b = cmp.attrs.get("run_a"), cmp.attrs.get("run_b")
     fs = an.factors_of(findings.df)
     changed = cmp[cmp["change"] != "same"]
-    summary = f"{len(changed)} of {len(cmp)} requests ended differently."
+    both = int(cmp["change"].isin(["same", "changed"]).sum())
+    only = len(cmp) - both
+    if both:
+        summary = f"{int((cmp['change'] == 'changed').sum())} of {both} requests ended differently."
+        if only:
+            summary += f" {only} more {'was' if only == 1 else 'were'} sent in one of the runs only."
+    else:
+        summary = (f"The two runs share no request ({only} were sent in one of them only), so none can be compared "
+                   "side by side.")
     said = lambda s, o: "" if pd.isna(o) or o == "nan" else (
         f"{'' if pd.isna(s) else int(s)} {an.outcome_label(o)}".strip())
     table = pd.DataFrame({

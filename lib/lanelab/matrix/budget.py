@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lanelab.errors import BudgetExceeded
+from lanelab.matrix.errors import InvalidOption
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["CHARS_PER_TOKEN", "DEFAULT_LIVE_BUDGET", "Budget", "BudgetGuard", "Cost", "Spend", "estimate_tokens",
+__all__ = ["CHARS_PER_TOKEN", "DEFAULT_LIVE_BUDGET", "Budget", "BudgetGuard", "Cost", "Spend", "as_budget", "estimate_tokens",
            "mix_cost", "plan_cost"]
 
 #: Characters per token, for estimates only (English text and JSON average about four).
@@ -71,10 +72,30 @@ class Budget:
     max_requests: int | None = None
     max_tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse a cap that is not a whole number of 1 or more (:class:`InvalidOption`)."""
+        for name in ("max_requests", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                found = value if isinstance(value, int) and not isinstance(value, bool) else type(value).__name__
+                raise InvalidOption(f"A budget's {name} is a whole number of 1 or more (or None: no cap); "
+                                    f"found {found}.")
+
     def describe(self) -> str:
         parts = [f"{self.max_requests} inference requests" if self.max_requests is not None else None,
                  f"{self.max_tokens} estimated tokens" if self.max_tokens is not None else None]
         return " and ".join(p for p in parts if p) or "no limit"
+
+
+def as_budget(value: Budget | int | None) -> Budget | None:
+    """A budget as a notebook gives it: a :class:`Budget`, a number of inference requests, or None (no cap).
+
+    Raises :class:`InvalidOption` for anything else (``"10"``, ``1.5``, ``True``) and for a number below 1."""
+    if value is None or isinstance(value, Budget):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Budget(max_requests=value)
+    raise InvalidOption(f"A budget is a number of requests (1 or more) or a Budget; found {type(value).__name__}.")
 
 
 @dataclass

@@ -24,9 +24,9 @@ from lanelab.live import Confirmation, LiveGate
 from lanelab.matrix import designs
 from lanelab.matrix import factors as factors_mod
 from lanelab.matrix import profiles as profiles_mod
-from lanelab.matrix.budget import Budget, BudgetGuard, Cost
+from lanelab.matrix.budget import Budget, BudgetGuard, Cost, as_budget
 from lanelab.matrix.designs import Cell, DesignSummary
-from lanelab.matrix.errors import RunnerError
+from lanelab.matrix.errors import InvalidOption, RunnerError
 from lanelab.matrix.factors import Factor
 from lanelab.matrix.live_default import LeftOut, costly_levels, load_live_default
 from lanelab.matrix.profiles import Profile
@@ -70,6 +70,16 @@ def _with_baseline(catalog: Mapping[str, Factor], name: str, levels: Iterable[st
     return chosen if base in chosen else [base, *chosen]
 
 
+def _names(value: Any, what: str) -> list[str]:
+    """Names as a notebook gives them: several (a list, tuple…) or one (a string, not read letter by letter).
+    Raises :class:`InvalidOption` for anything else."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        return list(value)
+    raise InvalidOption(f"{what} takes a list of names; found {type(value).__name__}.")
+
+
 @dataclass
 class MatrixPlan:
     """A profile × design × factors, expanded into cells: what the notebook previews and the CLI sends."""
@@ -106,15 +116,26 @@ class MatrixPlan:
         Returns the plan (nothing is sent). Raises :class:`RunnerError` for an unknown factor,
         :class:`lanelab.matrix.factors.UnknownFactor` for an unknown level,
         :class:`lanelab.matrix.profiles.UnknownProfile` for an unknown profile,
-        :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a reference-only one (never sent), and
-        ``UserError`` for an unknown design.
+        :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a reference-only one (never sent), ``UserError``
+        for an unknown design, and :class:`lanelab.matrix.errors.InvalidOption` for a profile, settings, factors or
+        levels of the wrong type (one name may be given as a string: ``factors="tools"``).
         """
+        if not isinstance(profile, (str, Profile)):
+            raise InvalidOption(f"A plan's profile is a profile name or a Profile; found {type(profile).__name__}.",
+                                "E.g. MatrixPlan.build('hermes-0.14.0', 'ofat', ['tools']).")
+        if settings is not None and not isinstance(settings, Settings):
+            raise InvalidOption(f"settings takes a lanelab.config.Settings; found {type(settings).__name__}.",
+                                "Leave it out to read the environment, or pass Settings.from_env().")
         settings = settings or Settings.from_env()
         live = settings.mode == "live"
         catalog = factors_mod.load_factors()
         prof = profiles_mod.ensure_sendable(profile)  # a name, or a Profile (a file or capture: from_capture.profile_for)
         profile = prof.name
-        named_levels = {str(k): [str(x) for x in v] for k, v in (levels or {}).items()}
+        if levels is not None and not isinstance(levels, Mapping):
+            raise InvalidOption(f"levels takes a dict of factor → level names; found {type(levels).__name__}.")
+        named_levels = {str(k): [str(x) for x in _names(v, f"levels[{k!r}]")] for k, v in (levels or {}).items()}
+        factors = None if factors is None else _names(factors, "factors")
+        credential_labels = _names(credential_labels, "credential_labels")
         if live and factors is None and not named_levels:
             default = load_live_default()
             names, origin = default.factors, LIVE_DEFAULT
@@ -210,7 +231,7 @@ class MatrixPlan:
         Raises :class:`lanelab.errors.BudgetExceeded` with the cost (requests, worst-case tokens), the cheaper
         alternative (live) and how to raise the budget. A ``budget`` of None fits anything.
         """
-        budget = Budget(max_requests=budget) if isinstance(budget, int) else budget
+        budget = as_budget(budget)
         specs = [c.spec for c in self.planned()]
         if budget is None:
             from lanelab.matrix.budget import plan_cost
@@ -228,7 +249,7 @@ class MatrixPlan:
         """
         settings = self.settings or Settings.from_env()
         base = (base_url or settings.base_url or LIVE_API_BASE).rstrip("/")
-        budget = Budget(max_requests=budget) if isinstance(budget, int) else budget
+        budget = as_budget(budget)
         cost = self.check_budget(budget)
         masked = TokenSource(settings, base, credential).masked()
         return Confirmation(base_url=base, label=credential, masked=masked, requests=cost.requests,
@@ -257,7 +278,8 @@ class MatrixPlan:
         Returns a :class:`lanelab.matrix.runner.RunResult`. Raises :class:`lanelab.live.NotConfirmed` (live, not
         confirmed) and what :func:`lanelab.matrix.runner.run_matrix` raises (no server, live without opt-in or
         budget, a plan over the budget, a credential not found or bound elsewhere), always before anything is sent;
-        ``TypeError`` for a keyword that is not an option.
+        :class:`lanelab.matrix.errors.InvalidOption` (also a ``TypeError``) for a keyword that is not an option, or
+        an option or budget of the wrong type or range, before anything is written.
         """
         options = (options or RunOptions()).with_(**overrides)
         if options.settings is None:
@@ -266,7 +288,7 @@ class MatrixPlan:
         if caveats:  # in the run header, so findings can say them (e.g. "for the request without the block")
             options = options.with_(header_extra={**options.header_extra, "profile_caveats": caveats})
         if budget is not None:
-            options = options.with_(budget=Budget(max_requests=budget) if isinstance(budget, int) else budget)
+            options = options.with_(budget=as_budget(budget))
         if gate is not None:
             gate.require()
             options = options.with_(confirmed=True)

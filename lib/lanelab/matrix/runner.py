@@ -26,16 +26,27 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from lanelab.auth.credential import validate_label
 from lanelab.config import Settings, host_allowed
 from lanelab.datafiles import pinned
+from lanelab.errors import UserError
 from lanelab.live import NotConfirmed, require_live_opt_in
 from lanelab.matrix.budget import Budget, BudgetGuard, Spend
-from lanelab.matrix.errors import RunnerError
+from lanelab.matrix.errors import InvalidOption, RunnerError
 from lanelab.matrix.reach import STOP_AFTER, Reachability
 from lanelab.matrix.sender import PlannedCell, RetryPolicy, SendContext, Sleep, send_all
 from lanelab.matrix.sim_client import sim_policy
 from lanelab.matrix.tokens import TokenFor, resolve_tokens, token_source
-from lanelab.runs import RunWriter, completed_cells, derive_run_id, load_run, make_header, run_path
+from lanelab.runs import (
+    Run,
+    RunWriter,
+    completed_cells,
+    derive_run_id,
+    free_run_path,
+    load_run,
+    make_header,
+    run_path,
+)
 from lanelab.wire.classify import Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
@@ -79,9 +90,44 @@ class RunOptions:
     client: httpx.AsyncClient | None = None
     taxonomy: Taxonomy | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse an option of the wrong type or range when it is given, before anything is written or sent."""
+        for name, fits, wanted in _OPTION_CHECKS:
+            value = getattr(self, name)
+            if not fits(value):
+                found = value if isinstance(value, int) and not isinstance(value, bool) else type(value).__name__
+                raise InvalidOption(f"The run option {name} takes {wanted}; found {found}.")
+
     def with_(self, **changes: Any) -> RunOptions:
-        """A copy with ``changes`` applied; raises TypeError for a name that is not an option."""
+        """A copy with ``changes`` applied. Raises :class:`InvalidOption` (a ``TypeError`` too) for a name that is
+        not an option, or a value of the wrong type or range."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise InvalidOption(f"No run option named {', '.join(unknown)}.",
+                                f"The options are: {', '.join(f.name for f in dataclasses.fields(self))}.")
         return dataclasses.replace(self, **changes) if changes else self
+
+
+def _whole(least: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+#: (option, whether a value fits, what it takes): what RunOptions checks when it is made.
+_OPTION_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("settings", lambda v: v is None or isinstance(v, Settings), "a lanelab.config.Settings (or None: the environment)"),
+    ("base_url", lambda v: v is None or isinstance(v, str), "a URL as text (or None)"),
+    ("run_id", lambda v: v is None or isinstance(v, str), "text (or None: derived from the question)"),
+    ("budget", lambda v: v is None or isinstance(v, Budget), "a Budget (plan.run takes a number of requests too)"),
+    ("concurrency", _whole(1), "a whole number of 1 or more"),
+    ("stop_after", _whole(0), "a whole number of 0 or more (0: never stop)"),
+    ("progress", lambda v: isinstance(v, bool), "True or False"),
+    ("usage_snapshots", lambda v: isinstance(v, bool), "True or False"),
+    ("confirmed", lambda v: isinstance(v, bool), "True or False"),
+    ("durable", lambda v: v is None or isinstance(v, bool), "True, False or None (live mode only)"),
+    ("on_progress", lambda v: v is None or callable(v), "a function of (done, total), or None"),
+    ("cheaper", lambda v: isinstance(v, str), "text"),
+    ("header_extra", lambda v: isinstance(v, Mapping), "a dict"),
+)
 
 
 @dataclass
@@ -170,7 +216,8 @@ class _Opening:
     header: dict[str, Any]
     policy: str | None
     todo: list[PlannedCell]
-    warnings: list[str]
+    warnings: list[str]  # what loading the earlier run file dropped
+    notes: list[str]  # why the run is stored under another id than the one asked for
 
 
 def _open_run(cells: Sequence[PlannedCell], settings: Settings, base_url: str, options: RunOptions,
@@ -178,15 +225,51 @@ def _open_run(cells: Sequence[PlannedCell], settings: Settings, base_url: str, o
               labels: set[str | None]) -> _Opening:
     """Name the run, build its header and find what an earlier run of the same id already completed."""
     policy = None if settings.mode == "live" else sim_policy(base_url)
-    run_id = options.run_id or derive_run_id(profile, design, settings.mode, policy or base_url, factors, credential)
-    header = make_header(run_id, mode=settings.mode, host=base_url, policy=policy, profile=profile, design=design,
+    asked = options.run_id or derive_run_id(profile, design, settings.mode, policy or base_url, factors, credential)
+    header = make_header(asked, mode=settings.mode, host=base_url, policy=policy, profile=profile, design=design,
                          factors=factors, credentials=[lbl for lbl in labels if lbl],
                          cell_count=len(cells), **dict(options.header_extra))
-    path = run_path(settings.runs_dir, run_id)
-    previous = load_run(path) if path.exists() and path.stat().st_size else None
+    earlier: dict[Path, Run] = {}
+
+    def resumes(path: Path) -> bool:  # the file holds this experiment: a rerun resumes it
+        try:
+            earlier[path] = load_run(path)
+        except UserError:  # not a run the kit can read: left as it is too
+            return False
+        return _experiment(earlier[path].header) == _experiment(header)
+
+    path = free_run_path(settings.runs_dir, asked, resumes)
+    notes = []
+    if path.stem != asked:  # the id holds another experiment: never mixed with this one, never replaced
+        header["run_id"] = path.stem
+        held = earlier.get(run_path(settings.runs_dir, asked))
+        what = _described(held.header) if held is not None else "a file that is not a run the kit can read"
+        notes.append(f"run id {asked!r} already holds another experiment ({what}); it is left as it is and this run "
+                     f"is stored as {path.stem!r}")
+    previous = earlier.get(path)
     done = completed_cells(previous, transient=[c.id for c in taxonomy.classes if c.transient]) if previous else set()
-    return _Opening(run_id, path, header, policy, [c for c in cells if c.cell_id not in done],
-                    [str(w) for w in previous.warnings] if previous else [])
+    return _Opening(path.stem, path, header, policy, [c for c in cells if c.cell_id not in done],
+                    [str(w) for w in previous.warnings] if previous else [], notes)
+
+
+#: The header fields that make two matrix runs the same experiment: the question derive_run_id names (a plan with
+#: fewer levels asks part of it: its cells are the same cells, so it resumes too).
+_EXPERIMENT = ("mode", "policy", "profile", "design", "factors", "credentials")
+
+
+def _experiment(header: Mapping[str, Any]) -> list[Any]:
+    """What a run header says the experiment is: a rerun of the same one resumes its file. In live mode the host
+    counts too (in sim mode the policy does: each simulator has a port of its own)."""
+    same = [sorted(v) if isinstance(v := header.get(k), list) else v for k in _EXPERIMENT]
+    return [*same, header.get("host") if header.get("mode") == "live" else None]
+
+
+def _described(header: Mapping[str, Any]) -> str:
+    """A run header's experiment in a few words: ``hermes-0.14.0, ofat over tools, 7 cells, sim 2026-05-25``."""
+    factors = ", ".join(str(f) for f in header.get("factors") or []) or "no factor"
+    where = header.get("policy") or header.get("host") or "?"
+    return (f"{header.get('profile')}, {header.get('design')} over {factors}, {header.get('cell_count')} cells, "
+            f"{header.get('mode')} {where}")
 
 
 def _start(opening: _Opening, cells: Sequence[PlannedCell], token_for: TokenFor) -> tuple[RunWriter, RunResult]:
@@ -194,10 +277,10 @@ def _start(opening: _Opening, cells: Sequence[PlannedCell], token_for: TokenFor)
     writer = RunWriter(opening.path, opening.header)
     todo = opening.todo
     result = RunResult(run_id=opening.run_id, path=writer.path, cells=len(cells), resumed=len(cells) - len(todo),
-                       policy=opening.policy, header=writer.header, warnings=opening.warnings,
+                       policy=opening.policy, header=writer.header, warnings=[*opening.notes, *opening.warnings],
                        credential_note=getattr(token_for, "where", None))
-    if result.warnings:  # the writer has already dropped the torn line; say so, in the run and to the user
-        writer.note(event="load_warnings", warnings=result.warnings)
+    if opening.warnings:  # the writer has already dropped the torn line; say so, in the run and to the user
+        writer.note(event="load_warnings", warnings=opening.warnings)
     if writer.resumed and todo:
         writer.note(event="resumed", pending=len(todo), completed=result.resumed)
     return writer, result
@@ -276,8 +359,9 @@ def run_matrix(cells: Sequence[PlannedCell], options: RunOptions | None = None, 
     :class:`lanelab.errors.BudgetExceeded` (the plan exceeds the budget; nothing sent),
     :class:`lanelab.live.NotConfirmed` (live without ``confirmed``),
     :class:`lanelab.matrix.profiles.ReferenceOnlyProfile`, a credential lookup error (not found, or
-    :class:`lanelab.auth.issuer.WrongIssuer`), or :class:`lanelab.errors.InputError` (an unsafe run id); never after
-    anything was sent.
+    :class:`lanelab.auth.issuer.WrongIssuer`), or :class:`lanelab.errors.InputError` (an unsafe run id, or a
+    credential that is no label: a token passed in its place is refused and never quoted); never after anything was
+    sent.
 
     The run reads each data file once (:func:`lanelab.datafiles.pinned`): every cell is classified against the same
     outcome taxonomy and lane table, and a file edited during the run applies from the next run.
@@ -286,6 +370,9 @@ def run_matrix(cells: Sequence[PlannedCell], options: RunOptions | None = None, 
         options = (options or RunOptions()).with_(**overrides)
         settings = options.settings or Settings.from_env()
         labels = {c.spec.credential or credential for c in cells}
+        for label in labels:  # a token pasted where a label goes is refused, never quoted
+            if label is not None:
+                validate_label(label)
         base_url = _check_target(settings, options, labels)
         _refuse_references(cells)
         token_for = token_source(settings, base_url, credential, token=token, token_for=token_for)

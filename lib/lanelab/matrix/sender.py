@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -272,11 +274,54 @@ def send_all(cells: Sequence[PlannedCell], ctx: SendContext, *, concurrency: int
 
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from sync code, also inside Jupyter (whose event loop is already running)."""
+    """Run a coroutine to completion from sync code, also inside Jupyter (whose event loop is already running).
+
+    Inside a running loop the coroutine runs on a loop of its own in a worker thread, with the caller's context (a
+    run's pinned data files). An interrupt of the waiting caller (Jupyter's "Interrupt kernel", Ctrl-C) cancels it
+    there, as ``asyncio.run`` does on Ctrl-C from a script: the worker stops at its next await, keeping what it has
+    written, and the caller gets the ``KeyboardInterrupt`` once the worker has stopped, not after it has finished.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(make())
-    context = contextvars.copy_context()  # the caller's context (a run's pinned data files) goes along
+    worker = _Worker(make)
+    context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanelab-run") as pool:
-        return pool.submit(context.run, lambda: asyncio.run(make())).result()
+        done = pool.submit(context.run, worker.run)
+        try:
+            return done.result()
+        except KeyboardInterrupt:
+            worker.cancel()
+            futures_wait([done])  # (an interrupt while waiting here is the caller's to give)
+            raise
+
+
+class _Worker:
+    """:func:`run_sync`'s coroutine on a loop of its own, and a thread-safe way to cancel it (before it starts too)."""
+
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, T]]):
+        self._make = make
+        self._lock = threading.Lock()
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled = False
+
+    def run(self) -> Any:
+        return asyncio.run(self._main())
+
+    async def _main(self) -> Any:
+        with self._lock:
+            if self._cancelled:
+                raise asyncio.CancelledError
+            self._task = asyncio.current_task()
+        return await self._make()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            task = self._task
+        if task is not None and not task.done():
+            try:
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # its loop has just closed: the work is over anyway
+                pass

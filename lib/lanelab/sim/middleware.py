@@ -8,7 +8,8 @@ size and SHA-256.
 Faults may delay a request (``latency``), drop its connection (``reset``), answer in place of the route (``http500``,
 ``http529``, ``http429``) or damage the route's answer in flight (``malformed_json``, ``sse_cut``; the streamed-error
 faults are the route's to deliver). The log line is written just before the last body chunk leaves, so a client
-never outruns it; a request that ends without a response (a reset) is logged when it ends.
+never outruns it; a request that ends without a response (a reset, or a client that left before its body was in:
+``client_disconnected``, not an error of the server) is logged when it ends.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
 from lanelab import limits
@@ -78,6 +80,7 @@ class _Exchange:
     status: int | None = None
     faults: list[faults_mod.Fault] = field(default_factory=list)
     logged: bool = False
+    left: bool = False  # the client disconnected before any answer began
 
 
 @dataclass
@@ -118,6 +121,9 @@ class RequestMiddleware:
                 room = LOG_PARSE_LIMIT + 1 - len(ex.body_prefix)
                 if room > 0:
                     ex.body_prefix += chunk[:room]
+            elif message["type"] == "http.disconnect" and ex.status is None:  # gone before any answer began
+                ex.left = True
+                meta.update(rule="client", outcome="client_disconnected", lane="none")
             return message
 
         declared = limits.declared_length(scope)
@@ -189,7 +195,10 @@ class RequestMiddleware:
             ex.meta["stream_fault"] = terminal  # the route delivers it as an SSE error event
         malformed = any(f.kind == "malformed_json" for f in chosen)
         cut = next((f for f in chosen if f.kind == "sse_cut"), None)
-        await self.app(ex.scope, receive, self._wrap_send(send, ex, malformed=malformed, cut=cut))
+        try:
+            await self.app(ex.scope, receive, self._wrap_send(send, ex, malformed=malformed, cut=cut))
+        except ClientDisconnect:  # the client left before its body was in (an interrupted run): no one to answer,
+            pass  # and no server error (the log line says client_disconnected)
 
     def _wrap_send(self, send: Send, ex: _Exchange, malformed: bool, cut: faults_mod.Fault | None) -> Send:
         """A ``send`` that stamps the request id, applies the in-flight faults (malformed JSON, SSE cut) and writes
@@ -202,7 +211,7 @@ class RequestMiddleware:
             await send(message)
 
         async def wrapped(message: Message) -> None:
-            if held.done:
+            if held.done or ex.left:  # (ex.left: the answer to a client that is gone, e.g. a 500 for its disconnect)
                 return
             kind = message["type"]
             if kind == "http.response.start":
