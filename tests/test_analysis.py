@@ -333,3 +333,20 @@ def test_minimal_pairs_flip_exactly_when_outcomes_differ(tmp_path_factory: pytes
     assert len(pairs) == expected
     for p in pairs.to_dict("records"):
         assert p["flips"] == (by_cell[p["cell_a"]] != by_cell[p["cell_b"]])
+
+
+def test_a_level_that_sends_the_very_request_as_sent_is_no_change_and_no_pair(tmp_path: Path) -> None:
+    """An OFAT level equal to what the client sends (``auth=bearer`` for a client that sends Bearer) repeats the
+    request as sent: it is neither a single change in the chart nor a pair in the effects, which count what a change
+    on the wire does."""
+    base = make_cell({"tools": DEFAULT_LEVEL, "auth": DEFAULT_LEVEL}, "extra_usage_exhausted", 400, cell_id="base")
+    same = make_cell({"tools": DEFAULT_LEVEL, "auth": "bearer"}, "extra_usage_exhausted", 400, cell_id="same")
+    same["spec"] = base["spec"]  # the level sends exactly what the client sends
+    moved = make_cell({"tools": "none", "auth": DEFAULT_LEVEL}, "served_plan", 200, "plan", unified=PLAN_HEADERS,
+                      cell_id="moved")
+    df = tidy([load_run(write_run(tmp_path / "r.jsonl", [base, same, moved]))])
+    assert sorted(an.minimal_pairs(df, baseline="base")["cell_b"]) == ["moved", "same"]  # the raw pairs keep it
+    changes = an.flips_from_baseline(df, "base", all_changes=True)
+    assert changes["cell_id"].tolist() == ["moved"]
+    effects = an.factor_effects(df).set_index("factor")
+    assert "auth" not in effects.index and effects.loc["tools", "pairs"] == 1

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 
 import pytest
 from lanelab.cli import main
+from lanelab.config import Settings
 from lanelab.matrix.profiles import load_profile
 from lanelab.runs import RunWriter, load_run, make_header
 from lanelab.walkthrough.bisect import (
@@ -286,3 +288,22 @@ def test_tester_never_exceeds_budget_with_repeats() -> None:
     result = search(10, tester)
     assert result.status == BUDGET and tester.requests == 7
     assert MISSING is not None
+
+
+@pytest.mark.parametrize("options,says", [
+    ({"strategy": "linear"}, "Unknown strategy 'linear'"),
+    ({"grain": "ultra"}, "Unknown grain 'ultra'"),
+    ({"budget": 0}, "found 0"),
+    ({"budget": "5"}, "found str"),
+    ({"stratgy": "binary"}, "No bisect option named stratgy"),
+])
+def test_a_bisect_option_of_the_wrong_name_or_value_is_refused_before_any_file_or_request(tmp_path, options, says):
+    from lanelab.matrix.errors import InvalidOption
+
+    settings = Settings(mode="sim", base_url="http://127.0.0.1:9", home=tmp_path / "home", out=tmp_path / "out")
+    failing = RequestSpec(body={"model": "m", "max_tokens": 1, "messages": []})
+    passing = RequestSpec(body={"model": "m", "max_tokens": 2, "messages": []})
+    with pytest.raises(InvalidOption, match=re.escape(says)):
+        bisect_to_run(failing, passing, "http://127.0.0.1:9", None, settings=settings, policy="2026-05-25",
+                      run_id="refused", **options)
+    assert not (tmp_path / "out").exists()

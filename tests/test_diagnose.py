@@ -325,3 +325,18 @@ def test_binary_worst_case_bounds_the_search():
         assert result.requests <= binary_worst_case(n, len(causes))
         tight += result.requests == binary_worst_case(n, len(causes))
     assert tight  # the bound is reached, not just respected
+
+
+@pytest.mark.parametrize("budget,says", [(-1, "found -1"), (0, "found 0"), ("3", "found str"), (2.5, "found float")])
+def test_a_diagnose_budget_that_is_not_a_number_of_requests_is_refused_before_any_file(tmp_path, budget, says):
+    from lanelab.matrix.errors import InvalidOption
+
+    with pytest.raises(InvalidOption, match=re.escape(says)):
+        run_diagnose(profile="hermes-0.14.0", policy="2026-05-25", settings=_settings(tmp_path), budget=budget)
+    assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_diagnose_takes_its_credential_labels_as_one_string_too(tmp_path):
+    d = run_diagnose(profile="hermes-0.14.0", policy="2026-05-25", settings=_settings(tmp_path),
+                     credentials="sim-pkce")
+    assert d.verdict.sentence and load_run(d.run_path).header["credentials"] == ["sim-pkce"]

@@ -565,3 +565,14 @@ def test_cli_login_save_failure_waits_for_the_fix(sim, tmp_path, monkeypatch, ca
         assert store.labels() == []
     else:
         assert code == 0 and "Saved 'mine'" in out and store.load("mine").mode == "sim"
+
+
+def test_a_label_the_store_could_not_take_is_refused_when_the_flow_is_made_not_after_the_code_is_spent(tmp_path):
+    from lanelab.auth.credential import InvalidLabel
+    from lanelab.auth.flow import LoginFlow
+
+    settings = Settings(mode="sim", base_url="http://127.0.0.1:9", home=tmp_path / "home", out=tmp_path / "out")
+    for label in ("../evil", "a b", 5):
+        with pytest.raises(InvalidLabel):
+            LoginFlow(settings, label=label)
+    assert LoginFlow(settings, label="mine").label == "mine"

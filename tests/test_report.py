@@ -350,3 +350,27 @@ def test_the_comparison_counts_only_requests_both_runs_sent_and_says_when_they_s
     summary, _ = report.comparison_table(report.collect(load_runs([a, c])))
     assert summary == ("The two runs share no request (4 were sent in one of them only), so none can be compared "
                        "side by side.")
+
+
+def test_collect_takes_run_file_paths_and_refuses_anything_else_in_a_sentence(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "p.jsonl", hermes_like_cells())
+    by_path = report.collect(str(path))
+    assert len(by_path.df) == len(report.collect(load_run(path)).df) == len(report.collect([path]).df) > 0
+    for wrong in (42, {"run": path}, [load_run(path), 7]):
+        with pytest.raises(InputError, match="collect takes runs .load_run.path.. or run file paths; found"):
+            report.collect(wrong)
+
+
+def test_reports_go_to_a_new_folder_and_a_file_or_unwritable_place_is_one_clear_error(tmp_path: Path) -> None:
+    from lanelab.errors import ServiceError
+
+    findings = report.collect(load_run(write_run(tmp_path / "p.jsonl", hermes_like_cells())))
+    html, md = report.write_reports(findings, tmp_path / "new" / "folder")
+    assert html.is_file() and md.is_file()
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(InputError, match="is a file, not a folder for the report"):
+        report.write_reports(findings, afile)
+    with pytest.raises(ServiceError, match="Cannot write the report to"):
+        report.write_reports(findings, afile / "below")
+    assert afile.read_text() == "mine"

@@ -591,3 +591,27 @@ def test_a_plan_takes_one_name_as_a_string_and_refuses_arguments_of_the_wrong_ty
                        (("hermes-0.14.0", "ofat", 7, s), "factors takes a list of names; found int")]:
         with pytest.raises(InvalidOption, match=re.escape(says)):
             MatrixPlan.build(*args)
+
+
+def test_the_objects_a_notebook_shows_have_a_readable_one_line_repr(tmp_path, sim_url):
+    from IPython.lib.pretty import pretty
+    from lanelab.findings import report
+
+    s = Settings(mode="sim", base_url=sim_url, home=tmp_path / "h", out=tmp_path / "o")
+    plan = MatrixPlan.build("hermes-0.14.0", "ofat", ["tools"], s)
+    result = plan.run(credential="sim-pkce", run_id="shown", progress=False)
+    run = load_run(result.path)
+    findings = report.collect(run)
+    source = TokenSource(s, sim_url, "sim-pkce")
+    shown = {
+        "plan": (repr(plan), f"<MatrixPlan hermes-0.14.0, ofat over tools: {len(plan.cells)} cells, sim>"),
+        "result": (repr(result), f"<RunResult shown: {result.sent} sent, 0 resumed, 0 failed, 0 not sent>"),
+        "run": (repr(run), f"<Run shown (hermes-0.14.0, ofat, sim, 2026-05-25): {len(plan.cells)} cells; "),
+        "findings": (repr(findings), f"<Findings of 1 run(s), {len(plan.cells)} matrix request(s): "),
+        "token source": (repr(source), f"<TokenSource 'sim-pkce' for {sim_url}: not looked up yet>"),
+    }
+    for name, (text, starts) in shown.items():
+        assert text.startswith(starts) and len(text) < 400 and "\n" not in text, (name, text)
+    assert pretty(result) == result.summary()  # a result on a cell's last line shows its report
+    token = source.token()
+    assert token[-12:] not in repr(source) and ("minted" in repr(source) or "store" in repr(source))

@@ -154,7 +154,7 @@ def _assemble(path: Path, entries: list[dict[str, Any]], warnings: list[LoadWarn
     return Run(path=path, header=header, entries=[e for e in usable if e is not header], warnings=warnings)
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     """One loaded run: its header, its records in file order, and what loading had to skip."""
 
@@ -162,6 +162,13 @@ class Run:
     header: dict[str, Any]
     entries: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[LoadWarning] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        """A line a notebook can read (the records themselves: :meth:`to_frame`)."""
+        h = self.header
+        what = ", ".join(str(x) for x in (h.get("profile"), h.get("design"), h.get("mode"), h.get("policy")) if x)
+        dropped = f", {len(self.warnings)} line(s) skipped" if self.warnings else ""
+        return f"<Run {self.run_id} ({what or 'no header'}): {len(self.cells)} cells{dropped}; {self.path}>"
 
     @property
     def run_id(self) -> str:

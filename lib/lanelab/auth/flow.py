@@ -54,7 +54,9 @@ class LoginFlow:
     ``settings`` defaults to :meth:`Settings.from_env`; ``label`` to the mode's default (``sim-pkce`` or
     ``live-pkce``, :func:`lanelab.auth.issuer.default_label`); ``store`` to the store in ``settings.home``. With
     ``endpoints`` the first step is taken at once. Raises :class:`~lanelab.auth.oauth.EndpointSetError` for an
-    unknown ``variant`` or an ``endpoints`` set not usable in this mode.
+    unknown ``variant`` or an ``endpoints`` set not usable in this mode, and
+    :class:`~lanelab.auth.credential.InvalidLabel` for a ``label`` the store could not take (found now, not after
+    the single-use code was exchanged).
     """
 
     def __init__(self, settings: Settings | None = None, *, endpoints: str | None = None,
@@ -63,7 +65,7 @@ class LoginFlow:
         self.settings = settings or Settings.from_env()
         self.store = store or CredentialStore(self.settings.home)
         self.client = client
-        self.label = label or default_label(self.settings.mode)
+        self.label = validate_label(label or default_label(self.settings.mode))  # before the single-use code is spent
         self.endpoint_choices = oauth.list_endpoint_sets(self.settings.mode)
         self.variant_choices = list(oauth.load_client_variants())
         self.variant = oauth.client_variant(variant)

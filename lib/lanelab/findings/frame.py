@@ -390,7 +390,9 @@ def flips_from_baseline(df: pd.DataFrame, baseline: str, all_changes: bool = Fal
     """The single changes from the baseline cell that change its outcome (an OFAT run's answer sheet).
 
     A single change is a cell that differs from ``baseline`` in exactly one factor (a minimal pair with it, see
-    :func:`minimal_pairs`); ``all_changes=True`` keeps those that end like the baseline too.
+    :func:`minimal_pairs`) and sent a different request (a level that sends the very request as sent, such as
+    ``auth=bearer`` for a client that sends Bearer, is no change); ``all_changes=True`` keeps those that end like the
+    baseline too.
 
     Returns:
         A DataFrame with :data:`CHANGE_COLUMNS`, sorted by factor and level: the factor, its changed level and the
@@ -402,6 +404,7 @@ def flips_from_baseline(df: pd.DataFrame, baseline: str, all_changes: bool = Fal
         NotFound: ``baseline`` is not a cell of the table.
     """
     p = minimal_pairs(df, baseline=baseline)
+    p = p[p["aspects"] != ASPECT_NONE]  # a level that sends the very request as sent is no change
     if not all_changes:
         p = p[p["flips"]]
     changes = pd.DataFrame({
@@ -443,7 +446,8 @@ def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
     """Factors ranked by how often changing them alone moves a request onto or off the plan, then by how often it
     changes the outcome in other ways, with the supporting cells.
 
-    A *pair* is two cells of the same run and profile that differ in this factor alone (see :func:`minimal_pairs`).
+    A *pair* is two cells of the same run and profile that differ in this factor alone (see :func:`minimal_pairs`)
+    and sent different requests (two cells that sent the very same request say nothing about a change).
 
     Returns:
         A DataFrame with :data:`EFFECT_COLUMNS`: factor; pairs; flips (pairs whose outcomes differ); lane_flips
@@ -453,6 +457,7 @@ def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
         other_flips; factors without a pair are left out.
     """
     pairs = minimal_pairs(df)
+    pairs = pairs[pairs["aspects"] != ASPECT_NONE]  # two cells that sent the very same request are no pair to weigh
     rows = []
     for f in factors_of(df):
         p = pairs[pairs["factor"] == f]

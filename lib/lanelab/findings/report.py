@@ -42,13 +42,22 @@ from matplotlib.figure import Figure
 from lanelab import __version__, redact
 from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings, repo_root
-from lanelab.errors import NotFound, UserError
+from lanelab.errors import InputError, NotFound, ServiceError, UserError
 from lanelab.findings import answers as ans
 from lanelab.findings import frame as an
 from lanelab.findings import plots
 from lanelab.findings.render import Table, md_table, render, safe_stem, slug
 from lanelab.findings.verdict import Verdict, lead_verdict
-from lanelab.runs import BISECT_DESIGN, DIAGNOSE_DESIGN, LoadWarning, Run, load_runs, split_runs, tidy
+from lanelab.runs import (
+    BISECT_DESIGN,
+    DIAGNOSE_DESIGN,
+    LoadWarning,
+    Run,
+    load_run,
+    load_runs,
+    split_runs,
+    tidy,
+)
 
 if TYPE_CHECKING:
     from lanelab.findings.bundles import Bundle
@@ -80,7 +89,7 @@ TIMELINE_NOTE = ("A simulator model: the same request sent to the kit's embedded
 
 
 
-@dataclass
+@dataclass(repr=False)
 class Findings:
     """Everything a report shows, computed once from the runs (see :func:`collect`).
 
@@ -112,6 +121,11 @@ class Findings:
     _figures: dict[str, Figure] | None = None
     _pngs: dict[str, bytes] = field(default_factory=dict)
     _data: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        """A line a notebook can read: what was read and the answer (the rest: the attributes, and the report)."""
+        return (f"<Findings of {len(self.runs)} run(s), {len(self.df)} matrix request(s): "
+                f"{self.verdict.sentence.replace('`', '')}>")
 
     # -- the runs by kind ---------------------------------------------------------------------------------------------
     def of_run(self, run: Run) -> Findings:
@@ -420,9 +434,25 @@ def timeline_for(runs: Sequence[Run] | Findings, *, asked: bool | None = None,
     return timeline(refs, policies)
 
 
-def collect(runs: Run | Sequence[Run], rows: str | None = None, cols: str | None = None, verdict: Any = None,
-            bundles: Sequence[Bundle] = (), timeline: Timeline | None = None) -> Findings:
-    """Compute the findings of one or more loaded runs (see :func:`lanelab.runs.load_run`).
+def _runs(given: Any) -> list[Run]:
+    """Runs as a notebook gives them: a run, a run file's path, or a list of either (a path is read with
+    :func:`lanelab.runs.load_run`). Raises :class:`InputError` for anything else."""
+    items = [given] if isinstance(given, (Run, str, Path)) else given
+    if not isinstance(items, Iterable) or isinstance(items, (Mapping, pd.DataFrame)):
+        raise InputError(f"collect takes runs (load_run(path)) or run file paths; found {type(given).__name__}.")
+    out = []
+    for item in items:
+        if isinstance(item, (str, Path)):
+            item = load_run(item)
+        if not isinstance(item, Run):
+            raise InputError(f"collect takes runs (load_run(path)) or run file paths; found {type(item).__name__}.")
+        out.append(item)
+    return out
+
+
+def collect(runs: Run | str | Path | Sequence[Run | str | Path], rows: str | None = None, cols: str | None = None,
+            verdict: Any = None, bundles: Sequence[Bundle] = (), timeline: Timeline | None = None) -> Findings:
+    """Compute the findings of one or more runs: loaded ones (:func:`lanelab.runs.load_run`) or their files' paths.
 
     Bisect and diagnose runs are kept apart from the matrix table; a diagnose run's recorded verdict, or ``verdict``
     (anything :meth:`lanelab.findings.verdict.Verdict.from_obj` accepts), supplies the opening answer. ``rows`` and
@@ -436,9 +466,10 @@ def collect(runs: Run | Sequence[Run], rows: str | None = None, cols: str | None
 
     Raises:
         UserError: ``rows`` or ``cols`` is not a column of the runs' table.
-        InputError: ``verdict`` has no sentence.
+        InputError: ``verdict`` has no sentence, or ``runs`` holds something that is neither a run nor a path (a
+            path is read as :func:`lanelab.runs.load_run` reads it, and raises what it raises).
     """
-    runs = [runs] if isinstance(runs, Run) else list(runs)
+    runs = _runs(runs)
     matrix_runs, _, _ = split_runs(runs)
     df = tidy(matrix_runs)
     effects = an.factor_effects(df) if len(df) else pd.DataFrame(columns=list(an.EFFECT_COLUMNS))
@@ -820,12 +851,14 @@ def write_reports(findings: Findings, out_dir: str | Path, stem: str = "findings
         The paths of the HTML and the Markdown file.
 
     Raises:
-        InputError: ``stem`` is not a plain file name (see :func:`safe_stem`).
+        InputError: ``stem`` is not a plain file name (see :func:`safe_stem`), or ``out_dir`` is a file.
         SecretLeak: a secret is still in a rendered report (nothing is written).
-        OSError: ``out_dir`` cannot be written.
+        ServiceError: ``out_dir`` cannot be created or written (it is created when missing).
     """
     out_dir = Path(out_dir)
     stem = safe_stem(stem)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} is a file, not a folder for the report.", "Pass a folder; a missing one is made.")
     secrets = [s for s in secrets if s]
     figs = findings.figures()
     names = {name: f"{stem}-{name}.png" for name in figs}
@@ -833,11 +866,15 @@ def write_reports(findings: Findings, out_dir: str | Path, stem: str = "findings
     md = render_markdown(findings, names)
     redact.assert_clean(page, where=f"{stem}.html", extra=secrets)
     redact.assert_clean(md, where=f"{stem}.md", extra=secrets)
-    for name in figs:
-        _atomic_write(out_dir / names[name], findings.png(name))
     html_path, md_path = out_dir / f"{stem}.html", out_dir / f"{stem}.md"
-    _atomic_write(html_path, page.encode("utf-8"))
-    _atomic_write(md_path, md.encode("utf-8"))
+    try:
+        for name in figs:
+            _atomic_write(out_dir / names[name], findings.png(name))
+        _atomic_write(html_path, page.encode("utf-8"))
+        _atomic_write(md_path, md.encode("utf-8"))
+    except OSError as exc:
+        raise ServiceError(f"Cannot write the report to {out_dir} ({exc.strerror or type(exc).__name__}).",
+                           "Check the folder's permissions and the disk, or pass another folder.") from None
     return html_path, md_path
 
 

@@ -80,7 +80,7 @@ def _names(value: Any, what: str) -> list[str]:
     raise InvalidOption(f"{what} takes a list of names; found {type(value).__name__}.")
 
 
-@dataclass
+@dataclass(repr=False)
 class MatrixPlan:
     """A profile × design × factors, expanded into cells: what the notebook previews and the CLI sends."""
 
@@ -169,6 +169,12 @@ class MatrixPlan:
         cells = designs.design(design, profile, catalog, names, **({"levels": chosen} if chosen else {}))
         return cls(profile, design, names, cells, catalog, {profile: prof}, live=live, settings=settings,
                    levels=chosen, origin=origin, left_out=left_out)
+
+    def __repr__(self) -> str:
+        """A line a notebook can read (the cells themselves: :meth:`describe`, ``.to_frame()``)."""
+        where = "live" if self.live else "sim"
+        return (f"<MatrixPlan {self.profile}, {self.design} over {', '.join(self.factors) or 'no factor'}: "
+                f"{len(self.cells)} cells, {where}>")
 
     @property
     def baseline_cell_id(self) -> str:

@@ -130,7 +130,7 @@ _OPTION_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
 )
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
     """What one call of the runner did; ``str()`` is a short report, :meth:`to_frame` the outcome counts."""
 
@@ -190,6 +190,14 @@ class RunResult:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def __repr__(self) -> str:
+        return (f"<RunResult {self.run_id}: {self.sent} sent, {self.resumed} resumed, {self.failed} failed, "
+                f"{self.not_sent} not sent>")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """In a notebook, a result on a cell's last line shows as its report."""
+        printer.text(repr(self) if cycle else self.summary())
 
 
 # --------------------------------------------------------------------------------------------------- the pieces

@@ -85,6 +85,10 @@ class TokenSource:
             return checked_credential(wanted, self.settings, self.base_url).access_token
         return self.token()
 
+    def __repr__(self) -> str:  # never the token: only the label, where it goes and where it came from
+        return (f"<TokenSource {self.label!r} for {self.base_url}: "
+                f"{self.where or 'not looked up yet'}>")
+
     @property
     def sim(self) -> bool:
         return self.settings.mode == "sim"

@@ -31,6 +31,7 @@ anyone's behalf); it is listed in ``result.excluded``.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import math
@@ -47,10 +48,12 @@ from lanelab import redact
 from lanelab.config import Settings
 from lanelab.errors import UserError
 from lanelab.matrix.designs import cell_id_for
+from lanelab.matrix.errors import InvalidOption
 from lanelab.runs import BISECT_DESIGN, Run, RunWriter, free_run_path, load_run, make_header
 from lanelab.wire.attestation import is_attestation
 from lanelab.wire.classify import classify, load_taxonomy
 from lanelab.wire.diff import (
+    GRAINS,
     MISSING,
     Difference,
     apply_differences,
@@ -382,7 +385,7 @@ _RUN = {"binary": _binary, "ddmin": _ddmin, "one_at_a_time": _one_at_a_time, "ex
 def search(n: int, tester: ProbeSession, strategy: str = "binary", check_ends: bool = False) -> BisectResult:
     """Run one strategy over ``n`` edits with ``tester``; the index-level core of :func:`bisect`."""
     if strategy not in _RUN:
-        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+        raise InvalidOption(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     status = NO_FLIP
     cause: list[int] = []
     confirmed = False
@@ -644,6 +647,23 @@ def _free_path(runs_dir: Path, run_id: str, question: str) -> tuple[Path, str | 
                   f"stored as {path.stem!r}")
 
 
+def _check_options(options: Mapping[str, Any]) -> None:
+    """Refuse an option :func:`bisect` does not take, an unknown strategy or grain, or a budget that is not a number of
+    requests (1 or more), with :class:`InvalidOption`."""
+    from lanelab.matrix.budget import as_budget
+
+    known = sorted(set(inspect.signature(bisect).parameters) - {"failing", "passing", "probe", "store", "profile",
+                                                                 "stored"})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InvalidOption(f"No bisect option named {', '.join(unknown)}.", f"The options are: {', '.join(known)}.")
+    if options.get("strategy", "binary") not in STRATEGIES:
+        raise InvalidOption(f"Unknown strategy {options['strategy']!r}; choose one of {', '.join(STRATEGIES)}.")
+    if options.get("grain", "field") not in GRAINS:
+        raise InvalidOption(f"Unknown grain {options['grain']!r}; choose one of {', '.join(GRAINS)}.")
+    as_budget(options.get("budget"))
+
+
 def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, token: str | None, *,
                   settings: Settings | None = None, failing_label: str = "failing", passing_label: str = "passing",
                   credential: str | None = None, run_id: str | None = None, host: str | None = None,
@@ -664,12 +684,14 @@ def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, tok
     (:mod:`lanelab.live`). Requests named by a reference-only profile (or its capture) are never probed.
 
     Returns the :class:`BisectResult`, with ``path`` set to the run file. Raises
-    :class:`lanelab.errors.InputError` for an unsafe ``run_id``, ``ValueError`` for an unknown strategy,
+    :class:`lanelab.errors.InputError` for an unsafe ``run_id``, :class:`lanelab.matrix.errors.InvalidOption` (an
+    ``InputError``) for an option :func:`bisect` does not take, an unknown strategy or grain, or a budget below 1,
     :class:`lanelab.errors.HostNotAllowed` when ``base_url`` is off the allow-list,
     :class:`lanelab.matrix.profiles.ReferenceOnlyProfile` for a reference-only label,
     :class:`lanelab.runs.RunLocked` when another process is writing that run, and
     :class:`lanelab.live.NotConfirmed` in live mode without ``confirmed`` (all before anything is sent).
     """
+    _check_options(options)  # before any file or request
     settings = settings or Settings.from_env()
     _refuse_references(failing_label, passing_label)
     if settings.mode == "live" and not confirmed:

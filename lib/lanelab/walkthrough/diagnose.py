@@ -875,14 +875,18 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
 
     from lanelab.auth.issuer import default_label
     from lanelab.live import require_live_opt_in
+    from lanelab.matrix.budget import as_budget
     from lanelab.matrix.profiles import minimal_spend
     from lanelab.matrix.tokens import TokenSource
     from lanelab.runs import RunWriter, free_run_path, make_header
     from lanelab.walkthrough.bisect import http_probe
 
+    as_budget(budget)  # a number of requests, 1 or more, or None: refused here, before any file or request
     settings = settings or Settings.from_env()
     if live and settings.mode != "live":
         settings = dataclasses.replace(settings, mode="live", base_url=settings.base_url or LIVE_API_BASE)
+    if isinstance(credentials, str):  # "A" or "A,B", as the CLI's --credential takes them
+        credentials = credentials.split(",")
     labels = list(dict.fromkeys(c.strip() for c in credentials if c and c.strip()))
     if len(labels) > 2:
         raise InputError(f"At most two credential labels, got {len(labels)}.", "--credential A or --credential A,B.")

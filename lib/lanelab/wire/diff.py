@@ -31,6 +31,7 @@ import pandas as pd
 from lanelab import redact
 from lanelab.config import data_dir
 from lanelab.datafiles import ListOf, Str, Table, read_toml
+from lanelab.errors import InputError
 from lanelab.wire.attestation import carries_attestation, is_attestation
 from lanelab.wire.spec import RequestSpec
 
@@ -221,13 +222,13 @@ def _body_diffs(a: Any, b: Any) -> Iterator[Difference]:
 def differences(a: RequestSpec, b: RequestSpec, grain: str = "field") -> list[Difference]:
     """The atomic differences between two specs, in a stable order (request line, query, headers, body).
 
-    ``grain`` is ``"field"`` (the default) or ``"fine"`` (see the module docstring). Raises ``ValueError`` for an
-    unknown grain.
+    ``grain`` is ``"field"`` (the default) or ``"fine"`` (see the module docstring). Raises
+    :class:`lanelab.errors.InputError` (a ``ValueError``) for an unknown grain.
     """
     if grain == "fine":
         return _fine_differences(a, b)
     if grain != "field":
-        raise ValueError(f"Unknown grain {grain!r}; choose one of {', '.join(GRAINS)}.")
+        raise InputError(f"Unknown grain {grain!r}; choose one of {', '.join(GRAINS)}.")
     out: list[Difference] = []
     for name in _REQUEST_FIELDS:
         va, vb = getattr(a, name), getattr(b, name)
