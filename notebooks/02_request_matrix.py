@@ -13,9 +13,9 @@
 #
 # A third-party agent sends one request and gets HTTP 400 "You're out of extra usage" while the plan shows no use.
 # Is it the endpoint, the auth header, a beta flag, the user agent, the system prompt, the tool names? Opinions in the
-# public threads conflict (references/hermes.md §1), so this notebook answers with data: it takes the request exactly as
-# a named client sends it (a *profile*), varies it along chosen *factors*, sends every variant (a *cell*) and reads
-# what each response says about its billing lane.
+# public threads conflict ([references/hermes.md §1](../docs/references/hermes.md)), so this notebook answers with
+# data: it takes the request exactly as a named client sends it (a *profile*), varies it along chosen *factors*, sends
+# every variant (a *cell*) and reads what each response says about its billing lane.
 #
 # The default is the seed report: Hermes 0.14.0, one factor at a time, against the embedded simulator (a model built
 # from public reports; live observations always outrank it). In live mode every cell spends a little of your own plan:

@@ -13,7 +13,8 @@
 #
 # Maintainers have argued from debug dumps that did not show what went on the wire: Hermes' dump said
 # `POST /chat/completions` with `Bearer None`, while the real call went to `/v1/messages` with the token
-# (references/hermes.md F1; hermes-agent #32318 vs #91319). This notebook replaces the dump with evidence:
+# ([references/hermes.md F1](../docs/references/hermes.md); hermes-agent #32318 vs #91319). This notebook replaces the
+# dump with evidence:
 #
 # 1. put a recording proxy in front of the server and send through it the official `anthropic` SDK's request and a
 #    replay of the `hermes-0.14.0` profile;
