@@ -14,9 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from lanelab.config import repo_root
 from lanelab.errors import StateError
 from lanelab.runs import RunLocked, RunWriter, load_run, lock_path, make_header, run_path
 from lanelab.wire.spec import Observation, RequestSpec
+
+REPO = repo_root()
 
 DEADLINE_S = 60.0
 
@@ -249,29 +252,34 @@ def test_the_demo_writes_to_its_own_folder_and_deletes_only_what_it_wrote(tmp_pa
     assert str(demo / "runs") in capsys.readouterr().out
 
     # a second demo starts fresh: it removes what the first wrote, and only that
-    (demo / "runs" / "dropped-in.jsonl").write_text("a file the demo did not write\n")
-    (demo / "findings.md").write_text("notes of my own\n")
     assert cli.main(["demo"]) == 0
     second = load_run(demo / "runs" / "demo-run.jsonl")
     assert len(second.cells) == 1 and set(second.cells) != set(first.cells)  # fresh, not resumed
-    assert (demo / "runs" / "dropped-in.jsonl").read_text() == "a file the demo did not write\n"
-    assert (demo / "findings.md").read_text() == "notes of my own\n"
     assert mine.read_bytes() == mine_bytes
 
-    # a file the demo wrote but someone changed since is kept, and the demo says so
+    # a folder holding anything the demo did not write, or changed since, is refused before anything starts: the
+    # demo would overwrite or remove it (one line, exit 2, every file as it was)
+    (demo / "runs" / "dropped-in.jsonl").write_text("a file the demo did not write\n")
     with (demo / "findings.html").open("a") as f:
         f.write("<!-- my edit -->")
+    kept = {p: p.read_bytes() for p in demo.rglob("*") if p.is_file()}
     capsys.readouterr()
-    assert cli.main(["demo"]) == 0
-    assert "kept " + str(demo / "findings.html") in capsys.readouterr().out
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "2 file(s) the demo did not write, or that changed since it did" in err, err
+    assert "findings.html, runs/dropped-in.jsonl" in err and "--out with a new or empty folder" in err
+    assert {p: p.read_bytes() for p in demo.rglob("*") if p.is_file()} == kept
+    (demo / "runs" / "dropped-in.jsonl").unlink()
+    (demo / "findings.html").unlink()
 
-    # --keep-runs resumes the demo's runs; pointing --out at the user's own folder still deletes nothing of theirs
+    # --keep-runs resumes the demo's runs; the user's own folder is refused, and nothing of theirs is touched
     assert cli.main(["demo", "--keep-runs"]) == 0
     assert len(load_run(demo / "runs" / "demo-run.jsonl").cells) == 2
-    assert cli.main(["demo", "--out", str(reports)]) == 0
-    assert cli.main(["demo", "--out", str(reports)]) == 0
-    assert mine.read_bytes() == mine_bytes and len(load_run(reports / "runs" / "demo-run.jsonl").cells) == 1
-    assert (demo / "runs" / "dropped-in.jsonl").exists()
+    assert cli.main(["demo", "--out", str(reports)]) == 2
+    assert mine.read_bytes() == mine_bytes and not (reports / ".lanelab-demo.json").exists()
+    fresh = tmp_path / "fresh"
+    assert cli.main(["demo", "--out", str(fresh)]) == 0 and cli.main(["demo", "--out", str(fresh)]) == 0
+    assert len(load_run(fresh / "runs" / "demo-run.jsonl").cells) == 1
 
 
 def test_the_demo_keeps_its_credentials_out_of_the_folder_it_writes_and_ends_with_the_answer(tmp_path, monkeypatch,
@@ -303,3 +311,32 @@ def test_the_demo_keeps_its_credentials_out_of_the_folder_it_writes_and_ends_wit
     assert not any(b"DemoToken" in p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert printed.rstrip().endswith("16 tool names use the prefix mcp_; with mcp__ the request is billed to the plan.")
     assert "The answer, as the report states it:" in printed
+
+
+@pytest.mark.slow  # a demo process with a real kernel
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_demo_stopped_mid_notebook_says_one_line_and_leaves_no_credentials_behind(tmp_path, sig):
+    """Ctrl-C or SIGTERM while a notebook runs: exit 130 with the CLI's one line (not an "internal error" from the
+    notebook runner's clean-up, not the kernel's own traceback), and the simulator credentials' folder removed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANELAB_")}
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env.update(PYTHONPATH=str(REPO / "lib"), TMPDIR=str(temp), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "lanelab", "demo", "--out", str(tmp_path / "demo")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        running = 0
+        for line in proc.stdout:  # the second notebook is under way: a kernel is running a cell
+            running += line.startswith("running ")
+            if running == 2:
+                break
+        time.sleep(1.5)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err.strip() == "lanelab demo: interrupted; nothing already written was lost.", err
+    assert not [p for p in temp.iterdir() if p.name.startswith("lanelab-demo-home-")]

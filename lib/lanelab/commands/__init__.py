@@ -2,12 +2,14 @@
 
 :func:`count` is the argparse type for whole-number options: a value out of range is refused by argparse as one
 line (exit 2) before a command starts anything. ``--port`` options are checked by :mod:`lanelab.cli` for every
-command.
+command. :func:`stop_on_sigterm` makes SIGTERM stop a long command as Ctrl-C does.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 from collections.abc import Callable
 
 
@@ -32,3 +34,26 @@ def count(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
     parse.__name__ = "whole number"  # argparse names the type in some messages
     parse.integer = True  # type: ignore[attr-defined]
     return parse
+
+
+def stop_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM stop a long command as Ctrl-C does: a ``KeyboardInterrupt`` that unwinds (servers and kernels
+    stopped, temporary folders removed) and that the CLI reports as one line, exit 130.
+
+    Returns a function that puts the previous handlers back. Off the main thread (where no handler may be set) SIGTERM
+    keeps its default.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # SIGINT already raises KeyboardInterrupt (unless it is ignored)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    return restore

@@ -3,7 +3,8 @@ folder (reports/demo/ by default), so the demo never touches the runs you make y
 
 The demo starts fresh each time by removing what it wrote the time before, and nothing else: every file it creates
 is listed, with its size and modification time, in ``OUT/.lanelab-demo.json``; a later demo removes a listed file
-only while it is unchanged, and keeps (and names) any it did not write or that changed since.
+only while it is unchanged. A folder holding any file the demo did not write, or that changed since, is refused
+before anything starts (one line, exit 2), so the demo never overwrites or removes a file of someone else's.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lanelab.commands import count
+from lanelab.commands import count, stop_on_sigterm
 from lanelab.config import DEFAULT_POLICY, Settings, repo_root
+from lanelab.errors import InputError
 
 NAME = "demo"
 HELP = "execute every notebook headless against the embedded simulator and write the matrix, plots and report"
@@ -25,7 +27,8 @@ DESCRIPTION = (
     "Starts the embedded simulator on a free loopback port (policy 2026-05-25 by default), then executes each notebook "
     "in notebooks/ in reading order with LANELAB_MODE=sim. Executed notebooks, runs and reports land under --out "
     "(default: the demo folder of LANELAB_OUT, reports/demo/), never in your own runs folder. Each demo starts fresh by "
-    "removing the files the previous demo wrote there (listed in OUT/.lanelab-demo.json) and nothing else. Nothing "
+    "removing the files the previous demo wrote there (listed in OUT/.lanelab-demo.json) and nothing else; a folder "
+    "holding any other file is refused before anything starts. Nothing "
     "touches the network or your own credential store: the demo keeps its simulator credentials in a temporary folder "
     "removed when it ends, never in OUT, which is meant to be shared. It ends with the report's answer in words."
 )
@@ -87,30 +90,31 @@ class DemoFolder:
         root = self.root.resolve()
         return path if path != root and root in path.parents else None
 
-    def ours(self) -> tuple[list[Path], list[str]]:
-        """The listed files still as the demo left them, and those that are not (changed, replaced or gone)."""
-        mine, not_mine = [], []
+    def ours(self) -> list[Path]:
+        """The listed files still as the demo left them (a changed, replaced or missing one is not ours)."""
+        mine = []
         for rel, stamp in self.files.items():
             path = self._inside(rel)
             if path is not None and path.is_file() and not path.is_symlink() and _stamp(path) == stamp:
                 mine.append(path)
-            elif path is not None and path.exists():
-                not_mine.append(rel)
-        return mine, not_mine
+        return mine
 
-    def clean(self) -> list[str]:
-        """Remove the files the previous demo wrote (unchanged ones only) and the folders it made once empty.
+    def foreign(self) -> list[str]:
+        """The files under ``root`` the demo did not write or that changed since (relative to ``root``, sorted): any
+        of them makes the demo refuse the folder, as it would overwrite or remove them."""
+        mine = set(self.ours())
+        return sorted(p.relative_to(self.root).as_posix() for p in self.snapshot()
+                      if (p.is_file() or p.is_symlink()) and p not in mine)
 
-        Returns the listed paths it kept because they changed since (relative to ``root``)."""
-        mine, kept = self.ours()
-        for path in mine:
+    def clean(self) -> None:
+        """Remove the files the previous demo wrote (unchanged ones only) and the folders it made once empty."""
+        for path in self.ours():
             path.unlink(missing_ok=True)
         for rel in sorted(self.dirs, key=lambda d: d.count("/"), reverse=True):
             folder = self._inside(rel)
             if folder is not None and folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
                 folder.rmdir()
         self.files, self.dirs = {}, []
-        return kept
 
     def snapshot(self) -> set[Path]:
         """Every file and folder under ``root`` now (the manifest excluded)."""
@@ -136,15 +140,21 @@ def run(args: argparse.Namespace) -> int:
     out = (args.out or default_out()).resolve()
     out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails here, before a simulator or notebook starts
     folder = DemoFolder.read(out)
+    foreign = folder.foreign()
+    if foreign:  # the demo would overwrite or remove them: it refuses the folder before anything starts
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise InputError(f"{out} holds {len(foreign)} file(s) the demo did not write, or that changed since it did: "
+                         f"{shown}. The demo writes only into a folder of its own, so that nothing of yours is "
+                         "overwritten or removed.", "Move them elsewhere, or pass --out with a new or empty folder.")
     carried: list[Path] = []
     if args.keep_runs:
-        carried = folder.ours()[0]
+        carried = folder.ours()
     else:
-        for rel in folder.clean():
-            print(f"kept {out / rel}: the previous demo wrote it, but it changed since", flush=True)
+        folder.clean()
     before = folder.snapshot()
     executed_dir = out / "notebooks"
     notebooks = [p for p in notebooks_in_order() if not args.only or args.only in p.name]
+    restore = stop_on_sigterm()  # SIGTERM unwinds as Ctrl-C does: simulator stopped, credentials removed
     try:  # the simulator's credentials live outside OUT (a folder to share), and only while the demo runs
         with tempfile.TemporaryDirectory(prefix="lanelab-demo-home-") as home, \
                 running_simulator(policy=args.policy) as sim:
@@ -155,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"running {nb.name} …", flush=True)
                 result = execute(nb, executed_dir, env=env, timeout=args.timeout, cwd=repo_root() / "notebooks")
                 print(f"  done in {result.seconds:.1f}s → {result.executed_path}", flush=True)
-    finally:  # a failed demo lists what it wrote too, so the next one can remove it
+    finally:  # a failed or interrupted demo lists what it wrote too, so the next one can remove it
+        restore()
         folder.record(before, carried)
     print("\nOutputs:")
     for label, path in (("executed notebooks", executed_dir), ("runs", out / "runs"),

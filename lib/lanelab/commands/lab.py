@@ -8,11 +8,11 @@ import contextlib
 import html
 import os
 import signal
-import threading
 import time
 import webbrowser
 from pathlib import Path
 
+from lanelab.commands import stop_on_sigterm
 from lanelab.config import DEFAULT_POLICY, Settings, repo_root
 from lanelab.errors import InputError, LiveNotOptedIn
 from lanelab.live import NOTICE, OPT_IN_HOW, require_live_opt_in
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise LiveNotOptedIn(str(exc).removesuffix(OPT_IN_HOW).strip().replace("nothing was sent",
                                                                                      "nothing was started"),
                                  "To go ahead, set LANELAB_LIVE_OPT_IN=1 and run the lab again.") from None
-    restore = _stop_on_sigterm()
+    restore = stop_on_sigterm()
     try:
         with contextlib.ExitStack() as stack:
             if live:
@@ -89,27 +89,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         restore()
     return 0
-
-
-def _stop_on_sigterm():
-    """Make SIGTERM stop the lab as Ctrl-C does (unwinding: kernels stopped, temporary folder removed).
-
-    Returns a function that puts the previous handlers back.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None  # only the main thread may set handlers; SIGTERM then keeps its default
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)  # SIGINT already raises KeyboardInterrupt (unless it is ignored)
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-
-    return restore
 
 
 def _ignore_stop_signals() -> None:

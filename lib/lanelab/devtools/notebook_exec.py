@@ -7,8 +7,10 @@ executed copy next to the output (``NAME-err.ipynb``) so the traceback can be re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -88,9 +90,11 @@ def execute(path: Path, out_dir: Path, env: Mapping[str, str] | None = None, tim
                             extra_arguments=["--IPKernelApp.log_level=ERROR"],
                             resources={"metadata": {"path": str(cwd or path.parent)}})
     started = time.perf_counter()
-    with environment({"MPLBACKEND": "Agg", **(env or {})}):
+    # the kernel's own log (not the cells' output, which nbclient collects) goes to a file dropped afterwards: after
+    # an interrupt the kernel reports the sockets closed under it, which is no news to the user
+    with environment({"MPLBACKEND": "Agg", **(env or {})}), tempfile.TemporaryFile() as kernel_log:
         try:
-            client.execute()
+            client.execute(stderr=kernel_log)
         except (CellExecutionError, CellTimeoutError) as exc:
             err_path = out_dir / f"{path.stem}-err.ipynb"
             nbformat.write(nb, err_path)
@@ -99,9 +103,26 @@ def execute(path: Path, out_dir: Path, env: Mapping[str, str] | None = None, tim
                 f"{path.name} failed: {detail}.",
                 hint=f"The executed copy is kept at {err_path} for inspection.",
             ) from None
+        except BaseException as exc:  # an interrupt can surface as nbclient's clean-up failing after it
+            if _interrupted(exc):
+                raise KeyboardInterrupt from None
+            raise
     executed = out_dir / path.name
     nbformat.write(nb, executed)
     return NotebookResult(path.stem, executed, time.perf_counter() - started, len(nb.cells))
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, an interrupt (Ctrl-C, or SIGTERM made one): nbclient's
+    clean-up after an interrupt may fail in its own way (an ``AssertionError`` on its kernel manager)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (KeyboardInterrupt, asyncio.CancelledError)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def strip_outputs(path: Path) -> bool:
