@@ -296,6 +296,7 @@ def test_tester_never_exceeds_budget_with_repeats() -> None:
     ({"budget": 0}, "found 0"),
     ({"budget": "5"}, "found str"),
     ({"stratgy": "binary"}, "No bisect option named stratgy"),
+    ({"pass_outcomes": ["served_plan", "nosuch"]}, "Unknown outcome(s) to count as passing: nosuch."),
 ])
 def test_a_bisect_option_of_the_wrong_name_or_value_is_refused_before_any_file_or_request(tmp_path, options, says):
     from lanelab.matrix.errors import InvalidOption

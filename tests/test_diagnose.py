@@ -340,3 +340,19 @@ def test_diagnose_takes_its_credential_labels_as_one_string_too(tmp_path):
     d = run_diagnose(profile="hermes-0.14.0", policy="2026-05-25", settings=_settings(tmp_path),
                      credentials="sim-pkce")
     assert d.verdict.sentence and load_run(d.run_path).header["credentials"] == ["sim-pkce"]
+
+
+@pytest.mark.parametrize("budget,tries,said", [(1, 1, "after 1 try, all the budget allowed"), (None, 2, "after 2 tries")])
+def test_a_transient_answer_with_no_budget_left_to_retry_is_unclear_and_counted_not_nothing_sent(budget, tries, said):
+    """The request as sent came back 429: with a budget of 1 there is no second try. It was sent: the diagnosis says
+    the answer is unclear after the tries it made (it used to say "nothing was sent")."""
+    sent = []
+
+    def probe(spec: RequestSpec) -> str:
+        sent.append(spec)
+        return "rate_limited"
+
+    spec = RequestSpec(body={"model": "claude-sonnet-4-6", "max_tokens": 8, "messages": [{"role": "user",
+                                                                                         "content": "hi"}]})
+    d = diagnose(spec, probe, label="client", use_lint=False, budget=budget)
+    assert d.status == "unclear" and len(sent) == tries and said in d.verdict.sentence, d.verdict.sentence

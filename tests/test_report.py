@@ -374,3 +374,17 @@ def test_reports_go_to_a_new_folder_and_a_file_or_unwritable_place_is_one_clear_
     with pytest.raises(ServiceError, match="Cannot write the report to"):
         report.write_reports(findings, afile / "below")
     assert afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_cli_report_says_what_it_is_doing_on_a_terminal_only(tmp_path: Path, two_runs: list[Path],
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch, terminal: bool) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert cli.main(["report", *map(str, two_runs), "--out", str(tmp_path / "rep")]) == 0
+    captured = capsys.readouterr()
+    said = ["reading 2 run file(s)…", "working out the findings of 32 cell(s)…", "drawing and writing the report…"]
+    assert captured.err.splitlines() == (said if terminal else [])
+    assert [Path(line).name for line in captured.out.splitlines()] == ["findings.html", "findings.md"]

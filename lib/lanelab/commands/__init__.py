@@ -2,13 +2,15 @@
 
 :func:`count` is the argparse type for whole-number options: a value out of range is refused by argparse as one
 line (exit 2) before a command starts anything. ``--port`` options are checked by :mod:`lanelab.cli` for every
-command. :func:`stop_on_sigterm` makes SIGTERM stop a long command as Ctrl-C does.
+command. :func:`stop_on_sigterm` makes SIGTERM stop a long command as Ctrl-C does; :func:`progress` says what a
+long step is doing, on a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from collections.abc import Callable
 
@@ -57,3 +59,10 @@ def stop_on_sigterm() -> Callable[[], None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     return restore
+
+
+def progress(text: str) -> None:
+    """Say what a step that may take a while is doing (``reading 27 run files…``), on standard error and only when
+    it is a terminal: a pipe or a file gets the command's output alone."""
+    if sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
-from lanelab.commands import count
+from lanelab.commands import count, progress
 from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings
 from lanelab.errors import InputError
 from lanelab.live import confirm_cli, require_live_opt_in
@@ -186,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     profile = profile_for(args.profile, index=args.index)
     if is_capture_ref(args.profile):
         print(f"request: {pick_request(args.profile, args.index).describe(args.profile)}", flush=True)
+    progress(f"planning {profile.name}, {args.design or 'the default design'} over {', '.join(names or ['every factor'])}: "
+             "expanding the cells and their cost…")
     plan = MatrixPlan.build(profile, args.design, names, settings, credential_labels=labels,
                             levels=_levels(args.levels))
     budget = _budget(args, plan.live)

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lanelab.commands import progress
 from lanelab.config import Settings
 from lanelab.errors import InputError, UserError
 
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     others = bundles.load_bundles(args.compare)
     out = args.out or settings.out
     secrets = report.stored_secrets(settings)
+    progress(f"reading {len(paths)} run file(s)…")
     runs = load_runs(paths)
     if not others and not any(r.cells for r in runs):
         skipped = [w for r in runs for w in r.warnings]
@@ -67,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"No usable cell record in {', '.join(str(p) for p in paths)}{first}.",
                          "Pass run files written by 'lanelab matrix' (JSON Lines, one cell per line).")
     asked = args.timeline if args.timeline is not None else (None if settings.mode == "sim" else False)
+    progress(f"working out the findings of {sum(len(r.cells) for r in runs)} cell(s)…")
     findings = report.collect(runs, rows=args.rows, cols=args.cols, bundles=others,
                               timeline=report.timeline_for(runs, asked=asked))
+    progress("drawing and writing the report…")
     for warning in findings.skipped:
         print(f"skipped {Path(warning.path).name} line {warning.line}: {warning.problem}", file=sys.stderr)
     if args.bundle and findings.df.empty:

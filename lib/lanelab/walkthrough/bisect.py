@@ -648,8 +648,8 @@ def _free_path(runs_dir: Path, run_id: str, question: str) -> tuple[Path, str | 
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
-    """Refuse an option :func:`bisect` does not take, an unknown strategy or grain, or a budget that is not a number of
-    requests (1 or more), with :class:`InvalidOption`."""
+    """Refuse an option :func:`bisect` does not take, an unknown strategy, grain or passing outcome, or a budget that
+    is not a number of requests (1 or more), with :class:`InvalidOption`."""
     from lanelab.matrix.budget import as_budget
 
     known = sorted(set(inspect.signature(bisect).parameters) - {"failing", "passing", "probe", "store", "profile",
@@ -661,6 +661,11 @@ def _check_options(options: Mapping[str, Any]) -> None:
         raise InvalidOption(f"Unknown strategy {options['strategy']!r}; choose one of {', '.join(STRATEGIES)}.")
     if options.get("grain", "field") not in GRAINS:
         raise InvalidOption(f"Unknown grain {options['grain']!r}; choose one of {', '.join(GRAINS)}.")
+    known_outcomes = [c.id for c in load_taxonomy().classes]
+    strange = sorted(set(options.get("pass_outcomes") or ()) - set(known_outcomes))
+    if strange:
+        raise InvalidOption(f"Unknown outcome(s) to count as passing: {', '.join(strange)}.",
+                            f"The outcomes are: {', '.join(known_outcomes)} (data/outcomes.toml).")
     as_budget(options.get("budget"))
 
 

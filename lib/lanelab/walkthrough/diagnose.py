@@ -381,6 +381,8 @@ class _Engine:
         self.retries_unclear = retries_unclear
         self.sent: list[Sent] = []
         self.taxonomy = load_taxonomy()
+        self.as_sent_tries = 0  # how often the request as sent went out (a transient answer is tried again)
+        self.retries_cut = False  # the budget ran out before those tries were done
 
     def remaining(self) -> int | None:
         return None if self.budget is None else max(0, self.budget - len(self.sent))
@@ -618,8 +620,10 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
                                remedies=_remedy_lines(others, None)), [], []
     outcome_words = _words(as_sent, tax)
     if out.status == UNCLEAR:
+        tries = f"{engine.as_sent_tries} {'try' if engine.as_sent_tries == 1 else 'tries'}" + (
+            ", all the budget allowed" if engine.retries_cut else "")
         sentence = (f"The server gave no clear answer to {label}'s request under {where} ({outcome_words}, after "
-                    f"{engine.retries_unclear + 1} tries), so nothing can be concluded yet.")
+                    f"{tries}), so nothing can be concluded yet.")
         return "unclear", _verdict_of(sentence=sentence, evidence=f"Evidence: {spent}.{said}",
                                   remedy="Try again later; a transient answer says nothing about billing.",
                                   cells=(as_sent.cell_id,), requests=total, tokens=tokens, conclusive=False,
@@ -718,13 +722,15 @@ def diagnose(spec: RequestSpec, probe: Callable[[RequestSpec], Observation | str
     out: _Outcome | None
     try:
         as_sent = engine.send(spec, "as sent", "nothing (the request as the client sent it)")
-        tries = 1
-        while engine.verdict_of(as_sent.outcome) == UNCLEAR and tries <= retries_unclear:
+        engine.as_sent_tries = 1
+        while engine.verdict_of(as_sent.outcome) == UNCLEAR and engine.as_sent_tries <= retries_unclear:
             as_sent = engine.send(spec, "as sent", "nothing (sent again after a transient answer)")
-            tries += 1
+            engine.as_sent_tries += 1
     except OutOfBudget:
-        raise BudgetExceeded("The budget allows no request at all; nothing was sent.", "Pass --budget 1 or more.") \
-            from None
+        if not engine.as_sent_tries:
+            raise BudgetExceeded("The budget allows no request at all; nothing was sent.",
+                                 "Pass --budget 1 or more.") from None
+        engine.retries_cut = True  # a transient answer, and no budget left to try again: the answer is unclear
     verdict_now = engine.verdict_of(as_sent.outcome)
     if verdict_now == PASS:
         out = None
