@@ -405,6 +405,11 @@ def test_creds_mint_saves_a_simulator_credential_and_prints_it_only_when_asked(t
     cred = CredentialStore(tmp_path / "home").load("sim-pkce")
     assert (cred.mode, cred.issuer) == ("sim", sim.base_url) and cred.access_token not in out
     assert redact.mask(cred.access_token) in out and "resolve_token('sim-pkce')" in out
+    assert "replaces" not in out
+    assert main(["creds", "--mint"]) == 0  # minting onto a saved label says what it replaced
+    assert "It replaces the credential saved as 'sim-pkce' before." in capsys.readouterr().out
+    assert main(["creds", "--mint", "--label", ""]) == 2  # an empty label is no label, not the default
+    assert "'' is not a valid credential label" in capsys.readouterr().err
     assert main(["creds", "--mint", "--label", "sdk", "--print"]) == 0
     printed, err = capsys.readouterr()
     token = CredentialStore(tmp_path / "home").load("sdk").access_token

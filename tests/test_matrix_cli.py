@@ -159,3 +159,16 @@ def test_without_a_base_url_it_starts_its_own_simulator(env, capsys, monkeypatch
     assert main(["matrix", "--factors", "x_app", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "started a simulator" in out and "policy 2026-05-25" in out
+
+
+def test_a_dry_run_refuses_what_the_run_would_and_says_when_policy_cannot_apply(env, sim_url, capsys, monkeypatch):
+    assert main(["matrix", "--factors", "stream", "--dry-run", "--run-id", "a/b"]) == 2
+    assert "is not a safe file name" in capsys.readouterr().err
+    assert main(["matrix", "--factors", "stream", "--dry-run", "--policy", "2026-11"]) == 0  # a simulator is running
+    assert "note: --policy 2026-11 is not used: LANELAB_BASE_URL points at a simulator already running" in \
+        capsys.readouterr().out
+    monkeypatch.delenv("LANELAB_BASE_URL")  # the command would start its own simulator, with this policy
+    assert main(["matrix", "--factors", "stream", "--dry-run", "--policy", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nosuch" in err and "2026-05-25" in err, err
+    assert log(sim_url) == [] and not (env / "out" / "runs").exists()

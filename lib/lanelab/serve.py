@@ -130,9 +130,9 @@ class _Server(uvicorn.Server):
             await asyncio.wait_for(self._drain(), timeout=self.config.timeout_graceful_shutdown)
         except TimeoutError:
             tasks = list(self.server_state.tasks)
-            _log.error("Cancel %s running task(s), timeout graceful shutdown exceeded", len(tasks))
+            _log.warning("Stopping: %s request(s) still in progress were cut short.", len(tasks))
             for task in tasks:
-                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+                task.cancel(msg=CUT_SHORT)
         if not self.force_exit:
             await self.lifespan.shutdown()
 
@@ -174,12 +174,27 @@ def _base_url(sock: socket.socket, tls: TLS | None) -> str:
     return f"https://{tls.hostname}" + ("" if port == 443 else f":{port}")
 
 
+#: Why a request still running when its server stopped was cancelled (the server was asked to stop: no error).
+CUT_SHORT = "the server was stopped while this request was in progress"
+
+
+class CutShortFilter(logging.Filter):
+    """Drops uvicorn's "Exception in ASGI application" record for a request cancelled because its server was asked
+    to stop (:data:`CUT_SHORT`): a stop the user asked for is no server error, and its traceback would reach them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, asyncio.CancelledError) and CUT_SHORT in str(exc))
+
+
 def _log_config() -> dict[str, Any]:
-    """uvicorn's logging set-up with the kit's redacting filter on each of its handlers."""
+    """uvicorn's logging set-up with the kit's redacting filter on each of its handlers, and the filter that drops
+    the traceback of a request cut short by a stop (:class:`CutShortFilter`)."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["filters"] = {"lanelab_redact": {"()": "lanelab.redact.LogFilter"}}
+    config["filters"] = {"lanelab_redact": {"()": "lanelab.redact.LogFilter"},
+                         "lanelab_cut_short": {"()": "lanelab.serve.CutShortFilter"}}
     for handler in config["handlers"].values():
-        handler["filters"] = ["lanelab_redact"]
+        handler["filters"] = ["lanelab_cut_short", "lanelab_redact"]
     return config
 
 

@@ -77,9 +77,12 @@ def run(args: argparse.Namespace) -> int:
     a damaged credential file is listed as a problem, not raised."""
     settings = Settings.from_env()
     if args.mint:
-        cred = mint(settings, args.label or default_label("sim"), args.kind)
+        label = validate_label(args.label if args.label is not None else default_label("sim"))  # "" is no label
+        replaced = label in CredentialStore(settings.home).labels()
+        cred = mint(settings, label, args.kind)
         where = f"Saved simulator credential {cred.label!r} ({redact.mask(cred.access_token)}), issued by " \
-                f"{cred.issuer}; valid only for that simulator while it runs."
+                f"{cred.issuer}; valid only for that simulator while it runs." + (
+                    f" It replaces the credential saved as {cred.label!r} before." if replaced else "")
         if args.print_token:
             print(where, file=sys.stderr)
             print(cred.access_token)  # asked for by --print: a simulator token, for another client
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                   "default_headers={'anthropic-beta': 'oauth-2025-04-20'}); get the token with --print, or in "
                   f"Python with lanelab.auth.resolve.resolve_token({cred.label!r}).")
         return 0
-    if args.label or args.print_token or args.kind != "pkce":
+    if args.label is not None or args.print_token or args.kind != "pkce":
         raise InputError("--label, --kind and --print go with --mint.", "Add --mint, or leave them out to list.")
     table = credentials_table(settings, args.user_home)
     default = default_label(settings.mode)

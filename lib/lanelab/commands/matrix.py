@@ -65,8 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "when there is no terminal)")
     parser.add_argument("--budget-tokens", type=count(1), default=None, metavar="N",
                         help="live: at most N estimated tokens")
-    parser.add_argument("--policy", default=DEFAULT_POLICY,
-                        help="policy of the simulator started when LANELAB_BASE_URL is unset (default: %(default)s)")
+    parser.add_argument("--policy", default=None,
+                        help=f"policy of the simulator started when LANELAB_BASE_URL is unset (default: {DEFAULT_POLICY}; "
+                             "a simulator already running answers under its own)")
     parser.add_argument("--dry-run", action="store_true", help="print the cells and their cost; send nothing "
                         "(live: also the notice, host, budget and every request, credential masked)")
     parser.add_argument("--show-requests", action="store_true",
@@ -85,6 +86,24 @@ def _server(settings: Settings, policy: str) -> Iterator[tuple[str, str | None]]
     from lanelab.sim.server import running_simulator
     with running_simulator(policy=policy) as sim:
         yield sim.base_url, f"started a simulator for this run at {sim.base_url} (policy {policy}); it stops on exit"
+
+
+def _check_before_planning(args: argparse.Namespace, settings: Settings) -> None:
+    """What a dry run must refuse as the run would, before anything is planned: an unsafe run id, an unknown policy
+    for the simulator this command would start; and a note when ``--policy`` cannot apply (a simulator is running)."""
+    from lanelab.runs import run_path
+
+    if args.run_id is not None:
+        run_path(settings.runs_dir, args.run_id)  # InputError for an id that is no safe file name
+    if settings.mode != "sim" or args.policy is None:
+        return
+    if settings.base_url:
+        print(f"note: --policy {args.policy} is not used: LANELAB_BASE_URL points at a simulator already running, "
+              "which answers under its own policy (start it with that policy, or unset LANELAB_BASE_URL).", flush=True)
+        return
+    from lanelab.sim.policy import load_policy
+
+    load_policy(args.policy)  # PolicyNotFound (one line, exit 2) for an unknown name
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -180,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     from lanelab.matrix.plan import MatrixPlan
 
     settings = _settings(args)
+    _check_before_planning(args, settings)
     credential = args.credential or default_label(settings.mode)
     names = [f.strip() for f in args.factors.split(",") if f.strip()] if args.factors else None
     labels = [lbl for lbl in CredentialStore(settings.home).labels() if lbl != credential]
@@ -202,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             confirmation = dataclasses.replace(confirmation, budget=f"{confirmation.budget} (the default; "
                                                "--budget N to change)")
         confirm_cli(confirmation, args.yes)
-    with _server(settings, args.policy) as (base_url, started):
+    with _server(settings, args.policy or DEFAULT_POLICY) as (base_url, started):
         if started:
             print(started)
         result = plan.run(credential=credential, budget=budget, base_url=base_url, run_id=args.run_id,
