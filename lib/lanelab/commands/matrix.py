@@ -101,7 +101,7 @@ def _check_before_planning(args: argparse.Namespace, settings: Settings) -> None
         print(f"note: --policy {args.policy} is not used: LANELAB_BASE_URL points at a simulator already running, "
               "which answers under its own policy (start it with that policy, or unset LANELAB_BASE_URL).", flush=True)
         return
-    from lanelab.sim.policy import load_policy
+    from lanelab.sim.server import load_policy  # (the simulator's one door)
 
     load_policy(args.policy)  # PolicyNotFound (one line, exit 2) for an unknown name
 
