@@ -23,6 +23,7 @@ import httpx
 import pytest
 from lanelab import redact
 from lanelab.config import repo_root
+from lanelab.errors import UserError
 from lanelab.matrix.from_capture import CaptureInfo, load_request, profile_from_capture
 from lanelab.matrix.profiles import load_profile
 from lanelab.serve import TLS
@@ -276,3 +277,32 @@ def test_the_recipe_end_to_end_with_a_stand_in_client(tmp_path, monkeypatch) -> 
     assert "network namespace" in profile.capture["method"] and profile.capture["client_status"] == "exit 0"
     assert profile.attestation_positions == (0,) and not carries_attestation(profile.spec)
     assert not (tmp_path / "work").exists(), "the scratch folder was not removed"
+
+
+def test_a_torn_last_line_of_a_capture_is_said_wherever_the_capture_is_read(tmp_path, sim) -> None:
+    """A capture cut by an interrupted write: its last exchange is a torn line. The reader says it left that line
+    out (the request picked is "the only complete" one), lint says why there is nothing when only that line holds a
+    request, and an index out of range is one sentence with the range."""
+    from lanelab.matrix.from_capture import pick_request
+    from lanelab.walkthrough.lint import LintInputError, lint_file
+
+    out = tmp_path / "cap.jsonl"
+    token = sim.mint_token()["access_token"]
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
+    with running_capture(sim.base_url, out) as proxy:
+        for _ in range(2):
+            httpx.post(proxy.base_url + "/v1/messages", json=body, headers={"authorization": f"Bearer {token}"})
+    lines = out.read_text().splitlines()
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])  # the last write cut short
+    exchanges = load_exchanges(torn)
+    assert len(exchanges) == 1 and exchanges.skipped == [f"line {len(lines)}: not JSON, a torn last line from an "
+                                                         "interrupted write"]
+    said = pick_request(torn).describe(torn)
+    assert said.startswith("torn.jsonl: its only complete inference request") and "was left out" in said, said
+    with pytest.raises(UserError, match="out of range: the capture holds 1 inference request"):
+        inference_exchange(exchanges, 5)
+    only_torn = tmp_path / "only-torn.jsonl"
+    only_torn.write_text(lines[-1][: len(lines[-1]) // 2])
+    with pytest.raises(LintInputError, match="holds no complete capture exchange record: 1 line could not be read"):
+        lint_file(only_torn)

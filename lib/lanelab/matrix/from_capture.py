@@ -370,6 +370,7 @@ class Picked:
     position: int
     total: int
     exchange: Mapping[str, Any]
+    skipped: str = ""  # what could not be read in the file (Exchanges.skipped_note), said with the pick
 
     @property
     def is_last(self) -> bool:
@@ -381,11 +382,13 @@ class Picked:
         req = self.exchange.get("request") or {}
         target = str(req.get("path", "?")) + (f"?{req['query']}" if req.get("query") else "")
         where = f"exchange #{self.exchange.get('seq')}: {req.get('method', '?')} {target}"
+        skipped = f"; {self.skipped} and was left out" if self.skipped else ""
         if self.total == 1:
-            return f"{Path(path).name}: its only inference request ({where})"
+            return f"{Path(path).name}: its only complete inference request ({where}){skipped}" if skipped else \
+                f"{Path(path).name}: its only inference request ({where})"
         which = ", the last (the default)" if self.is_last else ""
         return (f"{Path(path).name}: inference request {self.position} of {self.total}, counting from 0{which} "
-                f"({where})")
+                f"({where}){skipped}")
 
 
 def is_capture_ref(ref: str | Path) -> bool:
@@ -409,7 +412,7 @@ def pick_request(capture: str | Path, index: int | None = None) -> Picked:
     if not -n <= i < n:
         raise InputError(f"--index {i} is out of range: {Path(capture).name} holds {n} inference request(s) "
                          f"(0 … {n - 1}, or -1 for the last).")
-    return Picked(i % n, n, inference_exchange(exchanges, i))
+    return Picked(i % n, n, inference_exchange(exchanges, i), exchanges.skipped_note())
 
 
 def load_request(ref: str, prompt: str | None = None, *, as_captured: bool = False,

@@ -123,7 +123,10 @@ def _capture_input(path: Path, index: int) -> LintInput:
     from lanelab.wire.exchanges import inference_exchange, load_exchanges
 
     _readable_text(path, "capture")
-    exchanges = [e for e in load_exchanges(path) if _is_exchange(e)]
+    loaded = load_exchanges(path)
+    exchanges = [e for e in loaded if _is_exchange(e)]
+    if not exchanges and loaded.skipped:
+        raise LintInputError(f"{path} holds no complete capture exchange record: {loaded.skipped_note()}.")
     if not exchanges:
         raise LintInputError(f"{path} holds no capture exchange records, so it is not a lanelab capture.")
     inference = [e for e in exchanges if e["request"]["method"] == "POST"

@@ -8,6 +8,7 @@ Readers rely on the fields of :data:`EXCHANGE_SCHEMA`; a torn last line or a rec
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from lanelab.errors import InputError, NotFound, ServiceError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EXCHANGE_SCHEMA", "exchanges_frame", "inference_exchange", "load_exchanges"]
+__all__ = ["EXCHANGE_SCHEMA", "Exchanges", "exchanges_frame", "inference_exchange", "load_exchanges"]
 
 
 #: What readers of a capture file rely on in an exchange record (lanelab.datafiles' vocabulary); the request's headers
@@ -36,13 +37,31 @@ def _usable_exchange(record: Any) -> bool:
             and all(len(pair) == 2 for pair in record["request"]["headers"]))
 
 
-def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
-    """The exchange records of a capture file, in order (a torn last line, or a record without the fields readers
-    rely on, :data:`EXCHANGE_SCHEMA`, is skipped).
+class Exchanges(list[dict[str, Any]]):
+    """The exchange records of a capture file (a list), and ``skipped``: a sentence for each line that could not be
+    read as one (a torn last line, from an interrupted write), so that whoever reads the file can say so."""
 
-    Returns a list of dicts (already redacted). Raises :class:`~lanelab.errors.NotFound` when there is no such file,
-    :class:`~lanelab.errors.InputError` when it is not UTF-8 text, :class:`~lanelab.errors.ServiceError` when it
-    cannot be read.
+    def __init__(self, records: Iterable[dict[str, Any]] = (), skipped: Iterable[str] = ()) -> None:
+        super().__init__(records)
+        self.skipped = list(skipped)
+
+    def skipped_note(self) -> str:
+        """``""``, or what was skipped in a few words: ``1 line could not be read (line 9: not JSON, a torn last line
+        from an interrupted write)``."""
+        if not self.skipped:
+            return ""
+        n = len(self.skipped)
+        return f"{n} line{'s' if n > 1 else ''} could not be read ({self.skipped[0]}{'; …' if n > 1 else ''})"
+
+
+def load_exchanges(path: str | Path) -> Exchanges:
+    """The exchange records of a capture file, in order; a torn line, or an exchange record without the fields
+    readers rely on (:data:`EXCHANGE_SCHEMA`), is skipped and said in ``skipped`` (records of other kinds are not
+    exchanges and are left out silently).
+
+    Returns :class:`Exchanges` (a list of dicts, already redacted). Raises :class:`~lanelab.errors.NotFound` when
+    there is no such file, :class:`~lanelab.errors.InputError` when it is not UTF-8 text,
+    :class:`~lanelab.errors.ServiceError` when it cannot be read.
     """
     path = Path(path)
     if not path.is_file():
@@ -55,28 +74,42 @@ def load_exchanges(path: str | Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text, so not a capture file.",
                         "Pass a .jsonl file written by 'python -m lanelab capture'.") from None
-    out = []
-    for line in text.splitlines():
+    out = Exchanges()
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             rec = json.loads(line)
         except (ValueError, RecursionError):
+            torn = number == len(lines) and not text.endswith("\n")
+            out.skipped.append(f"line {number}: not JSON" + (", a torn last line from an interrupted write"
+                                                              if torn else ""))
             continue
-        if isinstance(rec, dict) and rec.get("record") == "exchange" and _usable_exchange(rec):
-            out.append(rec)
+        if isinstance(rec, dict) and rec.get("record") == "exchange":
+            if _usable_exchange(rec):
+                out.append(rec)
+            else:
+                out.skipped.append(f"line {number}: an exchange record without the fields readers need")
     return out
 
 
 def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict[str, Any]:
     """The ``index``-th inference request (POST …/messages or …/chat/completions) of a capture.
 
-    Returns that exchange record. Raises :class:`~lanelab.errors.NotFound` when the capture holds none, and
-    ``IndexError`` when ``index`` is out of range.
+    Returns that exchange record. Raises :class:`~lanelab.errors.NotFound` when the capture holds none (saying which
+    lines could not be read, for :class:`Exchanges`), and :class:`~lanelab.errors.InputError` when ``index`` is out
+    of range (saying the range).
     """
     found = [e for e in exchanges if e["request"]["method"] == "POST"
              and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
     if not found:
-        raise NotFound("The capture holds no inference request (POST /v1/messages).",
-                        "Send a message through the proxy with the client, then try again.")
+        note = exchanges.skipped_note() if isinstance(exchanges, Exchanges) else ""
+        raise NotFound("The capture holds no inference request (POST /v1/messages)" + (f"; {note}" if note else "")
+                       + ".", "Send a message through the proxy with the client, then try again.")
+    if not isinstance(index, int) or isinstance(index, bool) or not -len(found) <= index < len(found):
+        raise InputError(f"Index {index!r} is out of range: the capture holds {len(found)} inference request(s) "
+                         f"(0 … {len(found) - 1}, or -1 for the last).")
     return found[index]
 
 
