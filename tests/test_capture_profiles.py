@@ -296,8 +296,8 @@ def test_a_torn_last_line_of_a_capture_is_said_wherever_the_capture_is_read(tmp_
     torn = tmp_path / "torn.jsonl"
     torn.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])  # the last write cut short
     exchanges = load_exchanges(torn)
-    assert len(exchanges) == 1 and exchanges.skipped == [f"line {len(lines)}: not JSON, a torn last line from an "
-                                                         "interrupted write"]
+    why = f"line {len(lines)}: not JSON, a torn last line from an interrupted write"
+    assert len(exchanges) == 1 and exchanges.skipped == [why]
     said = pick_request(torn).describe(torn)
     assert said.startswith("torn.jsonl: its only complete inference request") and "was left out" in said, said
     with pytest.raises(UserError, match="out of range: the capture holds 1 inference request"):
