@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from lanelab import __version__, commands, redact
-from lanelab.errors import UserError
+from lanelab.errors import UserError, os_reason
 
 #: Reading order of the subcommands in ``--help``; any other command module is listed after these.
 ORDER = ("sim", "login", "creds", "watch", "lint", "diagnose", "matrix", "report", "timeline", "capture", "diff",
@@ -151,7 +151,7 @@ def _file_system_message(exc: OSError) -> str | None:
     if exc.errno not in FILE_SYSTEM_ERRNOS or not exc.filename:
         return None
     where = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes)) else str(exc.filename)
-    reason = exc.strerror or type(exc).__name__
+    reason = os_reason(exc)
     setting = _setting_holding(where)
     if setting:
         return f"cannot use {where} ({reason}). Check that {setting} names a folder you can write, with free space."

@@ -72,6 +72,7 @@ writer before a secret reaches disk.
 
 from __future__ import annotations
 
+import errno
 import re
 from typing import Any
 
@@ -152,3 +153,13 @@ def check_token_shape(value: Any, what: str = "token", error: type[Exception] | 
             hint = "Copy it again, alone: no quotes, spaces or line breaks around or inside it."
         raise cls(message, hint)
     raise cls(message)
+
+
+#: What the system's own words mean where the kit meets them (making or opening a folder or file).
+_PLAIN_REASONS = {errno.EEXIST: "a file is in the way: it exists and is not a folder",
+                  errno.ENOTDIR: "a part of that path is a file, not a folder"}
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file-system call failed, in words a user can act on (the system's own for most errors)."""
+    return _PLAIN_REASONS.get(exc.errno or 0) or exc.strerror or type(exc).__name__

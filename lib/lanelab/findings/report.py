@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 from lanelab import __version__, redact
 from lanelab.auth.store import CredentialStore
 from lanelab.config import Settings, repo_root
-from lanelab.errors import InputError, NotFound, ServiceError, UserError
+from lanelab.errors import InputError, NotFound, ServiceError, UserError, os_reason
 from lanelab.findings import answers as ans
 from lanelab.findings import frame as an
 from lanelab.findings import plots
@@ -873,7 +873,7 @@ def write_reports(findings: Findings, out_dir: str | Path, stem: str = "findings
         _atomic_write(html_path, page.encode("utf-8"))
         _atomic_write(md_path, md.encode("utf-8"))
     except OSError as exc:
-        raise ServiceError(f"Cannot write the report to {out_dir} ({exc.strerror or type(exc).__name__}).",
+        raise ServiceError(f"Cannot write the report to {out_dir} ({os_reason(exc)}).",
                            "Check the folder's permissions and the disk, or pass another folder.") from None
     return html_path, md_path
 
