@@ -29,7 +29,7 @@ from lanelab.config import Settings
 settings = Settings.from_env()  # LANELAB_MODE, LANELAB_BASE_URL, LANELAB_HOME, LANELAB_OUT
 RUNS = None  # None: every run under LANELAB_OUT/runs (notebook 02), else the curated samples; or a list of paths
 ROWS, COLS = None, None  # heatmap axes for designs that fill one; None: the factors that change the outcome most
-BUNDLES = None  # None: the example bundles in data/bundles/; or a list of bundle files from other people
+BUNDLES = None  # None: section 8 shows the examples in data/bundles/ (kept out of your report); or bundle files
 PLAN = None  # your plan type for the bundle you share ("max", "pro"); None: recorded as unknown
 TIMELINE = None  # None: in sim mode only; True: also beside live runs (always the embedded simulator); False: never
 
@@ -49,7 +49,8 @@ paths = RUNS or run_paths(settings)
 others = bundles.load_bundles(BUNDLES if BUNDLES is not None else bundles.shipped_bundles())
 runs = load_runs(paths)
 when = TIMELINE if TIMELINE is not None else (None if settings.mode == "sim" else False)
-findings = report.collect(runs, rows=ROWS, cols=COLS, bundles=others, timeline=report.timeline_for(runs, asked=when))
+findings = report.collect(runs, rows=ROWS, cols=COLS, bundles=others if BUNDLES is not None else [],
+                          timeline=report.timeline_for(runs, asked=when))  # the report compares only bundles you gave
 display(findings.verdict)
 Markdown("\n".join(f"- {line}" for line in findings.input_lines()))
 
@@ -193,7 +194,9 @@ else:
 # Is the verdict the same across accounts, plans and dates? Each findings bundle is one redacted file that someone
 # attached to an issue: one row per bundle, the verdict per request shape, and where they agree and differ. Your own
 # runs are the first rows. Bundles are checked for secrets and account identifiers when they are written and again
-# when they are loaded. The examples in `data/bundles/` are two simulator runs and one hand-made bundle (it says so).
+# when they are loaded. The examples in `data/bundles/` are two simulator runs and one hand-made bundle (it says so);
+# they are shown here only, never in the report you share. Set `BUNDLES` to bundle files from other people to compare
+# with them in the report too.
 
 # %%
 mine = [bundles.make_bundle(findings, run_id=r.run_id, plan=PLAN, note="this notebook")

@@ -14,7 +14,7 @@ from lanelab import redact
 from lanelab.config import Settings
 from lanelab.errors import HostNotAllowed, UserError
 from lanelab.walkthrough.capture import CaptureRefused, check_upstream, running_capture
-from lanelab.wire.exchanges import inference_exchange, load_exchanges
+from lanelab.wire.exchanges import EXCHANGE_COLUMNS, inference_exchange, load_exchanges
 from loopback_upstream import LoopbackUpstream
 
 
@@ -180,6 +180,8 @@ def test_with_the_simulator(tmp_path, sim) -> None:
         token = sim.mint_token()["access_token"]
         import anthropic
 
+        empty = proxy.to_frame()  # nothing recorded yet: the same columns, no row
+        assert len(empty) == 0 and list(empty.columns) == list(EXCHANGE_COLUMNS)
         with anthropic.Anthropic(auth_token=token, base_url=proxy.base_url, max_retries=0,
                                  default_headers={"anthropic-beta": "oauth-2025-04-20"},
                                  http_client=lanelab_http.sdk_client(proxy.base_url)) as client:

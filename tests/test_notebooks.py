@@ -52,6 +52,7 @@ def test_notebook_executes_headless(path: Path, lab):
         assert "hand-made example" in shown and "Where they agree and where they differ" in shown
         md = (lab["out"] / "findings.md").read_text()
         assert "### When would this request have been billed where?" in md, "sim mode: the timeline is in the report"
+        assert "hand-made" not in md and "hand-made" not in page, "the shipped examples stay out of the user's report"
         assert (lab["out"] / "findings-timeline.png").is_file()
         texts = " ".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells
                          for o in c.get("outputs", []))

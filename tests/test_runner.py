@@ -591,6 +591,12 @@ def test_a_plan_takes_one_name_as_a_string_and_refuses_arguments_of_the_wrong_ty
                        (("hermes-0.14.0", "ofat", 7, s), "factors takes a list of names; found int")]:
         with pytest.raises(InvalidOption, match=re.escape(says)):
             MatrixPlan.build(*args)
+    # an empty selection plans nothing but the request as sent: said, not silently a one-cell plan
+    with pytest.raises(InvalidOption, match=re.escape("No level named for tools")):
+        MatrixPlan.build("hermes-0.14.0", "ofat", None, s, levels={"tools": []})
+    with pytest.raises(InvalidOption, match="The credential factor needs the labels to compare"):
+        MatrixPlan.build("hermes-0.14.0", "ofat", ["credential"], s)
+    assert len(MatrixPlan.build("hermes-0.14.0", "ofat", ["credential"], s, credential_labels=["a", "b"]).cells) > 1
 
 
 def test_the_objects_a_notebook_shows_have_a_readable_one_line_repr(tmp_path, sim_url):

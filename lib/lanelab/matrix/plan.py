@@ -134,6 +134,10 @@ class MatrixPlan:
         if levels is not None and not isinstance(levels, Mapping):
             raise InvalidOption(f"levels takes a dict of factor → level names; found {type(levels).__name__}.")
         named_levels = {str(k): [str(x) for x in _names(v, f"levels[{k!r}]")] for k, v in (levels or {}).items()}
+        empty = [k for k, v in named_levels.items() if not v]
+        if empty:
+            raise InvalidOption(f"No level named for {', '.join(empty)}: levels={{'{empty[0]}': []}} would plan only "
+                                "the request as sent.", f"Name at least one level, or leave {empty[0]!r} out.")
         factors = None if factors is None else _names(factors, "factors")
         credential_labels = _names(credential_labels, "credential_labels")
         if live and factors is None and not named_levels:
@@ -154,6 +158,10 @@ class MatrixPlan:
                               f"Choose from: {', '.join(catalog)}.")
         names += [f for f in named_levels if f not in names]
         if "credential" in names:
+            if not credential_labels:
+                raise InvalidOption("The credential factor needs the labels to compare: credential_labels=[…] "
+                                    "(two saved credentials, e.g. a PKCE login and an imported one).",
+                                    "Save or import a second credential (notebook 01), or leave 'credential' out.")
             catalog = factors_mod.with_credentials(catalog, credential_labels)
         left_out: list[LeftOut] = []
         if live:

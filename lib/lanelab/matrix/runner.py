@@ -205,7 +205,8 @@ def _check_target(settings: Settings, options: RunOptions, labels: Iterable[str 
     """The base URL to send to, once sending there is allowed; raises before anything is written or sent."""
     base_url = (options.base_url or settings.base_url or "").rstrip("/")
     if not base_url:
-        raise RunnerError("No server to send to.", "Set LANELAB_BASE_URL (the simulator's URL) or pass base_url.")
+        raise RunnerError("No server to send to.", "Start a simulator ('python -m lanelab sim' prints its URL) and set "
+                          "LANELAB_BASE_URL to that URL, or pass base_url.")
     require_live_opt_in(settings)
     if settings.mode == "live" and options.budget is None:
         raise RunnerError("A live run needs a budget.", "Pass --budget N (CLI) or budget=Budget(max_requests=N).")

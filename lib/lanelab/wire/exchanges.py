@@ -18,7 +18,7 @@ from lanelab.errors import InputError, NotFound, ServiceError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EXCHANGE_SCHEMA", "Exchanges", "exchanges_frame", "inference_exchange", "load_exchanges"]
+__all__ = ["EXCHANGE_COLUMNS", "EXCHANGE_SCHEMA", "Exchanges", "exchanges_frame", "inference_exchange", "load_exchanges"]
 
 
 #: What readers of a capture file rely on in an exchange record (lanelab.datafiles' vocabulary); the request's headers
@@ -113,6 +113,11 @@ def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict
     return found[index]
 
 
+#: The columns of :func:`exchanges_frame`.
+EXCHANGE_COLUMNS = ("seq", "method", "wire path", "user-agent", "request bytes", "status", "error", "first chunk ms",
+                    "total ms")
+
+
 def exchanges_frame(exchanges: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per recorded exchange: what went on the wire and what came back (already redacted).
 
@@ -132,4 +137,4 @@ def exchanges_frame(exchanges: list[dict[str, Any]]) -> pd.DataFrame:
                      "status": resp.get("status"), "error": obs.get("error_message") or e.get("error"),
                      "first chunk ms": (e.get("timing") or {}).get("first_chunk_ms"),
                      "total ms": (e.get("timing") or {}).get("total_ms")})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(EXCHANGE_COLUMNS))  # (the same columns when nothing was recorded)
