@@ -117,11 +117,12 @@ display(Markdown(f"*{rules_note}*"))
 ExplorerWidget(explorer)
 
 # %% [markdown]
-# The cell the answer rests on, shown here as well so the evidence stays in the saved notebook:
+# The cell the answer rests on, shown here as well so the evidence stays in the saved notebook (when the answer comes
+# from a diagnose run, whose requests are not matrix cells: the requests it rests on):
 
 # %%
 evidence = [c for c in findings.verdict.cells if c in explorer.cell_ids]
-explorer.select(evidence[-1]) if evidence else Markdown("*The answer names no cell of these runs.*")
+explorer.select(evidence[-1]) if evidence else findings.verdict_cells()
 
 # %% [markdown]
 # ## 4 · The plan's headroom: "my plan is unused, yet…"

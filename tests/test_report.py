@@ -388,3 +388,21 @@ def test_cli_report_says_what_it_is_doing_on_a_terminal_only(tmp_path: Path, two
     said = ["reading 2 run file(s)…", "working out the findings of 32 cell(s)…", "drawing and writing the report…"]
     assert captured.err.splitlines() == (said if terminal else [])
     assert [Path(line).name for line in captured.out.splitlines()] == ["findings.html", "findings.md"]
+
+
+def test_the_cells_an_answer_rests_on_are_found_in_whichever_run_holds_them(tmp_path: Path) -> None:
+    from lanelab.findings.verdict import Verdict
+
+    matrix = load_run(write_run(tmp_path / "m.jsonl", hermes_like_cells()))
+    diag_cells = [make_cell({"step": "as sent", "change": "nothing (the request as the client sent it)"},
+                            "extra_usage_exhausted", 400, cell_id="d1"),
+                  make_cell({"step": "fix", "change": "mcp__ instead of mcp_"}, "served_plan", 200, "plan",
+                            unified=PLAN_HEADERS, cell_id="d2")]
+    diag = load_run(write_run(tmp_path / "d.jsonl", diag_cells, run_id="diag"))
+    plan_cell = next(cid for cid, rec in matrix.cells.items() if rec["outcome"] == "served_plan")
+    verdict = Verdict(sentence="x", cells=("d1", "d2", plan_cell, "nowhere"))
+    table = report.collect([matrix, diag], verdict=verdict).verdict_cells()
+    assert table["cell"].tolist() == ["d1", "d2", plan_cell]  # a cell no run holds is left out
+    assert table["request"].tolist()[:2] == ["nothing (the request as the client sent it)", "mcp__ instead of mcp_"]
+    assert table["run"].tolist() == ["diag", "diag", "run-a"] and table["status"].tolist()[:2] == [400, 200]
+    assert "=" in table["request"].iloc[2] and table["outcome"].iloc[1] == "Served, billed to the plan"

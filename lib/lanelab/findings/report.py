@@ -50,6 +50,7 @@ from lanelab.findings.render import Table, md_table, render, safe_stem, slug
 from lanelab.findings.verdict import Verdict, lead_verdict
 from lanelab.runs import (
     BISECT_DESIGN,
+    DEFAULT_LEVEL,
     DIAGNOSE_DESIGN,
     LoadWarning,
     Run,
@@ -172,6 +173,29 @@ class Findings:
         (nothing to show)."""
         figs = self.figures()
         return "changes" if "changes" in figs else "heatmap" if "heatmap" in figs else None
+
+    def verdict_cells(self) -> pd.DataFrame:
+        """The cells the answer rests on, looked up in whichever run holds them (a matrix, bisect or diagnose run), so
+        that its evidence can be followed.
+
+        Returns:
+            A DataFrame with cell, run, request (what was sent: the change from the request as sent, or a diagnose
+            step), status, outcome and lane, one row per cell the verdict names (none when it names none).
+        """
+        rows = []
+        for cid in self.verdict.cells:
+            found = next(((run, run.cells[cid]) for run in self.runs if cid in run.cells), None)
+            if found is None:
+                continue
+            run, rec = found
+            levels = rec.get("levels") or {}
+            changed = [f"{k}={v}" for k, v in levels.items()
+                       if k != "credential" and v not in (an.BASELINE_LEVEL, DEFAULT_LEVEL)]
+            what = levels.get("change") if "change" in levels else ", ".join(changed) or an.AS_SENT
+            rows.append({"cell": cid, "run": run.run_id, "request": what,
+                         "status": (rec.get("observation") or {}).get("status"),
+                         "outcome": an.outcome_label(rec.get("outcome")), "lane": an.lane_label(rec.get("lane"))})
+        return pd.DataFrame(rows, columns=["cell", "run", "request", "status", "outcome", "lane"])
 
     def overview_table(self) -> pd.DataFrame:
         """The table beside the overview figure: every single change (see :func:`single_changes`) for "changes",
