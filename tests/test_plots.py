@@ -121,6 +121,10 @@ def test_changes_chart_ranks_each_single_change_by_how_it_ended(tmp_path: Path) 
     assert labels == ["as sent (hermes)", "tools = mcp__", "tools = none", "ua = x"]
     assert "200 · Served, billed to the plan" in texts(ax) and "400 out of extra usage" in texts(ax)
     assert "1 billed to the plan, 1 ends differently, 1 ends like the request as sent" in ax.get_title()
+    cells.append(make_cell({"tools": "profile", "ua": "y"}, "extra_usage_exhausted", 400, "extra_usage",
+                           cell_id="same2"))
+    title = plots.changes_chart(frame(tmp_path, cells), "base").axes[0].get_title()
+    assert "1 ends differently, 2 end like the request as sent" in title, title
 
 
 def test_effects_chart_without_pairs_says_so() -> None:
@@ -180,3 +184,19 @@ def test_figures_display_themselves_in_a_notebook(tmp_path: Path) -> None:
                 plots.headroom_chart(df)):
         data, _ = formatter.format(fig)
         assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_only_the_plan_is_green_so_no_other_outcome_reads_as_billed_to_the_plan() -> None:
+    """At a glance, green means "served, billed to the plan": every other outcome's colour is at least 35° of hue
+    away from it, or grey."""
+    import colorsys
+
+    def hls(colour: str) -> tuple[float, float, float]:
+        return colorsys.rgb_to_hls(*(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)))
+
+    classes = {c.id: c.colour for c in load_taxonomy().classes if c.colour}
+    plan_hue = hls(classes.pop("served_plan"))[0] * 360
+    close = [oid for oid, colour in classes.items()
+             if hls(colour)[2] >= 0.15 and min(abs(hls(colour)[0] * 360 - plan_hue),
+                                               360 - abs(hls(colour)[0] * 360 - plan_hue)) < 35]
+    assert not close, f"coloured like the plan: {close}"

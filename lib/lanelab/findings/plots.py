@@ -225,8 +225,9 @@ def changes_chart(df: pd.DataFrame, baseline: str, max_rows: int = 60) -> Chart:
             k = groups.index(g)
             ax.axhline(ys[k] + 0.5, color="#222222", linewidth=1.2, zorder=3)
     counts = {i: groups.count(i) for i in range(3)}
-    ax.set_title(f"Each change on its own: {counts[0]} {CHANGE_GROUPS[0]}, {counts[1]} {CHANGE_GROUPS[1]}, "
-                 f"{counts[2]} {CHANGE_GROUPS[2]}", fontsize=10)
+    said = [f"{counts[i]} {CHANGE_GROUPS[i] if counts[i] == 1 else CHANGE_GROUPS[i].replace('ends ', 'end ')}"
+            for i in range(3)]  # "1 ends like …", "7 end like …"
+    ax.set_title(f"Each change on its own: {', '.join(said)}", fontsize=10)
     return fig
 
 
