@@ -32,3 +32,13 @@ def test_unknown_mode_is_a_clear_error():
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "https://api.anthropic.com"])
 def test_allowed_hosts(url):
     assert host_allowed(url)
+
+
+@pytest.mark.parametrize("name", ["LANELAB_HOME", "LANELAB_OUT"])
+def test_a_folder_setting_that_names_a_file_is_one_clear_error(tmp_path, name):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(ConfigError, match=f"{name}=.* is a file, not a folder"):
+        Settings.from_env({name: str(afile)})
+    assert Settings.from_env({name: str(tmp_path / "new")})  # a missing folder is fine: it is made when written
+    assert afile.read_text() == "mine"

@@ -406,3 +406,10 @@ def test_the_cells_an_answer_rests_on_are_found_in_whichever_run_holds_them(tmp_
     assert table["request"].tolist()[:2] == ["nothing (the request as the client sent it)", "mcp__ instead of mcp_"]
     assert table["run"].tolist() == ["diag", "diag", "run-a"] and table["status"].tolist()[:2] == [400, 200]
     assert "=" in table["request"].iloc[2] and table["outcome"].iloc[1] == "Served, billed to the plan"
+
+
+def test_cli_report_says_a_folder_given_as_a_bundle_is_a_folder(tmp_path: Path, two_runs: list[Path],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["report", str(two_runs[0]), "--out", str(tmp_path / "rep"), "--compare", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path} is a folder, not a findings bundle" in err, err

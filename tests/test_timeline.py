@@ -123,6 +123,7 @@ def test_the_cli(tmp_path: Path) -> None:
     (("--profile", "claude-code-2.1.332"), "first-party reference"),
     (("--profile", "no-such-profile"), "no-such-profile"),
     (("--capture", "/no/such.jsonl"), "no such file"),
+    (("--capture", "/tmp"), "is a folder, not a capture file"),
     (("--profile", "sdk-minimal", "--account", '{"plan": 3}'), "plan must be one of"),
 ])
 def test_the_cli_refuses_bad_input_in_one_line(args: tuple[str, ...], says: str) -> None:

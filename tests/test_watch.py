@@ -200,6 +200,18 @@ def test_watch_command_refuses_a_client_that_does_not_exist(tmp_path, monkeypatc
     assert captured.err.startswith("lanelab watch: ") and "no such command" in captured.err
 
 
+@pytest.mark.parametrize("upstream,said", [("notaurl", "is not an http(s) URL"),
+                                            ("http://example.com", "is neither loopback nor an Anthropic host")])
+def test_watch_command_refuses_an_upstream_that_is_no_url_or_no_place_for_a_credential(tmp_path, monkeypatch,
+                                                                                      capsys, upstream, said):
+    from lanelab import cli
+
+    monkeypatch.setenv("LANELAB_OUT", str(tmp_path))
+    assert cli.main(["watch", "--upstream", upstream]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and said in captured.err, captured
+
+
 @pytest.mark.slow  # a process of the kit; the fast loop keeps the same refusal in-process above
 def test_watch_command_refuses_bad_input(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "lib"), "LANELAB_OUT": str(tmp_path)}

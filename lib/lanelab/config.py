@@ -135,6 +135,10 @@ class Settings:
             _check_url_form(base_url, userinfo=True)
         home = Path(env["LANELAB_HOME"]) if env.get("LANELAB_HOME") else default_home()
         out = Path(env["LANELAB_OUT"]) if env.get("LANELAB_OUT") else repo_root() / "reports"
+        for name, folder in (("LANELAB_HOME", home), ("LANELAB_OUT", out)):
+            if folder.exists() and not folder.is_dir():  # (a missing one is made when first written)
+                raise ConfigError(f"{name}={str(folder)!r} is a file, not a folder.",
+                                  f"Point {name} at a folder (it is made when missing).")
         opt_in = env.get("LANELAB_LIVE_OPT_IN", "").strip().lower() in ("1", "yes", "true")
         ca_bundle = Path(env["LANELAB_CA_BUNDLE"]) if env.get("LANELAB_CA_BUNDLE") else None
         if ca_bundle is not None and not ca_bundle.is_file():

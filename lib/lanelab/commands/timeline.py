@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("Name a request: --profile NAME or --capture FILE.",
                          "e.g. python -m lanelab timeline --profile hermes-0.14.0")
     for capture in args.capture:
+        if Path(capture).is_dir():
+            raise InputError(f"--capture {capture!r} is a folder, not a capture file.",
+                             "Pass a .jsonl file written by 'python -m lanelab capture' or 'watch'.")
         if not Path(capture).is_file():
             raise InputError(f"--capture {capture!r}: no such file.")
     result = timeline(refs, args.policy, account=parse_account(args.account), credential_kind=args.credential)

@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         upstream = args.upstream or settings.base_url
         token = where = None
+        if upstream is not None:  # not a URL, or a host a credential may not go to: one line, before anything starts
+            from lanelab.walkthrough.capture import check_upstream
+
+            upstream = check_upstream(upstream, settings)
         if upstream is None:
             from lanelab.sim.server import running_simulator
 

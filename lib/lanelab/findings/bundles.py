@@ -315,6 +315,9 @@ def load_bundle(path: str | Path) -> Bundle:
         BundleRefused: the bundle holds an account identifier or a secret.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a findings bundle.",
+                         f"Pass the bundle files in it (e.g. {path}/*.json).")
     if not path.is_file():
         raise NotFound(f"No findings bundle at {path}.", "Bundles are JSON files written by 'lanelab report --bundle'.")
     try:

@@ -64,6 +64,9 @@ def load_exchanges(path: str | Path) -> Exchanges:
     :class:`~lanelab.errors.ServiceError` when it cannot be read.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a capture file.",
+                         "Pass a .jsonl file written by 'python -m lanelab capture' or 'watch'.")
     if not path.is_file():
         raise NotFound(f"No capture file at {path}.", "Run 'python -m lanelab capture' first, or check the path.")
     try:
