@@ -125,12 +125,16 @@ cell_results(df)
 # %% [markdown]
 # ## 4 · Outcome by factor
 #
-# How many cells ended in each outcome, for every level of every factor.
+# How many cells ended in each outcome, for every level of every factor (every row shown: the one level that moves
+# the request may sit anywhere in the table).
 
 # %%
+import pandas as pd
+from IPython.display import display
 from lanelab.findings.frame import outcome_by_factor, outcome_label
 
-outcome_by_factor(df).rename(columns=outcome_label)
+with pd.option_context("display.max_rows", None):
+    display(outcome_by_factor(df).rename(columns=outcome_label))
 
 # %% [markdown]
 # ## 5 · The answer: what moves this request between lanes

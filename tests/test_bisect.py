@@ -308,3 +308,13 @@ def test_a_bisect_option_of_the_wrong_name_or_value_is_refused_before_any_file_o
         bisect_to_run(failing, passing, "http://127.0.0.1:9", None, settings=settings, policy="2026-05-25",
                       run_id="refused", **options)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bisect_result_shows_in_a_notebook_as_html_with_its_probes() -> None:
+    failing = RequestSpec(body={"model": "m", "max_tokens": 1, "messages": [], "tools": [{"name": "mcp_a"}]})
+    passing = RequestSpec(body={"model": "m", "max_tokens": 1, "messages": [], "tools": [{"name": "mcp__a"}]})
+    result = bisect(failing, passing,
+                    lambda s: "served_plan" if s.body["tools"][0]["name"] == "mcp__a" else "extra_usage_exhausted")
+    shown = result._repr_html_()
+    assert shown.startswith("<p><b>bisect (binary):</b> the smallest difference") and "&lt;" not in shown
+    assert "<table" in shown and "tools[0].name" in shown

@@ -191,6 +191,7 @@ def test_with_the_simulator(tmp_path, sim) -> None:
     ex = inference_exchange(load_exchanges(tmp_path / "c.jsonl"))
     assert ex["request"]["path"] == "/v1/messages"
     assert list(frame["wire path"]) == ["/v1/messages"] and list(frame["status"]) == [200]
+    assert list(frame["error"]) == [""]  # no error: an empty cell, not NaN
     assert frame["user-agent"][0].startswith("Anthropic/Python")
     assert token not in (tmp_path / "c.jsonl").read_text()
 

@@ -163,6 +163,9 @@ def test_lint_known_cause_costs_two_requests():
     spec.body["tools"][3]["name"] = "mcp_thing"
     d = diagnose(spec, _oracle(lambda s: any(re.match(r"^mcp_(?!_)", t["name"]) for t in s.body.get("tools", []))))
     assert d.requests == 2 and d.status == "lint" and "`mcp__` instead of `mcp_`" in d.verdict.sentence
+    shown = d._repr_html_()  # in a notebook, code is shown as code, as the report shows it
+    assert "<code>mcp__</code> instead of <code>mcp_</code>" in shown and "`" not in shown
+    assert shown.startswith("<p><b>") and "&lt;" not in shown  # HTML, not escaped HTML
 
 
 def test_no_reference_on_the_plan_is_said_plainly_with_remedies():

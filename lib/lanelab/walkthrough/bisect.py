@@ -189,10 +189,11 @@ class BisectResult:
         return df
 
     def _repr_html_(self) -> str:
-        import html
+        """The result in a notebook: the summary (backtick code shown as code) and the table of probes."""
+        from lanelab.findings.render import Table, html_inline, html_table
 
-        return redact.redact_text(f"<p><b>bisect ({self.strategy}):</b> {html.escape(self.summary())}</p>"
-                                  + self.to_frame().to_html(index=False))
+        return redact.redact_text(f"<p><b>bisect ({self.strategy}):</b> {html_inline(self.summary())}</p>"
+                                  f"{html_table(Table.from_frame(self.to_frame()))}")
 
     def __repr__(self) -> str:
         return f"<BisectResult {self.status} cause={self.cause} requests={self.requests}>"

@@ -275,15 +275,17 @@ class Diagnosis:
         return text
 
     def _repr_html_(self) -> str:
-        import html
+        """The diagnosis in a notebook: the verdict, evidence and remedies (backtick code shown as code, as the
+        report shows it), the cause and the requests sent."""
+        from lanelab.findings.render import Table, html_inline, html_table
 
-        head = (f"<p><b>{html.escape(self.verdict.sentence)}</b></p><p>{html.escape(self.verdict.evidence)}</p>"
-                + "<ol>" + "".join(f"<li>{html.escape(r)}</li>" for r in self.verdict.remedies) + "</ol>")
+        head = (f"<p><b>{html_inline(self.verdict.sentence)}</b></p><p>{html_inline(self.verdict.evidence)}</p>"
+                + "<ol>" + "".join(f"<li>{html_inline(r)}</li>" for r in self.verdict.remedies) + "</ol>")
         if self.credential_check:
-            head += f"<p>{html.escape(self.credential_check.sentence())}</p>"
-        body = self.to_frame().to_html(index=False)
+            head += f"<p>{html_inline(self.credential_check.sentence())}</p>"
+        body = str(html_table(Table.from_frame(self.to_frame())))  # (str: a Markup would escape what it is added to)
         if self.cause:
-            body = self.cause_frame().to_html(index=False) + body
+            body = str(html_table(Table.from_frame(self.cause_frame()))) + body
         return redact.redact_text(head + body)
 
     def __repr__(self) -> str:

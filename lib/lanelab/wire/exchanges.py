@@ -137,7 +137,7 @@ def exchanges_frame(exchanges: list[dict[str, Any]]) -> pd.DataFrame:
         rows.append({"seq": e["seq"], "method": req["method"],
                      "wire path": req["path"] + (f"?{req['query']}" if req["query"] else ""),
                      "user-agent": " + ".join(agents), "request bytes": req["body"]["bytes"],
-                     "status": resp.get("status"), "error": obs.get("error_message") or e.get("error"),
+                     "status": resp.get("status"), "error": obs.get("error_message") or e.get("error") or "",
                      "first chunk ms": (e.get("timing") or {}).get("first_chunk_ms"),
                      "total ms": (e.get("timing") or {}).get("total_ms")})
     return pd.DataFrame(rows, columns=list(EXCHANGE_COLUMNS))  # (the same columns when nothing was recorded)
