@@ -318,3 +318,11 @@ def test_a_bisect_result_shows_in_a_notebook_as_html_with_its_probes() -> None:
     shown = result._repr_html_()
     assert shown.startswith("<p><b>bisect (binary):</b> the smallest difference") and "&lt;" not in shown
     assert "<table" in shown and "tools[0].name" in shown
+
+
+def test_two_identical_requests_are_said_to_be_the_same_not_a_flaky_server() -> None:
+    spec = RequestSpec(body={"model": "m", "max_tokens": 1, "messages": []})
+    sent = []
+    result = bisect(spec, spec.copy(), lambda s: sent.append(s) or "extra_usage_exhausted")
+    assert result.status == NO_FLIP and not sent
+    assert result.summary().startswith("the two requests are the same (no difference to apply): nothing to bisect")

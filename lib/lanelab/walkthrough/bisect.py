@@ -151,6 +151,8 @@ class BisectResult:
         if self.status == FOUND:
             what = (f"the smallest difference that flips the verdict is {len(labels)} edit(s): {', '.join(labels)}"
                     if labels else "nothing: the failing request passed")
+        elif self.status == NO_FLIP and not (self.items or self.differences or self.excluded):
+            what = "the two requests are the same (no difference to apply): nothing to bisect"
         elif self.status == NO_FLIP:
             what = "applying every difference did not flip the verdict (the passing request may fail now, or a flaky server)"
         elif self.status == ALREADY_PASSES:
