@@ -72,6 +72,7 @@ def test_one_line_per_exchange_from_the_official_sdk(tmp_path, sim):
     assert "POST /v1/messages  200  served_plan  lane=plan  claim=five_hour  plan 5h=3%" in text
     frame, tally = watch.to_frame(), watch.tally()
     assert list(frame["outcome"]) == ["served_plan", "extra_usage_exhausted"]
+    assert frame["5h used %"][0] == pytest.approx(100 * seen[0].five_hour, abs=0.01)  # percent, as the line says
     assert set(zip(tally["outcome"], tally["exchanges"], strict=True)) == {("served_plan", 1),
                                                                            ("extra_usage_exhausted", 1)}
     assert len(load_exchanges(tmp_path / "w.jsonl")) == 2  # the capture file records the same exchanges

@@ -220,16 +220,17 @@ class Watch:
                             on_response=self.guard.on_response if self.guard else None, on_record=self._on_record)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per exchange: seq, time, method, path, status, outcome, lane, claim, 5h and 7d utilization."""
+        """One row per exchange: seq, time, method, path, status, outcome, lane, claim, and the percent of the 5-hour
+        and 7-day windows used (as the report and the live line give them)."""
         import pandas as pd
 
         with self._lock:
             rows = [{"seq": x.seq, "time": x.time, "method": x.method, "path": x.path, "status": x.status,
                      "outcome": x.outcome, "lane": x.lane, "claim": x.claim or "",
-                     "5h": None if x.five_hour is None else round(x.five_hour, 4),
-                     "7d": None if x.seven_day is None else round(x.seven_day, 4)} for x in self.lines]
+                     "5h used %": None if x.five_hour is None else round(100 * x.five_hour, 2),
+                     "7d used %": None if x.seven_day is None else round(100 * x.seven_day, 2)} for x in self.lines]
         return pd.DataFrame(rows, columns=["seq", "time", "method", "path", "status", "outcome", "lane", "claim",
-                                           "5h", "7d"])
+                                           "5h used %", "7d used %"])
 
     def tally(self) -> pd.DataFrame:
         """Exchanges counted by outcome and lane (most frequent first)."""
