@@ -257,6 +257,11 @@ def test_the_demo_writes_to_its_own_folder_and_deletes_only_what_it_wrote(tmp_pa
     assert len(second.cells) == 1 and set(second.cells) != set(first.cells)  # fresh, not resumed
     assert mine.read_bytes() == mine_bytes
 
+    # a file the demo wrote that was touched or saved again unchanged (an editor, a lab's autosave) is still its own
+    later = time.time() + 5
+    os.utime(demo / "findings.html", (later, later))
+    assert cli.main(["demo"]) == 0
+
     # a folder holding anything the demo did not write, or changed since, is refused before anything starts: the
     # demo would overwrite or remove it (one line, exit 2, every file as it was)
     (demo / "runs" / "dropped-in.jsonl").write_text("a file the demo did not write\n")
@@ -268,6 +273,7 @@ def test_the_demo_writes_to_its_own_folder_and_deletes_only_what_it_wrote(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "2 file(s) the demo did not write, or that changed since it did" in err, err
     assert "findings.html, runs/dropped-in.jsonl" in err and "--out with a new or empty folder" in err
+    assert "'make clean' removes reports/demo/" in err
     assert {p: p.read_bytes() for p in demo.rglob("*") if p.is_file()} == kept
     (demo / "runs" / "dropped-in.jsonl").unlink()
     (demo / "findings.html").unlink()

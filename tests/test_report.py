@@ -303,8 +303,23 @@ def test_an_empty_run_says_there_is_nothing_to_conclude(tmp_path: Path) -> None:
     assert findings.figures() == {} and findings.overview is None
     html_path, md_path = report.write_reports(findings, tmp_path / "out")
     for text in (html_path.read_text(), md_path.read_text()):
-        assert "nothing to conclude" in text and "Read 1 matrix run holding 0 requests." in text
+        assert "nothing to conclude" in text and "Read 0 matrix runs holding 0 requests." in text
+        assert "1 file held no request, and adds nothing: e.jsonl (a run that sent nothing, or not a run file)." in text
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_a_file_with_no_request_beside_a_run_adds_nothing_and_gets_no_bundle(tmp_path: Path) -> None:
+    from lanelab.findings import bundles
+
+    real = write_run(tmp_path / "real.jsonl", hermes_like_cells())
+    stray = tmp_path / "notes.jsonl"
+    stray.write_text("my notes, not a run\n")
+    findings = report.collect(load_runs([real, stray]))
+    lines = findings.input_lines()
+    assert lines[0] == f"Read 1 matrix run holding {len(findings.df)} requests."
+    assert lines[1].startswith("1 file held no request, and adds nothing: notes.jsonl")
+    written = bundles.write_bundles(findings, tmp_path / "out")
+    assert [p.name for p in written] == ["findings.bundle.json"]  # one bundle, for the run that holds requests
 
 
 @pytest.mark.slow  # builds whole reports (figures, the timeline): seconds

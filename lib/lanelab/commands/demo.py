@@ -10,6 +10,7 @@ before anything starts (one line, exit 2), so the demo never overwrites or remov
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import tempfile
@@ -53,9 +54,21 @@ def default_out(settings: Settings | None = None) -> Path:
     return (settings or Settings.from_env()).out / "demo"
 
 
-def _stamp(path: Path) -> list[int]:
+def _stamp(path: Path) -> list[int | str]:
+    """Size, modification time and SHA-256 of a file the demo wrote: it stays the demo's while its bytes do (a file
+    touched, or saved again unchanged, is still the demo's; a file edited is not)."""
     st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+    return [st.st_size, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()]
+
+
+def _unchanged(path: Path, stamp: Sequence[int | str]) -> bool:
+    """Whether ``path`` holds what the demo wrote (a manifest of an earlier kit has no digest: size and time then)."""
+    st = path.stat()
+    if st.st_size != stamp[0]:
+        return False
+    if st.st_mtime_ns == stamp[1] or len(stamp) < 3:
+        return st.st_mtime_ns == stamp[1]
+    return hashlib.sha256(path.read_bytes()).hexdigest() == stamp[2]
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -71,7 +84,7 @@ class DemoFolder:
     """What the demo wrote in ``root``, from the manifest: files with their stamps, and the folders it made."""
 
     root: Path
-    files: dict[str, list[int]] = field(default_factory=dict)
+    files: dict[str, list[int | str]] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
 
     @classmethod
@@ -79,7 +92,8 @@ class DemoFolder:
         """The manifest in ``root`` (an empty one when there is none or it cannot be read: then nothing is ours)."""
         try:
             data = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-            files = {str(k): [int(x) for x in v] for k, v in data["files"].items()}
+            files: dict[str, list[int | str]] = {str(k): [int(v[0]), int(v[1]), *[str(x) for x in v[2:3]]]
+                                                 for k, v in data["files"].items()}
             dirs = [str(d) for d in data["dirs"]]
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return cls(root)
@@ -95,7 +109,7 @@ class DemoFolder:
         mine = []
         for rel, stamp in self.files.items():
             path = self._inside(rel)
-            if path is not None and path.is_file() and not path.is_symlink() and _stamp(path) == stamp:
+            if path is not None and path.is_file() and not path.is_symlink() and _unchanged(path, stamp):
                 mine.append(path)
         return mine
 
@@ -145,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise InputError(f"{out} holds {len(foreign)} file(s) the demo did not write, or that changed since it did: "
                          f"{shown}. The demo writes only into a folder of its own, so that nothing of yours is "
-                         "overwritten or removed.", "Move them elsewhere, or pass --out with a new or empty folder.")
+                         "overwritten or removed.", "Move them elsewhere (or, if you need none of them, delete the "
+                         "folder: 'make clean' removes reports/demo/), or pass --out with a new or empty folder.")
     carried: list[Path] = []
     if args.keep_runs:
         carried = folder.ours()

@@ -139,8 +139,13 @@ class Findings:
 
     @property
     def matrix_runs(self) -> list[Run]:
-        """The runs whose cells make up ``df``."""
-        return split_runs(self.runs)[0]
+        """The runs whose cells make up ``df`` (a run without a cell adds nothing: see :attr:`empty_runs`)."""
+        return [r for r in split_runs(self.runs)[0] if r.cells]
+
+    @property
+    def empty_runs(self) -> list[Run]:
+        """Files read as runs that hold no cell: a run that sent nothing, or a file that is not a run at all."""
+        return [r for r in split_runs(self.runs)[0] if not r.cells]
 
     @property
     def bisect_runs(self) -> list[Run]:
@@ -208,9 +213,14 @@ class Findings:
 
     def input_lines(self) -> list[str]:
         """What was read, in plain sentences: runs and requests, bisect probes apart, lines skipped and why."""
-        m, b, d = split_runs(self.runs)
+        _, b, d = split_runs(self.runs)
+        m, empty = self.matrix_runs, self.empty_runs
         n = len(self.df)
         lines = [f"Read {len(m)} matrix run{'s' if len(m) != 1 else ''} holding {n} request{'s' if n != 1 else ''}."]
+        if empty:
+            lines.append(f"{len(empty)} file{'s' if len(empty) != 1 else ''} held no request, and add"
+                         f"{'' if len(empty) != 1 else 's'} nothing: {', '.join(r.path.name for r in empty)} (a run "
+                         "that sent nothing, or not a run file).")
         if b:
             probes = sum(len(r.cells) for r in b)
             lines.append(f"{len(b)} bisect run{'s' if len(b) != 1 else ''} with {probes} probe"
