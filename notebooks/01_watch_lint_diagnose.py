@@ -99,7 +99,6 @@ capture_file = watch.proxy.out_path
 source = CAPTURE or (capture_file if SEND_EXAMPLE_TRAFFIC else PROFILE)
 stack.close()  # the watch stops; its capture file stays
 lint_result = lint_file(source)
-print(lint_result.summary())
 lint_result
 
 # %% [markdown]

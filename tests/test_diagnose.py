@@ -45,6 +45,11 @@ def test_hermes_0_14_under_2026_05_25_names_the_mcp_prefix_and_the_mcp__fix(tmp_
     assert "is billed to the plan (2 requests confirm it)" in s
     assert [x.outcome for x in d.sent] == ["extra_usage_exhausted", "served_plan"]
     assert d.cause[0].lint == "mcp-single-underscore-tools"
+    # the 16 tools listed whole, as many as fit, then how many more: never one cut in the middle
+    for listed in (d.cause[0].before, d.cause[0].after):
+        shown, _, more = listed.partition("; … and ")
+        assert more.endswith(" more") and len(shown.split("; ")) + int(more.split()[0]) == 16, listed
+        assert all(part.startswith("tools[") and ": " in part for part in shown.split("; ")), listed
     # the run: design diagnose, one cell per request, the verdict as a note the findings report reads
     run = load_run(d.run_path)
     assert run.header["design"] == DESIGN and len(run.cells) == 2

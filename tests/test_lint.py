@@ -268,7 +268,9 @@ def test_frame_has_one_row_per_finding_and_undetermined_entry() -> None:
     assert list(frame.columns[:4]) == ["id", "kind", "verdict", "elements"]
     assert len(frame) == len(result.findings) + len(result.undetermined)
     assert set(frame["kind"]) == {"trigger", "undetermined"}
-    assert "<table" in result._repr_html_()
+    shown = result._repr_html_()
+    assert "<table" in shown and "`" not in shown and "&lt;" not in shown  # code shown as code, HTML as HTML
+    assert any("`" in str(v) for v in frame["verdict"]) and "<code>" in shown
 
 
 # ----------------------------------------------------------------------------------------------------- fixes

@@ -428,3 +428,14 @@ def test_cli_report_says_a_folder_given_as_a_bundle_is_a_folder(tmp_path: Path, 
     assert cli.main(["report", str(two_runs[0]), "--out", str(tmp_path / "rep"), "--compare", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{tmp_path} is a folder, not a findings bundle" in err, err
+
+
+def test_the_tables_a_notebook_shows_say_nothing_where_nothing_was_said_not_nan(tmp_path: Path) -> None:
+    findings = report.collect(load_run(SAMPLE))  # one factor at a time: single changes, 200s without a message
+    lanes = report.lanes_table(findings.df)
+    changes = report.single_changes(findings)
+    for table, columns in ((lanes, ["window that applies", "extra usage", "why extra usage is off"]),
+                           (changes, ["message"])):
+        for column in columns:
+            assert not table[column].isna().any() and "nan" not in set(table[column].astype(str)), column
+    assert "" in set(changes["message"])  # a served request has no message: an empty cell

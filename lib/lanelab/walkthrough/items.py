@@ -168,6 +168,20 @@ def _plain(value: Any) -> str:
     return redact.redact_text(text)
 
 
+def _listed(parts: list[str], limit: int = 400) -> str:
+    """``parts`` joined by "; ", as many whole ones as fit in about ``limit`` characters, then how many more there
+    are (never a part cut in the middle)."""
+    shown: list[str] = []
+    size = 0
+    for part in parts:
+        if shown and size + len(part) + 2 > limit:
+            break
+        shown.append(part if len(part) <= limit else part[:limit - 1] + "…")
+        size += len(part) + 2
+    more = len(parts) - len(shown)
+    return "; ".join(shown) + (f"; … and {more} more" if more else "")
+
+
 def _tool_name(tool: Any) -> str:
     name = tool_name(tool)
     return name if name is not None else _plain(tool)[:40]
@@ -239,12 +253,12 @@ def describe(item: Item, spec: RequestSpec) -> CauseElement:
     """One item of the cause in words."""
     if item.finding is not None:
         f = item.finding
-        elements = "; ".join(f"{e.where}: {e.value}" for e in f.elements[:20])
         what = pluralise(f.verdict)
         if 0 < len(f.elements) <= 3 and not any(e.absent for e in f.elements):
             what += ": " + ", ".join(code_span(e.value, 80) for e in f.elements)
-        return CauseElement(element=f.trigger.title, what=what, before=_plain(elements)[:400],
-                            after=_plain("; ".join(f"{x.key}: {_plain(x.b) or 'removed'}" for x in item.diffs[:20]))[:400],
+        return CauseElement(element=f.trigger.title, what=what,
+                            before=_listed([_plain(f"{e.where}: {e.value}") for e in f.elements]),
+                            after=_listed([f"{x.key}: {_plain(x.b) or 'removed'}" for x in item.diffs]),
                             fix=fix_phrase(item.diffs), lint=f.id)
     d = item.diffs[0]
     where = d.key

@@ -840,9 +840,10 @@ class LintResult:
         return redact.redact_text("\n".join(lines))
 
     def _repr_html_(self) -> str:
-        import html
+        """The result in a notebook: the summary, then the table (backtick code shown as code, as in the report)."""
+        from lanelab.findings.render import Table, html_inline, html_table
 
-        return f"<p>{html.escape(self.summary())}</p>" + self.to_frame().to_html(index=False)
+        return redact.redact_text(f"<p>{html_inline(self.summary())}</p>{html_table(Table.from_frame(self.to_frame()))}")
 
     def __repr__(self) -> str:
         return f"<LintResult {self.summary()}>"
