@@ -43,6 +43,8 @@ def test_hermes_0_14_under_2026_05_25_names_the_mcp_prefix_and_the_mcp__fix(tmp_
     s = d.verdict.sentence
     assert s.startswith("16 tool names use the single-underscore `mcp_` prefix; the same request with `mcp__`")
     assert "is billed to the plan (2 requests confirm it)" in s
+    assert "Without changing the client: enable extra usage" in d.verdict.remedy  # running prose, as findings say it
+    assert d.verdict.remedy.endswith("; or use Anthropic's own clients.")
     assert [x.outcome for x in d.sent] == ["extra_usage_exhausted", "served_plan"]
     assert d.cause[0].lint == "mcp-single-underscore-tools"
     # the 16 tools listed whole, as many as fit, then how many more: never one cut in the middle

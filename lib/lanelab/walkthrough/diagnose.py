@@ -39,6 +39,7 @@ from lanelab import redact
 from lanelab.config import DEFAULT_POLICY, LIVE_API_BASE, Settings
 from lanelab.errors import BudgetExceeded, InputError
 from lanelab.findings.remedies import Remedy, load_remedies
+from lanelab.findings.remedies import sentence as remedy_sentence
 from lanelab.findings.verdict import Verdict
 from lanelab.runs import DIAGNOSE_DESIGN
 from lanelab.walkthrough.bisect import (
@@ -611,7 +612,7 @@ def _verdict(label: str, where: str, out: _Outcome | None, as_sent: Sent, engine
         said = f" The server said: {code_span(as_sent.message, 160)}"
         said += "" if as_sent.message.rstrip().endswith((".", "!", "?")) else "."
     others = [r for r in remedies if r.id != "fix"]
-    other_text = "; ".join(r.text.rstrip(".") for r in others)
+    other_text = remedy_sentence(exclude=("fix",))  # running prose: the short forms (the full ones are listed)
     if out is None:  # billed to the plan as sent
         claim = f", claim `{as_sent.claim}`" if as_sent.claim else ""
         sentence = (f"{label}'s request is billed to the plan as sent (HTTP {as_sent.status}{claim}) under {where}: "
