@@ -87,6 +87,7 @@ def test_markdown_tables_render_and_figures_sit_beside_it(written: tuple[Path, P
     assert (md_path.parent / "findings-effects.png").read_bytes()[:4] == b"\x89PNG"
     assert md.count("<details>") == md.count("</details>") >= 2
     assert "Two runs side by side: `may` and `jun`" in md and "4 of 16 requests ended differently." in md
+    assert "### The three questions of the first report (hermes-agent #32243)" in md  # which report, said
 
 
 def test_pipes_in_values_do_not_break_markdown_tables(tmp_path: Path) -> None:
