@@ -46,3 +46,22 @@ def test_user_error_is_printed_redacted_with_exit_2(monkeypatch, capsys):
     assert cli.main(["demo"]) == 2
     err = capsys.readouterr().err
     assert secret not in err and "Log in again." in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["matrix", "--show-requests"], "--show-requests goes with --dry-run"),
+    (["diagnose", "--profile", "sdk-minimal", "--index", "3"], "--index picks one request of a --capture file"),
+    (["capture", "--index", "2"], "--index goes with --to-profile NAME"),
+    (["capture", "some.jsonl", "--prompt", "hi"], "a capture file, --prompt go with --to-profile NAME"),
+    (["creds", "--mint", "--json"], "--json lists the credentials; it does not go with --mint"),
+    (["watch", "--upstream", "http://127.0.0.1:9", "--policy", "2026-11"], "--policy sets up the embedded simulator"),
+])
+def test_an_option_that_would_be_ignored_is_refused_in_one_line(argv, said, tmp_path, monkeypatch, capsys):
+    """An option the command would silently ignore (it means something only beside another) is said, not ignored."""
+    monkeypatch.setenv("LANELAB_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LANELAB_BASE_URL", raising=False)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
+    assert not (tmp_path / "out").exists()

@@ -53,6 +53,12 @@ def _to_profile(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.to_profile:
         return _to_profile(args)
+    alone = [name for name, given in (("a capture file", args.capture is not None), ("--index", args.index is not None),
+                                      ("--prompt", args.prompt != "ping"), ("--profiles-dir", args.profiles_dir))
+             if given]
+    if alone:  # they would be ignored: say so instead
+        raise UserError(f"{', '.join(alone)} go{'es' if len(alone) == 1 else ''} with --to-profile NAME.",
+                        "Add --to-profile NAME to turn a capture into a profile, or leave them out to record.")
     from lanelab.walkthrough.capture import running_capture
 
     settings = Settings.from_env()

@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON); returns 0. Raises :class:`~lanelab.errors.ConfigError` for bad LANELAB_* settings;
     a damaged credential file is listed as a problem, not raised."""
     settings = Settings.from_env()
+    if args.mint and args.json:
+        raise InputError("--json lists the credentials; it does not go with --mint.",
+                         "Mint with --mint (add --print for the token alone), or list with --json.")
     if args.mint:
         label = validate_label(args.label if args.label is not None else default_label("sim"))  # "" is no label
         replaced = label in CredentialStore(settings.home).labels()

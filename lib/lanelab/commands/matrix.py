@@ -198,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
     from lanelab.matrix.from_capture import is_capture_ref, pick_request, profile_for
     from lanelab.matrix.plan import MatrixPlan
 
+    if args.show_requests and not args.dry_run:
+        raise InputError("--show-requests goes with --dry-run: it shows the requests a run would send, sending "
+                         "nothing.", "Add --dry-run.")
     settings = _settings(args)
     _check_before_planning(args, settings)
     credential = args.credential or default_label(settings.mode)

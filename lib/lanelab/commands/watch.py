@@ -43,8 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--plan-only", action="store_true",
                         help="stop forwarding after the first request that went to extra usage")
-    parser.add_argument("--policy", default=DEFAULT_POLICY, help="policy of the embedded simulator "
-                                                                 "(default: %(default)s)")
+    parser.add_argument("--policy", default=None, help=f"policy of the embedded simulator (default: {DEFAULT_POLICY}; "
+                                                       "not with --upstream or LANELAB_BASE_URL)")
     parser.add_argument("--account", default=None, metavar="JSON",
                         help="embedded simulator: account state to merge over the default, e.g. "
                              "'{\"extra_usage\": {\"is_enabled\": true, \"monthly_limit\": 5000}}'")
@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
                                                                  "python -m lanelab watch -- hermes chat -q ping")
     if args.upstream is not None and args.account is not None:
         raise InputError("--account sets up the embedded simulator; it cannot change --upstream's account.")
+    if args.policy is not None and (args.upstream or settings.base_url):  # it would be ignored: say so instead
+        raise InputError("--policy sets up the embedded simulator; the server at --upstream (or LANELAB_BASE_URL) "
+                         "answers under its own.", "Leave out --policy, or the upstream to watch the embedded one.")
+    args.policy = args.policy or DEFAULT_POLICY
     printing = threading.Lock()
 
     def out(text: str) -> None:

@@ -303,7 +303,8 @@ def load_source(*, profile: str | None = None, capture: str | Path | None = None
     billing attestation block is left out of what is sent. A dump records no client headers: diagnose sends it with
     ``anthropic-version`` and the OAuth protocol's beta only, and says so.
 
-    Returns a :class:`Source`. Raises :class:`~lanelab.errors.InputError` unless exactly one source is given, and
+    Returns a :class:`Source`. Raises :class:`~lanelab.errors.InputError` unless exactly one source is given (or for
+    an ``index`` without a capture), and
     what :func:`lanelab.walkthrough.lint.load_input` raises (:class:`~lanelab.errors.NotFound`, a lint input error),
     or :class:`lanelab.matrix.profiles.ReferenceOnlyProfile`.
     """
@@ -314,6 +315,8 @@ def load_source(*, profile: str | None = None, capture: str | Path | None = None
     given = [x for x in (profile, capture, dump) if x is not None]
     if len(given) != 1:
         raise InputError("Give exactly one request to diagnose: --profile NAME, --capture FILE or --dump FILE.")
+    if index is not None and capture is None:  # (it would be ignored: a profile or a dump is one request)
+        raise InputError("--index picks one request of a --capture file; a profile or a dump is one request.")
     notes: list[str] = []
     if profile is not None:
         profiles_mod.ensure_sendable(str(profile))
