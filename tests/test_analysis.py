@@ -18,7 +18,7 @@ import pytest
 from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lanelab.errors import NotFound, UserError
+from lanelab.errors import InputError, NotFound, UserError
 from lanelab.findings import frame as an
 from lanelab.runs import DEFAULT_LEVEL, load_run, load_runs, tidy
 from lanelab.wire import observe as wire
@@ -350,3 +350,18 @@ def test_a_level_that_sends_the_very_request_as_sent_is_no_change_and_no_pair(tm
     assert changes["cell_id"].tolist() == ["moved"]
     effects = an.factor_effects(df).set_index("factor")
     assert "auth" not in effects.index and effects.loc["tools", "pairs"] == 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda: an.cell_results("x"), lambda: an.outcome_by_factor(pd.DataFrame()), lambda: an.factor_effects(None),
+    lambda: an.minimal_pairs([1, 2]), lambda: an.flips_from_baseline({}, "c"), lambda: an.compare_runs(3),
+], ids=["cell_results", "outcome_by_factor", "factor_effects", "minimal_pairs", "flips_from_baseline",
+        "compare_runs"])
+def test_the_table_functions_refuse_anything_but_the_runs_table_in_a_sentence(call) -> None:
+    with pytest.raises(InputError, match=r"This takes the runs' table \(tidy\(runs\) or run.to_frame\(\)\); found"):
+        call()
+
+
+def test_load_run_refuses_what_is_no_path(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="load_run takes a run file's path; found NoneType"):
+        load_run(None)  # type: ignore[arg-type]

@@ -501,3 +501,12 @@ def test_every_auth_and_wire_module_declares_its_public_names():
         assert isinstance(module.__all__, list) and module.__all__, path
         for name in module.__all__:
             assert hasattr(module, name), f"{path.stem}.__all__ names {name}, which it does not define"
+
+
+def test_resolving_a_label_that_is_no_text_or_is_a_token_is_refused_unquoted(tmp_path):
+    settings = Settings(mode="sim", home=tmp_path / "home", out=tmp_path / "out")
+    with pytest.raises(C.InvalidLabel, match="is text; found NoneType"):
+        resolve_credential(None, settings)  # type: ignore[arg-type]
+    with pytest.raises(C.InvalidLabel, match="looks like a token") as caught:
+        resolve_credential(ACCESS, settings)
+    assert ACCESS[-8:] not in str(caught.value)

@@ -410,8 +410,10 @@ def load_run(path: str | Path) -> Run:
 
     Raises:
         NotFound: there is no file at ``path``.
-        InputError: ``path`` is not a readable file (e.g. a directory).
+        InputError: ``path`` is not a path, or not a readable file (e.g. a directory).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"load_run takes a run file's path; found {type(path).__name__}.", _NO_RUN_HINT)
     path = Path(path)
     if not path.exists():
         raise NotFound(f"No run file at {path}.", _NO_RUN_HINT)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lanelab.auth import importers
-from lanelab.auth.credential import LABEL_RE, Credential
+from lanelab.auth.credential import LABEL_RE, Credential, validate_label
 from lanelab.auth.store import CorruptCredential, CredentialNotFound, CredentialStore
 from lanelab.config import Settings
 
@@ -52,9 +52,11 @@ def resolve_credential(label: str, settings: Settings | None = None, *, user_hom
     """The credential called ``label``: the kit's store first, then the read-only importers.
 
     ``settings`` defaults to :meth:`Settings.from_env`. Raises :class:`~lanelab.auth.store.CredentialNotFound`
-    (listing the labels that exist) when neither has it, and
-    :class:`~lanelab.auth.store.CorruptCredential` when the saved file cannot be read back.
+    (listing the labels that exist) when neither has it,
+    :class:`~lanelab.auth.store.CorruptCredential` when the saved file cannot be read back, and
+    :class:`~lanelab.auth.credential.InvalidLabel` for a label that is no text, or a token given in its place.
     """
+    validate_label(label)  # text, and no token pasted in its place (refused unquoted)
     settings = settings or Settings.from_env()
     store = CredentialStore(settings.home)
     if LABEL_RE.match(label) and store.path(label).exists():

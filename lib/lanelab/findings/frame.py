@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import pandas as pd
 
-from lanelab.errors import NotFound, UserError
+from lanelab.errors import InputError, NotFound, UserError
 from lanelab.runs import DEFAULT_LEVEL, Run
 
 __all__ = [
@@ -171,6 +171,7 @@ def cell_results(df: pd.DataFrame, wide: bool = False) -> pd.DataFrame:
         and the server's message verbatim; a run_id column leads when the table holds several runs. With ``wide``,
         the factor levels as columns instead, with the outcome and lane ids, the message and the request id.
     """
+    _table(df)
     lead = ["run_id"] if df["run_id"].nunique() > 1 else []
     if wide:
         return df[[*lead, CELL_COLUMNS[0], *factors_of(df), *CELL_COLUMNS[1:]]].reset_index(drop=True)
@@ -194,6 +195,7 @@ def outcome_by_factor(df: pd.DataFrame, factors: Sequence[str] | None = None) ->
     Raises:
         UserError: a factor in ``factors`` is not a column of the table.
     """
+    _table(df)
     fs = list(factors) if factors is not None else factors_of(df)
     _require_columns(df, fs)
     outcomes = [o for o in df["outcome"].cat.categories if o in set(df["outcome"].astype(str))]
@@ -209,6 +211,14 @@ def outcome_by_factor(df: pd.DataFrame, factors: Sequence[str] | None = None) ->
 
 # --------------------------------------------------------------------------------------------------------------------
 # Results matrix
+
+
+def _table(df: Any) -> None:
+    """Refuse anything but the runs' tidy table (:func:`lanelab.runs.tidy`, ``run.to_frame()``) in a sentence."""
+    if not isinstance(df, pd.DataFrame) or not {"cell_id", "run_id", "outcome"} <= set(df.columns):
+        found = type(df).__name__ if not isinstance(df, pd.DataFrame) else "a table without the runs' columns"
+        raise InputError(f"This takes the runs' table (tidy(runs) or run.to_frame()); found {found}.",
+                         "e.g. df = lanelab.runs.tidy(lanelab.runs.load_runs(paths)).")
 
 
 def _require_columns(df: pd.DataFrame, names: Sequence[str]) -> None:
@@ -238,6 +248,7 @@ def grid(df: pd.DataFrame, rows: str, cols: str, where: Mapping[str, str] | None
     Raises:
         UserError: ``rows``, ``cols`` or a ``where`` key is not a column of the table.
     """
+    _table(df)
     _require_columns(df, [rows, cols])
     sub = _filtered(df, where)
     out = []
@@ -263,6 +274,7 @@ def matrix(df: pd.DataFrame, rows: str, cols: str, where: Mapping[str, str] | No
     Raises:
         UserError: as :func:`grid`.
     """
+    _table(df)
     g = grid(df, rows, cols, where)
     g["text"] = [f"{'' if s is None or pd.isna(s) else int(s)} · {o}{' *' if m else ''}".strip(" ·")
                  for s, o, m in zip(g["status"], g["outcome"].astype(str), g["mixed"])]
@@ -352,6 +364,7 @@ def minimal_pairs(df: pd.DataFrame, factor: str | None = None, baseline: str | N
         NotFound: ``baseline`` is not a cell of the table.
         UserError: ``factor`` is not a column of the table.
     """
+    _table(df)
     factors = factors_of(df)
     if baseline is not None and baseline not in set(df["cell_id"]):
         raise NotFound(f"The run has no cell {baseline!r}.", "Was the baseline cell sent? Pass its cell id.")
@@ -403,6 +416,7 @@ def flips_from_baseline(df: pd.DataFrame, baseline: str, all_changes: bool = Fal
     Raises:
         NotFound: ``baseline`` is not a cell of the table.
     """
+    _table(df)
     p = minimal_pairs(df, baseline=baseline)
     p = p[p["aspects"] != ASPECT_NONE]  # a level that sends the very request as sent is no change
     if not all_changes:
@@ -456,6 +470,7 @@ def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
         cells (ids of flipping pairs); aspects (what the factor changes in the request). Ranked by lane_flips, then
         other_flips; factors without a pair are left out.
     """
+    _table(df)
     pairs = minimal_pairs(df)
     pairs = pairs[pairs["aspects"] != ASPECT_NONE]  # two cells that sent the very same request are no pair to weigh
     rows = []
@@ -491,6 +506,7 @@ def lane_signals(df: pd.DataFrame) -> pd.DataFrame:
     Returns:
         A DataFrame with :data:`LANE_COLUMNS` (``label`` is :func:`cell_label`), one row per cell.
     """
+    _table(df)
     fs = factors_of(df)
     out = df.copy()
     out["label"] = [change_label(r, fs) for r in records(df)]
@@ -567,6 +583,7 @@ def compare_runs(df: pd.DataFrame, run_a: str | None = None, run_b: str | None =
     Raises:
         UserError: the table holds fewer than two runs and they were not named.
     """
+    _table(df)
     ids = list(dict.fromkeys(df["run_id"]))
     if run_a is None or run_b is None:
         if len(ids) < 2:
