@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -103,3 +104,16 @@ def test_edits_round_trip(a: RequestSpec, b: RequestSpec, rnd) -> None:
             got = getattr(mid, d.loc[0]).get(d.loc[1], MISSING)
             assert got == (d.b if d in subset else d.a)
     assert all(x is not MISSING for x in (mid.body or {}).values())
+
+
+def test_the_request_functions_refuse_what_is_no_request_spec_in_a_sentence() -> None:
+    from lanelab.auth.introspect import describe
+    from lanelab.errors import InputError
+    from lanelab.wire.send import send
+
+    with pytest.raises(InputError, match="The first request is a RequestSpec; found str.*load_profile"):
+        diff_specs("sdk-minimal", "hermes-0.14.0")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="A request is a RequestSpec; found str"):
+        send("hermes-0.14.0", "http://127.0.0.1:9")  # type: ignore[arg-type]  (nothing is sent)
+    with pytest.raises(InputError, match="describe takes a credential; found NoneType"):
+        describe(None)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from lanelab.auth.credential import Credential
 from lanelab.auth.oauth import probe_settings, scope_meanings
 from lanelab.auth.resolve import available
 from lanelab.config import Settings
+from lanelab.errors import InputError
 from lanelab.wire import spec as wire
 from lanelab.wire.send import send
 from lanelab.wire.usage import PERCENT, ExtraUsage, UsageLimit, UsageReading, UsageWindow, read_usage
@@ -122,7 +123,11 @@ class CredentialSummary:
 def describe(cred: Credential, now: float | None = None) -> CredentialSummary:
     """What ``cred`` is: kind, masked token, expiry (relative to ``now``), scopes and what they allow, who issued
     it. Returns a :class:`CredentialSummary` (holds no secret; displays itself). Raises
-    :class:`~lanelab.auth.oauth.EndpointSetError` only when ``data/oauth.toml`` is unreadable."""
+    :class:`~lanelab.auth.oauth.EndpointSetError` only when ``data/oauth.toml`` is unreadable, and
+    :class:`~lanelab.errors.InputError` for anything but a credential."""
+    if not isinstance(cred, Credential):
+        raise InputError(f"describe takes a credential; found {type(cred).__name__}.",
+                         "e.g. describe(lanelab.auth.resolve.resolve_credential('sim-pkce')).")
     meanings = scope_meanings()
     required = probe_settings().get("required_scope", "user:profile")
     return CredentialSummary(

@@ -33,7 +33,7 @@ from lanelab.config import data_dir
 from lanelab.datafiles import ListOf, Str, Table, read_toml
 from lanelab.errors import InputError
 from lanelab.wire.attestation import carries_attestation, is_attestation
-from lanelab.wire.spec import RequestSpec
+from lanelab.wire.spec import RequestSpec, require_spec
 
 __all__ = [
     "GRAINS",
@@ -698,8 +698,11 @@ def diff_specs(a: RequestSpec, b: RequestSpec, a_label: str = "A", b_label: str 
 
     ``grain`` is ``"field"`` (the default) or ``"fine"`` (see :func:`differences`).
     Returns a :class:`SpecDiff` (renders as a table in a notebook; ``to_frame()``, ``to_markdown()``). Raises
-    :class:`lanelab.datafiles.DataFileError` when the annotation catalog cannot be read.
+    :class:`lanelab.datafiles.DataFileError` when the annotation catalog cannot be read, and
+    :class:`lanelab.errors.InputError` for an ``a`` or ``b`` that is no :class:`RequestSpec`.
     """
+    require_spec(a, "the first request")
+    require_spec(b, "the second request")
     if a_label == b_label:
         b_label = b_label + " (2)"
     catalog = load_annotations() if annotations is None else list(annotations)

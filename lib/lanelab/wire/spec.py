@@ -20,12 +20,12 @@ import httpx
 
 from lanelab import errors, redact
 from lanelab.config import host_allowed
-from lanelab.errors import HostNotAllowed
+from lanelab.errors import HostNotAllowed, InputError
 from lanelab.wire import attestation
 from lanelab.wire.unified import UnifiedLimits
 
 __all__ = ["AUTH_STYLES", "BODY_SNIPPET", "MAX_JSON_DEPTH", "UNKNOWN_VALUE_MAX", "Observation", "RequestSpec", "Unknown",
-           "apply_auth", "build_request"]
+           "apply_auth", "build_request", "require_spec"]
 
 AUTH_STYLES = ("bearer", "x-api-key", "both", "none")
 #: At most this much of a non-JSON body is kept in an observation.
@@ -215,14 +215,24 @@ def apply_auth(headers: dict[str, str], style: str, token: str | None) -> dict[s
     return out
 
 
+def require_spec(spec: Any, what: str = "a request") -> None:
+    """Raise :class:`~lanelab.errors.InputError`, in a sentence, unless ``spec`` is a :class:`RequestSpec`."""
+    if not isinstance(spec, RequestSpec):
+        raise InputError(f"{what[0].upper()}{what[1:]} is a RequestSpec; found {type(spec).__name__}.",
+                         "A profile's request is lanelab.matrix.profiles.load_profile(name).spec; a capture's, "
+                         "lanelab.matrix.from_capture.load_request(path)[1].")
+
+
 def build_request(spec: RequestSpec, base_url: str, token: str | None) -> httpx.Request:
     """The exact httpx request for ``spec`` at ``base_url``, with ``token`` attached in ``spec.auth``'s style.
 
     Raises :class:`~lanelab.errors.HostNotAllowed` rather than attach a token for a host that is not allow-listed
     (loopback or Anthropic's), ``ValueError`` for an unknown auth style, :class:`~lanelab.errors.InputError` for
     a token that cannot go into a header, and :class:`~lanelab.wire.attestation.FirstPartyRequest` for a request
-    that carries Claude Code's own identification or attestation block (the kit never sends one).
+    that carries Claude Code's own identification or attestation block (the kit never sends one); an ``InputError``
+    too for a ``spec`` that is no :class:`RequestSpec` (a profile's is ``load_profile(name).spec``).
     """
+    require_spec(spec)
     attestation.refuse_first_party(spec)
     url = base_url.rstrip("/") + spec.path
     if token is not None and spec.auth != "none" and not host_allowed(url):
