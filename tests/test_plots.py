@@ -160,6 +160,15 @@ def test_usage_chart_draws_percent_only_never_money(tmp_path: Path) -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["5-hour window"]
     assert sorted(round(p.get_width()) for p in ax.patches) == [3, 5]  # the 2 credits and the 50 limit are not drawn
     assert ax.get_xlabel() == "% used"
+    # each bar's label ends inside the axes (it ran into the legend at 100 %), and no tick says more than 100 % used
+    full = {"before": {"seven_day": {"utilization": 100.0}}, "after": {"seven_day": {"utilization": 100.0}}}
+    ax = plots.usage_chart(an.usage_snapshots(load_run(write_run(tmp_path / "f.jsonl", hermes_like_cells(),
+                                                                 usage=full)))).axes[0]
+    fig = ax.figure
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    assert all(t.get_window_extent().x1 <= box.x1 for t in ax.texts)
+    assert max(ax.get_xticks()) == 100
     bare = load_run(write_run(tmp_path / "b.jsonl", hermes_like_cells()))
     assert plots.usage_chart(an.usage_snapshots(bare)) is None
     money_only = load_run(write_run(tmp_path / "m.jsonl", hermes_like_cells(), usage={

@@ -304,7 +304,10 @@ def usage_chart(usage: pd.DataFrame) -> Chart | None:
     labels = [w.split(":")[0] + (" (of the monthly limit)" if u == an.UNIT_PERCENT_LIMIT else "")
               for w, u in zip(num["what"], num["unit"])]
     ax.set_yticks(ys, labels=labels, fontsize=8)
-    ax.set_xlim(0, max(105.0, float(max(num["after"].max(), num["before"].max())) * 1.15))
+    top = float(max(num["after"].max(), num["before"].max()))
+    ax.set_xlim(0, max(135.0, top * 1.35))  # room for a bar's label ("100 % → 100 %") inside the axes, off the legend
+    if top <= 100:
+        ax.set_xticks(range(0, 101, 20))  # (no tick past 100 % used)
     ax.set_xlabel("% used")
     ax.set_title("Usage endpoint before and after the run (% of each window used)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
