@@ -41,9 +41,12 @@ TIMELINE = None  # None: in sim mode only; True: also beside live runs (always t
 # with the reason.
 
 # %%
+import pandas as pd
 from IPython.display import Markdown, display
 from lanelab.findings import bundles, report
 from lanelab.runs import load_runs, run_paths
+
+pd.set_option("display.max_colwidth", 200)  # the tables below quote the server's messages: shown whole
 
 paths = RUNS or run_paths(settings)
 others = bundles.load_bundles(BUNDLES if BUNDLES is not None else bundles.shipped_bundles())

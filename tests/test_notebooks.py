@@ -53,6 +53,11 @@ def test_notebook_executes_headless(path: Path, lab):
         md = (lab["out"] / "findings.md").read_text()
         assert "### When would this request have been billed where?" in md, "sim mode: the timeline is in the report"
         assert "hand-made" not in md and "hand-made" not in page, "the shipped examples stay out of the user's report"
+        tables = " ".join(str(o.get("data", {}).get("text/html", "")) for c in nb.cells for o in c.get("outputs", [])
+                          if "<table" in str(o.get("data", {}).get("text/html", "")))
+        assert "You&#x27;re out of extra usage. Add more at claude.ai/settings/usage and keep going." in tables or \
+            "You're out of extra usage. Add more at claude.ai/settings/usage and keep going." in tables, \
+            "the tables quote the server's message whole"
         assert (lab["out"] / "findings-timeline.png").is_file()
         texts = " ".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells
                          for o in c.get("outputs", []))
