@@ -17,6 +17,8 @@ time per request (both threads) is printed too: a second view of the same cost t
 waiting for a core on a busy machine.
 
 Run: ``.venv/bin/python bench/bench_sim.py [--seconds 6] [--concurrency 8] [--rounds 12]`` (about 30 s in total).
+bench_sim_instructions.py counts the same two requests in instructions instead, which the machine's load does not
+move.
 """
 
 from __future__ import annotations
