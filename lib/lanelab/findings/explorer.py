@@ -221,19 +221,18 @@ class Explorer:
                 diff = diff_specs(RequestSpec.from_dict(b), RequestSpec.from_dict(a), "as sent",
                                   an.change_label(r, self._factors))
         pct = lambda v: "" if v is None or pd.isna(v) else f"{100 * float(v):.3g}% used"
-        text = lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
         signals = {"5-hour window": pct(r.get("util_5h")), "7-day window": pct(r.get("util_7d")),
-                   "window that applies": text(r.get("claim")), "extra usage": text(r.get("overage_status")),
-                   "why extra usage is off": text(r.get("overage_disabled_reason"))}
+                   "window that applies": an.said(r.get("claim")), "extra usage": an.said(r.get("overage_status")),
+                   "why extra usage is off": an.said(r.get("overage_disabled_reason"))}
         signals = {k: v for k, v in signals.items() if v} or {
             "lane signals": "the response said nothing about the plan windows"}
         status = None if r["status"] is None or pd.isna(r["status"]) else int(r["status"])
-        request_id = text(r.get("request_id"))
-        mode = text(r.get("mode")) or "sim"
+        request_id = an.said(r.get("request_id"))
+        mode = an.said(r.get("mode")) or "sim"
         return CellView(
             cell_id=cell_id, run_id=str(r["run_id"]), change=an.change_label(r, self._factors),
             baseline_id=base, status=status, outcome=an.outcome_label(r["outcome"]), lane=an.lane_label(r["lane"]),
-            message=text(r.get("error_message")), request_id=request_id, signals=signals, mode=mode,
+            message=an.said(r.get("error_message")), request_id=request_id, signals=signals, mode=mode,
             sim_rule=self.rules.get(request_id) if mode == "sim" else None,
             classified_by=self.classified_by.get(cell_id), diff=diff)
 

@@ -31,7 +31,7 @@ __all__ = [
     "LANE_COLUMNS", "PAIR_COLUMNS", "RESULT_COLUMNS", "UNIT_PERCENT", "UNIT_PERCENT_LIMIT", "baseline_cell", "baseline_verdict", "cell_label",
     "cell_results", "change_label", "compare_runs", "factor_effects", "factors_of", "flips_from_baseline",
     "grid", "lane_label", "lane_signals", "level_order", "matrix", "minimal_pairs", "on_plan",
-    "outcome_by_factor", "outcome_label", "records", "spec_aspects", "status_and_outcome", "usage_snapshots", "varying_factors",
+    "outcome_by_factor", "outcome_label", "records", "said", "spec_aspects", "status_and_outcome", "usage_snapshots", "varying_factors",
 ]
 
 #: Which part of a request a factor changes, read from the specs of a minimal pair (see :func:`spec_aspects`).
@@ -99,6 +99,11 @@ def cell_label(row: Mapping[str, Any], factors: Sequence[str]) -> str:
 
 #: What :func:`change_label` calls the cell that changes nothing (the request as the profile sends it).
 AS_SENT = "as sent"
+
+
+def said(value: Any) -> str:
+    """A table cell's text: empty where nothing was said (never NaN or None in a notebook's table)."""
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
 def change_label(row: Mapping[str, Any], factors: Sequence[str]) -> str:
@@ -347,8 +352,10 @@ def _group_key(value: Any) -> Any:
     return _MISSING_KEY if _missing(value) else value
 
 
-def minimal_pairs(df: pd.DataFrame, factor: str | None = None, baseline: str | None = None) -> pd.DataFrame:
-    """Pairs of cells in the same run and profile that differ in one factor alone.
+def minimal_pairs(df: pd.DataFrame, factor: str | None = None, baseline: str | None = None,
+                  same_requests: bool = True) -> pd.DataFrame:
+    """Pairs of cells in the same run and profile that differ in one factor alone (with ``same_requests=False``, only
+    those that sent different requests: a level that sends the very request of the other says nothing of a change).
 
     With ``baseline`` (a cell id), only the pairs that contain that cell, with the baseline always as side ``a``:
     the single changes from the baseline. Otherwise every pair, side ``a`` holding the level that comes first in
@@ -391,7 +398,8 @@ def minimal_pairs(df: pd.DataFrame, factor: str | None = None, baseline: str | N
                 combos = [(ra, rb) if rank[str(ra[f])] <= rank[str(rb[f])] else (rb, ra)
                           for ra, rb in itertools.combinations(recs, 2) if ra[f] != rb[f]]
             out.extend(_pair(f, ra, rb) for ra, rb in combos)
-    return pd.DataFrame(out, columns=list(PAIR_COLUMNS))
+    pairs = pd.DataFrame(out, columns=list(PAIR_COLUMNS))
+    return pairs if same_requests else pairs[pairs["aspects"] != ASPECT_NONE]
 
 
 #: The columns of :func:`flips_from_baseline`.
@@ -417,8 +425,7 @@ def flips_from_baseline(df: pd.DataFrame, baseline: str, all_changes: bool = Fal
         NotFound: ``baseline`` is not a cell of the table.
     """
     _table(df)
-    p = minimal_pairs(df, baseline=baseline)
-    p = p[p["aspects"] != ASPECT_NONE]  # a level that sends the very request as sent is no change
+    p = minimal_pairs(df, baseline=baseline, same_requests=False)  # a level sending the request as sent: no change
     if not all_changes:
         p = p[p["flips"]]
     changes = pd.DataFrame({
@@ -471,8 +478,7 @@ def factor_effects(df: pd.DataFrame) -> pd.DataFrame:
         other_flips; factors without a pair are left out.
     """
     _table(df)
-    pairs = minimal_pairs(df)
-    pairs = pairs[pairs["aspects"] != ASPECT_NONE]  # two cells that sent the very same request are no pair to weigh
+    pairs = minimal_pairs(df, same_requests=False)  # two cells that sent the very same request are no pair to weigh
     rows = []
     for f in factors_of(df):
         p = pairs[pairs["factor"] == f]

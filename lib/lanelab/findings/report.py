@@ -50,7 +50,6 @@ from lanelab.findings.render import Table, md_table, render, safe_stem, slug
 from lanelab.findings.verdict import Verdict, lead_verdict
 from lanelab.runs import (
     BISECT_DESIGN,
-    DEFAULT_LEVEL,
     DIAGNOSE_DESIGN,
     LoadWarning,
     Run,
@@ -194,9 +193,8 @@ class Findings:
                 continue
             run, rec = found
             levels = rec.get("levels") or {}
-            changed = [f"{k}={v}" for k, v in levels.items()
-                       if k != "credential" and v not in (an.BASELINE_LEVEL, DEFAULT_LEVEL)]
-            what = levels.get("change") if "change" in levels else ", ".join(changed) or an.AS_SENT
+            what = levels.get("change") if "change" in levels else an.change_label(
+                levels, [k for k in levels if k != "credential"])
             rows.append({"cell": cid, "run": run.run_id, "request": what,
                          "status": (rec.get("observation") or {}).get("status"),
                          "outcome": an.outcome_label(rec.get("outcome")), "lane": an.lane_label(rec.get("lane"))})
@@ -599,9 +597,9 @@ def single_changes(findings: Findings) -> pd.DataFrame:
             for o, ln, s in zip(ch["outcome"], ch["lane"], ch["status"])]
     ch = ch.assign(group=rank).sort_values("group", kind="stable")
     rows = [{"change": an.AS_SENT, "cell": base, "status": b["status"], "outcome": an.outcome_label(b["outcome"]),
-             "lane": an.lane_label(b["lane"]), "message": _said(b["error_message"])}]
+             "lane": an.lane_label(b["lane"]), "message": an.said(b["error_message"])}]
     rows += [{"change": f"{f}={lv}", "cell": c, "status": s, "outcome": an.outcome_label(o), "lane": an.lane_label(ln),
-              "message": _said(msgs.get(c))}
+              "message": an.said(msgs.get(c))}
              for f, lv, c, s, o, ln in zip(ch["factor"], ch["level"], ch["cell_id"], ch["status"], ch["outcome"],
                                            ch["lane"])]
     return pd.DataFrame(rows, columns=cols)
@@ -625,15 +623,11 @@ def lanes_table(df: pd.DataFrame) -> pd.DataFrame:
         "lane": [an.lane_label(x) for x in lanes["lane"]],
         "5-hour window used": [_pct(v) for v in lanes["util_5h"]],
         "7-day window used": [_pct(v) for v in lanes["util_7d"]],
-        "window that applies": [_said(v) for v in lanes["claim"]],
-        "extra usage": [_said(v) for v in lanes["overage_status"]],
-        "why extra usage is off": [_said(v) for v in lanes["overage_disabled_reason"]],
+        "window that applies": [an.said(v) for v in lanes["claim"]],
+        "extra usage": [an.said(v) for v in lanes["overage_status"]],
+        "why extra usage is off": [an.said(v) for v in lanes["overage_disabled_reason"]],
     })
 
-
-def _said(value: Any) -> str:
-    """A table cell's text: empty where nothing was said (never NaN or None in a notebook's table)."""
-    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
 def _usage_tables(usage: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

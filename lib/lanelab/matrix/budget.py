@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lanelab.errors import BudgetExceeded
-from lanelab.matrix.errors import InvalidOption
+from lanelab.matrix.errors import InvalidOption, found, is_whole
 from lanelab.wire.spec import RequestSpec
 
 __all__ = ["CHARS_PER_TOKEN", "DEFAULT_LIVE_BUDGET", "Budget", "BudgetGuard", "Cost", "Spend", "as_budget", "estimate_tokens",
@@ -76,10 +76,9 @@ class Budget:
         """Refuse a cap that is not a whole number of 1 or more (:class:`InvalidOption`)."""
         for name in ("max_requests", "max_tokens"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                found = value if isinstance(value, int) and not isinstance(value, bool) else type(value).__name__
+            if value is not None and not is_whole(value, 1):
                 raise InvalidOption(f"A budget's {name} is a whole number of 1 or more (or None: no cap); "
-                                    f"found {found}.")
+                                    f"found {found(value)}.")
 
     def describe(self) -> str:
         parts = [f"{self.max_requests} inference requests" if self.max_requests is not None else None,
@@ -93,7 +92,7 @@ def as_budget(value: Budget | int | None) -> Budget | None:
     Raises :class:`InvalidOption` for anything else (``"10"``, ``1.5``, ``True``) and for a number below 1."""
     if value is None or isinstance(value, Budget):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_whole(value):  # (Budget refuses one below 1, saying so)
         return Budget(max_requests=value)
     raise InvalidOption(f"A budget is a number of requests (1 or more) or a Budget; found {type(value).__name__}.")
 

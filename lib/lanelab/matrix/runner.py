@@ -32,7 +32,7 @@ from lanelab.datafiles import pinned
 from lanelab.errors import UserError
 from lanelab.live import NotConfirmed, require_live_opt_in
 from lanelab.matrix.budget import Budget, BudgetGuard, Spend
-from lanelab.matrix.errors import InvalidOption, RunnerError
+from lanelab.matrix.errors import InvalidOption, RunnerError, found, is_whole
 from lanelab.matrix.reach import STOP_AFTER, Reachability
 from lanelab.matrix.sender import PlannedCell, RetryPolicy, SendContext, Sleep, send_all
 from lanelab.matrix.sim_client import sim_policy
@@ -95,8 +95,7 @@ class RunOptions:
         for name, fits, wanted in _OPTION_CHECKS:
             value = getattr(self, name)
             if not fits(value):
-                found = value if isinstance(value, int) and not isinstance(value, bool) else type(value).__name__
-                raise InvalidOption(f"The run option {name} takes {wanted}; found {found}.")
+                raise InvalidOption(f"The run option {name} takes {wanted}; found {found(value)}.")
 
     def with_(self, **changes: Any) -> RunOptions:
         """A copy with ``changes`` applied. Raises :class:`InvalidOption` (a ``TypeError`` too) for a name that is
@@ -108,18 +107,14 @@ class RunOptions:
         return dataclasses.replace(self, **changes) if changes else self
 
 
-def _whole(least: int) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= least
-
-
 #: (option, whether a value fits, what it takes): what RunOptions checks when it is made.
 _OPTION_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("settings", lambda v: v is None or isinstance(v, Settings), "a lanelab.config.Settings (or None: the environment)"),
     ("base_url", lambda v: v is None or isinstance(v, str), "a URL as text (or None)"),
     ("run_id", lambda v: v is None or isinstance(v, str), "text (or None: derived from the question)"),
     ("budget", lambda v: v is None or isinstance(v, Budget), "a Budget (plan.run takes a number of requests too)"),
-    ("concurrency", _whole(1), "a whole number of 1 or more"),
-    ("stop_after", _whole(0), "a whole number of 0 or more (0: never stop)"),
+    ("concurrency", lambda v: is_whole(v, 1), "a whole number of 1 or more"),
+    ("stop_after", lambda v: is_whole(v, 0), "a whole number of 0 or more (0: never stop)"),
     ("progress", lambda v: isinstance(v, bool), "True or False"),
     ("usage_snapshots", lambda v: isinstance(v, bool), "True or False"),
     ("confirmed", lambda v: isinstance(v, bool), "True or False"),
