@@ -515,3 +515,63 @@ def test_the_json_depth_bound_is_exact(extra_brackets):
     assert redact.loads_bounded('{"a": ' * depth + "1" + "}" * depth) is not None
     with pytest.raises(ValueError, match="too deeply"):
         redact.loads_bounded('{"a": ' * (depth + 1) + "1" + "}" * (depth + 1))
+
+
+def test_the_same_header_dict_again_is_not_read_again_until_the_registry_changes(monkeypatch):
+    """A client sends the same headers with every request: a dict the very same as the last one, with no secret
+    learned since, is neither learned nor redacted again; the answer is the one given then, as a fresh copy."""
+    r = redact.Redactor()
+    opaque = "opaque-credential-0123456789"  # no token shape: masked only because it was learned
+    headers = {"authorization": f"Bearer {opaque}", "x-note": f"seen {opaque}", "user-agent": "client/1.0"}
+    reads = {"learn": 0, "redact": 0}
+    for name, method in (("learn", "_learn_headers"), ("redact", "_redact_headers")):
+        real = getattr(r, method)
+        monkeypatch.setattr(r, method, lambda h, real=real, name=name: (reads.__setitem__(name, reads[name] + 1),
+                                                                          real(h))[1])
+    r.learn_headers(headers)
+    first = r.redact_headers(headers)
+    assert opaque not in json.dumps(first) and first["user-agent"] == "client/1.0"
+    first["user-agent"] = "changed by a caller"
+    for _ in range(3):
+        r.learn_headers(dict(headers))  # an equal dict, not the same object
+        again = r.redact_headers(dict(headers))
+    assert reads == {"learn": 1, "redact": 1}
+    assert again == {**first, "user-agent": "client/1.0"}, "each answer is a copy a caller may change"
+    other = {**headers, "x-note": "another value"}
+    r.learn_headers(other)
+    r.redact_headers(other)
+    assert reads == {"learn": 2, "redact": 2}, "other headers are read"
+    r.register_secret("client/1.0")  # a secret learned since: the kept answer is stale
+    assert r.redact_headers(other)["user-agent"] != "client/1.0"
+    r.learn_headers(other)
+    assert reads == {"learn": 3, "redact": 3}
+
+
+def test_headers_are_learned_again_after_the_registry_is_reset(monkeypatch):
+    """forget_secrets and restore take learned secrets away: the same headers are learned again afterwards, even
+    when the reset comes while they are being learned."""
+    r = redact.Redactor()
+    opaque = "opaque-credential-0123456789"
+    headers = {"x-api-key": opaque, "x-note": f"key {opaque}"}
+    r.learn_headers(headers)
+    r.redact_headers(headers)
+    r.forget_secrets()
+    assert opaque not in repr(vars(r)), "a forgotten secret is kept nowhere, not with the headers last read either"
+    r.learn_headers(headers)
+    assert opaque not in r.redact_text(f"a line with {opaque}")
+    saved = r.snapshot()
+    r.restore(frozenset())
+    r.learn_headers(headers)
+    assert opaque not in r.redact_text(f"a line with {opaque}")
+    r.restore(saved)
+    real = r._learn_headers
+
+    def reset_midway(h):
+        real(h)
+        r.forget_secrets()  # another thread resets the registry before the learning is remembered
+
+    monkeypatch.setattr(r, "_learn_headers", reset_midway)
+    r.learn_headers(headers)
+    monkeypatch.setattr(r, "_learn_headers", real)
+    r.learn_headers(headers)  # not remembered as learned: read again
+    assert opaque not in r.redact_text(f"a line with {opaque}")

@@ -458,6 +458,11 @@ class Redactor:
         self._json_clean: set[str] = set()
         self._clean_chars = 0
         self._generation = 0
+        # The last header dict learned and the last one redacted, each with the generation it holds for: a client
+        # sends the same headers request after request (see :meth:`learn_headers`)
+        self._learned_headers: tuple[int, tuple[tuple[str, str], ...]] | None = None
+        self._redacted_headers: tuple[int, tuple[tuple[str, str], ...], dict[str, str]] | None = None
+        self._resets = 0  # times the registry lost secrets (restore, forget_secrets): learning is undone then
 
     def __repr__(self) -> str:
         return f"<Redactor: {len(self._registry)} registered secret(s)>"
@@ -480,12 +485,14 @@ class Redactor:
         with self._lock:
             self._registry.clear()
             self._registry.update(saved)
+            self._resets += 1
             self._changed(None)
 
     def forget_secrets(self) -> None:
         """Clear the registry (tests, and a simulator's reset)."""
         with self._lock:
             self._registry.clear()
+            self._resets += 1
             self._changed([])
 
     def _changed(self, sorted_: list[str] | None) -> None:
@@ -494,6 +501,7 @@ class Redactor:
         self._generation += 1
         self._clean, self._checked, self._json_clean = set(), set(), set()
         self._clean_chars = 0
+        self._learned_headers = self._redacted_headers = None  # (they hold the header values: secrets among them)
 
     def _known(self) -> list[str]:
         return self._known_now()[1]
@@ -536,7 +544,23 @@ class Redactor:
 
         The other values are skipped when known clean (:meth:`redact_headers` remembers each value it found clean:
         there is nothing in it to learn); the rest, when ASCII, are read as one text, one per line, since no pair
-        reads across a line break (see :meth:`_all_clean`), so the same values are learned."""
+        reads across a line break (see :meth:`_all_clean`), so the same values are learned.
+
+        A dict of headers the very same as the last one learned, with no secret registered since, is not read again:
+        everything it could teach is registered already (learning it again would register nothing, so it would not
+        change the registry either)."""
+        key = tuple(headers.items()) if type(headers) is dict else None
+        learned = self._learned_headers
+        if key is not None and learned is not None and learned[0] == self._generation and learned[1] == key:
+            return
+        resets = self._resets
+        self._learn_headers(headers)
+        if key is not None:
+            with self._lock:  # (a secret registered meanwhile takes nothing away; a reset does)
+                if resets == self._resets:
+                    self._learned_headers = (self._generation, key)
+
+    def _learn_headers(self, headers: Any) -> None:
         plain: list[str] = []
         for name, value in _header_items(headers):
             if not isinstance(value, str):
@@ -716,7 +740,21 @@ class Redactor:
 
         Values under a sensitive name are masked whole. The others are looked at together (:meth:`_all_clean`: those
         not known clean already, as one text), and kept as they are when nothing is found; anything found takes the
-        scan value by value."""
+        scan value by value. The answer for a dict the very same as the last one, against the same registry, is the
+        one given then (a copy)."""
+        key = tuple(headers.items()) if type(headers) is dict else None
+        last = self._redacted_headers
+        if key is not None and last is not None and last[0] == self._generation and last[1] == key:
+            return dict(last[2])
+        generation = self._generation
+        out = self._redact_headers(headers)
+        if key is not None:
+            with self._lock:
+                if generation == self._generation:  # (no secret was learned meanwhile)
+                    self._redacted_headers = (generation, key, dict(out))
+        return out
+
+    def _redact_headers(self, headers: Any) -> dict[str, str]:
         items = [(k, v, is_sensitive_key(k)) for k, v in _header_items(headers)]
         plain = [v for _, v, sensitive in items if not sensitive]
         keep = self._all_clean(plain)
