@@ -48,6 +48,8 @@ BAD = [
     ("https://example.com/nothing-here", paste.UnrecognisedPaste),
     (f"{CODE}#st@te!", paste.UnrecognisedPaste),
     ("<html>", paste.UnrecognisedPaste),
+    (123, paste.UnrecognisedPaste),  # not text at all (a notebook's flow.submit_paste(123))
+    (CODE.encode() + b"#" + STATE.encode(), paste.UnrecognisedPaste),
 ]
 
 

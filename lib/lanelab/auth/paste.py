@@ -115,6 +115,8 @@ def parse_paste(text: str | None, expected_state: str | None = None) -> PastedCo
 
     Raises a :class:`PasteError` subclass; no message contains the pasted code.
     """
+    if text is not None and not isinstance(text, str):
+        raise UnrecognisedPaste(f"A paste is text (the code#state, or the callback URL); found {type(text).__name__}.")
     if text is not None and len(text) > 4 * MAX_PASTE_CHARS:  # bound the work before trimming anything
         raise UnrecognisedPaste(f"The pasted value is {len(text)} characters, far longer than a callback URL.")
     value = clean(text)
