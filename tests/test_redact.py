@@ -486,6 +486,36 @@ def test_a_json_body_found_clean_is_recorded_as_the_walk_records_it(value, learn
     assert fast.snapshot() == walk.snapshot()
 
 
+_SEPARATORS = st.sampled_from([(",", ":"), (", ", ": "), (" ,", " :\t"), (",\n", "\r\n:  ")])
+
+
+@given(_JSON_LIKE, st.booleans(), _SEPARATORS, st.sampled_from([None, 0, 2]))
+@example({"token": "opaque-value-123456"}, False, (",", ":"), None)  # a sensitive key with no space before its value
+@example({"a": {"Code_Verifier": "x"}}, False, (" ,", " :\t"), 2)
+def test_a_json_body_as_a_client_formats_it_is_recorded_as_the_walk_records_it(value, learned, separators, indent):
+    """A body is read as it came, however its client spaced it (httpx writes no space after ``:``): whatever is
+    found clean in that text is what the walk finds clean; what is recorded, and what is learned, are the walk's."""
+    raw = json.dumps(value, ensure_ascii=False, default=str, separators=separators, indent=indent).encode()
+    fast, walk = redact.Redactor(), redact.Redactor()
+    for r in (fast, walk):
+        if learned:
+            r.register_secret("abcdefghijkl")
+    data = json.loads(raw)
+    walk.learn_obj(data)
+    assert fast.redact_body(raw, "application/json")["json"] == walk.redact_obj(data)
+    assert fast.snapshot() == walk.snapshot()
+    fast.learn_body(raw, "application/json")
+    assert fast.snapshot() == walk.snapshot()
+
+
+def test_a_compact_body_with_a_secret_under_its_key_is_masked_and_learned():
+    r = redact.Redactor()
+    raw = b'{"model":"m","metadata":{"api_key":"opaque-credential-0123456789"}}'
+    recorded = r.redact_body(raw, "application/json")["json"]
+    assert "opaque-credential-0123456789" not in json.dumps(recorded)
+    assert "opaque-credential-0123456789" not in r.redact_text("later: opaque-credential-0123456789")
+
+
 def test_a_part_the_leak_check_found_clean_is_checked_again_once_a_secret_is_learned():
     """assert_clean_parts remembers the parts it found clean (a record's punctuation, fields many cells share); a
     secret learned later must still be caught in them."""
