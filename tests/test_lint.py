@@ -233,10 +233,11 @@ def test_hermes_0_14_0_names_all_16_mcp_tools_and_the_mcp__fix() -> None:
     finding = result.find("mcp-single-underscore-tools")
     assert finding is not None and finding.kind == "trigger"
     assert [e.value for e in finding.elements] == [f"mcp_{n}" for n in HERMES_TOOLS]
-    assert finding.renames == tuple((f"mcp_{n}", f"mcp__{n}") for n in HERMES_TOOLS)
+    aliases = {"memory": "context_notes", "session_search": "chat_history_lookup"}  # the other entry's renames
+    assert finding.renames == tuple((f"mcp_{n}", f"mcp__{aliases.get(n, n)}") for n in HERMES_TOOLS)
     assert "16 tool name(s)" in finding.verdict and "mcp__" in finding.fix_text()
     text = result.to_text()
-    assert all(f"mcp_{n} → mcp__{n}" in text for n in HERMES_TOOLS)
+    assert all(f"mcp_{n} → mcp__{aliases.get(n, n)}" in text for n in HERMES_TOOLS)
     assert "PR #26430" in text and "2026-05-25: mcp_single_underscore_tool" in text
     assert result.exit_code == 1 and text.splitlines()[-1] == result.summary()
     skills = result.find("skills-guidance-sentence")
@@ -314,6 +315,33 @@ def test_header_fixes_correct_auth_and_betas() -> None:
     fixed, _ = result.fixed_spec()
     assert fixed.auth == "bearer" and "x-api-key" not in fixed.headers
     assert fixed.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14,oauth-2025-04-20"
+    assert lint(fixed).triggers == []
+
+
+def test_a_says_line_names_what_is_carried_not_the_condition_it_applies_under() -> None:
+    """An entry's first conditions say when it applies (a Bearer request); its ``{value}`` is what its last one
+    matched (the beta), never the auth style."""
+    result = lint(spec(beta="oauth-2025-04-20,context-1m-2025-08-07"))
+    finding = result.find("context-1m-beta-oauth")
+    assert finding is not None
+    assert finding.verdict == "the `anthropic-beta` header carries `context-1m-2025-08-07` on a Bearer request"
+
+
+def test_renames_two_entries_ask_for_meet_in_one_name_that_neither_flags() -> None:
+    """``mcp_memory`` is flagged for its prefix and for its name: both fixes give the name that satisfies both,
+    the one the fixed request carries, and that lints clean."""
+    result = lint(spec(tools=tools("mcp_memory", "mcp_session_search", "mcp_read_file", "mcp__memory")))
+    fixed, _ = result.fixed_spec()
+    carried = [t["name"] for t in fixed.body["tools"]]
+    assert carried == ["mcp__context_notes", "mcp__chat_history_lookup", "mcp__read_file", "mcp__context_notes"]
+    prefix, names = result.find("mcp-single-underscore-tools"), result.find("memory-session-search-tools")
+    assert prefix is not None and names is not None
+    assert dict(prefix.renames) == {"mcp_memory": "mcp__context_notes", "mcp_session_search": "mcp__chat_history_lookup",
+                                    "mcp_read_file": "mcp__read_file"}
+    assert dict(names.renames) == {"mcp_memory": "mcp__context_notes", "mcp_session_search": "mcp__chat_history_lookup",
+                                   "mcp__memory": "mcp__context_notes"}
+    for finding in (prefix, names):
+        assert all(new in carried for _, new in finding.renames)
     assert lint(fixed).triggers == []
 
 

@@ -19,6 +19,7 @@ present; its content is never shown.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -653,6 +654,9 @@ class Finding:
     elements: tuple[Element, ...]
     renames: tuple[tuple[str, str], ...] = ()
     model: str = ""
+    #: the element its ``says`` line names (``{value}``): the first one the entry's last condition matched (an
+    #: entry's first conditions say when it applies, such as the auth style; its last one, what is carried)
+    value: str = ""
 
     @property
     def id(self) -> str:
@@ -666,9 +670,9 @@ class Finding:
     def verdict(self) -> str:
         """The entry's ``says`` line filled in with this request's elements."""
         counted = [e for e in self.elements if not e.absent]
-        first = counted[0].value if counted else ""
+        named = self.value or (counted[0].value if counted else "")
         try:
-            return self.trigger.says.format(count=len(counted), value=_short(first, 80), model=self.model)
+            return self.trigger.says.format(count=len(counted), value=_short(named, 80), model=self.model)
         except (KeyError, IndexError, ValueError):
             return self.trigger.says
 
@@ -702,6 +706,7 @@ def _absence(cond: Condition, p: Part, values: list[Element]) -> Element:
 def _evaluate(trigger: Trigger, inp: LintInput) -> Finding | Undetermined | None:
     elements: list[Element] = []
     missing: list[str] = []
+    named = ""
     for cond in trigger.match:
         p = part(cond.part)
         if p.relevant is not None and not p.relevant(inp):
@@ -719,6 +724,7 @@ def _evaluate(trigger: Trigger, inp: LintInput) -> Finding | Undetermined | None
             if not hits:
                 return None
             elements.extend(hits)
+            named = hits[0].value
     if missing:
         return Undetermined(trigger, tuple(dict.fromkeys(missing)))
     renames = tuple(
@@ -726,7 +732,24 @@ def _evaluate(trigger: Trigger, inp: LintInput) -> Finding | Undetermined | None
         if e.where.startswith("tools[") and (new := re.sub(edit.pattern or "", edit.replace or "", e.value)) != e.value
     )
     model = _body(inp.spec).get("model")
-    return Finding(trigger, tuple(elements), renames, model if isinstance(model, str) else "")
+    return Finding(trigger, tuple(elements), renames, model if isinstance(model, str) else "", named)
+
+
+def _composed_renames(findings: list[Finding]) -> list[Finding]:
+    """``findings`` with each rename carried through every finding's renames, in catalogue order: a tool two entries
+    flag (``mcp_memory``: its prefix, and its name) is renamed to what satisfies both (``mcp__context_notes``), not to
+    a name the other entry still flags."""
+    edits = [edit for f in findings for edit in f.trigger.edits if edit.op == "rename_tools"]
+    if len(edits) < 2:
+        return findings
+
+    def final(name: str) -> str:
+        for edit in edits:
+            name = re.sub(edit.pattern or "", edit.replace or "", name)
+        return name
+
+    return [dataclasses.replace(f, renames=tuple(dict.fromkeys((old, final(old)) for old, _ in f.renames)))
+            if f.renames else f for f in findings]
 
 
 @dataclass
@@ -875,7 +898,7 @@ def lint(inp: LintInput | RequestSpec, catalogue: Catalogue | None = None) -> Li
             findings.append(outcome)
         elif isinstance(outcome, Undetermined):
             undetermined.append(outcome)
-    return LintResult(label=inp.label, kind=inp.kind, findings=findings, undetermined=undetermined,
+    return LintResult(label=inp.label, kind=inp.kind, findings=_composed_renames(findings), undetermined=undetermined,
                       notes=list(inp.notes), catalogue=catalogue, spec=inp.spec, source=inp.source)
 
 
