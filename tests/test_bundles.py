@@ -61,6 +61,8 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
     (EMAIL, "an email address"), (UUID, "a uuid"), ("req_011CSHnA9bbh5Gv4kqhSVuJr", "a request id"),
     ("org-8Fq2LmZp0aXy", "an organisation or account id"), ("203.0.113.42", "an IP address"),
     ("/home/alice/.config", "a home directory"), ("sk-ant-oat01-" + "A" * 40, "1 secret"),
+    ("my access token is Xq7Lm2Pz9Rt4Vb8Nk3Wj6Hs1Df5Gy0CaQQ", "a token-like string"),  # opaque: no prefix, no key
+    ("ghp_" + "a1B2c3D4" * 5, "a token-like string"), ("sk-proj-" + "abc123" * 5, "a token-like string"),
 ])
 def test_a_bundle_with_an_identifier_is_refused_when_loaded(tmp_path: Path, planted: str, kind: str) -> None:
     data = sample_bundle().data
@@ -83,6 +85,46 @@ def test_malformed_bundles_are_input_errors(tmp_path: Path) -> None:
             bundles.load_bundle(tmp_path / name)
     with pytest.raises(NotFound):
         bundles.load_bundle(tmp_path / "missing.json")
+
+
+def test_what_a_bundle_holds_is_no_token_like_string_and_no_nan() -> None:
+    """The check for typed-in credentials finds nothing in what the kit itself writes (shape names, model ids,
+    run ids), and a served shape's message is empty, not pandas' "nan"."""
+    made = sample_bundle(plan="my token Xq7Lm2Pz9Rt4Vb8Nk3Wj6Hs1Df5Gy0CaQQ")
+    assert made.data["plan"] == "my token [token-like string]"
+    text = json.dumps(made.data)
+    for path in [*bundles.shipped_bundles()]:
+        text += path.read_text()
+    assert bundles.find_identifiers(text) == []
+    assert '"message": "nan"' not in text
+    served = [s for s in made.data["shapes"] if s["status"] == 200]
+    assert served and all(s["message"] == "" for s in served)
+
+
+def test_the_same_bundle_twice_is_refused_not_counted_twice(tmp_path: Path) -> None:
+    one = bundles.shipped_bundles()[1]
+    copy = tmp_path / "copy.json"
+    copy.write_text(one.read_text())
+    with pytest.raises(InputError, match="very same bundle"):
+        bundles.load_bundles([one, bundles.shipped_bundles()[2], copy])
+
+
+def test_a_report_of_other_peoples_bundles_alone_says_so_and_reads_no_sample(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A maintainer with no run of their own: the report opens with the pooled bundles, and the kit's sample runs
+    (which the report reads by default when there is nothing else) are not mixed in as if they were evidence."""
+    monkeypatch.setenv("LANELAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LANELAB_OUT", str(tmp_path / "out"))
+    shipped = [str(p) for p in bundles.shipped_bundles()[1:]]
+    assert cli.main(["report", "--compare", *shipped]) == 0
+    md = (tmp_path / "out" / "findings.md").read_text()
+    assert md.split("\n")[2].startswith("**Pooled from 2 findings bundles of other people (no run of yours): 2 bundles")
+    assert "sim-sample" not in md.split("### Findings from other people")[0]
+    assert "2 findings bundles of other people" in md
+    capsys.readouterr()
+    assert cli.main(["report"]) == 0  # nothing at all of the user's: the samples, and a note that says so
+    err = capsys.readouterr().err
+    assert "built from the kit's 2 sample runs" in err and "not from requests of yours" in err
 
 
 def test_the_shipped_bundles_load_and_compare() -> None:

@@ -26,7 +26,8 @@ DESCRIPTION = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="*", metavar="RUN",
-                        help="run files (.jsonl); default: every run under LANELAB_OUT/runs, else the samples")
+                        help="run files (.jsonl); default: every run under LANELAB_OUT/runs, else (without --compare) the "
+                             "kit's sample runs, with a note saying so")
     parser.add_argument("--out", type=Path, default=None, help="directory for the reports (default: LANELAB_OUT)")
     parser.add_argument("--name", default="findings",
                         help="file name stem, a plain name without '/' (default: %(default)s)")
@@ -51,8 +52,13 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     stem = render.safe_stem(args.name)
-    paths = [Path(p) for p in args.runs] or run_paths(settings)
-    if not paths:
+    paths = [Path(p) for p in args.runs] or run_paths(settings, samples=False)
+    if not paths and not args.compare:  # nothing of the user's: the kit's sample runs, said so
+        paths = run_paths(settings)
+        if paths:
+            print(f"note: no run files under {settings.runs_dir}; this report is built from the kit's {len(paths)} "
+                  "sample runs (data/runs/samples), not from requests of yours.", file=sys.stderr)
+    if not paths and not args.compare:
         raise UserError(f"No run files given and none under {settings.runs_dir}.",
                         hint="Run 'python -m lanelab matrix' (or notebook 02) first, or pass RUN files.")
     for p in paths:

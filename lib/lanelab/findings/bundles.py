@@ -55,10 +55,17 @@ IDENTIFIERS: dict[str, re.Pattern[str]] = {
     "an organisation or account id": re.compile(r"\b(?:org|user|acct|account)[-_][A-Za-z0-9]{8,}\b"),
     "an IP address": re.compile(r"\b(?!127\.)(?:\d{1,3}\.){3}\d{1,3}\b"),
     "a home directory": re.compile(r"(?:/home/|/Users/|[A-Za-z]:\\\\?Users\\\\?)[^/\\\s\"']+"),
+    # an opaque credential in words someone typed (a note, a plan): a long run of token characters mixing upper and
+    # lower case and digits, or the prefix of another service's key (an Anthropic token is a secret, see redact)
+    "a token-like string": re.compile(
+        r"(?<![A-Za-z0-9_-])(?:(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{20,}"
+        r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-(?!ant-)[A-Za-z0-9_-]{20,}"
+        r"|xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,})(?![A-Za-z0-9_-])"),
 }
 _PLACEHOLDER = {"an email address": "[email]", "a uuid": "[uuid]", "a request id": "[request id]",
                 "a message id": "[message id]", "an organisation or account id": "[account id]",
-                "an IP address": "[IP address]", "a home directory": "[home]"}
+                "an IP address": "[IP address]", "a home directory": "[home]",
+                "a token-like string": "[token-like string]"}
 
 #: The keys of a bundle and of its parts (anything else is refused when loading).
 _TOP = {"schema": str, "example": bool, "note": str, "kit_version": str, "mode": str, "policy_or_host": str,
@@ -185,7 +192,8 @@ def make_bundle(findings: Findings, run_id: str | None = None, plan: str | None 
                "status": None if pd.isna(r["status"]) else int(r["status"]),
                "outcome": str(r["outcome"]), "lane": str(r["lane"]),
                "verdict": shape_verdict(r["outcome"], r["lane"], r["status"]),
-               "message": scrub(r["error_message"] or "")} for r in an.records(df)]
+               "message": scrub(r["error_message"] if isinstance(r["error_message"], str) else "")}
+              for r in an.records(df)]
     verdict = one.verdict.to_dict()
     for spent in ("tokens", "remedies"):  # a diagnosis' own accounting; the bundle format has the remedy line
         verdict.pop(spent, None)
@@ -342,8 +350,19 @@ def load_bundles(paths: Iterable[str | Path]) -> list[Bundle]:
 
     Raises:
         NotFound, InputError, BundleRefused: as :func:`load_bundle`, for the first path that fails.
+        InputError: two paths hold the very same bundle (one person's findings would count twice).
     """
-    return [load_bundle(p) for p in paths]
+    loaded: list[Bundle] = []
+    seen: dict[str, Path | None] = {}
+    for p in paths:
+        bundle = load_bundle(p)
+        key = json.dumps(bundle.data, sort_keys=True)
+        if key in seen:
+            raise InputError(f"{Path(p)} holds the very same bundle as {seen[key]}, so one person's findings would "
+                             "count twice.", "Pass each bundle once.")
+        seen[key] = Path(p)
+        loaded.append(bundle)
+    return loaded
 
 
 @dataclass

@@ -239,8 +239,13 @@ class Findings:
                          f"{'were' if len(self.drift) != 1 else 'was'} new to this kit (listed at the top, verbatim).")
         elif self.runs:
             lines.append("Nothing in the responses was new to this kit.")
+        if self.bundles:
+            k = len(self.bundles)
+            lines.append(f"{k} findings bundle{'s' if k != 1 else ''} of other people, shown side by side apart from "
+                         "the runs read here.")
         if not n:
-            lines.append("With no request to read, there is nothing to conclude.")
+            lines.append("With no request of yours to read, this report concludes nothing of its own."
+                         if self.bundles else "With no request to read, there is nothing to conclude.")
         return lines
 
     def new_to_kit(self) -> pd.DataFrame:
@@ -514,11 +519,28 @@ def collect(runs: Run | str | Path | Sequence[Run | str | Path], rows: str | Non
     cols = cols or (spare.pop(0) if spare else None)
     comparison = an.compare_runs(df) if len(df) and df["run_id"].nunique() >= 2 else None
     usage = {r.run_id: an.usage_snapshots(r) for r in runs if r.usage}
+    if verdict is None and df.empty and bundles and not runs:
+        verdict = _pooled_verdict(bundles)
     return Findings(runs=runs, df=df, rows=rows, cols=cols, effects=effects,
                     answers=ans.answer_all(df) if len(df) else ans.Answers(),
                     verdict=lead_verdict(df, runs, verdict), diagnosis=ans.diagnosis(df, effects),
                     comparison=comparison, usage=usage, drift=drift_items(runs), caveats=profile_caveats(runs),
                     timeline=timeline, bundles=list(bundles))
+
+
+def _pooled_verdict(bundles: Sequence[Bundle]) -> Verdict:
+    """The opening answer of a report built from other people's bundles alone (a maintainer's, with no run of their
+    own): what the bundles say together, and that nothing of the reader's own is in it."""
+    from lanelab.findings.bundles import compare_bundles
+
+    n = len(bundles)
+    return Verdict(sentence=f"Pooled from {n} findings bundle{'s' if n != 1 else ''} of other people (no run of "
+                            f"yours): {compare_bundles(bundles).summary()}",
+                   evidence="Each bundle's own answer, and where the bundles agree and differ, are in \"Findings "
+                            "from other people, side by side\" below; each rests on its own run, under its own "
+                            "policy or host and plan.",
+                   remedy="A difference that follows the policy, host or plan is no disagreement: compare bundles "
+                          "of the same policy and plan.", source="bundles", conclusive=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
