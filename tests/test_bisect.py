@@ -212,6 +212,11 @@ def test_cli_bisect_and_diff_run(sim, tmp_path, monkeypatch, capsys) -> None:
     assert "user-agent" in capsys.readouterr().out
     assert main(["bisect", "--pass", "no-such-profile", "--fail", "hermes-0.14.0"]) == 2
     assert "No profile named" in capsys.readouterr().err
+    before = sorted((tmp_path / "runs").iterdir())
+    assert main(["bisect", "--pass", "hermes-0.14.0", "--fail", "hermes-0.14.0"]) == 2  # bad input: one line
+    captured = capsys.readouterr()
+    assert "are the same request: there is no difference to bisect, and nothing was sent" in captured.err
+    assert "credential:" not in captured.out and sorted((tmp_path / "runs").iterdir()) == before  # no run file
 
 
 def test_bisect_to_run_stores_every_probe_in_a_run(sim, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -171,6 +172,11 @@ def test_refuses_unsafe_upstreams() -> None:
     with pytest.raises(CaptureRefused, match="LANELAB_LIVE_OPT_IN"):
         check_upstream("https://api.anthropic.com", Settings(live_opt_in=False))
     assert check_upstream("https://api.anthropic.com/", Settings(live_opt_in=True)) == "https://api.anthropic.com"
+    with pytest.raises(CaptureRefused, match="names an Anthropic host over http: a credential goes to it over https"):
+        check_upstream("http://api.anthropic.com:80", Settings(live_opt_in=True))  # not "neither … nor Anthropic"
+    for port in ("99999", "-1", "x"):
+        with pytest.raises(CaptureRefused, match="has no valid port"):
+            check_upstream(f"http://127.0.0.1:{port}", Settings())
     with pytest.raises(UserError):
         load_exchanges("/nonexistent/cap.jsonl")
 
@@ -264,3 +270,21 @@ def test_the_proxy_forwards_no_cookie_the_client_did_not_send(upstream: Upstream
     assert first.headers["set-cookie"].startswith("edge=")
     assert [r["target"] for r in upstream.received] == ["/cookie", "/second"]
     assert not [v for k, v in upstream.received[1]["headers"] if k == "cookie"]
+
+
+def test_a_proxy_that_cannot_start_leaves_no_file(tmp_path) -> None:
+    """A port in use refuses the start in one line; no header-only capture file is left behind (an existing
+    capture file, appended to, is kept)."""
+    from lanelab.serve import ServerStartError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServerStartError), running_capture("http://127.0.0.1:9", tmp_path / "new.jsonl", port=port):
+            pass
+        assert not (tmp_path / "new.jsonl").exists()
+        (tmp_path / "old.jsonl").write_text('{"record": "capture"}\n')
+        with pytest.raises(ServerStartError), running_capture("http://127.0.0.1:9", tmp_path / "old.jsonl", port=port):
+            pass
+        assert (tmp_path / "old.jsonl").read_text().startswith('{"record": "capture"}\n')

@@ -179,6 +179,7 @@ def test_watch_command_runs_the_client_and_prints_base_url_lines_and_tally(tmp_p
     captured = list((tmp_path / "out" / "captures").glob("watch-*.jsonl"))
     assert len(captured) == 1 and "Bearer sk-ant-oat01-…" in captured[0].read_text()
     assert not re.search(r"sk-ant-oat01-[A-Za-z0-9_-]{12,}", captured[0].read_text())  # the token only masked
+    assert f"recorded in {captured[0]}; next: python -m lanelab lint {captured[0]}" in done.stderr  # the next step
 
 
 @pytest.mark.slow  # runs the CLI and a client in processes of their own

@@ -87,6 +87,15 @@ def host_allowed(url: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
     return parts.scheme == "https" and (host in LIVE_HOSTS or host in extra_hosts)
 
 
+def host_refusal(url: str) -> str:
+    """Why :func:`host_allowed` refuses ``url``, as the end of a sentence about it ("is neither loopback nor an
+    Anthropic host")."""
+    parts = urlsplit(url)
+    if (parts.hostname or "").lower() in LIVE_HOSTS and parts.scheme != "https":
+        return f"names an Anthropic host over {parts.scheme or 'no scheme'}: a credential goes to it over https only"
+    return "is neither loopback nor an Anthropic host"
+
+
 def _check_url_form(url: str, userinfo: bool) -> None:
     """Refuse a LANELAB_BASE_URL that does not parse (a port that is not a number from 0 to 65535, a broken IPv6
     literal) or, with ``userinfo``, one that carries a user name or password (it would be echoed in messages)."""
@@ -129,7 +138,7 @@ class Settings:
             _check_url_form(base_url, userinfo=False)
             if not host_allowed(base_url):
                 raise ConfigError(
-                    f"LANELAB_BASE_URL={base_url!r} is neither loopback nor an Anthropic host; "
+                    f"LANELAB_BASE_URL={base_url!r} {host_refusal(base_url)}; "
                     "the kit refuses to send a credential there. Check for a typo."
                 )
             _check_url_form(base_url, userinfo=True)

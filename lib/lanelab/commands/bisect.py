@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from lanelab.matrix.from_capture import indexes_for, is_capture_ref, load_request, pick_request
     from lanelab.matrix.profiles import minimal_spend
     from lanelab.walkthrough.bisect import DEFAULT_PASS_OUTCOMES, bisect_to_run
+    from lanelab.wire.diff import diff_specs
 
     settings = Settings.from_env()
     live = settings.mode == "live"
@@ -101,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
     for flag, ref, index in (("--fail", args.failing, i_fail), ("--pass", args.passing, i_pass)):
         if is_capture_ref(ref):
             print(f"{flag}: {pick_request(ref, index).describe(ref)}")
+    if not diff_specs(failing, passing, grain="field").rows:  # (what bisect_to_run would find: one line, no run)
+        raise InputError(f"{fail_label} and {pass_label} are the same request: there is no difference to bisect, "
+                         "and nothing was sent.", "Pass a request that fails and a different one that passes.")
     if live:  # the cheapest probes with the same shape
         failing, passing = minimal_spend(failing), minimal_spend(passing)
     with _target(args, settings, label) as (base_url, token, host, where):

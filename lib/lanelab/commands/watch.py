@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
             watch = holder.get("watch")
             if watch is not None:
                 out(watch.tally_text())
+                if watch.proxy is not None:  # where the exchanges are, for the next step
+                    err(f"recorded in {watch.proxy.out_path}; next: python -m lanelab lint "
+                        f"{watch.proxy.out_path} (or diagnose --capture it)")
             return status
         watch = stack.enter_context(factory())
         out(watch.base_url)

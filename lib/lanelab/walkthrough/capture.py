@@ -32,7 +32,7 @@ import httpx
 
 from lanelab import __version__, limits, redact
 from lanelab import http as lanelab_http
-from lanelab.config import Settings, host_allowed, is_loopback
+from lanelab.config import Settings, host_allowed, host_refusal, is_loopback
 from lanelab.errors import Refused
 from lanelab.serve import TLS, running_server
 from lanelab.wire.exchanges import exchanges_frame, load_exchanges
@@ -72,9 +72,14 @@ def check_upstream(upstream: str, settings: Settings | None = None) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CaptureRefused(f"Upstream {upstream!r} is not an http(s) URL.",
                              "Pass the simulator's base URL, e.g. http://127.0.0.1:PORT.")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise CaptureRefused(f"Upstream {upstream!r} has no valid port (a number from 0 to 65535).",
+                             "Pass the simulator's base URL, e.g. http://127.0.0.1:PORT.") from None
     if not host_allowed(upstream):
-        raise CaptureRefused(f"Upstream host {parts.hostname!r} is neither loopback nor an Anthropic host.",
-                             "The proxy forwards credentials only to the simulator or api.anthropic.com.")
+        raise CaptureRefused(f"Upstream {upstream!r} {host_refusal(upstream)}.",
+                             "The proxy forwards credentials only to the simulator or https://api.anthropic.com.")
     if not is_loopback(parts.hostname) and not (settings or Settings.from_env()).live_opt_in:
         raise CaptureRefused(f"Forwarding to {parts.hostname} would spend your real account.",
                              "Set LANELAB_LIVE_OPT_IN=1 to opt in to live mode, or capture against the simulator.")
@@ -556,11 +561,16 @@ def running_capture(upstream: str, out_path: str | Path, port: int = 0,
     """
     upstream = check_upstream(upstream, settings)
     out_path = Path(out_path)
+    existed = out_path.exists()
     log = CaptureLog(out_path, upstream)
     app = CaptureApp(upstream, log, hooks, max_body=max_body)
+    started = False
     try:
         with running_server(app, port, tls=tls, lifespan="on", name="lanelab-capture", server_header=False,
                             date_header=False, sock=sock) as served:
+            started = True
             yield CaptureProxy(served.base_url, upstream, out_path, app)
     finally:
         log.close()
+        if not started and not existed:  # a proxy that never started recorded nothing: no header-only file is left
+            out_path.unlink(missing_ok=True)
