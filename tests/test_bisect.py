@@ -219,6 +219,26 @@ def test_cli_bisect_and_diff_run(sim, tmp_path, monkeypatch, capsys) -> None:
     assert "credential:" not in captured.out and sorted((tmp_path / "runs").iterdir()) == before  # no run file
 
 
+def test_cli_diff_and_bisect_read_a_hermes_request_dump(sim, tmp_path, monkeypatch, capsys) -> None:
+    """A Hermes request dump is a request as lint and diagnose --dump read it, for diff and bisect too: with what
+    the dump does not record said, not refused as a capture holding nothing."""
+    from pathlib import Path
+
+    dump = Path(__file__).parent / "fixtures" / "request_dump_20260525_101500_fake01_20260525_101512_345678.json"
+    monkeypatch.setenv("LANELAB_BASE_URL", sim.base_url)
+    monkeypatch.setenv("LANELAB_OUT", str(tmp_path))
+    assert main(["diff", str(dump), "sdk-minimal"]) == 0
+    out = capsys.readouterr().out
+    assert "A (a Hermes request dump): The dump's URL says /chat/completions" in out
+    assert f"difference(s) between {dump.name} and sdk-minimal" in out
+    assert main(["bisect", "--fail", str(dump), "--pass", "sdk-minimal"]) == 0
+    out = capsys.readouterr().out
+    assert "--fail (a Hermes request dump): A dump does not record the auth header style" in out
+    assert "smallest difference" in out and "mcp_" in out
+    assert main(["diff", str(dump), "sdk-minimal", "--index", "0"]) == 2
+    assert "is a Hermes request dump, which holds one request" in capsys.readouterr().err
+
+
 def test_bisect_to_run_stores_every_probe_in_a_run(sim, tmp_path) -> None:
     from lanelab.config import Settings
 

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 NAME = "bisect"
 HELP = "delta-debug between a passing and a failing request to find the smallest difference that flips it"
 DESCRIPTION = (
-    "--fail REQUEST and --pass REQUEST each name a profile (data/profiles), a profile file (.toml) or a capture file "
-    "(its last inference request; --index picks another, and the command says which one it took); a first-party "
+    "--fail REQUEST and --pass REQUEST each name a profile (data/profiles), a profile file (.toml), a Hermes "
+    "request_dump_*.json (what it does not record is said) or a capture file (its last inference request; --index picks another, and the command says which one it took); a first-party "
     "reference profile is never probed. Every difference between the two is listed (part, field, both values); then "
     "subsets of them are applied to the --fail request and sent, narrowing to the smallest set that gets it billed "
     "to the plan. Without LANELAB_BASE_URL an embedded simulator is started (--policy); with a simulator URL the "
@@ -41,9 +41,11 @@ SHOWN_DIFFERENCES = 60
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--fail", dest="failing", required=True, metavar="REQUEST",
-                        help="the request that fails: a profile name, a profile file or a capture file")
+                        help="the request that fails: a profile name, a profile file, a capture file "
+                        "or a Hermes request_dump_*.json")
     parser.add_argument("--pass", dest="passing", required=True, metavar="REQUEST",
-                        help="the request billed to the plan: a profile name, a profile file or a capture file")
+                        help="the request billed to the plan: a profile name, a profile file, a capture file "
+                        "or a Hermes request_dump_*.json")
     parser.add_argument("--index", type=int, action="append", default=None, metavar="N",
                         help="which inference request of a capture (0 the first, -1 the last; default -1): once for "
                         "every capture, or twice (--fail's, then --pass's)")
@@ -84,9 +86,10 @@ def _target(args: argparse.Namespace, settings: Settings, label: str) -> Iterato
 def run(args: argparse.Namespace) -> int:
     """Load both requests, look the credential up (checked against the host), confirm in live mode, bisect.
     Returns 0 when a cause was found, 1 otherwise; user errors are raised before anything is sent."""
-    from lanelab.matrix.from_capture import indexes_for, is_capture_ref, load_request, pick_request
+    from lanelab.matrix.from_capture import indexes_for, is_capture_ref, pick_request
     from lanelab.matrix.profiles import minimal_spend
     from lanelab.walkthrough.bisect import DEFAULT_PASS_OUTCOMES, bisect_to_run
+    from lanelab.walkthrough.dumps import load_request_or_dump
     from lanelab.wire.diff import diff_specs
 
     settings = Settings.from_env()
@@ -97,10 +100,13 @@ def run(args: argparse.Namespace) -> int:
     budget = args.budget if args.budget is not None else (DEFAULT_LIVE_BUDGET if live else None)
     label = args.credential or default_label(settings.mode)
     i_fail, i_pass = indexes_for([args.failing, args.passing], args.index, names=("--fail", "--pass"))
-    fail_label, failing = load_request(args.failing, args.prompt, index=i_fail)
-    pass_label, passing = load_request(args.passing, args.prompt, index=i_pass)
-    for flag, ref, index in (("--fail", args.failing, i_fail), ("--pass", args.passing, i_pass)):
-        if is_capture_ref(ref):
+    fail_label, failing, fail_notes = load_request_or_dump(args.failing, args.prompt, index=i_fail)
+    pass_label, passing, pass_notes = load_request_or_dump(args.passing, args.prompt, index=i_pass)
+    for flag, ref, index, notes in (("--fail", args.failing, i_fail, fail_notes),
+                                    ("--pass", args.passing, i_pass, pass_notes)):
+        for note in notes:  # (a dump always says what it does not record)
+            print(f"{flag} (a Hermes request dump): {note}")
+        if is_capture_ref(ref) and not notes:
             print(f"{flag}: {pick_request(ref, index).describe(ref)}")
     if not diff_specs(failing, passing, grain="field").rows:  # (what bisect_to_run would find: one line, no run)
         raise InputError(f"{fail_label} and {pass_label} are the same request: there is no difference to bisect, "

@@ -214,3 +214,30 @@ def load_dump(path: str | Path) -> HermesDump:
     readable dump.
     """
     return parse_dump(read_json_file(path, "Hermes request dump"), path)
+
+
+def load_request_or_dump(ref: str, prompt: str | None = None, *, as_captured: bool = False,
+                         index: int | None = None) -> tuple[str, RequestSpec, tuple[str, ...]]:
+    """A request named on the command line: a Hermes request dump (a ``.json`` file of its shape), else what
+    :func:`lanelab.matrix.from_capture.load_request` reads (a capture, a profile file or name).
+
+    Returns ``(label, spec, notes)``: the notes say what a dump does not record (none for the others). Raises what
+    ``load_request`` raises, and :class:`~lanelab.errors.InputError` for an ``index`` given with a dump (it holds
+    one request).
+    """
+    from lanelab.matrix.from_capture import load_request
+
+    path = Path(ref)
+    if path.suffix.lower() == ".json" and path.is_file():
+        try:
+            obj = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, RecursionError):  # (not a dump: load_request says what it is not)
+            obj = None
+        if is_hermes_dump(obj):
+            if index is not None:
+                raise InputError(f"--index picks a request of a capture file; {path.name} is a Hermes request dump, "
+                                 "which holds one request.", "Leave out --index for it.")
+            dump = parse_dump(obj, path)
+            return path.name, dump.spec, dump.notes
+    label, spec = load_request(ref, prompt, as_captured=as_captured, index=index)
+    return label, spec, ()
