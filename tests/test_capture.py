@@ -288,3 +288,12 @@ def test_a_proxy_that_cannot_start_leaves_no_file(tmp_path) -> None:
         with pytest.raises(ServerStartError), running_capture("http://127.0.0.1:9", tmp_path / "old.jsonl", port=port):
             pass
         assert (tmp_path / "old.jsonl").read_text().startswith('{"record": "capture"}\n')
+
+
+def test_a_capture_with_no_inference_request_is_named_in_the_message(tmp_path) -> None:
+    from lanelab.errors import NotFound
+
+    for name, text in (("empty.jsonl", ""), ("array.jsonl", '[{"a": 1}]\n')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(NotFound, match=f"^{tmp_path / name} holds no inference request"):
+            inference_exchange(load_exchanges(tmp_path / name))

@@ -466,6 +466,17 @@ def test_capture_lint_names_the_mcp_tools_with_no_request(capture: Path) -> None
     finding = result.find("mcp-single-underscore-tools")
     assert finding is not None and len(finding.elements) == 16
     assert any("user-agent was sent twice" in n for n in result.notes)
+    assert result.notes[0] == ("1 line could not be read (line 7: not JSON, a torn last line from an interrupted "
+                               "write) and left out: the request read is exchange 5, of those read whole.")
+
+
+def test_a_capture_whose_only_request_is_torn_says_so(tmp_path: Path, capture: Path) -> None:
+    lines = capture.read_text(encoding="utf-8").splitlines()
+    only = tmp_path / "only.jsonl"  # the header, a GET, then the one inference exchange cut short
+    only.write_text("\n".join([lines[0], lines[4], lines[5][:200]]) + "\n", encoding="utf-8")
+    with pytest.raises(LintInputError, match="holds no inference request .* that could be read whole: 1 line could "
+                                             "not be read \\(line 3: not JSON"):
+        lint_file(only)
 
 
 def test_capture_index_picks_the_inference_request(capture: Path) -> None:

@@ -132,6 +132,9 @@ def _capture_input(path: Path, index: int) -> LintInput:
         raise LintInputError(f"{path} holds no capture exchange records, so it is not a lanelab capture.")
     inference = [e for e in exchanges if e["request"]["method"] == "POST"
                  and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
+    if not inference and loaded.skipped:  # the one that was there may be the line that could not be read
+        raise LintInputError(f"{path} holds no inference request (POST /v1/messages) that could be read whole: "
+                             f"{loaded.skipped_note()}.")
     if inference and not -len(inference) <= index < len(inference):
         raise InputError(f"--index {index} is out of range: {path} holds {len(inference)} inference request(s) "
                              f"(0 … {len(inference) - 1}, or -1 for the last).")
@@ -143,6 +146,9 @@ def _capture_input(path: Path, index: int) -> LintInput:
     pairs = tuple((str(k).lower(), str(v)) for k, v in exchange["request"]["headers"]
                   if not redact.is_sensitive_key(str(k)))
     seq = exchange.get("seq")
+    if loaded.skipped:  # said, so that a request taken in place of a torn one is not taken for it
+        notes = [f"{loaded.skipped_note()} and left out: the request read is exchange {seq}, of those read whole.",
+                 *notes]
     return LintInput(label=f"{path.name} exchange {seq}", kind="capture", spec=spec, header_pairs=pairs,
                      notes=tuple(notes), source=str(path))
 

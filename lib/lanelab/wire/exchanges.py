@@ -41,9 +41,11 @@ class Exchanges(list[dict[str, Any]]):
     """The exchange records of a capture file (a list), and ``skipped``: a sentence for each line that could not be
     read as one (a torn last line, from an interrupted write), so that whoever reads the file can say so."""
 
-    def __init__(self, records: Iterable[dict[str, Any]] = (), skipped: Iterable[str] = ()) -> None:
+    def __init__(self, records: Iterable[dict[str, Any]] = (), skipped: Iterable[str] = (),
+                 path: Path | None = None) -> None:
         super().__init__(records)
         self.skipped = list(skipped)
+        self.path = path  # the file they were read from, to name it in a message
 
     def skipped_note(self) -> str:
         """``""``, or what was skipped in a few words: ``1 line could not be read (line 9: not JSON, a torn last line
@@ -77,7 +79,7 @@ def load_exchanges(path: str | Path) -> Exchanges:
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text, so not a capture file.",
                         "Pass a .jsonl file written by 'python -m lanelab capture'.") from None
-    out = Exchanges()
+    out = Exchanges(path=path)
     lines = text.splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -108,8 +110,10 @@ def inference_exchange(exchanges: list[dict[str, Any]], index: int = -1) -> dict
              and e["request"]["path"].rstrip("/").endswith(("/messages", "chat/completions"))]
     if not found:
         note = exchanges.skipped_note() if isinstance(exchanges, Exchanges) else ""
-        raise NotFound("The capture holds no inference request (POST /v1/messages)" + (f"; {note}" if note else "")
-                       + ".", "Send a message through the proxy with the client, then try again.")
+        path = exchanges.path if isinstance(exchanges, Exchanges) else None
+        raise NotFound(f"{'The capture' if path is None else path} holds no inference request (POST /v1/messages)"
+                       + (f"; {note}" if note else "") + ".",
+                       "Send a message through the proxy with the client, then try again.")
     if not isinstance(index, int) or isinstance(index, bool) or not -len(found) <= index < len(found):
         raise InputError(f"Index {index!r} is out of range: the capture holds {len(found)} inference request(s) "
                          f"(0 … {len(found) - 1}, or -1 for the last).")
