@@ -4,6 +4,7 @@ by side (one row per bundle, the verdict per request shape, where they agree and
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,47 @@ def test_a_report_of_other_peoples_bundles_alone_says_so_and_reads_no_sample(
     assert cli.main(["report"]) == 0  # nothing at all of the user's: the samples, and a note that says so
     err = capsys.readouterr().err
     assert "built from the kit's 2 sample runs" in err and "not from requests of yours" in err
+
+
+def test_a_bundle_file_that_cannot_be_read_says_why_and_one_edited_in_notepad_is_read(tmp_path: Path) -> None:
+    data = sample_bundle().data
+    text = json.dumps(data)
+    cases = {"empty.json": ("", "is empty, so not a findings bundle"),
+             "cut.json": (text[:200], "is not valid JSON (line 1, column "),
+             "newer.json": (json.dumps({**data, "schema": "lanelab-findings-bundle/2"}),
+                            "was made by a newer lanelab (schema 'lanelab-findings-bundle/2')")}
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(InputError, match=re.escape(message)) as err:
+            bundles.load_bundle(tmp_path / name)
+        assert str(tmp_path / name) in str(err.value)  # the whole path: every bundle may be findings.bundle.json
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert bundles.load_bundle(tmp_path / "bom.json").data == data
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda d: d.update(date="not a date"), "date 'not a date' is not YYYY-MM-DD"),
+    (lambda d: d["verdict"].update(requests=-5), "the verdict rests on -5 requests"),
+    (lambda d: d["shapes"][0].update(status=999), "has HTTP status 999"),
+    (lambda d: d.update(shapes=[]), "it holds no request shape"),
+    (lambda d: d["shapes"].append({**d["shapes"][0], "verdict": "plan"}), "is listed 2 times"),
+])
+def test_a_bundle_holding_what_no_run_gives_is_refused(tmp_path: Path, edit, message: str) -> None:
+    data = sample_bundle().data
+    edit(data)
+    (tmp_path / "edited.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=re.escape(message)):
+        bundles.load_bundle(tmp_path / "edited.json")
+
+
+def test_bundles_of_the_same_file_name_are_told_apart_by_their_folder(tmp_path: Path) -> None:
+    paths = []
+    for who, shipped in (("alice", bundles.shipped_bundles()[1]), ("bob", bundles.shipped_bundles()[2])):
+        (tmp_path / who).mkdir()
+        paths.append(tmp_path / who / "findings.bundle.json")
+        paths[-1].write_text(shipped.read_text())
+    labels = [b.label for b in bundles.load_bundles(paths)]
+    assert labels[0].endswith("[alice/findings.bundle.json]") and labels[1].endswith("[bob/findings.bundle.json]")
 
 
 def test_the_shipped_bundles_load_and_compare() -> None:

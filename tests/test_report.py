@@ -362,6 +362,12 @@ def test_the_comparison_counts_only_requests_both_runs_sent_and_says_when_they_s
     summary, table = report.comparison_table(report.collect(load_runs([a, b])))
     assert summary == "1 of 2 requests ended differently. 2 more were sent in one of the runs only."
     assert sorted(table["cell"]) == ["c2", "c3", "c4"]
+    ended = table.set_index("cell")
+    assert ended.loc["c2", "in a"] == "200 Served, billed to the plan" and ended.loc["c2", "in b"] == "400 Bare 'Error' refusal"
+    exhausted = lambda level, cid: make_cell({"tools": level}, "extra_usage_exhausted", 400, "extra_usage", cell_id=cid)
+    d = write_run(tmp_path / "d.jsonl", [exhausted("none", "c1")], run_id="d")
+    _, table = report.comparison_table(report.collect(load_runs([a, d])))
+    assert table.set_index("cell").loc["c1", "in d"] == "400 out of extra usage"  # the status said once
     c = write_run(tmp_path / "c.jsonl", [served("z", "c5")], run_id="c")
     summary, _ = report.comparison_table(report.collect(load_runs([a, c])))
     assert summary == ("The two runs share no request (4 were sent in one of them only), so none can be compared "

@@ -126,12 +126,14 @@ class Bundle:
 
     data: dict[str, Any]
     path: Path | None = None
+    #: how the label names the file when its name alone is not enough (several bundles called findings.bundle.json)
+    shown_as: str | None = None
 
     @property
     def label(self) -> str:
         """Who and what, in one line: date, mode and policy or host, plan (and the note of a hand-made example)."""
         d = self.data
-        name = f" [{self.path.name}]" if self.path else ""
+        name = f" [{self.shown_as or self.path.name}]" if self.path else ""
         example = " (hand-made example)" if d.get("example") else ""
         return f"{d['date']} · {d['mode']} {d['policy_or_host']} · plan {d['plan']}{example}{name}"
 
@@ -293,11 +295,19 @@ def _types(d: Mapping[str, Any], spec: Mapping[str, Any], where: str) -> None:
             raise InputError(f"{where}: {k!r} has the wrong type ({type(v).__name__}).")
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def _validate(data: Any, where: str) -> None:
     if not isinstance(data, dict):
         raise InputError(f"{where} is not a lanelab findings bundle (not a JSON object).")
-    if data.get("schema") != SCHEMA:
-        raise InputError(f"{where} is not a lanelab findings bundle (schema {str(data.get('schema'))[:40]!r}).",
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        family, _, version = str(schema).partition("/")
+        if family == SCHEMA.partition("/")[0] and version.isdigit() and int(version) > int(SCHEMA.partition("/")[2]):
+            raise InputError(f"{where} was made by a newer lanelab (schema {schema!r}); this kit reads {SCHEMA!r}.",
+                             "Update lanelab to read it, or ask for a bundle made with this version.")
+        raise InputError(f"{where} is not a lanelab findings bundle (schema {str(schema)[:40]!r}).",
                          f"Bundles say schema {SCHEMA!r}; 'lanelab report --bundle' writes them.")
     _types(data, _TOP, where)
     _types(data["verdict"], _VERDICT, f"{where} (verdict)")
@@ -309,6 +319,29 @@ def _validate(data: Any, where: str) -> None:
         _types(x if isinstance(x, dict) else {}, _DRIFT, f"{where} (new to this kit, {i})")
     if not data["verdict"]["sentence"].strip():
         raise InputError(f"{where}: the verdict has no sentence.")
+    _ranges(data, where)
+
+
+def _ranges(data: dict[str, Any], where: str) -> None:
+    """Values no run can give (a bundle edited by hand): one line naming the first."""
+    problems = []
+    if data["date"] != UNKNOWN and not _DATE.match(data["date"]):
+        problems.append(f"date {data['date'][:20]!r} is not YYYY-MM-DD")
+    if data["verdict"]["requests"] < 0:
+        problems.append(f"the verdict rests on {data['verdict']['requests']} requests")
+    if not data["shapes"]:
+        problems.append("it holds no request shape")
+    names = [s["shape"] for s in data["shapes"]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        problems.append(f"shape {twice[0][:60]!r} is listed {names.count(twice[0])} times")
+    bad = next((s for s in data["shapes"] if s["status"] is not None and not 100 <= s["status"] <= 599), None)
+    if bad is not None:
+        problems.append(f"shape {bad['shape'][:60]!r} has HTTP status {bad['status']}")
+    if problems:
+        raise InputError(f"{where} holds what no run gives: {problems[0]}"
+                         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "") + ".",
+                         "Make the bundle again with 'lanelab report --bundle' rather than editing its numbers.")
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -330,15 +363,25 @@ def load_bundle(path: str | Path) -> Bundle:
         raise NotFound(f"No findings bundle at {path}.", "Bundles are JSON files written by 'lanelab report --bundle'.")
     try:
         if path.stat().st_size > MAX_BYTES:
-            raise InputError(f"{path.name} is larger than a findings bundle can be ({MAX_BYTES:,} bytes).")
-        text = path.read_text(encoding="utf-8")
+            raise InputError(f"{path} is larger than a findings bundle can be ({MAX_BYTES:,} bytes).")
+        text = path.read_bytes().decode("utf-8-sig")  # (an editor's byte-order mark is no reason to refuse it)
+    except OSError as exc:
+        raise InputError(f"Cannot read the findings bundle {path} ({exc.strerror or type(exc).__name__}).") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text, so not a findings bundle.") from None
+    if not text.strip():
+        raise InputError(f"{path} is empty, so not a findings bundle.",
+                         "Bundles are JSON files written by 'lanelab report --bundle'.")
+    try:
         data = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path.name} is not a readable findings bundle ({type(exc).__name__}).") from None
-    _validate(data, path.name)
-    _check(text, f"Bundle {path.name}")
+    except RecursionError:
+        raise InputError(f"{path} is JSON nested too deeply to be a findings bundle.") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}), so not a "
+                         "readable findings bundle.", "A hand edit may have broken it; compare it with the "
+                         "bundle as 'lanelab report --bundle' wrote it.") from None
+    _validate(data, str(path))
+    _check(text, f"Bundle {path}")
     return Bundle(data, path)
 
 
@@ -362,6 +405,10 @@ def load_bundles(paths: Iterable[str | Path]) -> list[Bundle]:
                              "count twice.", "Pass each bundle once.")
         seen[key] = Path(p)
         loaded.append(bundle)
+    names = [b.path.name for b in loaded if b.path is not None]
+    for b in loaded:  # files of the same name (each findings.bundle.json): named with their folder
+        if b.path is not None and names.count(b.path.name) > 1:
+            b.shown_as = f"{b.path.parent.name}/{b.path.name}"
     return loaded
 
 

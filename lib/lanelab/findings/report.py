@@ -694,8 +694,13 @@ def comparison_table(findings: Findings) -> tuple[str, pd.DataFrame]:
     else:
         summary = (f"The two runs share no request ({only} were sent in one of them only), so none can be compared "
                    "side by side.")
-    said = lambda s, o: "" if pd.isna(o) or o == "nan" else (
-        f"{'' if pd.isna(s) else int(s)} {an.outcome_label(o)}".strip())
+    def said(status: Any, outcome: Any) -> str:
+        """"400 out of extra usage": the status, unless the outcome's words start with it already."""
+        if pd.isna(outcome) or outcome == "nan":
+            return ""
+        label, code = an.outcome_label(outcome), "" if pd.isna(status) else str(int(status))
+        return label if label.split(" ", 1)[0] == code else f"{code} {label}".strip()
+
     table = pd.DataFrame({
         "change": [an.change_label(r, fs) for r in an.records(changed)],
         f"in {a}": [said(s, o) for s, o in zip(changed["status_a"], changed["outcome_a"])],
