@@ -217,3 +217,26 @@ def test_report_command_timeline_flags(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli.main(["report", str(live), "--out", str(tmp_path / "d"), "--timeline"]) == 0
     assert "still only the simulator's model" in (tmp_path / "d" / "findings.md").read_text()
     capsys.readouterr()
+
+
+@pytest.mark.slow  # sends a small matrix, then the timeline under every snapshot
+def test_the_timeline_replays_the_request_under_the_account_the_run_was_made_with(tmp_path: Path, sim_with) -> None:
+    """A run made under another account than the simulator's default (extra usage on, with credit) records it, and
+    the report's timeline answers under it: the snapshot the run was made under ends as the run's request as sent
+    did, not as the default account would have it."""
+    from lanelab.config import Settings
+    from lanelab.matrix.plan import MatrixPlan
+
+    account = {"plan": "pro", "extra_usage": {"is_enabled": True, "monthly_limit": 50.0, "used_credits": 0.0}}
+    sim = sim_with(policy="2026-08", account=account)
+    settings = Settings(mode="sim", base_url=sim.base_url, out=tmp_path, home=tmp_path / "home")
+    plan = MatrixPlan.build("hermes-0.14.0", "ofat", ["tools"], settings)
+    result = plan.run(settings=settings, token=sim.mint_token()["access_token"], credential="t", progress=False)
+    run = load_run(result.path)
+    assert run.header["sim_account"]["plan"] == "pro" and run.header["sim_account"]["extra_usage"]["is_enabled"]
+    as_sent = next(c for c in run.cells.values() if c["levels"] == {"tools": "profile"})  # the profile's own
+    tl = report.timeline_for([run], policies=["2026-08"])
+    assert tl is not None and tl.account == run.header["sim_account"]
+    assert tl.rows[0]["outcome"] == as_sent["outcome"] == "served_extra"
+    md = report.render_markdown(report.collect([run], timeline=tl), {})
+    assert "under the account the runs were made with (plan pro, extra usage on, with credit left)" in md

@@ -468,7 +468,10 @@ def timeline_for(runs: Sequence[Run] | Findings, *, asked: bool | None = None,
         return None
     from lanelab.findings.timeline import timeline
 
-    return timeline(refs, policies)
+    # the account the runs were made under (recorded by the runner), so that the timeline does not contradict them
+    accounts = [r.header.get("sim_account") for r in runs]
+    same = isinstance(accounts[0], dict) and all(a == accounts[0] for a in accounts)
+    return timeline(refs, policies, account=accounts[0] if same else None)
 
 
 def _runs(given: Any) -> list[Run]:
@@ -848,7 +851,12 @@ def _timeline_data(f: Findings, figs: Mapping[str, Figure]) -> dict[str, Any] | 
             moved.append(f"{row['request']}: from {before['policy']} to {row['policy']}, {said(before)} → {said(row)}"
                          + (f"; simulator rule {row['sim_rule']}" if row["sim_rule"] else ""))
         last[row["request"]] = row
-    return {"figure": "timeline" if "timeline" in figs else None, "note": TIMELINE_NOTE,
+    from lanelab.findings.timeline import account_words
+
+    under = (f" Every snapshot answers under the account the runs were made with ({account_words(tl.account)})."
+             if tl.account else f" Every snapshot answers under the simulator's default account "
+             f"({account_words(None)}); a run made under another account may end otherwise.")
+    return {"figure": "timeline" if "timeline" in figs else None, "note": TIMELINE_NOTE + under,
             "table": Table.from_frame(timeline_table(tl), code=("claim",), nowrap=("date", "status")),
             "moved": moved, "caveats": [c for c in tl.caveats if c not in f.caveats],
             "live": any((r.header.get("mode") or "sim") == "live" for r in f.runs)}

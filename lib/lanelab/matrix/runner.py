@@ -35,7 +35,7 @@ from lanelab.matrix.budget import Budget, BudgetGuard, Spend
 from lanelab.matrix.errors import InvalidOption, RunnerError, found, is_whole
 from lanelab.matrix.reach import STOP_AFTER, Reachability
 from lanelab.matrix.sender import PlannedCell, RetryPolicy, SendContext, Sleep, send_all
-from lanelab.matrix.sim_client import sim_policy
+from lanelab.matrix.sim_client import sim_account, sim_policy
 from lanelab.matrix.tokens import TokenFor, resolve_tokens, token_source
 from lanelab.runs import (
     Run,
@@ -230,9 +230,12 @@ def _open_run(cells: Sequence[PlannedCell], settings: Settings, base_url: str, o
     """Name the run, build its header and find what an earlier run of the same id already completed."""
     policy = None if settings.mode == "live" else sim_policy(base_url)
     asked = options.run_id or derive_run_id(profile, design, settings.mode, policy or base_url, factors, credential)
+    extra = dict(options.header_extra)
+    if policy is not None:  # a simulator: the account it answered under, for the report's timeline to replay
+        extra.setdefault("sim_account", sim_account(base_url))
     header = make_header(asked, mode=settings.mode, host=base_url, policy=policy, profile=profile, design=design,
                          factors=factors, credentials=[lbl for lbl in labels if lbl],
-                         cell_count=len(cells), **dict(options.header_extra))
+                         cell_count=len(cells), **extra)
     earlier: dict[Path, Run] = {}
 
     def resumes(path: Path) -> bool:  # the file holds this experiment: a rerun resumes it

@@ -1,7 +1,7 @@
 """The runner's side of the simulator's control routes: which policy it runs, a fresh token, whether it knows a token.
 
 These talk to the embedded simulator only (a loopback URL); against any other server they answer "not the
-simulator" (:func:`sim_policy`, :func:`sim_knows`) or refuse (:func:`sim_token`). Every token they see is registered
+simulator" (:func:`sim_policy`, :func:`sim_account`, :func:`sim_knows`) or refuse (:func:`sim_token`). Every token they see is registered
 as a secret at once, so it is masked wherever it might be shown.
 """
 
@@ -16,7 +16,7 @@ from lanelab import redact
 from lanelab.config import is_loopback_url
 from lanelab.matrix.errors import RunnerError
 
-__all__ = ["sim_knows", "sim_mint", "sim_policy", "sim_token"]
+__all__ = ["sim_account", "sim_knows", "sim_mint", "sim_policy", "sim_token"]
 
 
 def sim_policy(base_url: str, client: httpx.Client | None = None) -> str | None:
@@ -38,6 +38,21 @@ def sim_policy(base_url: str, client: httpx.Client | None = None) -> str | None:
         return str(data.get("name") or data.get("policy")) if isinstance(data, dict) else str(data)
     except (httpx.HTTPError, ValueError):
         return None
+
+
+def sim_account(base_url: str) -> dict[str, Any] | None:
+    """The simulator's account as it stands (``GET /_sim/account``: plan, window use, extra usage), which a run
+    records so that its timeline replays the request under the same account.
+
+    Returns the account table, or None when the server is not the simulator. Raises nothing.
+    """
+    try:
+        with lanelab_http.client(base_url, timeout=5.0) as own:
+            r = own.get(base_url.rstrip("/") + "/_sim/account")
+        account = r.json().get("account") if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return account if isinstance(account, dict) else None
 
 
 def sim_token(base_url: str, kind: str = "pkce", scopes: list[str] | None = None, source: str | None = None) -> str:
