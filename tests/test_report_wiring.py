@@ -238,5 +238,8 @@ def test_the_timeline_replays_the_request_under_the_account_the_run_was_made_wit
     tl = report.timeline_for([run], policies=["2026-08"])
     assert tl is not None and tl.account == run.header["sim_account"]
     assert tl.rows[0]["outcome"] == as_sent["outcome"] == "served_extra"
-    md = report.render_markdown(report.collect([run], timeline=tl), {})
+    findings = report.collect([run], timeline=tl)
+    md = report.render_markdown(findings, {})
     assert "under the account the runs were made with (plan pro, extra usage on, with credit left)" in md
+    # billed to extra usage already: "enable extra usage" is no remedy for it; the others still are
+    assert "enable extra usage" not in findings.verdict.remedy and "API key" in findings.verdict.remedy

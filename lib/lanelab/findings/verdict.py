@@ -336,6 +336,14 @@ def _where_run(row: Mapping[str, Any]) -> str:
     return f"the simulator's policy {code(row.get('policy') or 'default')}"
 
 
+def _remedies_besides(base: Mapping[str, Any]) -> str:
+    """The remedies that exist, as a phrase, besides fixing the request, and besides extra usage when the request is
+    served and billed there already (it is on and has credit: enabling it is no remedy then)."""
+    served_extra = str(base.get("lane")) == "extra_usage" and not pd.isna(base.get("status")) \
+        and int(base["status"]) < 400
+    return remedies.sentence(exclude=("fix", "extra_usage") if served_extra else ("fix",))
+
+
 def _empty() -> Verdict:
     return Verdict(sentence="These runs hold no requests, so there is nothing to conclude yet.",
                    evidence="0 requests.",
@@ -389,7 +397,7 @@ def _analysis(df: pd.DataFrame) -> Verdict:
                     f"run {code(base['run_id'])}; {len(moved)} of them end differently, none on the plan.")
         return Verdict(sentence=sentence, evidence=evidence,
                        remedy=(f"Try changing two things at once (a full design) or diagnose the request; meanwhile "
-                               f"the remedies that exist: {remedies.sentence(exclude=('fix',))}."),
+                               f"the remedies that exist: {_remedies_besides(base)}."),
                        cells=(base_id,), requests=n_requests, conclusive=False)
     described = []
     for r in an.records(onto):
@@ -405,7 +413,7 @@ def _analysis(df: pd.DataFrame) -> Verdict:
                                  f"{code(label(r))} gets it billed to the plan."),
                        evidence=f"Evidence: cells {code(base_id)} and {code(r['cell_id'])} of run "
                                 f"{code(base['run_id'])}.",
-                       remedy=f"Remedies that exist: {remedies.sentence(exclude=('fix',))}.", cells=(base_id, r["cell_id"]),
+                       remedy=f"Remedies that exist: {_remedies_besides(base)}.", cells=(base_id, r["cell_id"]),
                        requests=2, conclusive=True)
     change, best = min(pool, key=lambda cr: cr[0].size)
     others = [label(r) for c, r in described if r["cell_id"] != best["cell_id"]]
@@ -423,9 +431,9 @@ def _analysis(df: pd.DataFrame) -> Verdict:
         evidence += f" Changing only {_listing(unmoved_factors)} does not."
     if change.first_party:
         remedy = ("Remedy: that change adds Claude Code's own identification, which the kit never recommends; the "
-                  f"remedies that exist: {remedies.sentence(exclude=('fix',))}.")
+                  f"remedies that exist: {_remedies_besides(base)}.")
     else:
-        remedy = f"Remedy: {change.fix}. Without changing the client: {remedies.sentence(exclude=('fix',))}."
+        remedy = f"Remedy: {change.fix}. Without changing the client: {_remedies_besides(base)}."
     return Verdict(sentence=sentence, evidence=evidence, remedy=remedy, element=change.element,
                    before=change.before, after=change.after, cells=(base_id, str(best["cell_id"])), requests=2,
                    conclusive=True)
