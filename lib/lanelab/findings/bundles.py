@@ -485,7 +485,18 @@ class BundleComparison:
         if not diff:
             return head + " and differ on none."
         shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
-        return f"{head} and differ on {len(diff)}: {shown}."
+        return f"{head} and differ on {len(diff)}: {shown}.{self._conditions()}"
+
+    def _conditions(self) -> str:
+        """When the bundles were made under different policies, hosts or plans: that a difference may follow them."""
+        where = sorted({b.data["policy_or_host"] for b in self.bundles})
+        plans = sorted({b.data["plan"] for b in self.bundles})
+        if len(where) < 2 and len(plans) < 2:
+            return ""
+        apart = [f"{len(where)} policies or hosts ({', '.join(where)})" if len(where) > 1 else "",
+                 f"{len(plans)} plans ({', '.join(plans)})" if len(plans) > 1 else ""]
+        return (f" They were made under {' and '.join(a for a in apart if a)}: a difference may follow those, not the "
+                "people; compare bundles of the same policy and plan.")
 
     def __repr__(self) -> str:
         return f"<BundleComparison: {self.summary()}>"

@@ -542,8 +542,8 @@ def _pooled_verdict(bundles: Sequence[Bundle]) -> Verdict:
                    evidence="Each bundle's own answer, and where the bundles agree and differ, are in \"Findings "
                             "from other people, side by side\" below; each rests on its own run, under its own "
                             "policy or host and plan.",
-                   remedy="A difference that follows the policy, host or plan is no disagreement: compare bundles "
-                          "of the same policy and plan.", source="bundles", conclusive=False)
+                   remedy="To set a client of yours beside them, send its matrix ('python -m lanelab matrix') and "
+                          "build this report again.", source="bundles", conclusive=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
