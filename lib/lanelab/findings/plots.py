@@ -270,7 +270,7 @@ def headroom_chart(df: pd.DataFrame, max_rows: int = 60) -> Chart:
     ax_u.set_xlim(0, 105)
     ax_u.axvline(100, color="#999999", linestyle="--", linewidth=1)
     ax_u.set_xlabel("% of the plan window used (the rest is headroom)")
-    ax_u.set_title("plan headroom")
+    ax_u.set_title("% of each plan window used: nearly empty bars are an unused plan")
     ax_u.legend(loc="lower right", fontsize=8, frameon=False)
     handles = [Patch(facecolor=colours[o], edgecolor="#555555", label=an.outcome_label(o)) for o in present]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(4, max(len(handles), 1)), fontsize=8,
