@@ -351,3 +351,36 @@ def test_two_identical_requests_are_said_to_be_the_same_not_a_flaky_server() -> 
     result = bisect(spec, spec.copy(), lambda s: sent.append(s) or "extra_usage_exhausted")
     assert result.status == NO_FLIP and not sent
     assert result.summary().startswith("the two requests are the same (no difference to apply): nothing to bisect")
+
+
+def test_each_probe_sent_is_told_as_it_comes_and_a_terminal_gets_a_line_each(sim, tmp_path, monkeypatch) -> None:
+    """bisect_to_run tells ``on_sent`` every answer as it comes (none for a probe read back from the run), and the
+    commands' callback prints one line per answer on a terminal only."""
+    import io
+
+    from lanelab import commands
+
+    failing, passing = _mcp_pair(4, ["Bash", "mcp_read_file"], ["Bash", "mcp__read_file"])
+    settings = Settings(mode="sim", base_url=sim.base_url, home=tmp_path / "home", out=tmp_path / "out")
+    told: list = []
+    first = bisect_to_run(failing, passing, sim.base_url, sim.mint_token()["access_token"], settings=settings,
+                          on_sent=told.append)
+    assert len(told) == first.requests > 0 and {o.status for o in told} <= {200, 400}
+    again: list = []
+    second = bisect_to_run(failing, passing, sim.base_url, sim.mint_token()["access_token"], settings=settings,
+                           on_sent=again.append)
+    assert second.reused and len(again) == second.requests  # read back from the run: not sent, not told
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stderr, lines in ((Terminal(), 2), (io.StringIO(), 0)):
+        monkeypatch.setattr("sys.stderr", stderr)
+        callback = commands.answers_progress("probe")
+        for obs in told[:2]:
+            callback(obs)
+        printed = stderr.getvalue().splitlines()
+        assert len(printed) == lines
+        if lines:
+            assert printed[0].startswith("probe 1: HTTP ") and printed[1].startswith("probe 2: HTTP ")

@@ -3,16 +3,21 @@
 :func:`count` is the argparse type for whole-number options: a value out of range is refused by argparse as one
 line (exit 2) before a command starts anything. ``--port`` options are checked by :mod:`lanelab.cli` for every
 command. :func:`stop_on_sigterm` makes SIGTERM stop a long command as Ctrl-C does; :func:`progress` says what a
-long step is doing, on a terminal.
+long step is doing, on a terminal, and :func:`answers_progress` how each request a command sends ended.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lanelab.wire.spec import Observation
 
 
 def count(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
@@ -66,3 +71,17 @@ def progress(text: str) -> None:
     it is a terminal: a pipe or a file gets the command's output alone."""
     if sys.stderr.isatty():
         print(text, file=sys.stderr, flush=True)
+
+
+def answers_progress(what: str) -> Callable[[Observation], None]:
+    """A callback for each answer a command's requests get: one :func:`progress` line per request ("probe 3: HTTP
+    400, extra_usage_exhausted"), on a terminal only."""
+    numbers = itertools.count(1)
+
+    def told(obs: Observation) -> None:
+        if sys.stderr.isatty():
+            from lanelab.wire.classify import classify
+
+            how = f"HTTP {obs.status}" if obs.status is not None else f"no answer ({obs.transport_error})"
+            progress(f"{what} {next(numbers)}: {how}, {classify(obs).outcome}")
+    return told

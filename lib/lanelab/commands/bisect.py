@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
-from lanelab.commands import count
+from lanelab.commands import answers_progress, count
 from lanelab.config import DEFAULT_POLICY, Settings
 from lanelab.errors import InputError
 from lanelab.live import confirm_cli, require_live_opt_in
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                                passing_label=pass_label, credential=label, host=host, policy=None if live else
                                args.policy, strategy=args.strategy, budget=budget, repeats=args.repeats,
                                pass_outcomes=tuple(args.pass_outcome or DEFAULT_PASS_OUTCOMES), confirmed=live,
-                               run_id=args.run_id)
+                               run_id=args.run_id, on_sent=answers_progress("probe"))
     _print_result(result, fail_label, pass_label)
     return 0 if result.found else 1
 

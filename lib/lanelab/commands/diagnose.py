@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from lanelab.commands import answers_progress
 from lanelab.config import DEFAULT_POLICY
 
 NAME = "diagnose"
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     diagnosis = run_diagnose(profile=args.profile, capture=args.capture, dump=args.dump, index=args.index,
                              credentials=labels, live=args.live, budget=args.budget, policy=args.policy,
                              use_lint=not args.no_lint, account=parse_account(args.account),
-                             write_report=not args.no_report, confirm=lambda c: confirm_cli(c, args.yes))
+                             write_report=not args.no_report, confirm=lambda c: confirm_cli(c, args.yes),
+                             on_sent=answers_progress("request"))
     print(diagnosis.to_text())
     return 0 if diagnosis.verdict.conclusive else 1

@@ -582,18 +582,23 @@ def reference_for(spec: RequestSpec) -> Reference:
 
 
 def http_probe(base_url: str, token: str | None = None, credential: str | None = None,
-               client: Any = None) -> Callable[[RequestSpec], Observation]:
+               client: Any = None, on_sent: Callable[[Observation], None] | None = None
+               ) -> Callable[[RequestSpec], Observation]:
     """A probe that sends each spec to ``base_url`` (the simulator, or live when allowed) and returns the Observation.
 
-    ``credential`` is the label recorded with each probe; ``client`` an HTTP client from :mod:`lanelab.http` to reuse.
-    Returns the probe; sending raises :class:`lanelab.errors.HostNotAllowed` for a host off the allow-list.
+    ``credential`` is the label recorded with each probe; ``client`` an HTTP client from :mod:`lanelab.http` to reuse;
+    ``on_sent`` is told each answer as it comes (a command's progress line). Returns the probe; sending raises
+    :class:`lanelab.errors.HostNotAllowed` for a host off the allow-list.
     """
     from lanelab.wire.send import send as wire_send
 
     def probe(spec: RequestSpec) -> Observation:
         if credential is not None:
             spec.credential = credential
-        return wire_send(spec, base_url, token=token, client=client)
+        obs = wire_send(spec, base_url, token=token, client=client)
+        if on_sent is not None:
+            on_sent(obs)
+        return obs
     probe.credential = credential  # type: ignore[attr-defined]  # the label a stored probe carries (probe_key)
     return probe
 
@@ -675,7 +680,8 @@ def _check_options(options: Mapping[str, Any]) -> None:
 def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, token: str | None, *,
                   settings: Settings | None = None, failing_label: str = "failing", passing_label: str = "passing",
                   credential: str | None = None, run_id: str | None = None, host: str | None = None,
-                  policy: str | None = None, confirmed: bool = False, **options: Any) -> BisectResult:
+                  policy: str | None = None, confirmed: bool = False,
+                  on_sent: Callable[[Observation], None] | None = None, **options: Any) -> BisectResult:
     """Bisect between two requests by sending probes to ``base_url``, every probe stored as a cell of a run.
 
     The run file is ``<runs_dir>/<run_id>.jsonl`` (``run_id`` None: :func:`bisect_run_id` of the labels, ``host``,
@@ -684,7 +690,8 @@ def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, tok
     of that id holding another question (other requests, another simulator policy or host, other options) is left
     as it is: this bisect goes to the next free ``<run_id>-N`` and ``result.notes`` says so. ``host`` and ``policy``
     go into the run header (``host`` defaults to ``base_url``; in sim mode the question uses the simulator's policy,
-    so a new simulator of the same policy resumes); ``credential`` names the label each probe is recorded with.
+    so a new simulator of the same policy resumes); ``credential`` names the label each probe is recorded with;
+    ``on_sent`` is told each answer as it comes (see :func:`http_probe`).
     ``options`` go to :func:`bisect` (``strategy``, ``budget``, ``repeats``, ``pass_outcomes``, ``check_ends``,
     ``grain``, ``items``…). ``token`` is registered as a secret first.
 
@@ -727,7 +734,7 @@ def bisect_to_run(failing: RequestSpec, passing: RequestSpec, base_url: str, tok
         if earlier:
             writer.note(event="resumed", stored=sum(len(v) for v in earlier.values()))
         with lanelab_http.client(base_url, timeout=30) as client:
-            result = bisect(failing, passing, http_probe(base_url, token, credential, client), store=writer,
+            result = bisect(failing, passing, http_probe(base_url, token, credential, client, on_sent), store=writer,
                             profile=failing_label, stored=earlier, **options)
     finally:
         writer.close()

@@ -863,7 +863,8 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
                  budget: int | None = None, policy: str = DEFAULT_POLICY, settings: Settings | None = None,
                  use_lint: bool = True, account: dict[str, Any] | None = None, write_report: bool = True,
                  token_for: Callable[[str], str] | None = None, confirmed: bool = False,
-                 confirm: Callable[[Confirmation], None] | None = None) -> Diagnosis:
+                 confirm: Callable[[Confirmation], None] | None = None,
+                 on_sent: Callable[[Observation], None] | None = None) -> Diagnosis:
     """Diagnose a profile's, a capture's or a dump's request end to end: what the CLI and the notebook call.
 
     Sim mode (the default) uses the simulator at ``LANELAB_BASE_URL`` or starts one with ``policy`` (and
@@ -877,7 +878,8 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
     ``credentials`` labels (default ``sim-pkce`` / ``live-pkce``); with two, the request as sent goes once with each.
     Every request is a cell of a new run (design ``diagnose``) under LANELAB_OUT/runs (an earlier diagnosis of the
     same request keeps its file; the new run id gets a suffix); with ``write_report`` a
-    short redacted Markdown report goes to LANELAB_OUT/diagnose/<run_id>.md.
+    short redacted Markdown report goes to LANELAB_OUT/diagnose/<run_id>.md. ``on_sent`` is told each answer as it
+    comes (a command's progress line).
 
     Returns the :class:`Diagnosis`. Raises :class:`~lanelab.errors.InputError` for bad arguments, what
     :func:`load_source` raises, :class:`~lanelab.errors.LiveNotOptedIn`, :class:`~lanelab.errors.BudgetExceeded`
@@ -934,8 +936,8 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
         from lanelab import http as lanelab_http
 
         with lanelab_http.client(base_url, timeout=120) as client:
-            probe = http_probe(base_url, secrets[0], labels[0], client)
-            second = (labels[1], sources[1], http_probe(base_url, secrets[1], labels[1], client)) \
+            probe = http_probe(base_url, secrets[0], labels[0], client, on_sent)
+            second = (labels[1], sources[1], http_probe(base_url, secrets[1], labels[1], client, on_sent)) \
                 if len(labels) == 2 else None
             diagnosis = diagnose(spec, probe, label=source.label, lint_input=source.lint_input, use_lint=use_lint,
                                  budget=budget, store=store, credential=labels[0], second=second,
