@@ -58,6 +58,11 @@ def test_hermes_0_14_under_2026_05_25_names_the_mcp_prefix_and_the_mcp__fix(tmp_
     note = next(n for n in run.of_kind("note") if "verdict" in n)
     assert note["verdict"]["sentence"] == s and note["verdict"]["requests"] == 2
     assert set(note["verdict"]["cells"]) == {x.cell_id for x in d.sent}
+    assert not any("An earlier diagnosis" in n for n in d.notes)
+    again = run_diagnose(profile="hermes-0.14.0", policy="2026-05-25", settings=_settings(tmp_path))
+    assert again.run_path != d.run_path and d.run_path.exists()  # a new run beside the earlier one, said so
+    assert any(n.startswith(f"An earlier diagnosis of this request is kept in {d.run_path.name}; this one sent its "
+                            f"requests anew, as {again.run_path.name}") for n in again.notes)
     # the short report, redacted, verdict first
     report = d.report_path.read_text()
     assert report.splitlines()[2] == f"**{s}**" and "## Remedies" in report

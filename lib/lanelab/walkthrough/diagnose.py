@@ -928,6 +928,10 @@ def run_diagnose(*, profile: str | None = None, capture: str | Path | None = Non
                    if token_for is None else ["given by the caller"] * len(labels))
         run_id = _run_id(source.label, f"{where}|{','.join(labels)}|{use_lint}")
         path = free_run_path(settings.runs_dir, run_id)  # a new experiment; an earlier one stays as it is
+        if path.stem != run_id:
+            notes.append(f"An earlier diagnosis of this request is kept in {run_id}.jsonl; this one sent its requests "
+                         f"anew, as {path.name} (a diagnosis is not resumed: each request it sends depends on the "
+                         "answers before it).")
         run_id = path.stem
         store = RunWriter(path, make_header(run_id, mode=settings.mode, host=base_url if settings.mode == "live"
                                             else where, policy=None if settings.mode == "live" else
