@@ -174,8 +174,8 @@ def test_watch_command_runs_the_client_and_prints_base_url_lines_and_tally(tmp_p
     assert out[0].startswith("http://127.0.0.1:")
     lines = [x for x in out if "  POST /v1/messages  " in x]
     assert [x.split()[4] for x in lines] == ["served_plan", "extra_usage_exhausted", "served_plan"]
-    assert out[-3:] == ["tally: 3 exchange(s)", "  served_plan / lane plan: 2",
-                        "  extra_usage_exhausted / lane extra_usage: 1"]
+    assert out[-3:] == ["tally: 3 exchange(s)", "  served_plan / lane plan: 2  (Served, billed to the plan)",
+                        "  extra_usage_exhausted / lane extra_usage: 1  (400 out of extra usage)"]
     captured = list((tmp_path / "out" / "captures").glob("watch-*.jsonl"))
     assert len(captured) == 1 and "Bearer sk-ant-oat01-…" in captured[0].read_text()
     assert not re.search(r"sk-ant-oat01-[A-Za-z0-9_-]{12,}", captured[0].read_text())  # the token only masked

@@ -21,7 +21,10 @@ HELP = "put a recording proxy in front of your own client and print the billing 
 DESCRIPTION = (
     "Starts the capture proxy on 127.0.0.1 and prints its base URL as the first line, then one line per exchange as "
     "it completes: time, method, path, status, outcome class, lane, representative claim, plan utilization (5-hour "
-    "and 7-day). Ctrl-C prints a tally by outcome and lane. Every exchange is also recorded, redacted, in a capture "
+    "and 7-day). Outcome classes are the ids of data/outcomes.toml (served_plan, extra_usage_exhausted, …; "
+    "stopped_by_guard is --plan-only's own answer); lane is who paid (plan, extra_usage, none; '-' when nothing was "
+    "billed). Ctrl-C prints a tally by outcome and lane, each outcome in words. Every exchange is also recorded, "
+    "redacted, in a capture "
     "file ('lanelab lint' and 'lanelab diagnose --capture' read it).\n\n"
     "Upstream: an embedded simulator by default (--policy, --account), or --upstream URL (the real API needs "
     "LANELAB_LIVE_OPT_IN=1).\n\n"

@@ -244,8 +244,11 @@ class Watch:
     def tally_text(self) -> str:
         """The tally ``watch`` prints on Ctrl-C, with the guard's state."""
         tally = self.tally()
-        lines = [f"tally: {len(self.lines)} exchange(s)"]
-        lines += [f"  {r.outcome} / lane {r.lane}: {r.exchanges}" for r in tally.itertuples()]
+        from lanelab.findings.frame import outcome_label
+
+        lines = [f"tally: {len(self.lines)} exchange(s)"]  # each outcome id with its words (data/outcomes.toml)
+        lines += [f"  {r.outcome} / lane {r.lane}: {r.exchanges}  ({outcome_label(r.outcome)})"
+                  for r in tally.itertuples()]
         if self.guard is not None:
             lines.append(f"plan-only guard: tripped: {self.guard.reason} ({self.guard.stopped} request(s) answered by "
                          "the guard)" if self.guard.tripped else "plan-only guard: not tripped")
