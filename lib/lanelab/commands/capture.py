@@ -76,4 +76,4 @@ def run(args: argparse.Namespace) -> int:
 
         wait_for_stop()
     print(f"{len(proxy.exchanges())} exchange(s) recorded in {out}", flush=True)
-    return 0
+    raise KeyboardInterrupt  # stopped by Ctrl-C or SIGTERM, everything recorded: the CLI's one line, exit 130

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lanelab.commands import stop_on_sigterm
 from lanelab.config import DEFAULT_POLICY
 from lanelab.errors import InputError
 
@@ -76,5 +77,9 @@ def run(args: argparse.Namespace) -> int:
               f"curl…): LANELAB_BASE_URL={base_url} python -m lanelab creds --mint --print", file=sys.stderr,
               flush=True)
 
-    serve_forever(policy=args.policy, port=args.port, faults=args.faults, account=account, on_ready=announce)
+    restore = stop_on_sigterm()  # a stop by SIGTERM ends as Ctrl-C does: one line, exit 130
+    try:
+        serve_forever(policy=args.policy, port=args.port, faults=args.faults, account=account, on_ready=announce)
+    finally:
+        restore()
     return 0

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
         wait_for_stop()
         out(watch.tally_text())
-    return 0
+    raise KeyboardInterrupt  # stopped by Ctrl-C or SIGTERM, the tally printed: the CLI's one line, exit 130
 
 
 class _Keep(contextlib.AbstractContextManager["Watch"]):
