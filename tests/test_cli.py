@@ -33,6 +33,21 @@ def test_every_subcommand_has_help():
         assert out.returncode == 0 and "usage:" in out.stdout
 
 
+@pytest.mark.parametrize("columns", [80, 120])
+def test_every_subcommands_help_fits_the_terminal(monkeypatch, columns: int) -> None:
+    """Each --help's paragraphs are wrapped to the terminal (a list laid out by hand stays within 80 columns too);
+    only a usage line of alternatives, which argparse will not break, may run over."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    parser = cli.build_parser()
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        text = sub.format_help()
+        described = text.split("\n\n", 1)[1]  # past the usage
+        over = [line for line in described.splitlines() if len(line) > columns]
+        assert not over, f"{name} --help runs over {columns} columns: {over[:2]}"
+        paragraphs = (getattr(sub, "description", "") or "").split("\n\n")
+        assert all(" ".join(p.split())[:40] in " ".join(text.split()) for p in paragraphs), name  # none lost
+
+
 def test_user_error_is_printed_redacted_with_exit_2(monkeypatch, capsys):
     secret = "sk-ant-oat01-" + "leak" * 12
 

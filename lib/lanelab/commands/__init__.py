@@ -4,6 +4,7 @@
 line (exit 2) before a command starts anything. ``--port`` options are checked by :mod:`lanelab.cli` for every
 command. :func:`stop_on_sigterm` makes SIGTERM stop a long command as Ctrl-C does; :func:`progress` says what a
 long step is doing, on a terminal, and :func:`answers_progress` how each request a command sends ended.
+:class:`HelpParagraphs` lays out a ``--help`` written in paragraphs.
 """
 
 from __future__ import annotations
@@ -12,12 +13,29 @@ import argparse
 import itertools
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lanelab.wire.spec import Observation
+
+
+class HelpParagraphs(argparse.RawDescriptionHelpFormatter):
+    """A command's ``--help`` in paragraphs (separated by a blank line), each wrapped to the terminal's width; a
+    paragraph laid out by hand (a list whose lines after the first are indented) is kept as it is written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for paragraph in text.split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith(" ") for line in lines[1:]):
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
+                                         subsequent_indent=indent))
+        return "\n\n".join(out)
 
 
 def count(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:

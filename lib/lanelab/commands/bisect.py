@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from lanelab.auth.issuer import DEFAULT_LABELS, default_label
-from lanelab.commands import answers_progress, count
+from lanelab.commands import HelpParagraphs, answers_progress, count
 from lanelab.config import DEFAULT_POLICY, Settings
 from lanelab.errors import InputError
 from lanelab.live import confirm_cli, require_live_opt_in
@@ -39,7 +39,7 @@ SHOWN_DIFFERENCES = 60
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = HelpParagraphs
     parser.add_argument("--fail", dest="failing", required=True, metavar="REQUEST",
                         help="the request that fails: a profile name, a profile file, a capture file "
                         "or a Hermes request_dump_*.json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lanelab.commands import answers_progress
+from lanelab.commands import HelpParagraphs, answers_progress
 from lanelab.config import DEFAULT_POLICY
 
 NAME = "diagnose"
@@ -29,7 +29,7 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = HelpParagraphs
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--profile", metavar="NAME", help="a client profile from data/profiles (e.g. hermes-0.14.0)")
     source.add_argument("--capture", metavar="FILE", help="a capture file (JSON Lines from capture or watch)")

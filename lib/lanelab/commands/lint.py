@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lanelab.commands import HelpParagraphs
+
 NAME = "lint"
 HELP = "check a request against reported triggers (tool names, prompt sentences, headers) without sending anything"
 DESCRIPTION = (
@@ -12,11 +14,13 @@ DESCRIPTION = (
     "reports, the dates it was seen, the simulator snapshots that model it, the fix reports say works, and the "
     "confidence). Nothing is sent: no network at all.\n\n"
     "FILE is one of:\n"
-    "  a capture   JSONL from 'lanelab capture'; its last inference request, or the one --index picks\n"
-    "  a profile   a name from data/profiles (e.g. hermes-0.14.0) or a profile .toml file\n"
-    "  a dump      a client's own request dump: Hermes' request_dump_*.json (~/.hermes/sessions). A dump does not\n"
-    "              record the wire path, the auth style or the SDK client's headers, so entries that need them are\n"
-    "              listed as undetermined; its '/chat/completions' URL and 'Bearer None' are dump artifacts.\n\n"
+    "  a capture  JSONL from 'lanelab capture' or 'watch'; its last inference\n"
+    "             request, or the one --index picks\n"
+    "  a profile  a name from data/profiles (e.g. hermes-0.14.0) or a .toml file\n"
+    "  a dump     Hermes' request_dump_*.json (~/.hermes/sessions). A dump does\n"
+    "             not record the wire path, the auth style or the SDK client's\n"
+    "             headers, so entries that need them are listed as undetermined;\n"
+    "             its '/chat/completions' URL and 'Bearer None' are artifacts.\n\n"
     "Prints each match (the exact elements, the fix reports say works, the sources, the confidence), then a one-line "
     "summary. Observations (no Claude Code identity line or user agent, an attestation block present) are shown with "
     "the remedies that exist and do not count as matches.\n\n"
@@ -26,7 +30,7 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = HelpParagraphs
     parser.add_argument("file", metavar="FILE", help="a capture (.jsonl), a profile (name or .toml) or a Hermes "
                                                      "request_dump_*.json")
     parser.add_argument("--index", type=int, default=None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lanelab.commands import HelpParagraphs
+
 NAME = "timeline"
 HELP = "when would this request have been billed where? the same request under every dated simulator snapshot"
 DESCRIPTION = (
@@ -19,7 +21,7 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = HelpParagraphs
     parser.add_argument("--profile", action="append", default=[], metavar="NAME",
                         help="a profile name from data/profiles or a profile .toml file (repeatable)")
     parser.add_argument("--capture", action="append", default=[], metavar="FILE",

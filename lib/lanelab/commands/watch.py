@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from lanelab.commands import HelpParagraphs
 from lanelab.config import DEFAULT_POLICY, Settings, is_loopback_url
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = HelpParagraphs
     parser.add_argument("--upstream", default=None, help="where to forward (default: $LANELAB_BASE_URL, else an "
                                                          "embedded simulator)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
