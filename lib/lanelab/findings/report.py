@@ -851,11 +851,11 @@ def _timeline_data(f: Findings, figs: Mapping[str, Figure]) -> dict[str, Any] | 
             moved.append(f"{row['request']}: from {before['policy']} to {row['policy']}, {said(before)} → {said(row)}"
                          + (f"; simulator rule {row['sim_rule']}" if row["sim_rule"] else ""))
         last[row["request"]] = row
-    from lanelab.findings.timeline import account_words
+    from lanelab.sim.server import account_summary
 
-    under = (f" Every snapshot answers under the account the runs were made with ({account_words(tl.account)})."
+    under = (f" Every snapshot answers under the account the runs were made with ({account_summary(tl.account)})."
              if tl.account else f" Every snapshot answers under the simulator's default account "
-             f"({account_words(None)}); a run made under another account may end otherwise.")
+             f"({account_summary(None)}); a run made under another account may end otherwise.")
     return {"figure": "timeline" if "timeline" in figs else None, "note": TIMELINE_NOTE + under,
             "table": Table.from_frame(timeline_table(tl), code=("claim",), nowrap=("date", "status")),
             "moved": moved, "caveats": [c for c in tl.caveats if c not in f.caveats],

@@ -25,8 +25,7 @@ import pandas as pd
 from lanelab.findings.plots import Chart, cell_text, palette, text_colour, to_png
 from lanelab.wire.spec import RequestSpec
 
-__all__ = ["COLUMNS", "Snapshot", "Timeline", "TimelineRequest", "account_words", "load_timeline_request", "snapshots",
-           "timeline"]
+__all__ = ["COLUMNS", "Snapshot", "Timeline", "TimelineRequest", "load_timeline_request", "snapshots", "timeline"]
 
 #: Columns of :meth:`Timeline.to_frame`, in order.
 COLUMNS = ("request", "policy", "date", "status", "outcome", "lane", "claim", "error_code", "message", "sim_rule",
@@ -72,16 +71,6 @@ def snapshots(names: Iterable[str] | None = None) -> list[Snapshot]:
         policy = load_policy(name)
         out.append(Snapshot(policy.name, policy.date, policy.description))
     return sorted(out, key=lambda s: (s.date, s.name))
-
-
-def account_words(account: Mapping[str, Any] | None) -> str:
-    """A simulator account in a few words ("plan max_5x, extra usage on with no credit left"), over the default."""
-    from lanelab.sim.outcomes import extra_usage_state, normalized_account
-
-    acc = normalized_account(account)
-    extra = {"available": "on, with credit left", "exhausted": "on, with no credit left",
-             "disabled": "off"}[extra_usage_state(acc)]
-    return f"plan {acc.get('plan')}, extra usage {extra}"
 
 
 def load_timeline_request(ref: str | Path) -> TimelineRequest:

@@ -6,12 +6,13 @@ Serving itself (binding, start-up, shutdown, TLS) is :mod:`lanelab.serve`'s, sha
 This module is the one door into the simulator for the rest of the kit (tests/test_layers.py holds it so): besides
 running it, the kit may read which dated policies exist (:func:`list_policies`, :func:`load_policy`,
 :class:`PolicyNotFound`), which credential kinds it mints (:data:`MINT_KINDS`) and check an account override
-(:func:`check_account`). Everything else of ``lanelab.sim`` is the simulator's own.
+(:func:`check_account`) or say one in words (:func:`account_summary`). Everything else of ``lanelab.sim`` is the
+simulator's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +24,21 @@ from lanelab.sim.account import SimState
 from lanelab.sim.account_shape import check_account
 from lanelab.sim.app import SimApp, create_app
 from lanelab.sim.grants import MINT_KINDS
+from lanelab.sim.outcomes import extra_usage_state, normalized_account
 from lanelab.sim.policy import PolicyNotFound, list_policies, load_policy
 from lanelab.sim.simulator import Simulator
 
-__all__ = ["MINT_KINDS", "PolicyNotFound", "SimHandle", "check_account", "list_policies", "load_policy",
-           "running_simulator", "serve_forever"]
+__all__ = ["MINT_KINDS", "PolicyNotFound", "SimHandle", "account_summary", "check_account", "list_policies",
+           "load_policy", "running_simulator", "serve_forever"]
+
+
+def account_summary(account: Mapping[str, Any] | None) -> str:
+    """A simulator account in a few words, over the default account ("plan max_5x, extra usage on, with no credit
+    left")."""
+    acc = normalized_account(account)
+    extra = {"available": "on, with credit left", "exhausted": "on, with no credit left",
+             "disabled": "off"}[extra_usage_state(acc)]
+    return f"plan {acc.get('plan')}, extra usage {extra}"
 
 
 @dataclass
