@@ -252,6 +252,11 @@ def test_sdk_minimal_lints_clean() -> None:
                                                   "claude-code-user-agent-missing"}
     assert "no known trigger matched" in result.summary()
     assert "remedies" in result.to_text() and "API key" in result.to_text()
+    text = result.to_text()  # two observations, the remedies said once, each on lines of its own
+    assert text.count("Remedies that exist:") == 1 and text.count("  (3) Use an API key") == 1
+    assert text.count("remedies   the remedies that exist, listed once below") == 2
+    remedies = text.split("Remedies that exist:")[1].split("\n\n")[0]
+    assert max(len(line) for line in remedies.splitlines()) <= 100
 
 
 def test_profile_file_outside_data_is_read(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -848,14 +849,17 @@ class LintResult:
                 if t.fix_reports:
                     lines.append(f"             (fix reported in {', '.join(t.fix_reports)})")
             elif t.remedies:
-                lines.append("  remedies   " + " ".join(f"({i}) {r}" for i, r in
-                                                         enumerate(self.catalogue.remedies, 1)))
+                lines.append("  remedies   the remedies that exist, listed once below")
             if t.note:
                 lines.append(f"  note       {t.note}")
             seen = ", ".join(t.seen) if t.seen else t.seen_note
             lines.append(f"  reports    {', '.join(t.reports)}; seen {seen}")
             lines.append(f"  simulator  {t.modelled_by()}")
             lines.append(f"  confidence {t.confidence}{' - ' + t.confidence_note if t.confidence_note else ''}")
+        if any(f.trigger.remedies for f in self.observations):
+            lines += ["", "Remedies that exist:"]
+            for i, remedy in enumerate(self.catalogue.remedies, 1):
+                lines.append(textwrap.fill(remedy, 100, initial_indent=f"  ({i}) ", subsequent_indent="      "))
         if self.undetermined:
             lines.append("")
             lines.append(f"Cannot tell from this {self.kind} (it does not record what these need):")
