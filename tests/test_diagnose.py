@@ -295,6 +295,8 @@ def test_cli_prints_the_verdict_and_exits_0(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.startswith("16 tool names use the single-underscore `mcp_` prefix")
     assert "Remedies:" in out and "spent 2 request(s)" in out
+    table = out.split("Requests:\n")[1].split("\n\n")[0].splitlines()  # one column under each heading
+    assert len(table) == 4 and table[0].startswith("|   # | step") and len({len(row) for row in table}) == 1
     assert cli_main(["diagnose", "--profile", "claude-code-2.1.332"]) == 2
     assert cli_main(["diagnose", "--profile", "no-such-profile"]) == 2
     err = capsys.readouterr().err
