@@ -151,7 +151,8 @@ def test_transient_outcomes_are_retried() -> None:
     assert retried and retried[0].verdict == "pass"
     no_retry = bisect(failing, passing, lambda s: "overloaded" if s.headers["h00"] == "good" else "x",
                       retries_unclear=0)
-    assert no_retry.status == NO_FLIP and no_retry.requests == 1
+    # every difference applied stays unclear: the failing request alone is probed too (does it pass as it is?)
+    assert no_retry.status == NO_FLIP and no_retry.requests == 2
 
 
 def test_attestation_edits_are_never_applied() -> None:
@@ -384,3 +385,18 @@ def test_each_probe_sent_is_told_as_it_comes_and_a_terminal_gets_a_line_each(sim
         assert len(printed) == lines
         if lines:
             assert printed[0].startswith("probe 1: HTTP ") and printed[1].startswith("probe 2: HTTP ")
+
+
+def test_swapped_requests_are_said_to_be_swapped_not_a_flaky_server() -> None:
+    """--fail names the request that passes and --pass the one that fails: the search sees every difference applied
+    fail, probes the failing request as it is, finds it passing and says so (it used to end "did not flip …, or a
+    flaky server"); when both fail, the summary says how each ended."""
+    failing, passing, _ = planted(4, {1})
+    swapped = bisect(passing, failing, lambda s: "served_plan" if s.headers["h01"] == "good" else "extra_usage_exhausted")
+    assert swapped.status == ALREADY_PASSES and swapped.probes[-1].applied == () and swapped.requests <= 4
+    assert "are --fail and --pass the right way round?" in swapped.summary()
+    both = bisect(failing, passing, lambda s: "extra_usage_exhausted")
+    assert both.status == NO_FLIP
+    assert both.summary().startswith("applying every difference did not flip the verdict (the passing request may "
+                                     "fail now, or a flaky server): the failing request unchanged ended "
+                                     "extra_usage_exhausted and the passing one ended extra_usage_exhausted")

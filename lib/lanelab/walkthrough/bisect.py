@@ -145,6 +145,17 @@ class BisectResult:
             return _item_words(self.items[i], self.failing)
         return self.differences[i].label if self.differences else f"#{i}"
 
+    def _ends_said(self) -> str:
+        """How the two requests themselves ended, when probed: the answer to "did I swap --fail and --pass?"."""
+        n = self.units
+        ends = {p.applied: p for p in self.probes}
+        said = []
+        for name, applied in (("the failing request unchanged", ()), ("the passing one", tuple(range(n)))):
+            probe = ends.get(applied)
+            if probe is not None and probe.outcomes:
+                said.append(f"{name} ended {'/'.join(dict.fromkeys(probe.outcomes))}")
+        return (": " + " and ".join(said)) if said else ""
+
     def summary(self) -> str:
         """One redacted sentence: what was found (or why nothing was) and how many requests it cost."""
         labels = [self.unit_label(i) for i in self.cause]
@@ -154,9 +165,11 @@ class BisectResult:
         elif self.status == NO_FLIP and not (self.items or self.differences or self.excluded):
             what = "the two requests are the same (no difference to apply): nothing to bisect"
         elif self.status == NO_FLIP:
-            what = "applying every difference did not flip the verdict (the passing request may fail now, or a flaky server)"
+            what = ("applying every difference did not flip the verdict (the passing request may fail now, or a "
+                    "flaky server)" + self._ends_said())
         elif self.status == ALREADY_PASSES:
-            what = "the failing request passed unchanged: nothing to bisect"
+            what = ("the failing request passed unchanged: nothing to bisect (are --fail and --pass the right way "
+                    "round?)")
         elif self.status == BUDGET:
             sus = [self.unit_label(i) for i in self.suspects]
             more = f" and {len(sus) - 8} more" if len(sus) > 8 else ""
@@ -309,6 +322,8 @@ def _binary(n: int, t: ProbeSession) -> tuple[str, list[int]]:
             else:
                 lo = mid
         if hi == len(rest) and not top_known and not t.flips([*needed, *rest]):
+            if not needed and t.flips([]):  # the failing request passes as it is (--fail and --pass swapped?)
+                return ALREADY_PASSES, []
             return NO_FLIP, []
         top_known = True
         if lo == 0 and not needed and t.flips([]):
