@@ -117,3 +117,18 @@ def test_the_request_functions_refuse_what_is_no_request_spec_in_a_sentence() ->
         send("hermes-0.14.0", "http://127.0.0.1:9")  # type: ignore[arg-type]  (nothing is sent)
     with pytest.raises(InputError, match="describe takes a credential; found NoneType"):
         describe(None)  # type: ignore[arg-type]
+
+
+def test_the_terminal_table_is_narrow_and_says_each_report_once_with_its_sources() -> None:
+    """diff's printed table cuts both values and numbers the notes; each note is listed once below it, wrapped, with
+    its sources: the whole of every value and note stays in to_frame (and --csv)."""
+    d = diff_specs(load_profile("hermes-0.14.0").spec, load_profile("sdk-minimal").spec, "hermes", "sdk")
+    text = d.to_markdown()
+    table, _, said = text.partition("\n\nWhat reports say:\n")
+    assert max(len(line) for line in text.splitlines()) <= 140
+    frame = d.to_frame()
+    notes = [n for cell in frame["what reports say"] for n in cell.split(" · ") if n]
+    for note in dict.fromkeys(notes):
+        assert " ".join(said.split()).count(note.split(" [")[0]) == 1  # each once, however many rows it annotates
+    assert "[1]" in table and said.startswith("[1] ")
+    assert all(source.split(";")[0] in " ".join(said.split()) for source in frame["sources"] if source)

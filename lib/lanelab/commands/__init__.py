@@ -34,7 +34,8 @@ class HelpParagraphs(argparse.RawDescriptionHelpFormatter):
                 out.append("\n".join(indent + line for line in lines))
             else:
                 out.append(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
-                                         subsequent_indent=indent))
+                                         subsequent_indent=indent, break_on_hyphens=False,
+                                         break_long_words=False))
         return "\n\n".join(out)
 
 

@@ -859,7 +859,8 @@ class LintResult:
         if any(f.trigger.remedies for f in self.observations):
             lines += ["", "Remedies that exist:"]
             for i, remedy in enumerate(self.catalogue.remedies, 1):
-                lines.append(textwrap.fill(remedy, 100, initial_indent=f"  ({i}) ", subsequent_indent="      "))
+                lines.append(textwrap.fill(remedy, 100, initial_indent=f"  ({i}) ", subsequent_indent="      ",
+                                           break_on_hyphens=False, break_long_words=False))
         if self.undetermined:
             lines.append("")
             lines.append(f"Cannot tell from this {self.kind} (it does not record what these need):")

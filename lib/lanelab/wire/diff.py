@@ -21,6 +21,7 @@ import difflib
 import html
 import json
 import re
+import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -680,8 +681,24 @@ class SpecDiff:
             return f"{label} {'carries' if flag else 'does not carry'} a billing attestation block"
         return f"{say(self.a_label, self.a_attestation)}; {say(self.b_label, self.b_attestation)}."
 
-    def to_markdown(self) -> str:
-        return f"{self.attestation_summary()}\n\n{self.to_frame().to_markdown(index=False)}"
+    def to_markdown(self, width: int = 24) -> str:
+        """The attestation summary, then one row per difference with both values cut to ``width`` characters and a
+        note number; then what reports say, each note once with its sources (the whole of it: :meth:`to_frame`)."""
+        notes: dict[str, int] = {}
+        rows = []
+        for d in self.rows:
+            said = [f"{an.note} [{an.confidence}] ({an.source})" if an.confidence else f"{an.note} ({an.source})"
+                    for an in d.annotations]
+            numbers = [notes.setdefault(text, len(notes) + 1) for text in said]
+            rows.append({"part": d.part, "field": d.key, "change": d.change,
+                         self.a_label: show(d.a, width), self.b_label: show(d.b, width),
+                         "reports": ", ".join(f"[{n}]" for n in numbers)})
+        cols = ["part", "field", "change", self.a_label, self.b_label, "reports"]
+        table = pd.DataFrame.from_records(rows, columns=cols).to_markdown(index=False)
+        listed = "\n".join(textwrap.fill(text, 100, initial_indent=f"[{n}] ", subsequent_indent="     ",
+                                          break_on_hyphens=False, break_long_words=False)
+                            for text, n in notes.items())
+        return f"{self.attestation_summary()}\n\n{table}" + (f"\n\nWhat reports say:\n{listed}" if notes else "")
 
     def _repr_html_(self) -> str:
         head = (f"<p><b>{html.escape(self.a_label)}</b> vs <b>{html.escape(self.b_label)}</b>: "
