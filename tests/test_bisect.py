@@ -208,6 +208,8 @@ def test_cli_bisect_and_diff_run(sim, tmp_path, monkeypatch, capsys) -> None:
     assert main(["bisect", "--pass", "sdk-minimal", "--fail", "hermes-0.14.0"]) == 0
     out = capsys.readouterr().out
     assert "smallest difference" in out and "tools" in out
+    tables = [line for line in out.splitlines() if line.startswith("|")]  # cells cut for a terminal (were 430 wide)
+    assert tables and max(map(len, tables)) <= 180 and any("…" in line for line in tables)
     assert list((tmp_path / "runs").glob("bisect_*.jsonl"))
     assert main(["diff", "hermes-0.14.0", "sdk-minimal"]) == 0
     assert "user-agent" in capsys.readouterr().out

@@ -15,6 +15,8 @@ from lanelab.live import confirm_cli, require_live_opt_in
 from lanelab.matrix.budget import DEFAULT_LIVE_BUDGET
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from lanelab.walkthrough.bisect import BisectResult
 
 NAME = "bisect"
@@ -135,19 +137,24 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.found else 1
 
 
+def _cut(frame: pd.DataFrame, width: int = 30) -> pd.DataFrame:
+    """The table with every text cell cut to ``width`` characters, for a terminal (the run file keeps it whole)."""
+    return frame.map(lambda v: v if not isinstance(v, str) or len(v) <= width else v[: width - 1] + "…")
+
+
 def _print_result(result: BisectResult, fail_label: str, pass_label: str) -> None:
     """Every difference (or the first :data:`SHOWN_DIFFERENCES` and how many more), the answer, the cause, where
     the probes are."""
     every = result.differences_frame()
     print(f"bisect {fail_label} (fails) → {pass_label} (passes): {len(every)} difference(s)")
     if len(every):
-        print(every.drop(columns=["what reports say", "sources"]).head(SHOWN_DIFFERENCES).to_markdown(index=False))
+        print(_cut(every.drop(columns=["what reports say", "sources"]).head(SHOWN_DIFFERENCES)).to_markdown(index=False))
         if len(every) > SHOWN_DIFFERENCES:
             print(f"… and {len(every) - SHOWN_DIFFERENCES} more (every one: python -m lanelab diff {fail_label} "
                   f"{pass_label}, or the run file below).")
     print(result.summary())
     if result.cause:
-        print(result.to_frame().to_markdown(index=False))
+        print(_cut(result.to_frame(), 40).to_markdown(index=False))
     for note in result.notes:
         print(f"note: {note}")
     print(f"probes stored in {result.path}")
