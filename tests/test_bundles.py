@@ -122,6 +122,7 @@ def test_a_report_of_other_peoples_bundles_alone_says_so_and_reads_no_sample(
     assert md.split("\n")[2].startswith("**Pooled from 2 findings bundles of other people (no run of yours): 2 bundles")
     assert "sim-sample" not in md.split("### Findings from other people")[0]
     assert "2 findings bundles of other people" in md
+    assert "| run | kind |" not in md  # no empty table of runs
     capsys.readouterr()
     assert cli.main(["report"]) == 0  # nothing at all of the user's: the samples, and a note that says so
     err = capsys.readouterr().err

@@ -800,7 +800,7 @@ def report_data(findings: Findings) -> dict[str, Any]:
         "verdict": f.verdict,
         "new_to_this_kit": list(f.drift), "caveats": list(f.caveats),
         "inputs": f.input_lines(), "has_data": has,
-        "runs": Table.from_frame(metadata(f), nowrap=("date", "requests")),
+        "runs": Table.from_frame(metadata(f), nowrap=("date", "requests")) if f.runs else None,  # (none: bundles alone)
         "effects": {"figure": "effects" if "effects" in figs else None,
                     "table": Table.from_frame(effects_table(f.effects), code=("cells",))} if has else None,
         "overview": {"kind": overview, "figure": overview if overview else None,
