@@ -394,7 +394,8 @@ def test_swapped_requests_are_said_to_be_swapped_not_a_flaky_server() -> None:
     fail, probes the failing request as it is, finds it passing and says so (it used to end "did not flip …, or a
     flaky server"); when both fail, the summary says how each ended."""
     failing, passing, _ = planted(4, {1})
-    swapped = bisect(passing, failing, lambda s: "served_plan" if s.headers["h01"] == "good" else "extra_usage_exhausted")
+    oracle = lambda s: "served_plan" if s.headers["h01"] == "good" else "extra_usage_exhausted"
+    swapped = bisect(passing, failing, oracle)
     assert swapped.status == ALREADY_PASSES and swapped.probes[-1].applied == () and swapped.requests <= 4
     assert "are --fail and --pass the right way round?" in swapped.summary()
     both = bisect(failing, passing, lambda s: "extra_usage_exhausted")

@@ -341,8 +341,8 @@ def test_renames_two_entries_ask_for_meet_in_one_name_that_neither_flags() -> No
     assert carried == ["mcp__context_notes", "mcp__chat_history_lookup", "mcp__read_file", "mcp__context_notes"]
     prefix, names = result.find("mcp-single-underscore-tools"), result.find("memory-session-search-tools")
     assert prefix is not None and names is not None
-    assert dict(prefix.renames) == {"mcp_memory": "mcp__context_notes", "mcp_session_search": "mcp__chat_history_lookup",
-                                    "mcp_read_file": "mcp__read_file"}
+    assert dict(prefix.renames) == {"mcp_memory": "mcp__context_notes",
+                                    "mcp_session_search": "mcp__chat_history_lookup", "mcp_read_file": "mcp__read_file"}
     assert dict(names.renames) == {"mcp_memory": "mcp__context_notes", "mcp_session_search": "mcp__chat_history_lookup",
                                    "mcp__memory": "mcp__context_notes"}
     for finding in (prefix, names):

@@ -136,7 +136,8 @@ def test_headroom_chart_puts_utilization_beside_outcome(tmp_path: Path) -> None:
     cells = hermes_like_cells()[:2] + [make_cell({"endpoint": "x", "ua": "y", "tools": "z"}, "burst_limited", 429)]
     fig = plots.headroom_chart(frame(tmp_path, cells))
     ax_o, ax_u = fig.axes[:2]
-    assert ax_o.get_title() == "outcome" and ax_u.get_title() == "% of each plan window used: nearly empty bars are an unused plan"
+    assert ax_o.get_title() == "outcome"
+    assert ax_u.get_title() == "% of each plan window used: nearly empty bars are an unused plan"
     labels = [t.get_text() for t in ax_o.get_yticklabels()]
     assert len(labels) == 3 and labels[0].endswith("[200]") and labels[2].endswith("[429]")
     widths = sorted({round(p.get_width(), 6) for p in ax_u.patches})

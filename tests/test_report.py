@@ -363,7 +363,8 @@ def test_the_comparison_counts_only_requests_both_runs_sent_and_says_when_they_s
     assert summary == "1 of 2 requests ended differently. 2 more were sent in one of the runs only."
     assert sorted(table["cell"]) == ["c2", "c3", "c4"]
     ended = table.set_index("cell")
-    assert ended.loc["c2", "in a"] == "200 Served, billed to the plan" and ended.loc["c2", "in b"] == "400 Bare 'Error' refusal"
+    assert ended.loc["c2", "in a"] == "200 Served, billed to the plan"
+    assert ended.loc["c2", "in b"] == "400 Bare 'Error' refusal"
     exhausted = lambda level, cid: make_cell({"tools": level}, "extra_usage_exhausted", 400, "extra_usage", cell_id=cid)
     d = write_run(tmp_path / "d.jsonl", [exhausted("none", "c1")], run_id="d")
     _, table = report.comparison_table(report.collect(load_runs([a, d])))

@@ -23,7 +23,8 @@ NAME = "bisect"
 HELP = "delta-debug between a passing and a failing request to find the smallest difference that flips it"
 DESCRIPTION = (
     "--fail REQUEST and --pass REQUEST each name a profile (data/profiles), a profile file (.toml), a Hermes "
-    "request_dump_*.json (what it does not record is said) or a capture file (its last inference request; --index picks another, and the command says which one it took); a first-party "
+    "request_dump_*.json (what it does not record is said) or a capture file (its last inference request; --index "
+    "picks another, and the command says which one it took); a first-party "
     "reference profile is never probed. Every difference between the two is listed (part, field, both values); then "
     "subsets of them are applied to the --fail request and sent, narrowing to the smallest set that gets it billed "
     "to the plan. Without LANELAB_BASE_URL an embedded simulator is started (--policy); with a simulator URL the "
@@ -148,7 +149,8 @@ def _print_result(result: BisectResult, fail_label: str, pass_label: str) -> Non
     every = result.differences_frame()
     print(f"bisect {fail_label} (fails) → {pass_label} (passes): {len(every)} difference(s)")
     if len(every):
-        print(_cut(every.drop(columns=["what reports say", "sources"]).head(SHOWN_DIFFERENCES)).to_markdown(index=False))
+        shown = every.drop(columns=["what reports say", "sources"]).head(SHOWN_DIFFERENCES)
+        print(_cut(shown).to_markdown(index=False))
         if len(every) > SHOWN_DIFFERENCES:
             print(f"… and {len(every) - SHOWN_DIFFERENCES} more (every one: python -m lanelab diff {fail_label} "
                   f"{pass_label}, or the run file below).")

@@ -8,10 +8,10 @@ NAME = "diff"
 HELP = "show how two requests differ (headers, query, system blocks, tools, body), with what reports say"
 DESCRIPTION = (
     "A and B are profile names (data/profiles), profile files (.toml), Hermes request_dump_*.json files or capture "
-    "files from 'lanelab capture' (by "
-    "default their last inference request; --index picks another, and the command says which one it took). Prints "
-    "a Markdown table, one row per difference, annotated from data/diff_annotations.toml with the public reports "
-    "behind each, and whether either request carries a billing attestation block."
+    "files from 'lanelab capture' (by default their last inference request; --index picks another, and the "
+    "command says which one it took). Prints a Markdown table, one row per difference, with both values cut short "
+    "and the public reports behind each (data/diff_annotations.toml) listed once below it, and whether either "
+    "request carries a billing attestation block; --csv gives every value whole."
 )
 
 

@@ -26,8 +26,8 @@ DESCRIPTION = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="*", metavar="RUN",
-                        help="run files (.jsonl); default: every run under LANELAB_OUT/runs, else (without --compare) the "
-                             "kit's sample runs, with a note saying so")
+                        help="run files (.jsonl); default: every run under LANELAB_OUT/runs, else (without "
+                             "--compare) the kit's sample runs, with a note saying so")
     parser.add_argument("--out", type=Path, default=None, help="directory for the reports (default: LANELAB_OUT)")
     parser.add_argument("--name", default="findings",
                         help="file name stem, a plain name without '/' (default: %(default)s)")

@@ -1,8 +1,8 @@
 """The runner's side of the simulator's control routes: which policy it runs, a fresh token, whether it knows a token.
 
 These talk to the embedded simulator only (a loopback URL); against any other server they answer "not the
-simulator" (:func:`sim_policy`, :func:`sim_account`, :func:`sim_knows`) or refuse (:func:`sim_token`). Every token they see is registered
-as a secret at once, so it is masked wherever it might be shown.
+simulator" (:func:`sim_policy`, :func:`sim_account`, :func:`sim_knows`) or refuse (:func:`sim_token`). Every token
+they see is registered as a secret at once, so it is masked wherever it might be shown.
 """
 
 from __future__ import annotations

@@ -242,7 +242,8 @@ class Diagnosis:
         if self.credential_check:
             lines += ["", self.credential_check.sentence()]
         lines += ["", "Remedies:"] + [f"  {i}. {r}" for i, r in enumerate(self.verdict.remedies, 1)]
-        lines += ["", "Requests:", self.to_frame().drop(columns=["cell"]).to_markdown(index=False)]  # aligned, as bisect
+        table = self.to_frame().drop(columns=["cell"]).to_markdown(index=False)  # aligned, as bisect's
+        lines += ["", "Requests:", table]
         if self.notes:
             lines += [""] + [f"Note: {n}" for n in self.notes]
         lines += ["", (f"spent {self.requests} request(s) and {self.tokens} token(s) (as the responses report them); "
