@@ -81,7 +81,9 @@ def test_interrupting_a_run_in_a_notebook_stops_the_sending_and_a_rerun_sends_on
     # stopped at once (sending the rest would take seconds): the ten cells, plus at most the four in flight, were
     # recorded, and nothing was sent afterwards
     assert 10 <= got["at_interrupt"] <= 14 and got["seconds"] < 1.0, got
-    assert got["sent_later"] == 0 and got["sent"] <= got["at_interrupt"] + 4, got
+    # (the simulator stamps a request when it starts on it: on a busy machine one of the four in flight can start
+    # there after the cell returned; sending on would show as a hundred more in the second that follows)
+    assert got["sent_later"] <= 4 and got["sent"] <= got["at_interrupt"] + 4, got
     # the rerun sends exactly what is missing; every cell is recorded once
     assert got["resumed"] == got["at_interrupt"] and got["sent_again"] == got["cells"] - got["at_interrupt"], got
     assert got["ids"] == got["unique_ids"] == got["cells"], got

@@ -152,7 +152,8 @@ def test_a_live_cli_session_end_to_end(rehearse):
 
     # capture in front of the live API, then bisect that capture (confirmed with --yes), within its budget
     capture = steps["capture"]
-    assert capture["returncode"] == 0 and capture["client_status"] == 400 and "1 exchange(s)" in capture["stdout"]
+    # stopped by Ctrl-C after its summary: exit 130, as every command (docs/contracts.md §6)
+    assert capture["returncode"] == 130 and capture["client_status"] == 400 and "1 exchange(s)" in capture["stdout"]
     assert "forwarding to https://api.anthropic.com" in capture["stdout"]
     assert [r["headers"]["host"] for r in inference(during(log, capture))] == ["api.anthropic.com"]
     bisect = steps["bisect"]

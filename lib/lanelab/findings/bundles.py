@@ -493,8 +493,8 @@ class BundleComparison:
         plans = sorted({b.data["plan"] for b in self.bundles})
         if len(where) < 2 and len(plans) < 2:
             return ""
-        apart = [f"{len(where)} policies or hosts ({', '.join(where)})" if len(where) > 1 else "",
-                 f"{len(plans)} plans ({', '.join(plans)})" if len(plans) > 1 else ""]
+        apart = [f"{len(where)} policies or hosts" if len(where) > 1 else "",
+                 f"{len(plans)} plans" if len(plans) > 1 else ""]  # (which ones: the table's bundle column)
         return (f" They were made under {' and '.join(a for a in apart if a)}: a difference may follow those, not the "
                 "people; compare bundles of the same policy and plan.")
 
