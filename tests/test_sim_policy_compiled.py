@@ -471,3 +471,25 @@ def test_each_token_condition_alone_matches_as_its_text_says(key: str) -> None:
             assert got == ref_matches(rule, req), (key, value, req)
             outcomes_seen.add(got)
     assert outcomes_seen == {True, False}
+
+
+_HEADER_NAMES = st.sampled_from(["authorization", "anthropic-beta", "user-agent", "x-app", "anthropic-version", "host",
+                                 "x-api-key", "User-Agent", "accept"])
+
+
+@given(st.lists(st.dictionaries(_HEADER_NAMES, st.text(max_size=30), max_size=6), min_size=1, max_size=4))
+def test_header_features_kept_for_the_same_headers_are_what_reading_them_gives(dicts: list[dict[str, str]]) -> None:
+    """A simulator keeps the features of the last header dict it read (a client sends the same headers each time):
+    for any sequence of dicts, repeated or not, they are what reading each gives, in a fresh dict a rule may keep."""
+    from lanelab.sim import features
+
+    kept = features.HeaderFeatures()
+    for headers in [*dicts, *dicts, dicts[-1], dict(dicts[-1])]:
+        got = kept.of(headers)
+        assert got == features._header_features(headers)
+        got["headers"]["x-changed"] = "by a caller"
+        assert "x-changed" not in kept.of(headers)["headers"]
+    body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]}
+    for headers in dicts:
+        assert features.extract("POST", "/v1/messages", {}, headers, body, None, kept) == \
+            features.extract("POST", "/v1/messages", {}, headers, body, None)

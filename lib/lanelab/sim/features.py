@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl
 
 from lanelab.sim import outcomes, validation
 
-__all__ = ["AUTH_STYLES", "BODY_SHAPES", "MODEL_FAMILIES", "OPENAI_PATHS", "TOKEN_KINDS", "RequestFeatures", "TokenInfo",
+__all__ = ["AUTH_STYLES", "BODY_SHAPES", "MODEL_FAMILIES", "OPENAI_PATHS", "TOKEN_KINDS", "HeaderFeatures",
+           "RequestFeatures", "TokenInfo",
            "compact_json", "extract", "header_pairs", "host_name", "model_family", "tool_base_name"]
 
 TOKEN_KINDS = ("oauth", "api_key", "unknown", "none")
@@ -239,8 +240,28 @@ def _auth_style(headers: dict[str, str]) -> str:
     return "bearer" if bearer else "x-api-key" if api_key else "none"
 
 
-def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: TokenInfo | None) -> RequestFeatures:
-    """Derive every feature the policy rules match on. Never raises: junk yields empty features."""
+class HeaderFeatures:
+    """The features of a request's headers, for the last header dict seen (one simulator's: it holds the values,
+    its credential among them, so it lives and goes with the simulator). A client sends the same headers request
+    after request: the same dict again is not read again."""
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[tuple[str, str], ...], dict[str, Any]] | None = None
+
+    def of(self, headers: Any) -> dict[str, Any]:
+        """The header features of ``headers`` (a fresh ``headers`` dict each time: rules may keep it)."""
+        key = tuple(headers.items()) if type(headers) is dict else None
+        last = self._last
+        if key is not None and last is not None and last[0] == key:
+            found = last[1]
+        else:
+            found = _header_features(headers)
+            if key is not None:
+                self._last = (key, found)
+        return {**found, "headers": dict(found["headers"])}
+
+
+def _header_features(headers: Any) -> dict[str, Any]:
     merged: dict[str, str] = {}
     betas: list[str] = []
     user_agents: list[str] = []
@@ -250,6 +271,16 @@ def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: 
             betas.extend(b for b in (part.strip() for part in value.split(",")) if b)
         elif name == "user-agent" and value.strip():
             user_agents.append(value.strip())
+    return {"headers": merged, "auth_style": _auth_style(merged), "betas": tuple(betas),
+            "user_agents": tuple(user_agents), "x_app": merged.get("x-app"),
+            "anthropic_version": merged.get("anthropic-version"), "host": host_name(merged.get("host"))}
+
+
+def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: TokenInfo | None,
+            header_features: HeaderFeatures | None = None) -> RequestFeatures:
+    """Derive every feature the policy rules match on. Never raises: junk yields empty features. ``header_features``
+    is the simulator's :class:`HeaderFeatures` (the same headers again are not read again)."""
+    from_headers = header_features.of(headers) if header_features is not None else _header_features(headers)
     query_d = _query_dict(query)
     path_s = path if isinstance(path, str) else ""
     path_s = path_s.split("?", 1)[0] or "/"
@@ -264,11 +295,9 @@ def extract(method: str, path: str, query: Any, headers: Any, body: Any, token: 
         if method_s == "POST":
             derived["request_problem"] = validation.problem(path_s, parsed)
     return RequestFeatures(
-        method=method_s, path=path_s, query=query_d, headers=merged, body=body,
+        method=method_s, path=path_s, query=query_d, body=body,
         token=token if isinstance(token, TokenInfo) else TokenInfo.none(),
-        beta_query=query_d.get("beta", "").lower() == "true", auth_style=_auth_style(merged), betas=tuple(betas),
-        user_agents=tuple(user_agents), x_app=merged.get("x-app"), anthropic_version=merged.get("anthropic-version"),
-        host=host_name(merged.get("host")), **derived)
+        beta_query=query_d.get("beta", "").lower() == "true", **from_headers, **derived)
 
 
 def host_name(value: Any) -> str:

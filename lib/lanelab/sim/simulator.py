@@ -42,6 +42,7 @@ class Simulator:
         self.clock = SimClock()
         self.usage_reads = UsageLimiter(self.clock)
         self.real_hosts = real_hosts
+        self.header_features = features.HeaderFeatures()
         self.set_policy(policy)
         self.initial_policy = policy
 
@@ -66,6 +67,7 @@ class Simulator:
         registry, counters, the clock and the usage reads, the policy it was created with and its fault plan (spec,
         counters, coin)."""
         self.state.reset()
+        self.header_features = features.HeaderFeatures()  # (it holds the last headers seen, a credential among them)
         self.faults.reset()
         self.clock.reset()
         self.usage_reads.reset()
@@ -95,7 +97,7 @@ class Simulator:
                body: Any) -> tuple[features.TokenInfo, policy_mod.Decision, Reply]:
         """Token → features → the policy's decision → the reply (``headers`` with lower-case names)."""
         token = self.token_info(headers)
-        feats = features.extract(method, path, query, headers, body, token)
+        feats = features.extract(method, path, query, headers, body, token, self.header_features)
         decision = self.policy.decide(feats)
         return token, decision, self.render(decision.outcome, decision.details)
 
