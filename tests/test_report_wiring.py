@@ -240,6 +240,8 @@ def test_the_timeline_replays_the_request_under_the_account_the_run_was_made_wit
     assert tl.rows[0]["outcome"] == as_sent["outcome"] == "served_extra"
     findings = report.collect([run], timeline=tl)
     md = report.render_markdown(findings, {})
-    assert "under the account the runs were made with (plan pro, extra usage on, with credit left)" in md
+    assert "under the account the runs recorded (plan pro, extra usage on, with credit left)" in md
+    other = load_run(real_profile_run(tmp_path))  # a run that recorded no account (an older run, a bisect) beside it
+    assert report.timeline_for([run, other], policies=["2026-08"]).account == run.header["sim_account"]
     # billed to extra usage already: "enable extra usage" is no remedy for it; the others still are
     assert "enable extra usage" not in findings.verdict.remedy and "API key" in findings.verdict.remedy

@@ -468,9 +468,10 @@ def timeline_for(runs: Sequence[Run] | Findings, *, asked: bool | None = None,
         return None
     from lanelab.findings.timeline import timeline
 
-    # the account the runs were made under (recorded by the runner), so that the timeline does not contradict them
-    accounts = [r.header.get("sim_account") for r in runs]
-    same = isinstance(accounts[0], dict) and all(a == accounts[0] for a in accounts)
+    # the account the runs recorded (a matrix run against a simulator does; bisect and diagnose runs and older runs
+    # record none), so that the timeline does not contradict them; runs that recorded different ones: the default
+    accounts = [a for a in (r.header.get("sim_account") for r in runs) if isinstance(a, dict)]
+    same = bool(accounts) and all(a == accounts[0] for a in accounts)
     return timeline(refs, policies, account=accounts[0] if same else None)
 
 
@@ -853,7 +854,7 @@ def _timeline_data(f: Findings, figs: Mapping[str, Figure]) -> dict[str, Any] | 
         last[row["request"]] = row
     from lanelab.sim.server import account_summary
 
-    under = (f" Every snapshot answers under the account the runs were made with ({account_summary(tl.account)})."
+    under = (f" Every snapshot answers under the account the runs recorded ({account_summary(tl.account)})."
              if tl.account else f" Every snapshot answers under the simulator's default account "
              f"({account_summary(None)}); a run made under another account may end otherwise.")
     return {"figure": "timeline" if "timeline" in figs else None, "note": TIMELINE_NOTE + under,
