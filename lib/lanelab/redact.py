@@ -307,9 +307,9 @@ def _pairs_in_text(text: str) -> Iterator[tuple[str, int, int, bool]]:
             pos = tail.end()
 
 
-def _has_sensitive_key(text: str, spaced: bool = True) -> bool:
-    """True when JSON text that holds no backslash has a key :func:`is_sensitive_key` names (``spaced``: the text is
-    ``json.dumps``'s, where a key is followed by ``": "``; else any JSON text, such as a body as a client sent it).
+def _has_sensitive_key(text: str) -> bool:
+    """True when JSON text that holds no backslash has a key :func:`is_sensitive_key` names: ``json.dumps``'s, or a
+    body as its client spaced it.
 
     There every string sits between two quotes and a key is a string followed by ``:`` (after JSON whitespace, if
     any; a value is followed by ``,``, ``]`` or ``}``). Every sensitive key contains one of :data:`_STEMS` once
@@ -319,7 +319,7 @@ def _has_sensitive_key(text: str, spaced: bool = True) -> bool:
     """
     low, exact = _lowered(text)
     if not exact:  # a character whose lower case is longer ("İ"): look at every key
-        return any(map(is_sensitive_key, (_JSON_KEY_RE if spaced else _ANY_JSON_KEY_RE).findall(text)))
+        return any(map(is_sensitive_key, _JSON_KEY_RE.findall(text)))
     checked = 0  # the end of the last string looked at: a stem before it is in that string
     for i, _ in _stem_hits(low):
         if i < checked:
@@ -327,18 +327,15 @@ def _has_sensitive_key(text: str, spaced: bool = True) -> bool:
         end = text.find('"', i)
         if end < 0:
             return False
-        key_end = text.startswith('": ', end) if spaced else _ANY_KEY_END_RE.match(text, end) is not None
-        if key_end and is_sensitive_key(text[text.rfind('"', 0, i) + 1:end]):
+        if _KEY_END_RE.match(text, end) and is_sensitive_key(text[text.rfind('"', 0, i) + 1:end]):
             return True
         checked = end
     return False
 
 
-#: The keys of JSON text that holds no backslash (see :func:`_has_sensitive_key`): ``json.dumps``'s, and any.
-_JSON_KEY_RE = re.compile(r'"([^"]*)": ')
-_ANY_JSON_KEY_RE = re.compile(r'"([^"]*)"[ \t\n\r]*:')
-#: A string's closing quote that ends a key, in any JSON text
-_ANY_KEY_END_RE = re.compile(r'"[ \t\n\r]*:')
+#: The keys of JSON text that holds no backslash (see :func:`_has_sensitive_key`), and the closing quote of one.
+_JSON_KEY_RE = re.compile(r'"([^"]*)"[ \t\n\r]*:')
+_KEY_END_RE = re.compile(r'"[ \t\n\r]*:')
 
 
 def _hidden(value: str) -> bool:
@@ -708,14 +705,11 @@ class Redactor:
         inners = [text[1:-1] if isinstance(obj, dict) else text for obj, text in zip(objs, texts)]
         return texts if self._all_clean(inners, json=True) else None
 
-    def _all_clean(self, texts: list[str], json: bool = False, spaced: bool = True) -> bool:
-        """True when :meth:`redact_text` would mask nothing in any of ``texts`` (``json``: JSON texts, and
-        :meth:`clean_json` would find each clean: no backslash, no sensitive key either; ``spaced``: texts as
-        ``json.dumps`` writes them, else as anyone may, see :func:`_has_sensitive_key`). Texts known clean already
-        are not looked at again; the others are scanned as one text, one per line, and each is remembered clean.
-
-        A JSON text found clean either way is remembered as one: the check of any JSON text finds whatever the check
-        of ``json.dumps``'s would, and a text the same as one ``json.dumps`` wrote is formatted as it writes.
+    def _all_clean(self, texts: list[str], json: bool = False) -> bool:
+        """True when :meth:`redact_text` would mask nothing in any of ``texts`` (``json``: JSON texts, however spaced,
+        and :meth:`clean_json` would find each clean: no backslash, no sensitive key either). Texts known clean
+        already are not looked at again; the others are scanned as one text, one per line, and each is remembered
+        clean.
 
         Why one text answers for each: no key, value, token or pair pattern reads across a line break (in JSON with
         no backslash, a line break is outside every string), so whatever one text holds, the joined text holds at
@@ -727,9 +721,9 @@ class Redactor:
             return True
         joined = "\n".join(todo)
         if len(todo) > 1 and not _lowered(joined)[1]:
-            return all(self._all_clean([text], json, spaced) for text in todo)
+            return all(self._all_clean([text], json) for text in todo)
         generation, known = self._known_now()
-        if json and ("\\" in joined or _has_sensitive_key(joined, spaced)):
+        if json and ("\\" in joined or _has_sensitive_key(joined)):
             return False
         if _masked(joined, known) != joined:
             return False
@@ -797,7 +791,7 @@ class Redactor:
             return "text", text
         # nothing to learn, and nothing the walk would mask: found in the text as it came (with no backslash, each of
         # the data's strings is in it verbatim, see redact_json), or else in the text of the data
-        if self._all_clean([text], json=True, spaced=False) or self.clean_json(data) is not None:
+        if self._all_clean([text], json=True) or self.clean_json(data) is not None:
             return "clean json", data
         self.learn_obj(data)
         return "json", data
